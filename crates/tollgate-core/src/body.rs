@@ -1,0 +1,500 @@
+//! Reading a body into one [`Bytes`] with a byte limit, and the body types layers hand on.
+//!
+//! Layers that sign or verify must see the exact bytes, so they buffer the body once with
+//! [`buffer`] (or [`buffer_request`], which also honours `Content-Length` before reading),
+//! then give the inner service a [`BufferedBody`] over the *same* `Bytes`: nothing is copied a
+//! second time. Responses a layer makes itself (rejections) travel in a [`ResponseBody`].
+
+use std::convert::Infallible;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::rejection::{Rejection, code};
+
+/// A boxed error, as used across tower.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body limit layers use unless configured otherwise: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Why a body could not be buffered.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BufferError {
+    /// The body (or its declared `Content-Length`) is longer than the limit: answer 413.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Reading the body failed (the peer went away, a protocol error): answer 400.
+    Read(BoxError),
+}
+
+impl BufferError {
+    /// The rejection a server answers with: 413 `payload_too_large` or 400 `body_read_failed`.
+    /// The read error's text is not included (it can carry peer details); log it instead.
+    pub fn to_rejection(&self) -> Rejection {
+        match self {
+            Self::TooLarge { limit } => Rejection::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                code::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than the limit of {limit} bytes"),
+            ),
+            Self::Read(_) => Rejection::new(
+                http::StatusCode::BAD_REQUEST,
+                code::BODY_READ_FAILED,
+                "request body could not be read",
+            ),
+        }
+    }
+
+    /// Whether this is [`BufferError::TooLarge`].
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Self::TooLarge { .. })
+    }
+}
+
+impl fmt::Display for BufferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { limit } => write!(f, "body is larger than the limit of {limit} bytes"),
+            Self::Read(err) => write!(f, "body could not be read: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for BufferError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::TooLarge { .. } => None,
+            Self::Read(err) => Some(&**err),
+        }
+    }
+}
+
+/// Fails with [`BufferError::TooLarge`] when the headers declare a `Content-Length` above
+/// `limit`, so a server can answer 413 before reading a byte. A missing or unparsable
+/// `Content-Length` passes (the byte count while reading still applies).
+///
+/// ```
+/// use http::HeaderMap;
+/// use tollgate_core::body::check_content_length;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("content-length", "2048".parse().unwrap());
+/// assert!(check_content_length(&headers, 1024).unwrap_err().is_too_large());
+/// assert!(check_content_length(&headers, 2048).is_ok());
+/// ```
+pub fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), BufferError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(BufferError::TooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the whole `body` into one [`Bytes`], failing once more than `limit` bytes arrive.
+///
+/// A body whose [`size_hint`](Body::size_hint) already says it is longer than `limit` is
+/// refused before any read. When the body arrives as one chunk, that chunk's `Bytes` is
+/// returned as is (no copy); several chunks are gathered into one allocation. Trailers are
+/// ignored.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use tollgate_core::body::buffer;
+///
+/// # tokio_test_block_on(async {
+/// let bytes = buffer(Full::new(Bytes::from_static(b"{\"a\":1}")), 1024).await.unwrap();
+/// assert_eq!(bytes, &b"{\"a\":1}"[..]);
+///
+/// let err = buffer(Full::new(Bytes::from(vec![0; 2048])), 1024).await.unwrap_err();
+/// assert!(err.is_too_large());
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub async fn buffer<B>(body: B, limit: usize) -> Result<Bytes, BufferError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BufferError::TooLarge { limit });
+    }
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut gathered: Option<BytesMut> = None;
+    let mut total: usize = 0;
+
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.map_err(|err| BufferError::Read(err.into()))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let len = data.remaining();
+        if len == 0 {
+            continue;
+        }
+        total = total.saturating_add(len);
+        if total > limit {
+            return Err(BufferError::TooLarge { limit });
+        }
+        match (&mut first, &mut gathered) {
+            (None, None) => first = Some(data.copy_to_bytes(len)),
+            (Some(_), None) => {
+                let hint = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+                let capacity = total.saturating_add(hint).min(limit);
+                let mut buf = BytesMut::with_capacity(capacity);
+                if let Some(first) = first.take() {
+                    buf.extend_from_slice(&first);
+                }
+                buf.extend_from_slice(&data.copy_to_bytes(len));
+                gathered = Some(buf);
+            }
+            (_, Some(buf)) => buf.extend_from_slice(&data.copy_to_bytes(len)),
+        }
+    }
+    Ok(match (first, gathered) {
+        (_, Some(buf)) => buf.freeze(),
+        (Some(first), None) => first,
+        (None, None) => Bytes::new(),
+    })
+}
+
+/// Splits `request`, checks its `Content-Length` against `limit`
+/// ([`check_content_length`]), then buffers its body ([`buffer`]).
+///
+/// Put the bytes back with `Request::from_parts(parts, BufferedBody::new(bytes.clone()))`:
+/// the clone shares the same memory.
+pub async fn buffer_request<B>(
+    request: http::Request<B>,
+    limit: usize,
+) -> Result<(http::request::Parts, Bytes), BufferError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    check_content_length(&parts.headers, limit)?;
+    let bytes = buffer(body, limit).await?;
+    Ok((parts, bytes))
+}
+
+/// A body of bytes that were already read: yields them in one frame.
+///
+/// `size_hint` is exact and `is_end_stream` is true once the bytes are taken, so hyper sends a
+/// `Content-Length`. It is `Send`, `Sync` and `Default` (empty).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body::Body;
+/// use tollgate_core::body::BufferedBody;
+///
+/// let body = BufferedBody::new(Bytes::from_static(b"hello"));
+/// assert_eq!(body.size_hint().exact(), Some(5));
+/// assert_eq!(body.bytes(), Some(&Bytes::from_static(b"hello")));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct BufferedBody {
+    bytes: Option<Bytes>,
+}
+
+impl BufferedBody {
+    /// A body that yields `bytes`.
+    pub fn new(bytes: Bytes) -> Self {
+        Self {
+            bytes: (!bytes.is_empty()).then_some(bytes),
+        }
+    }
+
+    /// The bytes not yet polled out of the body.
+    pub fn bytes(&self) -> Option<&Bytes> {
+        self.bytes.as_ref()
+    }
+
+    /// The remaining bytes, empty once polled.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes.unwrap_or_default()
+    }
+}
+
+impl From<Bytes> for BufferedBody {
+    fn from(bytes: Bytes) -> Self {
+        Self::new(bytes)
+    }
+}
+
+impl Body for BufferedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Poll::Ready(self.get_mut().bytes.take().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
+    }
+}
+
+pin_project! {
+    /// The response body of a tollgate server layer: either the inner service's body or a
+    /// body the layer wrote itself (a rejection).
+    #[derive(Debug)]
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Own { body: BufferedBody },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// Wraps the inner service's body.
+    pub fn inner(body: B) -> Self {
+        Self {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    /// A body the layer wrote itself.
+    pub fn own(bytes: Bytes) -> Self {
+        Self {
+            kind: Kind::Own {
+                body: BufferedBody::new(bytes),
+            },
+        }
+    }
+}
+
+impl<B: Default> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::inner(B::default())
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Own { body } => Poll::Ready(body.bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Own { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Own { body } => body.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+
+    /// A body that yields the given chunks, then optionally an error, with no size hint.
+    struct Chunks {
+        chunks: VecDeque<Bytes>,
+        fail_at_end: bool,
+    }
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            if let Some(chunk) = self.chunks.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            if self.fail_at_end {
+                self.fail_at_end = false;
+                return Poll::Ready(Some(Err(std::io::Error::other("connection reset"))));
+            }
+            Poll::Ready(None)
+        }
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> Chunks {
+        Chunks {
+            chunks: parts.iter().map(|p| Bytes::from_static(p)).collect(),
+            fail_at_end: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn single_chunk_is_returned_without_copy() {
+        let original = Bytes::from(vec![7u8; 1000]);
+        let ptr = original.as_ptr();
+        let out = buffer(Full::new(original), 1000).await.unwrap();
+        assert_eq!(out.as_ptr(), ptr);
+        assert_eq!(out.len(), 1000);
+    }
+
+    #[tokio::test]
+    async fn at_under_and_over_the_limit_with_size_hint() {
+        for (len, ok) in [(0, true), (99, true), (100, true), (101, false)] {
+            let res = buffer(Full::new(Bytes::from(vec![1u8; len])), 100).await;
+            assert_eq!(res.is_ok(), ok, "len {len}");
+            if let Ok(bytes) = res {
+                assert_eq!(bytes.len(), len);
+            } else {
+                assert!(matches!(res, Err(BufferError::TooLarge { limit: 100 })));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_without_length_is_counted_while_reading() {
+        let body = chunks(&[b"hello ", b"", b"chunked ", b"world"]);
+        assert_eq!(body.size_hint().upper(), None);
+        let out = buffer(body, 19).await.unwrap();
+        assert_eq!(out, &b"hello chunked world"[..]);
+
+        let over = buffer(chunks(&[b"hello ", b"chunked ", b"world!"]), 19).await;
+        assert!(matches!(over, Err(BufferError::TooLarge { limit: 19 })));
+    }
+
+    #[tokio::test]
+    async fn trailers_are_skipped() {
+        struct WithTrailers(u8);
+        impl Body for WithTrailers {
+            type Data = Bytes;
+            type Error = Infallible;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+                self.0 += 1;
+                Poll::Ready(match self.0 {
+                    1 => Some(Ok(Frame::data(Bytes::from_static(b"ab")))),
+                    2 => Some(Ok(Frame::trailers(HeaderMap::new()))),
+                    _ => None,
+                })
+            }
+        }
+        assert_eq!(buffer(WithTrailers(0), 2).await.unwrap(), &b"ab"[..]);
+    }
+
+    #[tokio::test]
+    async fn read_errors_are_distinguished_from_size() {
+        let mut body = chunks(&[b"part"]);
+        body.fail_at_end = true;
+        let err = buffer(body, 100).await.unwrap_err();
+        assert!(matches!(err, BufferError::Read(_)));
+        assert!(!err.is_too_large());
+        let rejection = err.to_rejection();
+        assert_eq!(rejection.status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(rejection.code(), "body_read_failed");
+        assert!(!rejection.message().contains("reset"));
+
+        let too_large = BufferError::TooLarge { limit: 5 }.to_rejection();
+        assert_eq!(too_large.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(too_large.code(), "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn content_length_is_checked_before_reading() {
+        // The body is short, but the declared length is over the limit: refused unread.
+        let request = http::Request::builder()
+            .header("content-length", "101")
+            .body(chunks(&[b"short"]))
+            .unwrap();
+        let err = buffer_request(request, 100).await.unwrap_err();
+        assert!(err.is_too_large());
+
+        let request = http::Request::builder()
+            .header("content-length", "5")
+            .body(chunks(&[b"short"]))
+            .unwrap();
+        let (parts, bytes) = buffer_request(request, 100).await.unwrap();
+        assert_eq!(bytes, &b"short"[..]);
+        assert_eq!(parts.headers["content-length"], "5");
+
+        // Lying small Content-Length does not let a long body through: bytes are counted.
+        let request = http::Request::builder()
+            .header("content-length", "3")
+            .body(chunks(&[b"0123456789", b"0123456789"]))
+            .unwrap();
+        assert!(
+            buffer_request(request, 15)
+                .await
+                .unwrap_err()
+                .is_too_large()
+        );
+    }
+
+    #[tokio::test]
+    async fn buffered_body_yields_same_bytes_once() {
+        let bytes = Bytes::from(vec![3u8; 64]);
+        let ptr = bytes.as_ptr();
+        let body = BufferedBody::new(bytes.clone());
+        assert_eq!(body.size_hint().exact(), Some(64));
+        assert!(!body.is_end_stream());
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(collected.as_ptr(), ptr);
+
+        let empty = BufferedBody::default();
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<BufferedBody>();
+    }
+
+    #[tokio::test]
+    async fn response_body_carries_either_side() {
+        let own: ResponseBody<Full<Bytes>> = ResponseBody::own(Bytes::from_static(b"{}"));
+        assert_eq!(own.size_hint().exact(), Some(2));
+        assert_eq!(own.collect().await.unwrap().to_bytes(), &b"{}"[..]);
+        let inner = ResponseBody::inner(Full::new(Bytes::from_static(b"inner")));
+        assert_eq!(inner.collect().await.unwrap().to_bytes(), &b"inner"[..]);
+    }
+}

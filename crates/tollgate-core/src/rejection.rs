@@ -1,0 +1,416 @@
+//! [`Rejection`]: the one shape every tollgate server layer answers a refused request with.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::ResponseBody;
+
+/// The stable, machine-readable codes tollgate's layers use. Clients may match on them.
+pub mod code {
+    /// 403: the `Origin` (or `Referer`, or fetch metadata) is not on the allowlist.
+    pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+    /// 403: a preflight asked for a method that is not allowed.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 403: a preflight asked for a header that is not allowed.
+    pub const HEADER_NOT_ALLOWED: &str = "header_not_allowed";
+    /// 400: no valid client IP could be derived from what the client sent.
+    pub const INVALID_CLIENT_IP: &str = "invalid_client_ip";
+    /// 500: no peer address reached the client-IP layer (a deployment error).
+    pub const CLIENT_IP_MISCONFIGURED: &str = "client_ip_misconfigured";
+    /// 403: the client IP is outside the allowlist.
+    pub const IP_NOT_ALLOWED: &str = "ip_not_allowed";
+    /// 401: the signature header is absent.
+    pub const SIGNATURE_MISSING: &str = "signature_missing";
+    /// 401: no usable key produces the received signature.
+    pub const SIGNATURE_INVALID: &str = "signature_invalid";
+    /// 400: the signature header cannot be parsed.
+    pub const SIGNATURE_MALFORMED: &str = "signature_malformed";
+    /// 401: the request's timestamp is outside the accepted window.
+    pub const TIMESTAMP_OUT_OF_WINDOW: &str = "timestamp_out_of_window";
+    /// 400: the timestamp is not an unsigned decimal number of seconds.
+    pub const TIMESTAMP_MALFORMED: &str = "timestamp_malformed";
+    /// 400: the nonce does not have the required shape.
+    pub const NONCE_MALFORMED: &str = "nonce_malformed";
+    /// 401: the nonce or signature was seen before.
+    pub const REPLAYED: &str = "replayed";
+    /// 413: the body is larger than the limit.
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// 400: the body could not be read.
+    pub const BODY_READ_FAILED: &str = "body_read_failed";
+    /// 503: the nonce store could not be reached; the request was refused (fail closed).
+    pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+    /// 401: the Tranzila app key is not known.
+    pub const TRANZILA_UNKNOWN_APP_KEY: &str = "tranzila_unknown_app_key";
+    /// 400: a required header is missing or malformed.
+    pub const HEADER_MALFORMED: &str = "header_malformed";
+}
+
+/// A refused request: status, stable code and a human message.
+///
+/// The message says what was wrong with the request in general terms. It never holds a
+/// secret, a body or an expected signature. Layers turn a `Rejection` into a response through
+/// a [`RejectionResponder`] (JSON by default), which also emits a `tracing` event with target
+/// `tollgate` and puts the `Rejection` into the response's extensions.
+///
+/// ```
+/// use http::StatusCode;
+/// use tollgate_core::{Rejection, rejection::code};
+///
+/// let rejection = Rejection::new(StatusCode::FORBIDDEN, code::IP_NOT_ALLOWED, "client IP is not allowed");
+/// assert_eq!(
+///     rejection.to_json(),
+///     r#"{"error":{"code":"ip_not_allowed","message":"client IP is not allowed"}}"#
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    message: Cow<'static, str>,
+}
+
+impl Rejection {
+    /// A rejection with this status, code (see [`code`]) and message.
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The JSON body: `{"error":{"code":"...","message":"..."}}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ "error": { "code": self.code, "message": self.message } }).to_string()
+    }
+
+    /// The default response: the status, `content-type: application/json`, the
+    /// [`to_json`](Rejection::to_json) body, and this `Rejection` in the extensions.
+    pub fn json_response(&self) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::from(self.to_json()));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response.extensions_mut().insert(self.clone());
+        response
+    }
+
+    /// A gRPC "trailers-only" response for gRPC callers: HTTP 200, `content-type:
+    /// application/grpc`, `grpc-status` mapped from the HTTP status (400 → 3
+    /// `INVALID_ARGUMENT`, 401 → 16 `UNAUTHENTICATED`, 403 → 7 `PERMISSION_DENIED`, 413 and 429
+    /// → 8 `RESOURCE_EXHAUSTED`, 503 → 14 `UNAVAILABLE`, other → 13 `INTERNAL`) and
+    /// `grpc-message` = `<code>: <message>`, percent-encoded. A tonic client reads it as a
+    /// `tonic::Status`.
+    pub fn grpc_response(&self) -> Response<Bytes> {
+        let grpc_status = match self.status.as_u16() {
+            400 => "3",
+            401 => "16",
+            403 => "7",
+            413 | 429 => "8",
+            503 => "14",
+            _ => "13",
+        };
+        let message = percent_encode_grpc(&format!("{}: {}", self.code, self.message));
+        let mut response = Response::new(Bytes::new());
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from_static(grpc_status));
+        if let Ok(value) = HeaderValue::from_str(&message) {
+            headers.insert("grpc-message", value);
+        }
+        response.extensions_mut().insert(self.clone());
+        response
+    }
+
+    /// Emits the `tracing` event every rejection gets: target `tollgate`, fields `status`,
+    /// `code` and `message` (never a secret). 5xx at `WARN`, others at `INFO`.
+    pub fn trace(&self) {
+        if self.status.is_server_error() {
+            tracing::warn!(
+                target: "tollgate",
+                status = self.status.as_u16(),
+                code = %self.code,
+                message = %self.message,
+                "request rejected"
+            );
+        } else {
+            tracing::info!(
+                target: "tollgate",
+                status = self.status.as_u16(),
+                code = %self.code,
+                message = %self.message,
+                "request rejected"
+            );
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+fn percent_encode_grpc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Turns a [`Rejection`] into the response sent to the client. Implement it (or pass a
+/// closure `Fn(&Rejection) -> Response<Bytes>`) to replace tollgate's JSON.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Response;
+/// use tollgate_core::{Rejection, RejectionResponder};
+///
+/// let plain = RejectionResponder::new(|rejection: &Rejection| {
+///     let mut response = Response::new(Bytes::from(rejection.code().to_owned()));
+///     *response.status_mut() = rejection.status();
+///     response
+/// });
+/// # let _ = plain;
+/// ```
+pub trait RespondRejection: Send + Sync + 'static {
+    /// The response for `rejection`.
+    fn respond(&self, rejection: &Rejection) -> Response<Bytes>;
+}
+
+impl<F> RespondRejection for F
+where
+    F: Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
+        self(rejection)
+    }
+}
+
+/// How a layer answers the requests it refuses: [`Rejection::json_response`] unless
+/// replaced. Cheap to clone.
+///
+/// Whatever the response, the responder logs the rejection ([`Rejection::trace`]) and puts it
+/// into the response's extensions, so outer layers and tests can read the structured reason.
+#[derive(Clone)]
+pub struct RejectionResponder {
+    custom: Option<Arc<dyn RespondRejection>>,
+    grpc: bool,
+}
+
+impl RejectionResponder {
+    /// A responder that uses `respond` to build the response.
+    pub fn new(respond: impl RespondRejection) -> Self {
+        Self {
+            custom: Some(Arc::new(respond)),
+            grpc: false,
+        }
+    }
+
+    /// The default: [`Rejection::json_response`].
+    pub fn json() -> Self {
+        Self {
+            custom: None,
+            grpc: false,
+        }
+    }
+
+    /// For gRPC servers: [`Rejection::grpc_response`].
+    pub fn grpc() -> Self {
+        Self {
+            custom: None,
+            grpc: true,
+        }
+    }
+
+    /// The response for `rejection`, with the event logged and the rejection in the
+    /// response's extensions.
+    pub fn respond(&self, rejection: Rejection) -> Response<Bytes> {
+        rejection.trace();
+        let mut response = match (&self.custom, self.grpc) {
+            (Some(custom), _) => custom.respond(&rejection),
+            (None, true) => rejection.grpc_response(),
+            (None, false) => rejection.json_response(),
+        };
+        response.extensions_mut().insert(rejection);
+        response
+    }
+
+    /// [`respond`](RejectionResponder::respond), with the body as a layer's [`ResponseBody`].
+    pub fn respond_with_body<B>(&self, rejection: Rejection) -> Response<ResponseBody<B>> {
+        self.respond(rejection).map(ResponseBody::own)
+    }
+}
+
+impl Default for RejectionResponder {
+    fn default() -> Self {
+        Self::json()
+    }
+}
+
+impl fmt::Debug for RejectionResponder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match (&self.custom, self.grpc) {
+            (Some(_), _) => "custom",
+            (None, true) => "grpc",
+            (None, false) => "json",
+        };
+        f.debug_tuple("RejectionResponder").field(&kind).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Mutex;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn sample() -> Rejection {
+        Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            code::SIGNATURE_INVALID,
+            "signature does not match \"any\" key",
+        )
+    }
+
+    #[test]
+    fn json_shape_is_exact_and_escaped() {
+        let response = RejectionResponder::default().respond(sample());
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(
+            response.body(),
+            &Bytes::from_static(
+                br#"{"error":{"code":"signature_invalid","message":"signature does not match \"any\" key"}}"#
+            )
+        );
+        assert_eq!(response.extensions().get::<Rejection>(), Some(&sample()));
+    }
+
+    #[test]
+    fn replacement_response_keeps_extension() {
+        let responder = RejectionResponder::new(|r: &Rejection| {
+            let mut response = Response::new(Bytes::from(format!("nope: {}", r.code())));
+            *response.status_mut() = StatusCode::IM_A_TEAPOT;
+            response
+        });
+        let response = responder.respond(sample());
+        assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+        assert_eq!(response.body(), "nope: signature_invalid");
+        assert_eq!(
+            response
+                .extensions()
+                .get::<Rejection>()
+                .map(Rejection::code),
+            Some("signature_invalid")
+        );
+        assert_eq!(format!("{responder:?}"), "RejectionResponder(\"custom\")");
+    }
+
+    #[tokio::test]
+    async fn response_body_wrapper_carries_json() {
+        let response =
+            RejectionResponder::json().respond_with_body::<http_body_util::Empty<Bytes>>(sample());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.starts_with(br#"{"error":{"code":"signature_invalid""#));
+    }
+
+    #[test]
+    fn grpc_shape() {
+        let rejection = Rejection::new(StatusCode::FORBIDDEN, code::IP_NOT_ALLOWED, "100% denied");
+        let response = RejectionResponder::grpc().respond(rejection);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/grpc");
+        assert_eq!(response.headers()["grpc-status"], "7");
+        assert_eq!(
+            response.headers()["grpc-message"],
+            "ip_not_allowed: 100%25 denied"
+        );
+        assert!(response.body().is_empty());
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_rejection_is_traced_with_code() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            RejectionResponder::json().respond(sample());
+            RejectionResponder::json().respond(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::STORE_UNAVAILABLE,
+                "nonce store unavailable",
+            ));
+        });
+        let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logs.contains("INFO tollgate: request rejected status=401 code=signature_invalid"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("WARN tollgate: request rejected status=503 code=store_unavailable"),
+            "{logs}"
+        );
+    }
+}

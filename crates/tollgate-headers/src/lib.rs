@@ -1,0 +1,5 @@
+//! Server-to-server header hygiene and secret header injection.
+//!
+//! This crate is being built; its layers land in the issue that fills it.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

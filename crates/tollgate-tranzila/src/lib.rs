@@ -1,0 +1,5 @@
+//! Tranzila request signing and verification.
+//!
+//! This crate is being built; its layers land in the issue that fills it.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
