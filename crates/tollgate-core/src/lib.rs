@@ -9,6 +9,8 @@
 //! - [`KeyRing`] and [`Key`]: one signing key plus older keys still accepted until their expiry.
 //! - [`Clock`], [`SystemClock`], [`ManualClock`]: the current Unix time, injectable for tests.
 //! - [`body`]: read a body into one `Bytes` with a limit (413 vs 400), and hand the same bytes on.
+//! - [`timestamp`]: the digits-only Unix-seconds parse and the inclusive ±300 s window.
+//! - [`VerifiedSignature`], [`RequestTimestamp`]: facts verifiers put into request extensions.
 //! - [`Rejection`] and [`RejectionResponder`]: the one error shape of every server layer,
 //!   `{"error":{"code":"...","message":"..."}}`, replaceable, logged with target `tollgate`.
 //!
@@ -32,9 +34,13 @@ mod clock;
 mod keyring;
 pub mod rejection;
 mod secret;
+pub mod timestamp;
+mod verified;
 
 pub use body::{BoxError, BufferError, BufferedBody, DEFAULT_BODY_LIMIT, ResponseBody};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use keyring::{Key, KeyRing};
 pub use rejection::{Rejection, RejectionResponder, RespondRejection};
 pub use secret::{InvalidHeaderSecret, REDACTED, Secret, SecretError};
+pub use timestamp::{TimestampError, TimestampWindow};
+pub use verified::{RequestTimestamp, VerifiedSignature};
