@@ -1,0 +1,30 @@
+//! `cargo run -p tollgate-demo`: the walkthrough. `--serve` keeps the apps running and prints
+//! `curl` commands instead.
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let serve = std::env::args().skip(1).any(|arg| arg == "--serve");
+    let demo = match tollgate_demo::Demo::start().await {
+        Ok(demo) => demo,
+        Err(err) => {
+            eprintln!("tollgate-demo: could not start the apps: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if serve {
+        println!("tollgate-demo: apps running on loopback; press Ctrl-C to stop.\n");
+        for (what, command) in demo.curl_commands() {
+            println!("# {what}\n{command}\n");
+        }
+        std::future::pending::<()>().await;
+        return ExitCode::SUCCESS;
+    }
+    let outcomes = tollgate_demo::run_all(&demo, &tollgate_demo::scenarios()).await;
+    print!("{}", tollgate_demo::render(&outcomes));
+    if outcomes.iter().all(tollgate_demo::Outcome::passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,65 @@
+//! The running apps and mocks of the walkthrough.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tollgate::core::{BoxError, ManualClock};
+use transak_partner::mock::{MockTransak, MockTransakConfig};
+
+/// The demo's fixed starting time (2026-01-01T00:00:00Z): every app shares one manual clock,
+/// so scenarios about time move it instead of sleeping.
+pub const DEMO_EPOCH: u64 = 1_767_225_600;
+
+/// The Transak partner key the demo registers with the mock.
+pub const TRANSAK_API_KEY: &str = "demo-partner-api-key";
+/// The Transak partner access token the demo registers with the mock.
+pub const TRANSAK_ACCESS_TOKEN: &str = "demo-partner-access-token";
+
+/// Everything the walkthrough started, with the handles scenarios need.
+#[derive(Debug)]
+pub struct Demo {
+    /// The clock shared by every app and mock.
+    pub clock: ManualClock,
+    /// The mock Transak API.
+    pub transak: MockTransak,
+    /// Where the mock Transak API listens.
+    pub transak_addr: SocketAddr,
+}
+
+impl Demo {
+    /// Starts every app and mock on free loopback ports.
+    pub async fn start() -> Result<Self, BoxError> {
+        let clock = ManualClock::new(DEMO_EPOCH);
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+
+        let transak = MockTransak::new(MockTransakConfig {
+            api_keys: vec![TRANSAK_API_KEY.to_owned()],
+            access_token: TRANSAK_ACCESS_TOKEN.to_owned(),
+            allowed_sources: vec!["127.0.0.1/32".parse()?],
+            clock: Arc::new(clock.clone()),
+        });
+        let transak_addr = transak.spawn(any_port).await?;
+
+        Ok(Self {
+            clock,
+            transak,
+            transak_addr,
+        })
+    }
+
+    /// `http://<transak mock>` + `path`.
+    pub fn transak_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.transak_addr)
+    }
+
+    /// Ready-to-paste `curl` commands against the running apps (for `--serve`).
+    pub fn curl_commands(&self) -> Vec<(String, String)> {
+        vec![(
+            "mock Transak refuses a call without x-user-ip".to_owned(),
+            format!(
+                "curl -i -X POST {} -H 'x-api-key: {TRANSAK_API_KEY}' -H 'access-token: {TRANSAK_ACCESS_TOKEN}' -H 'content-type: application/json' -d '{{\"widgetParams\":{{\"apiKey\":\"{TRANSAK_API_KEY}\",\"referrerDomain\":\"example.com\"}}}}'",
+                self.transak_url("/api/v2/auth/session")
+            ),
+        )]
+    }
+}

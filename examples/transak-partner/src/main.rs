@@ -1,0 +1,2 @@
+//! Runs the Transak partner backend.
+fn main() {}
