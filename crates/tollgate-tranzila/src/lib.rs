@@ -1,5 +1,109 @@
-//! Tranzila request signing and verification.
+//! Tranzila request signing (client) and verification (server), as tower layers.
 //!
-//! This crate is being built; its layers land in the issue that fills it.
+//! Tranzila authenticates every API call with four headers: `X-tranzila-api-app-key` (the
+//! public app key), `X-tranzila-api-request-time` (Unix time in **seconds**),
+//! `X-tranzila-api-nonce` (40 random bytes as 80 hex characters, fresh for each request) and
+//! `X-tranzila-api-access-token`, the lowercase hex of HMAC-SHA256 with *message = the app
+//! key* and *key = secret + request time + nonce*. Its only reference is a PHP snippet,
+//! `hash_hmac('sha256', $appKey, $secret . $time . $nonce)` with `bin2hex(random_bytes(40))`.
+//! The secret must never reach a browser, so calls go through a server-side proxy: that proxy
+//! is where [`TranzilaSigningLayer`] sits.
+//!
+//! - [`access_token`], [`verify_access_token`], [`generate_nonce`], [`TranzilaCredentials`]:
+//!   the scheme as plain functions.
+//! - [`TranzilaSigningLayer`]: for `hyper_util` (or any tower) clients; adds the four headers.
+//! - [`TranzilaVerifyLayer`]: for servers that accept Tranzila-style calls (mock servers,
+//!   gateways, internal APIs); checks the headers, the window, the token and the nonce.
+//!
+//! **Time is in seconds.** Some Tranzila pages say milliseconds; the PHP reference
+//! (`time()`) and the published vectors use seconds, and this crate follows them. The time
+//! and nonce go into the key exactly as sent: a leading zero or an upper-case nonce changes
+//! the token.
+//!
+//! # Security considerations
+//!
+//! **The access token does not cover the body**, nor the method or the path. Anyone who
+//! sees one signed request can pair its headers with another payload while the time window
+//! lasts. What protects the payload is TLS (call Tranzila over `https` only, never log the
+//! headers) and the server refusing a nonce it has seen before ([`TranzilaVerifyLayer`]
+//! requires a nonce store for that reason; share it between instances).
+//!
+//! # Example: a hyper client calling Tranzila
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http::{Request, header};
+//! use http_body_util::{BodyExt, Full};
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+//! use hyper_util::rt::TokioExecutor;
+//! use tollgate_core::BoxError;
+//! use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! /// Sends one JSON call through the signing layer. `C` is the connector: Tranzila is
+//! /// HTTPS-only, so in production pass a TLS connector (e.g. hyper-rustls's).
+//! async fn call_tranzila<C>(
+//!     client: Client<C, Full<Bytes>>,
+//!     credentials: TranzilaCredentials,
+//!     url: &str,
+//!     json: &'static str,
+//! ) -> Result<Bytes, BoxError>
+//! where
+//!     C: Connect + Clone + Send + Sync + 'static,
+//! {
+//!     let mut tranzila = ServiceBuilder::new()
+//!         .layer(TranzilaSigningLayer::new(credentials)?)
+//!         .service(client);
+//!     let request = Request::post(url)
+//!         .header(header::CONTENT_TYPE, "application/json")
+//!         .body(Full::new(Bytes::from_static(json.as_bytes())))?;
+//!     // Every call gets the current time, a fresh nonce and its token.
+//!     let response = tranzila.ready().await?.call(request).await?;
+//!     Ok(response.into_body().collect().await?.to_bytes())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), BoxError> {
+//!     let credentials =
+//!         TranzilaCredentials::from_env("TRANZILA_APP_KEY", "TRANZILA_SECRET")?;
+//!     // Plain HTTP here for a local Tranzila mock; use an HTTPS connector for Tranzila itself.
+//!     let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+//!     let body = call_tranzila(
+//!         client,
+//!         credentials,
+//!         "http://127.0.0.1:8080/v1/transaction/credit_card/create",
+//!         r#"{"terminal_name":"demo","txn_type":"debit"}"#,
+//!     )
+//!     .await?;
+//!     println!("{}", String::from_utf8_lossy(&body));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A failure to sign (no OS randomness) is a [`SignError`] inside the call's error, and the
+//! request is not sent. The server side is [`TranzilaVerifyLayer`]; see its example.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+use http::HeaderName;
+
+mod sign;
+mod token;
+mod verify;
+
+pub use sign::{ConfigError, SignError, SigningFuture, TranzilaSigning, TranzilaSigningLayer};
+pub use token::{
+    ACCESS_TOKEN_LEN, NONCE_BYTES, NONCE_LEN, NonceError, TranzilaCredentials, access_token,
+    generate_nonce, is_valid_nonce, verify_access_token,
+};
+pub use verify::{AppKeySecrets, SCHEME, TranzilaVerify, TranzilaVerifyLayer, VerifyFuture};
+
+/// `X-tranzila-api-app-key`: the public app key.
+pub const APP_KEY: HeaderName = HeaderName::from_static("x-tranzila-api-app-key");
+/// `X-tranzila-api-request-time`: the request time, Unix seconds.
+pub const REQUEST_TIME: HeaderName = HeaderName::from_static("x-tranzila-api-request-time");
+/// `X-tranzila-api-nonce`: 80 hexadecimal characters, fresh for each request.
+pub const NONCE: HeaderName = HeaderName::from_static("x-tranzila-api-nonce");
+/// `X-tranzila-api-access-token`: the [`access_token`].
+pub const ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-tranzila-api-access-token");

@@ -1,0 +1,572 @@
+//! [`TranzilaSigningLayer`]: the client side, adding the four Tranzila headers to every
+//! outbound request.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use pin_project_lite::pin_project;
+use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::token::{TranzilaCredentials, generate_nonce, is_valid_app_key, is_valid_nonce};
+use crate::{ACCESS_TOKEN, APP_KEY, NONCE, REQUEST_TIME};
+
+type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
+
+/// Signs every request with Tranzila's four headers.
+///
+/// For each request the service reads the injected [`Clock`] (Unix **seconds**), draws a fresh
+/// nonce from the OS CSPRNG ([`generate_nonce`]), computes the
+/// [`access_token`](crate::access_token) and sets:
+///
+/// | header | value |
+/// |---|---|
+/// | `X-tranzila-api-app-key` | the app key |
+/// | `X-tranzila-api-request-time` | the clock's Unix seconds |
+/// | `X-tranzila-api-nonce` | 80 lowercase hex characters |
+/// | `X-tranzila-api-access-token` | the token, marked sensitive |
+///
+/// Headers of those names already on the request are replaced, never duplicated. The body is
+/// passed through untouched and may be of any type.
+///
+/// When a header cannot be built (the only way is a broken nonce source) or the OS has no
+/// randomness, `call` fails with a [`SignError`] inside the [`BoxError`] and the request is
+/// **not** sent: there is never a request with an incomplete header set.
+///
+/// # Security considerations
+///
+/// The token covers the app key, the time and the nonce, **not the method, the path or the
+/// body**. Whoever sees one signed request could attach another body to those headers within
+/// the time window; what protects the payload is TLS (always call Tranzila over `https`) and
+/// the server refusing a nonce it has already seen.
+///
+/// # Example
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Empty;
+/// use tollgate_core::ManualClock;
+/// use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo");
+/// let service = ServiceBuilder::new()
+///     .layer(TranzilaSigningLayer::new(credentials).unwrap().clock(ManualClock::new(1_700_000_000)))
+///     .service(service_fn(|request: Request<Empty<Bytes>>| async move {
+///         // Stands in for the hyper client: look at what would be sent.
+///         let headers = request.headers();
+///         assert_eq!(headers["x-tranzila-api-app-key"], "pub_app_key_demo");
+///         assert_eq!(headers["x-tranzila-api-request-time"], "1700000000");
+///         assert_eq!(headers["x-tranzila-api-nonce"].len(), 80);
+///         assert!(headers["x-tranzila-api-access-token"].is_sensitive());
+///         Ok::<_, std::convert::Infallible>(Response::new(Empty::<Bytes>::new()))
+///     }));
+/// service.oneshot(Request::new(Empty::new())).await.unwrap();
+/// # });
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct TranzilaSigningLayer {
+    config: Arc<SignConfig>,
+}
+
+struct SignConfig {
+    credentials: TranzilaCredentials,
+    app_key: HeaderValue,
+    clock: SharedClock,
+    nonce_source: Option<NonceSource>,
+}
+
+impl TranzilaSigningLayer {
+    /// A layer signing with `credentials`, the system clock and OS randomness.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidAppKey`] when the app key is empty or holds anything but visible
+    /// ASCII (it could not travel in a header unchanged).
+    pub fn new(credentials: TranzilaCredentials) -> Result<Self, ConfigError> {
+        if !is_valid_app_key(credentials.app_key()) {
+            return Err(ConfigError::InvalidAppKey);
+        }
+        let app_key =
+            HeaderValue::from_str(credentials.app_key()).map_err(|_| ConfigError::InvalidAppKey)?;
+        Ok(Self {
+            config: Arc::new(SignConfig {
+                credentials,
+                app_key,
+                clock: Arc::new(SystemClock),
+                nonce_source: None,
+            }),
+        })
+    }
+
+    /// Reads the request time from `clock` instead of the system clock.
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.map_config(|config| config.clock = Arc::new(clock))
+    }
+
+    /// **For tests only**: takes nonces from `source` instead of the OS CSPRNG, so that a test
+    /// can fix the nonce and reproduce published vectors. Never use it in production: a
+    /// repeated nonce makes every request after the first a replay.
+    ///
+    /// A value that is not 80 hexadecimal characters fails the request with
+    /// [`SignError::InvalidNonce`].
+    #[doc(hidden)]
+    pub fn with_nonce_source<F>(self, source: F) -> Self
+    where
+        F: Fn() -> String + Send + Sync + 'static,
+    {
+        let source: NonceSource = Arc::new(move || Ok(source()));
+        self.map_config(|config| config.nonce_source = Some(source))
+    }
+
+    /// The credentials this layer signs with.
+    pub fn credentials(&self) -> &TranzilaCredentials {
+        &self.config.credentials
+    }
+
+    fn map_config(self, change: impl FnOnce(&mut SignConfig)) -> Self {
+        let mut config = match Arc::try_unwrap(self.config) {
+            Ok(config) => config,
+            Err(shared) => SignConfig {
+                credentials: shared.credentials.clone(),
+                app_key: shared.app_key.clone(),
+                clock: shared.clock.clone(),
+                nonce_source: shared.nonce_source.clone(),
+            },
+        };
+        change(&mut config);
+        Self {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl fmt::Debug for TranzilaSigningLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TranzilaSigningLayer")
+            .field("credentials", &self.config.credentials)
+            .field("clock", &self.config.clock)
+            .field("fixed_nonce_source", &self.config.nonce_source.is_some())
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for TranzilaSigningLayer {
+    type Service = TranzilaSigning<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TranzilaSigning {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`TranzilaSigningLayer`].
+#[derive(Clone)]
+#[must_use]
+pub struct TranzilaSigning<S> {
+    inner: S,
+    config: Arc<SignConfig>,
+}
+
+impl<S> TranzilaSigning<S> {
+    /// Wraps `inner` (usually a `hyper_util` client) with `layer`'s configuration.
+    pub fn new(inner: S, layer: &TranzilaSigningLayer) -> Self {
+        layer.layer(inner)
+    }
+
+    /// A layer that wraps services in `TranzilaSigning` (same as [`TranzilaSigningLayer::new`]).
+    pub fn layer(credentials: TranzilaCredentials) -> Result<TranzilaSigningLayer, ConfigError> {
+        TranzilaSigningLayer::new(credentials)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// Computes the four headers for one request.
+    fn headers(&self) -> Result<[(HeaderName, HeaderValue); 4], SignError> {
+        let config = &self.config;
+        let time = config.clock.now_unix().to_string();
+        let nonce = match &config.nonce_source {
+            None => generate_nonce().map_err(|_| SignError::Randomness)?,
+            Some(source) => source().map_err(|_| SignError::Randomness)?,
+        };
+        if !is_valid_nonce(&nonce) {
+            return Err(SignError::InvalidNonce);
+        }
+        let token = config.credentials.access_token(&time, &nonce);
+        let time = HeaderValue::from_str(&time).map_err(|_| SignError::InvalidHeader)?;
+        let nonce = HeaderValue::from_str(&nonce).map_err(|_| SignError::InvalidNonce)?;
+        let mut token = HeaderValue::from_str(&token).map_err(|_| SignError::InvalidHeader)?;
+        token.set_sensitive(true);
+        Ok([
+            (APP_KEY, config.app_key.clone()),
+            (REQUEST_TIME, time),
+            (NONCE, nonce),
+            (ACCESS_TOKEN, token),
+        ])
+    }
+}
+
+impl<S> fmt::Debug for TranzilaSigning<S>
+where
+    S: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TranzilaSigning")
+            .field("inner", &self.inner)
+            .field("credentials", &self.config.credentials)
+            .finish()
+    }
+}
+
+/// Sets (replacing) the four headers.
+fn apply(headers: &mut HeaderMap, signed: [(HeaderName, HeaderValue); 4]) {
+    for (name, value) in signed {
+        headers.insert(name, value);
+    }
+}
+
+impl<S, ReqBody> Service<Request<ReqBody>> for TranzilaSigning<S>
+where
+    S: Service<Request<ReqBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = SigningFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        match self.headers() {
+            Ok(signed) => {
+                apply(request.headers_mut(), signed);
+                SigningFuture::inner(self.inner.call(request))
+            }
+            Err(error) => {
+                tracing::warn!(target: "tollgate", %error, "Tranzila request not signed; not sent");
+                SigningFuture::failed(error)
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`TranzilaSigning`]: the inner call, or the signing error.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct SigningFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // Signing failed; the request was dropped unsent.
+        Failed {
+            error: Option<SignError>,
+        },
+        // The signed request is on its way.
+        Inner {
+            #[pin]
+            future: F,
+        },
+    }
+}
+
+impl<F> SigningFuture<F> {
+    fn failed(error: SignError) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+        }
+    }
+
+    fn inner(future: F) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+}
+
+impl<F> fmt::Debug for SigningFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.state {
+            State::Failed { error } => f
+                .debug_struct("SigningFuture")
+                .field("error", error)
+                .finish(),
+            State::Inner { .. } => f.debug_struct("SigningFuture").finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<F, T, E> Future for SigningFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Failed { error } => Poll::Ready(Err(match error.take() {
+                Some(error) => error.into(),
+                None => SignError::Polled.into(),
+            })),
+            StateProj::Inner { future } => future.poll(cx).map_err(Into::into),
+        }
+    }
+}
+
+/// Why [`TranzilaSigningLayer`] could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The app key is empty or holds characters other than visible ASCII.
+    InvalidAppKey,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidAppKey => {
+                f.write_str("the Tranzila app key must be non-empty visible ASCII")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a request could not be signed (and was therefore not sent). It reaches the caller
+/// inside the service's [`BoxError`]: `error.downcast_ref::<SignError>()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The operating system could not provide randomness for the nonce.
+    Randomness,
+    /// The nonce source gave something other than 80 hexadecimal characters.
+    InvalidNonce,
+    /// A header value could not be built.
+    InvalidHeader,
+    /// The future was polled again after it completed.
+    Polled,
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Randomness => "no randomness available for the Tranzila nonce",
+            Self::InvalidNonce => "the Tranzila nonce is not 80 hexadecimal characters",
+            Self::InvalidHeader => "a Tranzila header value could not be built",
+            Self::Polled => "the signing future was polled after completion",
+        })
+    }
+}
+
+impl std::error::Error for SignError {}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use http::Response;
+    use http_body_util::{Empty, Full};
+    use tollgate_core::ManualClock;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    use super::*;
+
+    const NONCE: &str =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627";
+
+    fn credentials() -> TranzilaCredentials {
+        TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo")
+    }
+
+    type Seen = Arc<Mutex<Vec<HeaderMap>>>;
+
+    fn recorder<B: Send + 'static>(
+        seen: Seen,
+    ) -> impl Service<
+        Request<B>,
+        Response = Response<Empty<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Empty<Bytes>>, Infallible>> + Send,
+    > + Clone {
+        service_fn(move |request: Request<B>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(request.headers().clone());
+                Ok::<_, Infallible>(Response::new(Empty::new()))
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn fixed_clock_and_nonce_reproduce_the_vector_and_replace_headers() {
+        let seen = Seen::default();
+        let layer = TranzilaSigningLayer::new(credentials())
+            .unwrap()
+            .clock(ManualClock::new(1_700_000_000))
+            .with_nonce_source(|| NONCE.to_owned());
+        let service = ServiceBuilder::new()
+            .layer(layer)
+            .service(recorder(seen.clone()));
+        let request = Request::post("http://127.0.0.1/")
+            .header("x-tranzila-api-app-key", "someone-else")
+            .header("X-Tranzila-Api-Access-Token", "forged")
+            .header("x-tranzila-api-access-token", "forged-twice")
+            .header("x-other", "kept")
+            .body(Full::new(Bytes::from_static(b"{\"amount\":1}")))
+            .unwrap();
+        service.oneshot(request).await.unwrap();
+        let headers = seen.lock().unwrap().pop().unwrap();
+        assert_eq!(headers.get_all("x-tranzila-api-app-key").iter().count(), 1);
+        assert_eq!(
+            headers
+                .get_all("x-tranzila-api-access-token")
+                .iter()
+                .count(),
+            1
+        );
+        assert_eq!(headers["x-tranzila-api-app-key"], "pub_app_key_demo");
+        assert_eq!(headers["x-tranzila-api-request-time"], "1700000000");
+        assert_eq!(headers["x-tranzila-api-nonce"], NONCE);
+        let token = &headers["x-tranzila-api-access-token"];
+        assert_eq!(
+            token,
+            "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16"
+        );
+        assert!(token.is_sensitive());
+        assert!(!headers["x-tranzila-api-nonce"].is_sensitive());
+        assert_eq!(headers["x-other"], "kept");
+        assert_eq!(headers.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn fresh_nonce_and_current_time_per_request() {
+        let seen = Seen::default();
+        let clock = ManualClock::new(1_700_000_000);
+        let mut service = ServiceBuilder::new()
+            .layer(
+                TranzilaSigningLayer::new(credentials())
+                    .unwrap()
+                    .clock(clock.clone()),
+            )
+            .service(recorder(seen.clone()));
+        for _ in 0..3 {
+            service
+                .ready()
+                .await
+                .unwrap()
+                .call(Request::new(Empty::<Bytes>::new()))
+                .await
+                .unwrap();
+            clock.advance(7);
+        }
+        let seen = seen.lock().unwrap();
+        let times: Vec<_> = seen
+            .iter()
+            .map(|h| {
+                h["x-tranzila-api-request-time"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(times, ["1700000000", "1700000007", "1700000014"]);
+        let nonces: std::collections::HashSet<_> = seen
+            .iter()
+            .map(|h| h["x-tranzila-api-nonce"].clone())
+            .collect();
+        assert_eq!(nonces.len(), 3);
+        for headers in seen.iter() {
+            let nonce = headers["x-tranzila-api-nonce"].to_str().unwrap();
+            assert!(is_valid_nonce(nonce));
+            let time = headers["x-tranzila-api-request-time"].to_str().unwrap();
+            assert_eq!(
+                headers["x-tranzila-api-access-token"],
+                credentials().access_token(time, nonce).as_str()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn broken_nonce_fails_with_typed_error_and_sends_nothing() {
+        let seen = Seen::default();
+        let service = ServiceBuilder::new()
+            .layer(
+                TranzilaSigningLayer::new(credentials())
+                    .unwrap()
+                    .with_nonce_source(|| "short".to_owned()),
+            )
+            .service(recorder(seen.clone()));
+        let err = service
+            .oneshot(Request::new(Empty::<Bytes>::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<SignError>(),
+            Some(&SignError::InvalidNonce)
+        );
+        assert_eq!(
+            err.to_string(),
+            "the Tranzila nonce is not 80 hexadecimal characters"
+        );
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn invalid_app_keys_fail_at_build_time() {
+        for bad in ["", "with space", "new\nline", "מפתח"] {
+            let err = TranzilaSigningLayer::new(TranzilaCredentials::new(bad, "s")).unwrap_err();
+            assert_eq!(err, ConfigError::InvalidAppKey);
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let layer = TranzilaSigningLayer::new(credentials()).unwrap();
+        let debug = format!("{layer:?}");
+        assert!(!debug.contains("private_secret_demo"), "{debug}");
+        assert!(debug.contains("pub_app_key_demo"), "{debug}");
+        let service = layer.layer(());
+        let debug = format!("{service:?}");
+        assert!(!debug.contains("private_secret_demo"), "{debug}");
+    }
+
+    #[test]
+    fn send_sync_clone() {
+        fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+        assert_send_sync_clone::<TranzilaSigningLayer>();
+        assert_send_sync_clone::<TranzilaSigning<()>>();
+    }
+}

@@ -1,0 +1,336 @@
+//! The pure part: the access token, nonces and credentials, with no tower in sight.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tollgate_core::Secret;
+use zeroize::Zeroizing;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Number of random bytes in a nonce (Tranzila: `bin2hex(random_bytes(40))`).
+pub const NONCE_BYTES: usize = 40;
+
+/// Length of a nonce on the wire: [`NONCE_BYTES`] hex-encoded, 80 characters.
+pub const NONCE_LEN: usize = NONCE_BYTES * 2;
+
+/// Length of an access token on the wire: 32 bytes of HMAC-SHA256, 64 hex characters.
+pub const ACCESS_TOKEN_LEN: usize = 64;
+
+/// The HMAC keyed with `secret + time + nonce`, over nothing yet. The key buffer is wiped
+/// when this returns.
+fn keyed_mac(secret: &Secret, time: &str, nonce: &str) -> HmacSha256 {
+    let secret = secret.expose_secret();
+    let mut key = Zeroizing::new(Vec::with_capacity(secret.len() + time.len() + nonce.len()));
+    key.extend_from_slice(secret);
+    key.extend_from_slice(time.as_bytes());
+    key.extend_from_slice(nonce.as_bytes());
+    // HMAC accepts keys of any length: this never fails.
+    match HmacSha256::new_from_slice(&key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable_invalid_length(),
+    }
+}
+
+#[cold]
+fn unreachable_invalid_length() -> HmacSha256 {
+    // `Hmac::new_from_slice` only fails for MACs with a fixed key size, which HMAC is not.
+    // Fall back to the equivalent construction that has no error path at all.
+    <HmacSha256 as hmac::digest::KeyInit>::new(&Default::default())
+}
+
+/// The Tranzila access token: the lowercase hex of HMAC-SHA256 with **message = the app key**
+/// and **key = secret + time + nonce** (plain byte concatenation).
+///
+/// This is Tranzila's PHP reference, `hash_hmac('sha256', $appKey, $secret . $time . $nonce)`,
+/// line for line. Every input is used exactly as it goes on the wire: `time` is the decimal
+/// Unix time **in seconds** as sent in `X-tranzila-api-request-time` (some Tranzila pages say
+/// milliseconds; the published vectors and the PHP reference use seconds), and `nonce` is
+/// taken with its case as sent (an upper-case nonce gives a different token).
+///
+/// ```
+/// use tollgate_core::Secret;
+/// use tollgate_tranzila::access_token;
+///
+/// let token = access_token(
+///     "pub_app_key_demo",
+///     &Secret::from_string("private_secret_demo"),
+///     "1700000000",
+///     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627",
+/// );
+/// assert_eq!(token, "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16");
+/// ```
+pub fn access_token(app_key: &str, secret: &Secret, time: &str, nonce: &str) -> String {
+    let mut mac = keyed_mac(secret, time, nonce);
+    mac.update(app_key.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether `token` (the hex sent in `X-tranzila-api-access-token`, either case) is the access
+/// token for these inputs. The comparison runs in constant time.
+///
+/// ```
+/// use tollgate_core::Secret;
+/// use tollgate_tranzila::{access_token, verify_access_token};
+///
+/// let secret = Secret::from_string("s3cr3t");
+/// let token = access_token("app", &secret, "1700000000", "ab");
+/// assert!(verify_access_token("app", &secret, "1700000000", "ab", &token));
+/// assert!(!verify_access_token("app", &secret, "1700000001", "ab", &token));
+/// assert!(!verify_access_token("app", &secret, "1700000000", "ab", "not hex"));
+/// ```
+pub fn verify_access_token(
+    app_key: &str,
+    secret: &Secret,
+    time: &str,
+    nonce: &str,
+    token: &str,
+) -> bool {
+    let Some(received) = decode_token(token) else {
+        return false;
+    };
+    let mut mac = keyed_mac(secret, time, nonce);
+    mac.update(app_key.as_bytes());
+    mac.verify_slice(&received).is_ok()
+}
+
+/// The 32 MAC bytes of a 64-hex-character token, or `None` when it has another shape.
+pub(crate) fn decode_token(token: &str) -> Option<[u8; 32]> {
+    if token.len() != ACCESS_TOKEN_LEN {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(token, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// A fresh nonce: [`NONCE_BYTES`] bytes from the operating system's CSPRNG, as
+/// [`NONCE_LEN`] lowercase hex characters (Tranzila's `bin2hex(random_bytes(40))`).
+///
+/// ```
+/// let nonce = tollgate_tranzila::generate_nonce().unwrap();
+/// assert_eq!(nonce.len(), 80);
+/// assert!(tollgate_tranzila::is_valid_nonce(&nonce));
+/// ```
+///
+/// # Errors
+///
+/// Fails only when the operating system cannot provide randomness; a request must then not
+/// be sent.
+pub fn generate_nonce() -> Result<String, NonceError> {
+    let mut bytes = Zeroizing::new([0u8; NONCE_BYTES]);
+    getrandom::fill(&mut bytes[..]).map_err(|_| NonceError)?;
+    Ok(hex::encode(&bytes[..]))
+}
+
+/// Whether `nonce` has the shape Tranzila requires: exactly [`NONCE_LEN`] hexadecimal
+/// characters (either case: the case is part of the signed key, and is kept as sent).
+///
+/// ```
+/// use tollgate_tranzila::is_valid_nonce;
+///
+/// assert!(is_valid_nonce(&"ab".repeat(40)));
+/// assert!(is_valid_nonce(&"AB".repeat(40)));
+/// assert!(!is_valid_nonce(&"ab".repeat(39)));
+/// assert!(!is_valid_nonce(&"xy".repeat(40)));
+/// ```
+pub fn is_valid_nonce(nonce: &str) -> bool {
+    nonce.len() == NONCE_LEN && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The operating system's random number generator failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceError;
+
+impl fmt::Display for NonceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the operating system's random number generator failed")
+    }
+}
+
+impl std::error::Error for NonceError {}
+
+/// A Tranzila app key (public, sent in `X-tranzila-api-app-key`) and its secret (private,
+/// never sent: it only keys the HMAC).
+///
+/// `Debug` shows the app key and redacts the secret.
+///
+/// ```
+/// use tollgate_tranzila::TranzilaCredentials;
+///
+/// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo");
+/// assert_eq!(credentials.app_key(), "pub_app_key_demo");
+/// assert_eq!(
+///     format!("{credentials:?}"),
+///     r#"TranzilaCredentials { app_key: "pub_app_key_demo", secret: Secret([REDACTED]) }"#
+/// );
+/// ```
+#[derive(Clone)]
+pub struct TranzilaCredentials {
+    app_key: String,
+    secret: Secret,
+}
+
+impl TranzilaCredentials {
+    /// Credentials for `app_key` with `secret` (a [`Secret`], or a string taken as its UTF-8
+    /// bytes).
+    pub fn new(app_key: impl Into<String>, secret: impl Into<Secret>) -> Self {
+        Self {
+            app_key: app_key.into(),
+            secret: secret.into(),
+        }
+    }
+
+    /// Reads both from environment variables (the error names a variable, never a value).
+    ///
+    /// ```
+    /// use tollgate_tranzila::TranzilaCredentials;
+    ///
+    /// let err = TranzilaCredentials::from_env("TRANZILA_DOC_UNSET_KEY", "TRANZILA_DOC_UNSET_SECRET")
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("TRANZILA_DOC_UNSET_KEY"));
+    /// ```
+    pub fn from_env(
+        app_key_var: &str,
+        secret_var: &str,
+    ) -> Result<Self, tollgate_core::SecretError> {
+        let app_key = Secret::from_env(app_key_var)?;
+        let app_key = String::from_utf8_lossy(app_key.expose_secret()).into_owned();
+        Ok(Self::new(app_key, Secret::from_env(secret_var)?))
+    }
+
+    /// The public app key.
+    pub fn app_key(&self) -> &str {
+        &self.app_key
+    }
+
+    /// The secret.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// [`access_token`] with these credentials.
+    pub fn access_token(&self, time: &str, nonce: &str) -> String {
+        access_token(&self.app_key, &self.secret, time, nonce)
+    }
+}
+
+impl fmt::Debug for TranzilaCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TranzilaCredentials")
+            .field("app_key", &self.app_key)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// Whether `app_key` can travel in a header unchanged: non-empty, visible ASCII only (no
+/// spaces, which HTTP would trim or fold).
+pub(crate) fn is_valid_app_key(app_key: &str) -> bool {
+    !app_key.is_empty() && app_key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    const NONCE: &str =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627";
+
+    #[test]
+    fn baseline_vector_and_exact_inputs() {
+        let secret = Secret::from_string("private_secret_demo");
+        let token = access_token("pub_app_key_demo", &secret, "1700000000", NONCE);
+        assert_eq!(
+            token,
+            "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16"
+        );
+        // Leading zero in the time, upper-case nonce: different keys, different tokens.
+        assert_ne!(
+            access_token("pub_app_key_demo", &secret, "01700000000", NONCE),
+            token
+        );
+        assert_ne!(
+            access_token(
+                "pub_app_key_demo",
+                &secret,
+                "1700000000",
+                &NONCE.to_uppercase()
+            ),
+            token
+        );
+        assert!(verify_access_token(
+            "pub_app_key_demo",
+            &secret,
+            "1700000000",
+            NONCE,
+            &token.to_uppercase()
+        ));
+        assert!(!verify_access_token(
+            "pub_app_key_demo",
+            &secret,
+            "1700000000",
+            NONCE,
+            &token[..62]
+        ));
+        assert!(!verify_access_token(
+            "pub_app_key_demo",
+            &Secret::from_string("other"),
+            "1700000000",
+            NONCE,
+            &token
+        ));
+    }
+
+    #[test]
+    fn ten_thousand_nonces_are_distinct_lowercase_hex() {
+        let mut seen = HashSet::new();
+        for _ in 0..10_000 {
+            let nonce = generate_nonce().unwrap();
+            assert_eq!(nonce.len(), 80);
+            assert!(
+                nonce
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{nonce}"
+            );
+            assert!(seen.insert(nonce));
+        }
+        assert_eq!(seen.len(), 10_000);
+    }
+
+    #[test]
+    fn nonce_shape() {
+        assert!(is_valid_nonce(NONCE));
+        assert!(is_valid_nonce(&NONCE.to_uppercase()));
+        assert!(!is_valid_nonce(&NONCE[..79]));
+        assert!(!is_valid_nonce(&format!("{NONCE}0")));
+        assert!(!is_valid_nonce(&format!("{}g", &NONCE[..79])));
+        assert!(!is_valid_nonce(""));
+        // 40 two-byte characters: 80 bytes, not hex.
+        assert!(!is_valid_nonce(&"é".repeat(40)));
+    }
+
+    #[test]
+    fn credentials_debug_is_redacted() {
+        let credentials = TranzilaCredentials::new("app", "very-secret-value");
+        let debug = format!("{credentials:?}");
+        assert_eq!(
+            debug,
+            r#"TranzilaCredentials { app_key: "app", secret: Secret([REDACTED]) }"#
+        );
+        assert!(!format!("{credentials:#?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn app_key_shape() {
+        assert!(is_valid_app_key("pub_app_key_demo"));
+        assert!(!is_valid_app_key(""));
+        assert!(!is_valid_app_key("with space"));
+        assert!(!is_valid_app_key("line\nbreak"));
+        assert!(!is_valid_app_key("מפתח"));
+    }
+}

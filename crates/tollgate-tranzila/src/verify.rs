@@ -1,0 +1,550 @@
+//! [`TranzilaVerifyLayer`]: the server side, accepting only correctly signed, fresh, unseen
+//! Tranzila-style requests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tollgate_core::rejection::code;
+use tollgate_core::timestamp::{TimestampError, TimestampWindow};
+use tollgate_core::{
+    Clock, Rejection, RejectionResponder, RequestTimestamp, ResponseBody, Secret, SharedClock,
+    SystemClock, VerifiedSignature,
+};
+use tollgate_replay::{Claim, NonceStore, StoreError};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::token::{
+    TranzilaCredentials, decode_token, is_valid_app_key, is_valid_nonce, verify_access_token,
+};
+use crate::{ACCESS_TOKEN, APP_KEY, NONCE, REQUEST_TIME};
+
+/// The scheme name in [`VerifiedSignature::scheme`] and the namespace of nonce-store keys.
+pub const SCHEME: &str = "tranzila";
+
+/// Where the verifier finds the secret of an app key.
+///
+/// Implemented for maps (`HashMap`/`BTreeMap` from app key to [`Secret`]), for one
+/// [`TranzilaCredentials`] or a `Vec` of them, for `Arc<T>`, and for closures
+/// `Fn(&str) -> Option<Secret>`, so keys can be loaded from elsewhere and rotated while the
+/// server runs.
+///
+/// ```
+/// use tollgate_core::Secret;
+/// use tollgate_tranzila::AppKeySecrets;
+///
+/// let lookup = |app_key: &str| (app_key == "partner-1").then(|| Secret::from_string("s3cr3t"));
+/// assert!(lookup.secret_for("partner-1").is_some());
+/// assert!(lookup.secret_for("partner-2").is_none());
+/// ```
+pub trait AppKeySecrets: Send + Sync + 'static {
+    /// The secret of `app_key`, or `None` when the app key is unknown.
+    fn secret_for(&self, app_key: &str) -> Option<Secret>;
+}
+
+impl<F> AppKeySecrets for F
+where
+    F: Fn(&str) -> Option<Secret> + Send + Sync + 'static,
+{
+    fn secret_for(&self, app_key: &str) -> Option<Secret> {
+        self(app_key)
+    }
+}
+
+impl<S: std::hash::BuildHasher + Send + Sync + 'static> AppKeySecrets
+    for HashMap<String, Secret, S>
+{
+    fn secret_for(&self, app_key: &str) -> Option<Secret> {
+        self.get(app_key).cloned()
+    }
+}
+
+impl AppKeySecrets for BTreeMap<String, Secret> {
+    fn secret_for(&self, app_key: &str) -> Option<Secret> {
+        self.get(app_key).cloned()
+    }
+}
+
+impl AppKeySecrets for TranzilaCredentials {
+    fn secret_for(&self, app_key: &str) -> Option<Secret> {
+        (self.app_key() == app_key).then(|| self.secret().clone())
+    }
+}
+
+impl AppKeySecrets for Vec<TranzilaCredentials> {
+    fn secret_for(&self, app_key: &str) -> Option<Secret> {
+        self.iter()
+            .find(|c| c.app_key() == app_key)
+            .map(|c| c.secret().clone())
+    }
+}
+
+impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
+    fn secret_for(&self, app_key: &str) -> Option<Secret> {
+        (**self).secret_for(app_key)
+    }
+}
+
+/// Accepts a request only when its four Tranzila headers are present and well formed, the app
+/// key is known, the time is within the window, the access token matches in constant time and
+/// the nonce was never seen before.
+///
+/// The checks, in order, and what a failing request gets (a JSON body
+/// `{"error":{"code":"...","message":"..."}}` unless replaced with
+/// [`on_rejection`](TranzilaVerifyLayer::on_rejection)):
+///
+/// 1. each of the four headers present once, visible ASCII: else 400 `header_malformed`;
+/// 2. the nonce exactly 80 hexadecimal characters: else 400 `nonce_malformed`;
+/// 3. the time Unix seconds as ASCII digits: else 400 `timestamp_malformed`;
+/// 4. the token 64 hexadecimal characters: else 400 `header_malformed`;
+/// 5. the app key known: else 401 `tranzila_unknown_app_key`;
+/// 6. the time within ±300 s of the clock (inclusive; [`TimestampWindow`]): else 401
+///    `timestamp_out_of_window`;
+/// 7. the token equal, in constant time, to [`access_token`](crate::access_token) over the
+///    headers as received: else 401 `signature_invalid`;
+/// 8. the nonce claimed in the [`NonceStore`] under the key `tranzila:<app key>:<nonce>`
+///    until [`TimestampWindow::last_valid_second`]: 401 `replayed` when already claimed,
+///    503 `store_unavailable` when the store fails (fail closed).
+///
+/// An accepted request reaches the inner service with a [`VerifiedSignature`] (scheme
+/// `"tranzila"`, key id = the app key, the timestamp, the nonce as message id) and a
+/// [`RequestTimestamp`] in its extensions. The body is not read.
+///
+/// The nonce store is required: the layer cannot be built without one, because the token
+/// does not cover the body and only the nonce check stops a captured header set from being
+/// reused with another payload. Share one store (e.g. Redis) between server instances.
+///
+/// The inner service must be `Clone`: the request waits for the store before it is handed
+/// on, so the ready service is moved into the response future (tower's usual
+/// clone-and-replace pattern).
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::Empty;
+/// use tollgate_core::ManualClock;
+/// use tollgate_replay::{Claim, ClaimFuture, NonceStore};
+/// use tollgate_tranzila::{TranzilaCredentials, TranzilaVerifyLayer};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[derive(Debug, Default)]
+/// # struct Store(std::sync::Mutex<std::collections::HashSet<Vec<u8>>>);
+/// # impl NonceStore for Store {
+/// #     fn claim<'a>(&'a self, key: &'a [u8], _expires_at: u64) -> ClaimFuture<'a> {
+/// #         let new = self.0.lock().unwrap().insert(key.to_vec());
+/// #         Box::pin(async move { Ok(if new { Claim::Claimed } else { Claim::AlreadySeen }) })
+/// #     }
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = Arc::new(Store::default()); // any NonceStore, e.g. tollgate-replay's
+/// let layer = TranzilaVerifyLayer::new(
+///     TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo"),
+///     store,
+/// )
+/// .clock(ManualClock::new(1_700_000_100));
+/// let service = ServiceBuilder::new().layer(layer).service(service_fn(|_req: Request<Empty<Bytes>>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(Empty::<Bytes>::new()))
+/// }));
+///
+/// let request = Request::post("/v1/charge")
+///     .header("x-tranzila-api-app-key", "pub_app_key_demo")
+///     .header("x-tranzila-api-request-time", "1700000000")
+///     .header("x-tranzila-api-nonce", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627")
+///     .header("x-tranzila-api-access-token", "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16")
+///     .body(Empty::new())
+///     .unwrap();
+/// let response = service.clone().oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::OK);
+///
+/// let unsigned = Request::post("/v1/charge").body(Empty::new()).unwrap();
+/// let response = service.oneshot(unsigned).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+/// # });
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct TranzilaVerifyLayer {
+    config: Arc<VerifyConfig>,
+}
+
+#[derive(Clone)]
+struct VerifyConfig {
+    secrets: Arc<dyn AppKeySecrets>,
+    store: Arc<dyn NonceStore>,
+    clock: SharedClock,
+    window: TimestampWindow,
+    responder: RejectionResponder,
+}
+
+impl TranzilaVerifyLayer {
+    /// A verifier taking secrets from `secrets` and claiming nonces in `store`, with the system
+    /// clock and a ±300 s window.
+    pub fn new(secrets: impl AppKeySecrets, store: impl NonceStore) -> Self {
+        Self {
+            config: Arc::new(VerifyConfig {
+                secrets: Arc::new(secrets),
+                store: Arc::new(store),
+                clock: Arc::new(SystemClock),
+                window: TimestampWindow::default(),
+                responder: RejectionResponder::json(),
+            }),
+        }
+    }
+
+    /// Reads the server time from `clock` instead of the system clock.
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.map_config(|config| config.clock = Arc::new(clock))
+    }
+
+    /// Accepts request times within `tolerance` either side of the clock (default 300 s,
+    /// inclusive). Nonces are kept as long as the window accepts their request.
+    pub fn tolerance(self, tolerance: Duration) -> Self {
+        self.map_config(|config| config.window = TimestampWindow::new(tolerance))
+    }
+
+    /// Answers refused requests with `responder` (for example
+    /// [`RejectionResponder::grpc`] or a closure) instead of the JSON default.
+    pub fn on_rejection(self, responder: RejectionResponder) -> Self {
+        self.map_config(|config| config.responder = responder)
+    }
+
+    fn map_config(self, change: impl FnOnce(&mut VerifyConfig)) -> Self {
+        let mut config = Arc::unwrap_or_clone(self.config);
+        change(&mut config);
+        Self {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl fmt::Debug for TranzilaVerifyLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.config.fmt(f)
+    }
+}
+
+impl fmt::Debug for VerifyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TranzilaVerifyLayer")
+            .field("store", &self.store)
+            .field("clock", &self.clock)
+            .field("tolerance_secs", &self.window.tolerance_secs())
+            .field("responder", &self.responder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for TranzilaVerifyLayer {
+    type Service = TranzilaVerify<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TranzilaVerify {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`TranzilaVerifyLayer`].
+#[derive(Clone)]
+#[must_use]
+pub struct TranzilaVerify<S> {
+    inner: S,
+    config: Arc<VerifyConfig>,
+}
+
+impl<S> TranzilaVerify<S> {
+    /// Wraps `inner` with `layer`'s configuration.
+    pub fn new(inner: S, layer: &TranzilaVerifyLayer) -> Self {
+        layer.layer(inner)
+    }
+
+    /// A layer that wraps services in `TranzilaVerify` (same as [`TranzilaVerifyLayer::new`]).
+    pub fn layer(secrets: impl AppKeySecrets, store: impl NonceStore) -> TranzilaVerifyLayer {
+        TranzilaVerifyLayer::new(secrets, store)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for TranzilaVerify<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TranzilaVerify")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// A request whose headers passed every check but the nonce store.
+struct Checked {
+    claim_key: Vec<u8>,
+    expires_at: u64,
+    verified: VerifiedSignature,
+    timestamp: u64,
+}
+
+/// The one value of header `name`, as visible ASCII text.
+fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<&'a str, Rejection> {
+    let mut values = headers.get_all(name).iter();
+    let malformed = || {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            code::HEADER_MALFORMED,
+            format!("header `{name}` must be present once, as visible ASCII"),
+        )
+    };
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(malformed());
+    };
+    let text = value.to_str().map_err(|_| malformed())?;
+    if !is_valid_app_key(text) {
+        // Same rule for all four: non-empty visible ASCII.
+        return Err(malformed());
+    }
+    Ok(text)
+}
+
+fn check(config: &VerifyConfig, headers: &HeaderMap) -> Result<Checked, Rejection> {
+    let app_key = single_header(headers, &APP_KEY)?;
+    let time = single_header(headers, &REQUEST_TIME)?;
+    let nonce = single_header(headers, &NONCE)?;
+    let token = single_header(headers, &ACCESS_TOKEN)?;
+
+    if !is_valid_nonce(nonce) {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            code::NONCE_MALFORMED,
+            "nonce must be exactly 80 hexadecimal characters",
+        ));
+    }
+    let timestamp = tollgate_core::timestamp::parse_unix_seconds(time.as_bytes())
+        .map_err(|err| err.to_rejection())?;
+    let Some(mac) = decode_token(token) else {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            code::HEADER_MALFORMED,
+            "access token must be 64 hexadecimal characters",
+        ));
+    };
+    let Some(secret) = config.secrets.secret_for(app_key) else {
+        return Err(Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            code::TRANZILA_UNKNOWN_APP_KEY,
+            "app key is not known",
+        ));
+    };
+    config
+        .window
+        .check(timestamp, config.clock.now_unix())
+        .map_err(|err: TimestampError| err.to_rejection())?;
+    if !verify_access_token(app_key, &secret, time, nonce, token) {
+        return Err(Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            code::SIGNATURE_INVALID,
+            "access token does not match",
+        ));
+    }
+
+    let mut claim_key = Vec::with_capacity(SCHEME.len() + app_key.len() + nonce.len() + 2);
+    claim_key.extend_from_slice(SCHEME.as_bytes());
+    claim_key.push(b':');
+    claim_key.extend_from_slice(app_key.as_bytes());
+    claim_key.push(b':');
+    claim_key.extend_from_slice(nonce.as_bytes());
+
+    let verified = VerifiedSignature::new(SCHEME, Arc::from(app_key), Bytes::copy_from_slice(&mac))
+        .with_timestamp(timestamp)
+        .with_message_id(Bytes::copy_from_slice(nonce.as_bytes()));
+    Ok(Checked {
+        claim_key,
+        expires_at: config.window.last_valid_second(timestamp),
+        verified,
+        timestamp,
+    })
+}
+
+type OwnedClaim = Pin<Box<dyn Future<Output = Result<Claim, StoreError>> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TranzilaVerify<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = VerifyFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let checked = match check(&self.config, request.headers()) {
+            Ok(checked) => checked,
+            Err(rejection) => {
+                let response = self.config.responder.respond(rejection);
+                return VerifyFuture {
+                    state: State::Rejected {
+                        response: Some(response),
+                    },
+                };
+            }
+        };
+        let extensions = request.extensions_mut();
+        extensions.insert(checked.verified);
+        extensions.insert(RequestTimestamp(checked.timestamp));
+
+        let store = self.config.store.clone();
+        let (key, expires_at) = (checked.claim_key, checked.expires_at);
+        let claim: OwnedClaim = Box::pin(async move { store.claim(&key, expires_at).await });
+
+        // The ready service goes into the future; a fresh clone stays here.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        VerifyFuture {
+            state: State::Claiming {
+                claim,
+                pending: Some((inner, request)),
+                responder: self.config.responder.clone(),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`TranzilaVerify`]: a rejection, the nonce claim, then the inner call.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct VerifyFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Rejected {
+            response: Option<Response<Bytes>>,
+        },
+        Claiming {
+            claim: OwnedClaim,
+            pending: Option<(S, Request<ReqBody>)>,
+            responder: RejectionResponder,
+        },
+        Inner {
+            #[pin]
+            future: S::Future,
+        },
+    }
+}
+
+impl<S, ReqBody> fmt::Debug for VerifyFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Rejected { .. } => "rejected",
+            State::Claiming { .. } => "claiming",
+            State::Inner { .. } => "inner",
+        };
+        f.debug_struct("VerifyFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for VerifyFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Rejected { response } => {
+                    let response = response
+                        .take()
+                        .unwrap_or_else(|| RejectionResponder::json().respond(polled_twice()));
+                    return Poll::Ready(Ok(response.map(ResponseBody::own)));
+                }
+                StateProj::Claiming {
+                    claim,
+                    pending,
+                    responder,
+                } => {
+                    let outcome = ready!(claim.as_mut().poll(cx));
+                    let rejection = match outcome {
+                        Ok(Claim::Claimed) => None,
+                        Ok(Claim::AlreadySeen) => Some(Rejection::new(
+                            StatusCode::UNAUTHORIZED,
+                            code::REPLAYED,
+                            "nonce was already used",
+                        )),
+                        Err(error) => {
+                            tracing::warn!(target: "tollgate", %error, "Tranzila nonce store failed");
+                            Some(error.to_rejection())
+                        }
+                    };
+                    let next = match (rejection, pending.take()) {
+                        (None, Some((mut inner, request))) => State::Inner {
+                            future: inner.call(request),
+                        },
+                        (Some(rejection), _) => State::Rejected {
+                            response: Some(responder.respond(rejection)),
+                        },
+                        (None, None) => State::Rejected {
+                            response: Some(responder.respond(polled_twice())),
+                        },
+                    };
+                    state.set(next);
+                }
+                StateProj::Inner { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                }
+            }
+        }
+    }
+}
+
+/// Only reachable when a completed future is polled again.
+fn polled_twice() -> Rejection {
+    Rejection::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the request could not be processed",
+    )
+}
