@@ -1,0 +1,494 @@
+//! [`ReplayGuard`]: where the timestamp and nonce come from and how they are checked, as plain
+//! functions with no tower in sight.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::{Extensions, HeaderMap, StatusCode};
+use tollgate_core::rejection::code;
+use tollgate_core::timestamp::{TimestampError, TimestampWindow};
+use tollgate_core::{Clock, Rejection, SharedClock, SystemClock, VerifiedSignature};
+
+use crate::store::StoreError;
+
+/// 500: the guard reads [`VerifiedSignature`] but no verifier ran before it (a deployment
+/// error: the guard must sit inside the signature verifier).
+pub const REPLAY_GUARD_MISCONFIGURED: &str = "replay_guard_misconfigured";
+
+/// The shape a nonce must have before it is claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NonceShape {
+    /// Exactly this many ASCII hexadecimal digits, either case (Tranzila: 80). The nonce is
+    /// claimed exactly as sent: `ab` and `AB` are different nonces.
+    Hex(usize),
+    /// 1 to `max_len` visible ASCII characters (`!` to `~`): message ids, header signatures.
+    Token {
+        /// The longest accepted nonce, in bytes.
+        max_len: usize,
+    },
+    /// 1 to `max_len` arbitrary bytes (raw signature bytes from [`VerifiedSignature`]).
+    Bytes {
+        /// The longest accepted nonce, in bytes.
+        max_len: usize,
+    },
+}
+
+impl NonceShape {
+    /// Whether `nonce` has this shape.
+    ///
+    /// ```
+    /// use tollgate_replay::NonceShape;
+    ///
+    /// assert!(NonceShape::Hex(4).matches(b"0aF9"));
+    /// assert!(!NonceShape::Hex(4).matches(b"0aF"));
+    /// assert!(!NonceShape::Hex(4).matches(b"0aFg"));
+    /// assert!(NonceShape::Token { max_len: 8 }.matches(b"msg_1"));
+    /// assert!(!NonceShape::Token { max_len: 8 }.matches(b"msg 1"));
+    /// ```
+    pub fn matches(&self, nonce: &[u8]) -> bool {
+        match *self {
+            Self::Hex(len) => nonce.len() == len && nonce.iter().all(u8::is_ascii_hexdigit),
+            Self::Token { max_len } => {
+                !nonce.is_empty()
+                    && nonce.len() <= max_len
+                    && nonce.iter().all(u8::is_ascii_graphic)
+            }
+            Self::Bytes { max_len } => !nonce.is_empty() && nonce.len() <= max_len,
+        }
+    }
+}
+
+/// Where the guard reads the timestamp and the nonce.
+#[derive(Debug, Clone)]
+enum Source {
+    Headers {
+        scheme: Cow<'static, str>,
+        timestamp: HeaderName,
+        nonce: HeaderName,
+        key_id: Option<HeaderName>,
+    },
+    Verified {
+        timestamp: Option<HeaderName>,
+    },
+}
+
+/// The replay rules of one scheme: where the timestamp and nonce are read, the window, the
+/// nonce's shape and the clock. Used by [`ReplayGuardLayer`](crate::ReplayGuardLayer); usable
+/// alone through [`check`](ReplayGuard::check).
+///
+/// The checks, in order:
+///
+/// 1. the timestamp parses as ASCII digits only (400 `timestamp_malformed`, also when the
+///    header is missing or repeated) and lies within `now ± tolerance`, inclusive (401
+///    `timestamp_out_of_window`; milliseconds sent where seconds are expected land here);
+/// 2. the nonce has the configured [`NonceShape`] (400 `nonce_malformed`, also when missing);
+/// 3. the store claims the nonce until `timestamp + tolerance` (401 `replayed` when it was
+///    already claimed, 503 `store_unavailable` when the store fails: fail closed).
+///
+/// # TTL semantics
+///
+/// A claim is held until [`TimestampWindow::last_valid_second`]`(timestamp)`, the last second
+/// at which the window still accepts the request, so its time to live is
+/// `timestamp + tolerance − now`: up to twice the tolerance for a request stamped in the
+/// future, never longer, and never shorter than the window. Once a claim expires, the same
+/// request is refused by the window (401 `timestamp_out_of_window`), not accepted again. Keep
+/// the guard's clock and the store's clock the same (they are, by default, the system clock).
+///
+/// # Namespaces
+///
+/// Keys are claimed as `(scheme, key id, nonce)`, so two schemes (or two partners' app keys)
+/// never collide. With [`from_verified_signature`](ReplayGuard::from_verified_signature) the
+/// key id is the id of the key that verified; a sender that signs every message with both an
+/// old and a new key lets a replay verify under the other key id during a rotation, so for such
+/// schemes (Standard Webhooks) prefer the header preset, whose key id is fixed.
+///
+/// ```
+/// use http::HeaderMap;
+/// use tollgate_core::ManualClock;
+/// use tollgate_replay::ReplayGuard;
+///
+/// let guard = ReplayGuard::standard_webhooks().clock(ManualClock::new(1_700_000_100));
+/// let mut headers = HeaderMap::new();
+/// headers.insert("webhook-id", "msg_2ZzA".parse().unwrap());
+/// headers.insert("webhook-timestamp", "1700000000".parse().unwrap());
+/// let ticket = guard.check(&headers, &http::Extensions::new()).unwrap();
+/// assert_eq!(ticket.timestamp(), 1_700_000_000);
+/// assert_eq!(ticket.expires_at(), 1_700_000_300);
+///
+/// headers.insert("webhook-timestamp", "+1700000000".parse().unwrap());
+/// let refused = guard.check(&headers, &http::Extensions::new()).unwrap_err();
+/// assert_eq!(refused.to_rejection().code(), "timestamp_malformed");
+/// ```
+#[derive(Clone)]
+pub struct ReplayGuard {
+    source: Source,
+    window: TimestampWindow,
+    shape: NonceShape,
+    clock: SharedClock,
+}
+
+/// The default shape of header nonces: 1 to 256 visible ASCII characters.
+const DEFAULT_TOKEN: NonceShape = NonceShape::Token { max_len: 256 };
+
+impl ReplayGuard {
+    /// Reads the timestamp (Unix seconds) and the nonce from two headers; claims them in the
+    /// namespace `scheme`. The nonce shape defaults to [`NonceShape::Token`] of at most 256
+    /// characters, the window to ±300 s.
+    pub fn headers(
+        scheme: impl Into<Cow<'static, str>>,
+        timestamp: HeaderName,
+        nonce: HeaderName,
+    ) -> Self {
+        Self {
+            source: Source::Headers {
+                scheme: scheme.into(),
+                timestamp,
+                nonce,
+                key_id: None,
+            },
+            window: TimestampWindow::default(),
+            shape: DEFAULT_TOKEN,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Tranzila: `X-tranzila-api-request-time` and `X-tranzila-api-nonce` (exactly 80 hex
+    /// characters), namespaced by the app key in `X-tranzila-api-app-key`. Tranzila's access
+    /// token does not cover the method, path or body, so this claim is the only thing that
+    /// stops a captured header set from being replayed on another request.
+    pub fn tranzila() -> Self {
+        Self::headers(
+            "tranzila",
+            HeaderName::from_static("x-tranzila-api-request-time"),
+            HeaderName::from_static("x-tranzila-api-nonce"),
+        )
+        .key_id_header(HeaderName::from_static("x-tranzila-api-app-key"))
+        .nonce_shape(NonceShape::Hex(80))
+    }
+
+    /// The canonical Method + Path + Body + Timestamp scheme: `x-timestamp`, and the
+    /// signature in `x-signature` as the replay key (the scheme has no nonce; its signature
+    /// covers the timestamp, so it changes with every request). Use
+    /// [`headers`](ReplayGuard::headers) when your deployment names them differently.
+    pub fn canonical() -> Self {
+        Self::headers(
+            "canonical",
+            HeaderName::from_static("x-timestamp"),
+            HeaderName::from_static("x-signature"),
+        )
+    }
+
+    /// Standard Webhooks: `webhook-timestamp` and the message id `webhook-id`.
+    pub fn standard_webhooks() -> Self {
+        Self::headers(
+            "standard-webhooks",
+            HeaderName::from_static("webhook-timestamp"),
+            HeaderName::from_static("webhook-id"),
+        )
+    }
+
+    /// Reads the [`VerifiedSignature`] that a verifier outside this guard inserted: its
+    /// timestamp, and its replay key (the message id or nonce when the scheme has one, else the
+    /// signature), namespaced by its scheme and key id. A request without the extension is
+    /// answered 500 [`REPLAY_GUARD_MISCONFIGURED`]; one whose scheme has no timestamp needs
+    /// [`timestamp_header`](ReplayGuard::timestamp_header), else it gets the same answer.
+    pub fn from_verified_signature() -> Self {
+        Self {
+            source: Source::Verified { timestamp: None },
+            window: TimestampWindow::default(),
+            shape: NonceShape::Bytes { max_len: 1024 },
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Namespaces claims by the value of this header too (Tranzila's app key), so the same
+    /// nonce from two partners is two claims. Ignored with `from_verified_signature`, which
+    /// uses the verified key id.
+    #[must_use]
+    pub fn key_id_header(mut self, header: HeaderName) -> Self {
+        if let Source::Headers { key_id, .. } = &mut self.source {
+            *key_id = Some(header);
+        }
+        self
+    }
+
+    /// With `from_verified_signature`: the header to read the timestamp from when the
+    /// verified scheme carries none (body-only schemes). Ignored with the header presets.
+    #[must_use]
+    pub fn timestamp_header(mut self, header: HeaderName) -> Self {
+        if let Source::Verified { timestamp } = &mut self.source {
+            *timestamp = Some(header);
+        }
+        self
+    }
+
+    /// The tolerance either side of the clock (default 300 s; whole seconds).
+    #[must_use]
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.window = TimestampWindow::new(tolerance);
+        self
+    }
+
+    /// The shape nonces must have.
+    #[must_use]
+    pub fn nonce_shape(mut self, shape: NonceShape) -> Self {
+        self.shape = shape;
+        self
+    }
+
+    /// The clock the window is checked against (default [`SystemClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The window.
+    pub fn window(&self) -> TimestampWindow {
+        self.window
+    }
+
+    /// Checks the timestamp and the nonce's shape, and returns what to claim: steps 1 and 2
+    /// of the list above. Claiming (step 3) is the caller's.
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<ReplayTicket, ReplayError> {
+        let now = self.clock.now_unix();
+        match &self.source {
+            Source::Headers {
+                scheme,
+                timestamp,
+                nonce,
+                key_id,
+            } => {
+                let value = single(headers, timestamp).ok_or(ReplayError::TimestampMissing)?;
+                let ts = self.window.parse_and_check(value, now)?;
+                let nonce = single(headers, nonce).ok_or(ReplayError::NonceMalformed)?;
+                if !self.shape.matches(nonce) {
+                    return Err(ReplayError::NonceMalformed);
+                }
+                let key_id = match key_id {
+                    Some(name) => single(headers, name).unwrap_or_default(),
+                    None => b"",
+                };
+                Ok(self.ticket(replay_key(scheme.as_bytes(), key_id, nonce), ts))
+            }
+            Source::Verified { timestamp } => {
+                let verified = extensions
+                    .get::<VerifiedSignature>()
+                    .ok_or(ReplayError::Misconfigured)?;
+                let ts = match (verified.timestamp(), timestamp) {
+                    (Some(ts), _) => {
+                        self.window.check(ts, now)?;
+                        ts
+                    }
+                    (None, Some(name)) => {
+                        let value = single(headers, name).ok_or(ReplayError::TimestampMissing)?;
+                        self.window.parse_and_check(value, now)?
+                    }
+                    (None, None) => return Err(ReplayError::Misconfigured),
+                };
+                let nonce = verified.replay_key();
+                if !self.shape.matches(nonce) {
+                    return Err(ReplayError::NonceMalformed);
+                }
+                let key = replay_key(
+                    verified.scheme().as_bytes(),
+                    verified.key_id().as_bytes(),
+                    nonce,
+                );
+                Ok(self.ticket(key, ts))
+            }
+        }
+    }
+
+    fn ticket(&self, key: Vec<u8>, timestamp: u64) -> ReplayTicket {
+        ReplayTicket {
+            key,
+            timestamp,
+            expires_at: self.window.last_valid_second(timestamp),
+        }
+    }
+}
+
+impl fmt::Debug for ReplayGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ReplayGuard");
+        match &self.source {
+            Source::Headers {
+                scheme,
+                timestamp,
+                nonce,
+                key_id,
+            } => d
+                .field("scheme", scheme)
+                .field("timestamp_header", timestamp)
+                .field("nonce_header", nonce)
+                .field("key_id_header", key_id),
+            Source::Verified { timestamp } => d
+                .field("source", &"VerifiedSignature")
+                .field("timestamp_header", timestamp),
+        };
+        d.field("tolerance_secs", &self.window.tolerance_secs())
+            .field("nonce_shape", &self.shape)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// The value of `name` when it is present exactly once.
+fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h [u8]> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    Some(first.as_bytes())
+}
+
+/// The store key for `nonce` in the namespace (`scheme`, `key_id`): each part but the last
+/// length-prefixed, so different triples never give the same bytes.
+///
+/// ```
+/// use tollgate_replay::replay_key;
+///
+/// assert_ne!(replay_key(b"a", b"bc", b"d"), replay_key(b"ab", b"c", b"d"));
+/// assert_eq!(replay_key(b"s", b"k", b"n"), b"\0\0\0\x01s\0\0\0\x01kn");
+/// ```
+pub fn replay_key(scheme: &[u8], key_id: &[u8], nonce: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + scheme.len() + key_id.len() + nonce.len());
+    for part in [scheme, key_id] {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        key.extend_from_slice(&len.to_be_bytes());
+        key.extend_from_slice(part);
+    }
+    key.extend_from_slice(nonce);
+    key
+}
+
+/// What a request asks the store to claim, from [`ReplayGuard::check`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReplayTicket {
+    key: Vec<u8>,
+    timestamp: u64,
+    expires_at: u64,
+}
+
+impl ReplayTicket {
+    /// The namespaced key ([`replay_key`]).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The request's timestamp (Unix seconds), inside the window.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
+    /// Until when the claim must hold: `timestamp + tolerance` (inclusive).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+}
+
+impl fmt::Debug for ReplayTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayTicket")
+            .field("key_len", &self.key.len())
+            .field("timestamp", &self.timestamp)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Why the guard refused a request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The timestamp header is missing or repeated: 400 `timestamp_malformed`.
+    TimestampMissing,
+    /// The timestamp is malformed (400) or outside the window (401).
+    Timestamp(TimestampError),
+    /// The nonce is missing, repeated or of the wrong shape: 400 `nonce_malformed`.
+    NonceMalformed,
+    /// The nonce was claimed before and has not expired: 401 `replayed`.
+    Replayed,
+    /// The store failed: 503 `store_unavailable` (fail closed).
+    Store(StoreError),
+    /// No [`VerifiedSignature`] (or no timestamp) to read: 500
+    /// [`REPLAY_GUARD_MISCONFIGURED`].
+    Misconfigured,
+}
+
+impl ReplayError {
+    /// The response's status, stable code and message.
+    pub fn to_rejection(&self) -> Rejection {
+        match self {
+            Self::TimestampMissing => Rejection::new(
+                StatusCode::BAD_REQUEST,
+                code::TIMESTAMP_MALFORMED,
+                "timestamp must be Unix seconds as ASCII digits",
+            ),
+            Self::Timestamp(err) => err.to_rejection(),
+            Self::NonceMalformed => Rejection::new(
+                StatusCode::BAD_REQUEST,
+                code::NONCE_MALFORMED,
+                "nonce is missing or malformed",
+            ),
+            Self::Replayed => Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                code::REPLAYED,
+                "request was already received",
+            ),
+            Self::Store(err) => err.to_rejection(),
+            Self::Misconfigured => Rejection::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                REPLAY_GUARD_MISCONFIGURED,
+                "replay protection is misconfigured",
+            ),
+        }
+    }
+}
+
+impl From<TimestampError> for ReplayError {
+    fn from(err: TimestampError) -> Self {
+        Self::Timestamp(err)
+    }
+}
+
+impl From<StoreError> for ReplayError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TimestampMissing => f.write_str("timestamp header is missing or repeated"),
+            Self::Timestamp(err) => err.fmt(f),
+            Self::NonceMalformed => f.write_str("nonce is missing or malformed"),
+            Self::Replayed => f.write_str("nonce was already claimed"),
+            Self::Store(err) => err.fmt(f),
+            Self::Misconfigured => {
+                f.write_str("no verified signature or timestamp reached the replay guard")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Timestamp(err) => Some(err),
+            Self::Store(err) => Some(err),
+            _ => None,
+        }
+    }
+}

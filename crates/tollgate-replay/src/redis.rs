@@ -1,0 +1,237 @@
+//! [`RedisNonceStore`]: one nonce store shared by every instance of a service (feature `redis`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
+use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
+
+use crate::store::{Claim, ClaimFuture, NonceStore, StoreError};
+
+/// The key prefix unless configured otherwise.
+pub const DEFAULT_PREFIX: &str = "tollgate:replay:";
+
+/// How long one claim may take, connecting included, unless configured otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The longest TTL sent to Redis, in milliseconds (far beyond any window; keeps Redis's
+/// `now + ttl` from overflowing).
+const MAX_TTL_MS: u64 = 1 << 52;
+
+/// Why a store could not be configured.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The Redis URL is invalid or the client could not be created.
+    Redis(BoxError),
+    /// Not called inside a Tokio runtime (the connection manager spawns a task).
+    NoRuntime,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Redis(err) => write!(f, "invalid Redis configuration: {err}"),
+            Self::NoRuntime => f.write_str("RedisNonceStore must be built inside a Tokio runtime"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Redis(err) => Some(&**err),
+            Self::NoRuntime => None,
+        }
+    }
+}
+
+/// A nonce store on Redis, shared by every instance of a service behind a load balancer:
+/// a request accepted by one instance is refused as replayed by all the others.
+///
+/// Each claim is one atomic `SET <prefix><hex(sha256(key))> 1 NX PX <ttl>`: Redis answers
+/// `OK` to exactly one of many concurrent claims of a key. The TTL is
+/// `(expires_at − now + 1)` seconds in milliseconds, so the key is held through the
+/// `expires_at` second whatever the fraction of the current second; Redis drops it after.
+/// Keys are hashed, so their length and content never reach Redis.
+///
+/// # Failures
+///
+/// Every claim has a timeout ([`DEFAULT_TIMEOUT`], configurable), connecting included. A
+/// timeout, a connection error or any Redis error is a [`StoreError`], which the replay guard
+/// answers with 503 `store_unavailable`: fail closed, never a silent pass. The store uses the
+/// `redis` crate's [`ConnectionManager`], created lazily: the service starts even while Redis
+/// is down, and the connection is re-established after an outage without a restart.
+///
+/// # Time
+///
+/// "Now" for the TTL comes from the injected [`Clock`]. Instances sharing a Redis should keep
+/// their clocks synchronised (NTP), as the ±300 s window already requires.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tollgate_replay::{RedisNonceStore, ReplayGuard, ReplayGuardLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisNonceStore::builder("redis://127.0.0.1:6379/")
+///     .prefix("payments:replay:")
+///     .timeout(Duration::from_millis(250))
+///     .build()?;
+/// let layer = ReplayGuardLayer::new(ReplayGuard::tranzila(), store);
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisNonceStore {
+    manager: ConnectionManager,
+    config: Arc<Settings>,
+}
+
+struct Settings {
+    prefix: String,
+    timeout: Duration,
+    clock: SharedClock,
+}
+
+/// Configures a [`RedisNonceStore`].
+#[must_use]
+pub struct RedisNonceStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    clock: SharedClock,
+}
+
+impl RedisNonceStore {
+    /// A store on the Redis at `url` (`redis://host:port/db`, `rediss://` is not enabled) with
+    /// the default prefix, timeout and clock. Must be called inside a Tokio runtime.
+    pub fn new(url: impl Into<String>) -> Result<Self, ConfigError> {
+        Self::builder(url).build()
+    }
+
+    /// A builder for the Redis at `url`.
+    pub fn builder(url: impl Into<String>) -> RedisNonceStoreBuilder {
+        RedisNonceStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The Redis key for `key`: the prefix and the lowercase hex SHA-256 of the key.
+    pub fn redis_key(&self, key: &[u8]) -> String {
+        let mut out = String::with_capacity(self.config.prefix.len() + 64);
+        out.push_str(&self.config.prefix);
+        out.push_str(&hex::encode(Sha256::digest(key)));
+        out
+    }
+
+    /// The per-claim timeout.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
+    async fn set_nx(&self, key: &[u8], expires_at: u64) -> Result<Claim, StoreError> {
+        let now = self.config.clock.now_unix();
+        let ttl_ms = expires_at
+            .saturating_sub(now)
+            .saturating_add(1)
+            .saturating_mul(1000)
+            .min(MAX_TTL_MS);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.redis_key(key))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms);
+        let mut connection = self.manager.clone();
+        let query = cmd.query_async::<Option<String>>(&mut connection);
+        match tokio::time::timeout(self.config.timeout, query).await {
+            Err(_elapsed) => Err(StoreError::Timeout),
+            Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
+            Ok(Ok(Some(_ok))) => Ok(Claim::Claimed),
+            Ok(Ok(None)) => Ok(Claim::AlreadySeen),
+        }
+    }
+}
+
+impl RedisNonceStoreBuilder {
+    /// The prefix of every key (default [`DEFAULT_PREFIX`]); give each service its own when
+    /// several share one Redis.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long one claim may take, connecting included (default [`DEFAULT_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The clock the TTL is computed from (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the store without connecting: the first claim connects. Must be called inside
+    /// a Tokio runtime ([`ConfigError::NoRuntime`] otherwise).
+    pub fn build(self) -> Result<RedisNonceStore, ConfigError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::NoRuntime);
+        }
+        let client =
+            redis::Client::open(self.url.as_str()).map_err(|err| ConfigError::Redis(err.into()))?;
+        // Short connection attempts and few, short retries: a claim during an outage fails
+        // within the timeout, and the next claim after the outage starts a fresh attempt.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(self.timeout.min(Duration::from_millis(100)));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|err| ConfigError::Redis(err.into()))?;
+        Ok(RedisNonceStore {
+            manager,
+            config: Arc::new(Settings {
+                prefix: self.prefix,
+                timeout: self.timeout,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+impl NonceStore for RedisNonceStore {
+    fn claim<'a>(&'a self, key: &'a [u8], expires_at: u64) -> ClaimFuture<'a> {
+        Box::pin(self.set_nx(key, expires_at))
+    }
+}
+
+impl fmt::Debug for RedisNonceStore {
+    // The URL is left out: it may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisNonceStore")
+            .field("prefix", &self.config.prefix)
+            .field("timeout", &self.config.timeout)
+            .field("clock", &self.config.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RedisNonceStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisNonceStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
