@@ -1,5 +1,140 @@
 //! An origin allowlist that blocks, not just decorates.
 //!
-//! This crate is being built; its layers land in the issue that fills it.
+//! Transak requires partners to restrict every API that calls Transak to their own front-end
+//! origins: `Access-Control-Allow-Origin` set explicitly (never `*`) and requests from any
+//! other origin **blocked**. [`OriginAllowlistLayer`] does both. It answers a refused request
+//! with 403 `origin_not_allowed` *before* the inner service runs, so the handler's side effect
+//! (creating a widget session for a hijacked user) never happens, and it writes exact CORS
+//! headers for the origins it allows.
+//!
+//! # Example
+//!
+//! An axum API for the front ends `https://app.example.com` and `https://<shop>.example.com`,
+//! with a health check that load balancers call without any browser header:
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::{get, post}};
+//! use http::Method;
+//! use tollgate_origin::OriginAllowlistLayer;
+//!
+//! # fn main() -> Result<(), tollgate_origin::ConfigError> {
+//! let origins = OriginAllowlistLayer::builder()
+//!     .allow_origins(["https://app.example.com", "https://*.example.com"])
+//!     .allow_methods([Method::GET, Method::POST])
+//!     .allow_headers(["content-type"])
+//!     .allow_credentials(true)
+//!     .max_age(Duration::from_secs(600))
+//!     .bypass_path("/healthz")
+//!     .build()?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/api/widget-session", post(|| async { r#"{"url":"https://..."}"# }))
+//!     .route("/healthz", get(|| async { "ok" }))
+//!     .layer(origins);
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Why blocking matters
+//!
+//! CORS is a *read* protection enforced by the browser: a foreign page cannot read the
+//! response, but the request is still sent. A `POST` with a `text/plain` or form body needs
+//! no preflight, so the usual CORS layers (which only leave `Access-Control-Allow-Origin`
+//! out for a foreign origin) still run the handler, with the user's cookies. This layer
+//! refuses such a request before the handler: the side effect does not happen.
+//!
+//! # Decisions
+//!
+//! | request | answer |
+//! |---|---|
+//! | `Origin` on the list, actual request | inner service runs; `Access-Control-Allow-Origin: <that origin>`, `Access-Control-Allow-Credentials: true` when configured, `Access-Control-Expose-Headers` when configured |
+//! | `Origin` on the list, `OPTIONS` + `Access-Control-Request-Method` | 204 from the layer with the allowed methods, headers and max-age, when the method (case-sensitive) and every requested header (case-insensitive) are allowed; else 403 `method_not_allowed` / `header_not_allowed` |
+//! | `Origin` not on the list, empty, `null`, a comma list, or several `Origin` headers | 403 `origin_not_allowed`, no CORS headers, inner service not called |
+//! | no `Origin`, `Sec-Fetch-Site: cross-site` (or `same-site`, unless [`allow_same_site_without_origin`](OriginAllowlistBuilder::allow_same_site_without_origin)) | 403 `origin_not_allowed` |
+//! | no `Origin`, a `Referer` | its `scheme://host[:port]` must be on the list, else 403 |
+//! | no `Origin`, `Sec-Fetch-Site: same-origin` or `none` | inner service runs, no CORS headers |
+//! | no browser signal at all (server-to-server) | inner service runs, no CORS headers; or 403 with [`allow_server_to_server(false)`](OriginAllowlistBuilder::allow_server_to_server) |
+//! | a [bypass path](OriginAllowlistBuilder::bypass_path) | inner service runs, unchecked |
+//! | plain `OPTIONS` without `Access-Control-Request-Method` | like any actual request |
+//!
+//! Every response of the layer, refusals and origin-less ones included, carries
+//! `Vary: Origin`, appended to what the inner service set, never duplicated. The layer owns
+//! `Access-Control-Allow-Origin` and `-Credentials`: values the inner service set are
+//! replaced or removed.
+//!
+//! # Listing origins
+//!
+//! An origin is `scheme://host[:port]`, nothing more. The list is validated and canonicalised
+//! once, by [`build`](OriginAllowlistBuilder::build): scheme and host lowercased, the default
+//! port removed, internationalised names in punycode (`https://bücher.example` becomes
+//! `https://xn--bcher-kva.example`). Refused with a [`ConfigError`]: `*`, `null`, a path, a
+//! trailing `/`, a query or fragment, userinfo, a non-http(s) scheme, a trailing dot, and
+//! `http://` unless [`allow_http_origins(true)`](OriginAllowlistBuilder::allow_http_origins).
+//!
+//! The one wildcard form is a whole left-most label, `https://*.example.com`: it matches
+//! exactly one label (`https://shop.example.com`), never the apex nor `a.b.example.com`;
+//! scheme and port must match exactly. A wildcard on a public suffix (`*.com`, `*.co.uk`,
+//! `*.github.io`) is refused. The crate embeds a short list instead of the whole Public
+//! Suffix List: every one-label base is a public suffix (this covers every top-level domain
+//! rule), plus the common multi-label registries and hosting platforms. See
+//! [`AllowedOrigin`].
+//!
+//! At request time the `Origin` header is compared byte for byte with the canonical list.
+//! The request value is never normalised: browsers send the canonical form, so
+//! `HTTPS://APP.EXAMPLE.COM`, `https://app.example.com:443` or `%`-escapes come from
+//! something else and are refused.
+//!
+//! When the page and the API share an origin, list that origin too: browsers send `Origin`
+//! on same-origin `POST`s.
+//!
+//! # Layer order
+//!
+//! Put this layer **outermost** among the security layers, before anything that does work
+//! for the request (client-IP extraction, body buffering, signature checks, rate limits,
+//! the handler): a preflight must be answered without credentials or signatures, and a
+//! refused request should cost as little as possible. Layers *outside* it (tracing,
+//! compression, timeouts) see its 403s and 204s like any other response. Do not stack
+//! another CORS layer inside it: its headers would be replaced.
+//!
+//! ```
+//! # fn demo(origins: tollgate_origin::OriginAllowlistLayer) {
+//! use tower::ServiceBuilder;
+//! let stack = ServiceBuilder::new()
+//!     .layer(origins)          // first: refuse foreign origins, answer preflights
+//!     // .layer(client_ip)     // then the rest of the stack
+//!     ;
+//! # let _ = stack;
+//! # }
+//! ```
+//!
+//! # Security considerations
+//!
+//! - Checks based on `Origin`, `Referer` and `Sec-Fetch-Site` protect **browser** users;
+//!   anything else can send any header. Authenticate server-to-server callers separately, or
+//!   refuse them here with `allow_server_to_server(false)`.
+//! - [`allow_credentials(true)`](OriginAllowlistBuilder::allow_credentials) lets every listed
+//!   origin make cookie-carrying requests: keep the list to origins you control.
+//! - A [bypass path](OriginAllowlistBuilder::bypass_path) is compared with the exact URI
+//!   path; keep bypassed handlers free of side effects.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod error;
+mod future;
+mod layer;
+mod origin;
+mod policy;
+mod public_suffix;
+mod punycode;
+mod service;
+
+pub use error::ConfigError;
+pub use future::ResponseFuture;
+pub use layer::{OriginAllowlistBuilder, OriginAllowlistLayer};
+pub use origin::AllowedOrigin;
+pub use service::OriginAllowlist;
+
+#[cfg(test)]
+mod tests;

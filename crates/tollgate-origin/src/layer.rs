@@ -1,0 +1,340 @@
+//! [`OriginAllowlistLayer`] and its [`OriginAllowlistBuilder`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use tollgate_core::RejectionResponder;
+use tower_layer::Layer;
+
+use crate::error::ConfigError;
+use crate::origin::AllowedOrigin;
+use crate::policy::Policy;
+use crate::service::OriginAllowlist;
+
+/// Applies the origin allowlist to every request of the wrapped service; see the
+/// [crate docs](crate) for the decisions it takes.
+///
+/// Built with [`OriginAllowlistLayer::builder`]. Cheap to clone: the validated configuration
+/// sits behind an `Arc`.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::Method;
+/// use tollgate_origin::OriginAllowlistLayer;
+///
+/// let layer = OriginAllowlistLayer::builder()
+///     .allow_origins(["https://app.example.com", "https://*.shop.example.com"])
+///     .allow_methods([Method::GET, Method::POST])
+///     .allow_headers(["content-type", "idempotency-key"])
+///     .allow_credentials(true)
+///     .max_age(Duration::from_secs(600))
+///     .build()
+///     .unwrap();
+/// assert_eq!(layer.allowed_origins().len(), 2);
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct OriginAllowlistLayer {
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) responder: RejectionResponder,
+}
+
+impl OriginAllowlistLayer {
+    /// A builder with no origin, methods `GET, HEAD, POST`, no extra request header, no
+    /// credentials, no max-age, `https://` origins only, same-site requests without `Origin`
+    /// refused, requests with no browser signal at all passed, JSON rejections.
+    pub fn builder() -> OriginAllowlistBuilder {
+        OriginAllowlistBuilder::default()
+    }
+
+    /// The allowlist in canonical form, in the order configured (duplicates removed).
+    pub fn allowed_origins(&self) -> &[AllowedOrigin] {
+        &self.policy.origins
+    }
+
+    /// The methods a preflight may ask for.
+    pub fn allowed_methods(&self) -> &[Method] {
+        &self.policy.methods
+    }
+
+    /// The request headers a preflight may ask for (lowercase).
+    pub fn allowed_headers(&self) -> &[HeaderName] {
+        &self.policy.headers
+    }
+}
+
+impl<S> Layer<S> for OriginAllowlistLayer {
+    type Service = OriginAllowlist<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OriginAllowlist::new(inner, self)
+    }
+}
+
+impl fmt::Debug for OriginAllowlistLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OriginAllowlistLayer")
+            .field("policy", &self.policy)
+            .field("responder", &self.responder)
+            .finish()
+    }
+}
+
+/// Collects the configuration of an [`OriginAllowlistLayer`]; [`build`](Self::build)
+/// validates all of it at once.
+///
+/// Setters that take lists add to what was given before (`allow_methods` replaces the default
+/// `GET, HEAD, POST` the first time it is called).
+#[derive(Debug, Default)]
+#[must_use]
+pub struct OriginAllowlistBuilder {
+    origins: Vec<String>,
+    methods: Option<Vec<String>>,
+    headers: Vec<String>,
+    expose: Vec<String>,
+    http: bool,
+    credentials: bool,
+    max_age: Option<Duration>,
+    private_network: bool,
+    same_site_without_origin: bool,
+    reject_server_to_server: bool,
+    bypass_paths: Vec<String>,
+    responder: Option<RejectionResponder>,
+}
+
+impl OriginAllowlistBuilder {
+    /// Adds one origin or `https://*.example.com` pattern (validated by
+    /// [`build`](Self::build), see [`AllowedOrigin::parse`]).
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins.push(origin.into());
+        self
+    }
+
+    /// Adds origins or patterns.
+    pub fn allow_origins<I>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.origins.extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Permits plain `http://` origins in the list (for development and loopback). Off by
+    /// default: an `http://` origin is then a [`ConfigError::HttpNotEnabled`].
+    pub fn allow_http_origins(mut self, allow: bool) -> Self {
+        self.http = allow;
+        self
+    }
+
+    /// The methods a preflight may ask for, compared case-sensitively (`GET`, not `get`).
+    /// Takes [`Method`]s or strings. Default `GET, HEAD, POST`.
+    pub fn allow_methods<I>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.methods
+            .get_or_insert_with(Vec::new)
+            .extend(methods.into_iter().map(|m| m.as_ref().to_owned()));
+        self
+    }
+
+    /// The request headers a preflight may ask for, compared case-insensitively. Takes
+    /// [`HeaderName`]s or strings. A JSON API needs `content-type` here. Default none.
+    pub fn allow_headers<I>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.headers
+            .extend(headers.into_iter().map(|h| h.as_ref().to_owned()));
+        self
+    }
+
+    /// Response headers the page's script may read (`Access-Control-Expose-Headers`).
+    pub fn expose_headers<I>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.expose
+            .extend(headers.into_iter().map(|h| h.as_ref().to_owned()));
+        self
+    }
+
+    /// Sends `Access-Control-Allow-Credentials: true` to allowed origins (cookies, HTTP
+    /// authentication). Never sent to other origins.
+    pub fn allow_credentials(mut self, allow: bool) -> Self {
+        self.credentials = allow;
+        self
+    }
+
+    /// How long a browser may cache a preflight answer (`Access-Control-Max-Age`, whole
+    /// seconds). Browsers cap it (Chromium at two hours).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// Answers `Access-Control-Request-Private-Network: true` in an allowed preflight with
+    /// `Access-Control-Allow-Private-Network: true` (Private Network Access, for an API on a
+    /// private address called from a public page). Off by default: the browser then refuses.
+    pub fn allow_private_network(mut self, allow: bool) -> Self {
+        self.private_network = allow;
+        self
+    }
+
+    /// Lets a request without `Origin` marked `Sec-Fetch-Site: same-site` through (a
+    /// navigation or `no-cors` load from a sibling subdomain). Off by default: a same-site
+    /// page is not necessarily an allowed one.
+    pub fn allow_same_site_without_origin(mut self, allow: bool) -> Self {
+        self.same_site_without_origin = allow;
+        self
+    }
+
+    /// Whether a request with no browser signal at all (no `Origin`, `Referer` nor
+    /// `Sec-Fetch-Site`: a server-to-server call, curl) passes, without CORS headers.
+    /// Default `true`; `false` refuses them with 403 `origin_not_allowed`.
+    pub fn allow_server_to_server(mut self, allow: bool) -> Self {
+        self.reject_server_to_server = !allow;
+        self
+    }
+
+    /// Lets requests for exactly this path (e.g. `/healthz`) through unchecked: no origin
+    /// check, no CORS headers (only `Vary: Origin`). Compared with the whole URI path, no
+    /// prefix matching. Use it only for read-only endpoints.
+    pub fn bypass_path(mut self, path: impl Into<String>) -> Self {
+        self.bypass_paths.push(path.into());
+        self
+    }
+
+    /// Replaces the rejection response (default: tollgate's JSON, see
+    /// [`RejectionResponder`]). The response always gets `Vary: Origin` as well.
+    pub fn on_rejection(mut self, responder: RejectionResponder) -> Self {
+        self.responder = Some(responder);
+        self
+    }
+
+    /// Validates and canonicalises the configuration.
+    ///
+    /// ```
+    /// use tollgate_origin::{ConfigError, OriginAllowlistLayer};
+    ///
+    /// let err = OriginAllowlistLayer::builder().allow_origin("*").build().unwrap_err();
+    /// assert_eq!(err, ConfigError::AnyOrigin);
+    ///
+    /// let err = OriginAllowlistLayer::builder()
+    ///     .allow_origin("http://127.0.0.1:3000")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, ConfigError::HttpNotEnabled { .. }));
+    ///
+    /// let layer = OriginAllowlistLayer::builder()
+    ///     .allow_origin("http://127.0.0.1:3000")
+    ///     .allow_http_origins(true)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(layer.allowed_origins()[0].as_str(), "http://127.0.0.1:3000");
+    /// ```
+    pub fn build(self) -> Result<OriginAllowlistLayer, ConfigError> {
+        let mut origins: Vec<AllowedOrigin> = Vec::with_capacity(self.origins.len());
+        for origin in &self.origins {
+            let parsed = AllowedOrigin::parse(origin, self.http)?;
+            if !origins.contains(&parsed) {
+                origins.push(parsed);
+            }
+        }
+        if origins.is_empty() {
+            return Err(ConfigError::NoOrigins);
+        }
+
+        let methods = match self.methods {
+            Some(methods) => {
+                let mut parsed: Vec<Method> = Vec::with_capacity(methods.len());
+                for method in methods {
+                    let valid = Method::from_bytes(method.as_bytes())
+                        .ok()
+                        .filter(|_| method != "*");
+                    let Some(valid) = valid else {
+                        return Err(ConfigError::InvalidMethod { method });
+                    };
+                    if !parsed.contains(&valid) {
+                        parsed.push(valid);
+                    }
+                }
+                parsed
+            }
+            None => vec![Method::GET, Method::HEAD, Method::POST],
+        };
+        let headers = header_names(self.headers)?;
+        let expose = header_names(self.expose)?;
+
+        let allow_methods =
+            join(methods.iter().map(Method::as_str)).ok_or_else(|| ConfigError::InvalidMethod {
+                method: String::new(),
+            })?;
+        let allow_headers = if headers.is_empty() {
+            None
+        } else {
+            join(headers.iter().map(HeaderName::as_str))
+        };
+        let expose_headers = if expose.is_empty() {
+            None
+        } else {
+            join(expose.iter().map(HeaderName::as_str))
+        };
+        let max_age = self
+            .max_age
+            .map(|age| (age, HeaderValue::from(age.as_secs())));
+
+        for path in &self.bypass_paths {
+            if !path.starts_with('/') || path.contains(['?', '#']) {
+                return Err(ConfigError::InvalidBypassPath { path: path.clone() });
+            }
+        }
+
+        Ok(OriginAllowlistLayer {
+            policy: Arc::new(Policy {
+                origins,
+                methods,
+                headers,
+                allow_methods,
+                allow_headers,
+                expose_headers,
+                credentials: self.credentials,
+                max_age,
+                private_network: self.private_network,
+                same_site_without_origin: self.same_site_without_origin,
+                server_to_server: !self.reject_server_to_server,
+                bypass_paths: self.bypass_paths,
+            }),
+            responder: self.responder.unwrap_or_default(),
+        })
+    }
+}
+
+/// Parses header names (lowercased), refusing `*`, without duplicates.
+fn header_names(names: Vec<String>) -> Result<Vec<HeaderName>, ConfigError> {
+    let mut parsed: Vec<HeaderName> = Vec::with_capacity(names.len());
+    for header in names {
+        let valid = HeaderName::from_bytes(header.as_bytes())
+            .ok()
+            .filter(|_| header != "*");
+        let Some(valid) = valid else {
+            return Err(ConfigError::InvalidHeader { header });
+        };
+        if !parsed.contains(&valid) {
+            parsed.push(valid);
+        }
+    }
+    Ok(parsed)
+}
+
+/// `a, b, c` as a header value.
+fn join<'a>(items: impl Iterator<Item = &'a str>) -> Option<HeaderValue> {
+    let joined = items.collect::<Vec<_>>().join(", ");
+    HeaderValue::from_str(&joined).ok()
+}
