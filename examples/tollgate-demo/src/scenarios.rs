@@ -85,7 +85,103 @@ pub fn scenarios() -> Vec<Scenario> {
                 })
             },
         },
+        Scenario {
+            name: "Tranzila: signed call accepted",
+            request: "POST /v1/transaction/credit_card/create via TranzilaSigningLayer",
+            expected: "200",
+            run: |demo| {
+                Box::pin(async move {
+                    describe_response(
+                        tranzila_client::create_transaction(
+                            &demo.tranzila_client,
+                            &demo.tranzila_url,
+                        )
+                        .await,
+                    )
+                })
+            },
+        },
+        Scenario {
+            name: "Tranzila: replayed headers",
+            request: "the same four Tranzila headers sent again",
+            expected: "401 replayed",
+            run: |demo| {
+                Box::pin(async move {
+                    let Some(headers) = demo.tranzila.last_headers() else {
+                        return "no accepted call to replay".to_owned();
+                    };
+                    let mut request = Request::new(Full::new(Bytes::from_static(b"{}")));
+                    *request.method_mut() = Method::POST;
+                    *request.uri_mut() = format!(
+                        "{}{}",
+                        demo.tranzila_url,
+                        tranzila_client::CREATE_TRANSACTION_PATH
+                    )
+                    .parse()
+                    .unwrap_or_default();
+                    for name in [
+                        tollgate::tranzila::APP_KEY,
+                        tollgate::tranzila::REQUEST_TIME,
+                        tollgate::tranzila::NONCE,
+                        tollgate::tranzila::ACCESS_TOKEN,
+                    ] {
+                        if let Some(value) = headers.get(&name) {
+                            request.headers_mut().insert(name, value.clone());
+                        }
+                    }
+                    net::describe(net::send(request).await)
+                })
+            },
+        },
+        Scenario {
+            name: "Tranzila: wrong secret",
+            request: "signed with the right app key and a wrong secret",
+            expected: "401 signature_invalid",
+            run: |demo| {
+                Box::pin(async move {
+                    describe_response(
+                        tranzila_client::create_transaction(
+                            &demo.tranzila_wrong_secret,
+                            &demo.tranzila_url,
+                        )
+                        .await,
+                    )
+                })
+            },
+        },
+        Scenario {
+            name: "Tranzila: stale request time",
+            request: "signed 301 s behind the server clock",
+            expected: "401 timestamp_out_of_window",
+            run: |demo| {
+                Box::pin(async move {
+                    describe_response(
+                        tranzila_client::create_transaction(
+                            &demo.tranzila_stale,
+                            &demo.tranzila_url,
+                        )
+                        .await,
+                    )
+                })
+            },
+        },
     ]
+}
+
+/// `"<status> <error code>"` of an already-read response.
+fn describe_response(result: Result<http::Response<Bytes>, tollgate::core::BoxError>) -> String {
+    match result {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
+            .outcome()
+        }
+        Err(err) => format!("error: {err}"),
+    }
 }
 
 /// Moves the demo clock forward and puts it back when dropped.

@@ -3,8 +3,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tollgate::core::Secret;
 use tollgate::core::{BoxError, ManualClock};
+use tollgate::tranzila::TranzilaCredentials;
 use transak_partner::mock::{MockTransak, MockTransakConfig};
+use tranzila_client::SigningClient;
+use tranzila_client::mock::MockTranzila;
 
 /// The demo's fixed starting time (2026-01-01T00:00:00Z): every app shares one manual clock,
 /// so scenarios about time move it instead of sleeping.
@@ -15,6 +19,10 @@ pub const TRANSAK_API_KEY: &str = "demo-partner-api-key";
 /// The Transak partner access token the demo registers with the mock.
 pub const TRANSAK_ACCESS_TOKEN: &str = "demo-partner-access-token";
 
+/// The Tranzila app key the demo registers with the mock.
+pub const TRANZILA_APP_KEY: &str = "demo-tranzila-app-key";
+const TRANZILA_SECRET: &str = "demo-tranzila-secret";
+
 /// Everything the walkthrough started, with the handles scenarios need.
 #[derive(Debug)]
 pub struct Demo {
@@ -24,6 +32,16 @@ pub struct Demo {
     pub transak: MockTransak,
     /// Where the mock Transak API listens.
     pub transak_addr: SocketAddr,
+    /// The mock Tranzila API (verify layer + memory nonce store).
+    pub tranzila: MockTranzila,
+    /// `http://<tranzila mock>`.
+    pub tranzila_url: String,
+    /// A client signing with the registered credentials.
+    pub tranzila_client: SigningClient,
+    /// A client signing with the right app key but a wrong secret.
+    pub tranzila_wrong_secret: SigningClient,
+    /// A client whose clock is 301 seconds behind the server's.
+    pub tranzila_stale: SigningClient,
 }
 
 impl Demo {
@@ -40,10 +58,31 @@ impl Demo {
         });
         let transak_addr = transak.spawn(any_port).await?;
 
+        let credentials =
+            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET));
+        let tranzila = MockTranzila::new(credentials.clone(), Arc::new(clock.clone()));
+        let tranzila_url = format!("http://{}", tranzila.spawn(any_port).await?);
+        let tranzila_client =
+            tranzila_client::signing_client(credentials, Arc::new(clock.clone()))?;
+        let tranzila_wrong_secret = tranzila_client::signing_client(
+            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string("not-the-secret")),
+            Arc::new(clock.clone()),
+        )?;
+
+        let tranzila_stale = tranzila_client::signing_client(
+            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET)),
+            Arc::new(ManualClock::new(DEMO_EPOCH - 301)),
+        )?;
+
         Ok(Self {
             clock,
+            tranzila_stale,
             transak,
             transak_addr,
+            tranzila,
+            tranzila_url,
+            tranzila_client,
+            tranzila_wrong_secret,
         })
     }
 
