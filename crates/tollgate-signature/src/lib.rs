@@ -1,5 +1,99 @@
-//! HMAC payload signing and webhook verification.
+//! HMAC payload signing and webhook signature verification, as tower layers.
 //!
-//! This crate is being built; its layers land in the issue that fills it.
+//! Payment providers sign what travels between you and them. OneKey Payments requires each
+//! cashout request to carry `Payload-Signature`, the lowercase hex HMAC-SHA256 of the *exact*
+//! JSON payload bytes keyed with the "API Signature" secret, and signs its notifications the
+//! same way; a common generic rule signs Method + Path + Body + Timestamp with a Unix-seconds
+//! timestamp accepted within ±5 minutes; webhooks carry `X-Webhook-Signature`, Standard
+//! Webhooks, Stripe-style or GitHub signatures that the receiver must verify and reject when
+//! invalid. Keys rotate (every 90 days, with a period where old and new both verify).
+//!
+//! The usual approach, a function over `&[u8]`, leaves the hard parts to every caller:
+//! buffering the body, keeping the bytes after verifying, not re-serialising JSON, limiting the
+//! body size, trying every key that is still valid. Here each is done once:
+//!
+//! - [`VerifySignatureLayer`] (server): reads the body with a limit (413), verifies it against a
+//!   [`KeyRing`] in constant time, hands the **same** bytes on and records a
+//!   [`VerifiedSignature`] (scheme, key id, timestamp, signature) for handlers and for a
+//!   replay guard. Refusals are tollgate's JSON rejections (401/400/413).
+//! - [`SignRequestLayer`] (client): reads the outbound body, signs it with the ring's signing
+//!   key at the [`Clock`](tollgate_core::Clock)'s time, and sends exactly the signed bytes; it
+//!   fails with a typed [`SignError`] rather than send an unsigned request.
+//! - [Schemes](Scheme), usable without tower: [`BodyHmac`] (OneKey, `X-Webhook-Signature`,
+//!   GitHub, or your own header), [`Canonical`] (Method + Path + Body + Timestamp),
+//!   [`StandardWebhooks`], [`Stripe`].
+//! - With feature `axum`: the extractors `SignedBody` and `SignedJson` give handlers the verified
+//!   raw bytes and JSON parsed from them (never re-encode the JSON; see the `extract` module).
+//!
+//! # Example
+//!
+//! A webhook receiver (axum) and a sender (a `hyper_util` client) on loopback:
+//!
+//! ```
+//! use axum::{Extension, Router, routing::post};
+//! use bytes::Bytes;
+//! use http::{Request, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use tollgate_core::{BufferedBody, Key, KeyRing, Secret, VerifiedSignature};
+//! use tollgate_signature::{BodyHmac, SignRequestLayer, VerifySignatureLayer};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // The receiver accepts the new key and, until its expiry, the old one.
+//! let ring = KeyRing::new(Key::new("2026-08", Secret::from_string("old-secret")).not_after(4_000_000_000))
+//!     .rotate(Key::new("2026-11", Secret::from_string("new-secret")));
+//!
+//! async fn notify(Extension(verified): Extension<VerifiedSignature>, body: Bytes) -> String {
+//!     format!("{} bytes, key {}", body.len(), verified.key_id())
+//! }
+//! let app = Router::new()
+//!     .route("/webhooks", post(notify))
+//!     .layer(VerifySignatureLayer::new(BodyHmac::x_webhook_signature(), ring.clone()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move { axum::serve(listener, app).await });
+//!
+//! // The sender signs with the ring's signing key.
+//! let client = ServiceBuilder::new()
+//!     .layer(SignRequestLayer::new(BodyHmac::x_webhook_signature(), ring))
+//!     .service(Client::builder(TokioExecutor::new()).build_http::<BufferedBody>());
+//! let request = Request::post(format!("http://{addr}/webhooks"))
+//!     .header("content-type", "application/json")
+//!     .body(Full::new(Bytes::from_static(br#"{"event":"paid"}"#)))?;
+//! let response = client.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.into_body().collect().await?.to_bytes(), "16 bytes, key 2026-11");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Security considerations
+//!
+//! - **Clock skew.** Timestamped schemes accept `|now - ts| <= 300 s` by default, inclusive;
+//!   keep servers on NTP and change the window per scheme with `tolerance`.
+//! - **Replays.** A valid request can be captured and sent again inside the window (and forever
+//!   for body-only schemes). Put a replay guard inside this layer; it reads
+//!   [`VerifiedSignature::replay_key`].
+//! - **Layer order.** Verify before anything changes the body, path or signed headers.
+//! - **Body limits.** Bodies are buffered in memory up to the limit (1 MiB by default).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "axum")]
+pub mod extract;
+mod scheme;
+mod sign;
+mod verify;
+
+#[cfg(feature = "axum")]
+pub use extract::{SignedBody, SignedBodyRejection, SignedJson};
+pub use scheme::{
+    BodyHmac, Canonical, ConfigError, Encoding, MethodCase, RequestParts, Scheme, SignError,
+    StandardWebhooks, Stripe, VerifyError,
+};
+pub use sign::{SignFuture, SignRequest, SignRequestLayer};
+pub use tollgate_core::{KeyRing, VerifiedSignature};
+pub use verify::{ResponseFuture, VerifiedBody, VerifySignature, VerifySignatureLayer};

@@ -1,0 +1,197 @@
+//! The errors of signing, verifying and configuring.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderName, StatusCode};
+use tollgate_core::rejection::code;
+use tollgate_core::{BufferError, Rejection, TimestampError};
+
+/// Why a received signature was refused. Never carries the expected signature.
+///
+/// [`VerifyError::to_rejection`] gives the response a server sends:
+///
+/// | error | status | code |
+/// |---|---|---|
+/// | [`Missing`](VerifyError::Missing) | 401 | `signature_missing` |
+/// | [`Malformed`](VerifyError::Malformed) | 400 | `signature_malformed` |
+/// | [`Invalid`](VerifyError::Invalid) | 401 | `signature_invalid` |
+/// | [`Timestamp`](VerifyError::Timestamp), out of window | 401 | `timestamp_out_of_window` |
+/// | [`Timestamp`](VerifyError::Timestamp), missing or not digits | 400 | `timestamp_malformed` |
+///
+/// ```
+/// use tollgate_signature::VerifyError;
+///
+/// let rejection = VerifyError::Invalid.to_rejection();
+/// assert_eq!(rejection.status().as_u16(), 401);
+/// assert_eq!(rejection.code(), "signature_invalid");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The signature header is absent.
+    Missing {
+        /// The header that was expected.
+        header: HeaderName,
+    },
+    /// A signature header (or a header the signature covers, like `webhook-id`) cannot be
+    /// parsed.
+    Malformed {
+        /// What was wrong, in general terms.
+        reason: &'static str,
+    },
+    /// No usable key produces any of the received signatures of a supported version.
+    Invalid,
+    /// The timestamp is missing, not Unix seconds, or outside the window.
+    Timestamp(TimestampError),
+}
+
+impl VerifyError {
+    /// The rejection a server answers with (see the table above).
+    pub fn to_rejection(&self) -> Rejection {
+        match self {
+            Self::Missing { header } => Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                code::SIGNATURE_MISSING,
+                format!("the `{header}` header is missing"),
+            ),
+            Self::Malformed { reason } => {
+                Rejection::new(StatusCode::BAD_REQUEST, code::SIGNATURE_MALFORMED, *reason)
+            }
+            Self::Invalid => Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                code::SIGNATURE_INVALID,
+                "the signature does not match",
+            ),
+            Self::Timestamp(err) => err.to_rejection(),
+        }
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { header } => write!(f, "the `{header}` header is missing"),
+            Self::Malformed { reason } => write!(f, "malformed signature: {reason}"),
+            Self::Invalid => f.write_str("the signature does not match any usable key"),
+            Self::Timestamp(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Timestamp(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<TimestampError> for VerifyError {
+    fn from(err: TimestampError) -> Self {
+        Self::Timestamp(err)
+    }
+}
+
+/// Why a request could not be signed. The request was not sent.
+///
+/// [`SignRequest`](crate::SignRequest) returns it boxed in a
+/// [`BoxError`](tollgate_core::BoxError); find it with `downcast_ref::<SignError>()`.
+///
+/// ```
+/// use tollgate_signature::SignError;
+///
+/// let err = SignError::KeyExpired { key_id: "2026-08".into() };
+/// assert_eq!(err.to_string(), "the signing key `2026-08` has expired; refusing to sign");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The ring's signing key is past its `not_after`: rotate in a new key.
+    KeyExpired {
+        /// The expired key's id.
+        key_id: Arc<str>,
+    },
+    /// The outbound body could not be buffered (larger than the limit, or reading failed).
+    Body(BufferError),
+    /// A header the scheme signs is absent or not visible ASCII (Standard Webhooks'
+    /// `webhook-id`, which the sender chooses and keeps across retries).
+    MissingHeader {
+        /// The header that is needed.
+        header: HeaderName,
+    },
+    /// The signature could not be written as a header value (a configured prefix with
+    /// characters a header cannot carry).
+    InvalidHeaderValue,
+    /// The key could not be used as an HMAC key.
+    InvalidKey,
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::KeyExpired { key_id } => {
+                write!(
+                    f,
+                    "the signing key `{key_id}` has expired; refusing to sign"
+                )
+            }
+            Self::Body(err) => write!(f, "the request body could not be signed: {err}"),
+            Self::MissingHeader { header } => {
+                write!(
+                    f,
+                    "the `{header}` header needed for signing is missing or invalid"
+                )
+            }
+            Self::InvalidHeaderValue => {
+                f.write_str("the signature cannot be written as a header value")
+            }
+            Self::InvalidKey => f.write_str("the key cannot be used for HMAC-SHA256"),
+        }
+    }
+}
+
+impl std::error::Error for SignError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Body(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+/// A scheme or secret could not be configured. Carries no secret bytes.
+///
+/// ```
+/// use tollgate_signature::{ConfigError, StandardWebhooks};
+///
+/// // The `whsec_` prefix is required by this constructor, never guessed.
+/// let err = StandardWebhooks::secret_from_whsec("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err();
+/// assert_eq!(err, ConfigError::MissingWhsecPrefix);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A signature prefix holds characters a header value cannot carry.
+    InvalidPrefix,
+    /// A Standard Webhooks secret does not start with `whsec_`.
+    MissingWhsecPrefix,
+    /// A secret that must be base64 is not valid standard base64.
+    InvalidBase64Secret,
+    /// A secret is empty.
+    EmptySecret,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidPrefix => "the signature prefix is not a valid header value",
+            Self::MissingWhsecPrefix => "the secret does not start with `whsec_`",
+            Self::InvalidBase64Secret => "the secret is not valid standard base64",
+            Self::EmptySecret => "the secret is empty",
+        })
+    }
+}
+
+impl std::error::Error for ConfigError {}

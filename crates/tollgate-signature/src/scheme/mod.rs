@@ -1,0 +1,200 @@
+//! Pure signature schemes: compute a signature over exact bytes and verify a received one
+//! against a [`KeyRing`], with no tower in sight.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use tollgate_core::{KeyRing, Secret, VerifiedSignature};
+
+mod body;
+mod canonical;
+mod error;
+mod mac;
+mod standard_webhooks;
+mod stripe;
+
+pub use body::BodyHmac;
+pub use canonical::{Canonical, MethodCase};
+pub use error::{ConfigError, SignError, VerifyError};
+pub use mac::Encoding;
+pub use standard_webhooks::StandardWebhooks;
+pub use stripe::Stripe;
+
+/// The parts of a request a scheme signs or verifies: method, URI, headers and the exact body
+/// bytes.
+///
+/// A borrowed view, cheap to build from an `http::Request` that was already buffered.
+/// `Debug` prints the body's length, not its bytes.
+///
+/// ```
+/// use http::{HeaderMap, Method, Uri};
+/// use tollgate_signature::RequestParts;
+///
+/// let (method, uri, headers) = (Method::POST, Uri::from_static("/v1/payments"), HeaderMap::new());
+/// let parts = RequestParts::new(&method, &uri, &headers, b"{}");
+/// assert_eq!(parts.body(), b"{}");
+/// assert_eq!(format!("{parts:?}"), r#"RequestParts { method: POST, uri: /v1/payments, headers: {}, body_len: 2 }"#);
+/// ```
+#[derive(Clone, Copy)]
+pub struct RequestParts<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
+impl<'a> RequestParts<'a> {
+    /// A view of a request with these parts and these exact body bytes.
+    pub fn new(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap, body: &'a [u8]) -> Self {
+        Self {
+            method,
+            uri,
+            headers,
+            body,
+        }
+    }
+
+    /// A view of split request parts and the body bytes read from it.
+    pub fn from_parts(parts: &'a http::request::Parts, body: &'a [u8]) -> Self {
+        Self::new(&parts.method, &parts.uri, &parts.headers, body)
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The request URI (origin form on a server, usually absolute on a client).
+    pub fn uri(&self) -> &'a Uri {
+        self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The exact body bytes.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The one value of header `name`: `Ok(None)` when absent, an error when it is sent
+    /// more than once (two values leave it ambiguous which one was signed).
+    pub(crate) fn single_header(
+        &self,
+        name: &HeaderName,
+    ) -> Result<Option<&'a HeaderValue>, VerifyError> {
+        let mut values = self.headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(VerifyError::Malformed {
+                reason: "a signature header is sent more than once",
+            });
+        }
+        Ok(first)
+    }
+}
+
+impl fmt::Debug for RequestParts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestParts")
+            .field("method", self.method)
+            .field("uri", self.uri)
+            .field("headers", self.headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// A signature scheme: how a request is signed and how a received signature is checked.
+///
+/// Implemented by [`BodyHmac`] (OneKey, `X-Webhook-Signature`, GitHub), [`Canonical`]
+/// (Method + Path + Body + Timestamp), [`StandardWebhooks`] and [`Stripe`]. The layers
+/// [`VerifySignatureLayer`](crate::VerifySignatureLayer) and
+/// [`SignRequestLayer`](crate::SignRequestLayer) are thin adapters over these two methods, so
+/// every scheme can also be used directly on bytes you already hold.
+///
+/// Implementations compare signatures in constant time, never put the expected signature into
+/// an error, and try every key of the ring that is usable at `now_unix`.
+///
+/// ```
+/// use http::{HeaderMap, Method, Uri};
+/// use tollgate_core::{KeyRing, Secret};
+/// use tollgate_signature::{BodyHmac, RequestParts, Scheme};
+///
+/// let scheme = BodyHmac::onekey();
+/// let ring = KeyRing::single(Secret::from_string("cashout_secret_key"));
+/// let (method, uri, mut headers) = (Method::POST, Uri::from_static("/cashout"), HeaderMap::new());
+///
+/// // Sign: the headers to add.
+/// let added = scheme.sign(ring.signing_key().secret(), &RequestParts::new(&method, &uri, &headers, b""), 0).unwrap();
+/// headers.extend(added);
+/// assert_eq!(
+///     headers["payload-signature"],
+///     "8d3e2b061e753c88e401ac8737e6dc7af9e02d590fd1dd4d5e1ded9f4430487c"
+/// );
+///
+/// // Verify: which key matched.
+/// let verified = scheme.verify(&ring, &RequestParts::new(&method, &uri, &headers, b""), 0).unwrap();
+/// assert_eq!((verified.scheme(), verified.key_id()), ("onekey", "default"));
+/// ```
+pub trait Scheme: fmt::Debug + Send + Sync + 'static {
+    /// The scheme's name, recorded in [`VerifiedSignature::scheme`].
+    fn name(&self) -> Cow<'static, str>;
+
+    /// The headers that sign `request` with `key` at `now_unix` (signature headers marked
+    /// sensitive, plus timestamp headers where the scheme has them).
+    fn sign(
+        &self,
+        key: &Secret,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError>;
+
+    /// Checks the signature `request` carries against every key of `ring` usable at
+    /// `now_unix`, and the timestamp (if the scheme has one) against the scheme's window.
+    fn verify(
+        &self,
+        ring: &KeyRing,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError>;
+}
+
+impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
+    fn name(&self) -> Cow<'static, str> {
+        (**self).name()
+    }
+
+    fn sign(
+        &self,
+        key: &Secret,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
+        (**self).sign(key, request, now_unix)
+    }
+
+    fn verify(
+        &self,
+        ring: &KeyRing,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
+        (**self).verify(ring, request, now_unix)
+    }
+}
+
+/// A header value holding an encoded signature, marked sensitive.
+pub(crate) fn sensitive_value(text: String) -> Result<HeaderValue, SignError> {
+    let mut value = HeaderValue::try_from(text).map_err(|_| SignError::InvalidHeaderValue)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// A header value holding decimal Unix seconds.
+pub(crate) fn timestamp_value(now_unix: u64) -> HeaderValue {
+    HeaderValue::from(now_unix)
+}

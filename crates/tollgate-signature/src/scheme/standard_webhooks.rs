@@ -1,0 +1,264 @@
+//! Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use hmac::Mac as _;
+use http::{HeaderName, HeaderValue};
+use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
+use tollgate_core::{KeyRing, Secret, VerifiedSignature};
+
+use super::mac::{Encoding, HmacSha256, MacBytes, find_match, keyed};
+use super::{ConfigError, RequestParts, Scheme, SignError, VerifyError, sensitive_value};
+
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
+/// [Standard Webhooks](https://www.standardwebhooks.com/): HMAC-SHA256 over
+/// `webhook-id + "." + webhook-timestamp + "." + body`, sent as
+/// `webhook-signature: v1,<base64>` (several space-separated entries during a key rotation).
+///
+/// The key is the *decoded* secret: a `whsec_...` secret is base64 after its prefix. Decode it
+/// explicitly with [`StandardWebhooks::secret_from_whsec`] (or
+/// [`secret_from_base64`](StandardWebhooks::secret_from_base64)); nothing here guesses an
+/// encoding from the text of a secret.
+///
+/// Verifying skips entries of other versions (such as the asymmetric `v1a`), accepts any
+/// matching `v1` entry, and checks `webhook-timestamp` within the window (default ±300 s).
+/// The verified `webhook-id` becomes the [`VerifiedSignature::message_id`], the key a replay
+/// guard remembers.
+///
+/// Signing needs the `webhook-id` header on the request: the sender picks the id and keeps
+/// it across retries of the same message, so it is never made up here.
+///
+/// ```
+/// use tollgate_signature::StandardWebhooks;
+///
+/// let secret = StandardWebhooks::secret_from_whsec("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+/// assert_eq!(
+///     StandardWebhooks::new().compute(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, br#"{"test": 2432232314}"#),
+///     "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct StandardWebhooks {
+    window: TimestampWindow,
+}
+
+impl Default for StandardWebhooks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StandardWebhooks {
+    /// The scheme with a ±300 s window, named `"standard-webhooks"`.
+    pub fn new() -> Self {
+        Self {
+            window: TimestampWindow::default(),
+        }
+    }
+
+    /// Sets the accepted clock difference either side (default 300 s, inclusive).
+    #[must_use]
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.window = TimestampWindow::new(tolerance);
+        self
+    }
+
+    /// Decodes a `whsec_<base64>` secret into its key bytes. The prefix is required.
+    pub fn secret_from_whsec(secret: &str) -> Result<Secret, ConfigError> {
+        let encoded = secret
+            .strip_prefix("whsec_")
+            .ok_or(ConfigError::MissingWhsecPrefix)?;
+        Self::secret_from_base64(encoded)
+    }
+
+    /// Decodes a standard-base64 secret (no prefix) into its key bytes.
+    pub fn secret_from_base64(secret: &str) -> Result<Secret, ConfigError> {
+        let bytes = STANDARD
+            .decode(secret)
+            .map_err(|_| ConfigError::InvalidBase64Secret)?;
+        if bytes.is_empty() {
+            return Err(ConfigError::EmptySecret);
+        }
+        Ok(Secret::from_bytes(bytes))
+    }
+
+    /// The `webhook-signature` value (`v1,<base64>`) for a message.
+    pub fn compute(
+        &self,
+        secret: &Secret,
+        message_id: &str,
+        timestamp: u64,
+        body: &[u8],
+    ) -> String {
+        let timestamp = timestamp.to_string();
+        keyed(secret.expose_secret())
+            .map(|mut mac| {
+                feed(&mut mac, message_id.as_bytes(), timestamp.as_bytes(), body);
+                format!(
+                    "v1,{}",
+                    Encoding::Base64.encode(&mac.finalize().into_bytes())
+                )
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn feed(mac: &mut HmacSha256, id: &[u8], timestamp: &[u8], body: &[u8]) {
+    mac.update(id);
+    mac.update(b".");
+    mac.update(timestamp);
+    mac.update(b".");
+    mac.update(body);
+}
+
+/// The `v1` signatures of a `webhook-signature` value; other versions are skipped.
+fn parse_signatures(value: &[u8]) -> Result<Vec<MacBytes>, VerifyError> {
+    let mut signatures = Vec::new();
+    let mut entries = 0usize;
+    for entry in value.split(|&b| b == b' ').filter(|e| !e.is_empty()) {
+        entries += 1;
+        let comma = entry
+            .iter()
+            .position(|&b| b == b',')
+            .ok_or(VerifyError::Malformed {
+                reason: "a webhook-signature entry is not `<version>,<signature>`",
+            })?;
+        let (version, signature) = (&entry[..comma], &entry[comma + 1..]);
+        if version == b"v1" {
+            signatures.push(Encoding::Base64.decode_mac(signature).ok_or(
+                VerifyError::Malformed {
+                    reason: "a v1 signature is not one base64 HMAC-SHA256",
+                },
+            )?);
+        }
+    }
+    if entries == 0 {
+        return Err(VerifyError::Malformed {
+            reason: "the webhook-signature header is empty",
+        });
+    }
+    Ok(signatures)
+}
+
+impl Scheme for StandardWebhooks {
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed("standard-webhooks")
+    }
+
+    fn sign(
+        &self,
+        key: &Secret,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
+        let mut ids = request.headers().get_all(WEBHOOK_ID).iter();
+        let id = match (ids.next(), ids.next()) {
+            (Some(id), None) if !id.is_empty() => id,
+            _ => return Err(SignError::MissingHeader { header: WEBHOOK_ID }),
+        };
+        let timestamp = HeaderValue::from(now_unix);
+        let mut mac = keyed(key.expose_secret()).ok_or(SignError::InvalidKey)?;
+        feed(
+            &mut mac,
+            id.as_bytes(),
+            timestamp.as_bytes(),
+            request.body(),
+        );
+        let signature = format!(
+            "v1,{}",
+            Encoding::Base64.encode(&mac.finalize().into_bytes())
+        );
+        Ok(vec![
+            (WEBHOOK_TIMESTAMP, timestamp),
+            (WEBHOOK_SIGNATURE, sensitive_value(signature)?),
+        ])
+    }
+
+    fn verify(
+        &self,
+        ring: &KeyRing,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
+        let value = request
+            .single_header(&WEBHOOK_SIGNATURE)?
+            .ok_or(VerifyError::Missing {
+                header: WEBHOOK_SIGNATURE,
+            })?;
+        let signatures = parse_signatures(value.as_bytes())?;
+        let id = request
+            .single_header(&WEBHOOK_ID)?
+            .filter(|id| !id.is_empty())
+            .ok_or(VerifyError::Malformed {
+                reason: "the webhook-id header is missing",
+            })?
+            .as_bytes();
+        let timestamp_text = request
+            .single_header(&WEBHOOK_TIMESTAMP)?
+            .ok_or(VerifyError::Timestamp(TimestampError::Malformed))?
+            .as_bytes();
+        let timestamp = parse_unix_seconds(timestamp_text)?;
+        let (key, index) = find_match(ring, now_unix, &signatures, |mac| {
+            feed(mac, id, timestamp_text, request.body());
+        })
+        .ok_or(VerifyError::Invalid)?;
+        self.window.check(timestamp, now_unix)?;
+        Ok(VerifiedSignature::new(
+            self.name(),
+            key.shared_id(),
+            Bytes::copy_from_slice(&signatures[index]),
+        )
+        .with_timestamp(timestamp)
+        .with_message_id(Bytes::copy_from_slice(id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_decoded_only_when_asked() {
+        let key = StandardWebhooks::secret_from_whsec("whsec_AAEC").unwrap();
+        assert_eq!(key.expose_secret(), &[0, 1, 2]);
+        assert_eq!(
+            StandardWebhooks::secret_from_base64("AAEC")
+                .unwrap()
+                .expose_secret(),
+            &[0, 1, 2]
+        );
+        assert_eq!(
+            StandardWebhooks::secret_from_whsec("AAEC").unwrap_err(),
+            ConfigError::MissingWhsecPrefix
+        );
+        assert_eq!(
+            StandardWebhooks::secret_from_whsec("whsec_!!").unwrap_err(),
+            ConfigError::InvalidBase64Secret
+        );
+        assert_eq!(
+            StandardWebhooks::secret_from_whsec("whsec_").unwrap_err(),
+            ConfigError::EmptySecret
+        );
+    }
+
+    #[test]
+    fn signature_lists() {
+        let sig = Encoding::Base64.encode(&[7u8; 32]);
+        let parsed = parse_signatures(format!("v1a,xyz v2,{sig}  v1,{sig}").as_bytes()).unwrap();
+        assert_eq!(parsed, vec![[7u8; 32]]);
+        assert!(parse_signatures(b"v2,abc").unwrap().is_empty());
+        for bad in [&b""[..], b"   ", b"v1", b"v1,", b"v1,abc", b"v1;abc"] {
+            assert!(
+                matches!(parse_signatures(bad), Err(VerifyError::Malformed { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}
