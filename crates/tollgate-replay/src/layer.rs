@@ -307,3 +307,528 @@ where
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use http::StatusCode;
+    use http_body_util::{BodyExt, Full};
+    use tollgate_core::{ManualClock, Rejection, VerifiedSignature};
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::{MemoryNonceStore, NonceShape};
+
+    const NOW: u64 = 1_700_000_000;
+    const NONCE: &str =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627";
+
+    /// An echo handler that reports the RequestTimestamp it saw.
+    async fn echo(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let ts = request
+            .extensions()
+            .get::<RequestTimestamp>()
+            .map_or(0, RequestTimestamp::unix_seconds);
+        Ok(Response::new(Full::new(Bytes::from(format!("ok {ts}")))))
+    }
+
+    struct Fixture {
+        clock: ManualClock,
+        layer: ReplayGuardLayer,
+    }
+
+    fn fixture(guard: ReplayGuard) -> Fixture {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryNonceStore::new(1_000).with_clock(clock.clone());
+        let layer = ReplayGuardLayer::new(guard.clock(clock.clone()), store);
+        Fixture { clock, layer }
+    }
+
+    fn tranzila_request(time: &str, nonce: &str) -> Request<Full<Bytes>> {
+        Request::post("/api")
+            .header("x-tranzila-api-app-key", "pub_app_key_demo")
+            .header("x-tranzila-api-request-time", time)
+            .header("x-tranzila-api-nonce", nonce)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    }
+
+    async fn send(layer: &ReplayGuardLayer, request: Request<Full<Bytes>>) -> (StatusCode, String) {
+        let service = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(service_fn(echo));
+        let response = service.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn json(code: &str, message: &str) -> String {
+        format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#)
+    }
+
+    fn vectors() -> Option<serde_json::Value> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/vectors/signing.json"
+        );
+        match std::fs::read_to_string(path) {
+            Ok(text) => Some(serde_json::from_str(&text).unwrap()),
+            Err(_) => {
+                println!("SKIPPED vectors: shared/vectors/signing.json is absent");
+                None
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn tranzila_vector_accepted_once_then_replayed() {
+        let f = fixture(ReplayGuard::tranzila());
+        let (time, nonce) = match vectors() {
+            Some(v) => {
+                let case = &v["tranzila"][0]["headers"];
+                (
+                    case["X-tranzila-api-request-time"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    case["X-tranzila-api-nonce"].as_str().unwrap().to_owned(),
+                )
+            }
+            None => ("1700000000".to_owned(), NONCE.to_owned()),
+        };
+        assert_eq!(
+            send(&f.layer, tranzila_request(&time, &nonce)).await,
+            (StatusCode::OK, "ok 1700000000".to_owned())
+        );
+        assert_eq!(
+            send(&f.layer, tranzila_request(&time, &nonce)).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                json("replayed", "request was already received")
+            )
+        );
+        // The upper-case nonce is a different nonce (used exactly as sent).
+        let upper = nonce.to_uppercase();
+        assert_eq!(
+            send(&f.layer, tranzila_request(&time, &upper)).await.0,
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn window_edges_from_the_vectors() {
+        let cases: Vec<(u64, String, &str)> = match vectors() {
+            Some(v) => v["timestamp_window"]["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let expect = match c["expect"].as_str().unwrap() {
+                        "accept" => "accept",
+                        "reject_too_old" | "reject_in_future" => "window",
+                        "reject_malformed" => "malformed",
+                        other => panic!("unknown expectation {other}"),
+                    };
+                    (
+                        c["now"].as_u64().unwrap(),
+                        c["ts"].as_str().unwrap().to_owned(),
+                        expect,
+                    )
+                })
+                .collect(),
+            None => vec![],
+        };
+        let mut all = cases;
+        all.extend([
+            (NOW + 300, NOW.to_string(), "accept"),
+            (NOW + 301, NOW.to_string(), "window"),
+            (NOW - 300, NOW.to_string(), "accept"),
+            (NOW - 301, NOW.to_string(), "window"),
+            // Milliseconds where seconds are expected: out of window, not malformed.
+            (NOW, "1700000000000".to_owned(), "window"),
+        ]);
+        for bad in [
+            "+1700000000",
+            " 1700000000",
+            "1700000000.0",
+            "-1",
+            "99999999999999999999",
+            "",
+            "1.7e9",
+        ] {
+            all.push((NOW, bad.to_owned(), "malformed"));
+        }
+        for (i, (now, ts, expect)) in all.into_iter().enumerate() {
+            let f = fixture(ReplayGuard::tranzila());
+            f.clock.set(now);
+            let nonce = format!("{i:080x}");
+            let request = tranzila_request(&ts, &nonce);
+            let (status, body) = send(&f.layer, request).await;
+            match expect {
+                "accept" => assert_eq!(status, StatusCode::OK, "{ts} at {now}"),
+                "window" => {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{ts} at {now}");
+                    assert!(
+                        body.contains(r#""code":"timestamp_out_of_window""#),
+                        "{body}"
+                    );
+                }
+                _ => assert_eq!(
+                    (status, body),
+                    (
+                        StatusCode::BAD_REQUEST,
+                        json(
+                            "timestamp_malformed",
+                            "timestamp must be Unix seconds as ASCII digits"
+                        )
+                    ),
+                    "{ts:?}"
+                ),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn exact_window_rejection_bodies() {
+        let f = fixture(ReplayGuard::tranzila());
+        assert_eq!(
+            send(&f.layer, tranzila_request("1699999699", NONCE)).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                json("timestamp_out_of_window", "timestamp is too old")
+            )
+        );
+        assert_eq!(
+            send(&f.layer, tranzila_request("1700000301", NONCE)).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                json(
+                    "timestamp_out_of_window",
+                    "timestamp is too far in the future"
+                )
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn nonce_shape_is_checked() {
+        let f = fixture(ReplayGuard::tranzila());
+        let malformed = (
+            StatusCode::BAD_REQUEST,
+            json("nonce_malformed", "nonce is missing or malformed"),
+        );
+        for nonce in [
+            &NONCE[..79],
+            &format!("{NONCE}0"),
+            &format!("{}g", &NONCE[..79]),
+            &format!("{} ", &NONCE[..79]),
+            "",
+        ] {
+            assert_eq!(
+                send(&f.layer, tranzila_request("1700000000", nonce)).await,
+                malformed,
+                "{nonce:?}"
+            );
+        }
+        // Missing and repeated nonce headers.
+        let mut request = tranzila_request("1700000000", NONCE);
+        request.headers_mut().remove("x-tranzila-api-nonce");
+        assert_eq!(send(&f.layer, request).await, malformed);
+        let mut request = tranzila_request("1700000000", NONCE);
+        request
+            .headers_mut()
+            .append("x-tranzila-api-nonce", NONCE.parse().unwrap());
+        assert_eq!(send(&f.layer, request).await, malformed);
+        // Missing timestamp.
+        let mut request = tranzila_request("1700000000", NONCE);
+        request.headers_mut().remove("x-tranzila-api-request-time");
+        assert_eq!(send(&f.layer, request).await.0, StatusCode::BAD_REQUEST);
+        // None of these claimed the nonce.
+        assert_eq!(
+            send(&f.layer, tranzila_request("1700000000", NONCE))
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_claim_is_refused_by_the_window_not_accepted_again() {
+        let f = fixture(ReplayGuard::tranzila());
+        let ahead = (NOW + 300).to_string();
+        assert_eq!(
+            send(&f.layer, tranzila_request(&ahead, NONCE)).await.0,
+            StatusCode::OK
+        );
+        // A future-dated request's claim lasts until timestamp + tolerance: 600 s from now.
+        f.clock.set(NOW + 600);
+        assert_eq!(
+            send(&f.layer, tranzila_request(&ahead, NONCE)).await.1,
+            json("replayed", "request was already received")
+        );
+        // Past it the claim is gone, and the window refuses the request.
+        f.clock.set(NOW + 601);
+        assert_eq!(
+            send(&f.layer, tranzila_request(&ahead, NONCE)).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                json("timestamp_out_of_window", "timestamp is too old")
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn namespaces_keep_app_keys_and_schemes_apart() {
+        let clock = ManualClock::new(NOW);
+        let store = Arc::new(MemoryNonceStore::new(1_000).with_clock(clock.clone()));
+        let tranzila = ReplayGuardLayer::new(
+            ReplayGuard::tranzila().clock(clock.clone()),
+            Arc::clone(&store),
+        );
+        let other_scheme = ReplayGuardLayer::new(
+            ReplayGuard::headers(
+                "other",
+                http::HeaderName::from_static("x-tranzila-api-request-time"),
+                http::HeaderName::from_static("x-tranzila-api-nonce"),
+            )
+            .clock(clock.clone()),
+            Arc::clone(&store),
+        );
+        assert_eq!(
+            send(&tranzila, tranzila_request("1700000000", NONCE))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&other_scheme, tranzila_request("1700000000", NONCE))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let mut second_partner = tranzila_request("1700000000", NONCE);
+        second_partner
+            .headers_mut()
+            .insert("x-tranzila-api-app-key", "another_app".parse().unwrap());
+        assert_eq!(send(&tranzila, second_partner).await.0, StatusCode::OK);
+        assert_eq!(
+            send(&tranzila, tranzila_request("1700000000", NONCE))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(store.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn standard_webhooks_and_canonical_presets() {
+        let f = fixture(ReplayGuard::standard_webhooks());
+        let request = || {
+            Request::post("/hook")
+                .header("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek")
+                .header("webhook-timestamp", "1700000000")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+        assert_eq!(send(&f.layer, request()).await.0, StatusCode::OK);
+        assert_eq!(send(&f.layer, request()).await.0, StatusCode::UNAUTHORIZED);
+
+        let f = fixture(ReplayGuard::canonical());
+        let request = || {
+            Request::post("/v1/payments")
+                .header("x-timestamp", "1700000000")
+                .header(
+                    "x-signature",
+                    "b90d2e298fe883a5d3b2291d8536e7f61e3727ac1f2ad8728406e40158d2f56d",
+                )
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+        assert_eq!(send(&f.layer, request()).await.0, StatusCode::OK);
+        assert_eq!(send(&f.layer, request()).await.0, StatusCode::UNAUTHORIZED);
+    }
+
+    fn verified(scheme: &'static str, key_id: &str, ts: Option<u64>) -> VerifiedSignature {
+        let v = VerifiedSignature::new(scheme, key_id.into(), Bytes::from_static(b"\x01\x02\x03"));
+        match ts {
+            Some(ts) => v.with_timestamp(ts),
+            None => v,
+        }
+    }
+
+    #[tokio::test]
+    async fn from_verified_signature() {
+        let f = fixture(ReplayGuard::from_verified_signature());
+        let request = |v: Option<VerifiedSignature>| {
+            let mut request = Request::post("/hook")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            if let Some(v) = v {
+                request.extensions_mut().insert(v);
+            }
+            request
+        };
+        let sig = || Some(verified("stripe", "2026-11", Some(NOW - 10)));
+        assert_eq!(
+            send(&f.layer, request(sig())).await,
+            (StatusCode::OK, format!("ok {}", NOW - 10))
+        );
+        assert_eq!(
+            send(&f.layer, request(sig())).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        // Another key id or scheme is another namespace.
+        assert_eq!(
+            send(
+                &f.layer,
+                request(Some(verified("stripe", "2026-08", Some(NOW))))
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(
+                &f.layer,
+                request(Some(verified("onekey", "2026-11", Some(NOW))))
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        // Window applies to the verified timestamp.
+        assert_eq!(
+            send(&f.layer, request(Some(verified("x", "k", Some(NOW - 301)))))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        // Without the extension, or without any timestamp: a deployment error.
+        let misconfigured = (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json(
+                "replay_guard_misconfigured",
+                "replay protection is misconfigured",
+            ),
+        );
+        assert_eq!(send(&f.layer, request(None)).await, misconfigured);
+        assert_eq!(
+            send(&f.layer, request(Some(verified("onekey", "k", None)))).await,
+            misconfigured
+        );
+
+        // A body-only scheme with a timestamp header.
+        let f = fixture(
+            ReplayGuard::from_verified_signature()
+                .timestamp_header(http::HeaderName::from_static("x-timestamp")),
+        );
+        let mut r = request(Some(verified("onekey", "k", None)));
+        r.headers_mut()
+            .insert("x-timestamp", "1700000000".parse().unwrap());
+        assert_eq!(send(&f.layer, r).await.0, StatusCode::OK);
+    }
+
+    #[derive(Debug)]
+    struct FailingStore(Mutex<u32>);
+
+    impl NonceStore for FailingStore {
+        fn claim<'a>(&'a self, _key: &'a [u8], _expires_at: u64) -> crate::ClaimFuture<'a> {
+            *self.0.lock().unwrap() += 1;
+            Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn store_failure_fails_closed_and_custom_responder() {
+        let clock = ManualClock::new(NOW);
+        let store = Arc::new(FailingStore(Mutex::new(0)));
+        let layer = ReplayGuardLayer::new(
+            ReplayGuard::tranzila().clock(clock.clone()),
+            Arc::clone(&store),
+        );
+        assert_eq!(
+            send(&layer, tranzila_request("1700000000", NONCE)).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json(
+                    "store_unavailable",
+                    "replay protection is temporarily unavailable"
+                )
+            )
+        );
+        assert_eq!(*store.0.lock().unwrap(), 1);
+
+        let layer = layer.on_rejection(RejectionResponder::new(|r: &Rejection| {
+            let mut response = Response::new(Bytes::from(r.code().to_owned()));
+            *response.status_mut() = StatusCode::IM_A_TEAPOT;
+            response
+        }));
+        let service = ServiceBuilder::new().layer(layer).service(service_fn(echo));
+        let response = service
+            .oneshot(tranzila_request("1700000000", NONCE))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+        assert_eq!(
+            response
+                .extensions()
+                .get::<Rejection>()
+                .map(Rejection::code),
+            Some("store_unavailable")
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "store_unavailable");
+    }
+
+    #[tokio::test]
+    async fn custom_shape_and_tolerance() {
+        let f = fixture(
+            ReplayGuard::standard_webhooks()
+                .tolerance(std::time::Duration::from_secs(60))
+                .nonce_shape(NonceShape::Hex(8)),
+        );
+        let request = |id: &str, ts: u64| {
+            Request::post("/hook")
+                .header("webhook-id", id)
+                .header("webhook-timestamp", ts.to_string())
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+        assert_eq!(
+            send(&f.layer, request("0011aaff", NOW - 60)).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&f.layer, request("0011aafe", NOW - 61)).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            send(&f.layer, request("msg_1", NOW)).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(f.layer.guard().window().tolerance_secs(), 60);
+    }
+
+    #[test]
+    fn services_are_send_clone_and_debug_hides_nothing_secret() {
+        fn assert_send_clone<T: Send + Sync + Clone>() {}
+        assert_send_clone::<ReplayGuardLayer>();
+        type Svc = ReplayGuardService<
+            tower::util::ServiceFn<
+                fn(
+                    Request<Full<Bytes>>,
+                )
+                    -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
+            >,
+        >;
+        assert_send_clone::<Svc>();
+        let f = fixture(ReplayGuard::tranzila());
+        let debug = format!("{:?}", f.layer);
+        assert!(debug.contains("scheme: \"tranzila\""), "{debug}");
+        assert!(debug.contains("nonce_shape: Hex(80)"), "{debug}");
+    }
+}

@@ -312,3 +312,218 @@ impl fmt::Debug for MemoryNonceStore {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tollgate_core::ManualClock;
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn claimed(result: Result<Claim, StoreError>) -> Claim {
+        result.unwrap()
+    }
+
+    #[test]
+    fn sizing_is_rounded_up_and_bounded() {
+        let store = MemoryNonceStore::new(4).with_shards(1);
+        // 4 entries need 6 slots at 3/4 load: 8 slots, 6 usable.
+        assert_eq!((store.capacity(), store.shards()), (6, 1));
+        assert_eq!(store.memory_bytes(), 8 * 24);
+        assert_eq!(SLOT_BYTES, 24);
+
+        for capacity in [1, 1_000, 100_000, 600_000, 1_000_000] {
+            let store = MemoryNonceStore::new(capacity);
+            assert!(store.capacity() >= capacity, "{capacity}");
+            // Never more than 64 bytes per entry asked for, 32 per entry of the effective capacity.
+            if capacity >= 1_000 {
+                assert!(store.memory_bytes() <= 64 * capacity, "{capacity}");
+            }
+            assert_eq!(store.memory_bytes(), 32 * store.capacity(), "{capacity}");
+        }
+        let store = MemoryNonceStore::new(10).with_shards(usize::MAX);
+        assert_eq!(store.shards(), 1 << 16);
+        assert_eq!(store.capacity(), 3 << 16);
+        assert!(MemoryNonceStore::default().capacity() >= DEFAULT_CAPACITY);
+    }
+
+    #[test]
+    fn claim_then_already_seen_then_expiry() {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryNonceStore::new(100).with_clock(clock.clone());
+        assert_eq!(claimed(store.claim_now(b"a", NOW + 300)), Claim::Claimed);
+        assert_eq!(
+            claimed(store.claim_now(b"a", NOW + 300)),
+            Claim::AlreadySeen
+        );
+        assert_eq!(claimed(store.claim_now(b"b", NOW + 300)), Claim::Claimed);
+        // Held through its expiry second (inclusive) ...
+        clock.set(NOW + 300);
+        assert_eq!(
+            claimed(store.claim_now(b"a", NOW + 600)),
+            Claim::AlreadySeen
+        );
+        // ... and free from the next one.
+        clock.set(NOW + 301);
+        assert_eq!(claimed(store.claim_now(b"a", NOW + 601)), Claim::Claimed);
+        assert_eq!(
+            claimed(store.claim_now(b"a", NOW + 601)),
+            Claim::AlreadySeen
+        );
+        assert_eq!(store.len(), 2);
+        assert!(!store.is_empty());
+    }
+
+    #[test]
+    fn full_refuses_without_evicting_then_reclaims_expired() {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryNonceStore::new(4)
+            .with_shards(1)
+            .with_clock(clock.clone());
+        let capacity = store.capacity();
+        for i in 0..capacity {
+            let key = format!("nonce-{i}");
+            // Staggered expiries: entry i expires at NOW + 10 + i.
+            let expiry = NOW + 10 + i as u64;
+            assert_eq!(
+                claimed(store.claim_now(key.as_bytes(), expiry)),
+                Claim::Claimed
+            );
+        }
+        assert!(matches!(
+            store.claim_now(b"one-too-many", NOW + 300),
+            Err(StoreError::Full)
+        ));
+        // Nothing was evicted: every entry is still a replay.
+        for i in 0..capacity {
+            let key = format!("nonce-{i}");
+            assert_eq!(
+                claimed(store.claim_now(key.as_bytes(), NOW + 300)),
+                Claim::AlreadySeen,
+                "{key}"
+            );
+        }
+        assert_eq!(store.len(), capacity);
+        // The first two expire: exactly two new claims fit, then full again.
+        clock.set(NOW + 12);
+        assert_eq!(
+            claimed(store.claim_now(b"new-1", NOW + 300)),
+            Claim::Claimed
+        );
+        assert_eq!(
+            claimed(store.claim_now(b"new-2", NOW + 300)),
+            Claim::Claimed
+        );
+        assert!(matches!(
+            store.claim_now(b"new-3", NOW + 300),
+            Err(StoreError::Full)
+        ));
+        for i in 2..capacity {
+            let key = format!("nonce-{i}");
+            assert_eq!(
+                claimed(store.claim_now(key.as_bytes(), NOW + 300)),
+                Claim::AlreadySeen
+            );
+        }
+        // Everything expires: the whole capacity is available again.
+        clock.set(NOW + 301);
+        for i in 0..capacity {
+            let key = format!("later-{i}");
+            assert_eq!(
+                claimed(store.claim_now(key.as_bytes(), NOW + 600)),
+                Claim::Claimed
+            );
+        }
+        assert!(matches!(
+            store.claim_now(b"later-x", NOW + 600),
+            Err(StoreError::Full)
+        ));
+        assert_eq!(StoreError::Full.to_rejection().code(), "store_unavailable");
+        assert_eq!(StoreError::Full.to_rejection().status().as_u16(), 503);
+    }
+
+    #[test]
+    fn many_keys_fill_a_sharded_store_to_its_capacity() {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryNonceStore::new(10_000)
+            .with_shards(4)
+            .with_clock(clock.clone());
+        let mut accepted = 0usize;
+        let mut full = 0usize;
+        for i in 0..(store.capacity() + 2_000) {
+            match store.claim_now(format!("k{i}").as_bytes(), NOW + 300) {
+                Ok(Claim::Claimed) => accepted += 1,
+                Ok(Claim::AlreadySeen) => panic!("fingerprint collision at {i}"),
+                Err(StoreError::Full) => full += 1,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        // Shards fill at slightly different times, never beyond the capacity.
+        assert!(accepted <= store.capacity());
+        assert!(accepted >= store.capacity() * 9 / 10, "{accepted}");
+        assert!(full >= 2_000);
+        // Expired entries are reclaimed by the rebuild of a full shard.
+        clock.set(NOW + 301);
+        let mut again = 0usize;
+        while let Ok(claim) = store.claim_now(format!("again{again}").as_bytes(), NOW + 600) {
+            assert_eq!(claim, Claim::Claimed);
+            again += 1;
+        }
+        assert!(again >= store.capacity() * 9 / 10, "{again}");
+        assert!(store.len() <= store.capacity());
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_per_store() {
+        let a = MemoryNonceStore::new(10);
+        let b = MemoryNonceStore::new(10);
+        let fa = a.inner.hash_hi.hash_one(b"same".as_slice());
+        let fb = b.inner.hash_hi.hash_one(b"same".as_slice());
+        assert_ne!(fa, fb);
+        let debug = format!("{a:?}");
+        assert!(
+            debug.starts_with("MemoryNonceStore { capacity: "),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn concurrent_claims_of_one_key_have_one_winner() {
+        let store = MemoryNonceStore::new(1_000);
+        for round in 0..20 {
+            let winners = AtomicUsize::new(0);
+            let key = format!("contended-{round}");
+            std::thread::scope(|scope| {
+                for _ in 0..16 {
+                    scope.spawn(|| {
+                        if store.claim_now(key.as_bytes(), u64::MAX).unwrap() == Claim::Claimed {
+                            winners.fetch_add(1, Ordering::SeqCst);
+                        }
+                    });
+                }
+            });
+            assert_eq!(winners.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_tasks_through_the_trait_have_one_winner() {
+        let store: Arc<dyn NonceStore> = Arc::new(MemoryNonceStore::new(1_000));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.claim(b"one-nonce", u64::MAX).await.unwrap() })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            if task.await.unwrap() == Claim::Claimed {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1);
+    }
+}
