@@ -1,5 +1,200 @@
 //! The end user's real IP in, `x-user-ip` out, and an IP allowlist.
 //!
-//! This crate is being built; its layers land in the issue that fills it.
+//! Transak requires the header `x-user-ip` on every backend call: the end user's originating
+//! IP as your backend sees it, not your own address and not a proxy or CDN hop (behind
+//! Cloudflare: `cf-connecting-ip`), exactly one valid IPv4 or IPv6 address, else it answers
+//! 400 "`x-user-ip` must be a valid IPv4 or IPv6 address". It pins sessions to that IP, so a
+//! wrong or spoofable value breaks users or lets sessions be hijacked. Providers also refuse
+//! calls from source IPs outside a registered allowlist (403). This crate gets the first
+//! part right on the way in, sends it on the way out, and enforces allowlists:
+//!
+//! - [`ClientIpSource`]: pure extraction, no tower needed. Trust is decided on the socket
+//!   peer; forwarding headers are walked right to left without allocating.
+//! - [`ClientIpLayer`]: puts a [`ClientIp`] into request extensions and a task-local scope;
+//!   400 `invalid_client_ip` / 500 `client_ip_misconfigured` when there is none.
+//! - [`ForwardUserIpLayer`]: sets `x-user-ip` on outbound calls, or fails the call with
+//!   [`MissingClientIp`] so no request leaves without it.
+//! - [`IpAllowlistLayer`]: 403 `ip_not_allowed` outside the allowed ranges.
+//!
+//! # Example
+//!
+//! An axum server behind one nginx on `10.0.0.5` that calls the provider through a
+//! `hyper_util` client: the handler does not pass the IP along, the task-local scope does.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//!
+//! use axum::{Router, routing::post};
+//! use bytes::Bytes;
+//! use http::{Request, StatusCode};
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tollgate_client_ip::{ClientIp, ClientIpLayer, ClientIpSource, ForwardUserIpLayer};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[cfg(feature = "axum")]
+//! async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+//!     let source: ClientIpSource = "rightmost-trusted-range:x-forwarded-for:10.0.0.5".parse().unwrap();
+//!     let provider = ServiceBuilder::new()
+//!         .layer(ForwardUserIpLayer::new())
+//!         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+//!
+//!     let app = Router::new()
+//!         .route("/quote", post(move |ip: ClientIp| {
+//!             let provider = provider.clone();
+//!             async move {
+//!                 tracing::info!(client = %ip, "quote requested");
+//!                 let request = Request::post("http://provider.example/quote")
+//!                     .body(Full::new(Bytes::new()))
+//!                     .unwrap();
+//!                 // `x-user-ip: <ip>` is added by ForwardUserIpLayer.
+//!                 match provider.oneshot(request).await {
+//!                     Ok(response) => response.status(),
+//!                     Err(_) => StatusCode::BAD_GATEWAY,
+//!                 }
+//!             }
+//!         }))
+//!         .layer(ClientIpLayer::new(source));
+//!
+//!     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+//! }
+//! ```
+//!
+//! # Deployment guide
+//!
+//! Which source is right depends only on what sits between the internet and your server.
+//! Two rules drive every choice:
+//!
+//! 1. **Only the socket peer is a fact.** Every header can be written by the client, so a
+//!    header is believed only when the peer that delivered it is a proxy you trust to have
+//!    set it. Every source here checks the peer; an untrusted peer *is* the client.
+//! 2. **Read list headers from the right.** Each proxy appends what it saw; the client
+//!    controls everything left of what your first trusted proxy appended. The rightmost
+//!    address not written by your own proxies is the client; leftmost values are spoofable.
+//!
+//! ## Directly exposed (no proxy)
+//!
+//! Use [`ClientIpSource::remote_addr`] (`remote-addr`). Ignore every forwarding header:
+//! anyone can send `X-Forwarded-For: 1.2.3.4`. With axum, serve with
+//! `into_make_service_with_connect_info::<SocketAddr>()`; with plain hyper, insert
+//! [`PeerAddr`] per connection; tonic's `TcpConnectInfo` is read with feature `tonic`.
+//!
+//! ## Behind one reverse proxy (nginx, Caddy, HAProxy, Envoy)
+//!
+//! Use [`ClientIpSource::rightmost_trusted_range`] with the proxy's address:
+//! `rightmost-trusted-range:x-forwarded-for:10.0.0.5`. The proxy appends the peer it saw, so
+//! the rightmost entry that is not your proxy is the client. If the proxy *replaces* a
+//! single header instead (nginx `proxy_set_header X-Real-IP $remote_addr`),
+//! `header:x-real-ip:10.0.0.5` is equally good. Never trust a header without naming the
+//! proxy: if the server port is reachable from elsewhere, anyone can set it.
+//!
+//! ## Behind Cloudflare
+//!
+//! Use [`ClientIpSource::cloudflare`] (`cloudflare`): `cf-connecting-ip`, believed only from
+//! Cloudflare's published ranges ([`IpRanges::cloudflare`], dated
+//! [`CLOUDFLARE_RANGES_DATE`]). A client that finds your origin and connects directly can
+//! send any `cf-connecting-ip`; it is ignored and the peer is the client. Refresh the ranges
+//! when Cloudflare publishes changes, or pass your own with
+//! `header:cf-connecting-ip:<ranges>`. Better still, firewall the origin to Cloudflare.
+//! If Cloudflare sits in front of your own proxy, list both:
+//! `rightmost-trusted-range:x-forwarded-for:cloudflare,10.0.0.5` (Cloudflare appends to
+//! `X-Forwarded-For` too).
+//!
+//! ## Behind a load balancer plus nginx
+//!
+//! The request passes a cloud load balancer (private addresses, e.g. `10.0.0.0/8`, possibly
+//! changing) and then nginx. Both append to `X-Forwarded-For`. Use
+//! `rightmost-trusted-range:x-forwarded-for:10.0.0.0/8` with the ranges that hold *both*
+//! hops: the walk skips nginx's and the balancer's entries and stops at the first address
+//! neither wrote. If the addresses are unknown but the number of hops is fixed, use
+//! [`ClientIpSource::rightmost_trusted_count`] with the number of proxies
+//! (`rightmost-trusted-count:x-forwarded-for:2`; note its off-by-one). If every proxy is in
+//! a private network, [`ClientIpSource::rightmost_non_private`] needs no list, but it takes
+//! a private client address (a user on the same VPN) for a proxy.
+//!
+//! ## Never for security
+//!
+//! [`ClientIpSource::leftmost_non_private`] returns what the client claims. It is there for
+//! analytics; never use it for allowlists, rate limits, session pinning or `x-user-ip`.
+//!
+//! # Configuration grammar
+//!
+//! [`ClientIpSource`] implements [`FromStr`](std::str::FromStr) (and `serde::Deserialize`
+//! with feature `serde`) so the source can come from configuration:
+//!
+//! | text | source |
+//! |---|---|
+//! | `remote-addr` | [`ClientIpSource::remote_addr`] |
+//! | `cloudflare` | [`ClientIpSource::cloudflare`] (same as `header:cf-connecting-ip:cloudflare`) |
+//! | `header:<name>` | [`ClientIpSource::header`] believed from **any** peer ([`IpRanges::any`]) |
+//! | `header:<name>:<ranges>` | [`ClientIpSource::header`] believed from `<ranges>` |
+//! | `rightmost-trusted-range:<x-forwarded-for\|forwarded>:<ranges>` | [`ClientIpSource::rightmost_trusted_range`] |
+//! | `rightmost-trusted-count:<x-forwarded-for\|forwarded>:<n>` | [`ClientIpSource::rightmost_trusted_count`], `n >= 1` |
+//! | `rightmost-non-private:<x-forwarded-for\|forwarded>` | [`ClientIpSource::rightmost_non_private`] |
+//! | `leftmost-non-private:<x-forwarded-for\|forwarded>` | [`ClientIpSource::leftmost_non_private`] |
+//! | `<source> or <source>` | a chain ([`ClientIpSource::or`]) |
+//!
+//! `<ranges>` is a comma-separated list of CIDRs, bare addresses and the names `cloudflare`,
+//! `private` and `loopback` ([`IpRanges`]). Errors say what is wrong:
+//!
+//! ```
+//! use tollgate_client_ip::ClientIpSource;
+//!
+//! let source: ClientIpSource =
+//!     "header:cf-connecting-ip:cloudflare or rightmost-trusted-range:forwarded:10.0.0.0/8, fd00::/8"
+//!         .parse()
+//!         .unwrap();
+//! assert_eq!(
+//!     source.to_string(),
+//!     "header:cf-connecting-ip:cloudflare or rightmost-trusted-range:forwarded:10.0.0.0/8,fd00::/8"
+//! );
+//! let err = "rightmost-trusted-range:x-real-ip:10.0.0.0/8".parse::<ClientIpSource>().unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "`rightmost-trusted-range` reads `x-forwarded-for` or `forwarded`, got `x-real-ip`"
+//! );
+//! ```
+//!
+//! # Parsing rules
+//!
+//! All lines of a list header are merged in order; elements are split on commas and
+//! trimmed; `ip:port` and `[v6]:port` lose the port; an IPv6 zone (`%eth0`) is stripped;
+//! IPv4-mapped IPv6 is folded to IPv4 for the output and for trust checks (ranges are
+//! canonicalised the same way). `0.0.0.0`, `::`, empty elements, `unknown`, obfuscated
+//! identifiers (`_hidden`) and garbage are invalid hops that stop the walk; they are never
+//! skipped. `Forwarded` is parsed per RFC 7239 with quoted strings, so a comma inside quotes
+//! does not split and one malformed element invalidates only itself. When every hop is
+//! trusted there is no IP.
+//!
+//! # Features
+//!
+//! - `axum`: [`ClientIp`] as an extractor (and `Option<ClientIp>`), and axum's
+//!   `ConnectInfo<SocketAddr>` as a peer source.
+//! - `tonic`: tonic's `TcpConnectInfo` as a peer source.
+//! - `serde`: `Deserialize` for [`ClientIpSource`] and [`IpRanges`] from the grammar above.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod allowlist;
+mod client_ip;
+mod config;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod forward;
+pub mod future;
+mod layer;
+mod parse;
+mod ranges;
+mod source;
+
+pub use allowlist::{IpAllowlist, IpAllowlistLayer};
+pub use client_ip::{ClientIp, IpOrigin, PeerAddr};
+pub use error::{ConfigError, ExtractError, MissingClientIp};
+#[cfg(feature = "axum")]
+pub use extract::ClientIpRejection;
+pub use forward::{ForwardUserIp, ForwardUserIpFuture, ForwardUserIpLayer, X_USER_IP};
+pub use layer::{ClientIpLayer, ClientIpService};
+pub use ranges::{CLOUDFLARE_IPV4, CLOUDFLARE_IPV6, CLOUDFLARE_RANGES_DATE, IpRanges};
+pub use source::{ClientIpSource, ListHeader};

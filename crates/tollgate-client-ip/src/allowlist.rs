@@ -1,0 +1,180 @@
+//! [`IpAllowlistLayer`]: only let registered client IPs through.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use tollgate_core::rejection::code;
+use tollgate_core::{Rejection, RejectionResponder, ResponseBody};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::{ClientIp, IpRanges, PeerAddr};
+
+#[derive(Clone)]
+struct Config {
+    allowed: IpRanges,
+    responder: RejectionResponder,
+}
+
+/// Lets through only requests whose client IP is inside the allowed ranges; others get 403
+/// `ip_not_allowed` (`{"error":{"code":"ip_not_allowed","message":"client IP is not allowed"}}`).
+///
+/// The IP is the [`ClientIp`] extension (set by an outer
+/// [`ClientIpLayer`](crate::ClientIpLayer)), else the socket peer ([`PeerAddr`], axum's
+/// `ConnectInfo`, tonic's `TcpConnectInfo`). When neither is present the server is wired
+/// wrong: 500 `client_ip_misconfigured`.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response, StatusCode};
+/// use tollgate_client_ip::{IpAllowlistLayer, PeerAddr};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let service = ServiceBuilder::new()
+///     .layer(IpAllowlistLayer::new("192.0.2.0/24".parse().unwrap()))
+///     .service(service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) }));
+///
+/// let mut request = Request::new(());
+/// request.extensions_mut().insert(PeerAddr::new("198.51.100.1:3000".parse().unwrap()));
+/// let response = service.oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::FORBIDDEN);
+/// # });
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct IpAllowlistLayer {
+    config: Arc<Config>,
+}
+
+impl IpAllowlistLayer {
+    /// Allows only client IPs inside `allowed`.
+    pub fn new(allowed: IpRanges) -> Self {
+        Self {
+            config: Arc::new(Config {
+                allowed,
+                responder: RejectionResponder::json(),
+            }),
+        }
+    }
+
+    /// Replace the rejection response (JSON by default).
+    pub fn on_rejection(mut self, responder: RejectionResponder) -> Self {
+        Arc::make_mut(&mut self.config).responder = responder;
+        self
+    }
+
+    /// The allowed ranges.
+    pub fn allowed(&self) -> &IpRanges {
+        &self.config.allowed
+    }
+}
+
+impl fmt::Debug for IpAllowlistLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IpAllowlistLayer")
+            .field("allowed", &self.config.allowed)
+            .field("responder", &self.config.responder)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for IpAllowlistLayer {
+    type Service = IpAllowlist<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        IpAllowlist {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service of [`IpAllowlistLayer`].
+#[derive(Clone)]
+#[must_use]
+pub struct IpAllowlist<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> IpAllowlist<S> {
+    /// Wraps `inner`, allowing only `allowed`.
+    pub fn new(inner: S, allowed: IpRanges) -> Self {
+        IpAllowlistLayer::new(allowed).layer(inner)
+    }
+
+    /// An [`IpAllowlistLayer`] allowing `allowed`.
+    pub fn layer(allowed: IpRanges) -> IpAllowlistLayer {
+        IpAllowlistLayer::new(allowed)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for IpAllowlist<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IpAllowlist")
+            .field("inner", &self.inner)
+            .field("allowed", &self.config.allowed)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IpAllowlist<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let ip = match request.extensions().get::<ClientIp>() {
+            Some(ip) => Some(ip.ip()),
+            None => PeerAddr::find(request.extensions()).map(|addr| addr.ip()),
+        };
+        let rejection = match ip {
+            Some(ip) if self.config.allowed.contains(ip) => {
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Some(_) => Rejection::new(
+                StatusCode::FORBIDDEN,
+                code::IP_NOT_ALLOWED,
+                "client IP is not allowed",
+            ),
+            None => {
+                tracing::error!(
+                    target: "tollgate",
+                    "IP allowlist misconfigured: neither a ClientIp nor a peer address reached it"
+                );
+                Rejection::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code::CLIENT_IP_MISCONFIGURED,
+                    "the server cannot determine the client IP",
+                )
+            }
+        };
+        ResponseFuture::rejected(self.config.responder.respond(rejection))
+    }
+}

@@ -1,0 +1,231 @@
+//! [`ForwardUserIpLayer`]: send the end user's IP as `x-user-ip` on outbound calls.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, Request};
+use pin_project_lite::pin_project;
+use tollgate_core::BoxError;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{ClientIp, MissingClientIp};
+
+/// The header Transak requires on every backend call.
+pub const X_USER_IP: HeaderName = HeaderName::from_static("x-user-ip");
+
+/// Sets `x-user-ip` on each outbound request (for a `hyper_util` client or any
+/// `Service<Request<B>>`) from the end user's [`ClientIp`].
+///
+/// The IP comes from the outbound request's extensions first, then from the task-local scope
+/// the inbound [`ClientIpLayer`](crate::ClientIpLayer) opened around the handler
+/// ([`ClientIp::current`]; see there what does not propagate, such as spawned tasks). The
+/// header is *inserted*: any `x-user-ip` already on the request (for example copied from the
+/// browser's request) is replaced. When there is no client IP the call fails with
+/// [`MissingClientIp`] (boxed into [`BoxError`]) and nothing is sent.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response};
+/// use tollgate_client_ip::{ClientIp, ForwardUserIpLayer, IpOrigin, MissingClientIp};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // Stands in for a `hyper_util` client.
+/// let provider = service_fn(|request: Request<()>| async move {
+///     Ok::<_, Infallible>(Response::new(request.headers()["x-user-ip"].clone()))
+/// });
+/// let client = ServiceBuilder::new().layer(ForwardUserIpLayer::new()).service(provider);
+///
+/// let mut request = Request::new(());
+/// request.headers_mut().insert("x-user-ip", "6.6.6.6".parse().unwrap()); // replaced
+/// request.extensions_mut().insert(ClientIp::new("203.0.113.9".parse().unwrap(), IpOrigin::Other));
+/// let response = client.clone().oneshot(request).await.unwrap();
+/// assert_eq!(response.body(), "203.0.113.9");
+///
+/// let err = client.oneshot(Request::new(())).await.unwrap_err();
+/// assert!(err.downcast_ref::<MissingClientIp>().is_some());
+/// # });
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ForwardUserIpLayer {
+    header: Arc<HeaderName>,
+}
+
+impl ForwardUserIpLayer {
+    /// Sets [`X_USER_IP`].
+    pub fn new() -> Self {
+        Self::header(X_USER_IP)
+    }
+
+    /// Sets the client IP under another header name (for providers that name it otherwise).
+    pub fn header(name: HeaderName) -> Self {
+        Self {
+            header: Arc::new(name),
+        }
+    }
+}
+
+impl Default for ForwardUserIpLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ForwardUserIpLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForwardUserIpLayer")
+            .field("header", &self.header)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for ForwardUserIpLayer {
+    type Service = ForwardUserIp<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ForwardUserIp {
+            inner,
+            header: Arc::clone(&self.header),
+        }
+    }
+}
+
+/// The service of [`ForwardUserIpLayer`].
+#[derive(Clone)]
+#[must_use]
+pub struct ForwardUserIp<S> {
+    inner: S,
+    header: Arc<HeaderName>,
+}
+
+impl<S> ForwardUserIp<S> {
+    /// Wraps `inner`, setting [`X_USER_IP`].
+    pub fn new(inner: S) -> Self {
+        ForwardUserIpLayer::new().layer(inner)
+    }
+
+    /// A [`ForwardUserIpLayer`] setting [`X_USER_IP`].
+    pub fn layer() -> ForwardUserIpLayer {
+        ForwardUserIpLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ForwardUserIp<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForwardUserIp")
+            .field("inner", &self.inner)
+            .field("header", &self.header)
+            .finish()
+    }
+}
+
+impl<S, B> Service<Request<B>> for ForwardUserIp<S>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ForwardUserIpFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let value = match request.extensions().get::<ClientIp>() {
+            Some(ip) => Some(ip.to_header_value()),
+            None => ClientIp::current().map(|ip| ip.to_header_value()),
+        };
+        match value {
+            Some(value) => {
+                request
+                    .headers_mut()
+                    .insert(HeaderName::clone(&self.header), value);
+                ForwardUserIpFuture {
+                    state: State::Inner {
+                        future: self.inner.call(request),
+                    },
+                }
+            }
+            None => {
+                tracing::warn!(
+                    target: "tollgate",
+                    header = %self.header,
+                    "outbound request refused: no client IP"
+                );
+                ForwardUserIpFuture {
+                    state: State::Failed {
+                        error: Some(MissingClientIp),
+                    },
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ForwardUserIp`].
+    pub struct ForwardUserIpFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] future: F },
+        Failed { error: Option<MissingClientIp> },
+    }
+}
+
+impl<F, T, E> Future for ForwardUserIpFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx).map_err(Into::into),
+            StateProj::Failed { error } => match error.take() {
+                Some(error) => Poll::Ready(Err(Box::new(error))),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<F> fmt::Debug for ForwardUserIpFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Inner { .. } => "inner",
+            State::Failed { .. } => "failed",
+        };
+        f.debug_struct("ForwardUserIpFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

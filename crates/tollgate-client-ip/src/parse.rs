@@ -1,0 +1,323 @@
+//! Byte-level parsing of forwarding headers: one node (`ip`, `ip:port`, `[v6]:port`, zones),
+//! `X-Forwarded-For` elements and RFC 7239 `Forwarded` elements, walked right to left
+//! without allocating.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The canonical form of an address: IPv4-mapped IPv6 (`::ffff:a.b.c.d`) folded to IPv4.
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// Optional whitespace around list elements and parameters (SP and HTAB).
+pub(crate) fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(start, |i| i + 1);
+    &bytes[start..end.max(start)]
+}
+
+/// A port after an address: decimal digits, or an RFC 7239 obfuscated port (`_abc`).
+fn is_port(bytes: &[u8]) -> bool {
+    match bytes.first() {
+        None => false,
+        Some(b'_') => {
+            bytes.len() > 1
+                && bytes[1..]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        }
+        Some(_) => bytes.len() <= 5 && bytes.iter().all(u8::is_ascii_digit),
+    }
+}
+
+fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// An IPv6 literal with an optional `%zone`, which is dropped.
+fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
+    let address = match bytes.iter().position(|b| *b == b'%') {
+        Some(at) if at + 1 < bytes.len() => &bytes[..at],
+        Some(_) => return None,
+        None => bytes,
+    };
+    std::str::from_utf8(address).ok()?.parse().ok()
+}
+
+/// One node of a forwarding header: `192.0.2.1`, `192.0.2.1:8080`, `2001:db8::1`,
+/// `[2001:db8::1]`, `[2001:db8::1]:8080`, `fe80::1%eth0`. The port and zone are dropped,
+/// IPv4-mapped IPv6 is folded to IPv4, and `0.0.0.0` / `::` are refused. Anything else
+/// (`unknown`, `_hidden`, empty, garbage) is `None`.
+pub(crate) fn parse_node(bytes: &[u8]) -> Option<IpAddr> {
+    let bytes = trim_ows(bytes);
+    let ip = if let Some(rest) = bytes.strip_prefix(b"[") {
+        let close = rest.iter().position(|b| *b == b']')?;
+        let after = &rest[close + 1..];
+        if !after.is_empty() {
+            let port = after.strip_prefix(b":")?;
+            if !is_port(port) {
+                return None;
+            }
+        }
+        IpAddr::V6(parse_v6(&rest[..close])?)
+    } else {
+        let colons = bytes.iter().filter(|b| **b == b':').count();
+        match colons {
+            0 => IpAddr::V4(parse_v4(bytes)?),
+            1 => {
+                let at = bytes.iter().position(|b| *b == b':')?;
+                if !is_port(&bytes[at + 1..]) {
+                    return None;
+                }
+                IpAddr::V4(parse_v4(&bytes[..at])?)
+            }
+            _ => IpAddr::V6(parse_v6(bytes)?),
+        }
+    };
+    let ip = canonical(ip);
+    if ip.is_unspecified() { None } else { Some(ip) }
+}
+
+/// Splits one `Forwarded` line into elements at commas outside quoted strings, left to
+/// right. An unterminated quoted string runs to the end of the line (one bad element).
+pub(crate) struct ForwardedElements<'a> {
+    line: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> ForwardedElements<'a> {
+    pub(crate) fn new(line: &'a [u8]) -> Self {
+        Self {
+            line,
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+/// Position of the next `delim` in `bytes` outside a quoted string, or `bytes.len()`.
+fn next_unquoted(bytes: &[u8], delim: u8) -> usize {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, b) in bytes.iter().enumerate() {
+        if quoted {
+            if escaped {
+                escaped = false;
+            } else if *b == b'\\' {
+                escaped = true;
+            } else if *b == b'"' {
+                quoted = false;
+            }
+        } else if *b == b'"' {
+            quoted = true;
+        } else if *b == delim {
+            return i;
+        }
+    }
+    bytes.len()
+}
+
+impl<'a> Iterator for ForwardedElements<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.done {
+            return None;
+        }
+        let rest = &self.line[self.pos..];
+        let end = next_unquoted(rest, b',');
+        if end == rest.len() {
+            self.done = true;
+        }
+        self.pos += end + 1;
+        Some(&rest[..end])
+    }
+}
+
+/// The node of the `for` parameter of one `Forwarded` element (`for=192.0.2.1;proto=https`,
+/// `for="[2001:db8::1]:443"`). `None` when the element has no `for`, has it twice, or is
+/// malformed; then the node is an invalid hop.
+pub(crate) fn forwarded_for(element: &[u8]) -> Option<IpAddr> {
+    let mut rest = element;
+    let mut found: Option<&[u8]> = None;
+    loop {
+        let end = next_unquoted(rest, b';');
+        let pair = trim_ows(&rest[..end]);
+        if !pair.is_empty() {
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let name = trim_ows(&pair[..eq]);
+            let value = trim_ows(&pair[eq + 1..]);
+            if name.is_empty() || !name.iter().all(is_tchar) {
+                return None;
+            }
+            if name.eq_ignore_ascii_case(b"for") {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(unquote(value)?);
+            } else {
+                // Other parameters must still be well formed.
+                unquote(value)?;
+            }
+        }
+        if end == rest.len() {
+            break;
+        }
+        rest = &rest[end + 1..];
+    }
+    parse_node(found?)
+}
+
+fn is_tchar(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)
+}
+
+/// A token, or a quoted string without escapes (an address never needs one).
+fn unquote(value: &[u8]) -> Option<&[u8]> {
+    if let Some(inner) = value.strip_prefix(b"\"") {
+        let inner = inner.strip_suffix(b"\"")?;
+        if inner.iter().any(|b| *b == b'"' || *b == b'\\') {
+            return None;
+        }
+        Some(inner)
+    } else if !value.is_empty()
+        && value
+            .iter()
+            .all(|b| is_tchar(b) || matches!(b, b':' | b'[' | b']'))
+    {
+        Some(value)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(s: &str) -> Option<IpAddr> {
+        parse_node(s.as_bytes())
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn nodes_with_ports_zones_and_brackets() {
+        assert_eq!(node("192.0.2.1"), Some(ip("192.0.2.1")));
+        assert_eq!(node(" 192.0.2.1\t"), Some(ip("192.0.2.1")));
+        assert_eq!(node("192.0.2.1:8080"), Some(ip("192.0.2.1")));
+        assert_eq!(node("2001:db8::1"), Some(ip("2001:db8::1")));
+        assert_eq!(node("[2001:db8::1]"), Some(ip("2001:db8::1")));
+        assert_eq!(node("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
+        assert_eq!(node("fe80::1%eth0"), Some(ip("fe80::1")));
+        assert_eq!(node("[fe80::1%25eth0]:80"), Some(ip("fe80::1")));
+        assert_eq!(node("::ffff:192.0.2.9"), Some(ip("192.0.2.9")));
+        assert_eq!(node("[::ffff:c000:209]:1"), Some(ip("192.0.2.9")));
+        assert_eq!(node("2001:DB8::A"), Some(ip("2001:db8::a")));
+    }
+
+    #[test]
+    fn invalid_nodes() {
+        for bad in [
+            "",
+            " ",
+            "unknown",
+            "_hidden",
+            "_x",
+            "0.0.0.0",
+            "::",
+            "[::]:80",
+            "::ffff:0.0.0.0",
+            "192.0.2",
+            "192.0.2.1.5",
+            "192.0.2.256",
+            "010.0.0.1",
+            "192.0.2.1:",
+            "192.0.2.1:port",
+            "192.0.2.1:123456",
+            "[2001:db8::1",
+            "[2001:db8::1]x",
+            "[192.0.2.1]",
+            "2001:db8::1%",
+            "2001:db8::g",
+            "192.0.2.1 192.0.2.2",
+            "\"192.0.2.1\"",
+            "1.2.3.4/32",
+        ] {
+            assert_eq!(node(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_node(b"\xff\xfe"), None);
+    }
+
+    #[test]
+    fn obfuscated_port_is_accepted_but_obfuscated_node_is_not() {
+        assert_eq!(node("[2001:db8::1]:_p1"), Some(ip("2001:db8::1")));
+        assert_eq!(node("192.0.2.1:_x"), Some(ip("192.0.2.1")));
+        assert_eq!(node("192.0.2.1:_"), None);
+    }
+
+    fn elements(line: &str) -> Vec<&str> {
+        ForwardedElements::new(line.as_bytes())
+            .map(|e| std::str::from_utf8(e).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn forwarded_elements_respect_quotes() {
+        assert_eq!(
+            elements(r#"for=a, for="x,y";by=b ,for=c"#),
+            ["for=a", r#" for="x,y";by=b "#, "for=c"]
+        );
+        assert_eq!(
+            elements(r#"for="a\",b", for=c"#),
+            [r#"for="a\",b""#, " for=c"]
+        );
+        assert_eq!(elements(r#"for="open, for=c"#), [r#"for="open, for=c"#]);
+        assert_eq!(elements(""), [""]);
+        assert_eq!(elements("a,"), ["a", ""]);
+    }
+
+    #[test]
+    fn forwarded_for_parameter() {
+        let f = |s: &str| forwarded_for(s.as_bytes());
+        assert_eq!(
+            f("for=192.0.2.60;proto=http;by=203.0.113.43"),
+            Some(ip("192.0.2.60"))
+        );
+        assert_eq!(
+            f("For=\"[2001:db8:cafe::17]:4711\""),
+            Some(ip("2001:db8:cafe::17"))
+        );
+        assert_eq!(
+            f(" proto=https ; for = 198.51.100.17 "),
+            Some(ip("198.51.100.17"))
+        );
+        assert_eq!(f("for=\"192.0.2.1:80\""), Some(ip("192.0.2.1")));
+        assert_eq!(f("for=unknown"), None);
+        assert_eq!(f("for=_hidden"), None);
+        assert_eq!(f("for=\"_gazonk\""), None);
+        assert_eq!(f("proto=https"), None);
+        assert_eq!(f("for=192.0.2.1;for=192.0.2.2"), None);
+        assert_eq!(f("for=\"192.0.2.1"), None);
+        assert_eq!(f("for=192.0.2.1;proto"), None);
+        assert_eq!(f("for=192.0.2.1;by=\"a\\\"b\""), None);
+        assert_eq!(f("for=\"[2001:db8::1]\\\"\""), None);
+        assert_eq!(f(""), None);
+        assert_eq!(f("for=192.0.2.1;;proto=http"), Some(ip("192.0.2.1")));
+    }
+}

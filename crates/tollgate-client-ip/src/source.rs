@@ -1,0 +1,586 @@
+//! [`ClientIpSource`]: where the client IP is read from, and the pure extraction.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+use crate::error::ExtractError;
+use crate::parse::{ForwardedElements, canonical, forwarded_for, parse_node};
+use crate::{ClientIp, IpOrigin, IpRanges};
+
+/// A list header that proxies append to: `X-Forwarded-For` or RFC 7239 `Forwarded`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ListHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1;proto=https` (RFC 7239): only `for` is read.
+    Forwarded,
+}
+
+impl ListHeader {
+    /// The header's name.
+    pub fn name(self) -> HeaderName {
+        match self {
+            Self::XForwardedFor => header::HeaderName::from_static("x-forwarded-for"),
+            Self::Forwarded => header::FORWARDED,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("x-forwarded-for") {
+            Some(Self::XForwardedFor)
+        } else if text.eq_ignore_ascii_case("forwarded") {
+            Some(Self::Forwarded)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for ListHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the client IP comes from, and which peers are trusted to say so.
+///
+/// Trust is decided on the socket peer, the one address a client cannot forge: a header is
+/// only read when the peer is a trusted proxy for that source. When the peer is not trusted,
+/// the peer itself is the client and the result is the peer's address
+/// ([`IpOrigin::Peer`]), whatever the headers say.
+///
+/// Build one with the named constructors, combine them with [`or`](ClientIpSource::or), or
+/// parse one from configuration ([`FromStr`](std::str::FromStr), grammar in the
+/// [crate docs](crate#configuration-grammar)).
+///
+/// | constructor | reads | peer trusted when |
+/// |---|---|---|
+/// | [`remote_addr`](Self::remote_addr) | the socket peer | — |
+/// | [`header`](Self::header) | one single-IP header (`cf-connecting-ip`, `x-real-ip`, ...) | in the given ranges |
+/// | [`cloudflare`](Self::cloudflare) | `cf-connecting-ip` | in Cloudflare's ranges |
+/// | [`rightmost_trusted_range`](Self::rightmost_trusted_range) | the rightmost hop outside the ranges | in the ranges |
+/// | [`rightmost_trusted_count`](Self::rightmost_trusted_count) | the N-th hop from the right | always |
+/// | [`rightmost_non_private`](Self::rightmost_non_private) | the rightmost public hop | private |
+/// | [`leftmost_non_private`](Self::leftmost_non_private) | the leftmost public hop (**spoofable**) | private |
+///
+/// The output is always one canonical [`IpAddr`] (IPv4-mapped IPv6 folded to IPv4, no port,
+/// no zone, never `0.0.0.0` or `::`), valid as an `x-user-ip` value.
+///
+/// ```
+/// use http::HeaderMap;
+/// use tollgate_client_ip::{ClientIpSource, IpRanges, ListHeader};
+///
+/// let source = ClientIpSource::rightmost_trusted_range(
+///     ListHeader::XForwardedFor,
+///     "10.0.0.0/8".parse::<IpRanges>().unwrap(),
+/// );
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.2".parse().unwrap());
+///
+/// // From our load balancer (10.0.0.1): the rightmost address it did not add itself.
+/// let ip = source.extract(&headers, Some("10.0.0.1".parse().unwrap())).unwrap();
+/// assert_eq!(ip.ip().to_string(), "203.0.113.9");
+///
+/// // Sent straight to us from the internet: the header is ignored.
+/// let ip = source.extract(&headers, Some("198.51.100.4".parse().unwrap())).unwrap();
+/// assert_eq!(ip.ip().to_string(), "198.51.100.4");
+/// assert!(ip.is_from_peer());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientIpSource {
+    kind: Kind,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Kind {
+    RemoteAddr,
+    Header {
+        name: HeaderName,
+        proxies: IpRanges,
+    },
+    RightmostTrustedRange {
+        list: ListHeader,
+        proxies: IpRanges,
+    },
+    RightmostTrustedCount {
+        list: ListHeader,
+        count: NonZeroUsize,
+    },
+    RightmostNonPrivate {
+        list: ListHeader,
+        private: IpRanges,
+    },
+    LeftmostNonPrivate {
+        list: ListHeader,
+        private: IpRanges,
+    },
+    Chain(Vec<ClientIpSource>),
+}
+
+impl ClientIpSource {
+    /// The socket peer's address. Right when clients connect directly, with no proxy in
+    /// front.
+    pub fn remote_addr() -> Self {
+        Self {
+            kind: Kind::RemoteAddr,
+        }
+    }
+
+    /// A header holding exactly one IP (`cf-connecting-ip`, `true-client-ip`,
+    /// `fastly-client-ip`, `x-real-ip`, any name), believed only when the peer is inside
+    /// `trusted_proxies` (the proxies that set it); from any other peer the peer is the
+    /// client.
+    ///
+    /// The value may carry a port (`192.0.2.1:5000`, `[2001:db8::1]:5000`), which is dropped.
+    /// A list (`a, b`) or anything not an address is [`ExtractError::InvalidHeader`]. When the
+    /// header appears on several lines, the last line (added by the closest proxy) is read.
+    /// Pass [`IpRanges::any`] only when nothing but the proxy can reach the server.
+    pub fn header(name: HeaderName, trusted_proxies: IpRanges) -> Self {
+        Self {
+            kind: Kind::Header {
+                name,
+                proxies: trusted_proxies,
+            },
+        }
+    }
+
+    /// `cf-connecting-ip`, believed only from Cloudflare's published ranges
+    /// ([`IpRanges::cloudflare`]). A `cf-connecting-ip` sent by a client that connects
+    /// directly (bypassing Cloudflare) is ignored: the peer is the client.
+    pub fn cloudflare() -> Self {
+        Self::header(
+            HeaderName::from_static("cf-connecting-ip"),
+            IpRanges::cloudflare(),
+        )
+    }
+
+    /// The rightmost address of `list` that is not inside `trusted_proxies`.
+    ///
+    /// The peer must be inside `trusted_proxies` (else it is the client). Then the header is
+    /// walked from the right, skipping trusted proxies; the first address that is not trusted
+    /// is the client. An invalid hop stops the walk ([`ExtractError::InvalidHop`]): it is
+    /// never skipped, since anything left of it was written by someone untrusted. When every
+    /// hop is trusted there is no client IP ([`ExtractError::AllTrusted`]).
+    ///
+    /// This is the recommended source behind proxies whose addresses you know.
+    pub fn rightmost_trusted_range(list: ListHeader, trusted_proxies: IpRanges) -> Self {
+        Self {
+            kind: Kind::RightmostTrustedRange {
+                list,
+                proxies: trusted_proxies,
+            },
+        }
+    }
+
+    /// The `count`-th address of `list` from the right, 1-based, where `count` is the number
+    /// of reverse proxies in front of the server.
+    ///
+    /// **The off-by-one:** the proxy that connects to you does not appear in the header (it
+    /// is the socket peer); it appends the address *it* saw. So with one proxy the client is
+    /// the rightmost entry (`count = 1`), with two proxies the second from the right
+    /// (`count = 2`), and so on. A list shorter than `count` is
+    /// [`ExtractError::TooFewHops`]; an invalid hop at or right of position `count` stops the
+    /// walk.
+    ///
+    /// The peer is always trusted, so use this only when every request passes through
+    /// exactly `count` proxies and nothing else can reach the server.
+    pub fn rightmost_trusted_count(list: ListHeader, count: NonZeroUsize) -> Self {
+        Self {
+            kind: Kind::RightmostTrustedCount { list, count },
+        }
+    }
+
+    /// The rightmost public (non-private) address of `list`, for proxies that all sit in
+    /// private networks ([`IpRanges::private`]). A public peer is the client itself.
+    pub fn rightmost_non_private(list: ListHeader) -> Self {
+        Self {
+            kind: Kind::RightmostNonPrivate {
+                list,
+                private: IpRanges::private(),
+            },
+        }
+    }
+
+    /// The leftmost public (non-private) address of `list`.
+    ///
+    /// # Security considerations
+    ///
+    /// **Spoofable.** The leftmost entries are whatever the client put in the header before
+    /// any proxy appended to it. Use this only for analytics or display, never for
+    /// allowlists, rate limits, sessions pinned to an IP, or `x-user-ip`.
+    pub fn leftmost_non_private(list: ListHeader) -> Self {
+        Self {
+            kind: Kind::LeftmostNonPrivate {
+                list,
+                private: IpRanges::private(),
+            },
+        }
+    }
+
+    /// A chain: this source, and `next` when this one yields no IP. Chains flatten, so
+    /// `a.or(b).or(c)` tries `a`, `b`, `c` in order.
+    ///
+    /// When every source fails, the error is [`ExtractError::MissingPeer`] if any source
+    /// failed for lack of a peer (a deployment error wins), else the first source's error.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use tollgate_client_ip::ClientIpSource;
+    ///
+    /// let source = ClientIpSource::cloudflare().or(ClientIpSource::remote_addr());
+    /// assert_eq!(source.to_string(), "header:cf-connecting-ip:cloudflare or remote-addr");
+    /// ```
+    #[must_use]
+    pub fn or(self, next: ClientIpSource) -> Self {
+        let mut chain = match self.kind {
+            Kind::Chain(sources) => sources,
+            kind => vec![Self { kind }],
+        };
+        match next.kind {
+            Kind::Chain(sources) => chain.extend(sources),
+            kind => chain.push(Self { kind }),
+        }
+        Self {
+            kind: Kind::Chain(chain),
+        }
+    }
+
+    /// The client IP for a request with these headers from this peer, or why there is none.
+    ///
+    /// `peer` is the socket peer's address (`None` when unknown: then only a single-header
+    /// source trusting [`IpRanges::any`] can answer). The common path does not allocate: list
+    /// headers are walked right to left over the header bytes.
+    pub fn extract(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<ClientIp, ExtractError> {
+        match &self.kind {
+            Kind::RemoteAddr => peer_ip(peer).map(|ip| ClientIp::new(ip, IpOrigin::Peer)),
+            Kind::Header { name, proxies } => {
+                if let Some(client) = untrusted_peer(peer, proxies)? {
+                    return Ok(client);
+                }
+                let Some(value) = headers.get_all(name).iter().next_back() else {
+                    return Err(ExtractError::MissingHeader {
+                        header: name.clone(),
+                    });
+                };
+                match parse_node(value.as_bytes()) {
+                    Some(ip) => Ok(ClientIp::new(ip, IpOrigin::Header(name.clone()))),
+                    None => Err(ExtractError::InvalidHeader {
+                        header: name.clone(),
+                    }),
+                }
+            }
+            Kind::RightmostTrustedRange { list, proxies } => {
+                if let Some(client) = untrusted_peer(peer, proxies)? {
+                    return Ok(client);
+                }
+                rightmost_outside(headers, *list, proxies)
+            }
+            Kind::RightmostNonPrivate { list, private } => {
+                if let Some(client) = untrusted_peer(peer, private)? {
+                    return Ok(client);
+                }
+                rightmost_outside(headers, *list, private)
+            }
+            Kind::RightmostTrustedCount { list, count } => {
+                peer_ip(peer)?;
+                let want = count.get() - 1;
+                let walked = walk_right(headers, *list, |hop, ip| match ip {
+                    None => ControlFlow::Break(Err(hop)),
+                    Some(ip) if hop == want => ControlFlow::Break(Ok(ip)),
+                    Some(_) => ControlFlow::Continue(()),
+                });
+                match walked {
+                    Walk::Found(Ok(ip)) => Ok(ClientIp::new(
+                        ip,
+                        IpOrigin::ListHop {
+                            header: list.name(),
+                            hop: want,
+                        },
+                    )),
+                    Walk::Found(Err(hop)) => Err(ExtractError::InvalidHop {
+                        header: list.name(),
+                        hop,
+                    }),
+                    Walk::Missing => Err(ExtractError::MissingHeader {
+                        header: list.name(),
+                    }),
+                    Walk::Exhausted(found) => Err(ExtractError::TooFewHops {
+                        header: list.name(),
+                        needed: count.get(),
+                        found,
+                    }),
+                }
+            }
+            Kind::LeftmostNonPrivate { list, private } => {
+                if let Some(client) = untrusted_peer(peer, private)? {
+                    return Ok(client);
+                }
+                leftmost_outside(headers, *list, private)
+            }
+            Kind::Chain(sources) => {
+                let mut first: Option<ExtractError> = None;
+                let mut missing_peer = false;
+                for source in sources {
+                    match source.extract(headers, peer) {
+                        Ok(ip) => return Ok(ip),
+                        Err(err) => {
+                            missing_peer |= err.is_misconfiguration();
+                            first.get_or_insert(err);
+                        }
+                    }
+                }
+                match first {
+                    Some(_) if missing_peer => Err(ExtractError::MissingPeer),
+                    Some(err) => Err(err),
+                    None => Err(ExtractError::MissingPeer),
+                }
+            }
+        }
+    }
+
+    /// [`extract`](Self::extract) without the reason.
+    pub fn extract_opt(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<ClientIp> {
+        self.extract(headers, peer).ok()
+    }
+}
+
+/// The peer, canonical and usable, or a misconfiguration.
+fn peer_ip(peer: Option<IpAddr>) -> Result<IpAddr, ExtractError> {
+    match peer.map(canonical) {
+        Some(ip) if !ip.is_unspecified() => Ok(ip),
+        _ => Err(ExtractError::MissingPeer),
+    }
+}
+
+/// `Some(peer as client)` when the peer is not trusted; `None` when the header may be read.
+fn untrusted_peer(
+    peer: Option<IpAddr>,
+    trusted: &IpRanges,
+) -> Result<Option<ClientIp>, ExtractError> {
+    if peer.is_none() && trusted.is_any() {
+        return Ok(None);
+    }
+    let ip = peer_ip(peer)?;
+    if trusted.contains(ip) {
+        Ok(None)
+    } else {
+        Ok(Some(ClientIp::new(ip, IpOrigin::Peer)))
+    }
+}
+
+fn rightmost_outside(
+    headers: &HeaderMap,
+    list: ListHeader,
+    trusted: &IpRanges,
+) -> Result<ClientIp, ExtractError> {
+    let walked = walk_right(headers, list, |hop, ip| match ip {
+        None => ControlFlow::Break(Err(hop)),
+        Some(ip) if trusted.contains(ip) => ControlFlow::Continue(()),
+        Some(ip) => ControlFlow::Break(Ok((hop, ip))),
+    });
+    finish(walked, list)
+}
+
+fn leftmost_outside(
+    headers: &HeaderMap,
+    list: ListHeader,
+    private: &IpRanges,
+) -> Result<ClientIp, ExtractError> {
+    // Left to right: positions are only known from the right after counting.
+    let total = match walk_right(headers, list, |_, _| ControlFlow::<()>::Continue(())) {
+        Walk::Exhausted(total) => total,
+        Walk::Missing | Walk::Found(()) => {
+            return Err(ExtractError::MissingHeader {
+                header: list.name(),
+            });
+        }
+    };
+    let mut index = 0usize;
+    let mut outcome: Option<Result<(usize, IpAddr), usize>> = None;
+    let mut visit = |ip: Option<IpAddr>| {
+        let hop = total - 1 - index;
+        index += 1;
+        match ip {
+            None => ControlFlow::Break(Err(hop)),
+            Some(ip) if private.contains(ip) => ControlFlow::Continue(()),
+            Some(ip) => ControlFlow::Break(Ok((hop, ip))),
+        }
+    };
+    'lines: for line in headers.get_all(list.name()).iter() {
+        let bytes = line.as_bytes();
+        let flow = match list {
+            ListHeader::XForwardedFor => bytes
+                .split(|b| *b == b',')
+                .try_for_each(|el| visit(parse_node(el))),
+            ListHeader::Forwarded => {
+                ForwardedElements::new(bytes).try_for_each(|el| visit(forwarded_for(el)))
+            }
+        };
+        if let ControlFlow::Break(result) = flow {
+            outcome = Some(result);
+            break 'lines;
+        }
+    }
+    match outcome {
+        Some(result) => finish(Walk::Found(result), list),
+        None => finish(Walk::Exhausted(total), list),
+    }
+}
+
+fn finish(
+    walked: Walk<Result<(usize, IpAddr), usize>>,
+    list: ListHeader,
+) -> Result<ClientIp, ExtractError> {
+    match walked {
+        Walk::Found(Ok((hop, ip))) => Ok(ClientIp::new(
+            ip,
+            IpOrigin::ListHop {
+                header: list.name(),
+                hop,
+            },
+        )),
+        Walk::Found(Err(hop)) => Err(ExtractError::InvalidHop {
+            header: list.name(),
+            hop,
+        }),
+        Walk::Missing => Err(ExtractError::MissingHeader {
+            header: list.name(),
+        }),
+        Walk::Exhausted(_) => Err(ExtractError::AllTrusted {
+            header: list.name(),
+        }),
+    }
+}
+
+enum Walk<R> {
+    /// The header is absent.
+    Missing,
+    /// The visitor stopped with this value.
+    Found(R),
+    /// Every hop was visited; this many.
+    Exhausted(usize),
+}
+
+/// Visits the hops of `list` right to left (all lines merged in order, the last line's last
+/// element first) with their position from the right, without allocating for up to 32
+/// `Forwarded` elements per line.
+fn walk_right<R>(
+    headers: &HeaderMap,
+    list: ListHeader,
+    mut visit: impl FnMut(usize, Option<IpAddr>) -> ControlFlow<R>,
+) -> Walk<R> {
+    let lines = headers.get_all(list.name());
+    let mut hop = 0usize;
+    let mut present = false;
+    for line in lines.iter().rev() {
+        present = true;
+        let bytes = line.as_bytes();
+        let flow = match list {
+            ListHeader::XForwardedFor => bytes.rsplit(|b| *b == b',').try_for_each(|el| {
+                let flow = visit(hop, parse_node(el));
+                hop += 1;
+                flow
+            }),
+            ListHeader::Forwarded => forwarded_right(line, |el| {
+                let flow = visit(hop, forwarded_for(el));
+                hop += 1;
+                flow
+            }),
+        };
+        if let ControlFlow::Break(value) = flow {
+            return Walk::Found(value);
+        }
+    }
+    if present {
+        Walk::Exhausted(hop)
+    } else {
+        Walk::Missing
+    }
+}
+
+const STACK_ELEMENTS: usize = 32;
+
+/// The elements of one `Forwarded` line, right to left. Quoted strings make commas
+/// ambiguous from the right, so the line is split left to right into a stack buffer first.
+fn forwarded_right<R>(
+    line: &HeaderValue,
+    mut visit: impl FnMut(&[u8]) -> ControlFlow<R>,
+) -> ControlFlow<R> {
+    let mut stack: [&[u8]; STACK_ELEMENTS] = [&[]; STACK_ELEMENTS];
+    let mut count = 0usize;
+    let mut elements = ForwardedElements::new(line.as_bytes());
+    for element in elements.by_ref() {
+        stack[count] = element;
+        count += 1;
+        if count == STACK_ELEMENTS {
+            break;
+        }
+    }
+    let rest: Vec<&[u8]> = elements.collect();
+    for element in rest.iter().rev() {
+        visit(element)?;
+    }
+    for element in stack[..count].iter().rev() {
+        visit(element)?;
+    }
+    ControlFlow::Continue(())
+}
+
+impl fmt::Display for ClientIpSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::RemoteAddr => f.write_str("remote-addr"),
+            Kind::Header { name, proxies } => {
+                if proxies.is_any() {
+                    write!(f, "header:{name}")
+                } else if *proxies == IpRanges::cloudflare() {
+                    write!(f, "header:{name}:cloudflare")
+                } else {
+                    write!(f, "header:{name}:{proxies}")
+                }
+            }
+            Kind::RightmostTrustedRange { list, proxies } => {
+                write!(f, "rightmost-trusted-range:{list}:{proxies}")
+            }
+            Kind::RightmostTrustedCount { list, count } => {
+                write!(f, "rightmost-trusted-count:{list}:{count}")
+            }
+            Kind::RightmostNonPrivate { list, .. } => write!(f, "rightmost-non-private:{list}"),
+            Kind::LeftmostNonPrivate { list, .. } => write!(f, "leftmost-non-private:{list}"),
+            Kind::Chain(sources) => {
+                for (i, source) in sources.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" or ")?;
+                    }
+                    write!(f, "{source}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ClientIpSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ClientIpSource")
+            .field(&format_args!("{self}"))
+            .finish()
+    }
+}
