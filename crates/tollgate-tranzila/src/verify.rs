@@ -548,3 +548,360 @@ fn polled_twice() -> Rejection {
         "the request could not be processed",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    use http_body_util::{BodyExt, Empty, Full};
+    use tollgate_core::ManualClock;
+    use tollgate_replay::ClaimFuture;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    use super::*;
+
+    const APP: &str = "pub_app_key_demo";
+    const SECRET: &str = "private_secret_demo";
+    const TIME: &str = "1700000000";
+    const NONCE_HEX: &str =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627";
+    const TOKEN: &str = "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16";
+
+    /// A small store for these tests: a map of key to expiry, or always failing.
+    #[derive(Debug, Default)]
+    struct TestStore {
+        claims: Mutex<HashMap<Vec<u8>, u64>>,
+        fail: bool,
+    }
+
+    impl NonceStore for TestStore {
+        fn claim<'a>(&'a self, key: &'a [u8], expires_at: u64) -> ClaimFuture<'a> {
+            Box::pin(async move {
+                if self.fail {
+                    return Err(StoreError::Unavailable("connection refused".into()));
+                }
+                let mut claims = self.claims.lock().unwrap();
+                if claims.contains_key(key) {
+                    return Ok(Claim::AlreadySeen);
+                }
+                claims.insert(key.to_vec(), expires_at);
+                Ok(Claim::Claimed)
+            })
+        }
+    }
+
+    fn layer(store: Arc<TestStore>, now: u64) -> TranzilaVerifyLayer {
+        TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET), store)
+            .clock(ManualClock::new(now))
+    }
+
+    fn signed() -> http::request::Builder {
+        Request::post("/v1/charge")
+            .header("x-tranzila-api-app-key", APP)
+            .header("x-tranzila-api-request-time", TIME)
+            .header("x-tranzila-api-nonce", NONCE_HEX)
+            .header("x-tranzila-api-access-token", TOKEN)
+    }
+
+    struct Outcome {
+        status: StatusCode,
+        body: String,
+        verified: Option<VerifiedSignature>,
+        timestamp: Option<RequestTimestamp>,
+    }
+
+    async fn send(layer: &TranzilaVerifyLayer, request: Request<Full<Bytes>>) -> Outcome {
+        let service = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(service_fn(|request: Request<Full<Bytes>>| async move {
+                let mut response = Response::new(Full::new(Bytes::from_static(b"inner")));
+                if let Some(v) = request.extensions().get::<VerifiedSignature>() {
+                    response.extensions_mut().insert(v.clone());
+                }
+                if let Some(t) = request.extensions().get::<RequestTimestamp>() {
+                    response.extensions_mut().insert(*t);
+                }
+                Ok::<_, Infallible>(response)
+            }));
+        let response = service.oneshot(request).await.unwrap();
+        let status = response.status();
+        let verified = response.extensions().get::<VerifiedSignature>().cloned();
+        let timestamp = response.extensions().get::<RequestTimestamp>().copied();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Outcome {
+            status,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+            verified,
+            timestamp,
+        }
+    }
+
+    fn json(code: &str, message: &str) -> String {
+        format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#)
+    }
+
+    #[tokio::test]
+    async fn accepts_the_vector_inserts_facts_and_claims_namespaced_nonce() {
+        let store = Arc::new(TestStore::default());
+        let layer = layer(store.clone(), 1_700_000_100);
+        let outcome = send(&layer, signed().body(Full::default()).unwrap()).await;
+        assert_eq!(outcome.status, StatusCode::OK);
+        assert_eq!(outcome.body, "inner");
+        let verified = outcome.verified.unwrap();
+        assert_eq!(verified.scheme(), "tranzila");
+        assert_eq!(verified.key_id(), APP);
+        assert_eq!(verified.timestamp(), Some(1_700_000_000));
+        assert_eq!(verified.message_id().unwrap(), NONCE_HEX.as_bytes());
+        assert_eq!(verified.signature().as_ref(), hex::decode(TOKEN).unwrap());
+        assert_eq!(outcome.timestamp, Some(RequestTimestamp(1_700_000_000)));
+        let claims = store.claims.lock().unwrap();
+        let key = format!("tranzila:{APP}:{NONCE_HEX}");
+        assert_eq!(claims.get(key.as_bytes()), Some(&1_700_000_300));
+        assert_eq!(claims.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn same_request_twice_is_replayed() {
+        let store = Arc::new(TestStore::default());
+        let layer = layer(store, 1_700_000_000);
+        let first = send(&layer, signed().body(Full::default()).unwrap()).await;
+        assert_eq!(first.status, StatusCode::OK);
+        // Another body with the same headers: the token does not cover it, the nonce does.
+        let second = send(
+            &layer,
+            signed()
+                .body(Full::new(Bytes::from_static(b"{\"amount\":999}")))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(second.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(second.body, json("replayed", "nonce was already used"));
+        assert!(second.verified.is_none());
+    }
+
+    #[tokio::test]
+    async fn malformed_headers_are_400_and_claim_nothing() {
+        let store = Arc::new(TestStore::default());
+        let layer = layer(store.clone(), 1_700_000_000);
+        let cases: Vec<(Request<Full<Bytes>>, &str, &str)> = vec![
+            (
+                Request::post("/").body(Full::default()).unwrap(),
+                "header_malformed",
+                "header `x-tranzila-api-app-key` must be present once, as visible ASCII",
+            ),
+            (
+                signed()
+                    .header("x-tranzila-api-nonce", NONCE_HEX)
+                    .body(Full::default())
+                    .unwrap(),
+                "header_malformed",
+                "header `x-tranzila-api-nonce` must be present once, as visible ASCII",
+            ),
+            (
+                {
+                    let mut r = signed().body(Full::default()).unwrap();
+                    r.headers_mut().insert(
+                        "x-tranzila-api-access-token",
+                        http::HeaderValue::from_bytes(b"\xfftoken").unwrap(),
+                    );
+                    r
+                },
+                "header_malformed",
+                "header `x-tranzila-api-access-token` must be present once, as visible ASCII",
+            ),
+            (
+                {
+                    let mut r = signed().body(Full::default()).unwrap();
+                    r.headers_mut().insert(
+                        "x-tranzila-api-nonce",
+                        http::HeaderValue::from_str(&NONCE_HEX[..79]).unwrap(),
+                    );
+                    r
+                },
+                "nonce_malformed",
+                "nonce must be exactly 80 hexadecimal characters",
+            ),
+            (
+                {
+                    let mut r = signed().body(Full::default()).unwrap();
+                    r.headers_mut().insert(
+                        "x-tranzila-api-nonce",
+                        http::HeaderValue::from_str(&format!("{}g", &NONCE_HEX[..79])).unwrap(),
+                    );
+                    r
+                },
+                "nonce_malformed",
+                "nonce must be exactly 80 hexadecimal characters",
+            ),
+            (
+                {
+                    let mut r = signed().body(Full::default()).unwrap();
+                    r.headers_mut().insert(
+                        "x-tranzila-api-request-time",
+                        http::HeaderValue::from_static("1700000000000.5"),
+                    );
+                    r
+                },
+                "timestamp_malformed",
+                "timestamp must be Unix seconds as ASCII digits",
+            ),
+            (
+                {
+                    let mut r = signed().body(Full::default()).unwrap();
+                    r.headers_mut().insert(
+                        "x-tranzila-api-access-token",
+                        http::HeaderValue::from_static("zz"),
+                    );
+                    r
+                },
+                "header_malformed",
+                "access token must be 64 hexadecimal characters",
+            ),
+        ];
+        for (request, code, message) in cases {
+            let outcome = send(&layer, request).await;
+            assert_eq!(outcome.status, StatusCode::BAD_REQUEST, "{code}");
+            assert_eq!(outcome.body, json(code, message));
+        }
+        assert!(store.claims.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_key_bad_token_and_window_are_401_without_claiming() {
+        let store = Arc::new(TestStore::default());
+        let check = |now: u64, request: Request<Full<Bytes>>| {
+            let layer = layer(store.clone(), now);
+            async move { send(&layer, request).await }
+        };
+
+        let mut unknown = signed().body(Full::default()).unwrap();
+        unknown.headers_mut().insert(
+            "x-tranzila-api-app-key",
+            http::HeaderValue::from_static("someone_else"),
+        );
+        let outcome = check(1_700_000_000, unknown).await;
+        assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            outcome.body,
+            json("tranzila_unknown_app_key", "app key is not known")
+        );
+
+        let mut forged = signed().body(Full::default()).unwrap();
+        forged.headers_mut().insert(
+            "x-tranzila-api-access-token",
+            http::HeaderValue::from_str(&TOKEN.replace('8', "9")).unwrap(),
+        );
+        let outcome = check(1_700_000_000, forged).await;
+        assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            outcome.body,
+            json("signature_invalid", "access token does not match")
+        );
+
+        // Inclusive window edges, both sides.
+        for (now, status) in [
+            (1_700_000_300, StatusCode::OK),
+            (1_699_999_700, StatusCode::OK),
+        ] {
+            let fresh = Arc::new(TestStore::default());
+            let outcome = send(&layer(fresh, now), signed().body(Full::default()).unwrap()).await;
+            assert_eq!(outcome.status, status, "now = {now}");
+        }
+        let outcome = check(1_700_000_301, signed().body(Full::default()).unwrap()).await;
+        assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            outcome.body,
+            json("timestamp_out_of_window", "timestamp is too old")
+        );
+        let outcome = check(1_699_999_699, signed().body(Full::default()).unwrap()).await;
+        assert_eq!(
+            outcome.body,
+            json(
+                "timestamp_out_of_window",
+                "timestamp is too far in the future"
+            )
+        );
+        assert!(store.claims.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn store_failure_is_503_and_never_reaches_inner() {
+        let store = Arc::new(TestStore {
+            fail: true,
+            ..TestStore::default()
+        });
+        let outcome = send(
+            &layer(store, 1_700_000_000),
+            signed().body(Full::default()).unwrap(),
+        )
+        .await;
+        assert_eq!(outcome.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            outcome.body,
+            json(
+                "store_unavailable",
+                "replay protection is temporarily unavailable"
+            )
+        );
+        assert!(!outcome.body.contains("connection refused"));
+    }
+
+    #[tokio::test]
+    async fn closure_lookup_rotates_and_custom_rejection_keeps_extension() {
+        let current = Arc::new(Mutex::new(Some(Secret::from_string("old"))));
+        let lookup = {
+            let current = current.clone();
+            move |app_key: &str| {
+                if app_key == APP {
+                    current.lock().unwrap().clone()
+                } else {
+                    None
+                }
+            }
+        };
+        let layer = TranzilaVerifyLayer::new(lookup, Arc::new(TestStore::default()))
+            .clock(ManualClock::new(1_700_000_000))
+            .on_rejection(RejectionResponder::new(|r: &Rejection| {
+                let mut response = Response::new(Bytes::from(format!("no: {}", r.code())));
+                *response.status_mut() = r.status();
+                response
+            }));
+        let outcome = send(&layer, signed().body(Full::default()).unwrap()).await;
+        assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(outcome.body, "no: signature_invalid");
+
+        *current.lock().unwrap() = Some(Secret::from_string(SECRET));
+        let outcome = send(&layer, signed().body(Full::default()).unwrap()).await;
+        assert_eq!(outcome.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn rejection_is_in_response_extensions() {
+        let service = ServiceBuilder::new()
+            .layer(layer(Arc::new(TestStore::default()), 1_700_000_000))
+            .service(service_fn(|_: Request<Empty<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+            }));
+        let response = service.oneshot(Request::new(Empty::new())).await.unwrap();
+        let rejection = response.extensions().get::<Rejection>().unwrap();
+        assert_eq!(rejection.code(), "header_malformed");
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let layer = layer(Arc::new(TestStore::default()), 0);
+        let debug = format!("{layer:?}");
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(debug.contains("tolerance_secs: 300"), "{debug}");
+    }
+
+    #[test]
+    fn services_are_send_sync_clone() {
+        fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+        assert_send_sync_clone::<TranzilaVerifyLayer>();
+        assert_send_sync_clone::<TranzilaVerify<()>>();
+    }
+}

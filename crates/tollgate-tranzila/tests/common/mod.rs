@@ -1,0 +1,100 @@
+//! Shared helpers of the integration tests: a nonce store, the vectors, loopback servers and
+//! clients.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::post;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tollgate_core::VerifiedSignature;
+use tollgate_replay::{Claim, ClaimFuture, NonceStore};
+use tollgate_tranzila::TranzilaVerifyLayer;
+
+/// A small in-memory nonce store for these tests (keys are never expired).
+#[derive(Debug, Default)]
+pub struct SetStore(Mutex<HashSet<Vec<u8>>>);
+
+impl NonceStore for SetStore {
+    fn claim<'a>(&'a self, key: &'a [u8], _expires_at: u64) -> ClaimFuture<'a> {
+        let claimed = self.0.lock().unwrap().insert(key.to_vec());
+        Box::pin(async move {
+            Ok(if claimed {
+                Claim::Claimed
+            } else {
+                Claim::AlreadySeen
+            })
+        })
+    }
+}
+
+/// The store the tests verify with.
+pub fn store() -> Arc<SetStore> {
+    Arc::new(SetStore::default())
+}
+
+/// The shared signing vectors, or `None` (with a skip note) when the file is absent.
+pub fn vectors(test: &str) -> Option<serde_json::Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/vectors/signing.json"
+    );
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
+        Err(_) => {
+            println!("SKIPPED {test}: shared/vectors/signing.json is not beside the repository");
+            None
+        }
+    }
+}
+
+/// Serves `POST /v1/charge` behind `layer` on a free loopback port. The handler answers
+/// `<key id> <nonce> <body>` from the `VerifiedSignature` the layer inserted.
+pub async fn serve(layer: TranzilaVerifyLayer) -> SocketAddr {
+    async fn charge(request: Request) -> String {
+        let verified = request.extensions().get::<VerifiedSignature>().cloned();
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        match verified {
+            Some(v) => format!(
+                "{} {} {}",
+                v.key_id(),
+                String::from_utf8_lossy(v.message_id().unwrap()),
+                String::from_utf8_lossy(&body)
+            ),
+            None => "unverified".to_owned(),
+        }
+    }
+    let app: Router = Router::new().route("/v1/charge", post(charge)).layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A plain `hyper_util` client.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// The body as text.
+pub async fn text(
+    body: impl hyper::body::Body<Data = Bytes, Error = impl std::fmt::Debug>,
+) -> String {
+    use http_body_util::BodyExt;
+    String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
