@@ -1,5 +1,129 @@
-//! Server-to-server header hygiene and secret header injection.
+//! Server-to-server header hygiene and secret header injection, as tower layers.
 //!
-//! This crate is being built; its layers land in the issue that fills it.
+//! Transak's integration rules say the backend must never blindly forward browser-controlled
+//! headers (`Origin`, `Referer`, cookies, ...) when it calls the provider: it strips them or
+//! substitutes values it owns. Every call carries the partner key `x-api-key` (and, for some
+//! endpoints, the partner `access-token`) from the backend. OneKey requires
+//! `Content-Type: application/json` and a `User-Agent` on every call. This crate holds the
+//! layers for those rules:
+//!
+//! - [`HeaderHygieneLayer`] with [`HeaderHygiene::server_to_server`] (denylist) or
+//!   [`HeaderHygiene::only`] (allowlist): removes hop-by-hop headers (`Connection` parsed
+//!   first), browser-controlled and spoofable headers, and sets backend-owned values with
+//!   [`substitute`](HeaderHygiene::substitute).
+//! - [`SecretHeaderLayer`] (`x-api-key`, `access-token`, any name) from a
+//!   [`Secret`](tollgate_core::Secret), and [`TokenHeaderLayer`] for a token an async
+//!   [`TokenProvider`] refreshes: inserted (never appended), marked sensitive, and refused
+//!   with a typed [`HeaderError`] for any scheme or authority but the configured
+//!   [`Upstream`], so a redirect or a wrong base URL cannot leak the key.
+//! - [`RequireHeadersLayer`] (OneKey: `Content-Type`, `User-Agent`) and
+//!   [`DefaultHeaderLayer`] (a default `User-Agent`).
+//! - [`InboundHygieneLayer`] for servers: client-supplied copies of headers the backend
+//!   derives itself (`x-user-ip`, `x-api-key`, untrusted `X-Forwarded-*`) are removed before
+//!   handlers see them.
+//!
+//! Client-side layers fail `call` with [`tollgate_core::BoxError`] holding a [`HeaderError`]
+//! (read it with `downcast_ref`) and never call the inner client for a refused request.
+//! Every layer logs what it changed at debug level (target `tollgate`): header names, never
+//! values.
+//!
+//! # Layer order
+//!
+//! Hygiene first, then the backend-owned headers, then signing, then the client:
+//! `hygiene → x-api-key → access-token → x-user-ip → sign → client`. The order between hygiene
+//! and the secret layers does not matter for correctness: secret layers record what they set
+//! in [`InjectedHeaders`], and hygiene never removes those, even when a caller's
+//! `Connection: x-api-key` names them.
+//!
+//! # Example: a Transak call
+//!
+//! An outbound stack on a `hyper_util` client: browser headers copied from the inbound request
+//! are stripped, the backend's own `Origin` and `User-Agent` are substituted, the partner key
+//! and the refreshed access token are added, and the end user's IP goes out as `x-user-ip`
+//! (here set by hand; `tollgate-client-ip` offers a layer for it).
+//!
+//! ```
+//! use http::{HeaderValue, Request, header};
+//! use http_body_util::Full;
+//! use bytes::Bytes;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tollgate_core::{BoxError, Secret};
+//! use tollgate_headers::{
+//!     HeaderError, HeaderHygiene, HeaderHygieneLayer, SecretHeaderLayer, Token, TokenHeaderLayer,
+//!     Upstream,
+//! };
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let hygiene = HeaderHygiene::server_to_server()
+//!     .substitute(header::ORIGIN, HeaderValue::from_static("https://shop.example"))
+//!     .substitute(header::USER_AGENT, HeaderValue::from_static("shop-backend/1.4.0"));
+//!
+//! // In production: Secret::from_env("TRANSAK_API_KEY")?
+//! let api_key = Secret::from_string("transak-partner-api-key");
+//! let refresh_access_token = || async {
+//!     // Call Transak's refresh-token endpoint here; it answers the token and `expiresAt`.
+//!     Ok::<_, BoxError>(Token::new(Secret::from_string("eyJ-access")).expires_at(u64::MAX))
+//! };
+//!
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let transak = ServiceBuilder::new()
+//!     .layer(HeaderHygieneLayer::new(hygiene))
+//!     .layer(SecretHeaderLayer::api_key(api_key).upstream(Upstream::transak()))
+//!     .layer(TokenHeaderLayer::access_token(refresh_access_token).upstream(Upstream::transak()))
+//!     // The end user's IP as the backend saw it (tollgate-client-ip has a layer for this).
+//!     .map_request(|mut request: Request<Full<Bytes>>| {
+//!         request.headers_mut().insert("x-user-ip", HeaderValue::from_static("203.0.113.7"));
+//!         request
+//!     })
+//!     .service(client);
+//!
+//! // A request built from the browser's headers, sent to the wrong host by mistake: refused
+//! // before anything is sent or any token is fetched.
+//! let wrong = Request::get("https://api-gateway.transak.com.evil.example/partners/api/v2/orders")
+//!     .header(header::COOKIE, "session=browser")
+//!     .body(Full::default())?;
+//! let error = transak.clone().oneshot(wrong).await.unwrap_err();
+//! assert!(matches!(
+//!     error.downcast_ref::<HeaderError>(),
+//!     Some(HeaderError::UpstreamNotAllowed { .. })
+//! ));
+//!
+//! // The real call (https needs a TLS connector such as hyper-rustls on the client):
+//! let _order = async {
+//!     let request = Request::get("https://api-gateway.transak.com/partners/api/v2/orders")
+//!         .header(header::ACCEPT, "application/json")
+//!         .body(Full::default())?;
+//!     transak.oneshot(request).await
+//! };
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod error;
+mod future;
+mod hygiene;
+mod inbound;
+mod injected;
+mod names;
+mod require;
+mod secret;
+mod token;
+mod upstream;
+
+pub use error::{ConfigError, HeaderError};
+pub use future::OutboundFuture;
+pub use hygiene::{HeaderHygiene, HeaderHygieneLayer, HeaderHygieneService, HygieneReport};
+pub use inbound::{InboundHygiene, InboundHygieneLayer, InboundHygieneService};
+pub use injected::InjectedHeaders;
+pub use require::{DefaultHeader, DefaultHeaderLayer, RequireHeaders, RequireHeadersLayer};
+pub use secret::{ACCESS_TOKEN, SecretHeader, SecretHeaderLayer, X_API_KEY};
+pub use token::{
+    DEFAULT_REFRESH_MARGIN, Token, TokenFuture, TokenHeader, TokenHeaderFuture, TokenHeaderLayer,
+    TokenProvider,
+};
+pub use upstream::Upstream;

@@ -1,0 +1,475 @@
+//! [`HeaderHygiene`]: what an outbound request may carry to a provider.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Request;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::InjectedHeaders;
+use crate::names::{connection_nominated, is_hop_by_hop, join};
+
+/// Browser-controlled and spoofable headers removed by [`HeaderHygiene::server_to_server`].
+const SERVER_TO_SERVER: [&str; 17] = [
+    "origin",
+    "referer",
+    "cookie",
+    "cookie2",
+    "sec-gpc",
+    "dnt",
+    "priority",
+    "upgrade-insecure-requests",
+    "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-requested-with",
+    "authorization",
+    "proxy-authorization",
+    "host",
+];
+
+/// Prefixes removed by [`HeaderHygiene::server_to_server`].
+const SERVER_TO_SERVER_PREFIXES: [&str; 3] = ["sec-fetch-", "sec-ch-", "x-forwarded-"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Remove what is listed, forward the rest.
+    Deny,
+    /// Forward only what is kept.
+    Allow,
+}
+
+/// The rules for what an outbound (server-to-server) request may carry.
+///
+/// Transak's rule: the backend never forwards browser-controlled headers (`Origin`,
+/// `Referer`, ...) to the provider; it strips them or substitutes values it owns. A
+/// `HeaderHygiene` applies, in this order:
+///
+/// 1. Hop-by-hop headers are removed (RFC 9110 section 7.6.1): `Connection` is parsed first
+///    and every header it names is removed, then `Connection`, `Keep-Alive`,
+///    `Proxy-Connection`, `TE`, `Transfer-Encoding` and `Upgrade`. This happens in both modes.
+/// 2. In the default (denylist) mode, every [stripped](HeaderHygiene::strip) name and prefix
+///    is removed. In allowlist mode ([`HeaderHygiene::only`]) every header that is not
+///    [kept](HeaderHygiene::keep) is removed.
+/// 3. Every [substitute](HeaderHygiene::substitute) is inserted, replacing whatever was there.
+///
+/// A [kept](HeaderHygiene::keep) header is never removed, not even a hop-by-hop one (keep
+/// `te` on a gRPC client, which needs `te: trailers`). A header recorded in the request's
+/// [`InjectedHeaders`] (a secret header set by [`SecretHeader`](crate::SecretHeader)) is
+/// never removed nor substituted, whichever way the layers are stacked.
+///
+/// Use it as a layer through [`HeaderHygieneLayer`] (or directly: `HeaderHygiene` is a
+/// `Layer` too), or call [`apply`](HeaderHygiene::apply) on a `HeaderMap`.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header};
+/// use tollgate_headers::HeaderHygiene;
+///
+/// let hygiene = HeaderHygiene::server_to_server()
+///     .substitute(header::USER_AGENT, HeaderValue::from_static("shop-backend/1.4.0"));
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+/// headers.insert(header::COOKIE, HeaderValue::from_static("session=abc"));
+/// headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+/// headers.insert(header::USER_AGENT, HeaderValue::from_static("Mozilla/5.0"));
+/// headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+///
+/// let report = hygiene.apply(&mut headers, None);
+/// assert_eq!(headers.len(), 2);
+/// assert_eq!(headers[header::USER_AGENT], "shop-backend/1.4.0");
+/// assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+/// assert_eq!(report.removed().len(), 3);
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct HeaderHygiene {
+    mode: Mode,
+    strip: Vec<HeaderName>,
+    strip_prefixes: Vec<String>,
+    keep: Vec<HeaderName>,
+    substitutes: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl HeaderHygiene {
+    /// The server-to-server preset: removes the hop-by-hop headers and the browser-controlled
+    /// or spoofable ones: `Origin`, `Referer`, `Cookie`, `Cookie2`, `Sec-Fetch-*`,
+    /// `Sec-CH-*`, `Sec-GPC`, `DNT`, `Priority`, `Upgrade-Insecure-Requests`,
+    /// `X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `True-Client-IP`, `CF-Connecting-IP`,
+    /// `Fastly-Client-IP`, `X-Requested-With`, `Authorization`, `Proxy-Authorization`
+    /// (unless a secret layer sets them, see [`InjectedHeaders`]) and `Host` (the
+    /// browser's `Host` names the backend, not the provider; the HTTP client sets the right
+    /// one from the URI; [keep](HeaderHygiene::keep) it if you set it yourself).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header};
+    /// use tollgate_headers::HeaderHygiene;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+    /// headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    /// HeaderHygiene::server_to_server().apply(&mut headers, None);
+    /// assert_eq!(headers.keys().collect::<Vec<_>>(), [header::ACCEPT]);
+    /// ```
+    pub fn server_to_server() -> Self {
+        Self {
+            mode: Mode::Deny,
+            strip: SERVER_TO_SERVER
+                .iter()
+                .map(|name| HeaderName::from_static(name))
+                .collect(),
+            strip_prefixes: SERVER_TO_SERVER_PREFIXES
+                .iter()
+                .map(|prefix| (*prefix).to_owned())
+                .collect(),
+            keep: Vec::new(),
+            substitutes: Vec::new(),
+        }
+    }
+
+    /// Only hop-by-hop removal: forwards every end-to-end header. A base for a custom
+    /// denylist built with [`strip`](HeaderHygiene::strip).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header};
+    /// use tollgate_headers::HeaderHygiene;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::CONNECTION, HeaderValue::from_static("x-trace"));
+    /// headers.insert("x-trace", HeaderValue::from_static("1"));
+    /// headers.insert(header::ORIGIN, HeaderValue::from_static("https://shop.example"));
+    /// HeaderHygiene::hop_by_hop().apply(&mut headers, None);
+    /// assert_eq!(headers.keys().collect::<Vec<_>>(), [header::ORIGIN]);
+    /// ```
+    pub fn hop_by_hop() -> Self {
+        Self {
+            mode: Mode::Deny,
+            strip: Vec::new(),
+            strip_prefixes: Vec::new(),
+            keep: Vec::new(),
+            substitutes: Vec::new(),
+        }
+    }
+
+    /// Allowlist mode: forwards nothing but the named headers (and the
+    /// [substitutes](HeaderHygiene::substitute) and [injected](InjectedHeaders) ones), so a
+    /// header a browser starts sending tomorrow can never leak. The named headers are kept
+    /// as by [`keep`](HeaderHygiene::keep).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header};
+    /// use tollgate_headers::HeaderHygiene;
+    ///
+    /// let hygiene = HeaderHygiene::only([header::CONTENT_TYPE, header::ACCEPT]);
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    /// headers.insert("sec-new-browser-hint", HeaderValue::from_static("?1"));
+    /// hygiene.apply(&mut headers, None);
+    /// assert_eq!(headers.keys().collect::<Vec<_>>(), [header::CONTENT_TYPE]);
+    /// ```
+    pub fn only(names: impl IntoIterator<Item = HeaderName>) -> Self {
+        let mut hygiene = Self::hop_by_hop();
+        hygiene.mode = Mode::Allow;
+        for name in names {
+            hygiene = hygiene.keep(name);
+        }
+        hygiene
+    }
+
+    /// Also removes `name` (in denylist mode; in allowlist mode, stops keeping it).
+    pub fn strip(mut self, name: HeaderName) -> Self {
+        self.keep.retain(|kept| kept != name);
+        if !self.strip.contains(&name) {
+            self.strip.push(name);
+        }
+        self
+    }
+
+    /// Also removes every header whose name starts with `prefix` (compared in lowercase),
+    /// e.g. `"x-amz-"`. Only used in denylist mode.
+    pub fn strip_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into().to_ascii_lowercase();
+        if !self.strip_prefixes.contains(&prefix) {
+            self.strip_prefixes.push(prefix);
+        }
+        self
+    }
+
+    /// Never removes `name`: it overrides the preset, [`strip`](HeaderHygiene::strip),
+    /// prefixes and the hop-by-hop rules. In allowlist mode it adds `name` to the allowlist.
+    pub fn keep(mut self, name: HeaderName) -> Self {
+        self.strip.retain(|stripped| stripped != name);
+        if !self.keep.contains(&name) {
+            self.keep.push(name);
+        }
+        self
+    }
+
+    /// Sets `name` to a value the backend owns (inserted after removal, replacing every value
+    /// the request had), e.g. `Origin`/`Referer` of the backend's own site or
+    /// `User-Agent: <backend>/<version>`. A later call for the same name replaces the value.
+    ///
+    /// A header recorded in [`InjectedHeaders`] is not substituted.
+    pub fn substitute(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.substitutes.retain(|(existing, _)| existing != name);
+        self.substitutes.push((name, value));
+        self
+    }
+
+    /// Whether `name` would be removed (before substitution), leaving `Connection` aside.
+    fn removes(&self, name: &HeaderName, nominated: &[HeaderName]) -> bool {
+        if self.keep.contains(name) {
+            return false;
+        }
+        if is_hop_by_hop(name) || nominated.contains(name) {
+            return true;
+        }
+        match self.mode {
+            Mode::Allow => true,
+            Mode::Deny => {
+                self.strip.contains(name)
+                    || self
+                        .strip_prefixes
+                        .iter()
+                        .any(|prefix| name.as_str().starts_with(prefix.as_str()))
+            }
+        }
+    }
+
+    /// Applies the rules to `headers`. Headers named in `injected` are left untouched.
+    /// Returns the names that were removed and substituted.
+    pub fn apply(
+        &self,
+        headers: &mut HeaderMap,
+        injected: Option<&InjectedHeaders>,
+    ) -> HygieneReport {
+        let protected = |name: &HeaderName| injected.is_some_and(|i| i.contains(name));
+        let nominated = connection_nominated(headers);
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| !protected(name) && self.removes(name, &nominated))
+            .cloned()
+            .collect();
+        for name in &doomed {
+            headers.remove(name);
+        }
+        let mut report = HygieneReport::default();
+        for (name, value) in &self.substitutes {
+            if protected(name) {
+                continue;
+            }
+            let had_value =
+                headers.insert(name.clone(), value.clone()).is_some() || doomed.contains(name);
+            if had_value {
+                report.replaced.push(name.clone());
+            } else {
+                report.added.push(name.clone());
+            }
+        }
+        report.removed = doomed
+            .into_iter()
+            .filter(|name| !report.replaced.contains(name))
+            .collect();
+        report
+    }
+
+    /// Applies the rules to a request, honouring its [`InjectedHeaders`], and logs a debug
+    /// event (target `tollgate`) with the names of removed and substituted headers.
+    fn apply_to_request<B>(&self, request: Request<B>) -> Request<B> {
+        let (mut parts, body) = request.into_parts();
+        let report = self.apply(&mut parts.headers, parts.extensions.get());
+        if !report.is_empty() {
+            tracing::debug!(
+                target: "tollgate",
+                layer = "header_hygiene",
+                removed = %join(&report.removed),
+                replaced = %join(&report.replaced),
+                added = %join(&report.added),
+                "outbound headers cleaned"
+            );
+        }
+        Request::from_parts(parts, body)
+    }
+}
+
+impl<S> Layer<S> for HeaderHygiene {
+    type Service = HeaderHygieneService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HeaderHygieneService::new(inner, self.clone())
+    }
+}
+
+/// Applies a [`HeaderHygiene`] to every outbound request before it reaches the client.
+///
+/// Place it outside the layers that set backend-owned headers (secret headers, `x-user-ip`,
+/// signatures): hygiene first, then injection. The other order works too for headers recorded
+/// in [`InjectedHeaders`], but signatures computed over headers must come after hygiene.
+///
+/// ```
+/// use http::{HeaderValue, Request, header};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// use tollgate_headers::{HeaderHygiene, HeaderHygieneLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let client = ServiceBuilder::new()
+///     .layer(HeaderHygieneLayer::new(HeaderHygiene::server_to_server()))
+///     .service(service_fn(|request: Request<()>| async move {
+///         Ok::<_, std::convert::Infallible>(request.headers().clone())
+///     }));
+///
+/// let request = Request::builder()
+///     .uri("https://api-gateway.transak.com/partners/api/v2/orders")
+///     .header(header::REFERER, "https://shop.example/checkout")
+///     .header(header::ACCEPT, "application/json")
+///     .body(())
+///     .unwrap();
+/// let sent = client.oneshot(request).await.unwrap();
+/// assert!(sent.get(header::REFERER).is_none());
+/// assert_eq!(sent[header::ACCEPT], "application/json");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct HeaderHygieneLayer {
+    hygiene: Arc<HeaderHygiene>,
+}
+
+impl HeaderHygieneLayer {
+    /// A layer applying `hygiene`.
+    pub fn new(hygiene: HeaderHygiene) -> Self {
+        Self {
+            hygiene: Arc::new(hygiene),
+        }
+    }
+
+    /// A layer applying [`HeaderHygiene::server_to_server`].
+    pub fn server_to_server() -> Self {
+        Self::new(HeaderHygiene::server_to_server())
+    }
+}
+
+impl From<HeaderHygiene> for HeaderHygieneLayer {
+    fn from(hygiene: HeaderHygiene) -> Self {
+        Self::new(hygiene)
+    }
+}
+
+impl<S> Layer<S> for HeaderHygieneLayer {
+    type Service = HeaderHygieneService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HeaderHygieneService {
+            inner,
+            hygiene: Arc::clone(&self.hygiene),
+        }
+    }
+}
+
+/// The service of [`HeaderHygieneLayer`]. Never fails a request: it only removes and sets
+/// headers, then calls the inner service.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct HeaderHygieneService<S> {
+    inner: S,
+    hygiene: Arc<HeaderHygiene>,
+}
+
+impl<S> HeaderHygieneService<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, hygiene: HeaderHygiene) -> Self {
+        Self {
+            inner,
+            hygiene: Arc::new(hygiene),
+        }
+    }
+
+    /// A [`HeaderHygieneLayer`] (same as [`HeaderHygieneLayer::new`]).
+    pub fn layer(hygiene: HeaderHygiene) -> HeaderHygieneLayer {
+        HeaderHygieneLayer::new(hygiene)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for HeaderHygieneService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let request = self.hygiene.apply_to_request(request);
+        self.inner.call(request)
+    }
+}
+
+/// What [`HeaderHygiene::apply`] changed: header names only, never values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HygieneReport {
+    removed: Vec<HeaderName>,
+    replaced: Vec<HeaderName>,
+    added: Vec<HeaderName>,
+}
+
+impl HygieneReport {
+    /// Headers removed and not substituted.
+    pub fn removed(&self) -> &[HeaderName] {
+        &self.removed
+    }
+
+    /// Substituted headers that had a value before (which is gone).
+    pub fn replaced(&self) -> &[HeaderName] {
+        &self.replaced
+    }
+
+    /// Substituted headers that were absent.
+    pub fn added(&self) -> &[HeaderName] {
+        &self.added
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.replaced.is_empty() && self.added.is_empty()
+    }
+}
+
+impl fmt::Debug for HeaderHygiene {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeaderHygiene")
+            .field("mode", &self.mode)
+            .field("strip", &self.strip)
+            .field("strip_prefixes", &self.strip_prefixes)
+            .field("keep", &self.keep)
+            .field(
+                "substitutes",
+                &self.substitutes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
