@@ -86,8 +86,18 @@
 //! `HTTPS://APP.EXAMPLE.COM`, `https://app.example.com:443` or `%`-escapes come from
 //! something else and are refused.
 //!
+//! Internationalised names are encoded with the crate's own RFC 3492 encoder after Unicode
+//! lowercasing (non-transitional processing, as current browsers do: `straße.de` becomes
+//! `xn--strae-oqa.de`). Write them in NFC, as editors do; compatibility forms (full-width
+//! letters) are refused rather than mapped. When in doubt, list the `xn--` form the browser
+//! shows in its `Origin` header.
+//!
 //! When the page and the API share an origin, list that origin too: browsers send `Origin`
 //! on same-origin `POST`s.
+//!
+//! The allowed methods and headers govern preflights. An actual request from an allowed
+//! origin is not checked against them: a browser sends a non-simple method or header only
+//! after a successful preflight, and non-browser clients are not bound by CORS anyway.
 //!
 //! # Layer order
 //!

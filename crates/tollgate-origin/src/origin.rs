@@ -315,7 +315,9 @@ fn looks_like_ipv4(host: &str) -> bool {
 }
 
 /// A domain name in the ASCII form browsers send: lowercase, internationalised labels as
-/// `xn--` punycode. Expects Unicode input in NFC (what keyboards and editors produce).
+/// `xn--` punycode (non-transitional, so `ß` stays `ß`). Expects Unicode input in NFC (what
+/// keyboards and editors produce); UTS #46 compatibility mappings are not applied, so
+/// full-width forms are refused, and a name already in `xn--` form is taken as is.
 fn host_to_ascii(host: &str) -> Result<String, &'static str> {
     if host.is_empty() {
         return Err("empty host");
@@ -353,6 +355,11 @@ fn host_to_ascii(host: &str) -> Result<String, &'static str> {
             }
             if c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-') {
                 return Err("a label may hold only letters, digits and `-`");
+            }
+            if ('\u{ff00}'..='\u{ffef}').contains(&c) {
+                return Err(
+                    "full-width or half-width forms: write the name as browsers display it",
+                );
             }
             if c.is_control() || c.is_whitespace() {
                 return Err("a label holds a space or control character");
@@ -425,6 +432,11 @@ mod tests {
             "https://xn--bcher-kva.example"
         );
         assert_eq!(canon("https://ПРИМЕР.рф"), "https://xn--e1afmkfd.xn--p1ai");
+        assert_eq!(canon("https://straße.de"), "https://xn--strae-oqa.de");
+        assert_eq!(
+            canon("https://例え.テスト"),
+            "https://xn--r8jz45g.xn--zckzah"
+        );
         assert_eq!(
             canon("https://xn--bcher-kva.example"),
             "https://xn--bcher-kva.example"
@@ -552,6 +564,7 @@ mod tests {
             "https://1.2.3.256",
             "https://example.0x10",
             "https://例え。テスト",
+            "https://ｅｘａｍｐｌｅ.com",
         ] {
             assert!(
                 matches!(err(s), ConfigError::InvalidHost { .. }),
@@ -694,5 +707,59 @@ mod tests {
         assert_eq!(referer_origin(b"https:///path"), None);
         assert_eq!(referer_origin(b"/relative"), None);
         assert_eq!(referer_origin(b""), None);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any configured text either fails with a `ConfigError` or yields a canonical form
+        /// that parses to itself; parsing never panics.
+        #[test]
+        fn parse_never_panics_and_canonical_form_is_a_fixed_point(input in ".{0,40}") {
+            for allow_http in [false, true] {
+                if let Ok(parsed) = AllowedOrigin::parse(&input, allow_http) {
+                    let again = AllowedOrigin::parse(parsed.as_str(), allow_http).unwrap();
+                    prop_assert_eq!(again.as_str(), parsed.as_str());
+                }
+            }
+        }
+
+        #[test]
+        fn canonical_urls_round_trip(
+            scheme in "(https|http|HTTPS)",
+            host in "[a-zA-Z0-9]{1,10}(\\.[a-z0-9-]{1,8}){0,3}\\.[a-z]{2,5}",
+            port in proptest::option::of(1u16..),
+        ) {
+            let input = match port {
+                Some(port) => format!("{scheme}://{host}:{port}"),
+                None => format!("{scheme}://{host}"),
+            };
+            let parsed = AllowedOrigin::parse(&input, true).unwrap();
+            let scheme = scheme.to_ascii_lowercase();
+            let default = if scheme == "https" { 443 } else { 80 };
+            let expected = match port {
+                Some(port) if port != default => format!("{scheme}://{}:{port}", host.to_ascii_lowercase()),
+                _ => format!("{scheme}://{}", host.to_ascii_lowercase()),
+            };
+            prop_assert_eq!(parsed.as_str(), expected.as_str());
+            prop_assert!(parsed.matches(expected.as_bytes()));
+        }
+
+        /// The wildcard accepts exactly the origins made of one lowercase LDH label, the
+        /// base and the same scheme and port; matching never panics on arbitrary bytes.
+        #[test]
+        fn wildcard_matches_exactly_one_label(label in "[a-zA-Z0-9.:_@/-]{0,12}", noise in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let pattern = AllowedOrigin::parse("https://*.example.com", false).unwrap();
+            let origin = format!("https://{label}.example.com");
+            let one_label = !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            prop_assert_eq!(pattern.matches(origin.as_bytes()), one_label);
+            let _ = pattern.matches(&noise);
+        }
     }
 }
