@@ -1,0 +1,861 @@
+//! The layers' behaviour over real TCP (axum server, `hyper_util` client, raw sockets for
+//! lying lengths) and in process where a test needs to look inside the inner service.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tollgate_core::{
+    BufferError, BufferedBody, Key, KeyRing, ManualClock, Rejection, Secret, VerifiedSignature,
+};
+use tollgate_signature::{
+    BodyHmac, Canonical, SignError, SignRequestLayer, StandardWebhooks, Stripe, VerifiedBody,
+    VerifySignatureLayer,
+};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+use common::{AnyBody, chunked, full, rejection_json, send_raw, send_signed, serve};
+
+const T: u64 = 1_700_000_000;
+
+fn post(addr: std::net::SocketAddr, path: &str) -> http::request::Builder {
+    Request::post(format!("http://{addr}{path}"))
+}
+
+fn signed_post(
+    addr: std::net::SocketAddr,
+    header: (&str, String),
+    body: AnyBody,
+) -> Request<AnyBody> {
+    post(addr, "/")
+        .header(header.0, header.1)
+        .body(body)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rotation_old_and_new_keys_until_not_after() {
+    let old = Key::new("2026-08", Secret::from_string("old-secret")).not_after(T);
+    let new = Key::new("2026-11", Secret::from_string("new-secret"));
+    let ring = KeyRing::new(old.clone()).rotate(new.clone());
+    let clock = ManualClock::new(T);
+    let addr = serve(VerifySignatureLayer::new(Canonical::new(), ring).clock(clock.clone())).await;
+
+    let send_with = |key: Key, now: u64| async move {
+        let layer = SignRequestLayer::new(
+            Canonical::new(),
+            KeyRing::new(Key::new(key.id(), key.secret().clone())),
+        )
+        .clock(ManualClock::new(now));
+        send_signed(layer, post(addr, "/rotate").body(full("{}")).unwrap()).await
+    };
+
+    // Until the old key's not-after (inclusive), both verify and the key id says which.
+    for (key, id) in [(old.clone(), "2026-08"), (new.clone(), "2026-11")] {
+        let answer = send_with(key, T).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.json()["verified"]["key_id"], id);
+    }
+    // One second later only the new key does.
+    clock.set(T + 1);
+    let answer = send_with(old.clone(), T + 1).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.body,
+        rejection_json("signature_invalid", "the signature does not match")
+    );
+    let answer = send_with(new, T + 1).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["verified"]["key_id"], "2026-11");
+}
+
+#[tokio::test]
+async fn signing_with_an_expired_key_is_a_typed_error_and_sends_nothing() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let inner = service_fn(move |_req: Request<BufferedBody>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(Response::new(())) }
+    });
+    let ring = KeyRing::new(Key::new("2026-08", Secret::from_string("old-secret")).not_after(T));
+    let service = ServiceBuilder::new()
+        .layer(SignRequestLayer::new(BodyHmac::onekey(), ring).clock(ManualClock::new(T + 1)))
+        .service(inner);
+    let err = service
+        .clone()
+        .oneshot(
+            Request::post("/")
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    match err.downcast_ref::<SignError>() {
+        Some(SignError::KeyExpired { key_id }) => assert_eq!(&**key_id, "2026-08"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.to_string().contains("old-secret"));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn sign_layer_errors_and_sensitive_headers() {
+    let seen: Arc<Mutex<Option<Request<BufferedBody>>>> = Arc::default();
+    let store = Arc::clone(&seen);
+    let inner = service_fn(move |req: Request<BufferedBody>| {
+        *store.lock().unwrap() = Some(req);
+        async { Ok::<_, io::Error>(Response::new(())) }
+    });
+    let secret = Secret::from_string("k");
+    let layer = SignRequestLayer::new(Canonical::new(), secret.clone()).clock(ManualClock::new(T));
+    let service = ServiceBuilder::new().layer(layer).service(inner);
+    service
+        .clone()
+        .oneshot(
+            Request::put("http://api.example/v1/x?y=1")
+                .header("x-timestamp", "1")
+                .body(Full::new(Bytes::from_static(b"payload")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let req = seen.lock().unwrap().take().unwrap();
+    let signature = &req.headers()["x-signature"];
+    assert!(signature.is_sensitive());
+    assert_eq!(
+        signature,
+        Canonical::new()
+            .compute(&secret, "PUT", "/v1/x?y=1", b"payload", T)
+            .as_str()
+    );
+    // The timestamp the caller set is replaced, once.
+    assert_eq!(req.headers().get_all("x-timestamp").iter().count(), 1);
+    assert_eq!(req.headers()["x-timestamp"], "1700000000");
+    assert_eq!(req.body().bytes().unwrap(), &Bytes::from_static(b"payload"));
+    assert!(format!("{:?}", req.headers()).contains("\"x-signature\": Sensitive"));
+
+    // Standard Webhooks: the sender's webhook-id is required.
+    let sw = ServiceBuilder::new()
+        .layer(SignRequestLayer::new(
+            StandardWebhooks::new(),
+            Secret::from_bytes(vec![1; 24]),
+        ))
+        .service(service_fn(|_req: Request<BufferedBody>| async {
+            Ok::<_, io::Error>(Response::new(()))
+        }));
+    let err = sw
+        .oneshot(Request::post("/").body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<SignError>(),
+        Some(SignError::MissingHeader { header }) if header == "webhook-id"
+    ));
+
+    // Over the limit: a typed error, never a truncated request.
+    let small = ServiceBuilder::new()
+        .layer(SignRequestLayer::new(BodyHmac::onekey(), secret).body_limit(4))
+        .service(service_fn(|_req: Request<BufferedBody>| async {
+            Err::<Response<()>, _>(io::Error::other("inner failure"))
+        }));
+    let err = small
+        .clone()
+        .oneshot(
+            Request::post("/")
+                .body(Full::new(Bytes::from_static(b"12345")))
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<SignError>(),
+        Some(SignError::Body(BufferError::TooLarge { limit: 4 }))
+    ));
+    // The inner service's own errors pass through as they are.
+    let err = small
+        .oneshot(
+            Request::post("/")
+                .body(Full::new(Bytes::from_static(b"1234")))
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<io::Error>().unwrap().to_string(),
+        "inner failure"
+    );
+}
+
+#[tokio::test]
+async fn several_signatures_in_any_order_and_unknown_versions() {
+    let stripe_secret = Secret::from_string("whsec_stripe");
+    let stripe = Stripe::new();
+    let addr = serve(
+        VerifySignatureLayer::new(stripe.clone(), stripe_secret.clone()).clock(ManualClock::new(T)),
+    )
+    .await;
+    let good = stripe.compute(&stripe_secret, T, b"{}");
+    let good_v1 = good.split_once(",v1=").unwrap().1;
+    let other_v1 = "ab".repeat(32);
+    for header in [
+        format!("t={T},v1={other_v1},v1={good_v1}"),
+        format!("t={T},v1={good_v1},v1={other_v1}"),
+        format!("v1={good_v1},t={T}"),
+        format!("t={T},v0={other_v1},v1={good_v1},x9=anything,v2={other_v1}"),
+    ] {
+        let answer = send_raw(signed_post(
+            addr,
+            ("stripe-signature", header.clone()),
+            full("{}"),
+        ))
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{header}");
+        assert_eq!(answer.json()["verified"]["signature_hex"], good_v1);
+    }
+    // Only unknown versions: nothing to check against.
+    let answer = send_raw(signed_post(
+        addr,
+        ("stripe-signature", format!("t={T},v0={good_v1}")),
+        full("{}"),
+    ))
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.body,
+        rejection_json("signature_invalid", "the signature does not match")
+    );
+
+    let sw_secret = Secret::from_bytes(b"standard-webhooks-key".to_vec());
+    let sw = StandardWebhooks::new();
+    let addr =
+        serve(VerifySignatureLayer::new(sw.clone(), sw_secret.clone()).clock(ManualClock::new(T)))
+            .await;
+    let good = sw.compute(&sw_secret, "msg_1", T, b"{}");
+    let other = format!(
+        "v1,{}",
+        tollgate_signature::Encoding::Base64.encode(&[7; 32])
+    );
+    for header in [
+        format!("{other} {good}"),
+        format!("{good} {other}"),
+        format!("v1a,c2lnbmF0dXJl {good} v2,{}", &good[3..]),
+    ] {
+        let request = post(addr, "/")
+            .header("webhook-id", "msg_1")
+            .header("webhook-timestamp", T.to_string())
+            .header("webhook-signature", header.clone())
+            .body(full("{}"))
+            .unwrap();
+        let answer = send_raw(request).await;
+        assert_eq!(answer.status, StatusCode::OK, "{header}");
+        assert_eq!(answer.json()["verified"]["message_id"], "msg_1");
+    }
+    let request = post(addr, "/")
+        .header("webhook-id", "msg_1")
+        .header("webhook-timestamp", T.to_string())
+        .header("webhook-signature", format!("v1a,{}", &good[3..]))
+        .body(full("{}"))
+        .unwrap();
+    assert_eq!(send_raw(request).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn empty_and_non_utf8_bodies_round_trip() {
+    let secret = Secret::from_string("k");
+    let addr = serve(VerifySignatureLayer::new(
+        BodyHmac::onekey(),
+        secret.clone(),
+    ))
+    .await;
+    for body in [
+        Vec::new(),
+        vec![0xff, 0xfe, 0x00, 0x80, b'{'],
+        "José".as_bytes().to_vec(),
+    ] {
+        let answer = send_signed(
+            SignRequestLayer::new(BodyHmac::onekey(), secret.clone()),
+            post(addr, "/").body(full(body.clone())).unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        let echo = answer.json();
+        assert_eq!(echo["body_hex"], hex::encode(&body));
+        assert_eq!(
+            echo["headers"]["payload-signature"],
+            BodyHmac::onekey().compute(&secret, &body)
+        );
+    }
+}
+
+#[tokio::test]
+async fn body_limit_with_and_without_content_length() {
+    let secret = Secret::from_string("k");
+    let addr =
+        serve(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).body_limit(64)).await;
+    let too_large = rejection_json(
+        "payload_too_large",
+        "request body is larger than the limit of 64 bytes",
+    );
+    for len in [63usize, 64, 65] {
+        let body = vec![b'a'; len];
+        let header = (
+            "payload-signature",
+            BodyHmac::onekey().compute(&secret, &body),
+        );
+        let halves: [&[u8]; 3] = [&body[..10], &body[10..40], &body[40..]];
+        for (shape, request) in [
+            (
+                "content-length",
+                signed_post(addr, header.clone(), full(body.clone())),
+            ),
+            (
+                "chunked",
+                signed_post(addr, header.clone(), chunked(&halves)),
+            ),
+        ] {
+            let answer = send_raw(request).await;
+            if len <= 64 {
+                assert_eq!(answer.status, StatusCode::OK, "{len} {shape}");
+                assert_eq!(answer.json()["body_hex"], hex::encode(&body));
+                let headers = &answer.json()["headers"];
+                if shape == "chunked" {
+                    // It really went chunked over the wire.
+                    assert_eq!(headers["transfer-encoding"], "chunked");
+                    assert!(headers.get("content-length").is_none());
+                } else {
+                    assert_eq!(headers["content-length"], len.to_string());
+                }
+            } else {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "{len} {shape}"
+                );
+                assert_eq!(answer.body, too_large);
+                assert_eq!(answer.headers["content-type"], "application/json");
+            }
+        }
+    }
+}
+
+/// Writes raw bytes to the server and reads its first response head and body.
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+    close_write: bool,
+) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    if close_write {
+        stream.shutdown().await.unwrap();
+    }
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until one full response (head + Content-Length body) is in.
+    let read = async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            received.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&received).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .map_or(0, |l| l.trim().parse::<usize>().unwrap());
+                if body.len() >= length {
+                    let status = head[9..12].parse().unwrap();
+                    return (status, body[..length].to_owned());
+                }
+            }
+            if n == 0 {
+                panic!("connection closed before a full response: {text:?}");
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the server answered")
+}
+
+#[tokio::test]
+async fn lying_content_length() {
+    let secret = Secret::from_string("k");
+    let addr =
+        serve(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).body_limit(1024)).await;
+
+    // Declares more than the limit but sends three bytes and keeps the connection open:
+    // refused from the header alone, before reading the body.
+    let head =
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\npayload-signature: 00\r\n\r\nabc";
+    let (status, body) = raw_exchange(addr, head.as_bytes(), false).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        body.as_bytes(),
+        rejection_json(
+            "payload_too_large",
+            "request body is larger than the limit of 1024 bytes"
+        )
+    );
+
+    // Declares ten, sends five, then closes: the body cannot be read.
+    let signature = BodyHmac::onekey().compute(&secret, b"hello");
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\npayload-signature: {signature}\r\n\r\nhello"
+    );
+    let (status, body) = raw_exchange(addr, head.as_bytes(), true).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body.as_bytes(),
+        rejection_json("body_read_failed", "request body could not be read")
+    );
+
+    // Declares three, sends six signed as six: the server verifies the three it read.
+    let signature = BodyHmac::onekey().compute(&secret, b"abcdef");
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\npayload-signature: {signature}\r\n\r\nabcdef"
+    );
+    let (status, body) = raw_exchange(addr, head.as_bytes(), false).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body.as_bytes(),
+        rejection_json("signature_invalid", "the signature does not match")
+    );
+
+    // The same three bytes signed as three pass.
+    let signature = BodyHmac::onekey().compute(&secret, b"abc");
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\npayload-signature: {signature}\r\n\r\nabcdef"
+    );
+    let (status, body) = raw_exchange(addr, head.as_bytes(), false).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"body_hex\":\"616263\""), "{body}");
+}
+
+#[tokio::test]
+async fn inner_service_receives_the_same_bytes() {
+    let secret = Secret::from_string("k");
+    let original = Bytes::from(vec![42u8; 4096]);
+    let (ptr, len) = (original.as_ptr() as usize, original.len());
+    let seen: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+    let store = Arc::clone(&seen);
+    let service = ServiceBuilder::new()
+        .layer(VerifySignatureLayer::new(
+            BodyHmac::onekey(),
+            secret.clone(),
+        ))
+        .service(service_fn(move |req: Request<BufferedBody>| {
+            let body = req.body().bytes().unwrap();
+            let ext = req.extensions().get::<VerifiedBody>().unwrap().bytes();
+            let mut seen = store.lock().unwrap();
+            seen.push((body.as_ptr() as usize, body.len()));
+            seen.push((ext.as_ptr() as usize, ext.len()));
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+        }));
+    let request = Request::post("/")
+        .header(
+            "payload-signature",
+            BodyHmac::onekey().compute(&secret, &original),
+        )
+        .body(Full::new(original.clone()))
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(*seen.lock().unwrap(), vec![(ptr, len), (ptr, len)]);
+}
+
+#[tokio::test]
+async fn clock_skew_at_and_past_the_window() {
+    let secret = Secret::from_string("k");
+    let server_clock = ManualClock::new(T);
+    let addr =
+        serve(VerifySignatureLayer::new(Canonical::new(), secret.clone()).clock(server_clock))
+            .await;
+    for (client_time, status, message) in [
+        (T - 300, StatusCode::OK, None),
+        (T + 300, StatusCode::OK, None),
+        (
+            T - 301,
+            StatusCode::UNAUTHORIZED,
+            Some("timestamp is too old"),
+        ),
+        (
+            T + 301,
+            StatusCode::UNAUTHORIZED,
+            Some("timestamp is too far in the future"),
+        ),
+        // Milliseconds where seconds are expected.
+        (
+            T * 1000,
+            StatusCode::UNAUTHORIZED,
+            Some("timestamp is too far in the future"),
+        ),
+    ] {
+        let layer = SignRequestLayer::new(Canonical::new(), secret.clone())
+            .clock(ManualClock::new(client_time));
+        let answer = send_signed(layer, post(addr, "/skew").body(full("{}")).unwrap()).await;
+        assert_eq!(answer.status, status, "{client_time}");
+        match message {
+            None => assert_eq!(answer.json()["verified"]["timestamp"], client_time),
+            Some(message) => assert_eq!(
+                answer.body,
+                rejection_json("timestamp_out_of_window", message)
+            ),
+        }
+    }
+
+    // Stripe-style and Standard Webhooks read the same window.
+    let stripe = Stripe::new().tolerance(Duration::from_secs(60));
+    let addr =
+        serve(VerifySignatureLayer::new(stripe.clone(), secret.clone()).clock(ManualClock::new(T)))
+            .await;
+    for (ts, status) in [(T - 60, 200), (T + 60, 200), (T - 61, 401), (T * 1000, 401)] {
+        let header = ("stripe-signature", stripe.compute(&secret, ts, b"{}"));
+        assert_eq!(
+            send_raw(signed_post(addr, header, full("{}")))
+                .await
+                .status
+                .as_u16(),
+            status,
+            "{ts}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_and_missing_headers() {
+    let secret = Secret::from_string("k");
+    let hex_sig = BodyHmac::onekey().compute(&secret, b"{}");
+
+    let addr = serve(VerifySignatureLayer::new(
+        BodyHmac::onekey(),
+        secret.clone(),
+    ))
+    .await;
+    let answer = send_raw(post(addr, "/").body(full("{}")).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.body,
+        rejection_json(
+            "signature_missing",
+            "the `payload-signature` header is missing"
+        )
+    );
+    for bad in [
+        "xyz".to_owned(),
+        hex_sig.to_uppercase(),
+        hex_sig[1..].to_owned(),
+        format!("{hex_sig}0"),
+        format!("sha256={hex_sig}"),
+    ] {
+        let answer = send_raw(signed_post(
+            addr,
+            ("payload-signature", bad.clone()),
+            full("{}"),
+        ))
+        .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(answer.code(), "signature_malformed", "{bad}");
+    }
+    let twice = post(addr, "/")
+        .header("payload-signature", &hex_sig)
+        .header("payload-signature", &hex_sig)
+        .body(full("{}"))
+        .unwrap();
+    let answer = send_raw(twice).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.body,
+        rejection_json(
+            "signature_malformed",
+            "a signature header is sent more than once"
+        )
+    );
+
+    let addr = serve(VerifySignatureLayer::new(
+        BodyHmac::github(),
+        secret.clone(),
+    ))
+    .await;
+    for bad in [hex_sig.clone(), format!("sha1={hex_sig}")] {
+        let answer = send_raw(signed_post(addr, ("x-hub-signature-256", bad), full("{}"))).await;
+        assert_eq!(
+            answer.body,
+            rejection_json(
+                "signature_malformed",
+                "the signature does not start with the expected prefix"
+            )
+        );
+    }
+
+    let canonical = Canonical::new();
+    let addr = serve(
+        VerifySignatureLayer::new(canonical.clone(), secret.clone()).clock(ManualClock::new(T)),
+    )
+    .await;
+    let sig = canonical.compute(&secret, "POST", "/", b"{}", T);
+    let no_ts = signed_post(addr, ("x-signature", sig.clone()), full("{}"));
+    let answer = send_raw(no_ts).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.body,
+        rejection_json(
+            "timestamp_malformed",
+            "timestamp must be Unix seconds as ASCII digits"
+        )
+    );
+    for ts in [
+        "+1700000000",
+        "1700000000.0",
+        "1.7e9",
+        "-1",
+        "",
+        "0x6553f100",
+        "17000000000000000000000",
+    ] {
+        let request = post(addr, "/")
+            .header("x-signature", &sig)
+            .header("x-timestamp", ts)
+            .body(full("{}"))
+            .unwrap();
+        let answer = send_raw(request).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{ts:?}");
+        assert_eq!(answer.code(), "timestamp_malformed", "{ts:?}");
+    }
+    let b64 = canonical
+        .clone()
+        .encoding(tollgate_signature::Encoding::Base64)
+        .compute(&secret, "POST", "/", b"{}", T);
+    let request = post(addr, "/")
+        .header("x-signature", b64)
+        .header("x-timestamp", T.to_string())
+        .body(full("{}"))
+        .unwrap();
+    assert_eq!(send_raw(request).await.code(), "signature_malformed");
+
+    let sw = StandardWebhooks::new();
+    let addr =
+        serve(VerifySignatureLayer::new(sw.clone(), secret.clone()).clock(ManualClock::new(T)))
+            .await;
+    let good = sw.compute(&secret, "msg_1", T, b"{}");
+    let send_sw = |id: Option<&'static str>, ts: Option<String>, sig: Option<String>| {
+        let mut builder = post(addr, "/");
+        if let Some(id) = id {
+            builder = builder.header("webhook-id", id);
+        }
+        if let Some(ts) = ts {
+            builder = builder.header("webhook-timestamp", ts);
+        }
+        if let Some(sig) = sig {
+            builder = builder.header("webhook-signature", sig);
+        }
+        send_raw(builder.body(full("{}")).unwrap())
+    };
+    let ts = || Some(T.to_string());
+    assert_eq!(
+        send_sw(Some("msg_1"), ts(), Some(good.clone()))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for (case, answer, status, code) in [
+        (
+            "no signature",
+            send_sw(Some("msg_1"), ts(), None).await,
+            401,
+            "signature_missing",
+        ),
+        (
+            "no comma",
+            send_sw(Some("msg_1"), ts(), Some("v1".into())).await,
+            400,
+            "signature_malformed",
+        ),
+        (
+            "bad base64",
+            send_sw(Some("msg_1"), ts(), Some("v1,!!!!".into())).await,
+            400,
+            "signature_malformed",
+        ),
+        (
+            "no id",
+            send_sw(None, ts(), Some(good.clone())).await,
+            400,
+            "signature_malformed",
+        ),
+        (
+            "no timestamp",
+            send_sw(Some("msg_1"), None, Some(good.clone())).await,
+            400,
+            "timestamp_malformed",
+        ),
+        (
+            "unknown version only",
+            send_sw(Some("msg_1"), ts(), Some(format!("v1a,{}", &good[3..]))).await,
+            401,
+            "signature_invalid",
+        ),
+    ] {
+        assert_eq!(answer.status.as_u16(), status, "{case}");
+        assert_eq!(answer.code(), code, "{case}");
+    }
+
+    let addr =
+        serve(VerifySignatureLayer::new(Stripe::new(), secret.clone()).clock(ManualClock::new(T)))
+            .await;
+    let v1 = "ab".repeat(32);
+    for (header, status, code) in [
+        ("garbage".to_owned(), 400, "signature_malformed"),
+        (format!("t={T},t={T},v1={v1}"), 400, "signature_malformed"),
+        (format!("v1={v1}"), 400, "signature_malformed"),
+        (format!("t={T},v1=XYZ"), 400, "signature_malformed"),
+        (format!("t=abc,v1={v1}"), 400, "timestamp_malformed"),
+        (format!("t=-1,v1={v1}"), 400, "timestamp_malformed"),
+        (format!("t={T},v0={v1}"), 401, "signature_invalid"),
+    ] {
+        let answer = send_raw(signed_post(
+            addr,
+            ("stripe-signature", header.clone()),
+            full("{}"),
+        ))
+        .await;
+        assert_eq!(answer.status.as_u16(), status, "{header}");
+        assert_eq!(answer.code(), code, "{header}");
+    }
+}
+
+#[tokio::test]
+async fn rejection_is_replaceable_and_structured() {
+    let service = ServiceBuilder::new()
+        .layer(
+            VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("k")).on_rejection(
+                |rejection: &Rejection| {
+                    let mut response =
+                        Response::new(Bytes::from(format!("no: {}", rejection.code())));
+                    *response.status_mut() = StatusCode::IM_A_TEAPOT;
+                    response
+                },
+            ),
+        )
+        .service(service_fn(|_req: Request<BufferedBody>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        }));
+    let response = service
+        .oneshot(Request::post("/").body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(
+        response.extensions().get::<Rejection>().unwrap().code(),
+        "signature_missing"
+    );
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "no: signature_missing"
+    );
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_bodies_and_debug_never_show_secrets_or_expected_signatures() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let secret_text = "super-secret-key-material";
+    let secret = Secret::from_string(secret_text);
+    let ring = KeyRing::new(Key::new("k1", secret.clone()).not_after(T + 10));
+    let verify =
+        VerifySignatureLayer::new(Canonical::new(), ring.clone()).clock(ManualClock::new(T));
+    let sign = SignRequestLayer::new(Canonical::new(), ring.clone()).clock(ManualClock::new(T));
+    let addr = serve(verify.clone()).await;
+
+    // A body the client did not sign: the server's expected signature must stay inside.
+    let sent_signature = Canonical::new().compute(&secret, "POST", "/", b"{\"a\":1}", T);
+    let expected_for_tampered = Canonical::new().compute(&secret, "POST", "/", b"{\"a\":2}", T);
+    let tampered = post(addr, "/")
+        .header("x-signature", &sent_signature)
+        .header("x-timestamp", T.to_string())
+        .body(full("{\"a\":2}"))
+        .unwrap();
+    let answer = send_raw(tampered).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let ok = send_signed(sign.clone(), post(addr, "/").body(full("{}")).unwrap()).await;
+    assert_eq!(ok.status, StatusCode::OK);
+
+    let expired = SignRequestLayer::new(Canonical::new(), ring).clock(ManualClock::new(T + 11));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<BufferedBody>();
+    let err = ServiceBuilder::new()
+        .layer(expired.clone())
+        .service(client)
+        .oneshot(post(addr, "/").body(full("{}")).unwrap())
+        .await
+        .unwrap_err();
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("code=signature_invalid"), "{logs}");
+    let everything = [
+        logs,
+        String::from_utf8_lossy(&answer.body).into_owned(),
+        format!("{err} {err:?}"),
+        format!("{verify:?}"),
+        format!("{sign:?}"),
+        format!("{expired:?}"),
+        format!("{:?}", tower::Layer::layer(&verify, ())),
+        format!("{:?}", Canonical::new()),
+        format!(
+            "{:?}",
+            StandardWebhooks::secret_from_whsec("whsec_c3VwZXItc2VjcmV0LWtleS1tYXRlcmlhbA==")
+        ),
+    ];
+    for text in &everything {
+        assert!(!text.contains(secret_text), "{text}");
+        assert!(!text.contains(&expected_for_tampered), "{text}");
+        assert!(!text.contains(&sent_signature), "{text}");
+    }
+    assert!(format!("{verify:?}").contains("Secret([REDACTED])"));
+}
+
+#[test]
+fn public_types_are_send_sync_clone() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync_clone::<VerifySignatureLayer>();
+    assert_send_sync_clone::<SignRequestLayer>();
+    assert_send_sync_clone::<tollgate_signature::VerifySignature<axum::Router>>();
+    assert_send_sync_clone::<tollgate_signature::SignRequest<axum::Router>>();
+    assert_send_sync_clone::<VerifiedSignature>();
+    assert_send_sync_clone::<VerifiedBody>();
+    assert_send::<tollgate_signature::ResponseFuture<Response<()>, Infallible>>();
+    assert_send::<tollgate_signature::SignFuture<Response<()>>>();
+}
