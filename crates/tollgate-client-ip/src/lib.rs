@@ -188,6 +188,8 @@ mod layer;
 mod parse;
 mod ranges;
 mod source;
+#[cfg(test)]
+mod tests;
 
 pub use allowlist::{IpAllowlist, IpAllowlistLayer};
 pub use client_ip::{ClientIp, IpOrigin, PeerAddr};

@@ -1,0 +1,1096 @@
+//! Unit tests of the sources, the grammar and the layers.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use tollgate_core::{Rejection, RejectionResponder};
+use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+
+use crate::*;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn peer(s: &str) -> Option<IpAddr> {
+    Some(ip(s))
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+        );
+    }
+    map
+}
+
+fn xff(lines: &[&str]) -> HeaderMap {
+    headers(
+        &lines
+            .iter()
+            .map(|l| ("x-forwarded-for", *l))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn fwd(lines: &[&str]) -> HeaderMap {
+    headers(&lines.iter().map(|l| ("forwarded", *l)).collect::<Vec<_>>())
+}
+
+fn src(text: &str) -> ClientIpSource {
+    text.parse().unwrap()
+}
+
+fn hop(header: &str, hop: usize) -> IpOrigin {
+    IpOrigin::ListHop {
+        header: HeaderName::from_bytes(header.as_bytes()).unwrap(),
+        hop,
+    }
+}
+
+fn name(header: &str) -> HeaderName {
+    HeaderName::from_bytes(header.as_bytes()).unwrap()
+}
+
+fn n(count: usize) -> NonZeroUsize {
+    NonZeroUsize::new(count).unwrap()
+}
+
+// ---- remote address -------------------------------------------------------------------
+
+#[test]
+fn remote_addr_is_the_peer_canonicalised() {
+    let source = ClientIpSource::remote_addr();
+    let spoof = xff(&["1.2.3.4"]);
+    let got = source.extract(&spoof, peer("192.0.2.1")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("192.0.2.1"), IpOrigin::Peer));
+    let got = source.extract(&spoof, peer("::ffff:192.0.2.1")).unwrap();
+    assert_eq!(got.ip(), ip("192.0.2.1"));
+    assert!(got.ip().is_ipv4());
+    assert_eq!(source.extract(&spoof, None), Err(ExtractError::MissingPeer));
+    assert_eq!(
+        source.extract(&spoof, peer("0.0.0.0")),
+        Err(ExtractError::MissingPeer)
+    );
+    assert_eq!(source.extract_opt(&spoof, None), None);
+}
+
+// ---- single-IP headers ----------------------------------------------------------------
+
+#[test]
+fn cloudflare_header_from_cloudflare_peer() {
+    let source = ClientIpSource::cloudflare();
+    let h = headers(&[("cf-connecting-ip", "203.0.113.50")]);
+    let got = source.extract(&h, peer("173.245.48.7")).unwrap();
+    assert_eq!(got.ip(), ip("203.0.113.50"));
+    assert_eq!(got.origin(), &IpOrigin::Header(name("cf-connecting-ip")));
+    assert_eq!(got.header(), Some(&name("cf-connecting-ip")));
+    // IPv6 edge and v6 visitor.
+    let h = headers(&[("cf-connecting-ip", "2001:db8::7")]);
+    let got = source.extract(&h, peer("2606:4700::1")).unwrap();
+    assert_eq!(got.ip(), ip("2001:db8::7"));
+}
+
+#[test]
+fn spoofed_cf_connecting_ip_sent_directly_is_ignored() {
+    let source = ClientIpSource::cloudflare();
+    let h = headers(&[("cf-connecting-ip", "1.1.1.1")]);
+    let got = source.extract(&h, peer("198.51.100.23")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("198.51.100.23"), IpOrigin::Peer));
+    assert!(got.is_from_peer());
+    assert_eq!(got.header(), None);
+    // Without any peer, a range-restricted header cannot be believed.
+    assert_eq!(source.extract(&h, None), Err(ExtractError::MissingPeer));
+}
+
+#[test]
+fn single_header_values() {
+    let source = ClientIpSource::header(name("x-real-ip"), "10.0.0.0/8".parse().unwrap());
+    let from = peer("10.0.0.1");
+    let get = |value: &str| source.extract(&headers(&[("x-real-ip", value)]), from);
+    assert_eq!(get("192.0.2.1").unwrap().ip(), ip("192.0.2.1"));
+    assert_eq!(get(" 192.0.2.1:5000 ").unwrap().ip(), ip("192.0.2.1"));
+    assert_eq!(get("[2001:db8::1]:5000").unwrap().ip(), ip("2001:db8::1"));
+    assert_eq!(get("fe80::1%eth0").unwrap().ip(), ip("fe80::1"));
+    assert_eq!(get("::ffff:192.0.2.1").unwrap().ip(), ip("192.0.2.1"));
+    let invalid = Err(ExtractError::InvalidHeader {
+        header: name("x-real-ip"),
+    });
+    for bad in [
+        "192.0.2.1, 192.0.2.2",
+        "unknown",
+        "_x",
+        "",
+        "0.0.0.0",
+        "::",
+        "garbage",
+        "1.2.3",
+    ] {
+        assert_eq!(get(bad), invalid, "{bad:?}");
+    }
+    assert_eq!(
+        source.extract(&HeaderMap::new(), from),
+        Err(ExtractError::MissingHeader {
+            header: name("x-real-ip")
+        })
+    );
+    // Several lines: the last one (the closest proxy's) counts.
+    let h = headers(&[("x-real-ip", "6.6.6.6"), ("x-real-ip", "192.0.2.9")]);
+    assert_eq!(source.extract(&h, from).unwrap().ip(), ip("192.0.2.9"));
+}
+
+#[test]
+fn header_trusting_any_peer_needs_no_peer() {
+    let source = src("header:true-client-ip");
+    let h = headers(&[("true-client-ip", "192.0.2.77")]);
+    assert_eq!(source.extract(&h, None).unwrap().ip(), ip("192.0.2.77"));
+    assert_eq!(
+        source.extract(&h, peer("8.8.8.8")).unwrap().ip(),
+        ip("192.0.2.77")
+    );
+}
+
+// ---- rightmost trusted range ----------------------------------------------------------
+
+#[test]
+fn rightmost_trusted_range_skips_trusted_hops() {
+    let source = src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8");
+    let got = source
+        .extract(&xff(&["1.1.1.1, 2.2.2.2, 10.0.0.2"]), peer("10.0.0.1"))
+        .unwrap();
+    assert_eq!(got, ClientIp::new(ip("2.2.2.2"), hop("x-forwarded-for", 1)));
+    let got = source
+        .extract(&xff(&["1.1.1.1, 2.2.2.2"]), peer("10.0.0.1"))
+        .unwrap();
+    assert_eq!(got, ClientIp::new(ip("2.2.2.2"), hop("x-forwarded-for", 0)));
+}
+
+#[test]
+fn multiple_lines_are_merged_in_order() {
+    let source = src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8");
+    let h = xff(&["1.1.1.1, 2.2.2.2", "10.0.0.3", "10.0.0.4,10.0.0.5"]);
+    let got = source.extract(&h, peer("10.0.0.1")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("2.2.2.2"), hop("x-forwarded-for", 3)));
+    let count = ClientIpSource::rightmost_trusted_count(ListHeader::XForwardedFor, n(5));
+    assert_eq!(
+        count.extract(&h, peer("10.0.0.1")).unwrap().ip(),
+        ip("1.1.1.1")
+    );
+}
+
+#[test]
+fn spoofed_xff_from_untrusted_peer_is_ignored() {
+    let source = src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8");
+    let got = source
+        .extract(&xff(&["1.1.1.1"]), peer("203.0.113.4"))
+        .unwrap();
+    assert_eq!(got, ClientIp::new(ip("203.0.113.4"), IpOrigin::Peer));
+    assert_eq!(
+        source.extract(&xff(&["1.1.1.1"]), None),
+        Err(ExtractError::MissingPeer)
+    );
+}
+
+#[test]
+fn ports_zones_and_mapped_addresses_in_lists() {
+    let source = src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8,fd00::/8");
+    let from = peer("::ffff:10.0.0.1"); // dual-stack socket: mapped peer is still trusted
+    let cases = [
+        ("192.0.2.1:4711, 10.0.0.2:80", "192.0.2.1"),
+        ("[2001:db8::1]:443, [fd00::2]:80", "2001:db8::1"),
+        ("2001:db8::2, fd00::3", "2001:db8::2"),
+        ("fe80::1%eth0, 10.0.0.2", "fe80::1"),
+        ("::ffff:192.0.2.3, ::ffff:10.0.0.2", "192.0.2.3"),
+        ("  192.0.2.4\t,\t10.0.0.2  ", "192.0.2.4"),
+    ];
+    for (line, want) in cases {
+        let got = source.extract(&xff(&[line]), from).unwrap();
+        assert_eq!(got.ip(), ip(want), "{line}");
+        assert_eq!(got.ip().to_string(), want);
+    }
+    // Trusted ranges written as mapped IPv6 match IPv4 hops.
+    let mapped = src("rightmost-trusted-range:x-forwarded-for:::ffff:10.0.0.0/104");
+    let got = mapped
+        .extract(&xff(&["192.0.2.8, 10.0.0.2"]), peer("10.0.0.1"))
+        .unwrap();
+    assert_eq!(got.ip(), ip("192.0.2.8"));
+}
+
+#[test]
+fn invalid_hops_stop_the_walk() {
+    let source = src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8");
+    let from = peer("10.0.0.1");
+    let cases = [
+        ("1.1.1.1, garbage, 10.0.0.2", 1),
+        ("1.1.1.1, unknown, 10.0.0.2", 1),
+        ("1.1.1.1, _hidden, 10.0.0.2", 1),
+        ("1.1.1.1, _x", 0),
+        ("1.1.1.1,,10.0.0.2", 1),
+        ("1.1.1.1, 0.0.0.0", 0),
+        ("1.1.1.1, ::", 0),
+        ("1.1.1.1, 10.0.0.2, ", 0),
+        ("", 0),
+        ("1.1.1.1, 10.0.0.2:http", 0),
+        ("1.1.1.1 10.0.0.2", 0),
+    ];
+    for (line, at) in cases {
+        assert_eq!(
+            source.extract(&xff(&[line]), from),
+            Err(ExtractError::InvalidHop {
+                header: name("x-forwarded-for"),
+                hop: at
+            }),
+            "{line:?}"
+        );
+    }
+    // Garbage left of the client is never reached.
+    let got = source
+        .extract(&xff(&["garbage, unknown, 192.0.2.1, 10.0.0.2"]), from)
+        .unwrap();
+    assert_eq!(got.ip(), ip("192.0.2.1"));
+    // Non-UTF-8 bytes are an invalid hop, not a failure.
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-forwarded-for",
+        HeaderValue::from_bytes(b"1.1.1.1, \xff\xfe, 10.0.0.2").unwrap(),
+    );
+    assert_eq!(
+        source.extract(&h, from),
+        Err(ExtractError::InvalidHop {
+            header: name("x-forwarded-for"),
+            hop: 1
+        })
+    );
+}
+
+#[test]
+fn all_trusted_means_no_ip() {
+    let source = src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8");
+    assert_eq!(
+        source.extract(&xff(&["10.0.0.3, 10.0.0.2"]), peer("10.0.0.1")),
+        Err(ExtractError::AllTrusted {
+            header: name("x-forwarded-for")
+        })
+    );
+    assert_eq!(
+        source.extract(&HeaderMap::new(), peer("10.0.0.1")),
+        Err(ExtractError::MissingHeader {
+            header: name("x-forwarded-for")
+        })
+    );
+}
+
+#[test]
+fn forwarded_rfc7239() {
+    let source = src("rightmost-trusted-range:forwarded:10.0.0.0/8");
+    let from = peer("10.0.0.1");
+    let get = |lines: &[&str]| source.extract(&fwd(lines), from);
+    // RFC 7239 section 7.1 style examples.
+    let got = get(&[r#"for=192.0.2.60;proto=http;by=203.0.113.43, for="[2001:db8:cafe::17]:4711", for=10.0.0.2"#]).unwrap();
+    assert_eq!(
+        got,
+        ClientIp::new(ip("2001:db8:cafe::17"), hop("forwarded", 1))
+    );
+    assert_eq!(get(&["for=192.0.2.43"]).unwrap().ip(), ip("192.0.2.43"));
+    assert_eq!(
+        get(&["For=\"192.0.2.43:47011\""]).unwrap().ip(),
+        ip("192.0.2.43")
+    );
+    // A comma inside a quoted string does not split the element.
+    let got = get(&[r#"for=203.0.113.1;by="a,b", for=10.0.0.2"#]).unwrap();
+    assert_eq!(got, ClientIp::new(ip("203.0.113.1"), hop("forwarded", 1)));
+    // A malformed element invalidates only itself: elements right of it still parse.
+    let got = get(&["for=garbage!!;x, for=203.0.113.1, for=10.0.0.2"]).unwrap();
+    assert_eq!(got.ip(), ip("203.0.113.1"));
+    let invalid = |at| {
+        Err(ExtractError::InvalidHop {
+            header: name("forwarded"),
+            hop: at,
+        })
+    };
+    assert_eq!(
+        get(&["for=203.0.113.1, for=unknown, for=10.0.0.2"]),
+        invalid(1)
+    );
+    assert_eq!(get(&["for=203.0.113.1, for=_hidden"]), invalid(0));
+    assert_eq!(get(&["for=203.0.113.1, proto=https"]), invalid(0));
+    assert_eq!(get(&["for=203.0.113.1, for=\"10.0.0.2"]), invalid(0));
+    assert_eq!(get(&["for=203.0.113.1;for=10.0.0.2"]), invalid(0));
+    // Lines merge in order.
+    let got = get(&["for=192.0.2.1", "for=10.0.0.3, for=10.0.0.2"]).unwrap();
+    assert_eq!(got, ClientIp::new(ip("192.0.2.1"), hop("forwarded", 2)));
+    assert_eq!(
+        get(&["for=10.0.0.3"]),
+        Err(ExtractError::AllTrusted {
+            header: name("forwarded")
+        })
+    );
+}
+
+#[test]
+fn forwarded_with_many_elements_spills_past_the_stack_buffer() {
+    let source = src("rightmost-trusted-range:forwarded:10.0.0.0/8");
+    let mut line = String::from("for=192.0.2.200");
+    for i in 0..50 {
+        line.push_str(&format!(", for=10.0.{i}.1"));
+    }
+    let got = source.extract(&fwd(&[&line]), peer("10.0.0.1")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("192.0.2.200"), hop("forwarded", 50)));
+    let mut line = String::from("for=10.0.0.9");
+    for i in 0..40 {
+        line.push_str(&format!(", for=192.0.2.{i}"));
+    }
+    let got = source.extract(&fwd(&[&line]), peer("10.0.0.1")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("192.0.2.39"), hop("forwarded", 0)));
+}
+
+// ---- trusted count --------------------------------------------------------------------
+
+#[test]
+fn rightmost_trusted_count_off_by_one() {
+    let h = xff(&["1.1.1.1, 2.2.2.2, 3.3.3.3"]);
+    let from = peer("10.0.0.1");
+    let count = |c| ClientIpSource::rightmost_trusted_count(ListHeader::XForwardedFor, n(c));
+    // One proxy: it appended the client it saw, the rightmost entry.
+    assert_eq!(
+        count(1).extract(&h, from).unwrap(),
+        ClientIp::new(ip("3.3.3.3"), hop("x-forwarded-for", 0))
+    );
+    assert_eq!(count(2).extract(&h, from).unwrap().ip(), ip("2.2.2.2"));
+    assert_eq!(count(3).extract(&h, from).unwrap().ip(), ip("1.1.1.1"));
+    // Too short: the count says more proxies than the header shows.
+    assert_eq!(
+        count(4).extract(&h, from),
+        Err(ExtractError::TooFewHops {
+            header: name("x-forwarded-for"),
+            needed: 4,
+            found: 3
+        })
+    );
+    assert_eq!(
+        count(2).extract(&xff(&["1.1.1.1, garbage"]), from),
+        Err(ExtractError::InvalidHop {
+            header: name("x-forwarded-for"),
+            hop: 0
+        })
+    );
+    // A bad hop left of the counted position is never read.
+    assert_eq!(
+        count(1)
+            .extract(&xff(&["garbage, 3.3.3.3"]), from)
+            .unwrap()
+            .ip(),
+        ip("3.3.3.3")
+    );
+    assert_eq!(count(1).extract(&h, None), Err(ExtractError::MissingPeer));
+    assert_eq!(
+        count(1).extract(&HeaderMap::new(), from),
+        Err(ExtractError::MissingHeader {
+            header: name("x-forwarded-for")
+        })
+    );
+    let forwarded = ClientIpSource::rightmost_trusted_count(ListHeader::Forwarded, n(2));
+    let got = forwarded
+        .extract(&fwd(&["for=192.0.2.1, for=10.0.0.2"]), from)
+        .unwrap();
+    assert_eq!(got, ClientIp::new(ip("192.0.2.1"), hop("forwarded", 1)));
+}
+
+// ---- non-private ----------------------------------------------------------------------
+
+#[test]
+fn rightmost_non_private() {
+    let source = ClientIpSource::rightmost_non_private(ListHeader::XForwardedFor);
+    let h = xff(&["1.1.1.1, 2.2.2.2, 192.168.1.1, 100.64.0.1, 10.0.0.2"]);
+    let got = source.extract(&h, peer("10.0.0.1")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("2.2.2.2"), hop("x-forwarded-for", 3)));
+    // A public peer is the client itself.
+    assert!(source.extract(&h, peer("8.8.4.4")).unwrap().is_from_peer());
+    assert_eq!(
+        source.extract(&xff(&["10.1.1.1, fd00::1"]), peer("10.0.0.1")),
+        Err(ExtractError::AllTrusted {
+            header: name("x-forwarded-for")
+        })
+    );
+}
+
+#[test]
+fn leftmost_non_private_is_the_first_public_entry() {
+    let source = ClientIpSource::leftmost_non_private(ListHeader::XForwardedFor);
+    let h = xff(&["10.1.1.1, 1.1.1.1", "2.2.2.2, 10.0.0.2"]);
+    let got = source.extract(&h, peer("10.0.0.1")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("1.1.1.1"), hop("x-forwarded-for", 2)));
+    assert_eq!(
+        source.extract(&xff(&["garbage, 1.1.1.1"]), peer("10.0.0.1")),
+        Err(ExtractError::InvalidHop {
+            header: name("x-forwarded-for"),
+            hop: 1
+        })
+    );
+    assert_eq!(
+        source.extract(&xff(&["10.1.1.1"]), peer("10.0.0.1")),
+        Err(ExtractError::AllTrusted {
+            header: name("x-forwarded-for")
+        })
+    );
+    assert!(source.extract(&h, peer("9.9.9.9")).unwrap().is_from_peer());
+    let forwarded = ClientIpSource::leftmost_non_private(ListHeader::Forwarded);
+    let got = forwarded
+        .extract(
+            &fwd(&["for=10.0.0.7, for=\"[2001:db8::5]\", for=192.0.2.1"]),
+            peer("10.0.0.1"),
+        )
+        .unwrap();
+    assert_eq!(got, ClientIp::new(ip("2001:db8::5"), hop("forwarded", 1)));
+}
+
+// ---- chains ---------------------------------------------------------------------------
+
+#[test]
+fn chain_takes_the_first_source_that_yields() {
+    let source = src(
+        "header:x-real-ip:10.0.0.0/8 or rightmost-trusted-range:x-forwarded-for:10.0.0.0/8 or remote-addr",
+    );
+    let from = peer("10.0.0.1");
+    let both = headers(&[("x-real-ip", "192.0.2.1"), ("x-forwarded-for", "192.0.2.2")]);
+    assert_eq!(source.extract(&both, from).unwrap().ip(), ip("192.0.2.1"));
+    let only_xff = xff(&["192.0.2.2"]);
+    assert_eq!(
+        source.extract(&only_xff, from).unwrap().ip(),
+        ip("192.0.2.2")
+    );
+    // Neither header: the trusted proxy itself is the answer of the last source.
+    let got = source.extract(&HeaderMap::new(), from).unwrap();
+    assert_eq!(got, ClientIp::new(ip("10.0.0.1"), IpOrigin::Peer));
+}
+
+#[test]
+fn chain_errors() {
+    let source = ClientIpSource::header(name("x-real-ip"), IpRanges::any())
+        .or(ClientIpSource::remote_addr());
+    // No peer: a deployment error wins over the header's reason.
+    assert_eq!(
+        source.extract(&HeaderMap::new(), None),
+        Err(ExtractError::MissingPeer)
+    );
+    let source =
+        src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8 or header:x-real-ip:10.0.0.0/8");
+    assert_eq!(
+        source.extract(&xff(&["garbage"]), peer("10.0.0.1")),
+        Err(ExtractError::InvalidHop {
+            header: name("x-forwarded-for"),
+            hop: 0
+        })
+    );
+    // Chains flatten.
+    let a = ClientIpSource::cloudflare().or(ClientIpSource::remote_addr());
+    let b = ClientIpSource::remote_addr().or(a);
+    assert_eq!(
+        b.to_string(),
+        "remote-addr or header:cf-connecting-ip:cloudflare or remote-addr"
+    );
+}
+
+// ---- grammar --------------------------------------------------------------------------
+
+#[test]
+fn grammar_round_trips() {
+    for text in [
+        "remote-addr",
+        "header:x-real-ip",
+        "header:cf-connecting-ip:cloudflare",
+        "header:fastly-client-ip:192.0.2.0/24,2001:db8::/32",
+        "rightmost-trusted-range:x-forwarded-for:10.0.0.0/8",
+        "rightmost-trusted-range:forwarded:10.0.0.0/8,fd00::/8",
+        "rightmost-trusted-count:x-forwarded-for:2",
+        "rightmost-trusted-count:forwarded:1",
+        "rightmost-non-private:x-forwarded-for",
+        "leftmost-non-private:forwarded",
+        "header:cf-connecting-ip:cloudflare or remote-addr",
+    ] {
+        let source = src(text);
+        assert_eq!(source.to_string(), text);
+        assert_eq!(src(&source.to_string()), source);
+    }
+    assert_eq!(src("cloudflare"), ClientIpSource::cloudflare());
+    assert_eq!(
+        src("  remote-addr   or   header:X-Real-IP:10.0.0.1 "),
+        ClientIpSource::remote_addr().or(ClientIpSource::header(
+            name("x-real-ip"),
+            "10.0.0.1/32".parse().unwrap()
+        ))
+    );
+    assert_eq!(
+        src("rightmost-trusted-range:X-Forwarded-For:private"),
+        ClientIpSource::rightmost_trusted_range(ListHeader::XForwardedFor, IpRanges::private())
+    );
+    assert_eq!(
+        format!("{:?}", src("remote-addr")),
+        "ClientIpSource(remote-addr)"
+    );
+}
+
+#[test]
+fn grammar_errors_say_what_is_wrong() {
+    let err = |text: &str| text.parse::<ClientIpSource>().unwrap_err().to_string();
+    assert!(
+        err("remote")
+            .starts_with("unknown client IP source `remote`; expected one of `remote-addr`")
+    );
+    assert!(err("").starts_with("empty client IP source; expected one of"));
+    assert!(err("remote-addr or ").starts_with("empty client IP source;"));
+    assert_eq!(
+        err("remote-addr:x"),
+        "`remote-addr` takes no arguments, got `remote-addr:x`"
+    );
+    assert!(err("header").starts_with("`header` needs arguments after `:`;"));
+    assert_eq!(
+        err("header:bad name"),
+        "`bad name` is not a valid header name"
+    );
+    assert_eq!(
+        err("header:x-real-ip:10.0.0.0/8,nope"),
+        "`nope` is not a CIDR range or IP address (expected e.g. `10.0.0.0/8`, `2001:db8::/32` or `192.0.2.7`)"
+    );
+    assert_eq!(
+        err("rightmost-trusted-range:x-forwarded-for"),
+        "`rightmost-trusted-range` needs trusted proxy ranges: `rightmost-trusted-range:<x-forwarded-for|forwarded>:<cidr>[,<cidr>...]`"
+    );
+    assert_eq!(
+        err("rightmost-trusted-range:x-real-ip:10.0.0.0/8"),
+        "`rightmost-trusted-range` reads `x-forwarded-for` or `forwarded`, got `x-real-ip`"
+    );
+    assert_eq!(
+        err("rightmost-trusted-count:x-forwarded-for:0"),
+        "`rightmost-trusted-count` needs a hop count of at least 1, got `0`"
+    );
+    assert_eq!(
+        err("rightmost-trusted-count:x-forwarded-for:two"),
+        "`rightmost-trusted-count` needs a hop count of at least 1, got `two`"
+    );
+    assert_eq!(
+        err("rightmost-trusted-count:forwarded"),
+        "`rightmost-trusted-count` needs a hop count: `rightmost-trusted-count:<x-forwarded-for|forwarded>:<n>`"
+    );
+    assert_eq!(
+        err("leftmost-non-private:x-forwarded-for:10.0.0.0/8"),
+        "`leftmost-non-private` takes only a header, unexpected `:10.0.0.0/8`"
+    );
+}
+
+#[test]
+fn error_text_names_the_header_not_the_bytes() {
+    let source = src("header:x-real-ip");
+    let err = source
+        .extract(&headers(&[("x-real-ip", "<script>evil</script>")]), None)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "header `x-real-ip` is not exactly one valid IP address"
+    );
+    assert_eq!(err.to_rejection().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        err.to_rejection().to_json(),
+        r#"{"error":{"code":"invalid_client_ip","message":"no valid client IP could be derived from the request"}}"#
+    );
+    assert_eq!(
+        ExtractError::MissingPeer.to_rejection().to_json(),
+        r#"{"error":{"code":"client_ip_misconfigured","message":"the server cannot determine the client IP"}}"#
+    );
+    assert_eq!(
+        ExtractError::InvalidHop {
+            header: name("x-forwarded-for"),
+            hop: 2
+        }
+        .to_string(),
+        "hop 2 (counted from the right, from 0) of `x-forwarded-for` is not a valid IP address"
+    );
+}
+
+// ---- layers ---------------------------------------------------------------------------
+
+async fn body_string<B>(response: Response<B>) -> String
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn echo_ip() -> impl tower::Service<
+    Request<()>,
+    Response = Response<String>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<String>, Infallible>> + Send,
+> + Clone {
+    service_fn(|request: Request<()>| async move {
+        let ext = request.extensions().get::<ClientIp>().cloned();
+        // Behind ClientIpLayer the scope and the extension agree.
+        let current = ClientIp::current();
+        if let Some(current) = &current {
+            assert_eq!(ext.as_ref(), Some(current));
+        }
+        let text = match ext {
+            Some(ip) => format!("{ip} {:?} scoped={}", ip.origin(), current.is_some()),
+            None => "none".to_owned(),
+        };
+        Ok::<_, Infallible>(Response::new(text))
+    })
+}
+
+fn request(peer: Option<&str>, pairs: &[(&str, &str)]) -> Request<()> {
+    let mut request = Request::new(());
+    *request.headers_mut() = headers(pairs);
+    if let Some(peer) = peer {
+        request
+            .extensions_mut()
+            .insert(PeerAddr::new(peer.parse().unwrap()));
+    }
+    request
+}
+
+#[tokio::test]
+async fn layer_inserts_extension_and_scope() {
+    let service = ServiceBuilder::new()
+        .layer(ClientIpLayer::new(src(
+            "rightmost-trusted-range:x-forwarded-for:10.0.0.0/8",
+        )))
+        .service(echo_ip());
+    let response = service
+        .clone()
+        .oneshot(request(
+            Some("10.0.0.1:1"),
+            &[("x-forwarded-for", "192.0.2.1")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body_string(response).await,
+        "192.0.2.1 ListHop { header: \"x-forwarded-for\", hop: 0 } scoped=true"
+    );
+    let response = service
+        .oneshot(request(
+            Some("[::ffff:203.0.113.9]:1"),
+            &[("x-forwarded-for", "1.1.1.1")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(body_string(response).await, "203.0.113.9 Peer scoped=true");
+}
+
+#[tokio::test]
+async fn scope_also_covers_the_synchronous_call() {
+    #[derive(Clone)]
+    struct SeesScopeInCall;
+    impl tower::Service<Request<()>> for SeesScopeInCall {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Infallible>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            let seen = ClientIp::current().map(|ip| ip.to_string());
+            std::future::ready(Ok(Response::new(seen.unwrap_or_default())))
+        }
+    }
+    let service = ClientIpLayer::remote_addr().layer(SeesScopeInCall);
+    let response = service
+        .oneshot(request(Some("192.0.2.5:9"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(body_string(response).await, "192.0.2.5");
+}
+
+#[tokio::test]
+async fn layer_rejects_bad_input_with_400_and_missing_peer_with_500() {
+    let service = ServiceBuilder::new()
+        .layer(ClientIpLayer::new(src(
+            "rightmost-trusted-range:x-forwarded-for:10.0.0.0/8",
+        )))
+        .service(echo_ip());
+    let response = service
+        .clone()
+        .oneshot(request(
+            Some("10.0.0.1:1"),
+            &[("x-forwarded-for", "unknown")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response
+            .extensions()
+            .get::<Rejection>()
+            .map(Rejection::code),
+        Some("invalid_client_ip")
+    );
+    assert_eq!(
+        body_string(response).await,
+        r#"{"error":{"code":"invalid_client_ip","message":"no valid client IP could be derived from the request"}}"#
+    );
+    let response = service
+        .oneshot(request(None, &[("x-forwarded-for", "192.0.2.1")]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body_string(response).await,
+        r#"{"error":{"code":"client_ip_misconfigured","message":"the server cannot determine the client IP"}}"#
+    );
+}
+
+#[tokio::test]
+async fn layer_can_continue_without_ip_and_replace_rejection() {
+    let layer = ClientIpLayer::remote_addr().continue_on_failure();
+    let response = layer
+        .layer(echo_ip())
+        .oneshot(request(None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_string(response).await, "none");
+
+    let teapot = RejectionResponder::new(|r: &Rejection| {
+        let mut response = Response::new(Bytes::from(format!("no: {}", r.code())));
+        *response.status_mut() = StatusCode::IM_A_TEAPOT;
+        response
+    });
+    let layer = layer.reject_on_failure().on_rejection(teapot);
+    let response = layer
+        .layer(echo_ip())
+        .oneshot(request(None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(body_string(response).await, "no: client_ip_misconfigured");
+    assert_eq!(layer.source(), &ClientIpSource::remote_addr());
+}
+
+#[tokio::test]
+async fn allowlist_uses_client_ip_then_peer() {
+    let service = ServiceBuilder::new()
+        .layer(IpAllowlistLayer::new(
+            "192.0.2.0/24, 2001:db8::/32".parse().unwrap(),
+        ))
+        .service(echo_ip());
+    // The peer is used when no ClientIp is present.
+    let response = service
+        .clone()
+        .oneshot(request(Some("192.0.2.7:1"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = service
+        .clone()
+        .oneshot(request(Some("198.51.100.7:1"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        body_string(response).await,
+        r#"{"error":{"code":"ip_not_allowed","message":"client IP is not allowed"}}"#
+    );
+    // ClientIp wins over the peer.
+    let mut allowed_by_ext = request(Some("198.51.100.7:1"), &[]);
+    allowed_by_ext
+        .extensions_mut()
+        .insert(ClientIp::new(ip("2001:db8::9"), IpOrigin::Other));
+    let response = service.clone().oneshot(allowed_by_ext).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = service.oneshot(request(None, &[])).await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body_string(response).await,
+        r#"{"error":{"code":"client_ip_misconfigured","message":"the server cannot determine the client IP"}}"#
+    );
+}
+
+#[tokio::test]
+async fn allowlist_behind_client_ip_layer() {
+    let service = ServiceBuilder::new()
+        .layer(ClientIpLayer::new(src(
+            "rightmost-trusted-range:x-forwarded-for:10.0.0.0/8",
+        )))
+        .layer(IpAllowlistLayer::new("192.0.2.0/24".parse().unwrap()))
+        .service(echo_ip());
+    let ok = service
+        .clone()
+        .oneshot(request(
+            Some("10.0.0.1:1"),
+            &[("x-forwarded-for", "192.0.2.50")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let denied = service
+        .oneshot(request(
+            Some("10.0.0.1:1"),
+            &[("x-forwarded-for", "198.51.100.50")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+}
+
+fn provider_echo() -> impl tower::Service<
+    Request<()>,
+    Response = Response<Vec<String>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Vec<String>>, Infallible>> + Send,
+> + Clone {
+    service_fn(|request: Request<()>| async move {
+        let values = request
+            .headers()
+            .get_all("x-user-ip")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        Ok::<_, Infallible>(Response::new(values))
+    })
+}
+
+#[tokio::test]
+async fn forward_inserts_replacing_client_values() {
+    let client = ForwardUserIpLayer::new().layer(provider_echo());
+    let mut outbound = Request::new(());
+    outbound
+        .headers_mut()
+        .append("x-user-ip", "6.6.6.6".parse().unwrap());
+    outbound
+        .headers_mut()
+        .append("x-user-ip", "7.7.7.7".parse().unwrap());
+    outbound
+        .extensions_mut()
+        .insert(ClientIp::new(ip("::ffff:203.0.113.1"), IpOrigin::Peer));
+    let response = client.clone().oneshot(outbound).await.unwrap();
+    assert_eq!(response.body(), &["203.0.113.1"]);
+
+    // The extension wins over the scope; the scope is used without one.
+    let scoped = ClientIp::new(ip("2001:db8::44"), IpOrigin::Other);
+    let response = scoped
+        .clone()
+        .scope(client.clone().oneshot(Request::new(())))
+        .await
+        .unwrap();
+    assert_eq!(response.body(), &["2001:db8::44"]);
+    let mut with_ext = Request::new(());
+    with_ext
+        .extensions_mut()
+        .insert(ClientIp::new(ip("192.0.2.3"), IpOrigin::Other));
+    let response = scoped.scope(client.oneshot(with_ext)).await.unwrap();
+    assert_eq!(response.body(), &["192.0.2.3"]);
+}
+
+#[tokio::test]
+async fn forward_without_ip_fails_typed_and_sends_nothing() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let inner = service_fn(move |_: Request<()>| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { Ok::<_, Infallible>(Response::new(())) }
+    });
+    let client = ForwardUserIp::new(inner);
+    let err = client.oneshot(Request::new(())).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<MissingClientIp>(),
+        Some(&MissingClientIp)
+    );
+    assert_eq!(
+        err.to_string(),
+        "no client IP for the outbound request: neither a ClientIp extension nor a client-IP scope is present; the request was not sent"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn forward_with_custom_header_name() {
+    let inner = service_fn(|request: Request<()>| async move {
+        Ok::<_, Infallible>(Response::new(
+            request.headers().get("x-end-user-ip").cloned(),
+        ))
+    });
+    let client = ForwardUserIpLayer::header(name("x-end-user-ip")).layer(inner);
+    let mut outbound = Request::new(());
+    outbound
+        .extensions_mut()
+        .insert(ClientIp::new(ip("192.0.2.1"), IpOrigin::Other));
+    let response = client.oneshot(outbound).await.unwrap();
+    assert_eq!(response.body().as_ref().unwrap(), "192.0.2.1");
+}
+
+#[test]
+fn services_are_send_sync_clone_and_debug() {
+    fn assert_send_clone<T: Send + Sync + Clone + std::fmt::Debug>(_: &T) {}
+    #[derive(Clone, Debug)]
+    struct Inner;
+    assert_send_clone(&ClientIpLayer::cloudflare().layer(Inner));
+    assert_send_clone(&IpAllowlistLayer::new(IpRanges::private()).layer(Inner));
+    assert_send_clone(&ForwardUserIpLayer::new().layer(Inner));
+    assert_send_clone(&ClientIpLayer::cloudflare());
+    assert_send_clone(&ClientIpSource::cloudflare());
+    assert_send_clone(&ClientIp::new(ip("192.0.2.1"), IpOrigin::Peer));
+    assert_eq!(
+        format!("{:?}", ForwardUserIpLayer::new()),
+        "ForwardUserIpLayer { header: \"x-user-ip\" }"
+    );
+    assert_eq!(
+        format!("{:?}", ClientIpLayer::remote_addr()),
+        "ClientIpLayer { source: ClientIpSource(remote-addr), reject: true, responder: RejectionResponder(\"json\") }"
+    );
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn deserialize_from_the_grammar() {
+    let source: ClientIpSource =
+        serde_json::from_str("\"rightmost-trusted-count:x-forwarded-for:2\"").unwrap();
+    assert_eq!(
+        source,
+        ClientIpSource::rightmost_trusted_count(ListHeader::XForwardedFor, n(2))
+    );
+    let err = serde_json::from_str::<ClientIpSource>("\"header\"").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("`header` needs arguments after `:`")
+    );
+    let ranges: IpRanges = serde_json::from_str("\"10.0.0.0/8,loopback\"").unwrap();
+    assert!(ranges.contains(ip("127.0.0.1")));
+}
+
+// ---- property -------------------------------------------------------------------------
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn node() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(|b| std::net::Ipv4Addr::from(b).to_string()),
+            (any::<[u8; 4]>(), 1u16..)
+                .prop_map(|(b, p)| format!("{}:{p}", std::net::Ipv4Addr::from(b))),
+            prop_oneof![Just(10u8), Just(172), Just(192)].prop_flat_map(|first| any::<[u8; 3]>()
+                .prop_map(move |r| format!("{first}.{}.{}.{}", r[0], r[1], r[2]))),
+            any::<[u16; 8]>().prop_map(|s| std::net::Ipv6Addr::from(s).to_string()),
+            any::<[u16; 8]>().prop_map(|s| format!("[{}]:443", std::net::Ipv6Addr::from(s))),
+            any::<[u8; 4]>().prop_map(|b| std::net::Ipv4Addr::from(b).to_ipv6_mapped().to_string()),
+            any::<[u16; 8]>().prop_map(|s| format!("{}%eth0", std::net::Ipv6Addr::from(s))),
+            Just("unknown".to_owned()),
+            Just("_hidden".to_owned()),
+            Just(String::new()),
+            Just("0.0.0.0".to_owned()),
+            "[ -~]{0,12}".prop_filter("no commas", |s| !s.contains(',')),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        proptest::collection::vec(node(), 1..6).prop_map(|nodes| nodes.join(", "))
+    }
+
+    fn ranges() -> impl Strategy<Value = IpRanges> {
+        proptest::sample::subsequence(
+            vec![
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "::ffff:127.0.0.0/104",
+                "fc00::/7",
+                "2001:db8::/32",
+                "203.0.113.0/24",
+                "0.0.0.0/1",
+            ],
+            0..5,
+        )
+        .prop_map(|nets| nets.join(",").parse().unwrap_or_else(|_| IpRanges::none()))
+    }
+
+    fn peer() -> impl Strategy<Value = Option<IpAddr>> {
+        prop_oneof![
+            1 => Just(None),
+            4 => any::<[u8; 4]>().prop_map(|b| Some(IpAddr::from(b))),
+            4 => (prop_oneof![Just(10u8), Just(127), Just(203)], any::<[u8; 3]>())
+                .prop_map(|(f, r)| Some(IpAddr::from([f, r[0], r[1], r[2]]))),
+            2 => any::<[u16; 8]>().prop_map(|s| Some(IpAddr::from(s))),
+            2 => any::<[u8; 4]>().prop_map(|b| Some(IpAddr::V6(std::net::Ipv4Addr::from(b).to_ipv6_mapped()))),
+        ]
+    }
+
+    fn check(
+        source: &ClientIpSource,
+        trusted: &IpRanges,
+        h: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<(), TestCaseError> {
+        if let Ok(client) = source.extract(h, peer) {
+            let text = client.ip().to_string();
+            // Re-parses to itself, canonical, usable as x-user-ip.
+            prop_assert_eq!(text.parse::<IpAddr>().unwrap(), client.ip());
+            prop_assert_eq!(crate::parse::parse_node(text.as_bytes()), Some(client.ip()));
+            let value = client.to_header_value();
+            prop_assert_eq!(value.to_str().unwrap(), text.as_str());
+            prop_assert!(!client.ip().is_unspecified());
+            // Never inside a trusted range.
+            prop_assert!(!trusted.contains(client.ip()));
+            // Never from a header when the peer is untrusted.
+            let peer_trusted = match peer {
+                Some(p) => trusted.contains(p),
+                None => trusted.is_any(),
+            };
+            if !peer_trusted {
+                prop_assert!(client.is_from_peer());
+                prop_assert_eq!(Some(client.ip()), peer.map(crate::parse::canonical));
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn extraction_invariants(
+            lines in proptest::collection::vec(line(), 0..3),
+            trusted in ranges(),
+            peer in peer(),
+        ) {
+            let mut h = HeaderMap::new();
+            for l in &lines {
+                if let Ok(value) = HeaderValue::from_str(l) {
+                    h.append("x-forwarded-for", value.clone());
+                    h.append("x-real-ip", value);
+                }
+            }
+            let forwarded = lines.iter().map(|l| l.split(", ").map(|n| format!("for=\"{n}\"")).collect::<Vec<_>>().join(", "));
+            for l in forwarded {
+                if let Ok(value) = HeaderValue::from_str(&l) {
+                    h.append("forwarded", value);
+                }
+            }
+            for list in [ListHeader::XForwardedFor, ListHeader::Forwarded] {
+                let source = ClientIpSource::rightmost_trusted_range(list, trusted.clone());
+                check(&source, &trusted, &h, peer)?;
+            }
+            let header = ClientIpSource::header(name("x-real-ip"), trusted.clone());
+            if let Ok(client) = header.extract(&h, peer) {
+                let peer_trusted = peer.is_some_and(|p| trusted.contains(p));
+                prop_assert_eq!(client.is_from_peer(), !peer_trusted);
+                prop_assert_eq!(client.ip().to_string().parse::<IpAddr>().unwrap(), client.ip());
+            }
+            let private = IpRanges::private();
+            check(&ClientIpSource::rightmost_non_private(ListHeader::XForwardedFor), &private, &h, peer)?;
+        }
+    }
+}
