@@ -1,5 +1,136 @@
-//! tollgate: composable tower middleware for backends that stand between browsers and payment APIs.
+//! tollgate: composable [tower] middleware for backends that stand between browsers and
+//! payment APIs.
 //!
-//! This crate is being built; its layers land in the issue that fills it.
+//! Payment providers make a set of security rules mandatory for their partners: Transak
+//! requires partners to restrict their APIs to their own front-end origins, to send the end
+//! user's real IP as `x-user-ip` and the partner key as `x-api-key` from the backend only, and
+//! never to forward browser headers such as `Origin` and `Referer`; Tranzila signs every call
+//! with an app key, a time, a fresh nonce and an HMAC token; OneKey signs payloads and
+//! notifications with HMAC-SHA256; all of them expect stale or replayed requests to be
+//! refused and keys to rotate. tollgate turns each rule into one small `tower::Layer` that you
+//! stack with [`ServiceBuilder`](tower::ServiceBuilder) on any hyper, axum or tonic client or
+//! server. This crate is the facade: it re-exports every layer crate behind a feature, adds
+//! [`ServiceBuilderExt`] and the ready-made [`transak`] stacks.
+//!
+//! # Example
+//!
+//! An axum partner API that browsers call, and the `hyper_util` client it uses to call the
+//! provider. The inbound stack refuses foreign origins and records the end user's IP; the
+//! outbound stack strips browser headers, adds the partner key and forwards the IP as
+//! `x-user-ip` (taken from the inbound request's task, no plumbing needed).
+//!
+//! ```
+//! # #[cfg(all(feature = "origin", feature = "client-ip", feature = "headers"))]
+//! # mod example {
+//! use std::net::SocketAddr;
+//!
+//! use axum::{Router, http::StatusCode, routing::post};
+//! use bytes::Bytes;
+//! use http::Request;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tollgate::ServiceBuilderExt;
+//! use tollgate::core::{BoxError, Secret};
+//! use tollgate::headers::{HeaderHygiene, SecretHeaderLayer, Upstream};
+//! use tollgate::origin::OriginAllowlistLayer;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
+//!     // Outbound: a hyper_util client with the provider's rules.
+//!     let provider = ServiceBuilder::new()
+//!         .header_hygiene(HeaderHygiene::server_to_server())
+//!         .secret_header(
+//!             SecretHeaderLayer::api_key(Secret::from_env("PROVIDER_API_KEY")?)
+//!                 .upstream(Upstream::transak()),
+//!         )
+//!         .forward_user_ip()
+//!         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+//!
+//!     let create = move || {
+//!         let provider = provider.clone();
+//!         async move {
+//!             let request = Request::post("https://api-gateway.transak.com/api/v2/auth/session")
+//!                 .body(Full::new(Bytes::from_static(b"{}")))
+//!                 .unwrap_or_default();
+//!             match provider.oneshot(request).await {
+//!                 Ok(response) => response.status(),
+//!                 Err(_) => StatusCode::BAD_GATEWAY,
+//!             }
+//!         }
+//!     };
+//!
+//!     // Inbound: origin allowlist first, then the client IP from the socket peer.
+//!     let inbound = ServiceBuilder::new()
+//!         .origin_allowlist(
+//!             OriginAllowlistLayer::builder()
+//!                 .allow_origins(["https://app.example.com"])
+//!                 .build()?,
+//!         )
+//!         .client_ip("remote-addr".parse()?);
+//!     let app = Router::new()
+//!         .route("/api/widget-url", post(create))
+//!         .layer(inbound);
+//!     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//!     Ok(())
+//! }
+//! # }
+//! # fn main() {}
+//! ```
+//!
+//! # Features
+//!
+//! | feature | re-exports | layers |
+//! |---|---|---|
+//! | `client-ip` | [`client_ip`] (`tollgate-client-ip`) | `ClientIpLayer`, `ForwardUserIpLayer`, `IpAllowlistLayer` |
+//! | `origin` | [`origin`] (`tollgate-origin`) | `OriginAllowlistLayer` |
+//! | `headers` | [`headers`] (`tollgate-headers`) | `HeaderHygieneLayer`, `SecretHeaderLayer`, `TokenHeaderLayer`, `RequireHeadersLayer`, `InboundHygieneLayer` |
+//! | `signature` | [`signature`] (`tollgate-signature`) | `SignRequestLayer`, `VerifySignatureLayer` |
+//! | `replay` | [`replay`] (`tollgate-replay`) | `ReplayGuardLayer`, `MemoryNonceStore` |
+//! | `tranzila` | [`tranzila`] (`tollgate-tranzila`) | `TranzilaSigningLayer`, `TranzilaVerifyLayer` |
+//! | `full` (default) | all of the above | |
+//! | `axum` | | axum extractors and `ConnectInfo` support in the layer crates |
+//! | `tonic` | | tonic's `TcpConnectInfo` as the client-IP peer |
+//! | `redis` | | `RedisNonceStore` (enables `replay`) |
+//! | `serde` | | `Deserialize` for client-IP sources |
+//!
+//! [`core`] (`tollgate-core`: `Secret`, `KeyRing`, `Clock`, rejections) is always there.
+//!
+//! # Layer order
+//!
+//! Inbound: origin allowlist → client IP → IP allowlist → body limit and signature
+//! verification → replay guard → handler. Outbound: header hygiene → secret headers →
+//! `x-user-ip` → signing → client. The [`ServiceBuilderExt`] methods add layers in the order
+//! they are called, the first outermost.
+//!
+//! [tower]: https://docs.rs/tower
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+pub mod transak;
+
+pub use builder::ServiceBuilderExt;
+
+/// Secrets, key rings, clocks, body buffering and rejections (`tollgate-core`).
+pub use tollgate_core as core;
+
+/// The end user's real IP in, `x-user-ip` out, and an IP allowlist (`tollgate-client-ip`).
+#[cfg(feature = "client-ip")]
+pub use tollgate_client_ip as client_ip;
+/// Header hygiene and secret headers (`tollgate-headers`).
+#[cfg(feature = "headers")]
+pub use tollgate_headers as headers;
+/// The origin allowlist (`tollgate-origin`).
+#[cfg(feature = "origin")]
+pub use tollgate_origin as origin;
+/// Timestamp window and nonce stores (`tollgate-replay`).
+#[cfg(feature = "replay")]
+pub use tollgate_replay as replay;
+/// HMAC signing and verification (`tollgate-signature`).
+#[cfg(feature = "signature")]
+pub use tollgate_signature as signature;
+/// Tranzila signing and verification (`tollgate-tranzila`).
+#[cfg(feature = "tranzila")]
+pub use tollgate_tranzila as tranzila;
