@@ -732,6 +732,31 @@ mod tests {
         assert_eq!(send(&f.layer, r).await.0, StatusCode::OK);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_requests_with_one_nonce_have_one_winner() {
+        let f = fixture(ReplayGuard::tranzila());
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let layer = f.layer.clone();
+                tokio::spawn(
+                    async move { send(&layer, tranzila_request("1700000000", NONCE)).await.0 },
+                )
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1);
+        assert_eq!(
+            statuses
+                .iter()
+                .filter(|s| **s == StatusCode::UNAUTHORIZED)
+                .count(),
+            63
+        );
+    }
+
     #[derive(Debug)]
     struct FailingStore(Mutex<u32>);
 
