@@ -334,3 +334,40 @@ mod tests {
         assert!(!is_valid_app_key("מפתח"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn sign_then_verify_round_trips(
+            app_key in "[!-~]{1,40}",
+            secret in proptest::collection::vec(any::<u8>(), 0..80),
+            time in any::<u64>(),
+            nonce in "[0-9a-fA-F]{80}",
+            flip in 0usize..64,
+        ) {
+            let secret = Secret::from_bytes(secret);
+            let time = time.to_string();
+            let token = access_token(&app_key, &secret, &time, &nonce);
+            prop_assert_eq!(token.len(), ACCESS_TOKEN_LEN);
+            prop_assert!(token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            prop_assert!(verify_access_token(&app_key, &secret, &time, &nonce, &token));
+            // Any other token fails.
+            let mut other = token.into_bytes();
+            other[flip] = if other[flip] == b'0' { b'1' } else { b'0' };
+            let other = String::from_utf8(other).unwrap();
+            prop_assert!(!verify_access_token(&app_key, &secret, &time, &nonce, &other));
+            prop_assert!(is_valid_nonce(&nonce));
+        }
+
+        #[test]
+        fn nonce_check_never_panics(nonce in ".{0,100}") {
+            let valid = is_valid_nonce(&nonce);
+            prop_assert_eq!(valid, nonce.len() == 80 && nonce.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
+}

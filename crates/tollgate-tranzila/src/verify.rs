@@ -890,6 +890,41 @@ mod tests {
         assert_eq!(response.headers()["content-type"], "application/json");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_headers_are_refused_never_panic(
+            app_key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+            time in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..25),
+            nonce in proptest::collection::vec(proptest::prelude::any::<u8>(), 78..82),
+            token in proptest::collection::vec(proptest::prelude::any::<u8>(), 62..66),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut request = Request::post("/").body(Full::default()).unwrap();
+            for (name, value) in [
+                (&APP_KEY, app_key),
+                (&REQUEST_TIME, time),
+                (&NONCE, nonce),
+                (&ACCESS_TOKEN, token),
+            ] {
+                if let Ok(value) = http::HeaderValue::from_bytes(&value) {
+                    request.headers_mut().insert(name.clone(), value);
+                }
+            }
+            let store = Arc::new(TestStore::default());
+            let outcome = runtime.block_on(send(&layer(store.clone(), 1_700_000_000), request));
+            proptest::prop_assert!(
+                outcome.status == StatusCode::BAD_REQUEST || outcome.status == StatusCode::UNAUTHORIZED,
+                "{}", outcome.status
+            );
+            proptest::prop_assert!(
+                outcome.body.starts_with(r#"{"error":{"code":""#),
+                "{}",
+                outcome.body
+            );
+            proptest::prop_assert!(store.claims.lock().unwrap().is_empty());
+        }
+    }
+
     #[test]
     fn debug_never_shows_secrets() {
         let layer = layer(Arc::new(TestStore::default()), 0);
