@@ -127,3 +127,50 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_headers_never_values() {
+        let key = HeaderName::from_static("x-api-key");
+        let cases = [
+            (
+                HeaderError::UpstreamNotConfigured {
+                    header: key.clone(),
+                },
+                "no upstream is configured for the `x-api-key` header; the request was not sent",
+            ),
+            (
+                HeaderError::UpstreamNotAllowed {
+                    header: key.clone(),
+                    target: "https://evil.example".to_owned(),
+                },
+                "refusing to send the `x-api-key` header to https://evil.example: not a configured upstream",
+            ),
+            (
+                HeaderError::InvalidSecret { header: key },
+                "the secret for the `x-api-key` header is not a valid header value",
+            ),
+            (
+                HeaderError::MissingHeader {
+                    name: http::header::USER_AGENT,
+                },
+                "the required header `user-agent` is missing",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+            assert!(std::error::Error::source(&error).is_none());
+        }
+        assert_eq!(
+            ConfigError::InvalidUpstream {
+                upstream: "x".to_owned(),
+                reason: "the scheme is missing"
+            }
+            .to_string(),
+            "invalid upstream `x`: the scheme is missing"
+        );
+    }
+}

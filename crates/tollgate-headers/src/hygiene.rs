@@ -473,3 +473,146 @@ impl fmt::Debug for HeaderHygiene {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::header;
+
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        headers
+    }
+
+    fn names(headers: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn keep_overrides_preset_and_hop_by_hop() {
+        let hygiene = HeaderHygiene::server_to_server()
+            .keep(header::TE)
+            .keep(header::AUTHORIZATION);
+        let mut headers = map(&[
+            ("te", "trailers"),
+            ("authorization", "Bearer backend"),
+            ("transfer-encoding", "chunked"),
+            ("referer", "https://a.example/"),
+        ]);
+        let report = hygiene.apply(&mut headers, None);
+        assert_eq!(names(&headers), ["authorization", "te"]);
+        assert_eq!(
+            report.removed(),
+            [header::TRANSFER_ENCODING, header::REFERER]
+        );
+        assert!(report.replaced().is_empty() && report.added().is_empty());
+    }
+
+    #[test]
+    fn strip_and_keep_are_last_wins() {
+        let x_foo = HeaderName::from_static("x-foo");
+        let stripped = HeaderHygiene::hop_by_hop()
+            .keep(x_foo.clone())
+            .strip(x_foo.clone());
+        let mut headers = map(&[("x-foo", "1")]);
+        stripped.apply(&mut headers, None);
+        assert!(headers.is_empty());
+
+        let kept = HeaderHygiene::hop_by_hop().strip(x_foo.clone()).keep(x_foo);
+        let mut headers = map(&[("x-foo", "1")]);
+        kept.apply(&mut headers, None);
+        assert_eq!(names(&headers), ["x-foo"]);
+
+        let prefixed = HeaderHygiene::hop_by_hop().strip_prefix("X-Amz-");
+        let mut headers = map(&[("x-amz-date", "1"), ("x-amzz", "2")]);
+        prefixed.apply(&mut headers, None);
+        assert_eq!(names(&headers), ["x-amzz"]);
+    }
+
+    #[test]
+    fn injected_headers_are_never_removed_nor_substituted() {
+        let mut extensions = http::Extensions::new();
+        InjectedHeaders::record(&mut extensions, header::AUTHORIZATION);
+        InjectedHeaders::record(&mut extensions, HeaderName::from_static("x-api-key"));
+        let injected = extensions.get::<InjectedHeaders>();
+
+        let hygiene = HeaderHygiene::only([header::ACCEPT])
+            .substitute(header::AUTHORIZATION, HeaderValue::from_static("other"))
+            .substitute(header::USER_AGENT, HeaderValue::from_static("backend/1"));
+        let mut headers = map(&[
+            ("connection", "x-api-key, authorization, x-foo"),
+            ("x-api-key", "secret"),
+            ("authorization", "Bearer backend"),
+            ("x-foo", "1"),
+            ("accept", "*/*"),
+        ]);
+        let report = hygiene.apply(&mut headers, injected);
+        assert_eq!(
+            names(&headers),
+            ["accept", "authorization", "user-agent", "x-api-key"]
+        );
+        assert_eq!(headers[header::AUTHORIZATION], "Bearer backend");
+        assert_eq!(
+            report.removed(),
+            [header::CONNECTION, HeaderName::from_static("x-foo")]
+        );
+        assert_eq!(report.added(), [header::USER_AGENT]);
+
+        // Without the extension the same headers go.
+        let mut headers = map(&[("connection", "x-api-key"), ("x-api-key", "from-browser")]);
+        hygiene.apply(&mut headers, None);
+        assert_eq!(names(&headers), ["authorization", "user-agent"]);
+    }
+
+    #[test]
+    fn substitute_replaces_every_value_and_reports_it() {
+        let hygiene = HeaderHygiene::server_to_server()
+            .substitute(
+                header::ORIGIN,
+                HeaderValue::from_static("https://first.example"),
+            )
+            .substitute(
+                header::ORIGIN,
+                HeaderValue::from_static("https://shop.example"),
+            );
+        let mut headers = map(&[
+            ("origin", "https://a.example"),
+            ("origin", "https://b.example"),
+        ]);
+        let report = hygiene.apply(&mut headers, None);
+        let values: Vec<_> = headers.get_all(header::ORIGIN).iter().collect();
+        assert_eq!(values, ["https://shop.example"]);
+        assert_eq!(report.replaced(), [header::ORIGIN]);
+        assert!(report.removed().is_empty());
+        let debug = format!("{hygiene:?}");
+        assert!(debug.contains("substitutes: [\"origin\"]"), "{debug}");
+    }
+
+    #[test]
+    fn services_are_send_sync_clone() {
+        fn assert_traits<T: Send + Sync + Clone>() {}
+        assert_traits::<HeaderHygieneLayer>();
+        assert_traits::<HeaderHygieneService<()>>();
+        assert_traits::<crate::SecretHeaderLayer>();
+        assert_traits::<crate::SecretHeader<()>>();
+        assert_traits::<crate::TokenHeaderLayer>();
+        assert_traits::<crate::TokenHeader<()>>();
+        assert_traits::<crate::RequireHeadersLayer>();
+        assert_traits::<crate::RequireHeaders<()>>();
+        assert_traits::<crate::DefaultHeader<()>>();
+        assert_traits::<crate::InboundHygieneLayer>();
+        assert_traits::<crate::InboundHygieneService<()>>();
+        fn assert_send<T: Send>() {}
+        assert_send::<crate::OutboundFuture<std::future::Ready<Result<(), ()>>>>();
+        assert_send::<crate::HeaderError>();
+    }
+}

@@ -123,11 +123,19 @@ impl InboundHygiene {
 
     /// Where the peer address is found in the request's extensions. By default a
     /// `SocketAddr` extension (insert it in your hyper `service_fn`); with axum, read
-    /// `ConnectInfo<SocketAddr>`:
+    /// `ConnectInfo<SocketAddr>` the same way as the wrapper type below.
     ///
-    /// ```ignore
-    /// InboundHygiene::backend_derived()
-    ///     .peer_addr(|ext| ext.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0))
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use tollgate_headers::InboundHygiene;
+    ///
+    /// #[derive(Clone)]
+    /// struct PeerAddr(SocketAddr);
+    ///
+    /// let hygiene = InboundHygiene::backend_derived()
+    ///     .peer_addr(|extensions| extensions.get::<PeerAddr>().map(|peer| peer.0))
+    ///     .trust_peers(|peer| peer.ip().is_loopback());
+    /// # let _ = hygiene;
     /// ```
     pub fn peer_addr(
         mut self,

@@ -517,3 +517,75 @@ where
         f.debug_tuple("TokenHeaderFuture").field(&state).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderMap;
+    use tollgate_core::ManualClock;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::SecretHeaderLayer;
+
+    fn echo()
+    -> impl Service<Request<()>, Response = HeaderMap, Error = BoxError, Future: Send> + Clone {
+        service_fn(
+            |request: Request<()>| async move { Ok::<_, BoxError>(request.headers().clone()) },
+        )
+    }
+
+    fn request() -> Request<()> {
+        Request::get("https://api-gateway.transak.com/partners/api/v2/orders")
+            .body(())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn invalid_secrets_fail_closed() {
+        let provider =
+            || async { Ok::<_, BoxError>(Token::new(Secret::from_string("bad\ntoken"))) };
+        let tokens = ServiceBuilder::new()
+            .layer(TokenHeaderLayer::access_token(provider).upstream(Upstream::transak()))
+            .service(echo());
+        let error = tokens.oneshot(request()).await.unwrap_err();
+        assert!(matches!(
+            error.downcast_ref::<HeaderError>(),
+            Some(HeaderError::InvalidSecret { header }) if header == "access-token"
+        ));
+
+        let fixed = ServiceBuilder::new()
+            .layer(
+                SecretHeaderLayer::api_key(Secret::from_string("bad\nkey"))
+                    .upstream(Upstream::transak()),
+            )
+            .service(echo());
+        let error = fixed.oneshot(request()).await.unwrap_err();
+        assert!(matches!(
+            error.downcast_ref::<HeaderError>(),
+            Some(HeaderError::InvalidSecret { header }) if header == "x-api-key"
+        ));
+    }
+
+    #[tokio::test]
+    async fn token_without_expiry_is_cached_and_debug_is_redacted() {
+        let clock = ManualClock::new(10);
+        let provider = || async { Ok::<_, BoxError>(Token::new(Secret::from_string("tok-3f9a"))) };
+        let layer = TokenHeaderLayer::new(HeaderName::from_static("x-partner-token"), provider)
+            .upstream(Upstream::transak())
+            .clock(clock.clone());
+        let service = ServiceBuilder::new().layer(layer.clone()).service(echo());
+        let sent = service.clone().oneshot(request()).await.unwrap();
+        assert_eq!(sent["x-partner-token"], "tok-3f9a");
+        assert!(sent["x-partner-token"].is_sensitive());
+        clock.advance(u64::MAX);
+        let sent = service.oneshot(request()).await.unwrap();
+        assert_eq!(sent["x-partner-token"], "tok-3f9a");
+
+        let debug = format!("{layer:?}");
+        assert!(!debug.contains("tok-3f9a"), "{debug}");
+        assert_eq!(
+            debug,
+            "TokenHeaderLayer(TokenHeader { name: \"x-partner-token\", upstreams: [Upstream(https://api-gateway.transak.com:443)], clock: ManualClock { now: 18446744073709551615 }, refresh_margin: 60, .. })"
+        );
+    }
+}

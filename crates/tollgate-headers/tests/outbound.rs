@@ -599,3 +599,56 @@ fn upstream_parse_errors_are_typed() {
         Upstream::transak()
     );
 }
+
+/// HPACK (RFC 7541) string for the name `x-api-key`: Huffman flag + length 7, then the
+/// Huffman code of the 9 characters.
+const X_API_KEY_HPACK_NAME: [u8; 8] = [0x87, 0xf2, 0xb0, 0xeb, 0x32, 0xdd, 0x4b, 0xeb];
+
+/// The same check on the wire: a recording proxy between the h2c client and the provider
+/// sees the key sent as "literal never indexed" (first byte `0001 0000`, new name) on every
+/// request, while a plain (non-sensitive) value of the same header is sent once as "literal
+/// with incremental indexing" (`0100 0000`) and then from the dynamic table.
+#[tokio::test]
+async fn http2_wire_bytes_use_the_never_indexed_representation() {
+    async fn two_requests<S>(client: S, base: &str)
+    where
+        S: Service<Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>> + Clone,
+        S::Error: std::fmt::Debug,
+    {
+        for _ in 0..2 {
+            let request = Request::get(base).body(Full::default()).unwrap();
+            let response = client.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.version(), Version::HTTP_2);
+        }
+    }
+    let never_indexed: Vec<u8> = [&[0x10][..], &X_API_KEY_HPACK_NAME].concat();
+    let incremental: Vec<u8> = [&[0x40][..], &X_API_KEY_HPACK_NAME].concat();
+
+    let mock = Mock::http2().await;
+    let proxy = common::RecordingProxy::start(mock.addr).await;
+    let upstream = Upstream::parse(&proxy.base()).unwrap();
+    let secret = ServiceBuilder::new()
+        .layer(SecretHeaderLayer::api_key(Secret::from_string(API_KEY)).upstream(upstream))
+        .service(client_h2c());
+    two_requests(secret, &proxy.base()).await;
+    assert_eq!(proxy.count(&never_indexed), 2);
+    assert_eq!(proxy.count(&incremental), 0);
+
+    // Control: the same header without the sensitive flag is indexed.
+    let plain_proxy = common::RecordingProxy::start(mock.addr).await;
+    let plain = ServiceBuilder::new()
+        .map_request(|mut request: Request<Full<Bytes>>| {
+            request
+                .headers_mut()
+                .insert("x-api-key", HeaderValue::from_static(API_KEY));
+            request
+        })
+        .service(client_h2c());
+    two_requests(plain, &plain_proxy.base()).await;
+    assert_eq!(plain_proxy.count(&never_indexed), 0);
+    assert_eq!(plain_proxy.count(&incremental), 1);
+
+    let seen = mock.seen();
+    assert_eq!(seen.len(), 4);
+    assert!(seen.iter().all(|s| s.headers["x-api-key"] == API_KEY));
+}

@@ -136,3 +136,62 @@ impl io::Write for Capture {
         Ok(())
     }
 }
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that records every byte the client sends.
+pub(crate) struct RecordingProxy {
+    pub(crate) addr: SocketAddr,
+    sent: Arc<Mutex<Vec<u8>>>,
+}
+
+impl RecordingProxy {
+    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&sent);
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let record = Arc::clone(&record);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match client_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        record.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+            }
+        });
+        Self { addr, sent }
+    }
+
+    pub(crate) fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How often `needle` occurs in what the client sent.
+    pub(crate) fn count(&self, needle: &[u8]) -> usize {
+        self.sent
+            .lock()
+            .unwrap()
+            .windows(needle.len())
+            .filter(|window| *window == needle)
+            .count()
+    }
+}
