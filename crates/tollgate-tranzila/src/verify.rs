@@ -118,9 +118,14 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 /// `"tranzila"`, key id = the app key, the timestamp, the nonce as message id) and a
 /// [`RequestTimestamp`] in its extensions. The body is not read.
 ///
+/// # Security considerations
+///
 /// The nonce store is required: the layer cannot be built without one, because the token
 /// does not cover the body and only the nonce check stops a captured header set from being
-/// reused with another payload. Share one store (e.g. Redis) between server instances.
+/// reused with another payload. A `MemoryNonceStore` protects one process; when the service
+/// runs as several instances, share one store between them (tollgate-replay's
+/// `RedisNonceStore`). The store must read the same clock as this layer (both default to the
+/// system clock), since a claim is held until the request's time plus the tolerance.
 ///
 /// The inner service must be `Clone`: the request waits for the store before it is handed
 /// on, so the ready service is moved into the response future (tower's usual
@@ -129,43 +134,41 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 /// # Example
 ///
 /// ```
-/// use std::sync::Arc;
 /// use bytes::Bytes;
 /// use http::{Request, Response, StatusCode};
 /// use http_body_util::Empty;
 /// use tollgate_core::ManualClock;
-/// use tollgate_replay::{Claim, ClaimFuture, NonceStore};
+/// use tollgate_replay::MemoryNonceStore;
 /// use tollgate_tranzila::{TranzilaCredentials, TranzilaVerifyLayer};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
-/// # #[derive(Debug, Default)]
-/// # struct Store(std::sync::Mutex<std::collections::HashSet<Vec<u8>>>);
-/// # impl NonceStore for Store {
-/// #     fn claim<'a>(&'a self, key: &'a [u8], _expires_at: u64) -> ClaimFuture<'a> {
-/// #         let new = self.0.lock().unwrap().insert(key.to_vec());
-/// #         Box::pin(async move { Ok(if new { Claim::Claimed } else { Claim::AlreadySeen }) })
-/// #     }
-/// # }
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = Arc::new(Store::default()); // any NonceStore, e.g. tollgate-replay's
+/// // In production both read the system clock (the default); pinned here for the example.
+/// let clock = ManualClock::new(1_700_000_100);
+/// let store = MemoryNonceStore::new(100_000).with_clock(clock.clone());
 /// let layer = TranzilaVerifyLayer::new(
 ///     TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo"),
 ///     store,
 /// )
-/// .clock(ManualClock::new(1_700_000_100));
+/// .clock(clock);
 /// let service = ServiceBuilder::new().layer(layer).service(service_fn(|_req: Request<Empty<Bytes>>| async {
 ///     Ok::<_, std::convert::Infallible>(Response::new(Empty::<Bytes>::new()))
 /// }));
 ///
-/// let request = Request::post("/v1/charge")
-///     .header("x-tranzila-api-app-key", "pub_app_key_demo")
-///     .header("x-tranzila-api-request-time", "1700000000")
-///     .header("x-tranzila-api-nonce", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627")
-///     .header("x-tranzila-api-access-token", "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16")
-///     .body(Empty::new())
-///     .unwrap();
-/// let response = service.clone().oneshot(request).await.unwrap();
+/// // The headers of the published vector `tranzila-ascii-1`.
+/// let signed = || {
+///     Request::post("/v1/charge")
+///         .header("x-tranzila-api-app-key", "pub_app_key_demo")
+///         .header("x-tranzila-api-request-time", "1700000000")
+///         .header("x-tranzila-api-nonce", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627")
+///         .header("x-tranzila-api-access-token", "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16")
+///         .body(Empty::new())
+///         .unwrap()
+/// };
+/// let response = service.clone().oneshot(signed()).await.unwrap();
 /// assert_eq!(response.status(), StatusCode::OK);
+/// let response = service.clone().oneshot(signed()).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED); // the same nonce again: replayed
 ///
 /// let unsigned = Request::post("/v1/charge").body(Empty::new()).unwrap();
 /// let response = service.oneshot(unsigned).await.unwrap();

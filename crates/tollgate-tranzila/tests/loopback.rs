@@ -24,7 +24,7 @@ fn credentials() -> TranzilaCredentials {
 async fn signed_client_calls_verifying_server() {
     let clock = ManualClock::new(1_700_000_000);
     let addr = common::serve(
-        TranzilaVerifyLayer::new(credentials(), common::store()).clock(clock.clone()),
+        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone())).clock(clock.clone()),
     )
     .await;
     let mut client = ServiceBuilder::new()
@@ -59,7 +59,7 @@ async fn signed_client_calls_verifying_server() {
 async fn captured_headers_replayed_or_unsigned_are_refused() {
     let clock = ManualClock::new(1_700_000_000);
     let addr = common::serve(
-        TranzilaVerifyLayer::new(credentials(), common::store()).clock(clock.clone()),
+        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone())).clock(clock.clone()),
     )
     .await;
     let url = format!("http://{addr}/v1/charge");
@@ -148,5 +148,52 @@ async fn signing_failure_sends_nothing() {
     assert!(
         accepted.is_err(),
         "the client connected although signing failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_copies_of_one_request_are_accepted_once() {
+    let clock = ManualClock::new(1_700_000_000);
+    let addr = common::serve(
+        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone())).clock(clock.clone()),
+    )
+    .await;
+    let url = format!("http://{addr}/v1/charge");
+    let signed = ServiceBuilder::new()
+        .layer(
+            TranzilaSigningLayer::new(credentials())
+                .unwrap()
+                .clock(clock.clone()),
+        )
+        .service(tower::service_fn(
+            |request: Request<Full<Bytes>>| async move { Ok::<_, BoxError>(request) },
+        ))
+        .oneshot(Request::post(&url).body(Full::default()).unwrap())
+        .await
+        .unwrap();
+    let headers = signed.headers().clone();
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let mut request = Request::post(&url).body(Full::default()).unwrap();
+            *request.headers_mut() = headers.clone();
+            tokio::spawn(common::client().request(request))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap().unwrap().status());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        19
     );
 }

@@ -73,9 +73,11 @@ async fn php_client_is_accepted_then_replay_refused() {
         return;
     };
     // PHP stamps requests with its own time(): the server reads the real clock here.
-    let layer =
-        TranzilaVerifyLayer::new(TranzilaCredentials::new(APP_KEY, SECRET), common::store())
-            .clock(SystemClock);
+    let layer = TranzilaVerifyLayer::new(
+        TranzilaCredentials::new(APP_KEY, SECRET),
+        common::store(SystemClock),
+    )
+    .clock(SystemClock);
     let addr = common::serve(layer).await;
     let url = format!("http://{addr}/v1/charge");
     let output = tokio::task::spawn_blocking(move || php.run(PHP_CLIENT, &[&url, APP_KEY, SECRET]))

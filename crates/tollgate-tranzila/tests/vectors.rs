@@ -128,7 +128,7 @@ async fn vectors_through_verify_layer() {
     for v in vectors {
         let layer = TranzilaVerifyLayer::new(
             TranzilaCredentials::new(v.app_key.clone(), v.secret.clone()),
-            common::store(),
+            common::store(ManualClock::new(v.time.parse().unwrap())),
         )
         .clock(ManualClock::new(v.time.parse().unwrap()));
         let service = ServiceBuilder::new().layer(layer).service(service_fn(

@@ -8,9 +8,7 @@
     clippy::panic
 )]
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::Request;
@@ -20,30 +18,14 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tollgate_core::VerifiedSignature;
-use tollgate_replay::{Claim, ClaimFuture, NonceStore};
+use tollgate_core::{Clock, VerifiedSignature};
+use tollgate_replay::MemoryNonceStore;
 use tollgate_tranzila::TranzilaVerifyLayer;
 
-/// A small in-memory nonce store for these tests (keys are never expired).
-#[derive(Debug, Default)]
-pub struct SetStore(Mutex<HashSet<Vec<u8>>>);
-
-impl NonceStore for SetStore {
-    fn claim<'a>(&'a self, key: &'a [u8], _expires_at: u64) -> ClaimFuture<'a> {
-        let claimed = self.0.lock().unwrap().insert(key.to_vec());
-        Box::pin(async move {
-            Ok(if claimed {
-                Claim::Claimed
-            } else {
-                Claim::AlreadySeen
-            })
-        })
-    }
-}
-
-/// The store the tests verify with.
-pub fn store() -> Arc<SetStore> {
-    Arc::new(SetStore::default())
+/// The store the tests verify with: tollgate-replay's memory store, reading "now" from the
+/// same clock as the verifier (so that expiries and the window agree).
+pub fn store(clock: impl Clock) -> MemoryNonceStore {
+    MemoryNonceStore::new(10_000).with_clock(clock)
 }
 
 /// The shared signing vectors, or `None` (with a skip note) when the file is absent.
