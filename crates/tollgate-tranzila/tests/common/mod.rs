@@ -1,4 +1,4 @@
-//! Shared helpers of the integration tests: a nonce store, the vectors, loopback servers and
+//! Support code shared by the integration tests: a nonce store, the vectors, loopback servers and
 //! clients.
 #![allow(
     dead_code,
