@@ -22,4 +22,7 @@ mod world;
 
 pub use runner::{Outcome, Scenario, ScenarioFuture, render, run_all, summary};
 pub use scenarios::scenarios;
-pub use world::{DEMO_EPOCH, Demo, TRANSAK_ACCESS_TOKEN, TRANSAK_API_KEY, TRANZILA_APP_KEY};
+pub use world::{
+    DEMO_EPOCH, Demo, FRONTEND_ORIGIN, PROXY_IP, TRANSAK_ACCESS_TOKEN, TRANSAK_API_KEY,
+    TRANZILA_APP_KEY,
+};

@@ -6,15 +6,261 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
 use serde_json::json;
+use tollgate::client_ip::{ClientIp, IpOrigin, MissingClientIp};
+use tollgate::headers::HeaderError;
+use tower::ServiceExt;
 
 use crate::net::{self, Reply};
 use crate::runner::Scenario;
-use crate::world::{Demo, TRANSAK_ACCESS_TOKEN, TRANSAK_API_KEY};
+use crate::world::{Demo, FRONTEND_ORIGIN, PROXY_IP, TRANSAK_ACCESS_TOKEN, TRANSAK_API_KEY};
 use transak_partner::mock::SESSION_TTL_SECS;
 
 /// Every scenario of the walkthrough, in the order they are played.
 pub fn scenarios() -> Vec<Scenario> {
+    let mut list = partner_scenarios();
+    list.extend(provider_scenarios());
+    list
+}
+
+/// The Transak partner app: inbound stack (origin, client IP) and outbound stack (hygiene,
+/// keys, x-user-ip).
+fn partner_scenarios() -> Vec<Scenario> {
     vec![
+        Scenario {
+            name: "allowed origin",
+            request: "POST /api/widget-url Origin: http://localhost:5173",
+            expected: "200 widgetUrl, ACAO http://localhost:5173",
+            run: |demo| {
+                Box::pin(async move {
+                    match net::send(partner_request(demo, Some(FRONTEND_ORIGIN), &[])).await {
+                        Ok(reply) if reply.json()["widgetUrl"].is_string() => format!(
+                            "{} widgetUrl, ACAO {}",
+                            reply.status.as_u16(),
+                            reply.header("access-control-allow-origin")
+                        ),
+                        other => net::describe(other),
+                    }
+                })
+            },
+        },
+        Scenario {
+            name: "foreign origin",
+            request: "POST /api/widget-url Origin: https://evil.example",
+            expected: "403 origin_not_allowed, Transak not called",
+            run: |demo| {
+                Box::pin(async move {
+                    let before = demo.transak.calls();
+                    let outcome = net::describe(
+                        net::send(partner_request(demo, Some("https://evil.example"), &[])).await,
+                    );
+                    if demo.transak.calls() == before {
+                        format!("{outcome}, Transak not called")
+                    } else {
+                        format!("{outcome}, Transak called")
+                    }
+                })
+            },
+        },
+        Scenario {
+            name: "preflight",
+            request: "OPTIONS /api/widget-url Access-Control-Request-Method: POST",
+            expected: "204 ACAO http://localhost:5173",
+            run: |demo| {
+                Box::pin(async move {
+                    let request = Request::builder()
+                        .method(Method::OPTIONS)
+                        .uri(demo.partner_url("/api/widget-url"))
+                        .header("origin", FRONTEND_ORIGIN)
+                        .header("access-control-request-method", "POST")
+                        .header("access-control-request-headers", "content-type")
+                        .body(Full::new(Bytes::new()))
+                        .unwrap_or_default();
+                    match net::send(request).await {
+                        Ok(reply) => format!(
+                            "{} ACAO {}",
+                            reply.status.as_u16(),
+                            reply.header("access-control-allow-origin")
+                        ),
+                        Err(err) => format!("error: {err}"),
+                    }
+                })
+            },
+        },
+        Scenario {
+            name: "preflight, method not allowed",
+            request: "OPTIONS /api/widget-url Access-Control-Request-Method: DELETE",
+            expected: "403 method_not_allowed",
+            run: |demo| {
+                Box::pin(async move {
+                    let request = Request::builder()
+                        .method(Method::OPTIONS)
+                        .uri(demo.partner_url("/api/widget-url"))
+                        .header("origin", FRONTEND_ORIGIN)
+                        .header("access-control-request-method", "DELETE")
+                        .body(Full::new(Bytes::new()))
+                        .unwrap_or_default();
+                    net::describe(net::send(request).await)
+                })
+            },
+        },
+        Scenario {
+            name: "spoofed X-Forwarded-For",
+            request: "X-Forwarded-For: 203.0.113.66 from untrusted peer 127.0.0.1",
+            expected: "200, x-user-ip 127.0.0.1",
+            run: |demo| {
+                Box::pin(async move {
+                    let request = partner_request(
+                        demo,
+                        Some(FRONTEND_ORIGIN),
+                        &[("x-forwarded-for", "203.0.113.66")],
+                    );
+                    forwarded_ip(demo, net::send(request).await)
+                })
+            },
+        },
+        Scenario {
+            name: "spoofed cf-connecting-ip",
+            request: "cf-connecting-ip: 203.0.113.66 sent directly from 127.0.0.1",
+            expected: "200, x-user-ip 127.0.0.1",
+            run: |demo| {
+                Box::pin(async move {
+                    let request = partner_request(
+                        demo,
+                        Some(FRONTEND_ORIGIN),
+                        &[("cf-connecting-ip", "203.0.113.66")],
+                    );
+                    forwarded_ip(demo, net::send(request).await)
+                })
+            },
+        },
+        Scenario {
+            name: "cf-connecting-ip via trusted proxy",
+            request: "cf-connecting-ip: 198.51.100.23 from trusted proxy 127.0.0.2",
+            expected: "200, x-user-ip 198.51.100.23",
+            run: |demo| {
+                Box::pin(async move {
+                    let request = partner_request(
+                        demo,
+                        Some(FRONTEND_ORIGIN),
+                        &[("cf-connecting-ip", "198.51.100.23")],
+                    );
+                    forwarded_ip(demo, net::send_from(IpAddr::from(PROXY_IP), request).await)
+                })
+            },
+        },
+        Scenario {
+            name: "missing x-user-ip refused client-side",
+            request: "outbound call without a ClientIp",
+            expected: "MissingClientIp, nothing sent",
+            run: |demo| {
+                Box::pin(async move {
+                    let before = demo.transak.calls();
+                    let result = demo
+                        .partner_client
+                        .clone()
+                        .oneshot(outbound_request(demo, &[]))
+                        .await;
+                    let sent = if demo.transak.calls() == before {
+                        "nothing sent"
+                    } else {
+                        "sent"
+                    };
+                    match result {
+                        Err(err) if err.downcast_ref::<MissingClientIp>().is_some() => {
+                            format!("MissingClientIp, {sent}")
+                        }
+                        Err(err) => format!("error: {err}, {sent}"),
+                        Ok(response) => format!("{}, {sent}", response.status().as_u16()),
+                    }
+                })
+            },
+        },
+        Scenario {
+            name: "browser headers stripped",
+            request: "outbound call carrying Origin, Referer, Cookie, Sec-Fetch-Site",
+            expected: "200, none reached Transak",
+            run: |demo| {
+                Box::pin(async move {
+                    let mut request = outbound_request(
+                        demo,
+                        &[
+                            ("origin", FRONTEND_ORIGIN),
+                            ("referer", "http://localhost:5173/buy"),
+                            ("cookie", "session=browser"),
+                            ("sec-fetch-site", "same-site"),
+                        ],
+                    );
+                    request.extensions_mut().insert(ClientIp::new(
+                        IpAddr::from([198, 51, 100, 7]),
+                        IpOrigin::Peer,
+                    ));
+                    match demo.partner_client.clone().oneshot(request).await {
+                        Ok(response) => {
+                            let leaked = demo.transak.last_call().is_some_and(|call| {
+                                ["origin", "referer", "cookie", "sec-fetch-site"]
+                                    .iter()
+                                    .any(|name| call.headers.contains_key(*name))
+                            });
+                            format!(
+                                "{}, {}",
+                                response.status().as_u16(),
+                                if leaked {
+                                    "some reached Transak"
+                                } else {
+                                    "none reached Transak"
+                                }
+                            )
+                        }
+                        Err(err) => format!("error: {err}"),
+                    }
+                })
+            },
+        },
+        Scenario {
+            name: "API key never sent to another host",
+            request: "outbound call to http://127.0.0.1:9 (not the Transak upstream)",
+            expected: "UpstreamNotAllowed, nothing sent",
+            run: |demo| {
+                Box::pin(async move {
+                    let mut request = outbound_request(demo, &[]);
+                    *request.uri_mut() =
+                        http::Uri::from_static("http://127.0.0.1:9/api/v2/auth/session");
+                    request.extensions_mut().insert(ClientIp::new(
+                        IpAddr::from([198, 51, 100, 7]),
+                        IpOrigin::Peer,
+                    ));
+                    match demo.partner_client.clone().oneshot(request).await {
+                        Err(err) => match err.downcast_ref::<HeaderError>() {
+                            Some(HeaderError::UpstreamNotAllowed { .. }) => {
+                                "UpstreamNotAllowed, nothing sent".to_owned()
+                            }
+                            _ => format!("error: {err}"),
+                        },
+                        Ok(response) => format!("{} (sent!)", response.status().as_u16()),
+                    }
+                })
+            },
+        },
+    ]
+}
+
+/// The provider mocks called directly: what Transak and Tranzila enforce.
+fn provider_scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "Transak: browser headers forwarded",
+            request: "POST /api/v2/auth/session with Origin, straight to the mock",
+            expected: "400 1004",
+            run: |demo| {
+                Box::pin(async move {
+                    let mut request = session_request(demo, Some("198.51.100.7"), TRANSAK_API_KEY);
+                    request
+                        .headers_mut()
+                        .insert("origin", http::HeaderValue::from_static(FRONTEND_ORIGIN));
+                    net::describe(net::send(request).await)
+                })
+            },
+        },
         Scenario {
             name: "Transak: invalid x-user-ip",
             request: "POST /api/v2/auth/session x-user-ip: 10.0.0.999",
@@ -182,6 +428,56 @@ fn describe_response(result: Result<http::Response<Bytes>, tollgate::core::BoxEr
         }
         Err(err) => format!("error: {err}"),
     }
+}
+
+fn partner_request(
+    demo: &Demo,
+    origin: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(demo.partner_url("/api/widget-url"))
+        .header("content-type", "application/json");
+    if let Some(origin) = origin {
+        builder = builder.header("origin", origin);
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Full::new(Bytes::from_static(
+            br#"{"cryptoCurrencyCode":"ETH"}"#,
+        )))
+        .unwrap_or_default()
+}
+
+/// `"200, x-user-ip <ip>"`: the status and the `x-user-ip` the mock Transak received.
+fn forwarded_ip(demo: &Demo, result: Result<Reply, tollgate::core::BoxError>) -> String {
+    match result {
+        Ok(reply) if reply.status.is_success() => match demo.transak.last_call() {
+            Some(call) => format!("{}, x-user-ip {}", reply.status.as_u16(), call.user_ip),
+            None => format!("{}, Transak not called", reply.status.as_u16()),
+        },
+        other => net::describe(other),
+    }
+}
+
+/// A Create Widget URL request as the partner's handler builds it.
+fn outbound_request(demo: &Demo, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let body = json!({
+        "widgetParams": { "apiKey": TRANSAK_API_KEY, "referrerDomain": "partner.example" }
+    });
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(demo.transak_url("/api/v2/auth/session"))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
 }
 
 /// Moves the demo clock forward and puts it back when dropped.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tollgate::core::Secret;
 use tollgate::core::{BoxError, ManualClock};
 use tollgate::tranzila::TranzilaCredentials;
+use transak_partner::TransakClient;
 use transak_partner::mock::{MockTransak, MockTransakConfig};
 use tranzila_client::SigningClient;
 use tranzila_client::mock::MockTranzila;
@@ -18,6 +19,11 @@ pub const DEMO_EPOCH: u64 = 1_767_225_600;
 pub const TRANSAK_API_KEY: &str = "demo-partner-api-key";
 /// The Transak partner access token the demo registers with the mock.
 pub const TRANSAK_ACCESS_TOKEN: &str = "demo-partner-access-token";
+
+/// The front-end origin the partner app allows.
+pub const FRONTEND_ORIGIN: &str = "http://localhost:5173";
+/// The loopback address that plays Cloudflare in front of the partner app.
+pub const PROXY_IP: [u8; 4] = [127, 0, 0, 2];
 
 /// The Tranzila app key the demo registers with the mock.
 pub const TRANZILA_APP_KEY: &str = "demo-tranzila-app-key";
@@ -32,6 +38,10 @@ pub struct Demo {
     pub transak: MockTransak,
     /// Where the mock Transak API listens.
     pub transak_addr: SocketAddr,
+    /// Where the Transak partner app (axum, inbound stack) listens.
+    pub partner_addr: SocketAddr,
+    /// The partner app's outbound client (hyper_util + outbound stack) to the mock.
+    pub partner_client: TransakClient,
     /// The mock Tranzila API (verify layer + memory nonce store).
     pub tranzila: MockTranzila,
     /// `http://<tranzila mock>`.
@@ -58,6 +68,28 @@ impl Demo {
         });
         let transak_addr = transak.spawn(any_port).await?;
 
+        let transak_url = format!("http://{transak_addr}");
+        let partner_config = transak_partner::Config {
+            addr: any_port,
+            transak_url: Some(transak_url.clone()),
+            mock_addr: any_port,
+            api_key: TRANSAK_API_KEY.to_owned(),
+            access_token: Secret::from_string(TRANSAK_ACCESS_TOKEN),
+            allowed_origins: vec![FRONTEND_ORIGIN.to_owned()],
+            allow_http_origins: true,
+            // Behind "Cloudflare" (127.0.0.2): cf-connecting-ip is believed from it only.
+            client_ip_source: "header:cf-connecting-ip:127.0.0.2".parse()?,
+            ip_allowlist: None,
+            referrer_domain: "partner.example".to_owned(),
+        };
+        let partner_app = transak_partner::app(&partner_config, &transak_url)?;
+        let partner_addr = transak_partner::spawn(any_port, partner_app).await?;
+        let partner_client = transak_partner::transak_client(
+            &transak_url,
+            TRANSAK_API_KEY,
+            Secret::from_string(TRANSAK_ACCESS_TOKEN),
+        )?;
+
         let credentials =
             TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET));
         let tranzila = MockTranzila::new(credentials.clone(), Arc::new(clock.clone()));
@@ -79,11 +111,18 @@ impl Demo {
             tranzila_stale,
             transak,
             transak_addr,
+            partner_addr,
+            partner_client,
             tranzila,
             tranzila_url,
             tranzila_client,
             tranzila_wrong_secret,
         })
+    }
+
+    /// `http://<partner app>` + `path`.
+    pub fn partner_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.partner_addr)
     }
 
     /// `http://<transak mock>` + `path`.

@@ -1,5 +1,268 @@
 //! A Transak partner backend: an axum server behind tollgate's inbound stack that creates
 //! widget URLs through a `hyper_util` client with tollgate's outbound stack.
+//!
+//! `POST /api/widget-url` (called by the partner's front end) goes through
+//! [`TransakInbound`]: the origin allowlist (foreign origins get 403 before the handler runs),
+//! then the end user's IP from the configured source, then an optional IP allowlist. The
+//! handler calls Transak's Create Widget URL API, `POST /api/v2/auth/session`, with
+//! `widgetParams` (`apiKey`, `referrerDomain` and the browser's parameters) through
+//! [`TransakOutbound`]: browser headers stripped, `x-api-key` and `access-token` added for
+//! the configured upstream only, `x-user-ip` set from the inbound request's client IP. It
+//! answers `{"widgetUrl":"..."}`.
+//!
+//! Without `TRANSAK_API_URL` the binary starts [`mock::MockTransak`], which enforces what
+//! Transak enforces, and calls it.
+//!
+//! ```sh
+//! cargo run -p transak-partner
+//! curl -i -X POST http://127.0.0.1:3000/api/widget-url \
+//!   -H 'origin: http://localhost:5173' -H 'content-type: application/json' \
+//!   -d '{"cryptoCurrencyCode":"ETH"}'
+//! # 200 {"widgetUrl":"http://127.0.0.1:3001/widget?apiKey=...&sessionId=..."}
+//! curl -i -X POST http://127.0.0.1:3000/api/widget-url -H 'origin: https://evil.example'
+//! # 403 {"error":{"code":"origin_not_allowed",...}}
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod mock;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tollgate::client_ip::{ClientIpLayer, ClientIpSource, IpAllowlistLayer, IpRanges};
+use tollgate::core::{BoxError, Secret};
+use tollgate::headers::Upstream;
+use tollgate::origin::OriginAllowlistLayer;
+use tollgate::transak::{TransakInbound, TransakOutbound};
+use tower::{Layer, ServiceExt};
+
+/// The path of Transak's Create Widget URL API.
+pub const SESSION_PATH: &str = "/api/v2/auth/session";
+
+/// Settings, from the environment with loopback defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TRANSAK_PARTNER_ADDR`, default `127.0.0.1:3000`.
+    pub addr: SocketAddr,
+    /// `TRANSAK_API_URL`: Transak's base URL (`https://api-gateway.transak.com`); unset means
+    /// "start the mock on `TRANSAK_MOCK_ADDR` and call it".
+    pub transak_url: Option<String>,
+    /// `TRANSAK_MOCK_ADDR`, default `127.0.0.1:3001`.
+    pub mock_addr: SocketAddr,
+    /// `TRANSAK_API_KEY`, default `demo-partner-api-key` (public: it is in widget URLs).
+    pub api_key: String,
+    /// `TRANSAK_ACCESS_TOKEN`, default `demo-partner-access-token`.
+    pub access_token: Secret,
+    /// `ALLOWED_ORIGINS`: comma-separated front-end origins, default
+    /// `http://localhost:5173`.
+    pub allowed_origins: Vec<String>,
+    /// `ALLOW_HTTP_ORIGINS`: `true` (default, for loopback development) lets `http://`
+    /// origins into the list; set `false` in production.
+    pub allow_http_origins: bool,
+    /// `CLIENT_IP_SOURCE` in tollgate's grammar, default `remote-addr`; behind Cloudflare
+    /// `cloudflare`, behind nginx `rightmost-trusted-range:x-forwarded-for:<nginx ip>`.
+    pub client_ip_source: ClientIpSource,
+    /// `IP_ALLOWLIST`: optional client ranges allowed to call (`10.0.0.0/8,203.0.113.7`).
+    pub ip_allowlist: Option<IpRanges>,
+    /// `REFERRER_DOMAIN`: the `widgetParams.referrerDomain`, default `localhost`.
+    pub referrer_domain: String,
+}
+
+impl Config {
+    /// Reads the environment.
+    pub fn from_env() -> Result<Self, BoxError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
+        Ok(Self {
+            addr: or("TRANSAK_PARTNER_ADDR", "127.0.0.1:3000").parse()?,
+            transak_url: var("TRANSAK_API_URL"),
+            mock_addr: or("TRANSAK_MOCK_ADDR", "127.0.0.1:3001").parse()?,
+            api_key: or("TRANSAK_API_KEY", "demo-partner-api-key"),
+            access_token: Secret::from_string(or(
+                "TRANSAK_ACCESS_TOKEN",
+                "demo-partner-access-token",
+            )),
+            allowed_origins: or("ALLOWED_ORIGINS", "http://localhost:5173")
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            allow_http_origins: or("ALLOW_HTTP_ORIGINS", "true") == "true",
+            client_ip_source: or("CLIENT_IP_SOURCE", "remote-addr").parse()?,
+            ip_allowlist: var("IP_ALLOWLIST").map(|v| v.parse()).transpose()?,
+            referrer_domain: or("REFERRER_DOMAIN", "localhost"),
+        })
+    }
+
+    /// The inbound stack these settings describe.
+    pub fn inbound(&self) -> Result<TransakInbound, BoxError> {
+        let origins = OriginAllowlistLayer::builder()
+            .allow_origins(self.allowed_origins.iter().cloned())
+            .allow_http_origins(self.allow_http_origins)
+            .allow_methods([http::Method::POST])
+            .allow_headers(["content-type"])
+            .max_age(std::time::Duration::from_secs(600))
+            .build()?;
+        let inbound =
+            TransakInbound::from_layers(origins, ClientIpLayer::new(self.client_ip_source.clone()));
+        Ok(match &self.ip_allowlist {
+            Some(ranges) => inbound.ip_allowlist(IpAllowlistLayer::new(ranges.clone())),
+            None => inbound,
+        })
+    }
+}
+
+/// The client that calls Transak: a `hyper_util` client with [`TransakOutbound`].
+pub type TransakClient = <TransakOutbound as Layer<Client<HttpConnector, Full<Bytes>>>>::Service;
+
+/// A `hyper_util` client for `transak_url` with the outbound stack. (Over the internet, build
+/// the client with an HTTPS connector such as hyper-rustls's.)
+pub fn transak_client(
+    transak_url: &str,
+    api_key: &str,
+    access_token: Secret,
+) -> Result<TransakClient, BoxError> {
+    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let outbound = TransakOutbound::new(
+        Upstream::parse(transak_url)?,
+        Secret::from_string(api_key),
+        access_token,
+    );
+    Ok(outbound.layer(client))
+}
+
+#[derive(Clone)]
+struct AppState {
+    client: TransakClient,
+    session_url: Arc<str>,
+    api_key: Arc<str>,
+    referrer_domain: Arc<str>,
+}
+
+/// The partner app calling Transak at `transak_url`.
+pub fn app(config: &Config, transak_url: &str) -> Result<Router, BoxError> {
+    let state = AppState {
+        client: transak_client(transak_url, &config.api_key, config.access_token.clone())?,
+        session_url: format!("{}{SESSION_PATH}", transak_url.trim_end_matches('/')).into(),
+        api_key: config.api_key.as_str().into(),
+        referrer_domain: config.referrer_domain.as_str().into(),
+    };
+    Ok(Router::new()
+        .route("/api/widget-url", post(create_widget_url))
+        .with_state(state)
+        .layer(config.inbound()?))
+}
+
+/// Serves `app` on `listener` (with the socket peer available to the client-IP layer).
+pub async fn serve(listener: TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+/// Binds `addr` and serves `app` in a spawned task; returns the bound address.
+pub async fn spawn(addr: SocketAddr, app: Router) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(err) = serve(listener, app).await {
+            tracing::error!(%err, "transak-partner server stopped");
+        }
+    });
+    Ok(local)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+/// `POST /api/widget-url`: the browser's widget parameters in, a widget URL out.
+async fn create_widget_url(State(state): State<AppState>, body: Bytes) -> Response {
+    let mut params = if body.is_empty() {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(params)) => params,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "the body must be a JSON object of widget parameters",
+                );
+            }
+        }
+    };
+    // The backend owns these two, whatever the browser sent.
+    params.insert("apiKey".to_owned(), Value::from(&*state.api_key));
+    params.insert(
+        "referrerDomain".to_owned(),
+        Value::from(&*state.referrer_domain),
+    );
+    let payload = json!({ "widgetParams": params }).to_string();
+    let Ok(request) = Request::post(&*state.session_url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(payload)))
+    else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "cannot build the request",
+        );
+    };
+    // `x-user-ip` comes from the ClientIp the inbound layer put in this task's scope.
+    let response = match state.client.oneshot(request).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(%err, "Transak call failed");
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "provider_call_failed",
+                "the call to Transak could not be made",
+            );
+        }
+    };
+    let status = response.status();
+    let body = match response.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "provider_call_failed",
+                "the Transak response could not be read",
+            );
+        }
+    };
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match json["data"]["widgetUrl"].as_str() {
+        Some(url) if status.is_success() => axum::Json(json!({ "widgetUrl": url })).into_response(),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(json!({
+                "error": {
+                    "code": "provider_error",
+                    "message": "Transak refused the call",
+                    "provider": json["error"],
+                }
+            })),
+        )
+            .into_response(),
+    }
+}
