@@ -1140,3 +1140,34 @@ fn missing_peer_logs_a_clear_error_line() {
         "{logs}"
     );
 }
+
+#[test]
+fn peer_lookup_order_peer_addr_then_connect_info() {
+    let mut extensions = http::Extensions::new();
+    assert_eq!(PeerAddr::find(&extensions), None);
+    let connect: std::net::SocketAddr = "192.0.2.3:5".parse().unwrap();
+    extensions.insert(::axum::extract::ConnectInfo(connect));
+    assert_eq!(PeerAddr::find(&extensions), Some(connect));
+    let own: std::net::SocketAddr = "198.51.100.1:1".parse().unwrap();
+    extensions.insert(PeerAddr::new(own));
+    assert_eq!(PeerAddr::find(&extensions), Some(own));
+}
+
+#[cfg(feature = "tonic")]
+#[test]
+fn peer_from_tonic_connect_info() {
+    let mut extensions = http::Extensions::new();
+    let remote: std::net::SocketAddr = "[2001:db8::3]:5".parse().unwrap();
+    extensions.insert(tonic::transport::server::TcpConnectInfo {
+        local_addr: None,
+        remote_addr: Some(remote),
+    });
+    assert_eq!(PeerAddr::find(&extensions), Some(remote));
+    let got = ClientIpSource::remote_addr()
+        .extract(
+            &HeaderMap::new(),
+            PeerAddr::find(&extensions).map(|a| a.ip()),
+        )
+        .unwrap();
+    assert_eq!(got.ip(), ip("2001:db8::3"));
+}
