@@ -7,19 +7,183 @@ use http::{Method, Request};
 use http_body_util::Full;
 use serde_json::json;
 use tollgate::client_ip::{ClientIp, IpOrigin, MissingClientIp};
+use tollgate::core::{Clock, Secret};
 use tollgate::headers::HeaderError;
+use tollgate::signature::{BodyHmac, StandardWebhooks};
 use tower::ServiceExt;
 
 use crate::net::{self, Reply};
 use crate::runner::Scenario;
-use crate::world::{Demo, FRONTEND_ORIGIN, PROXY_IP, TRANSAK_ACCESS_TOKEN, TRANSAK_API_KEY};
+use crate::world::{
+    Demo, FRONTEND_ORIGIN, ONEKEY_SECRET, PROXY_IP, STANDARD_WEBHOOK_SECRET, TRANSAK_ACCESS_TOKEN,
+    TRANSAK_API_KEY, WEBHOOK_BODY_LIMIT, WEBHOOK_NEW_SECRET, WEBHOOK_OLD_NOT_AFTER,
+    WEBHOOK_OLD_SECRET,
+};
 use transak_partner::mock::SESSION_TTL_SECS;
 
 /// Every scenario of the walkthrough, in the order they are played.
 pub fn scenarios() -> Vec<Scenario> {
     let mut list = partner_scenarios();
     list.extend(provider_scenarios());
+    list.extend(webhook_scenarios());
     list
+}
+
+const NOTIFICATION: &[u8] = br#"{"event":"payout.completed","id":"evt_1","amount":"10.50"}"#;
+
+/// The webhook receiver: body limit, signature verification, replay guard, key rotation.
+fn webhook_scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "OneKey webhook accepted",
+            request: "POST /webhooks/onekey Payload-Signature: hex HMAC of the body",
+            expected: "200 key onekey-1",
+            run: |demo| {
+                Box::pin(async move {
+                    let signature = BodyHmac::onekey()
+                        .compute(&Secret::from_string(ONEKEY_SECRET), NOTIFICATION);
+                    webhook_outcome(
+                        demo,
+                        "/webhooks/onekey",
+                        &[("payload-signature", &signature)],
+                        NOTIFICATION,
+                    )
+                    .await
+                })
+            },
+        },
+        Scenario {
+            name: "tampered webhook",
+            request: "same Payload-Signature, amount changed in the body",
+            expected: "401 signature_invalid",
+            run: |demo| {
+                Box::pin(async move {
+                    let signature = BodyHmac::onekey()
+                        .compute(&Secret::from_string(ONEKEY_SECRET), NOTIFICATION);
+                    let tampered = String::from_utf8_lossy(NOTIFICATION).replace("10.50", "99.50");
+                    webhook_outcome(
+                        demo,
+                        "/webhooks/onekey",
+                        &[("payload-signature", &signature)],
+                        tampered.as_bytes(),
+                    )
+                    .await
+                })
+            },
+        },
+        Scenario {
+            name: "webhook body too large",
+            request: "POST /webhooks/generic with 2 KiB (limit 1 KiB)",
+            expected: "413 payload_too_large",
+            run: |demo| {
+                Box::pin(async move {
+                    let body = vec![b'x'; 2 * WEBHOOK_BODY_LIMIT];
+                    let signature = BodyHmac::x_webhook_signature()
+                        .compute(&Secret::from_string(WEBHOOK_NEW_SECRET), &body);
+                    webhook_outcome(
+                        demo,
+                        "/webhooks/generic",
+                        &[("x-webhook-signature", &signature)],
+                        &body,
+                    )
+                    .await
+                })
+            },
+        },
+        Scenario {
+            name: "key rotation",
+            request: "X-Webhook-Signature with old key, new key, old key after its not-after",
+            expected: "200 key generic-2025, 200 key generic-2026, 401 signature_invalid",
+            run: |demo| {
+                Box::pin(async move {
+                    let send = |secret: &'static str| async move {
+                        let signature = BodyHmac::x_webhook_signature()
+                            .compute(&Secret::from_string(secret), NOTIFICATION);
+                        webhook_outcome(
+                            demo,
+                            "/webhooks/generic",
+                            &[("x-webhook-signature", &signature)],
+                            NOTIFICATION,
+                        )
+                        .await
+                    };
+                    let old = send(WEBHOOK_OLD_SECRET).await;
+                    let new = send(WEBHOOK_NEW_SECRET).await;
+                    let expired = {
+                        let _restore = ClockRestore::set(demo, WEBHOOK_OLD_NOT_AFTER + 1);
+                        send(WEBHOOK_OLD_SECRET).await
+                    };
+                    format!("{old}, {new}, {expired}")
+                })
+            },
+        },
+        Scenario {
+            name: "Standard Webhooks replay",
+            request: "the same webhook-id, timestamp and signature delivered twice",
+            expected: "200 key standard-1 then 401 replayed",
+            run: |demo| {
+                Box::pin(async move {
+                    let now = demo.clock.now_unix();
+                    let first = standard_webhook(demo, "msg_demo_replay", now).await;
+                    let second = standard_webhook(demo, "msg_demo_replay", now).await;
+                    format!("{first} then {second}")
+                })
+            },
+        },
+        Scenario {
+            name: "stale webhook timestamp",
+            request: "Standard Webhooks signed 301 s ago",
+            expected: "401 timestamp_out_of_window",
+            run: |demo| {
+                Box::pin(async move {
+                    let stale = demo.clock.now_unix() - 301;
+                    standard_webhook(demo, "msg_demo_stale", stale).await
+                })
+            },
+        },
+    ]
+}
+
+/// Posts a raw webhook and describes the answer: `"200 key <id>"` or `"<status> <code>"`.
+async fn webhook_outcome(demo: &Demo, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(demo.webhook_url(path))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .unwrap_or_default();
+    match net::send(request).await {
+        Ok(reply) if reply.status.is_success() => format!(
+            "{} key {}",
+            reply.status.as_u16(),
+            reply.json()["keyId"].as_str().unwrap_or("?")
+        ),
+        other => net::describe(other),
+    }
+}
+
+/// A Standard Webhooks delivery signed at `timestamp`.
+async fn standard_webhook(demo: &Demo, id: &str, timestamp: u64) -> String {
+    let Ok(secret) = StandardWebhooks::secret_from_whsec(STANDARD_WEBHOOK_SECRET) else {
+        return "bad demo secret".to_owned();
+    };
+    let signature = StandardWebhooks::new().compute(&secret, id, timestamp, NOTIFICATION);
+    let timestamp = timestamp.to_string();
+    webhook_outcome(
+        demo,
+        "/webhooks/standard",
+        &[
+            ("webhook-id", id),
+            ("webhook-timestamp", &timestamp),
+            ("webhook-signature", &signature),
+        ],
+        NOTIFICATION,
+    )
+    .await
 }
 
 /// The Transak partner app: inbound stack (origin, client IP) and outbound stack (hygiene,
@@ -488,9 +652,14 @@ struct ClockRestore<'a> {
 
 impl<'a> ClockRestore<'a> {
     fn advance(demo: &'a Demo, seconds: u64) -> Self {
-        use tollgate::core::Clock;
         let saved = demo.clock.now_unix();
         demo.clock.advance(seconds);
+        Self { demo, saved }
+    }
+
+    fn set(demo: &'a Demo, now: u64) -> Self {
+        let saved = demo.clock.now_unix();
+        demo.clock.set(now);
         Self { demo, saved }
     }
 }

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tollgate::core::Secret;
 use tollgate::core::{BoxError, ManualClock};
+use tollgate::core::{Key, KeyRing, Secret};
 use tollgate::tranzila::TranzilaCredentials;
 use transak_partner::TransakClient;
 use transak_partner::mock::{MockTransak, MockTransakConfig};
@@ -29,6 +29,20 @@ pub const PROXY_IP: [u8; 4] = [127, 0, 0, 2];
 pub const TRANZILA_APP_KEY: &str = "demo-tranzila-app-key";
 const TRANZILA_SECRET: &str = "demo-tranzila-secret";
 
+/// The OneKey "API Signature" secret of the demo.
+pub const ONEKEY_SECRET: &str = "demo-onekey-secret";
+/// The old `X-Webhook-Signature` secret (key `generic-2025`, valid until one hour after
+/// [`DEMO_EPOCH`]).
+pub const WEBHOOK_OLD_SECRET: &str = "demo-webhook-secret-2025";
+/// The new `X-Webhook-Signature` secret (key `generic-2026`).
+pub const WEBHOOK_NEW_SECRET: &str = "demo-webhook-secret-2026";
+/// When the old webhook key stops verifying.
+pub const WEBHOOK_OLD_NOT_AFTER: u64 = DEMO_EPOCH + 3600;
+/// The Standard Webhooks secret of the demo.
+pub const STANDARD_WEBHOOK_SECRET: &str = "whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=";
+/// The webhook receiver's body limit in the demo.
+pub const WEBHOOK_BODY_LIMIT: usize = 1024;
+
 /// Everything the walkthrough started, with the handles scenarios need.
 #[derive(Debug)]
 pub struct Demo {
@@ -42,6 +56,10 @@ pub struct Demo {
     pub partner_addr: SocketAddr,
     /// The partner app's outbound client (hyper_util + outbound stack) to the mock.
     pub partner_client: TransakClient,
+    /// Where the webhook receiver listens.
+    pub webhook_addr: SocketAddr,
+    /// What the webhook receiver accepted.
+    pub inbox: webhook_receiver::Inbox,
     /// The mock Tranzila API (verify layer + memory nonce store).
     pub tranzila: MockTranzila,
     /// `http://<tranzila mock>`.
@@ -90,6 +108,28 @@ impl Demo {
             Secret::from_string(TRANSAK_ACCESS_TOKEN),
         )?;
 
+        let standard =
+            tollgate::signature::StandardWebhooks::secret_from_whsec(STANDARD_WEBHOOK_SECRET)?;
+        let webhook_config = webhook_receiver::Config {
+            addr: any_port,
+            onekey: KeyRing::new(Key::new("onekey-1", Secret::from_string(ONEKEY_SECRET))),
+            generic: KeyRing::new(
+                Key::new("generic-2025", Secret::from_string(WEBHOOK_OLD_SECRET))
+                    .not_after(WEBHOOK_OLD_NOT_AFTER),
+            )
+            .rotate(Key::new(
+                "generic-2026",
+                Secret::from_string(WEBHOOK_NEW_SECRET),
+            )),
+            standard: KeyRing::new(Key::new("standard-1", standard)),
+            body_limit: WEBHOOK_BODY_LIMIT,
+            redis_url: None,
+            clock: Arc::new(clock.clone()),
+        };
+        let inbox = webhook_receiver::Inbox::default();
+        let webhook_app = webhook_receiver::app(&webhook_config, inbox.clone())?;
+        let webhook_addr = webhook_receiver::spawn(any_port, webhook_app).await?;
+
         let credentials =
             TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET));
         let tranzila = MockTranzila::new(credentials.clone(), Arc::new(clock.clone()));
@@ -113,6 +153,8 @@ impl Demo {
             transak_addr,
             partner_addr,
             partner_client,
+            webhook_addr,
+            inbox,
             tranzila,
             tranzila_url,
             tranzila_client,
@@ -123,6 +165,11 @@ impl Demo {
     /// `http://<partner app>` + `path`.
     pub fn partner_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.partner_addr)
+    }
+
+    /// `http://<webhook receiver>` + `path`.
+    pub fn webhook_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.webhook_addr)
     }
 
     /// `http://<transak mock>` + `path`.

@@ -1,0 +1,264 @@
+//! A webhook receiver (axum) for three signature schemes, each route behind a body limit and
+//! signature verification, and the timestamped scheme behind a replay guard:
+//!
+//! | route | scheme | replay protection |
+//! |---|---|---|
+//! | `POST /webhooks/onekey` | OneKey `Payload-Signature`: hex HMAC-SHA256 of the exact body | none possible in the scheme (no timestamp, no id): deduplicate on the event id |
+//! | `POST /webhooks/generic` | `X-Webhook-Signature`: hex HMAC-SHA256 of the exact body | as above |
+//! | `POST /webhooks/standard` | Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) | ±300 s window and `webhook-id` claimed once in the nonce store |
+//!
+//! The nonce store is in memory by default; with `REDIS_URL` it is Redis, shared by every
+//! instance of the receiver. Each verifier holds a [`KeyRing`]: during a rotation the old key
+//! still verifies until its `not_after`, then only the new one.
+//!
+//! Refusals are tollgate's JSON rejections: 401 `signature_missing` / `signature_invalid` /
+//! `timestamp_out_of_window` / `replayed`, 400 `signature_malformed`, 413
+//! `payload_too_large`, 503 `store_unavailable`.
+//!
+//! ```sh
+//! cargo run -p webhook-receiver
+//! body='{"event":"payout.completed","id":"evt_1"}'
+//! sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac demo-onekey-secret -hex | sed 's/^.* //')
+//! curl -i http://127.0.0.1:3002/webhooks/onekey -H 'content-type: application/json' \
+//!   -H "payload-signature: $sig" -d "$body"
+//! # 200 {"received":true,"scheme":"onekey","keyId":"onekey-1"}
+//! curl -i http://127.0.0.1:3002/webhooks/onekey -H 'payload-signature: 00' -d "$body"
+//! # 401 {"error":{"code":"signature_invalid",...}}
+//! ```
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tollgate::ServiceBuilderExt;
+use tollgate::core::{
+    BoxError, BufferedBody, Key, KeyRing, Secret, SharedClock, SystemClock, VerifiedSignature,
+};
+use tollgate::replay::{
+    DEFAULT_CAPACITY, MemoryNonceStore, NonceStore, ReplayGuard, ReplayGuardLayer,
+};
+use tollgate::signature::{
+    BodyHmac, Scheme, SignRequest, SignRequestLayer, StandardWebhooks, VerifySignatureLayer,
+};
+use tower::{Layer, ServiceBuilder, ServiceExt};
+
+/// The default body limit of the receiver: 64 KiB (notifications are small).
+pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+
+/// Settings, from the environment with loopback defaults.
+#[derive(Clone)]
+pub struct Config {
+    /// `WEBHOOK_ADDR`, default `127.0.0.1:3002`.
+    pub addr: SocketAddr,
+    /// `ONEKEY_SIGNATURE_SECRET` (key id `onekey-1`), default `demo-onekey-secret`.
+    pub onekey: KeyRing,
+    /// `WEBHOOK_SECRET` (key id `generic-1`), default `demo-webhook-secret`.
+    pub generic: KeyRing,
+    /// `STANDARD_WEBHOOK_SECRET`, a `whsec_` secret (key id `standard-1`), default
+    /// `whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=`.
+    pub standard: KeyRing,
+    /// `WEBHOOK_BODY_LIMIT` in bytes, default 64 KiB.
+    pub body_limit: usize,
+    /// `REDIS_URL`: when set, nonces are claimed in Redis instead of memory.
+    pub redis_url: Option<String>,
+    /// The clock of the verifiers and the replay guard.
+    pub clock: SharedClock,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("onekey", &self.onekey)
+            .field("generic", &self.generic)
+            .field("standard", &self.standard)
+            .field("body_limit", &self.body_limit)
+            .field("redis", &self.redis_url.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads the environment.
+    pub fn from_env() -> Result<Self, BoxError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
+        let standard = StandardWebhooks::secret_from_whsec(&or(
+            "STANDARD_WEBHOOK_SECRET",
+            "whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=",
+        ))?;
+        Ok(Self {
+            addr: or("WEBHOOK_ADDR", "127.0.0.1:3002").parse()?,
+            onekey: KeyRing::new(Key::new(
+                "onekey-1",
+                Secret::from_string(or("ONEKEY_SIGNATURE_SECRET", "demo-onekey-secret")),
+            )),
+            generic: KeyRing::new(Key::new(
+                "generic-1",
+                Secret::from_string(or("WEBHOOK_SECRET", "demo-webhook-secret")),
+            )),
+            standard: KeyRing::new(Key::new("standard-1", standard)),
+            body_limit: var("WEBHOOK_BODY_LIMIT")
+                .map(|v| v.parse())
+                .transpose()?
+                .unwrap_or(DEFAULT_WEBHOOK_BODY_LIMIT),
+            redis_url: var("REDIS_URL"),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The nonce store: Redis when `redis_url` is set, else memory.
+    pub fn nonce_store(&self) -> Result<Arc<dyn NonceStore>, BoxError> {
+        Ok(match &self.redis_url {
+            Some(url) => Arc::new(
+                tollgate::replay::RedisNonceStore::builder(url.clone())
+                    .clock(self.clock.clone())
+                    .build()?,
+            ),
+            None => {
+                Arc::new(MemoryNonceStore::new(DEFAULT_CAPACITY).with_clock(self.clock.clone()))
+            }
+        })
+    }
+}
+
+/// A notification the receiver accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The scheme that verified it.
+    pub scheme: String,
+    /// The key that verified it.
+    pub key_id: String,
+    /// The exact body.
+    pub body: Bytes,
+}
+
+/// What the receiver accepted so far.
+#[derive(Debug, Clone, Default)]
+pub struct Inbox(Arc<Mutex<Vec<Received>>>);
+
+impl Inbox {
+    /// Every accepted notification, oldest first.
+    pub fn received(&self) -> Vec<Received> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many were accepted.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether none was accepted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The receiver's routes, recording accepted notifications in `inbox`.
+pub fn app(config: &Config, inbox: Inbox) -> Result<Router, BoxError> {
+    let store = config.nonce_store()?;
+    let verify = |scheme: BodyHmac, ring: &KeyRing| {
+        VerifySignatureLayer::new(scheme, ring.clone())
+            .body_limit(config.body_limit)
+            .clock(config.clock.clone())
+    };
+    let onekey = ServiceBuilder::new().verify_signature(verify(BodyHmac::onekey(), &config.onekey));
+    let generic = ServiceBuilder::new()
+        .verify_signature(verify(BodyHmac::x_webhook_signature(), &config.generic));
+    // Standard Webhooks signs its timestamp and id: verify first, then claim the id once.
+    let standard = ServiceBuilder::new()
+        .verify_signature(
+            VerifySignatureLayer::new(StandardWebhooks::new(), config.standard.clone())
+                .body_limit(config.body_limit)
+                .clock(config.clock.clone()),
+        )
+        .replay_guard(ReplayGuardLayer::new(
+            ReplayGuard::from_verified_signature().clock(config.clock.clone()),
+            store,
+        ));
+    Ok(Router::new()
+        .route("/webhooks/onekey", post(receive).layer(onekey))
+        .route("/webhooks/generic", post(receive).layer(generic))
+        .route("/webhooks/standard", post(receive).layer(standard))
+        .with_state(inbox))
+}
+
+async fn receive(
+    State(inbox): State<Inbox>,
+    Extension(verified): Extension<VerifiedSignature>,
+    body: Bytes,
+) -> Json<Value> {
+    let received = Received {
+        scheme: verified.scheme().to_owned(),
+        key_id: verified.key_id().to_owned(),
+        body,
+    };
+    let answer = json!({ "received": true, "scheme": received.scheme, "keyId": received.key_id });
+    inbox
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(received);
+    Json(answer)
+}
+
+/// Binds `addr` and serves `app` in a spawned task; returns the bound address.
+pub async fn spawn(addr: SocketAddr, app: Router) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "webhook receiver stopped");
+        }
+    });
+    Ok(local)
+}
+
+/// A webhook sender: a `hyper_util` client that signs every request with `scheme` and the
+/// signing key of `ring`, reading time from `clock`.
+pub type Sender = SignRequest<Client<HttpConnector, BufferedBody>>;
+
+/// Builds a [`Sender`].
+pub fn sender(scheme: impl Scheme, ring: KeyRing, clock: SharedClock) -> Sender {
+    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    SignRequestLayer::new(scheme, ring)
+        .clock(clock)
+        .layer(client)
+}
+
+/// Sends `body` as JSON to `url` through `sender`, with extra `headers` (e.g. `webhook-id`),
+/// and reads the whole response.
+pub async fn send(
+    sender: &Sender,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Response<Bytes>, BoxError> {
+    let mut builder = Request::post(url).header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let response = sender
+        .clone()
+        .oneshot(builder.body(Full::new(body))?)
+        .await?;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        body.collect().await?.to_bytes(),
+    ))
+}
