@@ -26,7 +26,83 @@ pub fn scenarios() -> Vec<Scenario> {
     let mut list = partner_scenarios();
     list.extend(provider_scenarios());
     list.extend(webhook_scenarios());
+    list.extend(framework_scenarios());
     list
+}
+
+/// The same layers on a tonic server and on a plain hyper server.
+fn framework_scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "gRPC health, allowed caller",
+            request: "grpc.health.v1.Health/Check from 127.0.0.1",
+            expected: "Serving",
+            run: |demo| {
+                Box::pin(async move {
+                    match tonic_health_example::check(demo.grpc_addr, IpAddr::from([127, 0, 0, 1]))
+                        .await
+                    {
+                        Ok(status) => format!("{status:?}"),
+                        Err(status) => format!("{:?} {}", status.code(), status.message()),
+                    }
+                })
+            },
+        },
+        Scenario {
+            name: "gRPC caller outside the allowlist",
+            request: "grpc.health.v1.Health/Check from 127.0.0.2",
+            expected: "PermissionDenied ip_not_allowed",
+            run: |demo| {
+                Box::pin(async move {
+                    match tonic_health_example::check(demo.grpc_addr, IpAddr::from(PROXY_IP)).await
+                    {
+                        Ok(status) => format!("{status:?}"),
+                        Err(status) => format!(
+                            "{:?} {}",
+                            status.code(),
+                            status.message().split(':').next().unwrap_or("")
+                        ),
+                    }
+                })
+            },
+        },
+        Scenario {
+            name: "plain hyper server, allowed origin",
+            request: "GET /api/whoami Origin: http://localhost:5173 (hyper, no axum)",
+            expected: "200 clientIp 127.0.0.1",
+            run: |demo| {
+                Box::pin(async move {
+                    let request = Request::builder()
+                        .uri(format!("http://{}/api/whoami", demo.hyper_addr))
+                        .header("origin", FRONTEND_ORIGIN)
+                        .body(Full::new(Bytes::new()))
+                        .unwrap_or_default();
+                    match net::send(request).await {
+                        Ok(reply) if reply.status.is_success() => format!(
+                            "{} clientIp {}",
+                            reply.status.as_u16(),
+                            reply.json()["clientIp"].as_str().unwrap_or("?")
+                        ),
+                        other => net::describe(other),
+                    }
+                })
+            },
+        },
+        Scenario {
+            name: "plain hyper server, caller outside allowlist",
+            request: "GET /api/whoami from 127.0.0.2 (hyper, no axum)",
+            expected: "403 ip_not_allowed",
+            run: |demo| {
+                Box::pin(async move {
+                    let request = Request::builder()
+                        .uri(format!("http://{}/api/whoami", demo.hyper_addr))
+                        .body(Full::new(Bytes::new()))
+                        .unwrap_or_default();
+                    net::describe(net::send_from(IpAddr::from(PROXY_IP), request).await)
+                })
+            },
+        },
+    ]
 }
 
 const NOTIFICATION: &[u8] = br#"{"event":"payout.completed","id":"evt_1","amount":"10.50"}"#;

@@ -60,6 +60,10 @@ pub struct Demo {
     pub webhook_addr: SocketAddr,
     /// What the webhook receiver accepted.
     pub inbox: webhook_receiver::Inbox,
+    /// Where the tonic health server (client IP + IP allowlist) listens.
+    pub grpc_addr: SocketAddr,
+    /// Where the plain hyper server (inbound stack) listens.
+    pub hyper_addr: SocketAddr,
     /// The mock Tranzila API (verify layer + memory nonce store).
     pub tranzila: MockTranzila,
     /// `http://<tranzila mock>`.
@@ -130,6 +134,19 @@ impl Demo {
         let webhook_app = webhook_receiver::app(&webhook_config, inbox.clone())?;
         let webhook_addr = webhook_receiver::spawn(any_port, webhook_app).await?;
 
+        let grpc_addr = tonic_health_example::spawn(tonic_health_example::Config {
+            addr: any_port,
+            allowlist: vec!["127.0.0.1/32".parse()?],
+        })
+        .await?;
+        let hyper_addr = hyper_only::spawn(hyper_only::Config {
+            addr: any_port,
+            allowed_origins: vec![FRONTEND_ORIGIN.to_owned()],
+            client_ip_source: "remote-addr".parse()?,
+            ip_allowlist: "127.0.0.1/32".parse()?,
+        })
+        .await?;
+
         let credentials =
             TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET));
         let tranzila = MockTranzila::new(credentials.clone(), Arc::new(clock.clone()));
@@ -155,6 +172,8 @@ impl Demo {
             partner_client,
             webhook_addr,
             inbox,
+            grpc_addr,
+            hyper_addr,
             tranzila,
             tranzila_url,
             tranzila_client,

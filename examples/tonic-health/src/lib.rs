@@ -11,12 +11,15 @@ use std::net::{IpAddr, SocketAddr};
 use hyper_util::client::legacy::connect::HttpConnector;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
-use tollgate::core::BoxError;
+use tollgate::ServiceBuilderExt;
+use tollgate::client_ip::{ClientIpLayer, IpAllowlistLayer, IpRanges};
+use tollgate::core::{BoxError, RejectionResponder};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
 use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use tower::ServiceBuilder;
 
 /// The status a health check answers (`SERVING`, `NOT_SERVING`, ...).
 pub use tonic_health::pb::health_check_response::ServingStatus as CheckStatus;
@@ -58,12 +61,20 @@ pub fn parse_nets(list: &str) -> Result<Vec<IpNet>, BoxError> {
 
 /// Serves the health service on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, config: Config) -> Result<(), BoxError> {
-    let _ = &config;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
+    // The peer comes from tonic's TcpConnectInfo (feature `tonic`); refusals are gRPC
+    // statuses: PERMISSION_DENIED for an IP outside the allowlist.
+    let guard = ServiceBuilder::new()
+        .layer(ClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
+        .ip_allowlist(
+            IpAllowlistLayer::new(IpRanges::new(config.allowlist))
+                .on_rejection(RejectionResponder::grpc()),
+        );
     Server::builder()
+        .layer(guard)
         .add_service(health)
         .serve_with_incoming(TcpIncoming::from(listener))
         .await?;
