@@ -104,7 +104,8 @@ pub enum ConfigError {
         /// The configured value.
         header: String,
     },
-    /// A bypass path that does not start with `/` or has a query.
+    /// A bypass path that does not start with `/`, has a query or fragment, is not valid in a
+    /// request line, or has a `.` or `..` segment.
     InvalidBypassPath {
         /// The configured value.
         path: String,
@@ -152,7 +153,10 @@ impl fmt::Display for ConfigError {
             ),
             Self::InvalidMethod { method } => write!(f, "`{method}` is not an allowed method: list HTTP method tokens, never `*`"),
             Self::InvalidHeader { header } => write!(f, "`{header}` is not an allowed header: list header names, never `*`"),
-            Self::InvalidBypassPath { path } => write!(f, "bypass path `{path}` must start with `/` and have no query"),
+            Self::InvalidBypassPath { path } => write!(
+                f,
+                "bypass path `{path}` must be an exact request path: starting with `/`, without query, fragment, spaces or `.`/`..` segments"
+            ),
         }
     }
 }

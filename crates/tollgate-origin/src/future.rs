@@ -18,8 +18,8 @@ pin_project! {
     /// own answer (a refusal or a preflight), ready at once, or the inner service's future,
     /// whose response gets the CORS headers and `Vary: Origin`.
     ///
-    /// Like other futures it must not be polled again after it completed; it then stays
-    /// pending.
+    /// Like other futures it must not be polled again after it completed (the layer's own
+    /// answer then stays pending; an inner future behaves as that future does).
     pub struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,

@@ -129,8 +129,15 @@ impl OriginAllowlistBuilder {
         self
     }
 
-    /// The methods a preflight may ask for, compared case-sensitively (`GET`, not `get`).
-    /// Takes [`Method`]s or strings. Default `GET, HEAD, POST`.
+    /// The methods a preflight may ask for, compared case-sensitively with
+    /// `Access-Control-Request-Method`. Takes [`Method`]s or strings. Default
+    /// `GET, HEAD, POST`.
+    ///
+    /// Browsers upper-case the six standard methods `DELETE`, `GET`, `HEAD`, `OPTIONS`,
+    /// `POST` and `PUT` whatever the script wrote, so these are upper-cased here too (`"get"`
+    /// means `GET`); every other method is kept as written, because a browser sends it as
+    /// the script spelled it (`fetch(url, { method: "patch" })` asks for `patch`, which
+    /// `PATCH` does not allow).
     pub fn allow_methods<I>(mut self, methods: I) -> Self
     where
         I: IntoIterator,
@@ -204,15 +211,22 @@ impl OriginAllowlistBuilder {
     }
 
     /// Lets requests for exactly this path (e.g. `/healthz`) through unchecked: no origin
-    /// check, no CORS headers (only `Vary: Origin`). Compared with the whole URI path, no
-    /// prefix matching. Use it only for read-only endpoints.
+    /// check, no CORS headers (only `Vary: Origin`). Compared byte for byte with the whole
+    /// URI path as sent, no prefix matching, no decoding: `/healthz/`, `/Healthz`,
+    /// `/%68ealthz` and `/healthz/../api` are checked as usual. Use it only for read-only
+    /// endpoints.
+    ///
+    /// [`build`](Self::build) refuses a path that does not start with `/`, has a query or a
+    /// fragment, is not valid in a request line, or has a `.` or `..` segment.
     pub fn bypass_path(mut self, path: impl Into<String>) -> Self {
         self.bypass_paths.push(path.into());
         self
     }
 
     /// Replaces the rejection response (default: tollgate's JSON, see
-    /// [`RejectionResponder`]). The response always gets `Vary: Origin` as well.
+    /// [`RejectionResponder`]). The response always gets `Vary: Origin` as well, and loses
+    /// any `Access-Control-Allow-Origin`, `-Credentials` or `-Private-Network` the responder
+    /// wrote: a refusal grants nothing.
     pub fn on_rejection(mut self, responder: RejectionResponder) -> Self {
         self.responder = Some(responder);
         self
@@ -257,7 +271,8 @@ impl OriginAllowlistBuilder {
                 for method in methods {
                     let valid = Method::from_bytes(method.as_bytes())
                         .ok()
-                        .filter(|_| method != "*");
+                        .filter(|_| method != "*")
+                        .map(normalize_method);
                     let Some(valid) = valid else {
                         return Err(ConfigError::InvalidMethod { method });
                     };
@@ -291,7 +306,7 @@ impl OriginAllowlistBuilder {
             .map(|age| (age, HeaderValue::from(age.as_secs())));
 
         for path in &self.bypass_paths {
-            if !path.starts_with('/') || path.contains(['?', '#']) {
+            if !valid_bypass_path(path) {
                 return Err(ConfigError::InvalidBypassPath { path: path.clone() });
             }
         }
@@ -331,6 +346,36 @@ fn header_names(names: Vec<String>) -> Result<Vec<HeaderName>, ConfigError> {
         }
     }
     Ok(parsed)
+}
+
+/// The methods the Fetch standard normalises (`DELETE`, `GET`, `HEAD`, `OPTIONS`, `POST`,
+/// `PUT`, matched case-insensitively) in the upper case a browser puts on the wire; any other
+/// method as given, since browsers send it exactly as the script wrote it.
+fn normalize_method(method: Method) -> Method {
+    const NORMALISED: [Method; 6] = [
+        Method::DELETE,
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::POST,
+        Method::PUT,
+    ];
+    NORMALISED
+        .into_iter()
+        .find(|m| m.as_str().eq_ignore_ascii_case(method.as_str()))
+        .unwrap_or(method)
+}
+
+/// A bypass path is an absolute URI path as a request carries it: it starts with `/`, is
+/// valid in a request line, has no query or fragment and no `.` or `..` segment (a router
+/// that resolves dot segments would otherwise serve another path under the bypass).
+fn valid_bypass_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains(['?', '#'])
+        && path.parse::<http::uri::PathAndQuery>().is_ok()
+        && !path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
 }
 
 /// `a, b, c` as a header value.

@@ -364,6 +364,11 @@ fn host_to_ascii(host: &str) -> Result<String, &'static str> {
             if c.is_control() || c.is_whitespace() {
                 return Err("a label holds a space or control character");
             }
+            if is_invisible(c) {
+                return Err(
+                    "a label holds an invisible or formatting character (soft hyphen, zero-width or bidi control, variation selector)",
+                );
+            }
             chars.extend(c.to_lowercase());
         }
         let encoded = punycode::encode(&chars).ok_or("a label cannot be encoded as punycode")?;
@@ -377,6 +382,31 @@ fn host_to_ascii(host: &str) -> Result<String, &'static str> {
         return Err("the name is longer than 253 characters");
     }
     Ok(out)
+}
+
+/// Default-ignorable and formatting characters that IDNA processing removes or refuses
+/// (soft hyphen, combining grapheme joiner, zero-width and bidi controls, variation
+/// selectors, byte order mark, tags): encoding them would give a name no browser sends, so
+/// such a label is refused instead of silently never matching.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{061c}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
+    )
 }
 
 /// The `scheme://host[:port]` prefix of a `Referer` value, as sent (not normalised).

@@ -206,6 +206,22 @@ pub(crate) const MULTI_LABEL: &[&str] = &[
     "vercel.app",
     "web.app",
     "workers.dev",
+    // Shared names more than two labels deep, and a few more platforms.
+    "app.github.dev",
+    "bitbucket.io",
+    "blob.core.windows.net",
+    "cloudfunctions.net",
+    "codeberg.page",
+    "elasticbeanstalk.com",
+    "azureedge.net",
+    "loca.lt",
+    "ngrok-free.dev",
+    "ngrok.app",
+    "ngrok.dev",
+    "replit.dev",
+    "run.app",
+    "s3.amazonaws.com",
+    "web.core.windows.net",
 ];
 
 /// Whether `base` (an ASCII, lowercase host without a trailing dot) is a public suffix by
@@ -231,7 +247,15 @@ mod tests {
         for base in ["com", "uk", "localhost", "dev", "xn--p1ai"] {
             assert!(is_public_suffix(base), "{base}");
         }
-        for base in ["co.uk", "com.au", "github.io", "vercel.app", "anything.ck"] {
+        for base in [
+            "co.uk",
+            "com.au",
+            "github.io",
+            "vercel.app",
+            "anything.ck",
+            "s3.amazonaws.com",
+            "web.core.windows.net",
+        ] {
             assert!(is_public_suffix(base), "{base}");
         }
         for base in [
@@ -240,6 +264,8 @@ mod tests {
             "me.github.io",
             "a.b.ck",
             "shop.dev",
+            "bucket.s3.amazonaws.com",
+            "me.blob.core.windows.net",
         ] {
             assert!(!is_public_suffix(base), "{base}");
         }

@@ -4,13 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::{ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN};
 use http::{Request, Response};
 use tollgate_core::{RejectionResponder, ResponseBody};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
 use crate::layer::OriginAllowlistLayer;
-use crate::policy::{Decision, Policy, append_vary_origin};
+use crate::policy::{ALLOW_PRIVATE_NETWORK, Decision, Policy, append_vary_origin};
 
 /// Enforces an origin allowlist in front of `S`; built by [`OriginAllowlistLayer`].
 ///
@@ -108,7 +109,12 @@ where
         match decision {
             Decision::Reject(rejection) => {
                 let mut response = self.responder.respond(rejection);
-                append_vary_origin(response.headers_mut());
+                // A refusal never grants anything, whatever a replaced responder wrote.
+                let headers = response.headers_mut();
+                headers.remove(ACCESS_CONTROL_ALLOW_ORIGIN);
+                headers.remove(ACCESS_CONTROL_ALLOW_CREDENTIALS);
+                headers.remove(ALLOW_PRIVATE_NETWORK);
+                append_vary_origin(headers);
                 ResponseFuture::ready(response)
             }
             Decision::Preflight {
