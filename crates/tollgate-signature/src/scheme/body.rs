@@ -8,7 +8,7 @@ use hmac::Mac as _;
 use http::{HeaderName, HeaderValue};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
-use super::mac::{Encoding, find_match, mac_of};
+use super::mac::{Encoding, find_match, mac_of, signing_mac};
 use super::{ConfigError, RequestParts, Scheme, SignError, VerifyError, sensitive_value};
 
 /// HMAC-SHA256 over the exact body bytes, written in one header as
@@ -178,7 +178,9 @@ impl Scheme for BodyHmac {
         request: &RequestParts<'_>,
         _now_unix: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
-        let mac = mac_of(key.expose_secret(), &[request.body()]).ok_or(SignError::InvalidKey)?;
+        let mut mac = signing_mac(key)?;
+        mac.update(request.body());
+        let mac = mac.finalize().into_bytes();
         let mut text = String::with_capacity(self.prefix.len() + 64);
         text.push_str(&self.prefix);
         text.push_str(&self.encoding.encode(&mac));

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, find_match, keyed};
+use super::mac::{Encoding, HmacSha256, find_match, keyed, signing_mac};
 use super::{RequestParts, Scheme, SignError, VerifyError, sensitive_value, timestamp_value};
 
 /// How the method is written into the signed message.
@@ -242,7 +242,7 @@ impl Scheme for Canonical {
         now_unix: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
         let timestamp = timestamp_value(now_unix);
-        let mut mac = keyed(key.expose_secret()).ok_or(SignError::InvalidKey)?;
+        let mut mac = signing_mac(key)?;
         self.feed(
             &mut mac,
             request.method().as_str(),

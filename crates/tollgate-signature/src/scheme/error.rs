@@ -124,7 +124,8 @@ pub enum SignError {
     /// The signature could not be written as a header value (a configured prefix with
     /// characters a header cannot carry).
     InvalidHeaderValue,
-    /// The key could not be used as an HMAC key.
+    /// The signing key is empty (anyone could compute its MACs, so nothing is signed with
+    /// it) or cannot be used as an HMAC key.
     InvalidKey,
 }
 
@@ -147,7 +148,9 @@ impl fmt::Display for SignError {
             Self::InvalidHeaderValue => {
                 f.write_str("the signature cannot be written as a header value")
             }
-            Self::InvalidKey => f.write_str("the key cannot be used for HMAC-SHA256"),
+            Self::InvalidKey => {
+                f.write_str("the signing key is empty or cannot be used for HMAC-SHA256")
+            }
         }
     }
 }

@@ -5,7 +5,9 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tollgate_core::{Key, KeyRing};
+use tollgate_core::{Key, KeyRing, Secret};
+
+use super::SignError;
 
 /// HMAC-SHA256.
 pub(crate) type HmacSha256 = Hmac<Sha256>;
@@ -21,6 +23,14 @@ pub(crate) type MacBytes = [u8; MAC_LEN];
 /// Decoding is strict so that one MAC has exactly one accepted spelling (a changed byte in
 /// the header never verifies): hex is lowercase only, as every provider sends it; base64 is the
 /// standard alphabet with `=` padding and no stray bits.
+///
+/// Upper-case hex is refused on purpose. GitHub's documented check and OneKey's sample
+/// compare the received header with the lowercase hex they compute (OneKey's `strtolower`
+/// lowers *its own* output), so `SHA256=ABC...` or `ABC...` fails there too; Standard
+/// Webhooks' and Stripe's Node library compare text in the same way. Accepting a second
+/// spelling would let a captured signature be re-sent in another form, and a proxy or log
+/// pipeline that normalises case could no longer be told from a tampered header. A sender
+/// that writes upper case is non-conforming and gets 400 `signature_malformed`.
 ///
 /// ```
 /// use tollgate_signature::Encoding;
@@ -82,6 +92,14 @@ pub(crate) fn keyed(key: &[u8]) -> Option<HmacSha256> {
     <HmacSha256 as Mac>::new_from_slice(key).ok()
 }
 
+/// A MAC to sign with: refuses an empty key, whose MACs anyone can compute.
+pub(crate) fn signing_mac(key: &Secret) -> Result<HmacSha256, SignError> {
+    if key.is_empty() {
+        return Err(SignError::InvalidKey);
+    }
+    keyed(key.expose_secret()).ok_or(SignError::InvalidKey)
+}
+
 /// The MAC of the concatenation of `pieces` under `key`.
 pub(crate) fn mac_of(key: &[u8], pieces: &[&[u8]]) -> Option<MacBytes> {
     let mut mac = keyed(key)?;
@@ -94,7 +112,8 @@ pub(crate) fn mac_of(key: &[u8], pieces: &[&[u8]]) -> Option<MacBytes> {
 /// The first key usable at `now_unix` (newest first) whose MAC over the message fed by
 /// `feed` equals one of `candidates`, with the index of that candidate.
 ///
-/// The message is hashed once per key; each candidate is compared in constant time.
+/// The message is hashed once per key; each candidate is compared in constant time. Empty
+/// keys are skipped: a MAC under an empty key proves nothing, since anyone can compute it.
 pub(crate) fn find_match<'r>(
     ring: &'r KeyRing,
     now_unix: u64,
@@ -105,6 +124,9 @@ pub(crate) fn find_match<'r>(
         return None;
     }
     for key in ring.verification_keys(now_unix) {
+        if key.secret().is_empty() {
+            continue;
+        }
         let Some(mut mac) = keyed(key.secret().expose_secret()) else {
             continue;
         };

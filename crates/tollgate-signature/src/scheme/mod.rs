@@ -117,7 +117,9 @@ impl fmt::Debug for RequestParts<'_> {
 /// every scheme can also be used directly on bytes you already hold.
 ///
 /// Implementations compare signatures in constant time, never put the expected signature into
-/// an error, and try every key of the ring that is usable at `now_unix`.
+/// an error, and try every key of the ring that is usable at `now_unix`. The schemes of this
+/// crate skip empty keys when verifying and refuse to sign with one
+/// ([`SignError::InvalidKey`]): anyone can compute a MAC under an empty key.
 ///
 /// ```
 /// use http::{HeaderMap, Method, Uri};

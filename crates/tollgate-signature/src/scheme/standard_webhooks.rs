@@ -11,7 +11,7 @@ use http::{HeaderName, HeaderValue};
 use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, MacBytes, find_match, keyed};
+use super::mac::{Encoding, HmacSha256, MacBytes, find_match, keyed, signing_mac};
 use super::{ConfigError, RequestParts, Scheme, SignError, VerifyError, sensitive_value};
 
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
@@ -28,9 +28,21 @@ const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature
 /// encoding from the text of a secret.
 ///
 /// Verifying skips entries of other versions (such as the asymmetric `v1a`), accepts any
-/// matching `v1` entry, and checks `webhook-timestamp` within the window (default ±300 s).
-/// The verified `webhook-id` becomes the [`VerifiedSignature::message_id`], the key a replay
-/// guard remembers.
+/// matching `v1` entry, and checks `webhook-timestamp` within the window (default ±300 s,
+/// both ways, inclusive, like the reference libraries). The verified `webhook-id` becomes the
+/// [`VerifiedSignature::message_id`], the key a replay guard remembers.
+///
+/// | request | result |
+/// |---|---|
+/// | `v1,<a> v1,<b> v1a,<c>`, in any order | accepted when any `v1` matches a usable key |
+/// | a broken entry (`v1`, `v1,!!`, unpadded base64) next to a good `v1` | the good one verifies |
+/// | only broken entries | 400 `signature_malformed` |
+/// | only other versions (`v1a,..`, `v2,..`) | 401 `signature_invalid` |
+/// | no `webhook-signature` | 401 `signature_missing` |
+/// | no (or empty) `webhook-id` | 400 `signature_malformed` |
+/// | no `webhook-timestamp`, or not ASCII digits (`-1`, `1.5`, overflow) | 400 `timestamp_malformed` |
+/// | `webhook-timestamp` more than the tolerance old or ahead | 401 `timestamp_out_of_window` |
+/// | any of the three headers sent twice | 400 `signature_malformed` |
 ///
 /// Signing needs the `webhook-id` header on the request: the sender picks the id and keeps
 /// it across retries of the same message, so it is never made up here.
@@ -118,30 +130,40 @@ fn feed(mac: &mut HmacSha256, id: &[u8], timestamp: &[u8], body: &[u8]) {
     mac.update(body);
 }
 
-/// The `v1` signatures of a `webhook-signature` value; other versions are skipped.
+/// The `v1` signatures of a `webhook-signature` value.
+///
+/// Entries are separated by spaces (runs of spaces are allowed). Entries of other versions
+/// (`v1a`, `v2`, ...) are skipped. As in the reference libraries, which compare each `v1`
+/// entry with the expected text, a broken entry (no comma, or a `v1` value that is not one
+/// padded base64 HMAC-SHA256) only fails to match: another `v1` entry may still verify. When
+/// no `v1` entry is readable and one was broken, the header is malformed; when there is no
+/// `v1` entry at all, the list is empty and verifying answers `Invalid`.
 fn parse_signatures(value: &[u8]) -> Result<Vec<MacBytes>, VerifyError> {
     let mut signatures = Vec::new();
     let mut entries = 0usize;
+    let mut broken = false;
     for entry in value.split(|&b| b == b' ').filter(|e| !e.is_empty()) {
         entries += 1;
-        let comma = entry
-            .iter()
-            .position(|&b| b == b',')
-            .ok_or(VerifyError::Malformed {
-                reason: "a webhook-signature entry is not `<version>,<signature>`",
-            })?;
+        let Some(comma) = entry.iter().position(|&b| b == b',') else {
+            broken = true;
+            continue;
+        };
         let (version, signature) = (&entry[..comma], &entry[comma + 1..]);
         if version == b"v1" {
-            signatures.push(Encoding::Base64.decode_mac(signature).ok_or(
-                VerifyError::Malformed {
-                    reason: "a v1 signature is not one base64 HMAC-SHA256",
-                },
-            )?);
+            match Encoding::Base64.decode_mac(signature) {
+                Some(mac) => signatures.push(mac),
+                None => broken = true,
+            }
         }
     }
     if entries == 0 {
         return Err(VerifyError::Malformed {
             reason: "the webhook-signature header is empty",
+        });
+    }
+    if signatures.is_empty() && broken {
+        return Err(VerifyError::Malformed {
+            reason: "no webhook-signature entry is `v1,<base64 HMAC-SHA256>`",
         });
     }
     Ok(signatures)
@@ -164,7 +186,7 @@ impl Scheme for StandardWebhooks {
             _ => return Err(SignError::MissingHeader { header: WEBHOOK_ID }),
         };
         let timestamp = HeaderValue::from(now_unix);
-        let mut mac = keyed(key.expose_secret()).ok_or(SignError::InvalidKey)?;
+        let mut mac = signing_mac(key)?;
         feed(
             &mut mac,
             id.as_bytes(),
@@ -254,7 +276,18 @@ mod tests {
         let parsed = parse_signatures(format!("v1a,xyz v2,{sig}  v1,{sig}").as_bytes()).unwrap();
         assert_eq!(parsed, vec![[7u8; 32]]);
         assert!(parse_signatures(b"v2,abc").unwrap().is_empty());
-        for bad in [&b""[..], b"   ", b"v1", b"v1,", b"v1,abc", b"v1;abc"] {
+        // A broken entry next to a readable `v1` does not hide it.
+        let mixed = format!("v1 v1,!!!! v1,{sig} v1,{} garbage", &sig[..43]);
+        assert_eq!(parse_signatures(mixed.as_bytes()).unwrap(), vec![[7u8; 32]]);
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"v1",
+            b"v1,",
+            b"v1,abc",
+            b"v1;abc",
+            b"v2,x v1",
+        ] {
             assert!(
                 matches!(parse_signatures(bad), Err(VerifyError::Malformed { .. })),
                 "{bad:?}"

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue};
 use tollgate_core::timestamp::{TimestampWindow, parse_unix_seconds};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, MacBytes, find_match, keyed};
+use super::mac::{Encoding, HmacSha256, MacBytes, find_match, keyed, signing_mac};
 use super::{RequestParts, Scheme, SignError, VerifyError, sensitive_value};
 
 /// Stripe-style signatures: HMAC-SHA256 over `t + "." + body`, sent as
@@ -19,9 +19,24 @@ use super::{RequestParts, Scheme, SignError, VerifyError, sensitive_value};
 /// The key is the **whole** secret string as bytes, `whsec_` prefix included: build it with
 /// `Secret::from_string("whsec_...")`, never decoded.
 ///
-/// Verifying ignores entries it does not know (`v0`, future versions), requires exactly one
-/// `t`, and checks it within the window (default ±300 s). The header is `Stripe-Signature`
-/// unless set with [`header`](Stripe::header).
+/// The header is `Stripe-Signature` unless set with [`header`](Stripe::header). Verifying
+/// reads it the way Stripe's libraries do, and is stricter where they are lax:
+///
+/// | header | result |
+/// |---|---|
+/// | spaces around elements (`t=1, v1=..`), empty elements, elements without `=` | skipped |
+/// | `v0=..`, `v2=..`, any other key | skipped |
+/// | several `v1`, in any order | accepted when any one matches a usable key |
+/// | a `v1` that is not 64 lowercase hex digits, next to others | cannot match; the others still may |
+/// | every `v1` unreadable | 400 `signature_malformed` |
+/// | no `v1` at all (only `v0`, say) | 401 `signature_invalid` |
+/// | no `t`, or `t` twice | 400 `signature_malformed` |
+/// | `t` not ASCII digits (`-1`, `+1`, `1.5`, ` 1`, overflow) | 400 `timestamp_malformed` |
+/// | `t` more than the tolerance (default 300 s) in the past **or the future** | 401 `timestamp_out_of_window` |
+///
+/// Stripe's libraries refuse only *old* timestamps; this window is two-sided, so a signature
+/// made with a clock far ahead cannot be held back and used later. Hex is accepted in lower
+/// case only, as Stripe sends it and as stripe-node compares it (see [`Encoding::Hex`]).
 ///
 /// ```
 /// use tollgate_core::Secret;
@@ -102,16 +117,34 @@ struct Parsed<'a> {
     signatures: Vec<MacBytes>,
 }
 
+/// `bytes` without leading and trailing spaces and tabs.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |last| last + 1);
+    &bytes[start..end]
+}
+
+/// Parses `t=<ts>,v1=<hex>[,v1=<hex>...]` the way Stripe's own libraries read it: elements
+/// are split on `,` with spaces around them ignored; elements that are empty, without `=`,
+/// or of another scheme (`v0`, future versions) are skipped; a `v1` value that is not one
+/// lowercase hex HMAC-SHA256 simply cannot match (another `v1` still may).
+///
+/// Stricter than those libraries where a lax reading is ambiguous: exactly one `t`, and a
+/// header whose every `v1` is unreadable is malformed (400) rather than merely unmatched.
 fn parse(value: &[u8]) -> Result<Parsed<'_>, VerifyError> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
-    for item in value.split(|&b| b == b',') {
-        let eq = item
-            .iter()
-            .position(|&b| b == b'=')
-            .ok_or(VerifyError::Malformed {
-                reason: "a signature header element is not `key=value`",
-            })?;
+    let mut unreadable_v1 = false;
+    for item in value.split(|&b| b == b',').map(trim_ows) {
+        let Some(eq) = item.iter().position(|&b| b == b'=') else {
+            continue;
+        };
         let (key, val) = (&item[..eq], &item[eq + 1..]);
         match key {
             b"t" if timestamp.is_some() => {
@@ -120,17 +153,21 @@ fn parse(value: &[u8]) -> Result<Parsed<'_>, VerifyError> {
                 });
             }
             b"t" => timestamp = Some(val),
-            b"v1" => signatures.push(Encoding::Hex.decode_mac(val).ok_or(
-                VerifyError::Malformed {
-                    reason: "a v1 signature is not one lowercase hex HMAC-SHA256",
-                },
-            )?),
+            b"v1" => match Encoding::Hex.decode_mac(val) {
+                Some(mac) => signatures.push(mac),
+                None => unreadable_v1 = true,
+            },
             _ => {}
         }
     }
     let timestamp = timestamp.ok_or(VerifyError::Malformed {
         reason: "the signature header has no `t`",
     })?;
+    if signatures.is_empty() && unreadable_v1 {
+        return Err(VerifyError::Malformed {
+            reason: "no v1 signature is one lowercase hex HMAC-SHA256",
+        });
+    }
     Ok(Parsed {
         timestamp,
         signatures,
@@ -149,7 +186,7 @@ impl Scheme for Stripe {
         now_unix: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
         let timestamp = now_unix.to_string();
-        let mut mac = keyed(key.expose_secret()).ok_or(SignError::InvalidKey)?;
+        let mut mac = signing_mac(key)?;
         feed(&mut mac, timestamp.as_bytes(), request.body());
         let value = format!(
             "t={timestamp},v1={}",
@@ -199,13 +236,21 @@ mod tests {
         assert_eq!(parsed.timestamp, b"12");
         assert_eq!(parsed.signatures.len(), 2);
         assert!(parse(b"t=12,v0=abc").unwrap().signatures.is_empty());
+        // Spaces around elements, empty elements, elements without `=` and unreadable `v1`
+        // values next to a readable one are skipped, as Stripe's libraries do.
+        let lax = format!(" t=12 ,\tv1={hex} , ,junk,v1=potato,v1=,");
+        let parsed = parse(lax.as_bytes()).unwrap();
+        assert_eq!(parsed.timestamp, b"12");
+        assert_eq!(parsed.signatures, vec![[9u8; 32]]);
+        assert!(parse(b"t=12,v1").unwrap().signatures.is_empty());
         for bad in [
             &b""[..],
             b"t=1,t=2",
             b"v1=00",
-            b"t=1,v1",
-            b"t=1,,v1=00",
-            b"t=1,v1=zz",
+            b"t=1,v1=00",
+            b"t=1,,v1=zz",
+            b"t=1,v1=",
+            b"garbage",
         ] {
             assert!(
                 matches!(parse(bad), Err(VerifyError::Malformed { .. })),
