@@ -13,6 +13,16 @@ async fn main() -> ExitCode {
         }
     };
     if serve {
+        // Interactive use: the shared clock follows the system clock, so timestamps made with
+        // `date +%s` are inside the window.
+        let clock = demo.clock.clone();
+        tokio::spawn(async move {
+            use tollgate::core::Clock;
+            loop {
+                clock.set(tollgate::core::SystemClock.now_unix());
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
         println!("tollgate-demo: apps running on loopback; press Ctrl-C to stop.\n");
         for (what, command) in demo.curl_commands() {
             println!("# {what}\n{command}\n");

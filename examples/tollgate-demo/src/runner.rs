@@ -136,3 +136,39 @@ pub fn summary(outcomes: &[Outcome]) -> String {
         outcomes.len() - passed
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(name: &'static str, expected: &'static str, actual: &str) -> Outcome {
+        Outcome {
+            name,
+            request: "GET /",
+            expected,
+            actual: actual.to_owned(),
+        }
+    }
+
+    #[test]
+    fn table_is_aligned_and_flags_mismatches() {
+        let table = render(&[
+            outcome("first", "200", "200"),
+            outcome("a longer name", "403 origin_not_allowed", "200"),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "#  scenario       request  expected                actual"
+        );
+        assert_eq!(
+            lines[2],
+            "1  first          GET /    200                     200     ok"
+        );
+        assert_eq!(
+            lines[3],
+            "2  a longer name  GET /    403 origin_not_allowed  200     MISMATCH"
+        );
+        assert_eq!(lines[5], "2 scenarios: 1 as expected, 1 mismatched");
+    }
+}

@@ -196,14 +196,73 @@ impl Demo {
         format!("http://{}{path}", self.transak_addr)
     }
 
-    /// Ready-to-paste `curl` commands against the running apps (for `--serve`).
+    /// Ready-to-paste commands against the running apps (for `--serve`): what each shows, and
+    /// the command.
     pub fn curl_commands(&self) -> Vec<(String, String)> {
-        vec![(
-            "mock Transak refuses a call without x-user-ip".to_owned(),
-            format!(
-                "curl -i -X POST {} -H 'x-api-key: {TRANSAK_API_KEY}' -H 'access-token: {TRANSAK_ACCESS_TOKEN}' -H 'content-type: application/json' -d '{{\"widgetParams\":{{\"apiKey\":\"{TRANSAK_API_KEY}\",\"referrerDomain\":\"example.com\"}}}}'",
-                self.transak_url("/api/v2/auth/session")
+        let partner = self.partner_url("/api/widget-url");
+        let body = r#"'{"cryptoCurrencyCode":"ETH"}'"#;
+        let notification = r#"'{"event":"payout.completed","id":"evt_1","amount":"10.50"}'"#;
+        vec![
+            (
+                "allowed origin: 200 {\"widgetUrl\":...} with Access-Control-Allow-Origin".to_owned(),
+                format!("curl -i -X POST {partner} -H 'origin: {FRONTEND_ORIGIN}' -H 'content-type: application/json' -d {body}"),
             ),
-        )]
+            (
+                "foreign origin: 403 origin_not_allowed, the handler does not run".to_owned(),
+                format!("curl -i -X POST {partner} -H 'origin: https://evil.example' -H 'content-type: application/json' -d {body}"),
+            ),
+            (
+                "preflight: 204 with the allowed methods and headers".to_owned(),
+                format!("curl -i -X OPTIONS {partner} -H 'origin: {FRONTEND_ORIGIN}' -H 'access-control-request-method: POST' -H 'access-control-request-headers: content-type'"),
+            ),
+            (
+                "spoofed X-Forwarded-For from an untrusted peer: ignored (x-user-ip stays 127.0.0.1)".to_owned(),
+                format!("curl -i -X POST {partner} -H 'origin: {FRONTEND_ORIGIN}' -H 'x-forwarded-for: 203.0.113.66' -d {body}"),
+            ),
+            (
+                "cf-connecting-ip from the trusted proxy 127.0.0.2: believed (x-user-ip 198.51.100.23)".to_owned(),
+                format!("curl -i --interface 127.0.0.2 -X POST {partner} -H 'origin: {FRONTEND_ORIGIN}' -H 'cf-connecting-ip: 198.51.100.23' -d {body}"),
+            ),
+            (
+                "mock Transak without x-user-ip: 400 \"`x-user-ip` must be a valid IPv4 or IPv6 address\"".to_owned(),
+                format!(
+                    "curl -i -X POST {} -H 'x-api-key: {TRANSAK_API_KEY}' -H 'access-token: {TRANSAK_ACCESS_TOKEN}' -H 'content-type: application/json' -d '{{\"widgetParams\":{{\"apiKey\":\"{TRANSAK_API_KEY}\",\"referrerDomain\":\"partner.example\"}}}}'",
+                    self.transak_url("/api/v2/auth/session")
+                ),
+            ),
+            (
+                "OneKey webhook signed with the demo secret: 200 {\"received\":true,...}".to_owned(),
+                format!(
+                    "body={notification}; sig=$(printf '%s' \"$body\" | openssl dgst -sha256 -hmac {ONEKEY_SECRET} -hex | sed 's/^.* //'); curl -i -X POST {} -H 'content-type: application/json' -H \"payload-signature: $sig\" -d \"$body\"",
+                    self.webhook_url("/webhooks/onekey")
+                ),
+            ),
+            (
+                "tampered webhook: 401 signature_invalid".to_owned(),
+                format!(
+                    "curl -i -X POST {} -H 'content-type: application/json' -H 'payload-signature: 0000000000000000000000000000000000000000000000000000000000000000' -d {notification}",
+                    self.webhook_url("/webhooks/onekey")
+                ),
+            ),
+            (
+                "unsigned Tranzila call: 400 header_malformed".to_owned(),
+                format!(
+                    "curl -i -X POST {}{}",
+                    self.tranzila_url,
+                    tranzila_client::CREATE_TRANSACTION_PATH
+                ),
+            ),
+            (
+                "plain hyper server from outside its allowlist: 403 ip_not_allowed".to_owned(),
+                format!("curl -i --interface 127.0.0.2 http://{}/api/whoami", self.hyper_addr),
+            ),
+            (
+                "gRPC health check from outside the allowlist: PermissionDenied".to_owned(),
+                format!(
+                    "TONIC_HEALTH_ADDR={} cargo run -q -p tonic-health-example -- check --from 127.0.0.2",
+                    self.grpc_addr
+                ),
+            ),
+        ]
     }
 }

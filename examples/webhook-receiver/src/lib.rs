@@ -22,7 +22,7 @@
 //! curl -i http://127.0.0.1:3002/webhooks/onekey -H 'content-type: application/json' \
 //!   -H "payload-signature: $sig" -d "$body"
 //! # 200 {"received":true,"scheme":"onekey","keyId":"onekey-1"}
-//! curl -i http://127.0.0.1:3002/webhooks/onekey -H 'payload-signature: 00' -d "$body"
+//! curl -i http://127.0.0.1:3002/webhooks/onekey -H 'payload-signature: 0000000000000000000000000000000000000000000000000000000000000000' -d "$body"
 //! # 401 {"error":{"code":"signature_invalid",...}}
 //! ```
 #![forbid(unsafe_code)]
