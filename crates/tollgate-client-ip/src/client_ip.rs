@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use http::{Extensions, HeaderName, HeaderValue};
@@ -88,9 +89,22 @@ impl ClientIp {
 
     /// The address as a header value (`203.0.113.7`, `2001:db8::1`).
     pub fn to_header_value(&self) -> HeaderValue {
+        // Formatted on the stack (an address is at most 45 bytes of text), so the header
+        // value's own copy is the only allocation.
+        let mut buffer = [0u8; 48];
+        let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+        let text = match write!(cursor, "{}", self.ip) {
+            Ok(()) => usize::try_from(cursor.position())
+                .ok()
+                .and_then(|written| buffer.get(..written)),
+            Err(_) => None,
+        };
         // An address's text is always a valid header value.
-        HeaderValue::from_str(&self.ip.to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+        match text {
+            Some(text) => HeaderValue::from_bytes(text),
+            None => HeaderValue::from_str(&self.ip.to_string()),
+        }
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
     }
 
     /// The `ClientIp` of the current task-local scope: the one the inbound

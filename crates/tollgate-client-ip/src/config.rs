@@ -51,6 +51,12 @@ fn parse_one(text: &str) -> Result<ClientIpSource, ConfigError> {
             };
             let name = HeaderName::from_bytes(name.trim().as_bytes())
                 .map_err(|_| ConfigError::new(format!("`{name}` is not a valid header name")))?;
+            if let Some(list) = ListHeader::parse(name.as_str()) {
+                return Err(ConfigError::new(format!(
+                    "`header` reads a single-IP header, but `{list}` is a list that clients \
+                     write into; use `rightmost-trusted-range:{list}:<ranges>`"
+                )));
+            }
             let proxies = match ranges {
                 Some(ranges) => ranges.parse::<IpRanges>()?,
                 None => IpRanges::any(),

@@ -4,32 +4,54 @@ use std::convert::Infallible;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::request::Parts;
-use tollgate_core::rejection::code;
-use tollgate_core::{Rejection, RejectionResponder};
+use tollgate_core::RejectionResponder;
 
-use crate::ClientIp;
+use crate::{ClientIp, ExtractError};
 
 /// `ClientIp` as a handler argument failed: no [`ClientIpLayer`](crate::ClientIpLayer) ran
-/// before the handler (or it was set to continue and found no IP). Answers 500
-/// `client_ip_misconfigured`; take `Option<ClientIp>` to handle the absence yourself.
+/// before the handler, or it was set to
+/// [`continue_on_failure`](crate::ClientIpLayer::continue_on_failure) and found no IP.
+///
+/// Answers like the layer would have: 400 `invalid_client_ip` when the layer found the
+/// request's headers at fault (a client's bytes never cause a 500), 500
+/// `client_ip_misconfigured` when no layer ran or no peer address reached it. Take
+/// `Option<ClientIp>` to handle the absence yourself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ClientIpRejection;
+pub struct ClientIpRejection {
+    reason: Option<ExtractError>,
+}
+
+impl ClientIpRejection {
+    /// Why the layer found no IP; `None` when no [`ClientIpLayer`](crate::ClientIpLayer)
+    /// ran before the handler.
+    pub fn reason(&self) -> Option<&ExtractError> {
+        self.reason.as_ref()
+    }
+}
 
 impl IntoResponse for ClientIpRejection {
     fn into_response(self) -> Response {
-        tracing::error!(
-            target: "tollgate",
-            "ClientIp extractor used without a ClientIpLayer in front of the handler"
-        );
+        let rejection = match &self.reason {
+            Some(reason) => {
+                if reason.is_misconfiguration() {
+                    tracing::error!(target: "tollgate", "client IP misconfigured: {reason}");
+                } else {
+                    tracing::debug!(target: "tollgate", "no client IP: {reason}");
+                }
+                reason.to_rejection()
+            }
+            None => {
+                tracing::error!(
+                    target: "tollgate",
+                    "ClientIp extractor used without a ClientIpLayer in front of the handler"
+                );
+                ExtractError::MissingPeer.to_rejection()
+            }
+        };
         RejectionResponder::json()
-            .respond(Rejection::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                code::CLIENT_IP_MISCONFIGURED,
-                "the server cannot determine the client IP",
-            ))
+            .respond(rejection)
             .map(axum::body::Body::from)
     }
 }
@@ -42,7 +64,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .extensions
             .get::<ClientIp>()
             .cloned()
-            .ok_or(ClientIpRejection)
+            .ok_or_else(|| ClientIpRejection {
+                reason: parts.extensions.get::<ExtractError>().cloned(),
+            })
     }
 }
 

@@ -98,7 +98,9 @@ impl ClientIpLayer {
     }
 
     /// Let requests without a client IP through, without a `ClientIp` extension (the failure
-    /// is logged at `DEBUG`, or `ERROR` when no peer address reached the layer).
+    /// is logged at `DEBUG`, or `ERROR` when no peer address reached the layer). The reason
+    /// is inserted into the request's extensions as an [`ExtractError`](crate::ExtractError),
+    /// so a later extractor can still tell the client's fault (400) from the server's (500).
     pub fn continue_on_failure(mut self) -> Self {
         self.config_mut().reject = false;
         self
@@ -226,6 +228,7 @@ where
                 if self.config.reject {
                     ResponseFuture::rejected(self.config.responder.respond(err.to_rejection()))
                 } else {
+                    request.extensions_mut().insert(err);
                     ResponseFuture::inner(self.inner.call(request))
                 }
             }

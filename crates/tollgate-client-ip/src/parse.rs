@@ -46,20 +46,37 @@ fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
-/// An IPv6 literal with an optional `%zone`, which is dropped.
+/// An IPv6 literal with an optional `%zone`, which is dropped (an empty zone too, as Go's
+/// `net.SplitHostZone` allows).
 fn parse_v6(bytes: &[u8]) -> Option<Ipv6Addr> {
     let address = match bytes.iter().position(|b| *b == b'%') {
-        Some(at) if at + 1 < bytes.len() => &bytes[..at],
-        Some(_) => return None,
+        Some(at) => &bytes[..at],
         None => bytes,
     };
     std::str::from_utf8(address).ok()?.parse().ok()
 }
 
+/// What sits inside `[...]`: an IPv6 literal (with an optional zone) or, leniently, an
+/// IPv4 address (`[192.0.2.1]:80`, which some proxies write and Go's `SplitHostPort`
+/// accepts).
+fn parse_bracketed(bytes: &[u8]) -> Option<IpAddr> {
+    if bytes.contains(&b':') {
+        Some(IpAddr::V6(parse_v6(bytes)?))
+    } else {
+        Some(IpAddr::V4(parse_v4(bytes)?))
+    }
+}
+
+/// The output rule: canonical, never unspecified.
+fn usable(ip: IpAddr) -> Option<IpAddr> {
+    let ip = canonical(ip);
+    if ip.is_unspecified() { None } else { Some(ip) }
+}
+
 /// One node of a forwarding header: `192.0.2.1`, `192.0.2.1:8080`, `2001:db8::1`,
-/// `[2001:db8::1]`, `[2001:db8::1]:8080`, `fe80::1%eth0`. The port and zone are dropped,
-/// IPv4-mapped IPv6 is folded to IPv4, and `0.0.0.0` / `::` are refused. Anything else
-/// (`unknown`, `_hidden`, empty, garbage) is `None`.
+/// `[2001:db8::1]`, `[2001:db8::1]:8080`, `fe80::1%eth0`, `[192.0.2.1]:80`. The port and
+/// zone are dropped, IPv4-mapped IPv6 is folded to IPv4, and `0.0.0.0` / `::` are refused.
+/// Anything else (`unknown`, `_hidden`, empty, garbage) is `None`.
 pub(crate) fn parse_node(bytes: &[u8]) -> Option<IpAddr> {
     let bytes = trim_ows(bytes);
     let ip = if let Some(rest) = bytes.strip_prefix(b"[") {
@@ -71,7 +88,7 @@ pub(crate) fn parse_node(bytes: &[u8]) -> Option<IpAddr> {
                 return None;
             }
         }
-        IpAddr::V6(parse_v6(&rest[..close])?)
+        parse_bracketed(&rest[..close])?
     } else {
         let colons = bytes.iter().filter(|b| **b == b':').count();
         match colons {
@@ -86,8 +103,28 @@ pub(crate) fn parse_node(bytes: &[u8]) -> Option<IpAddr> {
             _ => IpAddr::V6(parse_v6(bytes)?),
         }
     };
-    let ip = canonical(ip);
-    if ip.is_unspecified() { None } else { Some(ip) }
+    usable(ip)
+}
+
+/// A node that always carries a port, as in CloudFront's `CloudFront-Viewer-Address`
+/// (`198.51.100.10:46532`, and IPv6 *without* brackets: `2001:db8::17:46532`). An
+/// unbracketed IPv6 text is ambiguous (`2001:db8::1:443` is also a valid address), so the
+/// last `:digits` is taken as the port first; without a parseable address left of it the
+/// text is read as a plain node.
+pub(crate) fn parse_node_with_port(bytes: &[u8]) -> Option<IpAddr> {
+    let bytes = trim_ows(bytes);
+    if bytes.first() != Some(&b'[')
+        && bytes.iter().filter(|b| **b == b':').count() > 1
+        && let Some(at) = bytes.iter().rposition(|b| *b == b':')
+        && let port = &bytes[at + 1..]
+        && !port.is_empty()
+        && port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+        && let Some(v6) = parse_v6(&bytes[..at])
+    {
+        return usable(IpAddr::V6(v6));
+    }
+    parse_node(bytes)
 }
 
 /// Splits one `Forwarded` line into elements at commas outside quoted strings, left to
@@ -229,6 +266,40 @@ mod tests {
         assert_eq!(node("::ffff:192.0.2.9"), Some(ip("192.0.2.9")));
         assert_eq!(node("[::ffff:c000:209]:1"), Some(ip("192.0.2.9")));
         assert_eq!(node("2001:DB8::A"), Some(ip("2001:db8::a")));
+        // Lenient like Go's `net.SplitHostPort` + `SplitHostZone`: bracketed IPv4, an
+        // empty zone.
+        assert_eq!(node("[192.0.2.1]"), Some(ip("192.0.2.1")));
+        assert_eq!(node("[192.0.2.1]:80"), Some(ip("192.0.2.1")));
+        assert_eq!(node("2001:db8::1%"), Some(ip("2001:db8::1")));
+        assert_eq!(node("[fe80::1%]:80"), Some(ip("fe80::1")));
+    }
+
+    #[test]
+    fn nodes_that_always_carry_a_port() {
+        let with_port = |s: &str| parse_node_with_port(s.as_bytes());
+        assert_eq!(with_port("198.51.100.10:46532"), Some(ip("198.51.100.10")));
+        assert_eq!(
+            with_port("2a09:bac1:3b20:38::17:3c9:46532"),
+            Some(ip("2a09:bac1:3b20:38::17:3c9"))
+        );
+        // Ambiguous without brackets: the last group is the port.
+        assert_eq!(with_port("2001:db8::1:443"), Some(ip("2001:db8::1")));
+        assert_eq!(with_port("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
+        // No port after all: read as a plain node.
+        assert_eq!(with_port("198.51.100.10"), Some(ip("198.51.100.10")));
+        assert_eq!(with_port("2001:db8::"), Some(ip("2001:db8::")));
+        assert_eq!(with_port("::ffff:192.0.2.1:80"), Some(ip("192.0.2.1")));
+        for bad in [
+            "",
+            ":::80",
+            "::",
+            "0.0.0.0:80",
+            "::0:80",
+            "garbage:80",
+            "_x",
+        ] {
+            assert_eq!(with_port(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
@@ -252,8 +323,11 @@ mod tests {
             "192.0.2.1:123456",
             "[2001:db8::1",
             "[2001:db8::1]x",
-            "[192.0.2.1]",
-            "2001:db8::1%",
+            "[192.0.2.1%eth0]",
+            "192.0.2.1%eth0",
+            "[192.0.2]:80",
+            "[]",
+            "[]:80",
             "2001:db8::g",
             "192.0.2.1 192.0.2.2",
             "\"192.0.2.1\"",

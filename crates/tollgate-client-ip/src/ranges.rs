@@ -64,6 +64,10 @@ const PRIVATE: &[&str] = &[
 
 const LOOPBACK: &[&str] = &["127.0.0.0/8", "::1/128"];
 
+const LINK_LOCAL: &[&str] = &["169.254.0.0/16", "fe80::/10"];
+
+const UNIQUE_LOCAL: &[&str] = &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"];
+
 /// A set of IP ranges (CIDRs or single addresses), used for trusted proxies and allowlists.
 ///
 /// Ranges are canonicalised like addresses: an IPv4-mapped IPv6 range
@@ -71,8 +75,10 @@ const LOOPBACK: &[&str] = &["127.0.0.0/8", "::1/128"];
 /// [`contains`](IpRanges::contains) folds IPv4-mapped addresses to IPv4 before matching, so
 /// a dual-stack socket's `::ffff:10.1.2.3` peer matches `10.0.0.0/8`. Cheap to clone.
 ///
-/// Parse a comma-separated list with [`FromStr`]: CIDRs, bare addresses, and the names
-/// `cloudflare`, `private` and `loopback` for the built-in sets.
+/// Parse a comma-separated list with [`FromStr`]: CIDRs (`10.0.0.0/8`, or with a dotted
+/// netmask as Express's `proxy-addr` accepts, `10.0.0.0/255.0.0.0`), bare addresses, and the
+/// names `cloudflare`, `private`, `loopback`, `linklocal` and `uniquelocal` for the built-in
+/// sets (the last three as in `proxy-addr`).
 ///
 /// ```
 /// use tollgate_client_ip::IpRanges;
@@ -131,6 +137,17 @@ impl IpRanges {
     /// `127.0.0.0/8` and `::1`.
     pub fn loopback() -> Self {
         Self::from_static(LOOPBACK)
+    }
+
+    /// Link-local: `169.254.0.0/16` and `fe80::/10` (`linklocal` in the grammar).
+    pub fn link_local() -> Self {
+        Self::from_static(LINK_LOCAL)
+    }
+
+    /// RFC 1918 private and IPv6 unique-local: `10.0.0.0/8`, `172.16.0.0/12`,
+    /// `192.168.0.0/16` and `fc00::/7` (`uniquelocal` in the grammar).
+    pub fn unique_local() -> Self {
+        Self::from_static(UNIQUE_LOCAL)
     }
 
     fn from_static(list: &[&str]) -> Self {
@@ -198,21 +215,9 @@ impl FromStr for IpRanges {
                 "cloudflare" => nets.extend(IpRanges::cloudflare().nets.iter().copied()),
                 "private" => nets.extend(IpRanges::private().nets.iter().copied()),
                 "loopback" => nets.extend(IpRanges::loopback().nets.iter().copied()),
-                _ => {
-                    let net = match item.parse::<IpNet>() {
-                        Ok(net) => net,
-                        Err(_) => match item.parse::<IpAddr>() {
-                            Ok(ip) => IpNet::from(ip),
-                            Err(_) => {
-                                return Err(ConfigError::new(format!(
-                                    "`{item}` is not a CIDR range or IP address \
-                                     (expected e.g. `10.0.0.0/8`, `2001:db8::/32` or `192.0.2.7`)"
-                                )));
-                            }
-                        },
-                    };
-                    nets.push(net);
-                }
+                "linklocal" => nets.extend(IpRanges::link_local().nets.iter().copied()),
+                "uniquelocal" => nets.extend(IpRanges::unique_local().nets.iter().copied()),
+                _ => nets.push(parse_range(item)?),
             }
         }
         Ok(Self::new(nets))
@@ -246,6 +251,56 @@ impl fmt::Display for IpRanges {
 impl fmt::Debug for IpRanges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.nets.iter()).finish()
+    }
+}
+
+/// One CIDR (`10.0.0.0/8`, `10.0.0.0/255.0.0.0`) or bare address.
+fn parse_range(item: &str) -> Result<IpNet, ConfigError> {
+    if let Ok(net) = item.parse::<IpNet>() {
+        return Ok(net);
+    }
+    if let Ok(ip) = item.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    if let Some((address, mask)) = item.split_once('/')
+        && let (Ok(address), Ok(mask)) = (address.parse::<IpAddr>(), mask.parse::<IpAddr>())
+    {
+        let prefix = match (address, mask) {
+            (IpAddr::V4(_), IpAddr::V4(mask)) => contiguous_prefix(&mask.octets()),
+            (IpAddr::V6(_), IpAddr::V6(mask)) => contiguous_prefix(&mask.octets()),
+            _ => None,
+        };
+        return prefix
+            .and_then(|prefix| IpNet::new(address, prefix).ok())
+            .ok_or_else(|| {
+                ConfigError::new(format!(
+                    "`{item}` has a netmask that is not contiguous or does not match the address"
+                ))
+            });
+    }
+    Err(ConfigError::new(format!(
+        "`{item}` is not a CIDR range or IP address \
+         (expected e.g. `10.0.0.0/8`, `2001:db8::/32` or `192.0.2.7`)"
+    )))
+}
+
+/// The prefix length of a netmask whose set bits are contiguous from the left.
+fn contiguous_prefix(mask: &[u8]) -> Option<u8> {
+    let ones: u32 = mask.iter().map(|b| b.count_ones()).sum();
+    let expected = mask.iter().enumerate().all(|(i, byte)| {
+        let before = u32::try_from(i * 8).unwrap_or(u32::MAX);
+        let ones_here = ones.saturating_sub(before).min(8);
+        let want = if ones_here == 0 {
+            0
+        } else {
+            0xffu8 << (8 - ones_here)
+        };
+        *byte == want
+    });
+    if expected {
+        u8::try_from(ones).ok()
+    } else {
+        None
     }
 }
 
@@ -331,5 +386,50 @@ mod tests {
             "empty entry in the range list `10.0.0.0/8,,`"
         );
         assert!("10.0.0.0/33".parse::<IpRanges>().is_err());
+        let err = "10.0.0.0/255.0.255.0".parse::<IpRanges>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`10.0.0.0/255.0.255.0` has a netmask that is not contiguous or does not match the address"
+        );
+        assert!("10.0.0.0/ffff::".parse::<IpRanges>().is_err());
+    }
+
+    #[test]
+    fn netmask_notation() {
+        let ranges: IpRanges = "10.0.0.1/255.255.255.0, 192.168.0.0/255.255.0.0, 127.0.0.1/255.255.255.255, 0.0.0.0/0.0.0.0, 2001:db8::/ffff:ffff::"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            ranges.to_string(),
+            "10.0.0.0/24,192.168.0.0/16,127.0.0.1/32,0.0.0.0/0,2001:db8::/32"
+        );
+    }
+
+    #[test]
+    fn proxy_addr_names() {
+        let link: IpRanges = "linklocal".parse().unwrap();
+        assert_eq!(link, IpRanges::link_local());
+        assert!(link.contains(ip("169.254.10.1")));
+        assert!(link.contains(ip("fe80::1")));
+        assert!(link.contains(ip("::ffff:169.254.10.1")));
+        assert!(!link.contains(ip("10.0.0.1")));
+        let unique: IpRanges = "uniquelocal".parse().unwrap();
+        assert_eq!(unique, IpRanges::unique_local());
+        for inside in [
+            "10.1.1.1",
+            "172.16.0.1",
+            "192.168.0.1",
+            "fc00::1",
+            "fd12::1",
+        ] {
+            assert!(unique.contains(ip(inside)), "{inside}");
+        }
+        assert!(!unique.contains(ip("127.0.0.1")));
+        assert!(!unique.contains(ip("fe80::1")));
+        let all: IpRanges = "loopback, linklocal, uniquelocal".parse().unwrap();
+        for ip_text in ["127.0.0.1", "::1", "169.254.0.1", "10.0.0.1", "fc00::1"] {
+            assert!(all.contains(ip(ip_text)), "{ip_text}");
+        }
+        assert!(!all.contains(ip("8.8.8.8")));
     }
 }

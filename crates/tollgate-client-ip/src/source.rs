@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::error::ExtractError;
-use crate::parse::{ForwardedElements, canonical, forwarded_for, parse_node};
+use crate::parse::{ForwardedElements, canonical, forwarded_for, parse_node, parse_node_with_port};
 use crate::{ClientIp, IpOrigin, IpRanges};
 
 /// A list header that proxies append to: `X-Forwarded-For` or RFC 7239 `Forwarded`.
@@ -110,6 +110,8 @@ enum Kind {
     Header {
         name: HeaderName,
         proxies: IpRanges,
+        /// The value always ends in `:port` (`cloudfront-viewer-address`).
+        with_port: bool,
     },
     RightmostTrustedRange {
         list: ListHeader,
@@ -148,11 +150,20 @@ impl ClientIpSource {
     /// A list (`a, b`) or anything not an address is [`ExtractError::InvalidHeader`]. When the
     /// header appears on several lines, the last line (added by the closest proxy) is read.
     /// Pass [`IpRanges::any`] only when nothing but the proxy can reach the server.
+    ///
+    /// `cloudfront-viewer-address` is read as CloudFront writes it, `ip:port` with IPv6
+    /// unbracketed (`2001:db8::17:46532`): the last `:digits` is the port.
+    ///
+    /// Do not name a list header (`x-forwarded-for`, `forwarded`) here: a client's own
+    /// entries come first in it. The configuration grammar refuses them; use
+    /// [`rightmost_trusted_range`](Self::rightmost_trusted_range).
     pub fn header(name: HeaderName, trusted_proxies: IpRanges) -> Self {
+        let with_port = name == "cloudfront-viewer-address";
         Self {
             kind: Kind::Header {
                 name,
                 proxies: trusted_proxies,
+                with_port,
             },
         }
     }
@@ -216,6 +227,11 @@ impl ClientIpSource {
 
     /// The leftmost public (non-private) address of `list`.
     ///
+    /// Since every entry it can return is client-controlled anyway, invalid hops are
+    /// *skipped* here (the leftmost **valid** public address, as realclientip-go does); when
+    /// there is none and some hop was invalid the error is [`ExtractError::InvalidHop`] for
+    /// the leftmost invalid one.
+    ///
     /// # Security considerations
     ///
     /// **Spoofable.** The leftmost entries are whatever the client put in the header before
@@ -231,10 +247,18 @@ impl ClientIpSource {
     }
 
     /// A chain: this source, and `next` when this one yields no IP. Chains flatten, so
-    /// `a.or(b).or(c)` tries `a`, `b`, `c` in order.
+    /// `a.or(b).or(c)` tries `a`, `b`, `c` in order, and the first source that reads an IP
+    /// (or [`remote_addr`](Self::remote_addr)) answers.
     ///
-    /// When every source fails, the error is [`ExtractError::MissingPeer`] if any source
-    /// failed for lack of a peer (a deployment error wins), else the first source's error.
+    /// A source that does not trust the peer *passes* inside a chain instead of answering
+    /// with the peer, so `cloudflare or header:x-real-ip:10.0.0.5` reads `x-real-ip` from
+    /// the nginx at `10.0.0.5` rather than stopping at "10.0.0.5 is not Cloudflare, so it is
+    /// the client". Only when every source passes is the peer the client. A header is still
+    /// read only from a peer that the source reading it trusts.
+    ///
+    /// When no source answers, the error is [`ExtractError::MissingPeer`] if any source
+    /// failed for lack of a peer (a deployment error wins), else the first source's error
+    /// (a source trusted the peer as its proxy, so the peer is not the client).
     ///
     /// ```
     /// use http::HeaderMap;
@@ -268,19 +292,39 @@ impl ClientIpSource {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> Result<ClientIp, ExtractError> {
+        match self.resolve(headers, peer)? {
+            Resolved::Read(ip) | Resolved::Untrusted(ip) => Ok(ip),
+        }
+    }
+
+    fn resolve(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Resolved, ExtractError> {
         match &self.kind {
-            Kind::RemoteAddr => peer_ip(peer).map(|ip| ClientIp::new(ip, IpOrigin::Peer)),
-            Kind::Header { name, proxies } => {
+            Kind::RemoteAddr => {
+                peer_ip(peer).map(|ip| Resolved::Read(ClientIp::new(ip, IpOrigin::Peer)))
+            }
+            Kind::Header {
+                name,
+                proxies,
+                with_port,
+            } => {
                 if let Some(client) = untrusted_peer(peer, proxies)? {
-                    return Ok(client);
+                    return Ok(Resolved::Untrusted(client));
                 }
                 let Some(value) = headers.get_all(name).iter().next_back() else {
                     return Err(ExtractError::MissingHeader {
                         header: name.clone(),
                     });
                 };
-                match parse_node(value.as_bytes()) {
-                    Some(ip) => Ok(ClientIp::new(ip, IpOrigin::Header(name.clone()))),
+                let parsed = if *with_port {
+                    parse_node_with_port(value.as_bytes())
+                } else {
+                    parse_node(value.as_bytes())
+                };
+                match parsed {
+                    Some(ip) => Ok(Resolved::Read(ClientIp::new(
+                        ip,
+                        IpOrigin::Header(name.clone()),
+                    ))),
                     None => Err(ExtractError::InvalidHeader {
                         header: name.clone(),
                     }),
@@ -288,68 +332,47 @@ impl ClientIpSource {
             }
             Kind::RightmostTrustedRange { list, proxies } => {
                 if let Some(client) = untrusted_peer(peer, proxies)? {
-                    return Ok(client);
+                    return Ok(Resolved::Untrusted(client));
                 }
-                rightmost_outside(headers, *list, proxies)
+                rightmost_outside(headers, *list, proxies).map(Resolved::Read)
             }
             Kind::RightmostNonPrivate { list, private } => {
                 if let Some(client) = untrusted_peer(peer, private)? {
-                    return Ok(client);
+                    return Ok(Resolved::Untrusted(client));
                 }
-                rightmost_outside(headers, *list, private)
+                rightmost_outside(headers, *list, private).map(Resolved::Read)
             }
             Kind::RightmostTrustedCount { list, count } => {
                 peer_ip(peer)?;
-                let want = count.get() - 1;
-                let walked = walk_right(headers, *list, |hop, ip| match ip {
-                    None => ControlFlow::Break(Err(hop)),
-                    Some(ip) if hop == want => ControlFlow::Break(Ok(ip)),
-                    Some(_) => ControlFlow::Continue(()),
-                });
-                match walked {
-                    Walk::Found(Ok(ip)) => Ok(ClientIp::new(
-                        ip,
-                        IpOrigin::ListHop {
-                            header: list.name(),
-                            hop: want,
-                        },
-                    )),
-                    Walk::Found(Err(hop)) => Err(ExtractError::InvalidHop {
-                        header: list.name(),
-                        hop,
-                    }),
-                    Walk::Missing => Err(ExtractError::MissingHeader {
-                        header: list.name(),
-                    }),
-                    Walk::Exhausted(found) => Err(ExtractError::TooFewHops {
-                        header: list.name(),
-                        needed: count.get(),
-                        found,
-                    }),
-                }
+                rightmost_count(headers, *list, *count).map(Resolved::Read)
             }
             Kind::LeftmostNonPrivate { list, private } => {
                 if let Some(client) = untrusted_peer(peer, private)? {
-                    return Ok(client);
+                    return Ok(Resolved::Untrusted(client));
                 }
-                leftmost_outside(headers, *list, private)
+                leftmost_outside(headers, *list, private).map(Resolved::Read)
             }
             Kind::Chain(sources) => {
                 let mut first: Option<ExtractError> = None;
                 let mut missing_peer = false;
+                let mut passed: Option<ClientIp> = None;
                 for source in sources {
-                    match source.extract(headers, peer) {
-                        Ok(ip) => return Ok(ip),
+                    match source.resolve(headers, peer) {
+                        Ok(Resolved::Read(ip)) => return Ok(Resolved::Read(ip)),
+                        Ok(Resolved::Untrusted(ip)) => {
+                            passed.get_or_insert(ip);
+                        }
                         Err(err) => {
                             missing_peer |= err.is_misconfiguration();
                             first.get_or_insert(err);
                         }
                     }
                 }
-                match first {
-                    Some(_) if missing_peer => Err(ExtractError::MissingPeer),
-                    Some(err) => Err(err),
-                    None => Err(ExtractError::MissingPeer),
+                match (first, passed) {
+                    (Some(_), _) if missing_peer => Err(ExtractError::MissingPeer),
+                    (Some(err), _) => Err(err),
+                    (None, Some(ip)) => Ok(Resolved::Untrusted(ip)),
+                    (None, None) => Err(ExtractError::MissingPeer),
                 }
             }
         }
@@ -358,6 +381,48 @@ impl ClientIpSource {
     /// [`extract`](Self::extract) without the reason.
     pub fn extract_opt(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<ClientIp> {
         self.extract(headers, peer).ok()
+    }
+}
+
+/// What one source made of a request.
+enum Resolved {
+    /// The source read the client IP (from a header, or the peer for `remote-addr`).
+    Read(ClientIp),
+    /// The peer is not one of the source's trusted proxies, so the peer is the client.
+    Untrusted(ClientIp),
+}
+
+fn rightmost_count(
+    headers: &HeaderMap,
+    list: ListHeader,
+    count: NonZeroUsize,
+) -> Result<ClientIp, ExtractError> {
+    let want = count.get() - 1;
+    let walked = walk_right(headers, list, |hop, ip| match ip {
+        None => ControlFlow::Break(Err(hop)),
+        Some(ip) if hop == want => ControlFlow::Break(Ok(ip)),
+        Some(_) => ControlFlow::Continue(()),
+    });
+    match walked {
+        Walk::Found(Ok(ip)) => Ok(ClientIp::new(
+            ip,
+            IpOrigin::ListHop {
+                header: list.name(),
+                hop: want,
+            },
+        )),
+        Walk::Found(Err(hop)) => Err(ExtractError::InvalidHop {
+            header: list.name(),
+            hop,
+        }),
+        Walk::Missing => Err(ExtractError::MissingHeader {
+            header: list.name(),
+        }),
+        Walk::Exhausted(found) => Err(ExtractError::TooFewHops {
+            header: list.name(),
+            needed: count.get(),
+            found,
+        }),
     }
 }
 
@@ -414,11 +479,16 @@ fn leftmost_outside(
     };
     let mut index = 0usize;
     let mut outcome: Option<Result<(usize, IpAddr), usize>> = None;
+    let mut first_invalid: Option<usize> = None;
     let mut visit = |ip: Option<IpAddr>| {
         let hop = total - 1 - index;
         index += 1;
         match ip {
-            None => ControlFlow::Break(Err(hop)),
+            // Client-controlled either way: skip it, remember it for the error.
+            None => {
+                first_invalid.get_or_insert(hop);
+                ControlFlow::Continue(())
+            }
             Some(ip) if private.contains(ip) => ControlFlow::Continue(()),
             Some(ip) => ControlFlow::Break(Ok((hop, ip))),
         }
@@ -438,9 +508,10 @@ fn leftmost_outside(
             break 'lines;
         }
     }
-    match outcome {
-        Some(result) => finish(Walk::Found(result), list),
-        None => finish(Walk::Exhausted(total), list),
+    match (outcome, first_invalid) {
+        (Some(result), _) => finish(Walk::Found(result), list),
+        (None, Some(hop)) => finish(Walk::Found(Err(hop)), list),
+        (None, None) => finish(Walk::Exhausted(total), list),
     }
 }
 
@@ -547,7 +618,7 @@ impl fmt::Display for ClientIpSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::RemoteAddr => f.write_str("remote-addr"),
-            Kind::Header { name, proxies } => {
+            Kind::Header { name, proxies, .. } => {
                 if proxies.is_any() {
                     write!(f, "header:{name}")
                 } else if *proxies == IpRanges::cloudflare() {

@@ -427,11 +427,19 @@ fn leftmost_non_private_is_the_first_public_entry() {
     let h = xff(&["10.1.1.1, 1.1.1.1", "2.2.2.2, 10.0.0.2"]);
     let got = source.extract(&h, peer("10.0.0.1")).unwrap();
     assert_eq!(got, ClientIp::new(ip("1.1.1.1"), hop("x-forwarded-for", 2)));
+    // Client-controlled either way: invalid hops are skipped (the leftmost *valid* public
+    // address), and reported only when nothing is found.
     assert_eq!(
-        source.extract(&xff(&["garbage, 1.1.1.1"]), peer("10.0.0.1")),
+        source
+            .extract(&xff(&["garbage, 1.1.1.1"]), peer("10.0.0.1"))
+            .unwrap(),
+        ClientIp::new(ip("1.1.1.1"), hop("x-forwarded-for", 0))
+    );
+    assert_eq!(
+        source.extract(&xff(&["10.0.0.9, unknown, _x, 10.0.0.8"]), peer("10.0.0.1")),
         Err(ExtractError::InvalidHop {
             header: name("x-forwarded-for"),
-            hop: 1
+            hop: 2
         })
     );
     assert_eq!(
@@ -496,6 +504,49 @@ fn chain_errors() {
         b.to_string(),
         "remote-addr or header:cf-connecting-ip:cloudflare or remote-addr"
     );
+}
+
+#[test]
+fn chain_sources_that_do_not_trust_the_peer_pass() {
+    // Cloudflare in front for most traffic, an internal nginx (10.0.0.5) for the rest.
+    let source = src("cloudflare or header:x-real-ip:10.0.0.5");
+    let h = headers(&[("x-real-ip", "192.0.2.44"), ("cf-connecting-ip", "6.6.6.6")]);
+    // From nginx: Cloudflare's source passes, nginx's header is read.
+    let got = source.extract(&h, peer("10.0.0.5")).unwrap();
+    assert_eq!(
+        got,
+        ClientIp::new(ip("192.0.2.44"), IpOrigin::Header(name("x-real-ip")))
+    );
+    // From Cloudflare: its header.
+    let got = source.extract(&h, peer("104.16.0.9")).unwrap();
+    assert_eq!(got.ip(), ip("6.6.6.6"));
+    // From anyone else: every source passes, the peer is the client; no header believed.
+    let got = source.extract(&h, peer("198.51.100.3")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("198.51.100.3"), IpOrigin::Peer));
+    // nginx trusted but it sent no header: an error, not nginx's address as the client.
+    assert_eq!(
+        source.extract(&HeaderMap::new(), peer("10.0.0.5")),
+        Err(ExtractError::MissingHeader {
+            header: name("x-real-ip")
+        })
+    );
+    // Same for list sources.
+    let source = src(
+        "rightmost-trusted-range:x-forwarded-for:10.0.0.0/8 or rightmost-trusted-range:forwarded:192.168.0.0/16",
+    );
+    let h = headers(&[
+        ("x-forwarded-for", "203.0.113.1"),
+        ("forwarded", "for=203.0.113.2"),
+    ]);
+    assert_eq!(
+        source.extract(&h, peer("192.168.1.1")).unwrap().ip(),
+        ip("203.0.113.2")
+    );
+    assert_eq!(
+        source.extract(&h, peer("10.1.1.1")).unwrap().ip(),
+        ip("203.0.113.1")
+    );
+    assert!(source.extract(&h, peer("8.8.8.8")).unwrap().is_from_peer());
 }
 
 // ---- grammar --------------------------------------------------------------------------
@@ -582,6 +633,14 @@ fn grammar_errors_say_what_is_wrong() {
     assert_eq!(
         err("leftmost-non-private:x-forwarded-for:10.0.0.0/8"),
         "`leftmost-non-private` takes only a header, unexpected `:10.0.0.0/8`"
+    );
+    // List headers are not single-IP headers (realclientip-go refuses them too).
+    assert_eq!(
+        err("header:X-Forwarded-For:10.0.0.0/8"),
+        "`header` reads a single-IP header, but `x-forwarded-for` is a list that clients write into; use `rightmost-trusted-range:x-forwarded-for:<ranges>`"
+    );
+    assert!(
+        err("header:forwarded").starts_with("`header` reads a single-IP header, but `forwarded`")
     );
 }
 
@@ -1170,4 +1229,82 @@ fn peer_from_tonic_connect_info() {
         )
         .unwrap();
     assert_eq!(got.ip(), ip("2001:db8::3"));
+}
+
+#[tokio::test]
+async fn extractor_after_a_continuing_layer_answers_400_for_client_garbage() {
+    use ::axum::{Router, routing::get};
+    let app = Router::new()
+        .route("/", get(|ip: ClientIp| async move { ip.to_string() }))
+        .layer(
+            ClientIpLayer::new(src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8"))
+                .continue_on_failure(),
+        );
+    let call = |peer_ip: Option<&str>, xff_value: &str| {
+        let mut request = Request::get("/").body(::axum::body::Body::empty()).unwrap();
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", HeaderValue::from_str(xff_value).unwrap());
+        if let Some(peer_ip) = peer_ip {
+            request
+                .extensions_mut()
+                .insert(PeerAddr::new(std::net::SocketAddr::new(ip(peer_ip), 1)));
+        }
+        app.clone().oneshot(request)
+    };
+    let response = call(Some("10.0.0.1"), "192.0.2.1, garbage").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body_string(response).await,
+        r#"{"error":{"code":"invalid_client_ip","message":"no valid client IP could be derived from the request"}}"#
+    );
+    let response = call(None, "192.0.2.1").await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body_string(response).await,
+        r#"{"error":{"code":"client_ip_misconfigured","message":"the server cannot determine the client IP"}}"#
+    );
+    let response = call(Some("10.0.0.1"), "192.0.2.1").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_string(response).await, "192.0.2.1");
+}
+
+#[test]
+fn continuing_layer_leaves_the_reason_in_extensions() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let service = ClientIpLayer::new(src("header:x-real-ip"))
+            .continue_on_failure()
+            .layer(service_fn(|request: Request<()>| async move {
+                let reason = request.extensions().get::<ExtractError>().cloned();
+                Ok::<_, Infallible>(Response::new(format!("{reason:?}")))
+            }));
+        let response = service
+            .oneshot(request(Some("10.0.0.1:9"), &[("x-real-ip", "nope")]))
+            .await
+            .unwrap();
+        assert_eq!(
+            body_string(response).await,
+            r#"Some(InvalidHeader { header: "x-real-ip" })"#
+        );
+    });
+}
+
+#[test]
+fn header_value_is_the_canonical_text() {
+    for (given, want) in [
+        ("192.0.2.1", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        (
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+        ),
+        ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+        ("255.255.255.255", "255.255.255.255"),
+    ] {
+        let value = ClientIp::new(ip(given), IpOrigin::Other).to_header_value();
+        assert_eq!(value, want);
+    }
 }
