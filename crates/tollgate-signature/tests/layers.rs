@@ -859,3 +859,60 @@ fn public_types_are_send_sync_clone() {
     assert_send::<tollgate_signature::ResponseFuture<Response<()>, Infallible>>();
     assert_send::<tollgate_signature::SignFuture<Response<()>>>();
 }
+
+/// The reference libraries' lax header forms pass through the layer over TCP, and the
+/// SignRequestLayer refuses an empty signing key without sending anything.
+#[tokio::test]
+async fn reference_header_forms_over_tcp_and_empty_signing_key() {
+    let secret = Secret::from_string("whsec_test_secret");
+    let addr =
+        serve(VerifySignatureLayer::new(Stripe::new(), secret.clone()).clock(ManualClock::new(T)))
+            .await;
+    let good = Stripe::new().compute(&secret, T, &b"{}"[..]);
+    let v1 = good.split_once(",v1=").unwrap().1.to_owned();
+    for header in [
+        format!("{good},v1=potato"),
+        format!("v1=potato, v1={v1} , t={T},v0=abc"),
+    ] {
+        let answer = send_raw(signed_post(
+            addr,
+            ("stripe-signature", header.clone()),
+            full("{}"),
+        ))
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{header}");
+    }
+
+    let key = StandardWebhooks::secret_from_base64("c2VjcmV0LWtleS1ieXRlcw==").unwrap();
+    let addr = serve(
+        VerifySignatureLayer::new(StandardWebhooks::new(), key.clone()).clock(ManualClock::new(T)),
+    )
+    .await;
+    let good = StandardWebhooks::new().compute(&key, "msg_1", T, b"{}");
+    let request = post(addr, "/")
+        .header("webhook-id", "msg_1")
+        .header("webhook-timestamp", T.to_string())
+        .header("webhook-signature", format!("v1,!!!! v1a,xyz {good}"))
+        .body(full("{}"))
+        .unwrap();
+    assert_eq!(send_raw(request).await.status, StatusCode::OK);
+
+    let client = ServiceBuilder::new()
+        .layer(SignRequestLayer::new(
+            BodyHmac::onekey(),
+            Secret::from_string(""),
+        ))
+        .service(service_fn(|_req: Request<BufferedBody>| async {
+            panic!("an unsigned request reached the client");
+            #[allow(unreachable_code)]
+            Ok::<Response<Full<Bytes>>, Infallible>(Response::new(Full::new(Bytes::new())))
+        }));
+    let err = client
+        .oneshot(Request::post("/").body(full("{}")).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<SignError>(),
+        Some(SignError::InvalidKey)
+    ));
+}
