@@ -56,13 +56,43 @@
 //! | no `Origin`, a `Referer` | its `scheme://host[:port]` must be on the list, else 403 |
 //! | no `Origin`, `Sec-Fetch-Site: same-origin` or `none` | inner service runs, no CORS headers |
 //! | no browser signal at all (server-to-server) | inner service runs, no CORS headers; or 403 with [`allow_server_to_server(false)`](OriginAllowlistBuilder::allow_server_to_server) |
-//! | a [bypass path](OriginAllowlistBuilder::bypass_path) | inner service runs, unchecked |
+//! | a [bypass path](OriginAllowlistBuilder::bypass_path) | inner service runs, unchecked, its CORS headers untouched |
 //! | plain `OPTIONS` without `Access-Control-Request-Method` | like any actual request |
+//! | `HEAD` | like `GET` (the server leaves the body of a refusal out) |
 //!
 //! Every response of the layer, refusals and origin-less ones included, carries
 //! `Vary: Origin`, appended to what the inner service set, never duplicated. The layer owns
-//! `Access-Control-Allow-Origin` and `-Credentials`: values the inner service set are
-//! replaced or removed.
+//! `Access-Control-Allow-Origin` and `-Credentials`: values the inner service (or a
+//! replaced rejection responder) set are replaced or removed.
+//!
+//! # Safe methods are checked too
+//!
+//! A `GET`, `HEAD` or plain `OPTIONS` from a foreign origin is refused like a `POST`, and so
+//! is one marked `Sec-Fetch-Site: cross-site` without `Origin` (an `<img>`, a `<script>`, a
+//! link followed from another site). Go's `CrossOriginProtection` and CSRF layers modelled
+//! on it let safe methods through, because they protect against *writes* only. This layer
+//! implements a different rule: the provider requires requests from other origins to be
+//! **blocked**, and in practice a `GET` handler is not always free of effects (it may mint a
+//! widget URL, start a session or spend a quota under the user's cookies). A foreign page
+//! could not have read the answer anyway, so refusing it costs legitimate callers nothing.
+//! Serve endpoints that other sites must be able to link to or embed outside this layer, or
+//! list them as [bypass paths](OriginAllowlistBuilder::bypass_path).
+//!
+//! # Stricter than the usual layers
+//!
+//! - A present `Origin` is always checked against the list: neither a matching `Host`
+//!   header (which the client or a proxy writes) nor `Sec-Fetch-Site: same-origin` replaces
+//!   that check. When the page and the API share an origin, list it.
+//! - The request value is never normalised (no lowercasing, no port or trailing-dot
+//!   stripping, no decoding); several `Origin` headers, a list, an empty value and `null` are
+//!   refused.
+//! - A wildcard matches one label of lowercase letters, digits and `-`: no suffix or prefix
+//!   matching, no regular expressions, so no unescaped-dot or `evil.com/.example.com` tricks.
+//! - A bypass path is one exact path as sent, without decoding or dot-segment resolution.
+//! - The requested method is compared case-sensitively (browsers upper-case only the six
+//!   standard methods, and so does [`allow_methods`](OriginAllowlistBuilder::allow_methods));
+//!   requested headers are compared case-insensitively, in any comma and whitespace shape,
+//!   over any number of `Access-Control-Request-Headers` lines.
 //!
 //! # Listing origins
 //!
@@ -128,6 +158,12 @@
 //!   origin make cookie-carrying requests: keep the list to origins you control.
 //! - A [bypass path](OriginAllowlistBuilder::bypass_path) is compared with the exact URI
 //!   path; keep bypassed handlers free of side effects.
+//! - Caches: responses carry `Vary: Origin`, but whether a request *without* `Origin` passes
+//!   also depends on `Sec-Fetch-Site` and `Referer`, which the layer does not add to `Vary`
+//!   (that would defeat every cache). A shared cache in front of the layer can therefore
+//!   answer an origin-less cross-site `GET` from a stored same-origin response: the handler
+//!   still does not run, but mark responses that must stay private `Cache-Control: private`
+//!   or `no-store`. Refusals (403) are not cacheable by default.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -148,3 +184,8 @@ pub use service::OriginAllowlist;
 
 #[cfg(test)]
 mod tests;
+
+/// The crate's README, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

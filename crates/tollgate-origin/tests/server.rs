@@ -226,3 +226,50 @@ async fn server_to_server_and_bypass_over_tcp() {
     assert!(headers.get("access-control-allow-origin").is_none());
     assert_eq!(vary(&headers), ["Origin"]);
 }
+
+/// `HEAD` over a real connection: the refusal and the allowed answer carry their headers but
+/// no body, and the connection stays usable for the next request (the framing is right).
+#[tokio::test]
+async fn head_over_tcp_keeps_the_connection_framed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start().await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let requests = format!(
+        "HEAD /api/widget-session HTTP/1.1\r\nhost: {address}\r\norigin: https://evil.example\r\n\r\n\
+         HEAD /healthz HTTP/1.1\r\nhost: {address}\r\norigin: {APP}\r\n\r\n\
+         GET /healthz HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(requests.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = String::from_utf8(raw).unwrap().to_ascii_lowercase();
+    let responses: Vec<&str> = raw.split("http/1.1 ").filter(|r| !r.is_empty()).collect();
+    assert_eq!(responses.len(), 3, "{raw}");
+
+    let refused = responses[0];
+    assert!(refused.starts_with("403 forbidden\r\n"), "{refused}");
+    assert!(refused.contains("\r\nvary: origin\r\n"), "{refused}");
+    assert!(
+        refused.contains("content-type: application/json"),
+        "{refused}"
+    );
+    assert!(!refused.contains("access-control-"), "{refused}");
+    assert!(
+        refused.ends_with("\r\n\r\n"),
+        "a HEAD answer has no body: {refused}"
+    );
+
+    let bypassed = responses[1];
+    assert!(bypassed.starts_with("200 ok\r\n"), "{bypassed}");
+    assert!(bypassed.ends_with("\r\n\r\n"), "{bypassed}");
+
+    let last = responses[2];
+    assert!(last.starts_with("200 ok\r\n"), "{last}");
+    assert!(last.ends_with("\r\n\r\nok"), "{last}");
+    assert_eq!(server.calls(), 0);
+}
