@@ -1,0 +1,106 @@
+//! Client IP: tollgate's rightmost source (`rightmost-trusted-count:x-forwarded-for:1`) vs
+//! axum-client-ip's `RightmostXForwardedFor` extractor on the same requests with 1, 5 and 20
+//! hops, and tollgate's trusted-range walk (skipping every proxy hop) beside them.
+//! Targets: ratio (tollgate / axum-client-ip) <= 1.0; zero allocations on the common path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum_client_ip::RightmostXForwardedFor;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use http::Request;
+use http::request::Parts;
+use tollgate_benches::alloc::{CountingAlloc, allocations_per_call};
+use tollgate_benches::exec::Executor;
+use tollgate_benches::results::record;
+use tollgate_client_ip::{ClientIpSource, IpRanges, ListHeader};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+const CLIENT: &str = "203.0.113.7";
+const PEER: &str = "10.0.0.250";
+
+/// A request whose `X-Forwarded-For` holds `hops` addresses: the client, then `hops - 1`
+/// proxies of `10.0.0.0/8`, as a chain of proxies appends them.
+fn parts(hops: usize) -> Parts {
+    let mut list = vec![CLIENT.to_owned()];
+    list.extend((1..hops).map(|i| format!("10.0.{}.{}", i / 200, 1 + i % 200)));
+    let (parts, ()) = Request::get("/api/quote")
+        .header("host", "api.example.com")
+        .header("user-agent", "Mozilla/5.0 bench")
+        .header("x-forwarded-for", list.join(", "))
+        .body(())
+        .unwrap()
+        .into_parts();
+    parts
+}
+
+fn axum_client_ip(exec: &Executor, parts: &mut Parts) -> IpAddr {
+    exec.block_on(RightmostXForwardedFor::from_request_parts(parts, &()))
+        .unwrap()
+        .0
+}
+
+fn client_ip(c: &mut Criterion) {
+    let exec = Executor::new();
+    let peer: IpAddr = PEER.parse().unwrap();
+    let count = ClientIpSource::rightmost_trusted_count(
+        ListHeader::XForwardedFor,
+        NonZeroUsize::new(1).unwrap(),
+    );
+    let range = ClientIpSource::rightmost_trusted_range(
+        ListHeader::XForwardedFor,
+        "10.0.0.0/8".parse::<IpRanges>().unwrap(),
+    );
+
+    let mut group = c.benchmark_group("client_ip");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for hops in [1, 5, 20] {
+        let mut parts = parts(hops);
+        // The same answer from both rightmost sources; the walk finds the client.
+        let rightmost = axum_client_ip(&exec, &mut parts);
+        let ours = count.extract(&parts.headers, Some(peer)).unwrap();
+        assert_eq!(ours.ip(), rightmost);
+        let walked = range.extract(&parts.headers, Some(peer)).unwrap();
+        assert_eq!(walked.ip(), CLIENT.parse::<IpAddr>().unwrap());
+
+        record(
+            &format!("client_ip.tollgate-count1.{hops}.allocs"),
+            allocations_per_call(1000, || count.extract(&parts.headers, Some(peer))),
+        );
+        record(
+            &format!("client_ip.tollgate-range.{hops}.allocs"),
+            allocations_per_call(1000, || range.extract(&parts.headers, Some(peer))),
+        );
+        record(
+            &format!("client_ip.axum-client-ip.{hops}.allocs"),
+            allocations_per_call(1000, || axum_client_ip(&exec, &mut parts)),
+        );
+
+        group.bench_with_input(
+            BenchmarkId::new("tollgate-count1", hops),
+            &parts,
+            |b, parts| b.iter(|| count.extract(black_box(&parts.headers), Some(peer))),
+        );
+        group.bench_function(BenchmarkId::new("axum-client-ip", hops), |b| {
+            b.iter(|| axum_client_ip(&exec, black_box(&mut parts)));
+        });
+        group.bench_with_input(
+            BenchmarkId::new("tollgate-range", hops),
+            &parts,
+            |b, parts| b.iter(|| range.extract(black_box(&parts.headers), Some(peer))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, client_ip);
+criterion_main!(benches);
