@@ -38,6 +38,14 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
         prop::sample::select(vec![
             "https://app.example.com",
             "https://a.shop.example.com",
+            "https://A.shop.example.com",
+            "HTTPS://APP.EXAMPLE.COM",
+            "https://app.example.com:443",
+            "http://127.0.0.1:3000/",
+            "https://a-1.shop.example.com",
+            "https://.shop.example.com",
+            "https://a.shop.example.com:443",
+            "https://app.example.com.",
             "https://a.b.shop.example.com",
             "https://shop.example.com",
             "http://127.0.0.1:3000",
@@ -120,6 +128,23 @@ fn call(layer: &OriginAllowlistLayer, request: Request<()>) -> Answer {
     let mut service = OriginAllowlist::new(inner, layer);
     let response = now(service.call(request)).unwrap();
     (response, calls.load(Ordering::SeqCst))
+}
+
+/// The allowlist of [`layer`], written out independently of the crate's matcher.
+fn model_allows(origin: &[u8]) -> bool {
+    if origin == b"https://app.example.com" || origin == b"http://127.0.0.1:3000" {
+        return true;
+    }
+    let Some(label) = origin
+        .strip_prefix(b"https://")
+        .and_then(|rest| rest.strip_suffix(b".shop.example.com"))
+    else {
+        return false;
+    };
+    (1..=63).contains(&label.len())
+        && label
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
 proptest! {
@@ -207,7 +232,8 @@ proptest! {
             return Ok(());
         };
         let layer = layer();
-        let listed = layer.allowed_origins().iter().any(|o| o.matches(&origin));
+        let listed = model_allows(&origin);
+        prop_assert_eq!(layer.allowed_origins().iter().any(|o| o.matches(&origin)), listed);
         let request = Request::builder()
             .method(method)
             .uri("/api")
