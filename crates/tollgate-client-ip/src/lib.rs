@@ -198,5 +198,6 @@ pub use error::{ConfigError, ExtractError, MissingClientIp};
 pub use extract::ClientIpRejection;
 pub use forward::{ForwardUserIp, ForwardUserIpFuture, ForwardUserIpLayer, X_USER_IP};
 pub use layer::{ClientIpLayer, ClientIpService};
+pub use parse::parse_ip;
 pub use ranges::{CLOUDFLARE_IPV4, CLOUDFLARE_IPV6, CLOUDFLARE_RANGES_DATE, IpRanges};
 pub use source::{ClientIpSource, ListHeader};

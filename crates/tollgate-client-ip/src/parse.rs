@@ -38,8 +38,16 @@ fn is_port(bytes: &[u8]) -> bool {
                     .iter()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         }
-        Some(_) => bytes.len() <= 5 && bytes.iter().all(u8::is_ascii_digit),
+        Some(_) => is_numeric_port(bytes),
     }
+}
+
+/// A decimal port, 0 to 65535.
+fn is_numeric_port(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len() <= 5
+        && bytes.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(bytes).is_ok_and(|port| port.parse::<u16>().is_ok())
 }
 
 fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
@@ -106,6 +114,29 @@ pub(crate) fn parse_node(bytes: &[u8]) -> Option<IpAddr> {
     usable(ip)
 }
 
+/// Parses one address as forwarding headers and socket peers write it, the way every source
+/// of this crate reads a hop (the counterpart of realclientip-go's `ParseIPAddr`).
+///
+/// Accepted: `192.0.2.1`, `192.0.2.1:8080`, `2001:db8::1`, `[2001:db8::1]`,
+/// `[2001:db8::1]:8080`, `fe80::1%eth0` and `[fe80::1%eth0]:80` (the zone is dropped),
+/// `[192.0.2.1]:80`, surrounding spaces and tabs. The result is canonical: IPv4-mapped IPv6
+/// folded to IPv4, no port, no zone. `None` for anything else, including `0.0.0.0`, `::`,
+/// `unknown`, obfuscated identifiers (`_hidden`), lists and quoted strings.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use tollgate_client_ip::parse_ip;
+///
+/// assert_eq!(parse_ip("[2001:db8:cafe::17]:4711"), Some("2001:db8:cafe::17".parse().unwrap()));
+/// assert_eq!(parse_ip("fe80::1%eth0"), Some("fe80::1".parse().unwrap()));
+/// assert_eq!(parse_ip("::ffff:192.0.2.128"), Some("192.0.2.128".parse().unwrap()));
+/// assert_eq!(parse_ip("unknown"), None);
+/// assert_eq!(parse_ip("0.0.0.0"), None);
+/// ```
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    parse_node(text.as_bytes())
+}
+
 /// A node that always carries a port, as in CloudFront's `CloudFront-Viewer-Address`
 /// (`198.51.100.10:46532`, and IPv6 *without* brackets: `2001:db8::17:46532`). An
 /// unbracketed IPv6 text is ambiguous (`2001:db8::1:443` is also a valid address), so the
@@ -117,9 +148,7 @@ pub(crate) fn parse_node_with_port(bytes: &[u8]) -> Option<IpAddr> {
         && bytes.iter().filter(|b| **b == b':').count() > 1
         && let Some(at) = bytes.iter().rposition(|b| *b == b':')
         && let port = &bytes[at + 1..]
-        && !port.is_empty()
-        && port.len() <= 5
-        && port.iter().all(u8::is_ascii_digit)
+        && is_numeric_port(port)
         && let Some(v6) = parse_v6(&bytes[..at])
     {
         return usable(IpAddr::V6(v6));
@@ -258,6 +287,8 @@ mod tests {
         assert_eq!(node("192.0.2.1"), Some(ip("192.0.2.1")));
         assert_eq!(node(" 192.0.2.1\t"), Some(ip("192.0.2.1")));
         assert_eq!(node("192.0.2.1:8080"), Some(ip("192.0.2.1")));
+        assert_eq!(node("192.0.2.1:65535"), Some(ip("192.0.2.1")));
+        assert_eq!(node("192.0.2.1:0"), Some(ip("192.0.2.1")));
         assert_eq!(node("2001:db8::1"), Some(ip("2001:db8::1")));
         assert_eq!(node("[2001:db8::1]"), Some(ip("2001:db8::1")));
         assert_eq!(node("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
@@ -321,6 +352,8 @@ mod tests {
             "192.0.2.1:",
             "192.0.2.1:port",
             "192.0.2.1:123456",
+            "192.0.2.1:65536",
+            "[2001:db8::1]:99999",
             "[2001:db8::1",
             "[2001:db8::1]x",
             "[192.0.2.1%eth0]",
