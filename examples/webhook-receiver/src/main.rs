@@ -1,5 +1,24 @@
 //! `cargo run -p webhook-receiver`: the receiver on `WEBHOOK_ADDR` (default
 //! `127.0.0.1:3002`); `REDIS_URL` switches the nonce store to Redis.
+//!
+//! With the default secrets, a signed OneKey notification (`openssl` computes the HMAC):
+//!
+//! ```sh
+//! body='{"event":"payout.completed","external_id":"123456789"}'
+//! sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac demo-onekey-secret | sed 's/^.* //')
+//! curl -i http://127.0.0.1:3002/webhooks/onekey -H "payload-signature: $sig" -d "$body"
+//! # 200; change one byte of the body and the answer is 401 signature_invalid
+//! ```
+//!
+//! and a Standard Webhooks one (sent twice: the second is refused as `replayed`):
+//!
+//! ```sh
+//! id=msg_1; ts=$(date +%s); body='{"type":"ping"}'
+//! key=$(printf '%s' ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ= | base64 -d | od -An -tx1 | tr -d ' \n')
+//! sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:$key -binary | base64)
+//! for i in 1 2; do curl -i http://127.0.0.1:3002/webhooks/standard -H "webhook-id: $id" \
+//!   -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body"; done
+//! ```
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -18,14 +37,29 @@ async fn run() -> Result<(), tollgate::core::BoxError> {
     let app = webhook_receiver::app(&config, webhook_receiver::Inbox::default())?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     println!(
-        "webhook-receiver on http://{} (nonce store: {})\n  POST /webhooks/onekey    Payload-Signature\n  POST /webhooks/generic   X-Webhook-Signature\n  POST /webhooks/standard  Standard Webhooks",
-        config.addr,
-        if config.redis_url.is_some() {
+        "webhook-receiver on http://{addr} (nonce store: {store})\n  POST /webhooks/onekey    Payload-Signature\n  POST /webhooks/generic   X-Webhook-Signature\n  POST /webhooks/standard  Standard Webhooks\n\ntry (with the default secrets):\n{try_it}",
+        addr = config.addr,
+        store = if config.redis_url.is_some() {
             "redis"
         } else {
             "memory"
-        }
+        },
+        try_it = try_it(config.addr),
     );
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// Ready-to-paste commands that send correctly signed notifications to `addr`.
+fn try_it(addr: std::net::SocketAddr) -> String {
+    format!(
+        r#"  body='{{"event":"payout.completed","external_id":"123456789"}}'
+  sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac demo-onekey-secret | sed 's/^.* //')
+  curl -i http://{addr}/webhooks/onekey -H "payload-signature: $sig" -d "$body"
+
+  id=msg_1; ts=$(date +%s); body='{{"type":"ping"}}'
+  key=$(printf '%s' ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ= | base64 -d | od -An -tx1 | tr -d ' \n')
+  sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:$key -binary | base64)
+  for i in 1 2; do curl -i http://{addr}/webhooks/standard -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body"; done"#
+    )
 }
