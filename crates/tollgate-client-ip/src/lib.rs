@@ -113,10 +113,46 @@
 //! a private network, [`ClientIpSource::rightmost_non_private`] needs no list, but it takes
 //! a private client address (a user on the same VPN) for a proxy.
 //!
+//! ## More than one path in
+//!
+//! When requests arrive both through Cloudflare and through an internal proxy, chain the
+//! sources: `cloudflare or header:x-real-ip:10.0.0.5`. A source that does not trust the
+//! peer passes to the next one; the peer is the client only when no source trusts it, and
+//! each header is read only from the peers its own source trusts.
+//!
 //! ## Never for security
 //!
 //! [`ClientIpSource::leftmost_non_private`] returns what the client claims. It is there for
 //! analytics; never use it for allowlists, rate limits, session pinning or `x-user-ip`.
+//!
+//! ## Coming from nginx, Envoy, Express or realclientip-go
+//!
+//! | you had | here |
+//! |---|---|
+//! | nginx `set_real_ip_from <ranges>; real_ip_header X-Forwarded-For; real_ip_recursive on;` | `rightmost-trusted-range:x-forwarded-for:<ranges>` |
+//! | nginx `real_ip_header X-Real-IP;` (or any single-IP header) | `header:x-real-ip:<ranges>` |
+//! | nginx `real_ip_recursive off;` | `rightmost-trusted-count:x-forwarded-for:1` (it does not check the peer) |
+//! | Envoy `use_remote_address: true`, `xff_num_trusted_hops: 0` | `remote-addr` |
+//! | Envoy `use_remote_address: true`, `xff_num_trusted_hops: N` (N ≥ 1) | `rightmost-trusted-count:x-forwarded-for:N` |
+//! | Envoy `use_remote_address: false`, `xff_num_trusted_hops: N` | `rightmost-trusted-count:x-forwarded-for:N+1` |
+//! | Express `trust proxy` = `n` (hop count) | `rightmost-trusted-count:x-forwarded-for:n`; `0` is `remote-addr` |
+//! | Express `trust proxy` = `'loopback, 10.0.0.0/8'` | `rightmost-trusted-range:x-forwarded-for:loopback,10.0.0.0/8` (`linklocal`, `uniquelocal` and dotted netmasks work too) |
+//! | realclientip-go `RightmostTrustedRangeStrategy`, `RightmostTrustedCountStrategy`, `SingleIPHeaderStrategy`, `ChainStrategy`, ... | the source of the same name |
+//!
+//! Where they differ, tollgate chooses the answer that cannot be wrong about the client:
+//!
+//! - When every hop is trusted, or a hop count exceeds the list, there is no IP (nginx and
+//!   `proxy-addr` answer the leftmost entry, a proxy or a client's claim).
+//! - An entry that is not an address stops the walk with an error (`proxy-addr` answers its
+//!   raw text, nginx keeps the proxy's address); the output is always a plain IP.
+//! - IPv6 zones are dropped from the output (realclientip-go keeps `%eth0`), since
+//!   `x-user-ip` takes a plain address.
+//! - The peer is always checked (realclientip-go's header strategies leave it to the
+//!   caller).
+//! - `Forwarded` honours quoted strings and refuses elements with malformed parameters,
+//!   where realclientip-go splits on every comma and skips malformed parameters: an
+//!   unterminated quote sent by a client could otherwise swallow the element a proxy
+//!   appended on the same line.
 //!
 //! # Configuration grammar
 //!
@@ -135,8 +171,11 @@
 //! | `leftmost-non-private:<x-forwarded-for\|forwarded>` | [`ClientIpSource::leftmost_non_private`] |
 //! | `<source> or <source>` | a chain ([`ClientIpSource::or`]) |
 //!
-//! `<ranges>` is a comma-separated list of CIDRs, bare addresses and the names `cloudflare`,
-//! `private` and `loopback` ([`IpRanges`]). Errors say what is wrong:
+//! `<ranges>` is a comma-separated list of CIDRs (also with a dotted netmask,
+//! `10.0.0.0/255.0.0.0`), bare addresses and the names `cloudflare`, `private`, `loopback`,
+//! `linklocal` and `uniquelocal` ([`IpRanges`]). `header:` refuses `x-forwarded-for` and
+//! `forwarded` (they are lists, not single-IP headers). Header names are case-insensitive.
+//! Errors say what is wrong:
 //!
 //! ```
 //! use tollgate_client_ip::ClientIpSource;
@@ -159,13 +198,24 @@
 //! # Parsing rules
 //!
 //! All lines of a list header are merged in order; elements are split on commas and
-//! trimmed; `ip:port` and `[v6]:port` lose the port; an IPv6 zone (`%eth0`) is stripped;
+//! trimmed; `ip:port`, `[v6]:port` (and, leniently, `[v4]:port`) lose the port (0 to
+//! 65535, or an RFC 7239 obfuscated `_port`); an IPv6 zone (`%eth0`) is stripped;
 //! IPv4-mapped IPv6 is folded to IPv4 for the output and for trust checks (ranges are
 //! canonicalised the same way). `0.0.0.0`, `::`, empty elements, `unknown`, obfuscated
 //! identifiers (`_hidden`) and garbage are invalid hops that stop the walk; they are never
-//! skipped. `Forwarded` is parsed per RFC 7239 with quoted strings, so a comma inside quotes
-//! does not split and one malformed element invalidates only itself. When every hop is
-//! trusted there is no IP.
+//! skipped by the rightmost sources (only [`ClientIpSource::leftmost_non_private`], whose
+//! every answer is client-controlled anyway, skips them). `Forwarded` is parsed per
+//! RFC 7239 with quoted strings, so a comma inside quotes does not split and one malformed
+//! element invalidates only itself; parameter names are case-insensitive (`For=`, `FOR=`)
+//! and unquoted IPv6 or `ip:port` values are tolerated. When every hop is trusted there is
+//! no IP. [`parse_ip`] applies the same rules to one address.
+//!
+//! A single-IP header must hold exactly one address (an optional port is dropped);
+//! `cloudfront-viewer-address` is read as CloudFront writes it, `ip:port` with IPv6
+//! unbracketed. When it appears on several lines, the last one counts.
+//!
+//! The common path does not allocate: list headers are walked right to left over the
+//! header bytes (a `Forwarded` line with more than 32 elements spills to the heap).
 //!
 //! # Features
 //!

@@ -1154,6 +1154,153 @@ mod property {
     }
 }
 
+mod property_bytes {
+    //! No panic and no server-side error on any header bytes; chains keep the trust rule.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Bytes biased towards the characters forwarding headers are made of.
+    fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                3 => proptest::sample::select(b"0123456789abcdefABCDEF:.,;=\"[]%_ \tfor".to_vec()),
+                1 => any::<u8>(),
+            ],
+            0..48,
+        )
+    }
+
+    fn all_sources() -> Vec<ClientIpSource> {
+        [
+            "remote-addr",
+            "cloudflare",
+            "header:x-real-ip",
+            "header:x-real-ip:10.0.0.0/8",
+            "header:cloudfront-viewer-address",
+            "rightmost-trusted-range:x-forwarded-for:10.0.0.0/8,fd00::/8",
+            "rightmost-trusted-range:forwarded:10.0.0.0/8,fd00::/8",
+            "rightmost-trusted-count:x-forwarded-for:1",
+            "rightmost-trusted-count:forwarded:3",
+            "rightmost-non-private:x-forwarded-for",
+            "rightmost-non-private:forwarded",
+            "leftmost-non-private:x-forwarded-for",
+            "leftmost-non-private:forwarded",
+            "cloudflare or header:x-real-ip:10.0.0.5 or rightmost-trusted-range:forwarded:10.0.0.0/8",
+        ]
+        .iter()
+        .map(|text| text.parse().unwrap())
+        .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn any_header_bytes_never_panic_nor_blame_the_server(
+            lines in proptest::collection::vec(header_bytes(), 0..4),
+            peer in prop_oneof![
+                Just(ip("10.0.0.1")),
+                Just(ip("10.0.0.5")),
+                Just(ip("fd00::1")),
+                Just(ip("173.245.48.1")),
+                Just(ip("::ffff:10.0.0.1")),
+                any::<[u8; 4]>().prop_map(IpAddr::from),
+            ],
+        ) {
+            let mut h = HeaderMap::new();
+            for line in &lines {
+                if let Ok(value) = HeaderValue::from_bytes(line) {
+                    for name in ["x-forwarded-for", "forwarded", "x-real-ip", "cf-connecting-ip", "cloudfront-viewer-address"] {
+                        h.append(name, value.clone());
+                    }
+                }
+            }
+            for source in all_sources() {
+                match source.extract(&h, Some(peer)) {
+                    Ok(client) => {
+                        // Canonical, re-parses to itself, never unspecified.
+                        prop_assert_eq!(parse_ip(&client.ip().to_string()), Some(client.ip()));
+                        let value = client.to_header_value();
+                        prop_assert_eq!(value.to_str().unwrap(), client.ip().to_string());
+                    }
+                    // With a peer, a failure is always the request's fault (400), never 500.
+                    Err(err) => prop_assert!(!err.is_misconfiguration(), "{source}: {err}"),
+                }
+            }
+        }
+
+        #[test]
+        fn chains_read_a_header_only_from_a_peer_its_source_trusts(
+            real_ip in prop_oneof![Just("192.0.2.1"), Just("garbage"), Just("")],
+            xff_line in prop_oneof![Just("198.51.100.1, 10.0.0.9"), Just("10.0.0.9"), Just("x")],
+            a in prop_oneof![Just("10.0.0.0/8"), Just("192.168.0.0/16"), Just("10.0.0.5")],
+            b in prop_oneof![Just("10.0.0.0/24"), Just("172.16.0.0/12"), Just("fd00::/8")],
+            peer in prop_oneof![
+                Just(ip("10.0.0.5")),
+                Just(ip("10.0.1.1")),
+                Just(ip("192.168.1.1")),
+                Just(ip("172.16.0.1")),
+                Just(ip("fd00::5")),
+                Just(ip("8.8.8.8")),
+            ],
+        ) {
+            let header_trust: IpRanges = a.parse().unwrap();
+            let list_trust: IpRanges = b.parse().unwrap();
+            let source = src(&format!(
+                "header:x-real-ip:{a} or rightmost-trusted-range:x-forwarded-for:{b}"
+            ));
+            let h = headers(&[("x-real-ip", real_ip), ("x-forwarded-for", xff_line)]);
+            if let Ok(client) = source.extract(&h, Some(peer)) {
+                match client.origin() {
+                    IpOrigin::Header(_) => prop_assert!(header_trust.contains(peer)),
+                    IpOrigin::ListHop { .. } => {
+                        prop_assert!(list_trust.contains(peer));
+                        prop_assert!(!list_trust.contains(client.ip()));
+                    }
+                    IpOrigin::Peer => {
+                        // Only when no source trusts the peer.
+                        prop_assert!(!header_trust.contains(peer) && !list_trust.contains(peer));
+                        prop_assert_eq!(client.ip(), peer);
+                    }
+                    IpOrigin::Other => prop_assert!(false, "unexpected origin"),
+                }
+            } else {
+                prop_assert!(header_trust.contains(peer) || list_trust.contains(peer));
+            }
+        }
+
+        #[test]
+        fn parse_ip_round_trips_every_written_form(
+            raw in prop_oneof![
+                any::<[u8; 4]>().prop_map(IpAddr::from),
+                any::<[u16; 8]>().prop_map(IpAddr::from),
+                any::<[u8; 4]>().prop_map(|b| IpAddr::V6(std::net::Ipv4Addr::from(b).to_ipv6_mapped())),
+            ],
+            port in any::<u16>(),
+        ) {
+            let want = crate::parse::canonical(raw);
+            let forms = match raw {
+                IpAddr::V4(v4) => vec![v4.to_string(), format!("{v4}:{port}"), format!("[{v4}]:{port}")],
+                IpAddr::V6(v6) => vec![
+                    v6.to_string(),
+                    format!("[{v6}]"),
+                    format!("[{v6}]:{port}"),
+                    format!("{v6}%eth0"),
+                    format!("[{v6}%25en0]:{port}"),
+                    format!("{v6:?}"),
+                ],
+            };
+            for form in forms {
+                let got = parse_ip(&form);
+                if want.is_unspecified() {
+                    prop_assert_eq!(got, None, "{}", form);
+                } else {
+                    prop_assert_eq!(got, Some(want), "{}", form);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Default)]
 struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
