@@ -1,6 +1,9 @@
-//! A real browser against the layer: Debian's headless Chromium loads a page from an allowed
-//! origin and one from a foreign origin; both pages call the same API behind the layer and
-//! write what `fetch` returned into the DOM.
+//! A real browser against the origin allowlist: Debian's headless Chromium loads a page from an
+//! allowed origin and one from a foreign origin; both pages call the same API behind
+//! `OriginAllowlistLayer` and write what `fetch` returned into the DOM.
+//!
+//! Without `chromium` installed the test prints a skip notice, unless
+//! `TOLLGATE_REQUIRE_BROWSER=1` makes that a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::Html;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tollgate_origin::OriginAllowlistLayer;
+use tollgate::origin::OriginAllowlistLayer;
 use tollgate_tests::Chromium;
 
 /// The page both origins serve: three calls to the API, outcomes written into `<pre>`s.
@@ -83,7 +86,7 @@ fn outcome<'a>(dom: &'a str, id: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_page_reads_json_and_foreign_page_is_blocked_before_the_handler() {
-    let Some(chromium) = Chromium::find_or_skip("tollgate-origin browser test") else {
+    let Some(chromium) = Chromium::find_or_skip("origin allowlist browser test") else {
         return;
     };
 
