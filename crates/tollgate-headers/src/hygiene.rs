@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Request;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::InjectedHeaders;
-use crate::names::{connection_nominated, is_hop_by_hop, join};
+use crate::names::{connection_nominated, is_hop_by_hop, join, te_has_trailers};
 
 /// Browser-controlled and spoofable headers removed by [`HeaderHygiene::server_to_server`].
 const SERVER_TO_SERVER: [&str; 17] = [
@@ -34,7 +34,8 @@ const SERVER_TO_SERVER: [&str; 17] = [
 ];
 
 /// Prefixes removed by [`HeaderHygiene::server_to_server`].
-const SERVER_TO_SERVER_PREFIXES: [&str; 3] = ["sec-fetch-", "sec-ch-", "x-forwarded-"];
+const SERVER_TO_SERVER_PREFIXES: [&str; 4] =
+    ["sec-fetch-", "sec-ch-", "sec-websocket-", "x-forwarded-"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -50,16 +51,24 @@ enum Mode {
 /// `Referer`, ...) to the provider; it strips them or substitutes values it owns. A
 /// `HeaderHygiene` applies, in this order:
 ///
-/// 1. Hop-by-hop headers are removed (RFC 9110 section 7.6.1): `Connection` is parsed first
-///    and every header it names is removed, then `Connection`, `Keep-Alive`,
-///    `Proxy-Connection`, `TE`, `Transfer-Encoding` and `Upgrade`. This happens in both modes.
+/// 1. Hop-by-hop headers are removed (RFC 9110 section 7.6.1): every `Connection` field is
+///    parsed first (names compared case-insensitively, whitespace and empty list elements
+///    ignored, tokens that are not header names skipped) and every header it names is
+///    removed, then `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`,
+///    `Transfer-Encoding`, `Upgrade`, and, as Go's `httputil.ReverseProxy` does, `Trailer`,
+///    `Proxy-Authenticate` and `Proxy-Authorization`. This happens in both modes. An
+///    `Upgrade` request (`Connection: upgrade`, `Upgrade: websocket`) therefore goes out as a
+///    plain request: a server-to-server call never switches protocols.
 /// 2. In the default (denylist) mode, every [stripped](HeaderHygiene::strip) name and prefix
 ///    is removed. In allowlist mode ([`HeaderHygiene::only`]) every header that is not
 ///    [kept](HeaderHygiene::keep) is removed.
 /// 3. Every [substitute](HeaderHygiene::substitute) is inserted, replacing whatever was there.
 ///
-/// A [kept](HeaderHygiene::keep) header is never removed, not even a hop-by-hop one (keep
-/// `te` on a gRPC client, which needs `te: trailers`). A header recorded in the request's
+/// A [kept](HeaderHygiene::keep) header is never removed, not even a hop-by-hop one or one
+/// that `Connection` names, with one exception: a kept `TE` is forwarded as exactly
+/// `te: trailers` when one of its values lists the `trailers` token and removed otherwise
+/// (as Go's reverse proxy does; gRPC needs `te: trailers`, and no other transfer coding
+/// can be asked of the next hop on the caller's behalf). A header recorded in the request's
 /// [`InjectedHeaders`] (a secret header set by [`SecretHeader`](crate::SecretHeader)) is
 /// never removed nor substituted, whichever way the layers are stacked.
 ///
@@ -102,7 +111,8 @@ impl HeaderHygiene {
     /// `Sec-CH-*`, `Sec-GPC`, `DNT`, `Priority`, `Upgrade-Insecure-Requests`,
     /// `X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `True-Client-IP`, `CF-Connecting-IP`,
     /// `Fastly-Client-IP`, `X-Requested-With`, `Authorization`, `Proxy-Authorization`
-    /// (unless a secret layer sets them, see [`InjectedHeaders`]) and `Host` (the
+    /// (unless a secret layer sets them, see [`InjectedHeaders`]), `Sec-WebSocket-*` (a
+    /// browser's handshake headers, meaningless once `Upgrade` is gone) and `Host` (the
     /// browser's `Host` names the backend, not the provider; the HTTP client sets the right
     /// one from the URI; [keep](HeaderHygiene::keep) it if you set it yourself).
     ///
@@ -201,7 +211,27 @@ impl HeaderHygiene {
     }
 
     /// Never removes `name`: it overrides the preset, [`strip`](HeaderHygiene::strip),
-    /// prefixes and the hop-by-hop rules. In allowlist mode it adds `name` to the allowlist.
+    /// prefixes, the hop-by-hop rules and `Connection` nominations. In allowlist mode it adds
+    /// `name` to the allowlist.
+    ///
+    /// `TE` is the exception: kept, it goes out as `te: trailers` when the request asked for
+    /// trailers and not at all otherwise (what a gRPC client needs).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header};
+    /// use tollgate_headers::HeaderHygiene;
+    ///
+    /// let grpc = HeaderHygiene::server_to_server().keep(header::TE);
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::TE, HeaderValue::from_static("deflate;q=0.5, Trailers"));
+    /// grpc.apply(&mut headers, None);
+    /// assert_eq!(headers[header::TE], "trailers");
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::TE, HeaderValue::from_static("gzip"));
+    /// grpc.apply(&mut headers, None);
+    /// assert!(headers.get(header::TE).is_none());
+    /// ```
     pub fn keep(mut self, name: HeaderName) -> Self {
         self.strip.retain(|stripped| stripped != name);
         if !self.keep.contains(&name) {
@@ -250,11 +280,22 @@ impl HeaderHygiene {
     ) -> HygieneReport {
         let protected = |name: &HeaderName| injected.is_some_and(|i| i.contains(name));
         let nominated = connection_nominated(headers);
-        let doomed: Vec<HeaderName> = headers
+        let mut doomed: Vec<HeaderName> = headers
             .keys()
             .filter(|name| !protected(name) && self.removes(name, &nominated))
             .cloned()
             .collect();
+        // A kept `TE` carries `trailers` only (Go's reverse proxy, gRPC), or nothing.
+        if headers.contains_key(header::TE)
+            && self.keep.contains(&header::TE)
+            && !protected(&header::TE)
+        {
+            if te_has_trailers(headers) {
+                headers.insert(header::TE, HeaderValue::from_static("trailers"));
+            } else {
+                doomed.push(header::TE);
+            }
+        }
         for name in &doomed {
             headers.remove(name);
         }
@@ -595,6 +636,214 @@ mod tests {
         assert!(report.removed().is_empty());
         let debug = format!("{hygiene:?}");
         assert!(debug.contains("substitutes: [\"origin\"]"), "{debug}");
+    }
+
+    /// Go's `TestReverseProxy`: the hop-by-hop headers of the request are gone, `TE:
+    /// trailers` is forwarded only where it is kept (gRPC), end-to-end headers pass.
+    #[test]
+    fn go_reverse_proxy_hop_by_hop_headers() {
+        let request = || {
+            map(&[
+                ("connection", "close"),
+                ("keep-alive", "timeout=5, max=1000"),
+                ("proxy-connection", "keep-alive"),
+                ("te", "trailers"),
+                ("trailer", "x-checksum"),
+                ("transfer-encoding", "chunked"),
+                ("upgrade", "foo"),
+                ("proxy-authenticate", "Basic"),
+                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+                ("x-foo", "bar"),
+                ("content-type", "application/grpc"),
+            ])
+        };
+        let mut headers = request();
+        let report = HeaderHygiene::hop_by_hop().apply(&mut headers, None);
+        assert_eq!(names(&headers), ["content-type", "x-foo"]);
+        assert_eq!(report.removed().len(), 9);
+
+        let mut headers = request();
+        HeaderHygiene::hop_by_hop()
+            .keep(header::TE)
+            .apply(&mut headers, None);
+        assert_eq!(names(&headers), ["content-type", "te", "x-foo"]);
+        assert_eq!(headers[header::TE], "trailers");
+    }
+
+    /// Go's `TestReverseProxyStripHeadersPresentInConnection` and
+    /// `TestReverseProxyStripEmptyConnection`: several `Connection` fields, an empty one,
+    /// tokens in any case.
+    #[test]
+    fn go_headers_named_in_several_connection_fields_are_stripped() {
+        let mut headers = map(&[
+            ("connection", ""),
+            ("connection", "Upgrade, X-Fake-Connection-Token"),
+            ("connection", "X-Some-Conn-Header"),
+            ("x-fake-connection-token", "should be deleted"),
+            ("x-some-conn-header", "should be deleted"),
+            ("upgrade", "websocket"),
+            ("x-end-to-end", "kept"),
+        ]);
+        let report = HeaderHygiene::hop_by_hop().apply(&mut headers, None);
+        assert_eq!(names(&headers), ["x-end-to-end"]);
+        let mut removed: Vec<_> = report.removed().iter().map(HeaderName::as_str).collect();
+        removed.sort_unstable();
+        assert_eq!(
+            removed,
+            [
+                "connection",
+                "upgrade",
+                "x-fake-connection-token",
+                "x-some-conn-header"
+            ]
+        );
+    }
+
+    #[test]
+    fn connection_list_syntax_whitespace_case_and_empty_elements() {
+        for connection in [
+            "close, X-Foo",
+            "X-FOO",
+            "  ,x-foo ,\t, ,X-Bar,,",
+            "\tx-foo\t,keep-alive",
+            ",,,x-foo",
+        ] {
+            let mut headers = map(&[("x-foo", "1"), ("x-bar", "2"), ("accept", "*/*")]);
+            headers.insert(header::CONNECTION, HeaderValue::from_static(connection));
+            headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+            HeaderHygiene::hop_by_hop().apply(&mut headers, None);
+            assert!(!headers.contains_key("x-foo"), "{connection:?}");
+            assert!(!headers.contains_key(header::CONNECTION), "{connection:?}");
+            assert!(!headers.contains_key("keep-alive"), "{connection:?}");
+            assert!(headers.contains_key(header::ACCEPT), "{connection:?}");
+            assert_eq!(
+                headers.contains_key("x-bar"),
+                !connection.contains("X-Bar"),
+                "{connection:?}"
+            );
+        }
+    }
+
+    /// Tokens that are not header names name nothing: no panic, nothing else removed.
+    #[test]
+    fn invalid_tokens_in_connection_are_ignored() {
+        let mut headers = map(&[
+            ("x-foo", "1"),
+            ("x-bar", "2"),
+            ("x-baz", "3"),
+            ("x-qux", "4"),
+        ]);
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("\"x-foo\", x foo, x-bar;q=1, (x-baz), x-qux, :, @"),
+        );
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"\xff\xfe, x-\x80").unwrap(),
+        );
+        HeaderHygiene::hop_by_hop().apply(&mut headers, None);
+        assert_eq!(names(&headers), ["x-bar", "x-baz", "x-foo"]);
+    }
+
+    /// A kept header survives its nomination in `Connection` (the configuration is the
+    /// backend's decision; the caller's `Connection` is not).
+    #[test]
+    fn kept_header_survives_connection_nomination() {
+        let mut headers = map(&[
+            ("connection", "content-type, x-foo"),
+            ("content-type", "application/json"),
+            ("x-foo", "1"),
+        ]);
+        HeaderHygiene::only([header::CONTENT_TYPE, HeaderName::from_static("x-foo")])
+            .apply(&mut headers, None);
+        assert_eq!(names(&headers), ["content-type", "x-foo"]);
+    }
+
+    /// A browser's WebSocket handshake and an h2c upgrade go out as plain requests.
+    #[test]
+    fn upgrade_requests_are_downgraded_to_plain_requests() {
+        let mut websocket = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-extensions", "permessage-deflate"),
+            ("accept", "*/*"),
+        ]);
+        HeaderHygiene::server_to_server().apply(&mut websocket, None);
+        assert_eq!(names(&websocket), ["accept"]);
+
+        let mut h2c = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAAQAAP__"),
+            ("accept", "*/*"),
+        ]);
+        HeaderHygiene::hop_by_hop().apply(&mut h2c, None);
+        assert_eq!(names(&h2c), ["accept"]);
+
+        // Kept explicitly, the upgrade passes (a proxy that means to tunnel).
+        let mut websocket = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("accept", "*/*"),
+        ]);
+        HeaderHygiene::hop_by_hop()
+            .keep(header::CONNECTION)
+            .keep(header::UPGRADE)
+            .apply(&mut websocket, None);
+        assert_eq!(names(&websocket), ["accept", "connection", "upgrade"]);
+    }
+
+    /// `TE` kept for gRPC: only the `trailers` token goes out; `Connection: te` (which RFC
+    /// 9110 section 10.1.4 asks senders of `TE` to add) does not remove a kept `TE`.
+    #[test]
+    fn kept_te_is_reduced_to_trailers() {
+        let grpc = HeaderHygiene::only([header::CONTENT_TYPE, header::TE]);
+        for (values, expected) in [
+            (&["trailers"][..], Some("trailers")),
+            (&["gzip", "trailers"], Some("trailers")),
+            (&["deflate;q=0.5, Trailers;q=1"], Some("trailers")),
+            (&["gzip, deflate"], None),
+            (&["trailers-please"], None),
+        ] {
+            let mut headers = map(&[("connection", "TE"), ("content-type", "application/grpc")]);
+            for value in values {
+                headers.append(header::TE, HeaderValue::from_str(value).unwrap());
+            }
+            let report = grpc.apply(&mut headers, None);
+            let te: Vec<_> = headers.get_all(header::TE).iter().collect();
+            match expected {
+                Some(value) => assert_eq!(te, [value], "{values:?}"),
+                None => {
+                    assert!(te.is_empty(), "{values:?}");
+                    assert!(report.removed().contains(&header::TE));
+                }
+            }
+            assert!(!headers.contains_key(header::CONNECTION));
+        }
+        // Not kept: TE never goes out, trailers or not.
+        let mut headers = map(&[("te", "trailers")]);
+        HeaderHygiene::server_to_server().apply(&mut headers, None);
+        assert!(headers.is_empty());
+    }
+
+    /// tower-http's `SetRequestHeader` modes: `substitute` overrides (every value replaced),
+    /// never appends; a sensitive substitute stays sensitive.
+    #[test]
+    fn substitute_is_an_override_and_keeps_sensitivity() {
+        let mut value = HeaderValue::from_static("Bearer backend-owned");
+        value.set_sensitive(true);
+        let hygiene = HeaderHygiene::server_to_server().substitute(header::AUTHORIZATION, value);
+        let mut headers = map(&[
+            ("authorization", "Bearer one"),
+            ("authorization", "Bearer two"),
+        ]);
+        hygiene.apply(&mut headers, None);
+        let values: Vec<_> = headers.get_all(header::AUTHORIZATION).iter().collect();
+        assert_eq!(values, ["Bearer backend-owned"]);
+        assert!(values[0].is_sensitive());
+        assert!(!format!("{hygiene:?}").contains("backend-owned"));
     }
 
     #[test]

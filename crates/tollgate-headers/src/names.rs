@@ -2,14 +2,21 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
-/// The hop-by-hop headers of RFC 9110 section 7.6.1 (besides the ones `Connection` names).
-pub(crate) const HOP_BY_HOP: [&str; 6] = [
+/// The hop-by-hop headers (besides the ones `Connection` names): the ones RFC 9110 section
+/// 7.6.1 lists (`Connection`, `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`,
+/// `Upgrade`) and the ones RFC 7230 section 6.1 (with erratum 4522) and Go's
+/// `httputil.ReverseProxy` also remove: `Trailer`, `Proxy-Authenticate`,
+/// `Proxy-Authorization`.
+pub(crate) const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "te",
     "transfer-encoding",
     "upgrade",
+    "trailer",
+    "proxy-authenticate",
+    "proxy-authorization",
 ];
 
 /// Whether `name` is one of [`HOP_BY_HOP`].
@@ -17,18 +24,21 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
 }
 
-/// Every header name listed in every `Connection` field, lowercased. Tokens that are not
-/// valid header names are ignored (they cannot name a header that is present).
+/// Every header name listed in every `Connection` field, lowercased. The list is parsed as
+/// bytes (RFC 9110 section 5.6.1: elements separated by commas, optional whitespace around
+/// them, empty elements ignored), so a non-ASCII byte elsewhere in a field cannot hide the
+/// other names. Tokens that are not valid header names are ignored (they cannot name a header
+/// that is present).
 pub(crate) fn connection_nominated(headers: &HeaderMap) -> Vec<HeaderName> {
     let mut names = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
-        let Ok(text) = value.to_str() else { continue };
-        for token in text.split(',') {
-            let token = token.trim();
+        for token in value.as_bytes().split(|byte| *byte == b',') {
+            let token = token.trim_ascii();
             if token.is_empty() {
                 continue;
             }
-            if let Ok(name) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes())
+            // `from_bytes` lowercases, so `X-Foo` names `x-foo`.
+            if let Ok(name) = HeaderName::from_bytes(token)
                 && !names.contains(&name)
             {
                 names.push(name);
@@ -36,6 +46,17 @@ pub(crate) fn connection_nominated(headers: &HeaderMap) -> Vec<HeaderName> {
         }
     }
     names
+}
+
+/// Whether any `TE` field lists the `trailers` token (case-insensitive, parameters and
+/// whitespace ignored), as Go's `httpguts.HeaderValuesContainsToken` reads it.
+pub(crate) fn te_has_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|value| {
+        value.as_bytes().split(|byte| *byte == b',').any(|element| {
+            let coding = element.split(|byte| *byte == b';').next().unwrap_or(b"");
+            coding.trim_ascii().eq_ignore_ascii_case(b"trailers")
+        })
+    })
 }
 
 /// Names joined by `, ` for a tracing field.
@@ -74,10 +95,48 @@ mod tests {
         assert_eq!(names, ["x-api-key", "x-foo", "close", "keep-alive"]);
     }
 
+    /// A non-UTF-8 byte in one element must not hide the other elements of that field.
+    #[test]
+    fn obs_text_in_connection_does_not_hide_other_tokens() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-foo, caf\xe9,\tX-Bar\t").unwrap(),
+        );
+        let names: Vec<_> = connection_nominated(&headers)
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        assert_eq!(names, ["x-foo", "x-bar"]);
+    }
+
+    #[test]
+    fn te_trailers_token() {
+        for (values, expected) in [
+            (&["trailers"][..], true),
+            (&["Trailers"], true),
+            (&["deflate;q=0.5, trailers"], true),
+            (&["gzip", " TRAILERS ;q=1"], true),
+            (&["trailersx"], false),
+            (&["gzip, deflate"], false),
+            (&[""], false),
+            (&[], false),
+        ] {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(header::TE, HeaderValue::from_str(value).unwrap());
+            }
+            assert_eq!(te_has_trailers(&headers), expected, "{values:?}");
+        }
+    }
+
     #[test]
     fn hop_by_hop_set() {
         assert!(is_hop_by_hop(&header::TRANSFER_ENCODING));
         assert!(is_hop_by_hop(&HeaderName::from_static("proxy-connection")));
+        assert!(is_hop_by_hop(&header::TRAILER));
+        assert!(is_hop_by_hop(&header::PROXY_AUTHORIZATION));
+        assert!(is_hop_by_hop(&header::PROXY_AUTHENTICATE));
         assert!(!is_hop_by_hop(&header::CONTENT_TYPE));
         assert_eq!(join(&[header::ORIGIN, header::REFERER]), "origin, referer");
     }
