@@ -969,6 +969,8 @@ mod tonic_server {
         let listener = bind().await;
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
+            // The reporter lives as long as the server.
+            let _reporter = reporter;
             tonic::transport::Server::builder()
                 .layer(guard)
                 .add_service(health)
@@ -976,8 +978,6 @@ mod tonic_server {
                 .await
                 .unwrap();
         });
-        // Keep the reporter alive with the server.
-        std::mem::forget(reporter);
         addr
     }
 
