@@ -42,6 +42,15 @@ pub enum HeaderError {
         /// request URI had no scheme or authority. User info is never included.
         target: String,
     },
+    /// The request does not say unambiguously where it goes: its `Host` header disagrees
+    /// with its URI, it has several `Host` headers, or its URI's port is not a valid port.
+    /// Nothing was sent.
+    AmbiguousTarget {
+        /// The secret header's name.
+        header: HeaderName,
+        /// What is ambiguous (a fixed text, never a header value).
+        reason: &'static str,
+    },
     /// The secret (or a fetched token) holds bytes a header value cannot carry.
     InvalidSecret {
         /// The secret header's name.
@@ -71,6 +80,10 @@ impl fmt::Display for HeaderError {
             Self::UpstreamNotAllowed { header, target } => write!(
                 f,
                 "refusing to send the `{header}` header to {target}: not a configured upstream"
+            ),
+            Self::AmbiguousTarget { header, reason } => write!(
+                f,
+                "refusing to send the `{header}` header: {reason}; the request was not sent"
             ),
             Self::InvalidSecret { header } => write!(
                 f,
@@ -148,6 +161,13 @@ mod tests {
                     target: "https://evil.example".to_owned(),
                 },
                 "refusing to send the `x-api-key` header to https://evil.example: not a configured upstream",
+            ),
+            (
+                HeaderError::AmbiguousTarget {
+                    header: key.clone(),
+                    reason: "the Host header disagrees with the request URI",
+                },
+                "refusing to send the `x-api-key` header: the Host header disagrees with the request URI; the request was not sent",
             ),
             (
                 HeaderError::InvalidSecret { header: key },

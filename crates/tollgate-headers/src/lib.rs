@@ -15,7 +15,8 @@
 //!   [`Secret`](tollgate_core::Secret), and [`TokenHeaderLayer`] for a token an async
 //!   [`TokenProvider`] refreshes: inserted (never appended), marked sensitive, and refused
 //!   with a typed [`HeaderError`] for any scheme or authority but the configured
-//!   [`Upstream`], so a redirect or a wrong base URL cannot leak the key.
+//!   [`Upstream`] (or a `Host` header that disagrees), so a redirect or a wrong base URL
+//!   cannot leak the key.
 //! - [`RequireHeadersLayer`] (OneKey: `Content-Type`, `User-Agent`) and
 //!   [`DefaultHeaderLayer`] (a default `User-Agent`).
 //! - [`InboundHygieneLayer`] for servers: client-supplied copies of headers the backend
@@ -30,10 +31,20 @@
 //! # Layer order
 //!
 //! Hygiene first, then the backend-owned headers, then signing, then the client:
-//! `hygiene → x-api-key → access-token → x-user-ip → sign → client`. The order between hygiene
-//! and the secret layers does not matter for correctness: secret layers record what they set
-//! in [`InjectedHeaders`], and hygiene never removes those, even when a caller's
-//! `Connection: x-api-key` names them.
+//! `hygiene → x-api-key → access-token → x-user-ip → sign → client`. Secret layers record
+//! what they set in [`InjectedHeaders`], and hygiene never removes those (not even when a
+//! caller's `Connection: x-api-key` names them), so the secret survives either order. The
+//! wrong order is still detected: a secret layer outside hygiene sees the browser's `Host`
+//! header, which disagrees with the provider's URI, and refuses the call with
+//! [`HeaderError::AmbiguousTarget`].
+//!
+//! # Where a secret may go
+//!
+//! The request URI decides: its scheme, host and effective port must match a configured
+//! [`Upstream`] exactly (see [`Upstream::matches`]). A `Host` header must be absent or agree
+//! with the URI. Put the secret layers inside (after) any layer that follows redirects, so
+//! every hop is checked: a redirect follower between a secret layer and the client would copy
+//! the key to wherever the `Location` points.
 //!
 //! # Example: a Transak call
 //!

@@ -40,7 +40,8 @@ struct Config {
 /// The request URI must go to a configured upstream (scheme, host and port; see
 /// [`Upstream::matches`]); otherwise the call fails with
 /// [`HeaderError::UpstreamNotAllowed`] and the inner service is not called, so a redirect or
-/// a wrong base URL cannot leak the key. With no upstream configured every call fails with
+/// a wrong base URL cannot leak the key. A `Host` header that disagrees with the URI (or
+/// several `Host` headers) fails the call with [`HeaderError::AmbiguousTarget`]. With no upstream configured every call fails with
 /// [`HeaderError::UpstreamNotConfigured`]. A secret that is not a valid header value fails
 /// every call with [`HeaderError::InvalidSecret`].
 ///
@@ -220,7 +221,12 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let name = &self.config.name;
-        if let Err(error) = upstream::check(&self.config.upstreams, name, request.uri()) {
+        if let Err(error) = upstream::check(
+            &self.config.upstreams,
+            name,
+            request.uri(),
+            request.headers(),
+        ) {
             return OutboundFuture::refused(error);
         }
         let Some(value) = self.config.value.clone() else {

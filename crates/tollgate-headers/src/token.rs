@@ -386,7 +386,12 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let shared = &self.shared;
-        if let Err(error) = upstream::check(&shared.upstreams, &shared.name, request.uri()) {
+        if let Err(error) = upstream::check(
+            &shared.upstreams,
+            &shared.name,
+            request.uri(),
+            request.headers(),
+        ) {
             return TokenHeaderFuture::refused(error);
         }
         if let Some(value) = shared.cached() {

@@ -138,6 +138,9 @@ async fn browser_headers_copied_wholesale_arrive_stripped_or_substituted() {
     assert_eq!(pairs(&seen[0].headers), expected(&mock));
 }
 
+/// The other order: the secret layer outside hygiene gives the same headers, except that a
+/// `Host` header copied from the browser reaches the secret layer first. It disagrees with
+/// the URI, so the wrong order is detected and nothing is sent.
 #[tokio::test]
 async fn secret_layer_outside_hygiene_gives_the_same_headers() {
     let mock = Mock::http1().await;
@@ -145,14 +148,102 @@ async fn secret_layer_outside_hygiene_gives_the_same_headers() {
         .layer(api_key(&mock))
         .layer(HeaderHygieneLayer::new(hygiene()))
         .service(client_http1());
-    client
+
+    let error = client
+        .clone()
         .oneshot(post(
             format!("{}/api/v2/orders", mock.base()),
             browser_headers(),
         ))
         .await
+        .unwrap_err();
+    assert!(matches!(
+        error.downcast_ref::<HeaderError>(),
+        Some(HeaderError::AmbiguousTarget {
+            reason: "the Host header disagrees with the request URI",
+            ..
+        })
+    ));
+    assert!(mock.seen().is_empty());
+
+    let mut headers = browser_headers();
+    headers.remove(header::HOST);
+    client
+        .oneshot(post(format!("{}/api/v2/orders", mock.base()), headers))
+        .await
         .unwrap();
     assert_eq!(pairs(&mock.seen()[0].headers), expected(&mock));
+}
+
+/// hyper_util's client sends a caller's `Host` header as it is, whatever the URI says: a
+/// CDN in front of several sites would route the key to the site the `Host` names. The
+/// secret layer refuses such a request; a `Host` that agrees with the URI passes.
+#[tokio::test]
+async fn host_header_disagreeing_with_the_uri_is_refused_on_the_wire() {
+    let mock = Mock::http1().await;
+    let client = ServiceBuilder::new()
+        .layer(api_key(&mock))
+        .service(client_http1());
+    for host in [
+        "evil.example".to_owned(),
+        format!("127.0.0.1:{}", mock.addr.port() ^ 1),
+        "localhost".to_owned(),
+    ] {
+        let request = Request::get(mock.base())
+            .header(header::HOST, host.as_str())
+            .body(Full::default())
+            .unwrap();
+        let error = client.clone().oneshot(request).await.unwrap_err();
+        assert!(
+            matches!(
+                error.downcast_ref::<HeaderError>(),
+                Some(HeaderError::AmbiguousTarget { .. })
+            ),
+            "{host}: {error}"
+        );
+        assert!(!format!("{error:?}").contains(API_KEY));
+    }
+    assert!(mock.seen().is_empty());
+
+    let request = Request::get(mock.base())
+        .header(header::HOST, mock.addr.to_string())
+        .body(Full::default())
+        .unwrap();
+    client.oneshot(request).await.unwrap();
+    assert_eq!(mock.seen()[0].headers["x-api-key"], API_KEY);
+}
+
+/// reqwest strips sensitive headers when a redirect changes host or port. Here a redirect
+/// follower stacked outside the secret layer re-sends to the `Location`; the hop to another
+/// port on the same host is refused and the other server sees nothing.
+#[tokio::test]
+async fn redirect_to_another_port_is_refused_at_the_hop() {
+    let provider = Mock::http1().await;
+    let other = Mock::http1().await;
+    let mut client = ServiceBuilder::new()
+        .layer(api_key(&provider))
+        .service(client_http1());
+    // First hop: the provider (here it answers 200; think of a 307 to the other port).
+    let first = Request::get(provider.base()).body(Full::default()).unwrap();
+    client.ready().await.unwrap().call(first).await.unwrap();
+    // Second hop: the `Location`, same host, other port.
+    let location = format!("{}/moved", other.base());
+    let second = Request::get(location).body(Full::default()).unwrap();
+    let error = client
+        .ready()
+        .await
+        .unwrap()
+        .call(second)
+        .await
+        .unwrap_err();
+    match error.downcast_ref::<HeaderError>() {
+        Some(HeaderError::UpstreamNotAllowed { target, .. }) => {
+            assert_eq!(target, &other.base());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(provider.seen().len(), 1);
+    assert!(other.seen().is_empty());
 }
 
 /// `Connection: x-api-key, x-foo` removes `x-foo` but never the injected key, in both
