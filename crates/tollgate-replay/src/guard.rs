@@ -89,14 +89,19 @@ enum Source {
 /// 3. the store claims the nonce until `timestamp + tolerance` (401 `replayed` when it was
 ///    already claimed, 503 `store_unavailable` when the store fails: fail closed).
 ///
+/// With [`key_id_header`](ReplayGuard::key_id_header), that header must be present once (400
+/// `header_malformed` otherwise), checked between steps 2 and 3.
+///
 /// # TTL semantics
 ///
-/// A claim is held until [`TimestampWindow::last_valid_second`]`(timestamp)`, the last second
-/// at which the window still accepts the request, so its time to live is
-/// `timestamp + tolerance − now`: up to twice the tolerance for a request stamped in the
-/// future, never longer, and never shorter than the window. Once a claim expires, the same
-/// request is refused by the window (401 `timestamp_out_of_window`), not accepted again. Keep
-/// the guard's clock and the store's clock the same (they are, by default, the system clock).
+/// The guard asks the store to hold a claim until
+/// [`TimestampWindow::last_valid_second`]`(timestamp)` (plus the optional
+/// [`clock_skew_margin`](ReplayGuard::clock_skew_margin)), the last second at which the window
+/// still accepts the request by the guard's clock. The store holds it until the later of that
+/// and its own "now" plus its minimum retention ([`held_until`](crate::held_until)), so a
+/// replay is refused even when the guard's and the store's clocks disagree. Once a claim
+/// expires, the same request is refused by the window (401 `timestamp_out_of_window`), not
+/// accepted again. See the crate docs' "TTL semantics".
 ///
 /// # Namespaces
 ///
@@ -129,6 +134,7 @@ pub struct ReplayGuard {
     window: TimestampWindow,
     shape: NonceShape,
     clock: SharedClock,
+    skew_margin: u64,
 }
 
 /// The default shape of header nonces: 1 to 256 visible ASCII characters.
@@ -153,6 +159,7 @@ impl ReplayGuard {
             window: TimestampWindow::default(),
             shape: DEFAULT_TOKEN,
             clock: Arc::new(SystemClock),
+            skew_margin: 0,
         }
     }
 
@@ -202,12 +209,15 @@ impl ReplayGuard {
             window: TimestampWindow::default(),
             shape: NonceShape::Bytes { max_len: 1024 },
             clock: Arc::new(SystemClock),
+            skew_margin: 0,
         }
     }
 
     /// Namespaces claims by the value of this header too (Tranzila's app key), so the same
-    /// nonce from two partners is two claims. Ignored with `from_verified_signature`, which
-    /// uses the verified key id.
+    /// nonce from two partners is two claims. The header must then be present exactly once
+    /// and non-empty (else 400 `header_malformed`): a copy of a request without it, or with
+    /// it twice, would otherwise claim in another namespace. Ignored with
+    /// `from_verified_signature`, which uses the verified key id.
     #[must_use]
     pub fn key_id_header(mut self, header: HeaderName) -> Self {
         if let Source::Headers { key_id, .. } = &mut self.source {
@@ -247,6 +257,22 @@ impl ReplayGuard {
         self
     }
 
+    /// Asks the store to hold claims `margin` longer than the window needs:
+    /// `expires_at = timestamp + tolerance + margin` (default 0; whole seconds).
+    ///
+    /// The store decides expiry with its own clock. The stores of this crate already hold
+    /// every claim for a minimum retention from their clock (see [`held_until`]), which
+    /// covers any disagreement between this guard's clock and the store's; this margin
+    /// additionally covers a store of your own without such a retention, up to `margin`
+    /// seconds of skew between the store's clock and the verifiers' clocks.
+    ///
+    /// [`held_until`]: crate::held_until
+    #[must_use]
+    pub fn clock_skew_margin(mut self, margin: Duration) -> Self {
+        self.skew_margin = margin.as_secs();
+        self
+    }
+
     /// The window.
     pub fn window(&self) -> TimestampWindow {
         self.window
@@ -274,7 +300,11 @@ impl ReplayGuard {
                     return Err(ReplayError::NonceMalformed);
                 }
                 let key_id = match key_id {
-                    Some(name) => single(headers, name).unwrap_or_default(),
+                    // Missing or repeated would claim in another namespace than the request
+                    // it copies: refuse instead.
+                    Some(name) => single(headers, name)
+                        .filter(|value| !value.is_empty())
+                        .ok_or(ReplayError::KeyIdMalformed)?,
                     None => b"",
                 };
                 Ok(self.ticket(replay_key(scheme.as_bytes(), key_id, nonce), ts))
@@ -312,7 +342,10 @@ impl ReplayGuard {
         ReplayTicket {
             key,
             timestamp,
-            expires_at: self.window.last_valid_second(timestamp),
+            expires_at: self
+                .window
+                .last_valid_second(timestamp)
+                .saturating_add(self.skew_margin),
         }
     }
 }
@@ -336,6 +369,7 @@ impl fmt::Debug for ReplayGuard {
                 .field("timestamp_header", timestamp),
         };
         d.field("tolerance_secs", &self.window.tolerance_secs())
+            .field("clock_skew_margin_secs", &self.skew_margin)
             .field("nonce_shape", &self.shape)
             .field("clock", &self.clock)
             .finish()
@@ -353,7 +387,8 @@ fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h [u8]> {
 }
 
 /// The store key for `nonce` in the namespace (`scheme`, `key_id`): each part but the last
-/// length-prefixed, so different triples never give the same bytes.
+/// length-prefixed (4 bytes, big-endian), so different triples never give the same bytes
+/// (the `replay_key_round_trips` property test decodes every key back to its triple).
 ///
 /// ```
 /// use tollgate_replay::replay_key;
@@ -417,6 +452,9 @@ pub enum ReplayError {
     Timestamp(TimestampError),
     /// The nonce is missing, repeated or of the wrong shape: 400 `nonce_malformed`.
     NonceMalformed,
+    /// The key id header ([`ReplayGuard::key_id_header`]) is missing, empty or repeated: 400
+    /// `header_malformed`.
+    KeyIdMalformed,
     /// The nonce was claimed before and has not expired: 401 `replayed`.
     Replayed,
     /// The store failed: 503 `store_unavailable` (fail closed).
@@ -440,6 +478,11 @@ impl ReplayError {
                 StatusCode::BAD_REQUEST,
                 code::NONCE_MALFORMED,
                 "nonce is missing or malformed",
+            ),
+            Self::KeyIdMalformed => Rejection::new(
+                StatusCode::BAD_REQUEST,
+                code::HEADER_MALFORMED,
+                "key id header is missing or repeated",
             ),
             Self::Replayed => Rejection::new(
                 StatusCode::UNAUTHORIZED,
@@ -474,6 +517,7 @@ impl fmt::Display for ReplayError {
             Self::TimestampMissing => f.write_str("timestamp header is missing or repeated"),
             Self::Timestamp(err) => err.fmt(f),
             Self::NonceMalformed => f.write_str("nonce is missing or malformed"),
+            Self::KeyIdMalformed => f.write_str("key id header is missing, empty or repeated"),
             Self::Replayed => f.write_str("nonce was already claimed"),
             Self::Store(err) => err.fmt(f),
             Self::Misconfigured => {
@@ -490,5 +534,80 @@ impl std::error::Error for ReplayError {
             Self::Store(err) => Some(err),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The inverse of [`replay_key`]: recovers the triple from the key alone. That it exists
+    /// (and round-trips) is the proof that two different triples never share a key.
+    fn split_replay_key(key: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+        let mut rest = key;
+        let mut parts = [&[][..]; 2];
+        for part in &mut parts {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+            if tail.len() < len {
+                return None;
+            }
+            let (value, tail) = tail.split_at(len);
+            *part = value;
+            rest = tail;
+        }
+        Some((parts[0], parts[1], rest))
+    }
+
+    fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..max)
+    }
+
+    /// Few symbols, short parts, and the length bytes themselves among the symbols: where
+    /// accidental collisions would be found if there were any.
+    fn tricky(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![Just(0u8), Just(1), Just(b':'), Just(b'a')],
+            0..max,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn replay_key_round_trips(scheme in bytes(40), key_id in bytes(40), nonce in bytes(120)) {
+            let key = replay_key(&scheme, &key_id, &nonce);
+            prop_assert_eq!(key.len(), 8 + scheme.len() + key_id.len() + nonce.len());
+            let split = split_replay_key(&key);
+            prop_assert_eq!(
+                split,
+                Some((scheme.as_slice(), key_id.as_slice(), nonce.as_slice()))
+            );
+        }
+
+        #[test]
+        fn different_triples_never_share_a_key(
+            a in (tricky(6), tricky(6), tricky(6)),
+            b in (tricky(6), tricky(6), tricky(6)),
+        ) {
+            let key_a = replay_key(&a.0, &a.1, &a.2);
+            let key_b = replay_key(&b.0, &b.1, &b.2);
+            prop_assert_eq!(key_a == key_b, a == b);
+        }
+    }
+
+    #[test]
+    fn the_presets_namespace_as_documented() {
+        assert_eq!(
+            replay_key(b"tranzila", b"app", b"n"),
+            b"\0\0\0\x08tranzila\0\0\0\x03appn"
+        );
+        // Shifting bytes between the parts changes the key.
+        assert_ne!(replay_key(b"ab", b"", b"c"), replay_key(b"a", b"b", b"c"));
+        assert_ne!(replay_key(b"", b"ab", b"c"), replay_key(b"", b"a", b"bc"));
+        assert_ne!(replay_key(b"a", b"", b""), replay_key(b"", b"a", b""));
     }
 }

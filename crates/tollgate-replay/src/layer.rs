@@ -838,6 +838,207 @@ mod tests {
         assert_eq!(f.layer.guard().window().tolerance_secs(), 60);
     }
 
+    /// Sends `request` to `layer` twice: the second must be refused as a replay.
+    async fn assert_replay_refused(layer: &ReplayGuardLayer, time: &str, nonce: &str) {
+        assert_eq!(
+            send(layer, tranzila_request(time, nonce)).await,
+            (StatusCode::OK, format!("ok {time}"))
+        );
+        assert_eq!(
+            send(layer, tranzila_request(time, nonce)).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                json("replayed", "request was already received")
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn replay_refused_when_the_verifier_clock_is_far_from_the_store_clock() {
+        // The guard reads a manual clock in 2023, the store the real system clock: every
+        // `expires_at` is long past by the store's clock.
+        let store = MemoryNonceStore::new(1_000);
+        let layer =
+            ReplayGuardLayer::new(ReplayGuard::tranzila().clock(ManualClock::new(NOW)), store);
+        assert_replay_refused(&layer, "1700000000", NONCE).await;
+
+        // The guard's clock far ahead of the store's: claims outlive the window, never less.
+        let store = MemoryNonceStore::new(1_000);
+        let far = 4_000_000_000u64;
+        let layer =
+            ReplayGuardLayer::new(ReplayGuard::tranzila().clock(ManualClock::new(far)), store);
+        assert_replay_refused(&layer, &far.to_string(), NONCE).await;
+
+        // Both manual, the store 250 s ahead, the replay 100 s later: without the minimum
+        // retention the claim (until ts + 300 by the guard) would already be gone by the store's
+        // clock while the guard's window still accepts the request.
+        for (retention, replay_status) in [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some(std::time::Duration::ZERO), StatusCode::OK),
+        ] {
+            let guard_clock = ManualClock::new(NOW);
+            let store_clock = ManualClock::new(NOW + 250);
+            let mut store = MemoryNonceStore::new(1_000).with_clock(store_clock.clone());
+            if let Some(retention) = retention {
+                store = store.with_min_retention(retention);
+            }
+            let layer =
+                ReplayGuardLayer::new(ReplayGuard::tranzila().clock(guard_clock.clone()), store);
+            assert_eq!(
+                send(&layer, tranzila_request("1700000000", NONCE)).await.0,
+                StatusCode::OK
+            );
+            guard_clock.advance(100);
+            store_clock.advance(100);
+            assert_eq!(
+                send(&layer, tranzila_request("1700000000", NONCE)).await.0,
+                replay_status,
+                "retention {retention:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn skewed_instances_sharing_a_store_refuse_the_replay() {
+        // Instance A's clock is 200 s ahead of B's; the store reads A's clock (the worst case:
+        // the claim is written by the instance whose clock is ahead). A retention of
+        // 2 × tolerance + skew (the shared-store default, 900 s) refuses every replay; the
+        // single-process default of 2 × tolerance does not cover the skew, as documented.
+        for (retention, at_700) in [
+            (
+                crate::DEFAULT_SHARED_MIN_RETENTION,
+                StatusCode::UNAUTHORIZED,
+            ),
+            (crate::DEFAULT_MIN_RETENTION, StatusCode::OK),
+        ] {
+            let a_clock = ManualClock::new(NOW + 200);
+            let b_clock = ManualClock::new(NOW);
+            let store = Arc::new(
+                MemoryNonceStore::new(1_000)
+                    .with_clock(a_clock.clone())
+                    .with_min_retention(retention),
+            );
+            let a = ReplayGuardLayer::new(
+                ReplayGuard::tranzila().clock(a_clock.clone()),
+                Arc::clone(&store),
+            );
+            let b = ReplayGuardLayer::new(
+                ReplayGuard::tranzila().clock(b_clock.clone()),
+                Arc::clone(&store),
+            );
+            // Stamped as far ahead as A accepts: A asks for expires_at = ts + 300 = NOW + 800.
+            let ts = (NOW + 500).to_string();
+            assert_eq!(
+                send(&a, tranzila_request(&ts, NONCE)).await.0,
+                StatusCode::OK
+            );
+            // B accepts that timestamp from when its clock reads NOW + 200 until NOW + 800,
+            // 800 s after A's claim; by then the store's clock reads NOW + 1000, past the
+            // requested expiry.
+            for elapsed in [200, 400, 600, 700, 800] {
+                a_clock.set(NOW + 200 + elapsed);
+                b_clock.set(NOW + elapsed);
+                let expected = if elapsed >= 700 {
+                    at_700
+                } else {
+                    StatusCode::UNAUTHORIZED
+                };
+                let (status, body) = send(&b, tranzila_request(&ts, NONCE)).await;
+                assert_eq!(status, expected, "{retention:?}, {elapsed} s later: {body}");
+                if status == StatusCode::OK {
+                    break;
+                }
+                assert_eq!(body, json("replayed", "request was already received"));
+            }
+            // Once B's window has closed the request is stale, not accepted again.
+            a_clock.set(NOW + 200 + 801);
+            b_clock.set(NOW + 801);
+            assert_eq!(
+                send(&b, tranzila_request(&ts, NONCE)).await.1,
+                json("timestamp_out_of_window", "timestamp is too old")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn clock_skew_margin_lengthens_the_requested_expiry() {
+        let guard = ReplayGuard::tranzila()
+            .clock(ManualClock::new(NOW))
+            .clock_skew_margin(std::time::Duration::from_secs(120));
+        let ticket = guard
+            .check(
+                tranzila_request("1700000000", NONCE).headers(),
+                &http::Extensions::new(),
+            )
+            .unwrap();
+        assert_eq!(ticket.expires_at(), NOW + 300 + 120);
+        assert!(format!("{guard:?}").contains("clock_skew_margin_secs: 120"));
+    }
+
+    #[tokio::test]
+    async fn the_key_id_header_must_be_present_once() {
+        let f = fixture(ReplayGuard::tranzila());
+        let refused = (
+            StatusCode::BAD_REQUEST,
+            json("header_malformed", "key id header is missing or repeated"),
+        );
+        let mut missing = tranzila_request("1700000000", NONCE);
+        missing.headers_mut().remove("x-tranzila-api-app-key");
+        assert_eq!(send(&f.layer, missing).await, refused);
+        let mut twice = tranzila_request("1700000000", NONCE);
+        twice
+            .headers_mut()
+            .append("x-tranzila-api-app-key", "another_app".parse().unwrap());
+        assert_eq!(send(&f.layer, twice).await, refused);
+        let mut empty = tranzila_request("1700000000", NONCE);
+        empty
+            .headers_mut()
+            .insert("x-tranzila-api-app-key", "".parse().unwrap());
+        assert_eq!(send(&f.layer, empty).await, refused);
+        // None of them claimed the nonce.
+        assert_eq!(
+            send(&f.layer, tranzila_request("1700000000", NONCE))
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes, any number of times, in the three headers: a refusal with a JSON body or
+        /// an acceptance, never a panic; only accepted requests claim.
+        #[test]
+        fn hostile_headers_never_panic(
+            values in proptest::collection::vec(
+                (0usize..3, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..90)),
+                0..6,
+            ),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let clock = ManualClock::new(NOW);
+            let store = Arc::new(MemoryNonceStore::new(100).with_clock(clock.clone()));
+            let layer = ReplayGuardLayer::new(ReplayGuard::tranzila().clock(clock), Arc::clone(&store));
+            let names = ["x-tranzila-api-app-key", "x-tranzila-api-request-time", "x-tranzila-api-nonce"];
+            let mut request = Request::post("/").body(Full::new(Bytes::new())).unwrap();
+            for (name, value) in values {
+                if let Ok(value) = http::HeaderValue::from_bytes(&value) {
+                    request.headers_mut().append(names[name], value);
+                }
+            }
+            let (status, body) = runtime.block_on(send(&layer, request));
+            match status.as_u16() {
+                200 => proptest::prop_assert_eq!(store.len(), 1),
+                400 | 401 => {
+                    proptest::prop_assert!(body.starts_with(r#"{"error":{"code":""#), "{}", body);
+                    proptest::prop_assert_eq!(store.len(), 0);
+                }
+                other => proptest::prop_assert!(false, "status {}", other),
+            }
+        }
+    }
+
     #[test]
     fn services_are_send_clone_and_debug_hides_nothing_secret() {
         fn assert_send_clone<T: Send + Sync + Clone>() {}

@@ -7,8 +7,8 @@
 //! body), so the nonce check is the only thing that stops a captured set of headers from being
 //! replayed on another request. [`ReplayGuardLayer`] enforces both halves: the inclusive
 //! two-sided window (digits-only parse, from an injected [`Clock`](tollgate_core::Clock)) and
-//! a claim of the nonce in a [`NonceStore`] that lasts exactly as long as the window could
-//! still accept the request.
+//! a claim of the nonce in a [`NonceStore`] that lasts at least as long as any verifier's
+//! window could still accept the request.
 //!
 //! # Example
 //!
@@ -21,7 +21,7 @@
 //! use tower::ServiceBuilder;
 //!
 //! # let verify_tranzila_token = tower::layer::util::Identity::new();
-//! let store = MemoryNonceStore::new(600_000); // about 19 MiB, see "Sizing"
+//! let store = MemoryNonceStore::new(600_000); // 24 MiB of tables, see "Sizing"
 //! let app: Router = Router::new()
 //!     .route("/api/charge", post(|| async { "charged" }))
 //!     .layer(
@@ -66,21 +66,44 @@
 //! The store keeps a keyed 128-bit fingerprint of each key and its expiry, 24 bytes per slot,
 //! at most three quarters of the slots in use: **32 bytes per live entry** at its effective
 //! capacity (the `memory_footprint` test measures the resident memory of a full store of
-//! 786,432 entries: about 33 bytes per entry, whatever the key's length). The tables are
-//! allocated when the store is created; [`MemoryNonceStore::memory_bytes`] says how large.
-//! A claim lives for at most twice the tolerance (a request stamped `tolerance` seconds in the
-//! future), so with the default window a capacity of `600 × requests per second` never fills;
-//! `300 ×` is enough when clocks agree. When the store is full of unexpired claims it refuses
-//! new ones (503 `store_unavailable`) rather than evict one, since an eviction would reopen the
-//! replay window for that request.
+//! 786,432 entries: about 33 bytes per entry, whatever the key's length). The capacity asked
+//! for is rounded up (`MemoryNonceStore::new(600_000)` holds 786,432 claims in 24 MiB); the
+//! tables are allocated when the store is created; [`MemoryNonceStore::memory_bytes`] says
+//! how large. With the default ±300 s window and 600 s minimum retention every claim lives
+//! about 600 s, so a capacity of `600 × requests per second` is what a steady load needs.
+//! When the store is full of unexpired claims it refuses new ones (503 `store_unavailable`)
+//! rather than evict one, since an eviction would reopen the replay window for that request.
 //!
 //! # TTL semantics
 //!
-//! A nonce is claimed until `timestamp + tolerance` (inclusive), the last second at which the
-//! window accepts the request: a TTL of `timestamp + tolerance − now`. A future-dated request
-//! cannot outlive its claim, and no claim is kept longer than needed. After the claim expires
-//! the same request is refused by the window (`timestamp_out_of_window`), never accepted again.
-//! The guard and the store should read the same clock (both default to the system clock).
+//! The guard (or `TranzilaVerifyLayer`) accepts a request stamped `ts` while its own clock
+//! reads within `ts ± tolerance`, and asks the store to claim the nonce until
+//! `expires_at = ts + tolerance` (inclusive), computed **with the verifier's clock**. The
+//! store decides expiry with **its own clock**, and holds the claim until
+//! [`held_until`]`(expires_at, now, min_retention)`: the later of `expires_at` and the store's
+//! `now + min_retention`.
+//!
+//! Why both: a request can be accepted for at most `2 × tolerance` (stamped `tolerance` ahead
+//! of the first verifier's clock, replayed `tolerance` after the stamp), plus the skew between
+//! two verifiers' clocks when several instances share the store. If the store held a claim
+//! only until `expires_at` by its own clock, a store clock ahead of a verifier's (a test's
+//! `ManualClock` against the store's `SystemClock`, or instances whose clocks drift apart
+//! sharing one Redis) would drop the claim while that verifier still accepts the request, and
+//! a replay would pass. The minimum retention makes the refusal independent of the store's
+//! clock:
+//!
+//! | store | default minimum retention | refuses every replay while |
+//! |---|---|---|
+//! | [`MemoryNonceStore`] | [`DEFAULT_MIN_RETENTION`], 600 s (`2 × 300`) | tolerance ≤ 300 s, whatever the store's clock, while the verifiers sharing it read one clock |
+//! | `RedisNonceStore` | [`DEFAULT_SHARED_MIN_RETENTION`], 900 s (`2 × 300 + 300`) | tolerance ≤ 300 s and the instances' clocks within 300 s of each other |
+//!
+//! With a larger tolerance or skew, set the store's minimum retention to at least
+//! `2 × tolerance + skew`. A store of your own should use [`held_until`] too; if it cannot,
+//! [`ReplayGuard::clock_skew_margin`] lengthens `expires_at` itself. A claim is never dropped
+//! early: a verifier clock ahead of the store's makes claims live longer (which costs capacity,
+//! never safety). After a claim expires the same request is refused by the window
+//! (`timestamp_out_of_window`), never accepted again. When `expires_at` is already past by the
+//! store's clock, the store logs a `debug` event (target `tollgate`): the clocks disagree.
 //!
 //! # Security considerations: layer order
 //!
@@ -112,4 +135,7 @@ pub use memory::{DEFAULT_CAPACITY, DEFAULT_SHARDS, MAX_CAPACITY, MemoryNonceStor
 pub use redis::{
     ConfigError, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisNonceStore, RedisNonceStoreBuilder,
 };
-pub use store::{Claim, ClaimFuture, NonceStore, StoreError};
+pub use store::{
+    Claim, ClaimFuture, DEFAULT_MIN_RETENTION, DEFAULT_SHARED_MIN_RETENTION, NonceStore,
+    StoreError, held_until,
+};

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tollgate_core::{Clock, SharedClock, SystemClock};
 
-use crate::store::{Claim, ClaimFuture, NonceStore, StoreError};
+use crate::store::{Claim, ClaimFuture, DEFAULT_MIN_RETENTION, NonceStore, StoreError, held_until};
 
-/// The capacity [`MemoryNonceStore::default`] asks for: 100,000 live claims (the table then
-/// takes about 4 MiB; see [`MemoryNonceStore::memory_bytes`]).
+/// The capacity [`MemoryNonceStore::default`] asks for: 100,000 live claims (rounded up to an
+/// effective 196,608 in 6 MiB of tables; see [`MemoryNonceStore::memory_bytes`]).
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 /// The number of shards (independent locks) unless configured otherwise.
@@ -47,10 +48,12 @@ type Slot = [u64; 3];
 /// tables, allocated once when the store is created (zeroed memory, which the operating system
 /// maps lazily). At the effective capacity that is **32 bytes per live entry**, and at most
 /// 64 bytes per entry of the capacity asked for (the `memory_footprint` test measures the
-/// resident memory of a full store). A claim is held for `timestamp + tolerance − now` seconds,
-/// at most twice the tolerance; with the default ±300 s window a service accepting `r`
-/// requests per second needs a capacity of about `600 × r` (for example 600,000 claims, about
-/// 19 MiB, for 1,000 requests per second).
+/// resident memory of a full store). A claim is held for the longer of
+/// `timestamp + tolerance − now` (at most twice the tolerance) and the minimum retention
+/// (600 s by default), so with the default ±300 s window every claim lives about 600 s: a
+/// service accepting `r` requests per second needs a capacity of about `600 × r`. For example
+/// `MemoryNonceStore::new(600_000)` for 1,000 requests per second: an effective capacity of
+/// 786,432 claims in 24 MiB of tables.
 ///
 /// # When it is full
 ///
@@ -63,19 +66,28 @@ type Slot = [u64; 3];
 ///
 /// # Time
 ///
-/// "Now" comes from the injected [`Clock`] ([`SystemClock`] by default). An entry is held
-/// through its `expires_at` second and reclaimable from the next one.
+/// "Now" comes from the injected [`Clock`] ([`SystemClock`] by default). A claim asked for
+/// with `expires_at` is held through [`held_until`]`(expires_at, now, min_retention)`, the
+/// later of `expires_at` and `now +` [`min_retention`](MemoryNonceStore::with_min_retention),
+/// and reclaimable from the next second. The minimum retention keeps a replay refused even
+/// when the verifier's clock (which computed `expires_at`) is not the store's.
 ///
 /// ```
+/// use std::time::Duration;
 /// use tollgate_core::ManualClock;
 /// use tollgate_replay::{Claim, MemoryNonceStore};
 ///
 /// let clock = ManualClock::new(1_700_000_000);
 /// let store = MemoryNonceStore::new(1_000).with_clock(clock.clone());
+/// assert_eq!(store.min_retention(), Duration::from_secs(600));
 /// assert_eq!(store.claim_now(b"nonce-1", 1_700_000_300).ok(), Some(Claim::Claimed));
 /// assert_eq!(store.claim_now(b"nonce-1", 1_700_000_300).ok(), Some(Claim::AlreadySeen));
+/// // Past `expires_at` but within the minimum retention: still held.
 /// clock.advance(301);
-/// assert_eq!(store.claim_now(b"nonce-1", 1_700_000_601).ok(), Some(Claim::Claimed));
+/// assert_eq!(store.claim_now(b"nonce-1", 1_700_000_601).ok(), Some(Claim::AlreadySeen));
+/// // Past both: free again.
+/// clock.set(1_700_000_601);
+/// assert_eq!(store.claim_now(b"nonce-1", 1_700_000_901).ok(), Some(Claim::Claimed));
 /// ```
 #[derive(Clone)]
 pub struct MemoryNonceStore {
@@ -87,6 +99,7 @@ struct Inner {
     hash_hi: RandomState,
     hash_lo: RandomState,
     clock: SharedClock,
+    min_retention: Duration,
     capacity: usize,
     requested: usize,
     slots: usize,
@@ -108,28 +121,58 @@ impl MemoryNonceStore {
     /// [`capacity`](MemoryNonceStore::capacity); clamped to [`MAX_CAPACITY`]), with
     /// [`DEFAULT_SHARDS`] shards and the [`SystemClock`].
     pub fn new(capacity: usize) -> Self {
-        Self::build(capacity, DEFAULT_SHARDS, Arc::new(SystemClock))
-    }
-
-    /// The same store with `shards` shards (rounded up to a power of two, 1 to 65,536).
-    /// More shards mean less lock contention; each shard holds at least one entry.
-    #[must_use]
-    pub fn with_shards(self, shards: usize) -> Self {
-        let clock = Arc::clone(&self.inner.clock);
-        Self::build(self.inner.requested, shards, clock)
-    }
-
-    /// The same store reading "now" from `clock` (a `ManualClock` in tests).
-    #[must_use]
-    pub fn with_clock(self, clock: impl Clock) -> Self {
         Self::build(
-            self.inner.requested,
-            self.inner.shards.len(),
-            Arc::new(clock),
+            capacity,
+            DEFAULT_SHARDS,
+            Arc::new(SystemClock),
+            DEFAULT_MIN_RETENTION,
         )
     }
 
-    fn build(capacity: usize, shards: usize, clock: SharedClock) -> Self {
+    /// The same store (a new, empty table) with `shards` shards (rounded up to a power of
+    /// two, 1 to 65,536). More shards mean less lock contention; each shard holds at least one
+    /// entry.
+    #[must_use]
+    pub fn with_shards(self, shards: usize) -> Self {
+        let inner = &self.inner;
+        Self::build(
+            inner.requested,
+            shards,
+            Arc::clone(&inner.clock),
+            inner.min_retention,
+        )
+    }
+
+    /// The same store (a new, empty table) reading "now" from `clock` (a `ManualClock` in
+    /// tests).
+    #[must_use]
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        let inner = &self.inner;
+        Self::build(
+            inner.requested,
+            inner.shards.len(),
+            Arc::new(clock),
+            inner.min_retention,
+        )
+    }
+
+    /// The same store (a new, empty table) holding every claim for at least `min_retention`
+    /// from its own clock (default [`DEFAULT_MIN_RETENTION`], 600 s; whole seconds), whatever
+    /// the `expires_at` it is asked for: see [`held_until`]. Keep it at least twice the
+    /// guard's tolerance; `Duration::ZERO` trusts `expires_at` alone, which is safe only when
+    /// the verifier and the store read the same clock.
+    #[must_use]
+    pub fn with_min_retention(self, min_retention: Duration) -> Self {
+        let inner = &self.inner;
+        Self::build(
+            inner.requested,
+            inner.shards.len(),
+            Arc::clone(&inner.clock),
+            min_retention,
+        )
+    }
+
+    fn build(capacity: usize, shards: usize, clock: SharedClock, min_retention: Duration) -> Self {
         let requested = capacity.clamp(1, MAX_CAPACITY);
         let shard_count = shards.clamp(1, 1 << 16).next_power_of_two();
         let per_shard = requested.div_ceil(shard_count);
@@ -152,6 +195,7 @@ impl MemoryNonceStore {
                 hash_hi: RandomState::new(),
                 hash_lo: RandomState::new(),
                 clock,
+                min_retention,
                 capacity: limit * shard_count,
                 requested,
                 slots: slots * shard_count,
@@ -164,6 +208,11 @@ impl MemoryNonceStore {
     /// little before the whole store does.
     pub fn capacity(&self) -> usize {
         self.inner.capacity
+    }
+
+    /// The least time a claim is held, from the store's clock.
+    pub fn min_retention(&self) -> Duration {
+        self.inner.min_retention
     }
 
     /// The number of shards.
@@ -191,8 +240,9 @@ impl MemoryNonceStore {
         self.len() == 0
     }
 
-    /// [`NonceStore::claim`] without a future: claims `key` until `expires_at` (Unix seconds,
-    /// inclusive) or reports it as already seen, or [`StoreError::Full`].
+    /// [`NonceStore::claim`] without a future: claims `key` until
+    /// [`held_until`]`(expires_at, now, min_retention)` (Unix seconds, inclusive) or reports it
+    /// as already seen, or [`StoreError::Full`].
     pub fn claim_now(&self, key: &[u8], expires_at: u64) -> Result<Claim, StoreError> {
         let inner = &*self.inner;
         let mut fingerprint = [inner.hash_hi.hash_one(key), inner.hash_lo.hash_one(key)];
@@ -203,6 +253,7 @@ impl MemoryNonceStore {
         let shard_count = inner.shards.len() as u64;
         let index = usize::try_from(fingerprint[1] % shard_count).unwrap_or(0);
         let now = inner.clock.now_unix();
+        let expires_at = held_until(expires_at, now, inner.min_retention);
         let mut shard = inner.shards[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -308,6 +359,7 @@ impl fmt::Debug for MemoryNonceStore {
             .field("capacity", &self.inner.capacity)
             .field("shards", &self.inner.shards.len())
             .field("memory_bytes", &self.memory_bytes())
+            .field("min_retention", &self.inner.min_retention)
             .field("clock", &self.inner.clock)
             .finish_non_exhaustive()
     }
@@ -353,7 +405,9 @@ mod tests {
     #[test]
     fn claim_then_already_seen_then_expiry() {
         let clock = ManualClock::new(NOW);
-        let store = MemoryNonceStore::new(100).with_clock(clock.clone());
+        let store = MemoryNonceStore::new(100)
+            .with_clock(clock.clone())
+            .with_min_retention(Duration::ZERO);
         assert_eq!(claimed(store.claim_now(b"a", NOW + 300)), Claim::Claimed);
         assert_eq!(
             claimed(store.claim_now(b"a", NOW + 300)),
@@ -382,7 +436,8 @@ mod tests {
         let clock = ManualClock::new(NOW);
         let store = MemoryNonceStore::new(4)
             .with_shards(1)
-            .with_clock(clock.clone());
+            .with_clock(clock.clone())
+            .with_min_retention(Duration::ZERO);
         let capacity = store.capacity();
         for i in 0..capacity {
             let key = format!("nonce-{i}");
@@ -450,7 +505,8 @@ mod tests {
         let clock = ManualClock::new(NOW);
         let store = MemoryNonceStore::new(10_000)
             .with_shards(4)
-            .with_clock(clock.clone());
+            .with_clock(clock.clone())
+            .with_min_retention(Duration::ZERO);
         let mut accepted = 0usize;
         let mut full = 0usize;
         for i in 0..(store.capacity() + 2_000) {
@@ -474,6 +530,62 @@ mod tests {
         }
         assert!(again >= store.capacity() * 9 / 10, "{again}");
         assert!(store.len() <= store.capacity());
+    }
+
+    #[test]
+    fn default_sizes_match_the_docs() {
+        let store = MemoryNonceStore::default();
+        assert_eq!(store.capacity(), 196_608);
+        assert_eq!(store.memory_bytes(), 6 << 20);
+        let store = MemoryNonceStore::new(600_000);
+        assert_eq!(store.capacity(), 786_432);
+        assert_eq!(store.memory_bytes(), 24 << 20);
+        assert_eq!(store.min_retention(), DEFAULT_MIN_RETENTION);
+        // Every builder keeps the other settings.
+        let store = MemoryNonceStore::new(1_000)
+            .with_min_retention(Duration::from_secs(42))
+            .with_shards(2)
+            .with_clock(ManualClock::new(NOW));
+        assert_eq!(store.min_retention(), Duration::from_secs(42));
+        assert_eq!(store.shards(), 2);
+        assert!(store.capacity() >= 1_000);
+    }
+
+    #[test]
+    fn min_retention_outlives_an_expiry_computed_on_another_clock() {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryNonceStore::new(100).with_clock(clock.clone());
+        // The verifier's clock is 10 years behind: its expiry is long past by the store's.
+        let stale = NOW - 315_360_000 + 300;
+        assert_eq!(claimed(store.claim_now(b"k", stale)), Claim::Claimed);
+        assert_eq!(claimed(store.claim_now(b"k", stale)), Claim::AlreadySeen);
+        clock.set(NOW + 600);
+        assert_eq!(claimed(store.claim_now(b"k", stale)), Claim::AlreadySeen);
+        clock.set(NOW + 601);
+        assert_eq!(claimed(store.claim_now(b"k", stale)), Claim::Claimed);
+        // An expiry later than the retention is kept in full.
+        assert_eq!(
+            claimed(store.claim_now(b"late", NOW + 5_000)),
+            Claim::Claimed
+        );
+        clock.set(NOW + 5_000);
+        assert_eq!(
+            claimed(store.claim_now(b"late", NOW + 5_000)),
+            Claim::AlreadySeen
+        );
+        // Without a minimum retention the stale expiry is held for the current second only,
+        // and reclaimable from the next: the hole the retention closes.
+        let trusting = MemoryNonceStore::new(100)
+            .with_clock(clock.clone())
+            .with_min_retention(Duration::ZERO);
+        assert_eq!(claimed(trusting.claim_now(b"k", stale)), Claim::Claimed);
+        assert_eq!(claimed(trusting.claim_now(b"k", stale)), Claim::AlreadySeen);
+        clock.advance(1);
+        assert_eq!(claimed(trusting.claim_now(b"k", stale)), Claim::Claimed);
+        // Saturating at the end of time.
+        clock.set(u64::MAX - 10);
+        assert_eq!(claimed(store.claim_now(b"end", 0)), Claim::Claimed);
+        assert_eq!(claimed(store.claim_now(b"end", 0)), Claim::AlreadySeen);
     }
 
     #[test]

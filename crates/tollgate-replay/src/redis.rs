@@ -8,7 +8,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
 
-use crate::store::{Claim, ClaimFuture, NonceStore, StoreError};
+use crate::store::{
+    Claim, ClaimFuture, DEFAULT_SHARED_MIN_RETENTION, NonceStore, StoreError, held_until,
+};
 
 /// The key prefix unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "tollgate:replay:";
@@ -52,10 +54,12 @@ impl std::error::Error for ConfigError {
 /// a request accepted by one instance is refused as replayed by all the others.
 ///
 /// Each claim is one atomic `SET <prefix><hex(sha256(key))> 1 NX PX <ttl>`: Redis answers
-/// `OK` to exactly one of many concurrent claims of a key. The TTL is
-/// `(expires_at − now + 1)` seconds in milliseconds, so the key is held through the
-/// `expires_at` second whatever the fraction of the current second; Redis drops it after.
-/// Keys are hashed, so their length and content never reach Redis.
+/// `OK` to exactly one of many concurrent claims of a key; a claim that finds the key does not
+/// touch its TTL. The TTL is `(held_until − now + 1)` seconds in milliseconds, where
+/// [`held_until`]`(expires_at, now, min_retention)` is the later of `expires_at` and
+/// `now + min_retention`, so the key is held through that second whatever the fraction of the
+/// current second; Redis drops it after. Keys are hashed, so their length and content never
+/// reach Redis.
 ///
 /// # Failures
 ///
@@ -67,8 +71,15 @@ impl std::error::Error for ConfigError {
 ///
 /// # Time
 ///
-/// "Now" for the TTL comes from the injected [`Clock`]. Instances sharing a Redis should keep
-/// their clocks synchronised (NTP), as the ±300 s window already requires.
+/// "Now" for the TTL comes from the injected [`Clock`], and Redis counts the TTL down on its
+/// own clock. Each instance computes `expires_at` with its own clock, so when instances' clocks
+/// are skewed, a claim written by one could expire while the request is still inside another's
+/// window. The minimum retention ([`DEFAULT_SHARED_MIN_RETENTION`], 900 s, configurable with
+/// [`RedisNonceStoreBuilder::min_retention`]) closes that: a request can be accepted for at
+/// most `2 × tolerance` plus the skew between two instances, so with the default ±300 s window
+/// every replay is refused while the instances' clocks are within 300 s of each other. Keep the
+/// clocks synchronised (NTP) anyway, as the window already requires; with a larger tolerance or
+/// skew, set `min_retention ≥ 2 × tolerance + skew`.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -95,6 +106,7 @@ struct Settings {
     prefix: String,
     timeout: Duration,
     clock: SharedClock,
+    min_retention: Duration,
 }
 
 /// Configures a [`RedisNonceStore`].
@@ -104,6 +116,7 @@ pub struct RedisNonceStoreBuilder {
     prefix: String,
     timeout: Duration,
     clock: SharedClock,
+    min_retention: Duration,
 }
 
 impl RedisNonceStore {
@@ -120,6 +133,7 @@ impl RedisNonceStore {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             clock: Arc::new(SystemClock),
+            min_retention: DEFAULT_SHARED_MIN_RETENTION,
         }
     }
 
@@ -136,13 +150,23 @@ impl RedisNonceStore {
         self.config.timeout
     }
 
-    async fn set_nx(&self, key: &[u8], expires_at: u64) -> Result<Claim, StoreError> {
-        let now = self.config.clock.now_unix();
-        let ttl_ms = expires_at
+    /// The least time a claim is held, from this store's clock.
+    pub fn min_retention(&self) -> Duration {
+        self.config.min_retention
+    }
+
+    /// The TTL in milliseconds of a claim asked for with `expires_at` when the store's clock
+    /// reads `now`: through the second [`held_until`], capped far beyond any window.
+    pub(crate) fn ttl_ms(&self, expires_at: u64, now: u64) -> u64 {
+        held_until(expires_at, now, self.config.min_retention)
             .saturating_sub(now)
             .saturating_add(1)
             .saturating_mul(1000)
-            .min(MAX_TTL_MS);
+            .min(MAX_TTL_MS)
+    }
+
+    async fn set_nx(&self, key: &[u8], expires_at: u64) -> Result<Claim, StoreError> {
+        let ttl_ms = self.ttl_ms(expires_at, self.config.clock.now_unix());
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.redis_key(key))
             .arg(1)
@@ -180,6 +204,16 @@ impl RedisNonceStoreBuilder {
         self
     }
 
+    /// Holds every claim for at least `min_retention` from this store's clock (default
+    /// [`DEFAULT_SHARED_MIN_RETENTION`], 900 s; whole seconds), whatever the `expires_at` it
+    /// is asked for: see [`held_until`]. Keep it at least `2 × tolerance` plus the largest clock
+    /// skew between the instances sharing the Redis; `Duration::ZERO` trusts `expires_at`
+    /// alone, which is safe only when every instance and the store read one clock.
+    pub fn min_retention(mut self, min_retention: Duration) -> Self {
+        self.min_retention = min_retention;
+        self
+    }
+
     /// Builds the store without connecting: the first claim connects. Must be called inside
     /// a Tokio runtime ([`ConfigError::NoRuntime`] otherwise).
     pub fn build(self) -> Result<RedisNonceStore, ConfigError> {
@@ -204,6 +238,7 @@ impl RedisNonceStoreBuilder {
                 prefix: self.prefix,
                 timeout: self.timeout,
                 clock: self.clock,
+                min_retention: self.min_retention,
             }),
         })
     }
@@ -221,6 +256,7 @@ impl fmt::Debug for RedisNonceStore {
         f.debug_struct("RedisNonceStore")
             .field("prefix", &self.config.prefix)
             .field("timeout", &self.config.timeout)
+            .field("min_retention", &self.config.min_retention)
             .field("clock", &self.config.clock)
             .finish_non_exhaustive()
     }
@@ -231,6 +267,7 @@ impl fmt::Debug for RedisNonceStoreBuilder {
         f.debug_struct("RedisNonceStoreBuilder")
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("min_retention", &self.min_retention)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }

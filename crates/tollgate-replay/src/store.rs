@@ -4,9 +4,58 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
 use tollgate_core::{BoxError, Rejection, rejection::code};
+
+/// The least time [`MemoryNonceStore`](crate::MemoryNonceStore) holds a claim, from its own
+/// clock: 600 s, twice the default tolerance, the longest a request can stay inside a ±300 s
+/// window. See [`held_until`].
+pub const DEFAULT_MIN_RETENTION: Duration = Duration::from_secs(600);
+
+/// The least time a store shared by several instances (`RedisNonceStore`) holds a claim: 900 s,
+/// twice the default tolerance plus 300 s of clock skew between the instances. See
+/// [`held_until`].
+pub const DEFAULT_SHARED_MIN_RETENTION: Duration = Duration::from_secs(900);
+
+/// Until when (Unix seconds of the **store's** clock, inclusive) a store holds a claim asked
+/// for with `expires_at`: the later of `expires_at` and `now + min_retention`.
+///
+/// `expires_at` was computed by the verifying layer with *its* clock (`timestamp + tolerance`),
+/// while the store decides expiry with its own. When the two disagree (a test clock, or
+/// several instances with skewed clocks sharing one store), a claim held only until
+/// `expires_at` could expire while the request is still inside some verifier's window, and a
+/// replay would pass. Holding every claim for at least `min_retention` from the store's own
+/// "now" closes that: a request can be accepted for at most `2 × tolerance` (stamped
+/// `tolerance` ahead of one clock, replayed `tolerance` after it by another), plus the skew
+/// between the verifiers' clocks. So `min_retention ≥ 2 × tolerance + skew` keeps every replay
+/// refused **whatever the store's clock says**.
+///
+/// Logs a `debug` event when `expires_at` is already past by the store's clock (the clocks
+/// disagree). Stores of your own should use this too.
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_replay::held_until;
+///
+/// // The clocks agree: the request's own expiry is later than the minimum retention.
+/// assert_eq!(held_until(1_700_000_900, 1_700_000_000, Duration::from_secs(600)), 1_700_000_900);
+/// // The verifier's clock is behind the store's: held 600 s from the store's now anyway.
+/// assert_eq!(held_until(1_600_000_300, 1_700_000_000, Duration::from_secs(600)), 1_700_000_600);
+/// ```
+pub fn held_until(expires_at: u64, now: u64, min_retention: Duration) -> u64 {
+    if expires_at < now {
+        tracing::debug!(
+            target: "tollgate",
+            expires_at,
+            store_now = now,
+            "nonce claim's expiry is already past by the store's clock: the verifier's and the \
+             store's clocks disagree; the claim is held for the minimum retention"
+        );
+    }
+    expires_at.max(now.saturating_add(min_retention.as_secs()))
+}
 
 /// The future a [`NonceStore`] returns (boxed, so stores can be used as `dyn NonceStore`).
 pub type ClaimFuture<'a> = Pin<Box<dyn Future<Output = Result<Claim, StoreError>> + Send + 'a>>;
@@ -69,9 +118,14 @@ impl std::error::Error for StoreError {
 ///
 /// `claim` must be atomic: when many tasks (or many server instances sharing the store) claim
 /// the same key at once, exactly one gets [`Claim::Claimed`].
+///
+/// `expires_at` comes from the verifier's clock, which need not be the store's: a store
+/// should hold each claim until [`held_until`]`(expires_at, its now, a minimum retention)`, as
+/// both stores of this crate do.
 pub trait NonceStore: fmt::Debug + Send + Sync + 'static {
-    /// Claims `key` until `expires_at` (Unix seconds, inclusive: the key is held through that
-    /// second). Returns [`Claim::AlreadySeen`] when the key is held and not expired.
+    /// Claims `key` until at least `expires_at` (Unix seconds, inclusive: the key is held
+    /// through that second). Returns [`Claim::AlreadySeen`] when the key is held and not
+    /// expired.
     fn claim<'a>(&'a self, key: &'a [u8], expires_at: u64) -> ClaimFuture<'a>;
 }
 

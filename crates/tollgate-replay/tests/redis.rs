@@ -16,7 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tollgate_core::ManualClock;
 use tollgate_replay::{
-    Claim, NonceStore, RedisNonceStore, ReplayGuard, ReplayGuardLayer, StoreError,
+    Claim, DEFAULT_SHARED_MIN_RETENTION, NonceStore, RedisNonceStore, ReplayGuard,
+    ReplayGuardLayer, StoreError,
 };
 use tollgate_tests::RedisServer;
 
@@ -171,17 +172,19 @@ async fn set_nx_px_with_the_window_ttl_and_one_winner() {
     }
     assert_eq!(winners, 1);
 
-    // The key is hashed under the prefix, and lives until the end of the expiry second.
+    // The key is hashed under the prefix. It lives for the minimum retention (900 s by
+    // default) when that is longer than the requested expiry, through the end of its second.
     let key = store.redis_key(b"contended");
     assert!(key.starts_with("test:replay:") && key.len() == "test:replay:".len() + 64);
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-    assert!((300_000..=301_000).contains(&pttl), "{pttl}");
+    assert!(
+        key["test:replay:".len()..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    assert_eq!(store.min_retention(), DEFAULT_SHARED_MIN_RETENTION);
+    let mut connection = connection(&redis).await;
+    let ttl = pttl(&mut connection, &key).await;
+    assert!((900_000..=901_000).contains(&ttl), "{ttl}");
     let value: String = redis::cmd("GET")
         .arg(&key)
         .query_async(&mut connection)
@@ -189,19 +192,271 @@ async fn set_nx_px_with_the_window_ttl_and_one_winner() {
         .unwrap();
     assert_eq!(value, "1");
 
-    // An expiry already past still holds the key for the current second.
+    // A later expiry than the retention is kept in full.
+    assert_eq!(
+        store.claim(b"late", NOW + 5_000).await.unwrap(),
+        Claim::Claimed
+    );
+    let ttl = pttl(&mut connection, &store.redis_key(b"late")).await;
+    assert!((5_000_000..=5_001_000).contains(&ttl), "{ttl}");
+
+    // An expiry already past by the store's clock (another clock computed it): held for
+    // the minimum retention from this store's now.
     assert_eq!(
         store.claim(b"stale", NOW - 5).await.unwrap(),
         Claim::Claimed
     );
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(store.redis_key(b"stale"))
+    assert_eq!(
+        store.claim(b"stale", NOW - 5).await.unwrap(),
+        Claim::AlreadySeen
+    );
+    let ttl = pttl(&mut connection, &store.redis_key(b"stale")).await;
+    assert!((900_000..=901_000).contains(&ttl), "{ttl}");
+
+    // Without a minimum retention: exactly the requested expiry, or the current second.
+    let trusting = RedisNonceStore::builder(redis.url())
+        .prefix("test:trusting:")
+        .clock(clock.clone())
+        .min_retention(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(
+        trusting.claim(b"k", NOW + 300).await.unwrap(),
+        Claim::Claimed
+    );
+    let pttl_k = pttl(&mut connection, &trusting.redis_key(b"k")).await;
+    assert!((300_000..=301_000).contains(&pttl_k), "{pttl_k}");
+    assert_eq!(
+        trusting.claim(b"stale", NOW - 5).await.unwrap(),
+        Claim::Claimed
+    );
+    let pttl_stale = pttl(&mut connection, &trusting.redis_key(b"stale")).await;
+    assert!((1..=1_000).contains(&pttl_stale), "{pttl_stale}");
+
+    let debug = format!("{store:?}");
+    assert!(!debug.contains("127.0.0.1"), "{debug}");
+    assert!(debug.contains("min_retention: 900s"), "{debug}");
+}
+
+async fn connection(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+async fn pttl(connection: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(connection)
+        .await
+        .unwrap()
+}
+
+/// Redis's clock cannot be moved, so time passing is simulated on the key: its remaining TTL
+/// shrinks by `secs` (and the key is gone when nothing remains), as if Redis had waited.
+async fn age(connection: &mut redis::aio::MultiplexedConnection, key: &str, secs: i64) {
+    let remaining = pttl(connection, key).await;
+    assert!(remaining > 0, "{key} has no TTL left: {remaining}");
+    let left = remaining - secs * 1_000;
+    if left > 0 {
+        let _: i64 = redis::cmd("PEXPIRE")
+            .arg(key)
+            .arg(left)
+            .query_async(connection)
+            .await
+            .unwrap();
+    } else {
+        let _: i64 = redis::cmd("DEL")
+            .arg(key)
+            .query_async(connection)
+            .await
+            .unwrap();
+    }
+}
+
+/// One instance whose guard and store both read `clock`, as one process would, with the
+/// store's default minimum retention or `retention`.
+async fn instance_with(
+    redis: &RedisServer,
+    clock: &ManualClock,
+    retention: Option<Duration>,
+) -> SocketAddr {
+    let mut builder = RedisNonceStore::builder(redis.url())
+        .prefix("test:skew:")
+        .timeout(TIMEOUT)
+        .clock(clock.clone());
+    if let Some(retention) = retention {
+        builder = builder.min_retention(retention);
+    }
+    let layer = ReplayGuardLayer::new(
+        ReplayGuard::tranzila().clock(clock.clone()),
+        builder.build().unwrap(),
+    );
+    let app = Router::new()
+        .route("/api", post(|| async { "accepted" }))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn call_at(client: &HttpClient, addr: SocketAddr, ts: u64, nonce: &str) -> StatusCode {
+    let request = Request::post(format!("http://{addr}/api"))
+        .header("x-tranzila-api-app-key", "pub_app_key_demo")
+        .header("x-tranzila-api-request-time", ts.to_string())
+        .header("x-tranzila-api-nonce", nonce)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    client.request(request).await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skewed_instances_sharing_redis_refuse_the_replay() {
+    let Some(redis) = RedisServer::start_or_skip("skewed_instances_sharing_redis") else {
+        return;
+    };
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut connection = connection(&redis).await;
+    // With the default retention the replay is refused; with none (trusting each instance's
+    // `expires_at`, the behaviour this guards against) it would pass: the test can fail.
+    for (n, retention, replay) in [
+        (1u64, None, StatusCode::UNAUTHORIZED),
+        (2, Some(Duration::ZERO), StatusCode::OK),
+    ] {
+        // A's clock is 200 s ahead of B's; each instance's store reads its own clock.
+        let a_clock = ManualClock::new(NOW + 200);
+        let b_clock = ManualClock::new(NOW);
+        let a = instance_with(&redis, &a_clock, retention).await;
+        let b = instance_with(&redis, &b_clock, retention).await;
+        // Stamped as far ahead as A accepts: A's claim asks for NOW + 800 by A's clock.
+        let ts = NOW + 500;
+        assert_eq!(call_at(&client, a, ts, &nonce(n)).await, StatusCode::OK);
+        assert_eq!(
+            call_at(&client, b, ts, &nonce(n)).await,
+            StatusCode::UNAUTHORIZED
+        );
+        // 700 s pass on both clocks and in Redis.
+        let key = RedisNonceStore::builder(redis.url())
+            .prefix("test:skew:")
+            .build()
+            .unwrap()
+            .redis_key(&tollgate_replay::replay_key(
+                b"tranzila",
+                b"pub_app_key_demo",
+                nonce(n).as_bytes(),
+            ));
+        age(&mut connection, &key, 700).await;
+        a_clock.advance(700);
+        b_clock.advance(700);
+        // B (its clock at NOW + 700) still accepts the timestamp: a fresh nonce passes.
+        assert_eq!(
+            call_at(&client, b, ts, &nonce(100 + n)).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call_at(&client, b, ts, &nonce(n)).await,
+            replay,
+            "retention {retention:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifier_clock_far_from_the_store_clock_still_refuses() {
+    let Some(redis) = RedisServer::start_or_skip("verifier_clock_far_from_the_store_clock") else {
+        return;
+    };
+    // The guard reads a manual clock in 2023; the store reads the system clock.
+    let store = RedisNonceStore::builder(redis.url())
+        .prefix("test:far:")
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap();
+    let layer = ReplayGuardLayer::new(
+        ReplayGuard::tranzila().clock(ManualClock::new(NOW)),
+        store.clone(),
+    );
+    let app = Router::new()
+        .route("/api", post(|| async { "accepted" }))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    assert_eq!(call_at(&client, addr, NOW, &nonce(1)).await, StatusCode::OK);
+    assert_eq!(
+        call_at(&client, addr, NOW, &nonce(1)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The claim's expiry was long past by the store's clock: it is held the full minimum
+    // retention anyway, not one second.
+    let key = store.redis_key(&tollgate_replay::replay_key(
+        b"tranzila",
+        b"pub_app_key_demo",
+        nonce(1).as_bytes(),
+    ));
+    let mut connection = connection(&redis).await;
+    let ttl = pttl(&mut connection, &key).await;
+    assert!((899_000..=901_000).contains(&ttl), "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_reply_fails_closed_then_heals() {
+    let Some(redis) = RedisServer::start_or_skip("an_error_reply_fails_closed") else {
+        return;
+    };
+    let clock = ManualClock::new(NOW);
+    let store = store(&redis, &clock);
+    let mut connection = connection(&redis).await;
+    // Redis refuses every write: "OOM command not allowed when used memory > 'maxmemory'".
+    for (name, value) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1")] {
+        let _: String = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+    let result = store.claim(b"k", NOW + 300).await;
+    let Err(StoreError::Unavailable(err)) = &result else {
+        panic!("expected an error reply, got {result:?}");
+    };
+    assert!(err.to_string().contains("OOM"), "{err}");
+
+    // Through the guard: 503 with the fixed message, the reply's text never in the body.
+    let layer = ReplayGuardLayer::new(ReplayGuard::tranzila().clock(clock.clone()), store.clone());
+    let app = Router::new()
+        .route("/api", post(|| async { "accepted" }))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let unavailable = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        json(
+            "store_unavailable",
+            "replay protection is temporarily unavailable",
+        ),
+    );
+    assert_eq!(call(&client, addr, &nonce(1)).await, unavailable);
+
+    let _: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
         .query_async(&mut connection)
         .await
         .unwrap();
-    assert!((1..=1_000).contains(&pttl), "{pttl}");
-    let debug = format!("{store:?}");
-    assert!(!debug.contains("127.0.0.1"), "{debug}");
+    assert_eq!(
+        call(&client, addr, &nonce(1)).await,
+        (StatusCode::OK, "accepted".to_owned())
+    );
+    assert_eq!(
+        call(&client, addr, &nonce(1)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
