@@ -3,8 +3,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
 
 use http::{HeaderName, HeaderValue, Request};
 use pin_project_lite::pin_project;
@@ -107,23 +108,32 @@ struct Cached {
     expires_at: Option<u64>,
 }
 
+/// Locks `mutex`, going on with the data of a poisoned one (every critical section here
+/// leaves the data consistent).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 struct Shared {
     name: HeaderName,
     upstreams: Vec<Upstream>,
     provider: Arc<dyn TokenProvider>,
     clock: SharedClock,
     refresh_margin: u64,
+    /// Lock order: `flight` before `cache` when both are held.
     cache: Mutex<Option<Cached>>,
+    /// The fetch under way, shared by every call that found the cache stale.
+    flight: Mutex<Option<Arc<Flight>>>,
 }
 
 impl Shared {
-    /// The cached value if it is still fresh.
+    /// The cached value if it is still fresh: `now + refresh_margin < expires_at`, so a
+    /// token is refreshed from exactly `refresh_margin` seconds before its expiry on.
     fn cached(&self) -> Option<HeaderValue> {
         let now = self.clock.now_unix();
-        let cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cache = lock(&self.cache);
         let cached = cache.as_ref()?;
         let fresh = cached
             .expires_at
@@ -131,30 +141,214 @@ impl Shared {
         fresh.then(|| cached.value.clone())
     }
 
-    /// Stores a fetched token and returns its header value.
-    fn store(&self, token: &Token) -> Result<HeaderValue, HeaderError> {
-        let value = token
-            .secret
-            .to_header_value()
-            .map_err(|_| HeaderError::InvalidSecret {
-                header: self.name.clone(),
-            })?;
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *cache = Some(Cached {
-            value: value.clone(),
-            expires_at: token.expires_at,
-        });
-        tracing::debug!(
-            target: "tollgate",
-            layer = "token_header",
-            header = %self.name,
-            expires_at = token.expires_at,
-            "token fetched and cached"
-        );
-        Ok(value)
+    /// The fresh cached value, or the fetch under way, or a new one (started on first poll).
+    fn value_or_flight(&self) -> Result<HeaderValue, Arc<Flight>> {
+        let mut flight = lock(&self.flight);
+        // Checked again under the flight lock: a fetch that just finished has stored its
+        // token before leaving the slot.
+        if let Some(value) = self.cached() {
+            return Ok(value);
+        }
+        Err(Arc::clone(
+            flight.get_or_insert_with(|| Arc::new(Flight::default())),
+        ))
+    }
+
+    /// Ends `flight`: stores its token (if it is still the current fetch, i.e. no
+    /// `invalidate` came in between) and frees the slot for the next fetch.
+    fn finish(&self, flight: &Flight, token: Option<&Token>, value: Option<&HeaderValue>) {
+        let mut slot = lock(&self.flight);
+        let current = slot
+            .as_ref()
+            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), flight));
+        if !current {
+            return;
+        }
+        if let (Some(token), Some(value)) = (token, value) {
+            *lock(&self.cache) = Some(Cached {
+                value: value.clone(),
+                expires_at: token.expires_at,
+            });
+            tracing::debug!(
+                target: "tollgate",
+                layer = "token_header",
+                header = %self.name,
+                expires_at = token.expires_at,
+                "token fetched and cached"
+            );
+        }
+        *slot = None;
+    }
+
+    /// Forgets `flight` if it is the current one and nobody waits for it any more, so a
+    /// fetch that every caller gave up on (a timeout, a cancelled request) is not joined by
+    /// the next call: that one starts afresh.
+    fn abandon(&self, flight: &Flight) {
+        let mut slot = lock(&self.flight);
+        let current = slot
+            .as_ref()
+            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), flight));
+        if current && flight.waiting.load(Ordering::SeqCst) == 0 && !flight.is_done() {
+            *slot = None;
+        }
+    }
+}
+
+/// Wakes every task waiting on a [`Flight`], whichever of them polled the fetch last.
+#[derive(Default)]
+struct WakeAll {
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl WakeAll {
+    fn register(&self, waker: &Waker) {
+        let mut wakers = lock(&self.wakers);
+        if !wakers.iter().any(|known| known.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+    }
+}
+
+impl Wake for WakeAll {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let wakers = std::mem::take(&mut *lock(&self.wakers));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// What a finished fetch left for the calls that waited on it.
+#[derive(Clone)]
+enum Outcome {
+    Value(HeaderValue),
+    Invalid,
+    Failed(Arc<str>),
+}
+
+#[derive(Default)]
+struct FlightState {
+    fetch: Option<TokenFuture>,
+    outcome: Option<Outcome>,
+}
+
+/// One token fetch shared by every call that found the cache stale (single flight): the
+/// provider is called once however many requests wait. Any waiting call drives the fetch;
+/// a [`WakeAll`] waker wakes all of them when it makes progress.
+#[derive(Default)]
+struct Flight {
+    state: Mutex<FlightState>,
+    wake_all: Arc<WakeAll>,
+    waiting: AtomicUsize,
+}
+
+impl Flight {
+    fn is_done(&self) -> bool {
+        lock(&self.state).outcome.is_some()
+    }
+
+    fn poll(
+        &self,
+        shared: &Shared,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<HeaderValue, HeaderError>> {
+        let mut state = lock(&self.state);
+        if let Some(outcome) = &state.outcome {
+            return Poll::Ready(match outcome {
+                Outcome::Value(value) => Ok(value.clone()),
+                Outcome::Invalid => Err(HeaderError::InvalidSecret {
+                    header: shared.name.clone(),
+                }),
+                Outcome::Failed(message) => Err(HeaderError::TokenUnavailable {
+                    header: shared.name.clone(),
+                    source: Box::new(SharedFetchError(Arc::clone(message))),
+                }),
+            });
+        }
+        self.wake_all.register(cx.waker());
+        let waker = Waker::from(Arc::clone(&self.wake_all));
+        let fetch = state
+            .fetch
+            .get_or_insert_with(|| shared.provider.fetch_token());
+        let Poll::Ready(fetched) = fetch.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            return Poll::Pending;
+        };
+        state.fetch = None;
+        // The call that completes the fetch gets the provider's own error; the others get
+        // its message (`SharedFetchError`).
+        let (outcome, result) = match fetched {
+            Ok(token) => match token.secret.to_header_value() {
+                Ok(value) => {
+                    shared.finish(self, Some(&token), Some(&value));
+                    (Outcome::Value(value.clone()), Ok(value))
+                }
+                Err(_) => {
+                    shared.finish(self, None, None);
+                    let error = HeaderError::InvalidSecret {
+                        header: shared.name.clone(),
+                    };
+                    (Outcome::Invalid, Err(error))
+                }
+            },
+            Err(source) => {
+                shared.finish(self, None, None);
+                tracing::warn!(
+                    target: "tollgate",
+                    layer = "token_header",
+                    header = %shared.name,
+                    "token provider failed; the request was not sent"
+                );
+                let message: Arc<str> = source.to_string().into();
+                let error = HeaderError::TokenUnavailable {
+                    header: shared.name.clone(),
+                    source,
+                };
+                (Outcome::Failed(message), Err(error))
+            }
+        };
+        state.outcome = Some(outcome);
+        drop(state);
+        Wake::wake_by_ref(&self.wake_all);
+        Poll::Ready(result)
+    }
+}
+
+/// The provider's error as seen by a call that waited on another call's fetch: its message
+/// (the provider's error itself went to the call that completed the fetch).
+#[derive(Debug)]
+struct SharedFetchError(Arc<str>);
+
+impl fmt::Display for SharedFetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SharedFetchError {}
+
+/// A call's place in a [`Flight`]: counted while it waits, so the last one to give up can
+/// abandon the fetch.
+struct Ticket {
+    flight: Arc<Flight>,
+    shared: Arc<Shared>,
+}
+
+impl Ticket {
+    fn new(flight: Arc<Flight>, shared: Arc<Shared>) -> Self {
+        flight.waiting.fetch_add(1, Ordering::SeqCst);
+        Self { flight, shared }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.flight.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.shared.abandon(&self.flight);
+        }
     }
 }
 
@@ -170,8 +364,17 @@ impl Shared {
 ///
 /// The cache is shared by every service made from one layer (and its clones). Time comes
 /// from a [`Clock`] ([`SystemClock`] unless set), so tests move it with a
-/// `ManualClock`. Concurrent calls that find the cache stale may each fetch a token; the
-/// last one fetched is cached. Call [`invalidate`](TokenHeaderLayer::invalidate) after the
+/// `ManualClock`. A token is used while `now + refresh_margin < expires_at` and refreshed
+/// from exactly `refresh_margin` seconds before its expiry on.
+///
+/// Concurrent calls that find the cache stale share one fetch (single flight): the provider
+/// is called once, every waiting call gets the same token, or the same failure (the call
+/// whose poll completed the fetch gets the provider's own error as the
+/// [`TokenUnavailable`](HeaderError::TokenUnavailable) source, the others an error with its
+/// message). A failure is not cached: the next call fetches again. When every waiting call
+/// has given up (dropped, e.g. by a timeout), the fetch is abandoned and the next call starts
+/// a new one, so a hung provider does not block the layer for good; still, give the
+/// provider its own timeout. Call [`invalidate`](TokenHeaderLayer::invalidate) after the
 /// provider answers 401 to force a refresh.
 ///
 /// The service needs `S: Clone` (the HTTP client is): while the token is fetched, the request
@@ -217,6 +420,7 @@ impl TokenHeaderLayer {
                 clock: Arc::new(SystemClock),
                 refresh_margin: DEFAULT_REFRESH_MARGIN,
                 cache: Mutex::new(None),
+                flight: Mutex::new(None),
             }),
         }
     }
@@ -229,15 +433,10 @@ impl TokenHeaderLayer {
     fn shared_mut(&mut self) -> &mut Shared {
         if Arc::get_mut(&mut self.shared).is_none() {
             let old = &self.shared;
-            let cached = old
-                .cache
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .as_ref()
-                .map(|c| Cached {
-                    value: c.value.clone(),
-                    expires_at: c.expires_at,
-                });
+            let cached = lock(&old.cache).as_ref().map(|c| Cached {
+                value: c.value.clone(),
+                expires_at: c.expires_at,
+            });
             self.shared = Arc::new(Shared {
                 name: old.name.clone(),
                 upstreams: old.upstreams.clone(),
@@ -245,6 +444,7 @@ impl TokenHeaderLayer {
                 clock: Arc::clone(&old.clock),
                 refresh_margin: old.refresh_margin,
                 cache: Mutex::new(cached),
+                flight: Mutex::new(None),
             });
         }
         match Arc::get_mut(&mut self.shared) {
@@ -276,14 +476,12 @@ impl TokenHeaderLayer {
     }
 
     /// Drops the cached token; the next call fetches a new one. Affects every service made
-    /// from this layer.
+    /// from this layer. A fetch already under way still serves the calls waiting for it, but
+    /// its token is not cached.
     pub fn invalidate(&self) {
-        let mut cache = self
-            .shared
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *cache = None;
+        let mut flight = lock(&self.shared.flight);
+        *flight = None;
+        *lock(&self.shared.cache) = None;
     }
 
     /// The header this layer sets.
@@ -394,22 +592,24 @@ where
         ) {
             return TokenHeaderFuture::refused(error);
         }
-        if let Some(value) = shared.cached() {
-            insert_secret(&mut request, &shared.name, value);
-            return TokenHeaderFuture {
-                state: State::Calling {
-                    future: self.inner.call(request),
-                },
-            };
-        }
+        let flight = match shared.value_or_flight() {
+            Ok(value) => {
+                insert_secret(&mut request, &shared.name, value);
+                return TokenHeaderFuture {
+                    state: State::Calling {
+                        future: self.inner.call(request),
+                    },
+                };
+            }
+            Err(flight) => flight,
+        };
         // Keep the ready service for this request; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         TokenHeaderFuture {
             state: State::Fetching {
-                fetch: shared.provider.fetch_token(),
+                ticket: Ticket::new(flight, Arc::clone(shared)),
                 pending: Some((ready, request)),
-                shared: Arc::clone(shared),
             },
         }
     }
@@ -434,9 +634,8 @@ pin_project! {
         S: Service<Request<B>>,
     {
         Fetching {
-            fetch: TokenFuture,
+            ticket: Ticket,
             pending: Option<(S, Request<B>)>,
-            shared: Arc<Shared>,
         },
         Calling {
             #[pin]
@@ -477,21 +676,12 @@ where
                         None => "TokenHeaderFuture polled after completion".into(),
                     }));
                 }
-                StateProj::Fetching {
-                    fetch,
-                    pending,
-                    shared,
-                } => {
-                    let fetched = match fetch.as_mut().poll(cx) {
+                StateProj::Fetching { ticket, pending } => {
+                    let shared = &ticket.shared;
+                    let value = match ticket.flight.poll(shared, cx) {
                         Poll::Pending => return Poll::Pending,
-                        Poll::Ready(fetched) => fetched,
+                        Poll::Ready(value) => value,
                     };
-                    let value = fetched
-                        .map_err(|source| HeaderError::TokenUnavailable {
-                            header: shared.name.clone(),
-                            source,
-                        })
-                        .and_then(|token| shared.store(&token));
                     match (value, pending.take()) {
                         (Ok(value), Some((mut inner, mut request))) => {
                             insert_secret(&mut request, &shared.name, value);
@@ -543,6 +733,263 @@ mod tests {
         Request::get("https://api-gateway.transak.com/partners/api/v2/orders")
             .body(())
             .unwrap()
+    }
+
+    /// A provider that counts its calls and answers only when the gate opens.
+    fn gated(
+        gate: Arc<tokio::sync::Semaphore>,
+        calls: Arc<AtomicUsize>,
+        answer: fn(usize) -> Result<Token, BoxError>,
+    ) -> impl TokenProvider {
+        move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let gate = Arc::clone(&gate);
+            async move {
+                gate.acquire().await.unwrap().forget();
+                answer(n)
+            }
+        }
+    }
+
+    type Pending = Pin<Box<dyn Future<Output = Result<HeaderMap, BoxError>> + Send>>;
+
+    /// `n` calls, each polled once (so each has found the cache stale and joined or started
+    /// the fetch, or finished if the gate was open).
+    fn start_calls(layer: &TokenHeaderLayer, n: usize) -> Vec<Pending> {
+        let service = ServiceBuilder::new().layer(layer.clone()).service(echo());
+        let mut cx = Context::from_waker(Waker::noop());
+        (0..n)
+            .map(|_| {
+                let mut call: Pending = Box::pin(service.clone().oneshot(request()));
+                match call.as_mut().poll(&mut cx) {
+                    Poll::Pending => call,
+                    Poll::Ready(result) => Box::pin(std::future::ready(result)),
+                }
+            })
+            .collect()
+    }
+
+    async fn finish(calls: Vec<Pending>) -> Vec<Result<HeaderMap, BoxError>> {
+        let handles: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
+        let mut results = Vec::new();
+        for handle in handles {
+            results.push(handle.await.unwrap());
+        }
+        results
+    }
+
+    /// Fifty calls on a stale cache: one provider call, fifty requests with its token.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_stale_calls_share_one_fetch() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = gated(Arc::clone(&gate), Arc::clone(&calls), |n| {
+            Ok(Token::new(Secret::from_string(format!("token-{n}")))
+                .expires_at(1_000 * (n as u64 + 1)))
+        });
+        let clock = ManualClock::new(1_000);
+        let layer = TokenHeaderLayer::access_token(provider)
+            .upstream(Upstream::transak())
+            .clock(clock.clone());
+
+        let pending = start_calls(&layer, 50);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        gate.add_permits(100);
+        for result in finish(pending).await {
+            let sent = result.unwrap();
+            assert_eq!(sent["access-token"], "token-1");
+            assert!(sent["access-token"].is_sensitive());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Cached now; stale again after expiry: one more fetch for the next fifty.
+        let service = ServiceBuilder::new().layer(layer.clone()).service(echo());
+        service.clone().oneshot(request()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        clock.advance(1_000);
+        let pending = start_calls(&layer, 50);
+        for result in finish(pending).await {
+            assert_eq!(result.unwrap()["access-token"], "token-2");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[derive(Debug)]
+    struct RefreshFailed;
+
+    impl fmt::Display for RefreshFailed {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("refresh endpoint answered 503")
+        }
+    }
+
+    impl std::error::Error for RefreshFailed {}
+
+    /// A failing fetch fails every waiting call, sends nothing, leaks neither the stale
+    /// token nor anything else, and is not cached: the next call fetches again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_shared_fetch_fails_every_waiter_without_the_stale_token() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = gated(Arc::clone(&gate), Arc::clone(&calls), |n| {
+            if n == 1 {
+                Ok(Token::new(Secret::from_string("stale-tok-9f3a")).expires_at(1_100))
+            } else {
+                Err(Box::new(RefreshFailed))
+            }
+        });
+        let clock = ManualClock::new(1_000);
+        let layer = TokenHeaderLayer::access_token(provider)
+            .upstream(Upstream::transak())
+            .clock(clock.clone())
+            .refresh_margin(0);
+        gate.add_permits(1);
+        let first = finish(start_calls(&layer, 1)).await;
+        assert_eq!(first[0].as_ref().unwrap()["access-token"], "stale-tok-9f3a");
+
+        clock.set(1_100);
+        let pending = start_calls(&layer, 20);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        gate.add_permits(100);
+        let mut originals = 0;
+        for result in finish(pending).await {
+            let error = result.unwrap_err();
+            let header_error = error.downcast_ref::<HeaderError>().unwrap();
+            assert!(
+                matches!(header_error, HeaderError::TokenUnavailable { header, .. } if header == "access-token")
+            );
+            let source = std::error::Error::source(header_error).unwrap();
+            assert_eq!(source.to_string(), "refresh endpoint answered 503");
+            if source.downcast_ref::<RefreshFailed>().is_some() {
+                originals += 1;
+            }
+            for text in [error.to_string(), format!("{error:?}")] {
+                assert!(!text.contains("stale-tok-9f3a"), "{text}");
+            }
+        }
+        assert_eq!(originals, 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // Not cached: the next call asks the provider again.
+        gate.add_permits(1);
+        let again = finish(start_calls(&layer, 1)).await;
+        assert!(again[0].is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// Every caller gave up (dropped its future): the hung fetch is abandoned and the next
+    /// call starts a new one instead of joining it.
+    #[tokio::test]
+    async fn an_abandoned_fetch_is_not_joined() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = gated(Arc::clone(&gate), Arc::clone(&calls), |n| {
+            Ok(Token::new(Secret::from_string(format!("token-{n}"))))
+        });
+        let layer = TokenHeaderLayer::access_token(provider).upstream(Upstream::transak());
+        let hung = start_calls(&layer, 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        drop(hung);
+
+        let pending = start_calls(&layer, 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        gate.add_permits(10);
+        for result in finish(pending).await {
+            assert_eq!(result.unwrap()["access-token"], "token-2");
+        }
+    }
+
+    /// `invalidate` while a fetch is under way: its waiters get its token, the cache does
+    /// not keep it.
+    #[tokio::test]
+    async fn invalidate_during_a_fetch_does_not_cache_it() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = gated(Arc::clone(&gate), Arc::clone(&calls), |n| {
+            Ok(Token::new(Secret::from_string(format!("token-{n}"))))
+        });
+        let layer = TokenHeaderLayer::access_token(provider).upstream(Upstream::transak());
+        let pending = start_calls(&layer, 2);
+        layer.invalidate();
+        gate.add_permits(10);
+        for result in finish(pending).await {
+            assert_eq!(result.unwrap()["access-token"], "token-1");
+        }
+        let next = finish(start_calls(&layer, 1)).await;
+        assert_eq!(next[0].as_ref().unwrap()["access-token"], "token-2");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// The refresh edge: fresh while `now + margin < expires_at`, refreshed at equality; a
+    /// margin longer than the token's life refreshes on every call; a token that is already
+    /// expired is still used for the call that fetched it.
+    #[tokio::test]
+    async fn expiry_exactly_at_the_refresh_margin_edge() {
+        for (margin, expires_in, advance, refetch) in [
+            (60, 3_600, 3_600 - 61, false),
+            (60, 3_600, 3_600 - 60, true),
+            (0, 3_600, 3_599, false),
+            (0, 3_600, 3_600, true),
+            (u64::MAX, 3_600, 0, true),
+            (7_200, 3_600, 0, true),
+        ] {
+            let clock = ManualClock::new(1_000_000);
+            let calls = Arc::new(AtomicUsize::new(0));
+            let counter = Arc::clone(&calls);
+            let token_clock = clock.clone();
+            let provider = move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let expiry = Clock::now_unix(&token_clock) + expires_in;
+                async move {
+                    Ok::<_, BoxError>(
+                        Token::new(Secret::from_string(format!("t{n}"))).expires_at(expiry),
+                    )
+                }
+            };
+            let service = ServiceBuilder::new()
+                .layer(
+                    TokenHeaderLayer::access_token(provider)
+                        .upstream(Upstream::transak())
+                        .clock(clock.clone())
+                        .refresh_margin(margin),
+                )
+                .service(echo());
+            let sent = service.clone().oneshot(request()).await.unwrap();
+            assert_eq!(sent["access-token"], "t1");
+            clock.advance(advance);
+            let sent = service.oneshot(request()).await.unwrap();
+            let expected = if refetch { "t2" } else { "t1" };
+            assert_eq!(
+                sent["access-token"], expected,
+                "margin {margin}, +{advance}"
+            );
+        }
+
+        let expired = || async {
+            Ok::<_, BoxError>(Token::new(Secret::from_string("already-old")).expires_at(1))
+        };
+        let service = ServiceBuilder::new()
+            .layer(
+                TokenHeaderLayer::access_token(expired)
+                    .upstream(Upstream::transak())
+                    .clock(ManualClock::new(1_000)),
+            )
+            .service(echo());
+        let sent = service.oneshot(request()).await.unwrap();
+        assert_eq!(sent["access-token"], "already-old");
+    }
+
+    #[test]
+    fn futures_are_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let mut service = ServiceBuilder::new()
+            .layer(TokenHeaderLayer::access_token(|| async {
+                Ok::<_, BoxError>(Token::new(Secret::from_string("t")))
+            }))
+            .service(echo());
+        let future = service.call(request());
+        assert_send(&future);
+        assert_eq!(format!("{future:?}"), "TokenHeaderFuture(\"refused\")");
     }
 
     #[tokio::test]
