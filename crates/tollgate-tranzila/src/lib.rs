@@ -20,13 +20,28 @@
 //! and nonce go into the key exactly as sent: a leading zero or an upper-case nonce changes
 //! the token.
 //!
+//! **Header names are case-insensitive** (RFC 9110, section 5.1). Tranzila's documents and PHP
+//! snippet write `X-tranzila-api-app-key`; the [`http`] crate stores names in lowercase, so
+//! hyper sends `x-tranzila-api-app-key` over HTTP/1 (HTTP/2 requires lowercase anyway), and the
+//! verifier accepts any spelling, but each header exactly once. Only the values enter the
+//! token.
+//!
+//! **Non-ASCII input**: a secret is used as its bytes (a `&str` secret as UTF-8, like PHP's
+//! byte strings; the published vector `tranzila-hebrew-secret` proves it). The app key goes in
+//! a header and is also the HMAC message, so it must be visible ASCII:
+//! [`TranzilaSigningLayer::new`] refuses any other ([`ConfigError::InvalidAppKey`]) and
+//! [`TranzilaVerifyLayer`] answers 400 `header_malformed`.
+//!
 //! # Security considerations
 //!
 //! **The access token does not cover the body**, nor the method or the path. Anyone who
 //! sees one signed request can pair its headers with another payload while the time window
 //! lasts. What protects the payload is TLS (call Tranzila over `https` only, never log the
 //! headers) and the server refusing a nonce it has seen before ([`TranzilaVerifyLayer`]
-//! requires a nonce store for that reason; share it between instances).
+//! requires a nonce store for that reason; share it between instances). The nonce is claimed
+//! with tollgate-replay's TTL semantics: held at least until the request's time plus the
+//! tolerance by the verifier's clock, and at least the store's minimum retention by the
+//! store's own clock, so skewed clocks cannot shorten a claim.
 //!
 //! # Example: a hyper client calling Tranzila
 //!

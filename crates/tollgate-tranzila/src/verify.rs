@@ -111,8 +111,12 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 /// 7. the token equal, in constant time, to [`access_token`](crate::access_token) over the
 ///    headers as received: else 401 `signature_invalid`;
 /// 8. the nonce claimed in the [`NonceStore`] under the key `tranzila:<app key>:<nonce>`
-///    until [`TimestampWindow::last_valid_second`]: 401 `replayed` when already claimed,
-///    503 `store_unavailable` when the store fails (fail closed).
+///    until [`TimestampWindow::last_valid_second`] (plus the optional
+///    [`clock_skew_margin`](TranzilaVerifyLayer::clock_skew_margin)): 401 `replayed` when
+///    already claimed, 503 `store_unavailable` when the store fails (fail closed). The key
+///    cannot be confused with another app key's (the nonce after the last `:` always has 80
+///    characters) nor with tollgate-replay's `replay_key`s (which start with a zero byte), so a
+///    `ReplayGuardLayer` may share the store.
 ///
 /// An accepted request reaches the inner service with a [`VerifiedSignature`] (scheme
 /// `"tranzila"`, key id = the app key, the timestamp, the nonce as message id) and a
@@ -124,8 +128,23 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 /// does not cover the body and only the nonce check stops a captured header set from being
 /// reused with another payload. A `MemoryNonceStore` protects one process; when the service
 /// runs as several instances, share one store between them (tollgate-replay's
-/// `RedisNonceStore`). The store must read the same clock as this layer (both default to the
-/// system clock), since a claim is held until the request's time plus the tolerance.
+/// `RedisNonceStore`).
+///
+/// A nonce is claimed until `time + tolerance` by **this layer's clock**, but the store
+/// expires it by **its own**. tollgate-replay's stores hold every claim for at least a minimum
+/// retention from their clock (twice the default tolerance in memory; twice it plus 300 s of
+/// skew between instances on Redis), so a replay stays refused even when the clocks disagree;
+/// with a larger [`tolerance`](TranzilaVerifyLayer::tolerance), raise the store's minimum
+/// retention to at least `2 × tolerance` plus the skew between instances. See tollgate-replay's
+/// "TTL semantics".
+///
+/// # Header names
+///
+/// HTTP header names are case-insensitive (RFC 9110, section 5.1): Tranzila's documents and
+/// its PHP snippet write `X-tranzila-api-app-key`, hyper receives and sends names in lowercase,
+/// and both are the same header. Each of the four must arrive exactly once, whatever the case
+/// of each copy: two copies (`X-Tranzila-Api-Nonce` and `x-tranzila-api-nonce`) are refused
+/// with 400 `header_malformed`, never joined or picked from.
 ///
 /// The inner service must be `Clone`: the request waits for the store before it is handed
 /// on, so the ready service is moved into the response future (tower's usual
@@ -187,6 +206,7 @@ struct VerifyConfig {
     store: Arc<dyn NonceStore>,
     clock: SharedClock,
     window: TimestampWindow,
+    skew_margin: u64,
     responder: RejectionResponder,
 }
 
@@ -200,9 +220,21 @@ impl TranzilaVerifyLayer {
                 store: Arc::new(store),
                 clock: Arc::new(SystemClock),
                 window: TimestampWindow::default(),
+                skew_margin: 0,
                 responder: RejectionResponder::json(),
             }),
         }
+    }
+
+    /// Asks the store to hold each nonce `margin` longer than the window needs:
+    /// `expires_at = time + tolerance + margin` (default 0; whole seconds).
+    ///
+    /// tollgate-replay's stores already hold every claim for a minimum retention from their
+    /// own clock, which keeps replays refused when this layer's clock and the store's disagree;
+    /// this margin additionally covers a `NonceStore` of your own without such a retention, up
+    /// to `margin` seconds of skew between the store's clock and the verifiers' clocks.
+    pub fn clock_skew_margin(self, margin: Duration) -> Self {
+        self.map_config(|config| config.skew_margin = margin.as_secs())
     }
 
     /// Reads the server time from `clock` instead of the system clock.
@@ -243,6 +275,7 @@ impl fmt::Debug for VerifyConfig {
             .field("store", &self.store)
             .field("clock", &self.clock)
             .field("tolerance_secs", &self.window.tolerance_secs())
+            .field("clock_skew_margin_secs", &self.skew_margin)
             .field("responder", &self.responder)
             .finish_non_exhaustive()
     }
@@ -373,22 +406,33 @@ fn check(config: &VerifyConfig, headers: &HeaderMap) -> Result<Checked, Rejectio
         ));
     }
 
-    let mut claim_key = Vec::with_capacity(SCHEME.len() + app_key.len() + nonce.len() + 2);
-    claim_key.extend_from_slice(SCHEME.as_bytes());
-    claim_key.push(b':');
-    claim_key.extend_from_slice(app_key.as_bytes());
-    claim_key.push(b':');
-    claim_key.extend_from_slice(nonce.as_bytes());
+    let claim_key = claim_key(app_key, nonce);
 
     let verified = VerifiedSignature::new(SCHEME, Arc::from(app_key), Bytes::copy_from_slice(&mac))
         .with_timestamp(timestamp)
         .with_message_id(Bytes::copy_from_slice(nonce.as_bytes()));
     Ok(Checked {
         claim_key,
-        expires_at: config.window.last_valid_second(timestamp),
+        expires_at: config
+            .window
+            .last_valid_second(timestamp)
+            .saturating_add(config.skew_margin),
         verified,
         timestamp,
     })
+}
+
+/// The nonce-store key `tranzila:<app key>:<nonce>`. Injective over checked inputs: the nonce
+/// is always [`NONCE_LEN`](crate::NONCE_LEN) characters, so the app key (which may hold `:`) is
+/// everything between the first 9 bytes and the last 81.
+fn claim_key(app_key: &str, nonce: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(SCHEME.len() + app_key.len() + nonce.len() + 2);
+    key.extend_from_slice(SCHEME.as_bytes());
+    key.push(b':');
+    key.extend_from_slice(app_key.as_bytes());
+    key.push(b':');
+    key.extend_from_slice(nonce.as_bytes());
+    key
 }
 
 type OwnedClaim = Pin<Box<dyn Future<Output = Result<Claim, StoreError>> + Send>>;
@@ -409,6 +453,8 @@ where
         let checked = match check(&self.config, request.headers()) {
             Ok(checked) => checked,
             Err(rejection) => {
+                // The code only: header values are the client's and the token is secret-derived.
+                tracing::debug!(target: "tollgate", code = rejection.code(), "Tranzila request refused");
                 let response = self.config.responder.respond(rejection);
                 return VerifyFuture {
                     state: State::Rejected {
@@ -511,11 +557,14 @@ where
                     let outcome = ready!(claim.as_mut().poll(cx));
                     let rejection = match outcome {
                         Ok(Claim::Claimed) => None,
-                        Ok(Claim::AlreadySeen) => Some(Rejection::new(
-                            StatusCode::UNAUTHORIZED,
-                            code::REPLAYED,
-                            "nonce was already used",
-                        )),
+                        Ok(Claim::AlreadySeen) => {
+                            tracing::debug!(target: "tollgate", code = code::REPLAYED, "Tranzila request refused");
+                            Some(Rejection::new(
+                                StatusCode::UNAUTHORIZED,
+                                code::REPLAYED,
+                                "nonce was already used",
+                            ))
+                        }
                         Err(error) => {
                             tracing::warn!(target: "tollgate", %error, "Tranzila nonce store failed");
                             Some(error.to_rejection())
@@ -925,6 +974,249 @@ mod tests {
                 outcome.body
             );
             proptest::prop_assert!(store.claims.lock().unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicate_headers_in_any_case_are_refused_and_claim_nothing() {
+        let store = Arc::new(TestStore::default());
+        let layer = layer(store.clone(), 1_700_000_000);
+        for (name, value) in [
+            ("X-tranzila-api-app-key", APP),
+            ("X-TRANZILA-API-REQUEST-TIME", TIME),
+            ("X-Tranzila-Api-Nonce", NONCE_HEX),
+            ("x-TRANZILA-api-ACCESS-token", TOKEN),
+        ] {
+            // The same value twice, under another spelling of the name: still two copies.
+            let mut request = signed().body(Full::default()).unwrap();
+            request.headers_mut().append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_static(value),
+            );
+            let lower = name.to_ascii_lowercase();
+            assert_eq!(request.headers().get_all(&lower).iter().count(), 2);
+            let outcome = send(&layer, request).await;
+            assert_eq!(outcome.status, StatusCode::BAD_REQUEST, "{name}");
+            assert_eq!(
+                outcome.body,
+                json(
+                    "header_malformed",
+                    &format!("header `{lower}` must be present once, as visible ASCII")
+                )
+            );
+        }
+        assert!(store.claims.lock().unwrap().is_empty());
+        // The single copies, in the PHP documentation's spelling, are accepted.
+        let mut request = Request::post("/").body(Full::default()).unwrap();
+        for (name, value) in [
+            ("X-tranzila-api-app-key", APP),
+            ("X-tranzila-api-request-time", TIME),
+            ("X-tranzila-api-nonce", NONCE_HEX),
+            ("X-tranzila-api-access-token", TOKEN),
+        ] {
+            request.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        assert_eq!(send(&layer, request).await.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn non_ascii_app_keys_are_refused_as_malformed() {
+        let store = Arc::new(TestStore::default());
+        let layer = layer(store.clone(), 1_700_000_000);
+        for app_key in [
+            "מפתח".as_bytes(),
+            b"caf\xc3\xa9",
+            b"\x80\xff",
+            b"with space",
+        ] {
+            let mut request = signed().body(Full::default()).unwrap();
+            request.headers_mut().insert(
+                "x-tranzila-api-app-key",
+                http::HeaderValue::from_bytes(app_key).unwrap(),
+            );
+            let outcome = send(&layer, request).await;
+            assert_eq!(
+                outcome.body,
+                json(
+                    "header_malformed",
+                    "header `x-tranzila-api-app-key` must be present once, as visible ASCII"
+                ),
+                "{app_key:?}"
+            );
+        }
+        assert!(store.claims.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn replay_refused_when_the_verifier_clock_is_far_from_the_store_clock() {
+        // The verifier reads a manual clock in 2023, the memory store the system clock: the
+        // claim's expiry is long past by the store's clock, and the store holds it anyway.
+        let store = tollgate_replay::MemoryNonceStore::new(100);
+        let layer = TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET), store)
+            .clock(ManualClock::new(1_700_000_000));
+        assert_eq!(
+            send(&layer, signed().body(Full::default()).unwrap())
+                .await
+                .status,
+            StatusCode::OK
+        );
+        let again = send(&layer, signed().body(Full::default()).unwrap()).await;
+        assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(again.body, json("replayed", "nonce was already used"));
+    }
+
+    #[tokio::test]
+    async fn skewed_verifiers_sharing_a_store_refuse_the_replay() {
+        // Verifier A's clock is 200 s ahead of B's; the shared store reads A's clock. The
+        // vector's time is as far ahead as A accepts, so A asks for expiry NOW + 800 (A's
+        // clock); B accepts the time until its clock reads NOW + 800, when the store's reads
+        // NOW + 1000.
+        let now = 1_700_000_000 - 500;
+        let a_clock = ManualClock::new(now + 200);
+        let b_clock = ManualClock::new(now);
+        let store = Arc::new(
+            tollgate_replay::MemoryNonceStore::new(100)
+                .with_clock(a_clock.clone())
+                .with_min_retention(tollgate_replay::DEFAULT_SHARED_MIN_RETENTION),
+        );
+        let verifier = |clock: &ManualClock| {
+            TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET), store.clone())
+                .clock(clock.clone())
+        };
+        let (a, b) = (verifier(&a_clock), verifier(&b_clock));
+        assert_eq!(
+            send(&a, signed().body(Full::default()).unwrap())
+                .await
+                .status,
+            StatusCode::OK
+        );
+        for elapsed in [200, 500, 700, 800] {
+            a_clock.set(now + 200 + elapsed);
+            b_clock.set(now + elapsed);
+            let outcome = send(&b, signed().body(Full::default()).unwrap()).await;
+            assert_eq!(
+                outcome.body,
+                json("replayed", "nonce was already used"),
+                "{elapsed} s later"
+            );
+        }
+        b_clock.set(now + 801);
+        let outcome = send(&b, signed().body(Full::default()).unwrap()).await;
+        assert_eq!(
+            outcome.body,
+            json("timestamp_out_of_window", "timestamp is too old")
+        );
+    }
+
+    #[tokio::test]
+    async fn clock_skew_margin_lengthens_the_requested_expiry() {
+        let store = Arc::new(TestStore::default());
+        let layer = layer(store.clone(), 1_700_000_000).clock_skew_margin(Duration::from_secs(90));
+        assert_eq!(
+            send(&layer, signed().body(Full::default()).unwrap())
+                .await
+                .status,
+            StatusCode::OK
+        );
+        let claims = store.claims.lock().unwrap();
+        assert_eq!(
+            claims.values().copied().collect::<Vec<_>>(),
+            [1_700_000_390]
+        );
+        assert!(format!("{layer:?}").contains("clock_skew_margin_secs: 90"));
+    }
+
+    #[test]
+    fn logs_name_the_refusal_never_a_secret_or_a_header_value() {
+        use std::io::Write;
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let store = Arc::new(TestStore::default());
+                let layer = layer(store, 1_700_000_000);
+                send(&layer, signed().body(Full::default()).unwrap()).await;
+                send(&layer, signed().body(Full::default()).unwrap()).await;
+                let mut forged = signed().body(Full::default()).unwrap();
+                forged.headers_mut().insert(
+                    "x-tranzila-api-access-token",
+                    http::HeaderValue::from_str(&TOKEN.replace('8', "9")).unwrap(),
+                );
+                send(&layer, forged).await;
+                let failing = Arc::new(TestStore {
+                    fail: true,
+                    ..TestStore::default()
+                });
+                send(
+                    &layer_with(failing),
+                    signed().body(Full::default()).unwrap(),
+                )
+                .await;
+            });
+        });
+        let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("code=\"replayed\""), "{logs}");
+        assert!(logs.contains("code=\"signature_invalid\""), "{logs}");
+        assert!(logs.contains("Tranzila nonce store failed"), "{logs}");
+        for secret_or_value in [SECRET, TOKEN, &TOKEN.replace('8', "9"), NONCE_HEX] {
+            assert!(!logs.contains(secret_or_value), "{logs}");
+        }
+    }
+
+    fn layer_with(store: Arc<TestStore>) -> TranzilaVerifyLayer {
+        layer(store, 1_700_000_000)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1_000))]
+
+        /// Two different (app key, nonce) pairs never share a claim key, and no claim key is a
+        /// tollgate-replay `replay_key` (those start with a zero length byte).
+        #[test]
+        fn claim_keys_are_injective(
+            a in ("[!-~]{1,6}", "[0-9a-fA-F:]{0,2}"),
+            b in ("[!-~]{1,6}", "[0-9a-fA-F:]{0,2}"),
+            nonce_a in "[0-9a-f]{78}",
+            nonce_b in "[0-9a-f]{78}",
+            same_nonce in proptest::prelude::any::<bool>(),
+        ) {
+            // Nonces that differ only near the app key are the interesting ones.
+            let nonce_a = format!("{}{nonce_a}", "ab");
+            let nonce_b = if same_nonce { nonce_a.clone() } else { format!("{}{nonce_b}", "ab") };
+            let app_a = format!("{}{}", a.0, a.1);
+            let app_b = format!("{}{}", b.0, b.1);
+            let key_a = claim_key(&app_a, &nonce_a);
+            let key_b = claim_key(&app_b, &nonce_b);
+            proptest::prop_assert_eq!(key_a == key_b, (&app_a, &nonce_a) == (&app_b, &nonce_b));
+            // Decoding: the app key is recovered from the key alone.
+            proptest::prop_assert_eq!(&key_a[9..key_a.len() - 81], app_a.as_bytes());
+            proptest::prop_assert_eq!(&key_a[key_a.len() - 80..], nonce_a.as_bytes());
+            let replay = tollgate_replay::replay_key(SCHEME.as_bytes(), app_a.as_bytes(), nonce_a.as_bytes());
+            proptest::prop_assert_ne!(replay[0], key_a[0]);
         }
     }
 

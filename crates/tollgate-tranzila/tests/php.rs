@@ -69,18 +69,33 @@ echo post($url, tranzila_headers($appKey, $secret . 'x'), $body), "\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn php_client_is_accepted_then_replay_refused() {
-    let Some(php) = Php::find_or_skip("php_client_is_accepted_then_replay_refused") else {
+    php_client_round(SECRET, "php_client_is_accepted_then_replay_refused").await;
+}
+
+/// The secret of the published vector `tranzila-hebrew-secret`: PHP strings are bytes, so the
+/// key is its UTF-8 bytes, as `TranzilaCredentials::new` takes a `&str`.
+#[tokio::test(flavor = "multi_thread")]
+async fn php_client_with_a_non_ascii_secret_is_accepted() {
+    php_client_round(
+        "סוד-טרנזילה",
+        "php_client_with_a_non_ascii_secret_is_accepted",
+    )
+    .await;
+}
+
+async fn php_client_round(secret: &'static str, test: &str) {
+    let Some(php) = Php::find_or_skip(test) else {
         return;
     };
     // PHP stamps requests with its own time(): the server reads the real clock here.
     let layer = TranzilaVerifyLayer::new(
-        TranzilaCredentials::new(APP_KEY, SECRET),
+        TranzilaCredentials::new(APP_KEY, secret),
         common::store(SystemClock),
     )
     .clock(SystemClock);
     let addr = common::serve(layer).await;
     let url = format!("http://{addr}/v1/charge");
-    let output = tokio::task::spawn_blocking(move || php.run(PHP_CLIENT, &[&url, APP_KEY, SECRET]))
+    let output = tokio::task::spawn_blocking(move || php.run(PHP_CLIENT, &[&url, APP_KEY, secret]))
         .await
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
