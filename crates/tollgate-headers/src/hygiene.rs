@@ -103,6 +103,23 @@ pub struct HeaderHygiene {
     strip_prefixes: Vec<String>,
     keep: Vec<HeaderName>,
     substitutes: Vec<(HeaderName, HeaderValue)>,
+    sensitive: Vec<HeaderName>,
+}
+
+/// Credential headers whose every value hygiene marks sensitive, in every mode.
+const SENSITIVE: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "access-token",
+];
+
+fn default_sensitive() -> Vec<HeaderName> {
+    SENSITIVE
+        .iter()
+        .map(|name| HeaderName::from_static(name))
+        .collect()
 }
 
 impl HeaderHygiene {
@@ -139,6 +156,7 @@ impl HeaderHygiene {
                 .collect(),
             keep: Vec::new(),
             substitutes: Vec::new(),
+            sensitive: default_sensitive(),
         }
     }
 
@@ -163,6 +181,7 @@ impl HeaderHygiene {
             strip_prefixes: Vec::new(),
             keep: Vec::new(),
             substitutes: Vec::new(),
+            sensitive: default_sensitive(),
         }
     }
 
@@ -251,6 +270,33 @@ impl HeaderHygiene {
         self
     }
 
+    /// Also marks every value of `name` that leaves hygiene as sensitive (as tower-http's
+    /// `SetSensitiveRequestHeadersLayer` does, but after removal and substitution, so values
+    /// set by layers outside hygiene are covered). `Authorization`, `Proxy-Authorization`,
+    /// `Cookie`, `x-api-key`, `access-token` and every header in [`InjectedHeaders`] are
+    /// always marked. A sensitive value prints as `Sensitive` in `Debug` and goes out over
+    /// HTTP/2 as a never-indexed field.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header};
+    /// use tollgate_headers::HeaderHygiene;
+    ///
+    /// let hygiene = HeaderHygiene::only([header::AUTHORIZATION, "x-session".parse().unwrap()])
+    ///     .sensitive("x-session".parse().unwrap());
+    /// let mut headers = HeaderMap::new();
+    /// headers.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+    /// headers.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+    /// headers.insert("x-session", HeaderValue::from_static("s3ss"));
+    /// hygiene.apply(&mut headers, None);
+    /// assert!(headers.values().all(HeaderValue::is_sensitive));
+    /// ```
+    pub fn sensitive(mut self, name: HeaderName) -> Self {
+        if !self.sensitive.contains(&name) {
+            self.sensitive.push(name);
+        }
+        self
+    }
+
     /// Whether `name` would be removed (before substitution), leaving `Connection` aside.
     fn removes(&self, name: &HeaderName, nominated: &[HeaderName]) -> bool {
         if self.keep.contains(name) {
@@ -310,6 +356,14 @@ impl HeaderHygiene {
                 report.replaced.push(name.clone());
             } else {
                 report.added.push(name.clone());
+            }
+        }
+        let injected_names = injected.map_or(&[][..], InjectedHeaders::names);
+        for name in self.sensitive.iter().chain(injected_names) {
+            if let http::header::Entry::Occupied(mut entry) = headers.entry(name) {
+                for value in entry.iter_mut() {
+                    value.set_sensitive(true);
+                }
             }
         }
         report.removed = doomed
@@ -507,6 +561,7 @@ impl fmt::Debug for HeaderHygiene {
             .field("strip", &self.strip)
             .field("strip_prefixes", &self.strip_prefixes)
             .field("keep", &self.keep)
+            .field("sensitive", &self.sensitive)
             .field(
                 "substitutes",
                 &self.substitutes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -844,6 +899,31 @@ mod tests {
         assert_eq!(values, ["Bearer backend-owned"]);
         assert!(values[0].is_sensitive());
         assert!(!format!("{hygiene:?}").contains("backend-owned"));
+    }
+
+    /// tower-http's `SetSensitiveRequestHeadersLayer`, applied where hygiene runs: every
+    /// value of a credential header, kept or injected or set by an outer layer, leaves
+    /// marked sensitive; other headers are not marked.
+    #[test]
+    fn credential_values_leave_marked_sensitive() {
+        let mut extensions = http::Extensions::new();
+        InjectedHeaders::record(&mut extensions, HeaderName::from_static("x-partner"));
+        let hygiene = HeaderHygiene::hop_by_hop().keep(header::AUTHORIZATION);
+        let mut headers = map(&[
+            ("authorization", "Bearer one"),
+            ("authorization", "Bearer two"),
+            ("cookie", "a=b"),
+            ("x-api-key", "k"),
+            ("access-token", "t"),
+            ("x-partner", "p"),
+            ("accept", "*/*"),
+        ]);
+        let report = hygiene.apply(&mut headers, extensions.get());
+        assert!(report.is_empty());
+        for (name, value) in &headers {
+            assert_eq!(value.is_sensitive(), name != header::ACCEPT, "{name}");
+        }
+        assert_eq!(headers.len(), 7);
     }
 
     #[test]
