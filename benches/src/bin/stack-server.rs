@@ -18,6 +18,7 @@ use axum::routing::get;
 use http::Method;
 use tollgate_client_ip::{ClientIpLayer, IpAllowlistLayer};
 use tollgate_origin::OriginAllowlistLayer;
+use tower_layer::Stack;
 
 /// The front end the stack allows.
 const ORIGIN: &str = "https://app.example.com";
@@ -40,7 +41,11 @@ fn app(stacked: bool) -> Result<Router, Box<dyn std::error::Error>> {
         .build()?;
     let client_ip = ClientIpLayer::new("rightmost-trusted-range:x-forwarded-for:loopback".parse()?);
     let allowlist = IpAllowlistLayer::new("203.0.113.0/24".parse()?);
-    Ok(router.layer(allowlist).layer(client_ip).layer(origin))
+    // One layer, as `TransakInbound` is: each `Router::layer` call adds axum's own per-request
+    // wrapping (a boxed route clone, a boxed response body), which would be counted against
+    // tollgate three times over.
+    let inbound = Stack::new(Stack::new(allowlist, client_ip), origin);
+    Ok(router.layer(inbound))
 }
 
 fn main() -> ExitCode {
