@@ -1,7 +1,6 @@
 //! The whole-stack server that `load.sh` drives with `wrk`: a trivial axum handler, bare or
-//! behind the Transak partner's inbound stack (origin allowlist, then client IP, then IP
-//! allowlist: the composition of `tollgate::transak::TransakInbound`), built from the layer
-//! crates.
+//! behind the `transak-partner` example's inbound stack (origin allowlist, then client IP, then
+//! IP allowlist: `tollgate::transak::TransakInbound`).
 //!
 //! `stack-server <bare|stack> <port>` serves `GET`/`POST /api/ping` on `127.0.0.1:<port>` on a
 //! one-worker Tokio runtime until killed; with port 0 it binds a free port. It prints the
@@ -11,14 +10,9 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use http::Method;
-use tollgate_client_ip::{ClientIpLayer, IpAllowlistLayer};
-use tollgate_origin::OriginAllowlistLayer;
-use tower_layer::Stack;
 
 /// The front end the stack allows.
 const ORIGIN: &str = "https://app.example.com";
@@ -27,25 +21,20 @@ async fn ping() -> &'static str {
     "ok"
 }
 
-fn app(stacked: bool) -> Result<Router, Box<dyn std::error::Error>> {
+fn app(stacked: bool) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let router = Router::new().route("/api/ping", get(ping).post(ping));
     if !stacked {
         return Ok(router);
     }
-    // The same layers and settings as `TransakInbound::new`, innermost first.
-    let origin = OriginAllowlistLayer::builder()
-        .allow_origins([ORIGIN])
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers(["content-type"])
-        .max_age(Duration::from_secs(600))
-        .build()?;
-    let client_ip = ClientIpLayer::new("rightmost-trusted-range:x-forwarded-for:loopback".parse()?);
-    let allowlist = IpAllowlistLayer::new("203.0.113.0/24".parse()?);
-    // One layer, as `TransakInbound` is: each `Router::layer` call adds axum's own per-request
-    // wrapping (a boxed route clone, a boxed response body), which would be counted against
-    // tollgate three times over.
-    let inbound = Stack::new(Stack::new(allowlist, client_ip), origin);
-    Ok(router.layer(inbound))
+    // The transak-partner example's own inbound stack (`Config::inbound`, a
+    // `tollgate::transak::TransakInbound`), with settings for a deployment behind a loopback
+    // proxy that lets only 203.0.113.0/24 in.
+    let mut config = transak_partner::Config::from_env()?;
+    config.allowed_origins = vec![ORIGIN.to_owned()];
+    config.allow_http_origins = false;
+    config.client_ip_source = "rightmost-trusted-range:x-forwarded-for:loopback".parse()?;
+    config.ip_allowlist = Some("203.0.113.0/24".parse()?);
+    Ok(router.layer(config.inbound()?))
 }
 
 fn main() -> ExitCode {
