@@ -16,6 +16,7 @@ use crate::{ClientIpSource, PeerAddr};
 struct Config {
     source: ClientIpSource,
     reject: bool,
+    task_local: bool,
     responder: RejectionResponder,
 }
 
@@ -78,6 +79,7 @@ impl ClientIpLayer {
             config: Arc::new(Config {
                 source,
                 reject: true,
+                task_local: true,
                 responder: RejectionResponder::json(),
             }),
         }
@@ -109,6 +111,42 @@ impl ClientIpLayer {
     /// Reject requests without a client IP (the default).
     pub fn reject_on_failure(mut self) -> Self {
         self.config_mut().reject = true;
+        self
+    }
+
+    /// Whether the inner service runs inside a task-local scope holding the client IP
+    /// ([`ClientIp::current`](crate::ClientIp::current)); on by default.
+    ///
+    /// The scope is what lets [`ForwardUserIpLayer`](crate::ForwardUserIpLayer) on an
+    /// outbound client find the IP without the handler passing it along. Turn it off when
+    /// every consumer reads the request extension instead (axum's `ClientIp` extractor,
+    /// [`IpAllowlistLayer`](crate::IpAllowlistLayer), or a handler that copies the extension
+    /// into its outbound requests): the scope costs a little on every poll of the inner
+    /// future, and without it the inner future is not wrapped at all.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response, StatusCode};
+    /// use tollgate_client_ip::{ClientIp, ClientIpLayer, ClientIpSource, PeerAddr};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let service = ServiceBuilder::new()
+    ///     .layer(ClientIpLayer::new(ClientIpSource::remote_addr()).task_local(false))
+    ///     .service(service_fn(|request: Request<()>| async move {
+    ///         assert_eq!(ClientIp::current(), None);
+    ///         let ip = request.extensions().get::<ClientIp>().unwrap();
+    ///         Ok::<_, Infallible>(Response::new(ip.to_string()))
+    ///     }));
+    ///
+    /// let mut request = Request::new(());
+    /// request.extensions_mut().insert(PeerAddr::new("192.0.2.1:4000".parse().unwrap()));
+    /// let response = service.oneshot(request).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// # });
+    /// ```
+    pub fn task_local(mut self, enabled: bool) -> Self {
+        self.config_mut().task_local = enabled;
         self
     }
 
@@ -205,11 +243,15 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let peer = PeerAddr::find(request.extensions()).map(|addr| addr.ip());
         match self.config.source.extract(request.headers(), peer) {
-            Ok(ip) => {
+            Ok(ip) if self.config.task_local => {
                 request.extensions_mut().insert(ip.clone());
                 let inner = &mut self.inner;
                 let future = ip.clone().sync_scope(move || inner.call(request));
                 ResponseFuture::scoped(ip.scope(future))
+            }
+            Ok(ip) => {
+                request.extensions_mut().insert(ip);
+                ResponseFuture::inner(self.inner.call(request))
             }
             Err(err) => {
                 if err.is_misconfiguration() {

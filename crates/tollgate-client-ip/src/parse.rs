@@ -50,8 +50,35 @@ fn is_numeric_port(bytes: &[u8]) -> bool {
         && std::str::from_utf8(bytes).is_ok_and(|port| port.parse::<u16>().is_ok())
 }
 
+/// A dotted-quad IPv4 address, exactly as `Ipv4Addr::from_str` accepts it (four decimal
+/// octets of one to three digits, no leading zeros, each at most 255), read straight from
+/// the bytes: the common hop of a forwarding header, so it skips the UTF-8 check and the
+/// standard library's general-purpose parser.
 fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    let mut octets = [0u8; 4];
+    let mut at = 0usize;
+    for (index, octet) in octets.iter_mut().enumerate() {
+        if index > 0 {
+            if bytes.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let start = at;
+        let mut value = 0u16;
+        while at - start < 3
+            && let Some(digit) = bytes.get(at).filter(|b| b.is_ascii_digit())
+        {
+            value = value * 10 + u16::from(digit - b'0');
+            at += 1;
+        }
+        let digits = at - start;
+        if digits == 0 || (digits > 1 && bytes[start] == b'0') {
+            return None;
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    (at == bytes.len()).then(|| Ipv4Addr::from(octets))
 }
 
 /// An IPv6 literal with an optional `%zone`, which is dropped (an empty zone too, as Go's
@@ -98,17 +125,20 @@ pub(crate) fn parse_node(bytes: &[u8]) -> Option<IpAddr> {
         }
         parse_bracketed(&rest[..close])?
     } else {
-        let colons = bytes.iter().filter(|b| **b == b':').count();
-        match colons {
-            0 => IpAddr::V4(parse_v4(bytes)?),
-            1 => {
-                let at = bytes.iter().position(|b| *b == b':')?;
+        match bytes.iter().position(|b| *b == b':') {
+            // No colon: IPv4, which is never mapped nor unspecified once `0.0.0.0` is out.
+            None => {
+                let v4 = parse_v4(bytes)?;
+                return (!v4.is_unspecified()).then_some(IpAddr::V4(v4));
+            }
+            Some(at) if !bytes[at + 1..].contains(&b':') => {
                 if !is_port(&bytes[at + 1..]) {
                     return None;
                 }
-                IpAddr::V4(parse_v4(&bytes[..at])?)
+                let v4 = parse_v4(&bytes[..at])?;
+                return (!v4.is_unspecified()).then_some(IpAddr::V4(v4));
             }
-            _ => IpAddr::V6(parse_v6(bytes)?),
+            Some(_) => IpAddr::V6(parse_v6(bytes)?),
         }
     };
     usable(ip)
@@ -303,6 +333,55 @@ mod tests {
         assert_eq!(node("[192.0.2.1]:80"), Some(ip("192.0.2.1")));
         assert_eq!(node("2001:db8::1%"), Some(ip("2001:db8::1")));
         assert_eq!(node("[fe80::1%]:80"), Some(ip("fe80::1")));
+    }
+
+    #[test]
+    fn ipv4_matches_the_standard_parser() {
+        let std_v4 = |s: &str| s.parse::<Ipv4Addr>().ok();
+        for text in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3.256",
+            "1.2.3.999",
+            "1.2.3.0255",
+            "01.2.3.4",
+            "1.2.3.00",
+            "1.2.3.0",
+            "100.200.10.1",
+            "1.2.3",
+            "1.2.3.4.",
+            ".1.2.3.4",
+            "1..2.3",
+            "1.2.3.4.5",
+            "1.2.3.-4",
+            "1.2.3.+4",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "",
+            "....",
+            "1234.1.1.1",
+            "1.2.3.4a",
+            "١.2.3.4",
+        ] {
+            assert_eq!(parse_v4(text.as_bytes()), std_v4(text), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv4_agrees_with_the_standard_parser(text in "[0-9.+a ]{0,18}") {
+            proptest::prop_assert_eq!(parse_v4(text.as_bytes()), text.parse::<Ipv4Addr>().ok());
+        }
+
+        #[test]
+        fn ipv4_agrees_on_near_valid_addresses(
+            octets in proptest::collection::vec("0{0,2}[0-9]{0,3}", 3..6),
+        ) {
+            let text = octets.join(".");
+            proptest::prop_assert_eq!(parse_v4(text.as_bytes()), text.parse::<Ipv4Addr>().ok());
+        }
     }
 
     #[test]

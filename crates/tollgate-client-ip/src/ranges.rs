@@ -93,6 +93,11 @@ const UNIQUE_LOCAL: &[&str] = &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct IpRanges {
     nets: Arc<[IpNet]>,
+    /// The IPv4 ranges as `(network, netmask)`, for a lookup that is one AND and one compare
+    /// per range.
+    v4: Arc<[(u32, u32)]>,
+    /// The IPv6 ranges, likewise.
+    v6: Arc<[(u128, u128)]>,
     any: bool,
 }
 
@@ -106,7 +111,21 @@ impl IpRanges {
             && nets
                 .iter()
                 .any(|net| matches!(net, IpNet::V6(v6) if v6.prefix_len() == 0));
-        Self { nets, any }
+        let v4 = nets
+            .iter()
+            .filter_map(|net| match net {
+                IpNet::V4(v4) => Some((u32::from(v4.network()), u32::from(v4.netmask()))),
+                IpNet::V6(_) => None,
+            })
+            .collect();
+        let v6 = nets
+            .iter()
+            .filter_map(|net| match net {
+                IpNet::V6(v6) => Some((u128::from(v6.network()), u128::from(v6.netmask()))),
+                IpNet::V4(_) => None,
+            })
+            .collect();
+        Self { nets, v4, v6, any }
     }
 
     /// The empty set: contains nothing.
@@ -166,8 +185,16 @@ impl IpRanges {
 
     /// Whether `ip` (canonicalised) is inside one of the ranges.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.nets.iter().any(|net| net.contains(&ip))
+        match canonical(ip) {
+            IpAddr::V4(v4) => {
+                let ip = u32::from(v4);
+                self.v4.iter().any(|&(network, mask)| ip & mask == network)
+            }
+            IpAddr::V6(v6) => {
+                let ip = u128::from(v6);
+                self.v6.iter().any(|&(network, mask)| ip & mask == network)
+            }
+        }
     }
 
     /// Whether the set covers every IPv4 and IPv6 address.
@@ -431,5 +458,46 @@ mod tests {
             assert!(all.contains(ip(ip_text)), "{ip_text}");
         }
         assert!(!all.contains(ip("8.8.8.8")));
+    }
+
+    proptest::proptest! {
+        /// The precomputed masks answer as `ipnet` does on the canonical address.
+        #[test]
+        fn contains_agrees_with_ipnet(
+            v4 in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u8..=32), 0..4),
+            v6 in proptest::collection::vec((proptest::prelude::any::<u128>(), 0u8..=128), 0..4),
+            probes in proptest::collection::vec(proptest::prelude::any::<u128>(), 1..16),
+        ) {
+            let nets: Vec<IpNet> = v4
+                .iter()
+                .map(|&(addr, len)| IpNet::V4(Ipv4Net::new(addr.into(), len).unwrap()))
+                .chain(v6.iter().map(|&(addr, len)| {
+                    IpNet::V6(ipnet::Ipv6Net::new(addr.into(), len).unwrap())
+                }))
+                .collect();
+            let ranges = IpRanges::new(nets);
+            // Probe inside each range too, not only at random.
+            let mut addresses: Vec<IpAddr> = Vec::new();
+            for probe in probes {
+                let low = u32::try_from(probe & u128::from(u32::MAX)).unwrap();
+                addresses.push(IpAddr::V6(probe.into()));
+                addresses.push(IpAddr::V4((low).into()));
+                addresses.push(IpAddr::V6(std::net::Ipv4Addr::from(low).to_ipv6_mapped()));
+                for net in ranges.iter() {
+                    addresses.push(match net {
+                        IpNet::V4(v4) => IpAddr::V4(
+                            (u32::from(v4.network()) | (low & u32::from(v4.hostmask()))).into(),
+                        ),
+                        IpNet::V6(v6) => IpAddr::V6(
+                            (u128::from(v6.network()) | (probe & u128::from(v6.hostmask()))).into(),
+                        ),
+                    });
+                }
+            }
+            for address in addresses {
+                let want = ranges.iter().any(|net| net.contains(&canonical(address)));
+                proptest::prop_assert_eq!(ranges.contains(address), want, "{}", address);
+            }
+        }
     }
 }

@@ -21,12 +21,27 @@ pub enum ListHeader {
     Forwarded,
 }
 
+/// `x-forwarded-for`, built at compile time (`from_static` validates at run time otherwise).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The names again, as statics, so lookups borrow them instead of building one per request.
+static X_FORWARDED_FOR_REF: HeaderName = X_FORWARDED_FOR;
+static FORWARDED_REF: HeaderName = header::FORWARDED;
+
 impl ListHeader {
     /// The header's name.
     pub fn name(self) -> HeaderName {
         match self {
-            Self::XForwardedFor => header::HeaderName::from_static("x-forwarded-for"),
+            Self::XForwardedFor => X_FORWARDED_FOR,
             Self::Forwarded => header::FORWARDED,
+        }
+    }
+
+    /// The header's name, borrowed (for `HeaderMap` lookups).
+    fn name_ref(self) -> &'static HeaderName {
+        match self {
+            Self::XForwardedFor => &X_FORWARDED_FOR_REF,
+            Self::Forwarded => &FORWARDED_REF,
         }
     }
 
@@ -493,7 +508,7 @@ fn leftmost_outside(
             Some(ip) => ControlFlow::Break(Ok((hop, ip))),
         }
     };
-    'lines: for line in headers.get_all(list.name()).iter() {
+    'lines: for line in headers.get_all(list.name_ref()).iter() {
         let bytes = line.as_bytes();
         let flow = match list {
             ListHeader::XForwardedFor => bytes
@@ -557,7 +572,7 @@ fn walk_right<R>(
     list: ListHeader,
     mut visit: impl FnMut(usize, Option<IpAddr>) -> ControlFlow<R>,
 ) -> Walk<R> {
-    let lines = headers.get_all(list.name());
+    let lines = headers.get_all(list.name_ref());
     let mut hop = 0usize;
     let mut present = false;
     for line in lines.iter().rev() {

@@ -747,6 +747,46 @@ async fn layer_inserts_extension_and_scope() {
 }
 
 #[tokio::test]
+async fn task_local_can_be_turned_off_keeping_the_extension() {
+    let layer = ClientIpLayer::new(src("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8"))
+        .task_local(false);
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(echo_ip());
+    let response = service
+        .clone()
+        .oneshot(request(
+            Some("10.0.0.1:1"),
+            &[("x-forwarded-for", "192.0.2.1")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body_string(response).await,
+        "192.0.2.1 ListHop { header: \"x-forwarded-for\", hop: 0 } scoped=false"
+    );
+    // Failures are unchanged: still a 400 for the client's garbage.
+    let response = service
+        .oneshot(request(
+            Some("10.0.0.1:1"),
+            &[("x-forwarded-for", "garbage")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // And back on.
+    let service = ServiceBuilder::new()
+        .layer(layer.task_local(true))
+        .service(echo_ip());
+    let response = service
+        .oneshot(request(Some("192.0.2.7:1"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(body_string(response).await, "192.0.2.7 Peer scoped=true");
+}
+
+#[tokio::test]
 async fn scope_also_covers_the_synchronous_call() {
     #[derive(Clone)]
     struct SeesScopeInCall;
