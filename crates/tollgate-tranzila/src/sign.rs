@@ -7,13 +7,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use pin_project_lite::pin_project;
 use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
 use tower_layer::Layer;
 use tower_service::Service;
+use zeroize::Zeroize;
 
-use crate::token::{TranzilaCredentials, generate_nonce, is_valid_app_key, is_valid_nonce};
+use crate::token::{
+    ACCESS_TOKEN_LEN, NONCE_LEN, TranzilaCredentials, access_token_into, fill_nonce,
+    is_valid_app_key, is_valid_nonce,
+};
 use crate::{ACCESS_TOKEN, APP_KEY, NONCE, REQUEST_TIME};
 
 type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
@@ -21,7 +26,7 @@ type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
 /// Signs every request with Tranzila's four headers.
 ///
 /// For each request the service reads the injected [`Clock`] (Unix **seconds**), draws a fresh
-/// nonce from the OS CSPRNG ([`generate_nonce`]), computes the
+/// nonce from the OS CSPRNG ([`generate_nonce`](crate::generate_nonce)), computes the
 /// [`access_token`](crate::access_token) and sets:
 ///
 /// | header | value |
@@ -205,20 +210,51 @@ impl<S> TranzilaSigning<S> {
     }
 
     /// Computes the four headers for one request.
+    ///
+    /// Everything is computed in stack buffers; the time, nonce and token header values then
+    /// share one allocation ([`SignedValues`]) and the app key's value is shared with the
+    /// layer, so signing costs a single allocation.
     fn headers(&self) -> Result<[(HeaderName, HeaderValue); 4], SignError> {
         let config = &self.config;
-        let time = config.clock.now_unix().to_string();
-        let nonce = match &config.nonce_source {
-            None => generate_nonce().map_err(|_| SignError::Randomness)?,
-            Some(source) => source().map_err(|_| SignError::Randomness)?,
-        };
-        if !is_valid_nonce(&nonce) {
-            return Err(SignError::InvalidNonce);
+        let mut time = [0u8; MAX_U64_DIGITS];
+        let time = format_unix_seconds(config.clock.now_unix(), &mut time);
+        let mut nonce = [0u8; NONCE_LEN];
+        match &config.nonce_source {
+            // The crate's own nonce is 80 lowercase hex characters by construction.
+            None => fill_nonce(&mut nonce).map_err(|_| SignError::Randomness)?,
+            Some(source) => {
+                let custom = source().map_err(|_| SignError::Randomness)?;
+                if !is_valid_nonce(&custom) {
+                    return Err(SignError::InvalidNonce);
+                }
+                nonce.copy_from_slice(custom.as_bytes());
+            }
         }
-        let token = config.credentials.access_token(&time, &nonce);
-        let time = HeaderValue::from_str(&time).map_err(|_| SignError::InvalidHeader)?;
-        let nonce = HeaderValue::from_str(&nonce).map_err(|_| SignError::InvalidNonce)?;
-        let mut token = HeaderValue::from_str(&token).map_err(|_| SignError::InvalidHeader)?;
+        let mut token = [0u8; ACCESS_TOKEN_LEN];
+        access_token_into(
+            config.credentials.app_key().as_bytes(),
+            config.credentials.secret(),
+            time,
+            &nonce,
+            &mut token,
+        );
+
+        let mut values = SignedValues {
+            bytes: [0u8; SIGNED_VALUES_LEN],
+            len: ACCESS_TOKEN_LEN + NONCE_LEN + time.len(),
+        };
+        values.bytes[..ACCESS_TOKEN_LEN].copy_from_slice(&token);
+        values.bytes[ACCESS_TOKEN_LEN..ACCESS_TOKEN_LEN + NONCE_LEN].copy_from_slice(&nonce);
+        values.bytes[ACCESS_TOKEN_LEN + NONCE_LEN..values.len].copy_from_slice(time);
+        token.zeroize();
+        let mut time = Bytes::from_owner(values);
+        let token = time.split_to(ACCESS_TOKEN_LEN);
+        let nonce = time.split_to(NONCE_LEN);
+
+        let time = HeaderValue::from_maybe_shared(time).map_err(|_| SignError::InvalidHeader)?;
+        let nonce = HeaderValue::from_maybe_shared(nonce).map_err(|_| SignError::InvalidNonce)?;
+        let mut token =
+            HeaderValue::from_maybe_shared(token).map_err(|_| SignError::InvalidHeader)?;
         token.set_sensitive(true);
         Ok([
             (APP_KEY, config.app_key.clone()),
@@ -226,6 +262,48 @@ impl<S> TranzilaSigning<S> {
             (NONCE, nonce),
             (ACCESS_TOKEN, token),
         ])
+    }
+}
+
+/// Room for the token, the nonce and the longest time, in that order.
+const SIGNED_VALUES_LEN: usize = ACCESS_TOKEN_LEN + NONCE_LEN + MAX_U64_DIGITS;
+
+/// The bytes behind one request's token, nonce and time header values: one allocation that
+/// the three values share. The token's bytes are wiped when the last of them is dropped.
+struct SignedValues {
+    bytes: [u8; SIGNED_VALUES_LEN],
+    len: usize,
+}
+
+impl AsRef<[u8]> for SignedValues {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Drop for SignedValues {
+    fn drop(&mut self) {
+        self.bytes[..ACCESS_TOKEN_LEN].zeroize();
+    }
+}
+
+/// Decimal digits of `u64::MAX`.
+const MAX_U64_DIGITS: usize = 20;
+
+/// `seconds` in decimal (as `to_string` would write it) at the end of `buf`, returned as a
+/// slice of it.
+fn format_unix_seconds(mut seconds: u64, buf: &mut [u8; MAX_U64_DIGITS]) -> &[u8] {
+    let mut start = MAX_U64_DIGITS;
+    loop {
+        start -= 1;
+        // `% 10` is below 10: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (seconds % 10) as u8;
+        buf[start] = b'0' + digit;
+        seconds /= 10;
+        if seconds == 0 {
+            return &buf[start..];
+        }
     }
 }
 
@@ -542,6 +620,76 @@ mod tests {
             "the Tranzila nonce is not 80 hexadecimal characters"
         );
         assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn time_digits_match_to_string() {
+        let mut buf = [0u8; MAX_U64_DIGITS];
+        for seconds in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            1_699_999_999,
+            1_700_000_000,
+            9_999_999_999,
+            10_000_000_000,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(
+                format_unix_seconds(seconds, &mut buf),
+                seconds.to_string().as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn edge_times_and_nonce_case_go_on_the_wire_as_signed() {
+        let upper = NONCE.to_uppercase();
+        for seconds in [0, 9, 1_700_000_000, u64::MAX] {
+            let custom = upper.clone();
+            let layer = TranzilaSigningLayer::new(credentials())
+                .unwrap()
+                .clock(ManualClock::new(seconds))
+                .with_nonce_source(move || custom.clone());
+            let [app_key, time, nonce, token] = layer.layer(()).headers().unwrap();
+            assert_eq!(app_key.0, APP_KEY);
+            assert_eq!(app_key.1, "pub_app_key_demo");
+            assert_eq!(time.0, REQUEST_TIME);
+            assert_eq!(time.1, seconds.to_string().as_str());
+            assert_eq!(nonce.0, super::NONCE);
+            assert_eq!(nonce.1, upper.as_str());
+            assert_eq!(token.0, ACCESS_TOKEN);
+            assert_eq!(
+                token.1,
+                credentials()
+                    .access_token(&seconds.to_string(), &upper)
+                    .as_str()
+            );
+            assert!(token.1.is_sensitive());
+            assert!(!time.1.is_sensitive() && !nonce.1.is_sensitive());
+            // The three values share one buffer: each outlives the others.
+            drop(token);
+            drop(time);
+            assert_eq!(nonce.1, upper.as_str());
+        }
+        // The built-in nonce is lowercase hex.
+        let [_, _, (_, nonce), _] = TranzilaSigningLayer::new(credentials())
+            .unwrap()
+            .layer(())
+            .headers()
+            .unwrap();
+        assert_eq!(nonce.len(), NONCE_LEN);
+        assert!(
+            nonce
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)),
+            "{nonce:?}"
+        );
     }
 
     #[test]

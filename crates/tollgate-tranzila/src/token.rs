@@ -5,7 +5,7 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tollgate_core::Secret;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -18,16 +18,54 @@ pub const NONCE_LEN: usize = NONCE_BYTES * 2;
 /// Length of an access token on the wire: 32 bytes of HMAC-SHA256, 64 hex characters.
 pub const ACCESS_TOKEN_LEN: usize = 64;
 
+/// Room on the stack for the HMAC key (secret + time + nonce) of every usual secret: a
+/// 20-digit time and an 80-character nonce leave 156 bytes for the secret. Longer keys go
+/// to the heap (still wiped).
+const KEY_STACK_LEN: usize = 256;
+
 /// The HMAC keyed with `secret + time + nonce`, over nothing yet. The key buffer is wiped
 /// when this returns.
-fn keyed_mac(secret: &Secret, time: &str, nonce: &str) -> HmacSha256 {
+fn keyed_mac(secret: &Secret, time: &[u8], nonce: &[u8]) -> HmacSha256 {
     let secret = secret.expose_secret();
-    let mut key = Zeroizing::new(Vec::with_capacity(secret.len() + time.len() + nonce.len()));
-    key.extend_from_slice(secret);
-    key.extend_from_slice(time.as_bytes());
-    key.extend_from_slice(nonce.as_bytes());
+    let len = secret.len() + time.len() + nonce.len();
+    if len <= KEY_STACK_LEN {
+        let mut key = StackKey {
+            bytes: [0u8; KEY_STACK_LEN],
+            len,
+        };
+        let (head, rest) = key.bytes.split_at_mut(secret.len());
+        head.copy_from_slice(secret);
+        let (middle, rest) = rest.split_at_mut(time.len());
+        middle.copy_from_slice(time);
+        rest[..nonce.len()].copy_from_slice(nonce);
+        new_mac(&key.bytes[..len])
+    } else {
+        let mut key = Zeroizing::new(Vec::with_capacity(len));
+        key.extend_from_slice(secret);
+        key.extend_from_slice(time);
+        key.extend_from_slice(nonce);
+        new_mac(&key)
+    }
+}
+
+/// A key on the stack whose used prefix is wiped on drop (wiping only what was written
+/// keeps the cost proportional to the key, not to the buffer).
+struct StackKey {
+    bytes: [u8; KEY_STACK_LEN],
+    len: usize,
+}
+
+impl Drop for StackKey {
+    fn drop(&mut self) {
+        if let Some(used) = self.bytes.get_mut(..self.len) {
+            used.zeroize();
+        }
+    }
+}
+
+fn new_mac(key: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length: this never fails.
-    match HmacSha256::new_from_slice(&key) {
+    match HmacSha256::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable_invalid_length(),
     }
@@ -62,9 +100,39 @@ fn unreachable_invalid_length() -> HmacSha256 {
 /// assert_eq!(token, "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16");
 /// ```
 pub fn access_token(app_key: &str, secret: &Secret, time: &str, nonce: &str) -> String {
+    let mut token = [0u8; ACCESS_TOKEN_LEN];
+    access_token_into(
+        app_key.as_bytes(),
+        secret,
+        time.as_bytes(),
+        nonce.as_bytes(),
+        &mut token,
+    );
+    // Hex is ASCII: this is always the borrowed, unchanged case.
+    String::from_utf8_lossy(&token).into_owned()
+}
+
+/// [`access_token`] written as lowercase hex into `out`, with no allocation.
+pub(crate) fn access_token_into(
+    app_key: &[u8],
+    secret: &Secret,
+    time: &[u8],
+    nonce: &[u8],
+    out: &mut [u8; ACCESS_TOKEN_LEN],
+) {
     let mut mac = keyed_mac(secret, time, nonce);
-    mac.update(app_key.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    mac.update(app_key);
+    encode_hex(&mac.finalize().into_bytes(), out);
+}
+
+/// Lowercase hex of `bytes` into `out`, two characters per byte (`out` is exactly twice as
+/// long at every call site).
+fn encode_hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
 }
 
 /// Whether `token` (the hex sent in `X-tranzila-api-access-token`, either case) is the access
@@ -90,7 +158,7 @@ pub fn verify_access_token(
     let Some(received) = decode_token(token) else {
         return false;
     };
-    let mut mac = keyed_mac(secret, time, nonce);
+    let mut mac = keyed_mac(secret, time.as_bytes(), nonce.as_bytes());
     mac.update(app_key.as_bytes());
     mac.verify_slice(&received).is_ok()
 }
@@ -119,9 +187,18 @@ pub(crate) fn decode_token(token: &str) -> Option<[u8; 32]> {
 /// Fails only when the operating system cannot provide randomness; a request must then not
 /// be sent.
 pub fn generate_nonce() -> Result<String, NonceError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_nonce(&mut nonce)?;
+    // Hex is ASCII: this is always the borrowed, unchanged case.
+    Ok(String::from_utf8_lossy(&nonce).into_owned())
+}
+
+/// A fresh nonce ([`generate_nonce`]) written into `out`, with no allocation.
+pub(crate) fn fill_nonce(out: &mut [u8; NONCE_LEN]) -> Result<(), NonceError> {
     let mut bytes = Zeroizing::new([0u8; NONCE_BYTES]);
     getrandom::fill(&mut bytes[..]).map_err(|_| NonceError)?;
-    Ok(hex::encode(&bytes[..]))
+    encode_hex(&bytes[..], out);
+    Ok(())
 }
 
 /// Whether `nonce` has the shape Tranzila requires: exactly [`NONCE_LEN`] hexadecimal
@@ -362,6 +439,26 @@ mod proptests {
             let other = String::from_utf8(other).unwrap();
             prop_assert!(!verify_access_token(&app_key, &secret, &time, &nonce, &other));
             prop_assert!(is_valid_nonce(&nonce));
+        }
+
+        #[test]
+        fn token_is_the_reference_formula_for_any_key_length(
+            app_key in "[!-~]{1,40}",
+            // Both sides of the HMAC block size and of the stack key buffer.
+            secret in proptest::collection::vec(any::<u8>(), 0..400),
+            time in "[0-9]{0,20}",
+            nonce in "[0-9a-zA-Z]{0,120}",
+        ) {
+            // The PHP formula, literally: concatenate, key the HMAC, hex the MAC.
+            let mut key = secret.clone();
+            key.extend_from_slice(time.as_bytes());
+            key.extend_from_slice(nonce.as_bytes());
+            let mut mac = HmacSha256::new_from_slice(&key).unwrap();
+            mac.update(app_key.as_bytes());
+            let expected = hex::encode(mac.finalize().into_bytes());
+            let secret = Secret::from_bytes(secret);
+            prop_assert_eq!(&access_token(&app_key, &secret, &time, &nonce), &expected);
+            prop_assert!(verify_access_token(&app_key, &secret, &time, &nonce, &expected));
         }
 
         #[test]
