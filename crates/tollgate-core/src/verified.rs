@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -16,6 +16,12 @@ use bytes::Bytes;
 ///
 /// `Debug` prints the lengths of the signature and message id, not their bytes.
 ///
+/// A signature of up to [`VerifiedSignature::INLINE_LEN`] bytes made with
+/// [`from_slice`](VerifiedSignature::from_slice) is held inline, so recording it allocates
+/// nothing; [`signature_bytes`](VerifiedSignature::signature_bytes) and
+/// [`replay_key`](VerifiedSignature::replay_key) read it in place, and
+/// [`signature`](VerifiedSignature::signature) makes a shared `Bytes` of it on first use.
+///
 /// ```
 /// use bytes::Bytes;
 /// use tollgate_core::VerifiedSignature;
@@ -26,18 +32,93 @@ use bytes::Bytes;
 /// assert_eq!(verified.timestamp(), Some(1_700_000_000));
 /// assert_eq!(verified.replay_key(), b"\x01\x02");
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct VerifiedSignature {
     scheme: Cow<'static, str>,
     key_id: Arc<str>,
     timestamp: Option<u64>,
-    signature: Bytes,
+    signature: SignatureBytes,
     message_id: Option<Bytes>,
 }
 
+/// The signature's bytes: a shared `Bytes`, or up to `INLINE_LEN` bytes in place (with the
+/// `Bytes` made on the first call of `signature()`).
+#[derive(Clone)]
+enum SignatureBytes {
+    Shared(Bytes),
+    Inline {
+        len: u8,
+        bytes: [u8; VerifiedSignature::INLINE_LEN],
+        shared: OnceLock<Bytes>,
+    },
+}
+
+impl SignatureBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Shared(bytes) => bytes,
+            Self::Inline { len, bytes, .. } => &bytes[..usize::from(*len)],
+        }
+    }
+}
+
+impl PartialEq for VerifiedSignature {
+    fn eq(&self, other: &Self) -> bool {
+        self.scheme == other.scheme
+            && self.key_id == other.key_id
+            && self.timestamp == other.timestamp
+            && self.signature.as_slice() == other.signature.as_slice()
+            && self.message_id == other.message_id
+    }
+}
+
+impl Eq for VerifiedSignature {}
+
 impl VerifiedSignature {
+    /// The longest signature [`from_slice`](Self::from_slice) holds without allocating
+    /// (64 bytes: an HMAC-SHA512 output, twice an HMAC-SHA256 one).
+    pub const INLINE_LEN: usize = 64;
+
     /// A verified `signature` (the raw MAC bytes received) made by `scheme` with key `key_id`.
     pub fn new(scheme: impl Into<Cow<'static, str>>, key_id: Arc<str>, signature: Bytes) -> Self {
+        Self {
+            scheme: scheme.into(),
+            key_id,
+            timestamp: None,
+            signature: SignatureBytes::Shared(signature),
+            message_id: None,
+        }
+    }
+
+    /// Like [`new`](Self::new), copying `signature`: held inline (no allocation) when it is at
+    /// most [`INLINE_LEN`](Self::INLINE_LEN) bytes long, as every HMAC-SHA256 is.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tollgate_core::VerifiedSignature;
+    ///
+    /// let inline = VerifiedSignature::from_slice("onekey", "k".into(), &[7; 32]);
+    /// assert_eq!(inline.signature_bytes(), &[7; 32]);
+    /// assert_eq!(inline.signature(), &Bytes::from(vec![7; 32]));
+    /// assert_eq!(inline, VerifiedSignature::new("onekey", "k".into(), Bytes::from(vec![7; 32])));
+    /// ```
+    pub fn from_slice(
+        scheme: impl Into<Cow<'static, str>>,
+        key_id: Arc<str>,
+        signature: &[u8],
+    ) -> Self {
+        let signature = match u8::try_from(signature.len()) {
+            Ok(len) if signature.len() <= Self::INLINE_LEN => {
+                let mut bytes = [0u8; Self::INLINE_LEN];
+                bytes[..signature.len()].copy_from_slice(signature);
+                SignatureBytes::Inline {
+                    len,
+                    bytes,
+                    shared: OnceLock::new(),
+                }
+            }
+            _ => SignatureBytes::Shared(Bytes::copy_from_slice(signature)),
+        };
         Self {
             scheme: scheme.into(),
             key_id,
@@ -76,9 +157,21 @@ impl VerifiedSignature {
         self.timestamp
     }
 
-    /// The raw signature bytes that verified.
+    /// The raw signature bytes that verified, as a shared `Bytes` (made, once, on the first
+    /// call when the signature is held inline; [`signature_bytes`](Self::signature_bytes)
+    /// never allocates).
     pub fn signature(&self) -> &Bytes {
-        &self.signature
+        match &self.signature {
+            SignatureBytes::Shared(bytes) => bytes,
+            SignatureBytes::Inline { len, bytes, shared } => {
+                shared.get_or_init(|| Bytes::copy_from_slice(&bytes[..usize::from(*len)]))
+            }
+        }
+    }
+
+    /// The raw signature bytes that verified, read in place.
+    pub fn signature_bytes(&self) -> &[u8] {
+        self.signature.as_slice()
     }
 
     /// The signed message id or nonce, when the scheme has one.
@@ -89,7 +182,10 @@ impl VerifiedSignature {
     /// What identifies this request for replay protection: the message id when there is one,
     /// else the signature.
     pub fn replay_key(&self) -> &[u8] {
-        self.message_id.as_ref().unwrap_or(&self.signature)
+        match &self.message_id {
+            Some(message_id) => message_id,
+            None => self.signature.as_slice(),
+        }
     }
 }
 
@@ -99,7 +195,7 @@ impl fmt::Debug for VerifiedSignature {
             .field("scheme", &self.scheme)
             .field("key_id", &self.key_id)
             .field("timestamp", &self.timestamp)
-            .field("signature_len", &self.signature.len())
+            .field("signature_len", &self.signature.as_slice().len())
             .field("message_id_len", &self.message_id.as_ref().map(Bytes::len))
             .finish()
     }
@@ -142,5 +238,26 @@ mod tests {
             "{debug}"
         );
         assert!(debug.contains("signature_len: 6"));
+    }
+
+    #[test]
+    fn inline_signature_reads_like_a_shared_one() {
+        let shared = VerifiedSignature::new("onekey", "k".into(), Bytes::from(vec![9u8; 32]));
+        let inline = VerifiedSignature::from_slice("onekey", "k".into(), &[9u8; 32]);
+        assert_eq!(inline.signature_bytes(), shared.signature_bytes());
+        assert_eq!(inline.replay_key(), &[9u8; 32]);
+        assert_eq!(format!("{inline:?}"), format!("{shared:?}"));
+        assert_eq!(inline, shared);
+        // The shared copy is made once and kept.
+        let first = inline.signature().as_ptr();
+        assert_eq!(inline.signature().as_ptr(), first);
+        assert_eq!(inline.signature(), shared.signature());
+        // Longer than the inline room: still exact.
+        let long = VerifiedSignature::from_slice("x", "k".into(), &[1u8; 65]);
+        assert_eq!(long.signature_bytes(), &[1u8; 65][..]);
+        assert_eq!(long.signature().len(), 65);
+        assert_ne!(long, inline);
+        let empty = VerifiedSignature::from_slice("x", "k".into(), &[]);
+        assert_eq!(empty.signature(), &Bytes::new());
     }
 }

@@ -91,8 +91,8 @@ mod verify;
 #[cfg(feature = "axum")]
 pub use extract::{SignedBody, SignedBodyRejection, SignedJson};
 pub use scheme::{
-    BodyHmac, Canonical, ConfigError, Encoding, MethodCase, RequestParts, Scheme, SignError,
-    StandardWebhooks, Stripe, VerifyError,
+    BodyHmac, Canonical, ConfigError, Encoding, MethodCase, PreparedKeys, RequestParts, Scheme,
+    SignError, StandardWebhooks, Stripe, VerifyError,
 };
 pub use sign::{SignFuture, SignRequest, SignRequestLayer};
 pub use tollgate_core::{KeyRing, VerifiedSignature};

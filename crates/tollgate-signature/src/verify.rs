@@ -4,20 +4,21 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, Response};
 use http_body::Body;
-use tollgate_core::body::buffer_request;
+use pin_project_lite::pin_project;
+use tollgate_core::body::check_content_length;
 use tollgate_core::{
-    BoxError, BufferError, BufferedBody, Clock, DEFAULT_BODY_LIMIT, KeyRing, RejectionResponder,
-    RequestTimestamp, RespondRejection, ResponseBody, SharedClock, SystemClock,
+    BoxError, BufferError, BufferedBody, Clock, DEFAULT_BODY_LIMIT, KeyRing, Rejection,
+    RejectionResponder, RequestTimestamp, RespondRejection, ResponseBody, SharedClock, SystemClock,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::scheme::{RequestParts, Scheme};
+use crate::scheme::{PreparedKeys, RequestParts, Scheme};
 
 /// The verified request body, in the request's extensions next to the
 /// [`VerifiedSignature`](tollgate_core::VerifiedSignature).
@@ -64,7 +65,8 @@ impl fmt::Debug for VerifiedBody {
 
 struct Config {
     scheme: Arc<dyn Scheme>,
-    ring: KeyRing,
+    /// The ring, with each key's HMAC state keyed once.
+    keys: PreparedKeys,
     clock: SharedClock,
     limit: usize,
     responder: RejectionResponder,
@@ -74,7 +76,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("scheme", &self.scheme)
-            .field("ring", &self.ring)
+            .field("ring", self.keys.ring())
             .field("clock", &self.clock)
             .field("limit", &self.limit)
             .field("responder", &self.responder)
@@ -150,7 +152,7 @@ impl VerifySignatureLayer {
         Self {
             config: Arc::new(Config {
                 scheme: Arc::new(scheme),
-                ring: ring.into(),
+                keys: PreparedKeys::new(ring),
                 clock: Arc::new(SystemClock),
                 limit: DEFAULT_BODY_LIMIT,
                 responder: RejectionResponder::json(),
@@ -163,7 +165,7 @@ impl VerifySignatureLayer {
             Ok(config) => config,
             Err(shared) => Config {
                 scheme: Arc::clone(&shared.scheme),
-                ring: shared.ring.clone(),
+                keys: shared.keys.clone(),
                 clock: Arc::clone(&shared.clock),
                 limit: shared.limit,
                 responder: shared.responder.clone(),
@@ -245,15 +247,13 @@ impl<S> VerifySignature<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VerifySignature<S>
 where
-    S: Service<Request<BufferedBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Body + Send + 'static,
-    ReqBody::Data: Send,
+    S: Service<Request<BufferedBody>, Response = Response<ResBody>> + Clone,
+    ReqBody: Body,
     ReqBody::Error: Into<BoxError>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, S::Error>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -262,49 +262,35 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // The ready service goes into the future; a fresh clone stays here.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
-        ResponseFuture {
-            inner: Box::pin(async move {
-                let (mut parts, bytes) = match buffer_request(request, config.limit).await {
-                    Ok(read) => read,
-                    Err(err) => {
-                        if let BufferError::Read(source) = &err {
-                            tracing::debug!(target: "tollgate", error = %source, "request body could not be read");
-                        }
-                        return Ok(config.responder.respond_with_body(err.to_rejection()));
-                    }
-                };
-                let now = config.clock.now_unix();
-                let verified = {
-                    let uri = signed_uri(&parts);
-                    let view = RequestParts::new(&parts.method, uri, &parts.headers, &bytes);
-                    config.scheme.verify(&config.ring, &view, now)
-                };
-                let verified = match verified {
-                    Ok(verified) => verified,
-                    Err(err) => {
-                        return Ok(config.responder.respond_with_body(err.to_rejection()));
-                    }
-                };
-                tracing::debug!(
-                    target: "tollgate",
-                    scheme = verified.scheme(),
-                    key_id = verified.key_id(),
-                    "signature verified"
-                );
-                if let Some(timestamp) = verified.timestamp() {
-                    parts.extensions.insert(RequestTimestamp(timestamp));
-                }
-                parts.extensions.insert(verified);
-                parts.extensions.insert(VerifiedBody(bytes.clone()));
-                let request = Request::from_parts(parts, BufferedBody::new(bytes));
-                inner
-                    .call(request)
-                    .await
-                    .map(|response| response.map(ResponseBody::inner))
-            }),
-        }
+        let (parts, body) = request.into_parts();
+        // 413 before reading a byte: a declared `Content-Length`, or a body that says it is
+        // longer than the limit.
+        let too_large = check_content_length(&parts.headers, config.limit)
+            .is_err()
+            .then_some(BufferError::TooLarge {
+                limit: config.limit,
+            })
+            .or_else(|| {
+                (body.size_hint().lower() > config.limit as u64).then_some(BufferError::TooLarge {
+                    limit: config.limit,
+                })
+            });
+        let state = match too_large {
+            Some(error) => State::Refused { error: Some(error) },
+            None => State::Reading {
+                body,
+                read: Read {
+                    parts: Some(parts),
+                    inner: Some(inner),
+                    first: None,
+                    gathered: None,
+                    total: 0,
+                },
+            },
+        };
+        ResponseFuture { state, config }
     }
 }
 
@@ -323,23 +309,230 @@ fn signed_uri(parts: &http::request::Parts) -> &http::Uri {
     &parts.uri
 }
 
-/// The future of [`VerifySignature`]: reads the body, verifies, then runs the inner service.
-///
-/// Boxed once per request: reading the body is an `async` step whose type cannot be named.
-#[must_use = "futures do nothing unless polled"]
-pub struct ResponseFuture<T, E> {
-    inner: Pin<Box<dyn Future<Output = Result<T, E>> + Send>>,
+/// What the reading state holds besides the body: the request head, the ready inner service,
+/// and the bytes read so far.
+struct Read<S> {
+    parts: Option<http::request::Parts>,
+    inner: Option<S>,
+    /// The first chunk, kept as is: a body that arrives in one chunk is never copied.
+    first: Option<Bytes>,
+    /// Every chunk gathered into one allocation, once a second one arrived.
+    gathered: Option<BytesMut>,
+    total: usize,
 }
 
-impl<T, E> Future for ResponseFuture<T, E> {
-    type Output = Result<T, E>;
+impl<S> Read<S> {
+    /// Adds a chunk; fails once more than `limit` bytes arrived. `remaining` is the body's
+    /// lower size hint, to size the gathering buffer.
+    fn push(
+        &mut self,
+        mut data: impl Buf,
+        limit: usize,
+        remaining: u64,
+    ) -> Result<(), BufferError> {
+        let len = data.remaining();
+        if len == 0 {
+            return Ok(());
+        }
+        self.total = self.total.saturating_add(len);
+        if self.total > limit {
+            return Err(BufferError::TooLarge { limit });
+        }
+        match (&mut self.first, &mut self.gathered) {
+            (None, None) => self.first = Some(data.copy_to_bytes(len)),
+            (Some(_), None) => {
+                let hint = usize::try_from(remaining).unwrap_or(usize::MAX);
+                let capacity = self.total.saturating_add(hint).min(limit);
+                let mut buf = BytesMut::with_capacity(capacity);
+                if let Some(first) = self.first.take() {
+                    buf.extend_from_slice(&first);
+                }
+                buf.put_chunks(data);
+                self.gathered = Some(buf);
+            }
+            (_, Some(buf)) => buf.put_chunks(data),
+        }
+        Ok(())
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    /// Every byte read, as one `Bytes`.
+    fn take_bytes(&mut self) -> Bytes {
+        match (self.first.take(), self.gathered.take()) {
+            (_, Some(buf)) => buf.freeze(),
+            (Some(first), None) => first,
+            (None, None) => Bytes::new(),
+        }
     }
 }
 
-impl<T, E> fmt::Debug for ResponseFuture<T, E> {
+/// Appending a `Buf` chunk by chunk (no intermediate `Bytes`).
+trait PutChunks {
+    fn put_chunks(&mut self, data: impl Buf);
+}
+
+impl PutChunks for BytesMut {
+    fn put_chunks(&mut self, mut data: impl Buf) {
+        while data.has_remaining() {
+            let chunk = data.chunk();
+            let len = chunk.len();
+            self.extend_from_slice(chunk);
+            data.advance(len);
+        }
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<BufferedBody>>,
+    {
+        Reading {
+            #[pin]
+            body: ReqBody,
+            read: Read<S>,
+        },
+        Refused {
+            error: Option<BufferError>,
+        },
+        Inner {
+            #[pin]
+            future: S::Future,
+        },
+        Done,
+    }
+}
+
+pin_project! {
+    /// The future of [`VerifySignature`]: reads the body, verifies, then runs the inner
+    /// service.
+    ///
+    /// A state machine over the request body and the inner service's future: nothing is
+    /// boxed per request.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<BufferedBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+        config: Arc<Config>,
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<BufferedBody>, Response = Response<ResBody>>,
+    ReqBody: Body,
+    ReqBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let config: &Config = this.config;
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Reading { mut body, read } => {
+                    let error = match ready!(body.as_mut().poll_frame(cx)) {
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(data) => read
+                                .push(data, config.limit, body.size_hint().lower())
+                                .err(),
+                            Err(_trailers) => None,
+                        },
+                        Some(Err(err)) => {
+                            let source: BoxError = err.into();
+                            tracing::debug!(target: "tollgate", error = %source, "request body could not be read");
+                            Some(BufferError::Read(source))
+                        }
+                        None => {
+                            let bytes = read.take_bytes();
+                            let (Some(parts), Some(mut inner)) =
+                                (read.parts.take(), read.inner.take())
+                            else {
+                                this.state.set(State::Done);
+                                return Poll::Pending;
+                            };
+                            match verified_request(config, parts, bytes) {
+                                Ok(request) => {
+                                    let future = inner.call(request);
+                                    this.state.set(State::Inner { future });
+                                }
+                                Err(rejection) => {
+                                    this.state.set(State::Done);
+                                    return Poll::Ready(Ok(config
+                                        .responder
+                                        .respond_with_body(rejection)));
+                                }
+                            }
+                            continue;
+                        }
+                    };
+                    if let Some(error) = error {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(config
+                            .responder
+                            .respond_with_body(error.to_rejection())));
+                    }
+                }
+                StateProj::Refused { error } => {
+                    let rejection = error
+                        .take()
+                        .unwrap_or(BufferError::TooLarge {
+                            limit: config.limit,
+                        })
+                        .to_rejection();
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(config.responder.respond_with_body(rejection)));
+                }
+                StateProj::Inner { future } => {
+                    let output = ready!(future.poll(cx));
+                    this.state.set(State::Done);
+                    return Poll::Ready(output.map(|response| response.map(ResponseBody::inner)));
+                }
+                // Polled after completion: stays pending rather than panicking.
+                StateProj::Done => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Verifies the buffered request: the request for the inner service (the same `Bytes` as its
+/// body, the facts in its extensions), or the rejection.
+fn verified_request(
+    config: &Config,
+    mut parts: http::request::Parts,
+    bytes: Bytes,
+) -> Result<Request<BufferedBody>, Rejection> {
+    let now = config.clock.now_unix();
+    let verified = {
+        let uri = signed_uri(&parts);
+        let view = RequestParts::new(&parts.method, uri, &parts.headers, &bytes);
+        config.scheme.verify_prepared(&config.keys, &view, now)
+    };
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(err) => return Err(err.to_rejection()),
+    };
+    tracing::debug!(
+        target: "tollgate",
+        scheme = verified.scheme(),
+        key_id = verified.key_id(),
+        "signature verified"
+    );
+    if let Some(timestamp) = verified.timestamp() {
+        parts.extensions.insert(RequestTimestamp(timestamp));
+    }
+    parts.extensions.insert(verified);
+    parts.extensions.insert(VerifiedBody(bytes.clone()));
+    Ok(Request::from_parts(parts, BufferedBody::new(bytes)))
+}
+
+impl<S, ReqBody> fmt::Debug for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<BufferedBody>>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -856,7 +856,8 @@ fn public_types_are_send_sync_clone() {
     assert_send_sync_clone::<tollgate_signature::SignRequest<axum::Router>>();
     assert_send_sync_clone::<VerifiedSignature>();
     assert_send_sync_clone::<VerifiedBody>();
-    assert_send::<tollgate_signature::ResponseFuture<Response<()>, Infallible>>();
+    assert_send::<tollgate_signature::ResponseFuture<axum::Router, hyper::body::Incoming>>();
+    assert_send::<tollgate_signature::ResponseFuture<axum::Router, axum::body::Body>>();
     assert_send::<tollgate_signature::SignFuture<Response<()>>>();
 }
 

@@ -3,13 +3,14 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
-use super::mac::{Encoding, find_match, mac_of, signing_mac};
-use super::{ConfigError, RequestParts, Scheme, SignError, VerifyError, sensitive_value};
+use super::mac::{Encoding, Keys, find_match, mac_of, signing_mac};
+use super::{
+    ConfigError, PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value,
+};
 
 /// HMAC-SHA256 over the exact body bytes, written in one header as
 /// `<prefix><encoded MAC>`.
@@ -142,6 +143,16 @@ impl BodyHmac {
         value: Option<&[u8]>,
         body: &[u8],
     ) -> Result<VerifiedSignature, VerifyError> {
+        self.verify_value_with(ring.into(), now_unix, value, body)
+    }
+
+    fn verify_value_with(
+        &self,
+        keys: Keys<'_>,
+        now_unix: u64,
+        value: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<VerifiedSignature, VerifyError> {
         let value = value.ok_or_else(|| VerifyError::Missing {
             header: self.header.clone(),
         })?;
@@ -157,12 +168,12 @@ impl BodyHmac {
                 reason: "the signature is not one HMAC-SHA256 in the expected encoding",
             })?;
         let candidates = [received];
-        let (key, _) = find_match(ring, now_unix, &candidates, |mac| mac.update(body))
+        let (key, _) = find_match(keys, now_unix, &candidates, |mac| mac.update(body))
             .ok_or(VerifyError::Invalid)?;
-        Ok(VerifiedSignature::new(
+        Ok(VerifiedSignature::from_slice(
             self.name.clone(),
             key.shared_id(),
-            Bytes::copy_from_slice(&received),
+            &received,
         ))
     }
 }
@@ -196,6 +207,21 @@ impl Scheme for BodyHmac {
         let value = request.single_header(&self.header)?;
         self.verify_value(
             ring,
+            now_unix,
+            value.map(HeaderValue::as_bytes),
+            request.body(),
+        )
+    }
+
+    fn verify_prepared(
+        &self,
+        keys: &PreparedKeys,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
+        let value = request.single_header(&self.header)?;
+        self.verify_value_with(
+            keys.into(),
             now_unix,
             value.map(HeaderValue::as_bytes),
             request.body(),

@@ -3,14 +3,15 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue, Uri};
 use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, find_match, keyed, signing_mac};
-use super::{RequestParts, Scheme, SignError, VerifyError, sensitive_value, timestamp_value};
+use super::mac::{Encoding, HmacSha256, Keys, find_match, keyed, signing_mac};
+use super::{
+    PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value, timestamp_value,
+};
 
 /// How the method is written into the signed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -263,6 +264,27 @@ impl Scheme for Canonical {
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
+        self.verify_with(ring.into(), request, now_unix)
+    }
+
+    fn verify_prepared(
+        &self,
+        keys: &PreparedKeys,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
+        self.verify_with(keys.into(), request, now_unix)
+    }
+}
+
+impl Canonical {
+    /// Verification with keys from a ring or prepared state.
+    fn verify_with(
+        &self,
+        keys: Keys<'_>,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
         let value = request
             .single_header(&self.signature_header)?
             .ok_or_else(|| VerifyError::Missing {
@@ -283,17 +305,15 @@ impl Scheme for Canonical {
         let method = request.method().as_str();
         let path = self.path_of(request.uri());
         let candidates = [received];
-        let (key, _) = find_match(ring, now_unix, &candidates, |mac| {
+        let (key, _) = find_match(keys, now_unix, &candidates, |mac| {
             self.feed(mac, method, path, request.body(), timestamp_text);
         })
         .ok_or(VerifyError::Invalid)?;
         self.window.check(timestamp, now_unix)?;
-        Ok(VerifiedSignature::new(
-            self.name.clone(),
-            key.shared_id(),
-            Bytes::copy_from_slice(&received),
+        Ok(
+            VerifiedSignature::from_slice(self.name.clone(), key.shared_id(), &received)
+                .with_timestamp(timestamp),
         )
-        .with_timestamp(timestamp))
     }
 }
 

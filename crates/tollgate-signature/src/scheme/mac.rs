@@ -1,5 +1,7 @@
 //! HMAC-SHA256, the signature encodings, and the constant-time match against a key ring.
 
+use std::fmt;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -17,6 +19,25 @@ pub(crate) const MAC_LEN: usize = 32;
 
 /// One HMAC-SHA256 output.
 pub(crate) type MacBytes = [u8; MAC_LEN];
+
+/// Marks a byte that is not lowercase hex in [`LOWER_HEX`].
+const INVALID: u8 = 0x80;
+
+/// The value of each lowercase hex digit; [`INVALID`] for every other byte.
+const LOWER_HEX: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut digit: u8 = 0;
+    while digit < 10 {
+        table[(b'0' + digit) as usize] = digit;
+        digit += 1;
+    }
+    let mut digit: u8 = 0;
+    while digit < 6 {
+        table[(b'a' + digit) as usize] = 10 + digit;
+        digit += 1;
+    }
+    table
+};
 
 /// How the 32 MAC bytes are written in a header.
 ///
@@ -63,12 +84,21 @@ impl Encoding {
         let mut out = [0u8; MAC_LEN];
         match self {
             Self::Hex => {
-                if text.len() != 2 * MAC_LEN
-                    || !text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                {
+                if text.len() != 2 * MAC_LEN {
                     return None;
                 }
-                hex::decode_to_slice(text, &mut out).ok()?;
+                // One pass, no early exit: every pair is decoded, and any byte that is not
+                // lowercase hex marks the whole text invalid.
+                let mut invalid = 0u8;
+                for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+                    let high = LOWER_HEX[usize::from(pair[0])];
+                    let low = LOWER_HEX[usize::from(pair[1])];
+                    invalid |= (high | low) & INVALID;
+                    *byte = (high << 4) | (low & 0x0f);
+                }
+                if invalid != 0 {
+                    return None;
+                }
             }
             Self::Base64 => {
                 if text.len() != 44 {
@@ -109,13 +139,143 @@ pub(crate) fn mac_of(key: &[u8], pieces: &[&[u8]]) -> Option<MacBytes> {
     Some(mac.finalize().into_bytes().into())
 }
 
+/// A [`KeyRing`] with every key's HMAC-SHA256 state computed once.
+///
+/// Keying an HMAC hashes the key padded to a block twice; a verifier that keeps this value
+/// clones the keyed state per request instead.
+/// [`VerifySignatureLayer`](crate::VerifySignatureLayer) builds one when it is configured and
+/// hands it to [`Scheme::verify_prepared`](crate::Scheme::verify_prepared); the schemes of
+/// this crate then verify exactly as [`Scheme::verify`](crate::Scheme::verify) does with the
+/// ring, only without re-keying.
+///
+/// The keyed state is as sensitive as the secret (it can compute MACs): `Debug` prints the
+/// ring's redacted form only, and the state is overwritten when the value is dropped.
+///
+/// ```
+/// use http::{HeaderMap, Method, Uri};
+/// use tollgate_core::{KeyRing, Secret};
+/// use tollgate_signature::{BodyHmac, PreparedKeys, RequestParts, Scheme};
+///
+/// let keys = PreparedKeys::new(KeyRing::single(Secret::from_string("cashout_secret_key")));
+/// let mut headers = HeaderMap::new();
+/// headers.insert(
+///     "payload-signature",
+///     "8d3e2b061e753c88e401ac8737e6dc7af9e02d590fd1dd4d5e1ded9f4430487c".parse().unwrap(),
+/// );
+/// let (method, uri) = (Method::POST, Uri::from_static("/cashout"));
+/// let request = RequestParts::new(&method, &uri, &headers, b"");
+/// let verified = BodyHmac::onekey().verify_prepared(&keys, &request, 0).unwrap();
+/// assert_eq!(verified.key_id(), "default");
+/// assert!(!format!("{keys:?}").contains("cashout_secret_key"));
+/// ```
+#[derive(Clone)]
+pub struct PreparedKeys {
+    ring: KeyRing,
+    /// One entry per key of the ring, same order; `None` for empty keys (never verify).
+    macs: Vec<Option<HmacSha256>>,
+}
+
+impl PreparedKeys {
+    /// Keys every non-empty key of `ring` once.
+    pub fn new(ring: impl Into<KeyRing>) -> Self {
+        let ring = ring.into();
+        let macs = ring
+            .keys()
+            .iter()
+            .map(|key| {
+                let secret = key.secret();
+                if secret.is_empty() {
+                    None
+                } else {
+                    keyed(secret.expose_secret())
+                }
+            })
+            .collect();
+        Self { ring, macs }
+    }
+
+    /// The ring the state was computed from.
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+}
+
+impl From<KeyRing> for PreparedKeys {
+    fn from(ring: KeyRing) -> Self {
+        Self::new(ring)
+    }
+}
+
+impl fmt::Debug for PreparedKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedKeys")
+            .field("ring", &self.ring)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PreparedKeys {
+    fn drop(&mut self) {
+        // Best effort without `unsafe`: replace each keyed state in place with one keyed by
+        // nothing secret, and keep the optimiser from treating the stores as dead.
+        for mac in self.macs.iter_mut().flatten() {
+            if let Some(blank) = keyed(&[]) {
+                *mac = blank;
+            }
+        }
+        std::hint::black_box(&mut self.macs);
+    }
+}
+
+/// Where verification takes its keys from: a ring (each key keyed per use) or prepared state.
+#[derive(Clone, Copy)]
+pub(crate) enum Keys<'r> {
+    Ring(&'r KeyRing),
+    Prepared(&'r PreparedKeys),
+}
+
+impl<'r> From<&'r KeyRing> for Keys<'r> {
+    fn from(ring: &'r KeyRing) -> Self {
+        Self::Ring(ring)
+    }
+}
+
+impl<'r> From<&'r PreparedKeys> for Keys<'r> {
+    fn from(keys: &'r PreparedKeys) -> Self {
+        Self::Prepared(keys)
+    }
+}
+
+impl<'r> Keys<'r> {
+    /// Every key usable at `now_unix` (newest first) that can verify, with a MAC keyed by it.
+    /// Empty keys are skipped: a MAC under an empty key proves nothing, since anyone can
+    /// compute it.
+    fn usable(self, now_unix: u64) -> impl Iterator<Item = (&'r Key, HmacSha256)> {
+        let (ring, prepared) = match self {
+            Self::Ring(ring) => (ring, None),
+            Self::Prepared(keys) => (&keys.ring, Some(&keys.macs)),
+        };
+        ring.keys()
+            .iter()
+            .enumerate()
+            .filter(move |(_, key)| key.is_usable_at(now_unix) && !key.secret().is_empty())
+            .filter_map(move |(index, key)| {
+                let mac = match prepared {
+                    Some(macs) => macs.get(index)?.clone()?,
+                    None => keyed(key.secret().expose_secret())?,
+                };
+                Some((key, mac))
+            })
+    }
+}
+
 /// The first key usable at `now_unix` (newest first) whose MAC over the message fed by
 /// `feed` equals one of `candidates`, with the index of that candidate.
 ///
 /// The message is hashed once per key; each candidate is compared in constant time. Empty
 /// keys are skipped: a MAC under an empty key proves nothing, since anyone can compute it.
 pub(crate) fn find_match<'r>(
-    ring: &'r KeyRing,
+    keys: Keys<'r>,
     now_unix: u64,
     candidates: &[MacBytes],
     feed: impl Fn(&mut HmacSha256),
@@ -123,13 +283,7 @@ pub(crate) fn find_match<'r>(
     if candidates.is_empty() {
         return None;
     }
-    for key in ring.verification_keys(now_unix) {
-        if key.secret().is_empty() {
-            continue;
-        }
-        let Some(mut mac) = keyed(key.secret().expose_secret()) else {
-            continue;
-        };
+    for (key, mut mac) in keys.usable(now_unix) {
         feed(&mut mac);
         let expected: MacBytes = mac.finalize().into_bytes().into();
         let mut found = None;
@@ -161,6 +315,20 @@ mod tests {
         );
         assert_eq!(Encoding::Hex.decode_mac(&hex.as_bytes()[..62]), None);
         assert_eq!(Encoding::Hex.decode_mac(b""), None);
+        // Every byte that is not lowercase hex, at the first, a middle and the last place.
+        for bad in (0u8..=255).filter(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            for at in [0, 31, 63] {
+                let mut text = hex.clone().into_bytes();
+                text[at] = bad;
+                assert_eq!(Encoding::Hex.decode_mac(&text), None, "{bad} at {at}");
+            }
+        }
+        // Every digit decodes to its value.
+        let all: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37)).collect();
+        assert_eq!(
+            Encoding::Hex.decode_mac(Encoding::Hex.encode(&all).as_bytes()),
+            Some(<[u8; 32]>::try_from(all.as_slice()).unwrap())
+        );
 
         let b64 = Encoding::Base64.encode(&mac);
         assert_eq!(b64.len(), 44);

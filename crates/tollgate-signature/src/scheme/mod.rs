@@ -17,7 +17,7 @@ mod stripe;
 pub use body::BodyHmac;
 pub use canonical::{Canonical, MethodCase};
 pub use error::{ConfigError, SignError, VerifyError};
-pub use mac::Encoding;
+pub use mac::{Encoding, PreparedKeys};
 pub use standard_webhooks::StandardWebhooks;
 pub use stripe::Stripe;
 
@@ -163,6 +163,20 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError>;
+
+    /// [`verify`](Scheme::verify) against the ring of `keys`, whose HMAC state is already
+    /// keyed. The answer must be the one `verify` gives for [`PreparedKeys::ring`]; the
+    /// default calls `verify`, and the schemes of this crate use the prepared state (what
+    /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) calls, so no key is re-hashed
+    /// per request).
+    fn verify_prepared(
+        &self,
+        keys: &PreparedKeys,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
+        self.verify(keys.ring(), request, now_unix)
+    }
 }
 
 impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
@@ -186,6 +200,15 @@ impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
         (**self).verify(ring, request, now_unix)
+    }
+
+    fn verify_prepared(
+        &self,
+        keys: &PreparedKeys,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
+        (**self).verify_prepared(keys, request, now_unix)
     }
 }
 

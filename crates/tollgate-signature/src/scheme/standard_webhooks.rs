@@ -11,8 +11,10 @@ use http::{HeaderName, HeaderValue};
 use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, MacBytes, find_match, keyed, signing_mac};
-use super::{ConfigError, RequestParts, Scheme, SignError, VerifyError, sensitive_value};
+use super::mac::{Encoding, HmacSha256, Keys, MacBytes, find_match, keyed, signing_mac};
+use super::{
+    ConfigError, PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value,
+};
 
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
@@ -209,6 +211,27 @@ impl Scheme for StandardWebhooks {
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
+        self.verify_with(ring.into(), request, now_unix)
+    }
+
+    fn verify_prepared(
+        &self,
+        keys: &PreparedKeys,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
+        self.verify_with(keys.into(), request, now_unix)
+    }
+}
+
+impl StandardWebhooks {
+    /// Verification with keys from a ring or prepared state.
+    fn verify_with(
+        &self,
+        keys: Keys<'_>,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
         let value = request
             .single_header(&WEBHOOK_SIGNATURE)?
             .ok_or(VerifyError::Missing {
@@ -227,18 +250,16 @@ impl Scheme for StandardWebhooks {
             .ok_or(VerifyError::Timestamp(TimestampError::Malformed))?
             .as_bytes();
         let timestamp = parse_unix_seconds(timestamp_text)?;
-        let (key, index) = find_match(ring, now_unix, &signatures, |mac| {
+        let (key, index) = find_match(keys, now_unix, &signatures, |mac| {
             feed(mac, id, timestamp_text, request.body());
         })
         .ok_or(VerifyError::Invalid)?;
         self.window.check(timestamp, now_unix)?;
-        Ok(VerifiedSignature::new(
-            self.name(),
-            key.shared_id(),
-            Bytes::copy_from_slice(&signatures[index]),
+        Ok(
+            VerifiedSignature::from_slice(self.name(), key.shared_id(), &signatures[index])
+                .with_timestamp(timestamp)
+                .with_message_id(Bytes::copy_from_slice(id)),
         )
-        .with_timestamp(timestamp)
-        .with_message_id(Bytes::copy_from_slice(id)))
     }
 }
 

@@ -3,14 +3,13 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue};
 use tollgate_core::timestamp::{TimestampWindow, parse_unix_seconds};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, MacBytes, find_match, keyed, signing_mac};
-use super::{RequestParts, Scheme, SignError, VerifyError, sensitive_value};
+use super::mac::{Encoding, HmacSha256, Keys, MacBytes, find_match, keyed, signing_mac};
+use super::{PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value};
 
 /// Stripe-style signatures: HMAC-SHA256 over `t + "." + body`, sent as
 /// `t=<unix seconds>,v1=<lowercase hex>`; during a secret roll the header carries several
@@ -201,6 +200,27 @@ impl Scheme for Stripe {
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
+        self.verify_with(ring.into(), request, now_unix)
+    }
+
+    fn verify_prepared(
+        &self,
+        keys: &PreparedKeys,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
+        self.verify_with(keys.into(), request, now_unix)
+    }
+}
+
+impl Stripe {
+    /// Verification with keys from a ring or prepared state.
+    fn verify_with(
+        &self,
+        keys: Keys<'_>,
+        request: &RequestParts<'_>,
+        now_unix: u64,
+    ) -> Result<VerifiedSignature, VerifyError> {
         let value = request
             .single_header(&self.header)?
             .ok_or_else(|| VerifyError::Missing {
@@ -208,17 +228,15 @@ impl Scheme for Stripe {
             })?;
         let parsed = parse(value.as_bytes())?;
         let timestamp = parse_unix_seconds(parsed.timestamp)?;
-        let (key, index) = find_match(ring, now_unix, &parsed.signatures, |mac| {
+        let (key, index) = find_match(keys, now_unix, &parsed.signatures, |mac| {
             feed(mac, parsed.timestamp, request.body());
         })
         .ok_or(VerifyError::Invalid)?;
         self.window.check(timestamp, now_unix)?;
-        Ok(VerifiedSignature::new(
-            self.name(),
-            key.shared_id(),
-            Bytes::copy_from_slice(&parsed.signatures[index]),
+        Ok(
+            VerifiedSignature::from_slice(self.name(), key.shared_id(), &parsed.signatures[index])
+                .with_timestamp(timestamp),
         )
-        .with_timestamp(timestamp))
     }
 }
 
