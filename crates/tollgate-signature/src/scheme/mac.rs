@@ -348,4 +348,60 @@ mod tests {
             None
         );
     }
+
+    /// Prepared keys answer exactly as the ring does: rotation, expiry, empty keys, unknown
+    /// keys, for a body-only and a timestamped scheme.
+    #[test]
+    fn prepared_keys_verify_as_the_ring_does() {
+        use http::{HeaderMap, HeaderValue, Method, Uri};
+
+        use crate::{BodyHmac, RequestParts, Scheme, Stripe, VerifyError};
+
+        let ring =
+            KeyRing::new(Key::new("old", Secret::from_string("old-secret")).not_after(1_000))
+                .rotate(Key::new("new", Secret::from_string("new-secret")))
+                .with_verification_key(Key::new("empty", Secret::from_string("")));
+        let prepared = PreparedKeys::new(ring.clone());
+        let (method, uri, body) = (Method::POST, Uri::from_static("/hook"), b"{\"a\":1}");
+        let body_hmac = BodyHmac::onekey();
+        let stripe = Stripe::new();
+        for secret in ["old-secret", "new-secret", "", "other"] {
+            let secret = Secret::from_string(secret);
+            for now in [500, 1_000, 1_001] {
+                let cases: [(&dyn Scheme, &str, String); 2] = [
+                    (
+                        &body_hmac,
+                        "payload-signature",
+                        body_hmac.compute(&secret, body),
+                    ),
+                    (
+                        &stripe,
+                        "stripe-signature",
+                        stripe.compute(&secret, now, body),
+                    ),
+                ];
+                for (scheme, header, value) in cases {
+                    let mut headers = HeaderMap::new();
+                    headers.insert(header, HeaderValue::try_from(value).unwrap());
+                    let parts = RequestParts::new(&method, &uri, &headers, body);
+                    let from_ring = scheme.verify(&ring, &parts, now);
+                    assert_eq!(scheme.verify_prepared(&prepared, &parts, now), from_ring);
+                    let expected = match (secret.expose_secret(), now) {
+                        (b"new-secret", _) => Some("new"),
+                        (b"old-secret", 500 | 1_000) => Some("old"),
+                        _ => None,
+                    };
+                    match expected {
+                        Some(id) => assert_eq!(from_ring.unwrap().key_id(), id),
+                        None => assert_eq!(from_ring, Err(VerifyError::Invalid)),
+                    }
+                }
+            }
+        }
+        let debug = format!("{prepared:?}");
+        assert!(
+            debug.contains("REDACTED") && !debug.contains("-secret"),
+            "{debug}"
+        );
+    }
 }
