@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use http::{HeaderMap, HeaderValue, Request};
 use pin_project_lite::pin_project;
 use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
 use tower_layer::Layer;
@@ -211,17 +211,23 @@ impl<S> TranzilaSigning<S> {
 
     /// Computes the four headers for one request.
     ///
-    /// Everything is computed in stack buffers; the time, nonce and token header values then
-    /// share one allocation ([`SignedValues`]) and the app key's value is shared with the
-    /// layer, so signing costs a single allocation.
-    fn headers(&self) -> Result<[(HeaderName, HeaderValue); 4], SignError> {
+    /// The time, nonce and token are written straight into one buffer ([`SignedValues`])
+    /// whose single allocation their three header values share; the app key's value is shared
+    /// with the layer. Nothing else is allocated.
+    fn headers(&self) -> Result<SignedHeaders, SignError> {
         let config = &self.config;
-        let mut time = [0u8; MAX_U64_DIGITS];
-        let time = format_unix_seconds(config.clock.now_unix(), &mut time);
-        let mut nonce = [0u8; NONCE_LEN];
+        let mut digits = [0u8; MAX_U64_DIGITS];
+        let time = format_unix_seconds(config.clock.now_unix(), &mut digits);
+        let mut values = SignedValues {
+            bytes: [0u8; SIGNED_VALUES_LEN],
+            len: ACCESS_TOKEN_LEN + NONCE_LEN + time.len(),
+        };
+        let (token, rest) = values.bytes.split_at_mut(ACCESS_TOKEN_LEN);
+        let (nonce, rest) = rest.split_at_mut(NONCE_LEN);
+        rest[..time.len()].copy_from_slice(time);
         match &config.nonce_source {
             // The crate's own nonce is 80 lowercase hex characters by construction.
-            None => fill_nonce(&mut nonce).map_err(|_| SignError::Randomness)?,
+            None => fill_nonce(nonce).map_err(|_| SignError::Randomness)?,
             Some(source) => {
                 let custom = source().map_err(|_| SignError::Randomness)?;
                 if !is_valid_nonce(&custom) {
@@ -230,39 +236,37 @@ impl<S> TranzilaSigning<S> {
                 nonce.copy_from_slice(custom.as_bytes());
             }
         }
-        let mut token = [0u8; ACCESS_TOKEN_LEN];
         access_token_into(
             config.credentials.app_key().as_bytes(),
             config.credentials.secret(),
             time,
-            &nonce,
-            &mut token,
+            nonce,
+            token,
         );
 
-        let mut values = SignedValues {
-            bytes: [0u8; SIGNED_VALUES_LEN],
-            len: ACCESS_TOKEN_LEN + NONCE_LEN + time.len(),
-        };
-        values.bytes[..ACCESS_TOKEN_LEN].copy_from_slice(&token);
-        values.bytes[ACCESS_TOKEN_LEN..ACCESS_TOKEN_LEN + NONCE_LEN].copy_from_slice(&nonce);
-        values.bytes[ACCESS_TOKEN_LEN + NONCE_LEN..values.len].copy_from_slice(time);
-        token.zeroize();
         let mut time = Bytes::from_owner(values);
         let token = time.split_to(ACCESS_TOKEN_LEN);
         let nonce = time.split_to(NONCE_LEN);
-
         let time = HeaderValue::from_maybe_shared(time).map_err(|_| SignError::InvalidHeader)?;
         let nonce = HeaderValue::from_maybe_shared(nonce).map_err(|_| SignError::InvalidNonce)?;
         let mut token =
             HeaderValue::from_maybe_shared(token).map_err(|_| SignError::InvalidHeader)?;
         token.set_sensitive(true);
-        Ok([
-            (APP_KEY, config.app_key.clone()),
-            (REQUEST_TIME, time),
-            (NONCE, nonce),
-            (ACCESS_TOKEN, token),
-        ])
+        Ok(SignedHeaders {
+            app_key: config.app_key.clone(),
+            time,
+            nonce,
+            token,
+        })
     }
+}
+
+/// The four header values of one signed request.
+struct SignedHeaders {
+    app_key: HeaderValue,
+    time: HeaderValue,
+    nonce: HeaderValue,
+    token: HeaderValue,
 }
 
 /// Room for the token, the nonce and the longest time, in that order.
@@ -320,10 +324,11 @@ where
 }
 
 /// Sets (replacing) the four headers.
-fn apply(headers: &mut HeaderMap, signed: [(HeaderName, HeaderValue); 4]) {
-    for (name, value) in signed {
-        headers.insert(name, value);
-    }
+fn apply(headers: &mut HeaderMap, signed: SignedHeaders) {
+    headers.insert(APP_KEY, signed.app_key);
+    headers.insert(REQUEST_TIME, signed.time);
+    headers.insert(NONCE, signed.nonce);
+    headers.insert(ACCESS_TOKEN, signed.token);
 }
 
 impl<S, ReqBody> Service<Request<ReqBody>> for TranzilaSigning<S>
@@ -655,40 +660,41 @@ mod tests {
                 .unwrap()
                 .clock(ManualClock::new(seconds))
                 .with_nonce_source(move || custom.clone());
-            let [app_key, time, nonce, token] = layer.layer(()).headers().unwrap();
-            assert_eq!(app_key.0, APP_KEY);
-            assert_eq!(app_key.1, "pub_app_key_demo");
-            assert_eq!(time.0, REQUEST_TIME);
-            assert_eq!(time.1, seconds.to_string().as_str());
-            assert_eq!(nonce.0, super::NONCE);
-            assert_eq!(nonce.1, upper.as_str());
-            assert_eq!(token.0, ACCESS_TOKEN);
+            let mut headers = HeaderMap::new();
+            apply(&mut headers, layer.layer(()).headers().unwrap());
+            assert_eq!(headers.len(), 4);
+            assert_eq!(headers[APP_KEY], "pub_app_key_demo");
+            assert_eq!(headers[REQUEST_TIME], seconds.to_string().as_str());
+            assert_eq!(headers[super::NONCE], upper.as_str());
             assert_eq!(
-                token.1,
+                headers[ACCESS_TOKEN],
                 credentials()
                     .access_token(&seconds.to_string(), &upper)
                     .as_str()
             );
-            assert!(token.1.is_sensitive());
-            assert!(!time.1.is_sensitive() && !nonce.1.is_sensitive());
+            assert!(headers[ACCESS_TOKEN].is_sensitive());
+            assert!(!headers[REQUEST_TIME].is_sensitive());
+            assert!(!headers[super::NONCE].is_sensitive());
             // The three values share one buffer: each outlives the others.
-            drop(token);
-            drop(time);
-            assert_eq!(nonce.1, upper.as_str());
+            let nonce = headers.remove(super::NONCE).unwrap();
+            drop(headers);
+            assert_eq!(nonce, upper.as_str());
         }
         // The built-in nonce is lowercase hex.
-        let [_, _, (_, nonce), _] = TranzilaSigningLayer::new(credentials())
+        let signed = TranzilaSigningLayer::new(credentials())
             .unwrap()
             .layer(())
             .headers()
             .unwrap();
-        assert_eq!(nonce.len(), NONCE_LEN);
+        assert_eq!(signed.nonce.len(), NONCE_LEN);
         assert!(
-            nonce
+            signed
+                .nonce
                 .as_bytes()
                 .iter()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)),
-            "{nonce:?}"
+            "{:?}",
+            signed.nonce
         );
     }
 

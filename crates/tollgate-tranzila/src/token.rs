@@ -3,9 +3,10 @@
 use std::fmt;
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::digest::generic_array::GenericArray;
+use sha2::{Digest, Sha256};
 use tollgate_core::Secret;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -18,48 +19,34 @@ pub const NONCE_LEN: usize = NONCE_BYTES * 2;
 /// Length of an access token on the wire: 32 bytes of HMAC-SHA256, 64 hex characters.
 pub const ACCESS_TOKEN_LEN: usize = 64;
 
-/// Room on the stack for the HMAC key (secret + time + nonce) of every usual secret: a
-/// 20-digit time and an 80-character nonce leave 156 bytes for the secret. Longer keys go
-/// to the heap (still wiped).
-const KEY_STACK_LEN: usize = 256;
+/// SHA-256's block size: HMAC pads keys up to this length and hashes longer ones.
+const BLOCK_LEN: usize = 64;
 
-/// The HMAC keyed with `secret + time + nonce`, over nothing yet. The key buffer is wiped
-/// when this returns.
+/// The HMAC keyed with `secret + time + nonce`, over nothing yet, with no heap buffer.
+///
+/// HMAC (RFC 2104) uses a key of at most one block as is (zero-padded) and first hashes a
+/// longer one, which is always the case with a real 80-character nonce. That hash is done
+/// here, streaming the three parts into SHA-256 instead of concatenating them; the short case
+/// concatenates into a block on the stack. Either buffer is wiped before this returns.
 fn keyed_mac(secret: &Secret, time: &[u8], nonce: &[u8]) -> HmacSha256 {
     let secret = secret.expose_secret();
     let len = secret.len() + time.len() + nonce.len();
-    if len <= KEY_STACK_LEN {
-        let mut key = StackKey {
-            bytes: [0u8; KEY_STACK_LEN],
-            len,
-        };
-        let (head, rest) = key.bytes.split_at_mut(secret.len());
+    if len <= BLOCK_LEN {
+        let mut key = Zeroizing::new([0u8; BLOCK_LEN]);
+        let (head, rest) = key.split_at_mut(secret.len());
         head.copy_from_slice(secret);
         let (middle, rest) = rest.split_at_mut(time.len());
         middle.copy_from_slice(time);
         rest[..nonce.len()].copy_from_slice(nonce);
-        new_mac(&key.bytes[..len])
+        new_mac(&key[..len])
     } else {
-        let mut key = Zeroizing::new(Vec::with_capacity(len));
-        key.extend_from_slice(secret);
-        key.extend_from_slice(time);
-        key.extend_from_slice(nonce);
-        new_mac(&key)
-    }
-}
-
-/// A key on the stack whose used prefix is wiped on drop (wiping only what was written
-/// keeps the cost proportional to the key, not to the buffer).
-struct StackKey {
-    bytes: [u8; KEY_STACK_LEN],
-    len: usize,
-}
-
-impl Drop for StackKey {
-    fn drop(&mut self) {
-        if let Some(used) = self.bytes.get_mut(..self.len) {
-            used.zeroize();
-        }
+        let mut hasher = Sha256::new();
+        hasher.update(secret);
+        hasher.update(time);
+        hasher.update(nonce);
+        let mut key = Zeroizing::new([0u8; 32]);
+        hasher.finalize_into(GenericArray::from_mut_slice(&mut key[..]));
+        new_mac(&key[..])
     }
 }
 
@@ -112,13 +99,14 @@ pub fn access_token(app_key: &str, secret: &Secret, time: &str, nonce: &str) -> 
     String::from_utf8_lossy(&token).into_owned()
 }
 
-/// [`access_token`] written as lowercase hex into `out`, with no allocation.
+/// [`access_token`] written as lowercase hex into `out` ([`ACCESS_TOKEN_LEN`] bytes), with no
+/// allocation.
 pub(crate) fn access_token_into(
     app_key: &[u8],
     secret: &Secret,
     time: &[u8],
     nonce: &[u8],
-    out: &mut [u8; ACCESS_TOKEN_LEN],
+    out: &mut [u8],
 ) {
     let mut mac = keyed_mac(secret, time, nonce);
     mac.update(app_key);
@@ -128,12 +116,22 @@ pub(crate) fn access_token_into(
 /// Lowercase hex of `bytes` into `out`, two characters per byte (`out` is exactly twice as
 /// long at every call site).
 fn encode_hex(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
 }
+
+/// The two lowercase hex characters of every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0x0f]];
+        byte += 1;
+    }
+    pairs
+};
 
 /// Whether `token` (the hex sent in `X-tranzila-api-access-token`, either case) is the access
 /// token for these inputs. The comparison runs in constant time.
@@ -193,11 +191,12 @@ pub fn generate_nonce() -> Result<String, NonceError> {
     Ok(String::from_utf8_lossy(&nonce).into_owned())
 }
 
-/// A fresh nonce ([`generate_nonce`]) written into `out`, with no allocation.
-pub(crate) fn fill_nonce(out: &mut [u8; NONCE_LEN]) -> Result<(), NonceError> {
-    let mut bytes = Zeroizing::new([0u8; NONCE_BYTES]);
-    getrandom::fill(&mut bytes[..]).map_err(|_| NonceError)?;
-    encode_hex(&bytes[..], out);
+/// A fresh nonce ([`generate_nonce`]) written into `out` ([`NONCE_LEN`] bytes), with no
+/// allocation. The random bytes are not wiped: they are what the nonce publishes.
+pub(crate) fn fill_nonce(out: &mut [u8]) -> Result<(), NonceError> {
+    let mut bytes = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut bytes).map_err(|_| NonceError)?;
+    encode_hex(&bytes, out);
     Ok(())
 }
 
@@ -377,6 +376,14 @@ mod tests {
             assert!(seen.insert(nonce));
         }
         assert_eq!(seen.len(), 10_000);
+    }
+
+    #[test]
+    fn hex_of_every_byte_value() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut out = [0u8; 512];
+        encode_hex(&bytes, &mut out);
+        assert_eq!(std::str::from_utf8(&out).unwrap(), hex::encode(&bytes));
     }
 
     #[test]
