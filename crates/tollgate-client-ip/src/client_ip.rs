@@ -64,6 +64,12 @@ impl ClientIp {
         }
     }
 
+    /// A client IP already in canonical form (every address the sources produce is).
+    pub(crate) fn from_canonical(ip: IpAddr, origin: IpOrigin) -> Self {
+        debug_assert_eq!(ip, canonical(ip));
+        Self { ip, origin }
+    }
+
     /// The address.
     pub fn ip(&self) -> IpAddr {
         self.ip

@@ -52,33 +52,41 @@ fn is_numeric_port(bytes: &[u8]) -> bool {
 
 /// A dotted-quad IPv4 address, exactly as `Ipv4Addr::from_str` accepts it (four decimal
 /// octets of one to three digits, no leading zeros, each at most 255), read straight from
-/// the bytes: the common hop of a forwarding header, so it skips the UTF-8 check and the
-/// standard library's general-purpose parser.
+/// the bytes in one pass: the common hop of a forwarding header, so it skips the UTF-8
+/// check and the standard library's general-purpose parser.
 fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
+    if bytes.len() < 7 || bytes.len() > 15 {
+        return None;
+    }
     let mut octets = [0u8; 4];
-    let mut at = 0usize;
-    for (index, octet) in octets.iter_mut().enumerate() {
-        if index > 0 {
-            if bytes.get(at) != Some(&b'.') {
+    let mut index = 0usize;
+    let mut value = 0u8;
+    let mut digits = 0u8;
+    for &b in bytes {
+        if b == b'.' {
+            if digits == 0 || index == 3 {
                 return None;
             }
-            at += 1;
-        }
-        let start = at;
-        let mut value = 0u16;
-        while at - start < 3
-            && let Some(digit) = bytes.get(at).filter(|b| b.is_ascii_digit())
-        {
-            value = value * 10 + u16::from(digit - b'0');
-            at += 1;
-        }
-        let digits = at - start;
-        if digits == 0 || (digits > 1 && bytes[start] == b'0') {
+            octets[index] = value;
+            index += 1;
+            value = 0;
+            digits = 0;
+        } else if b.is_ascii_digit() {
+            // A second digit after a leading `0` (`01`, `00`): refused, as octal would be.
+            if digits > 0 && value == 0 {
+                return None;
+            }
+            value = value.checked_mul(10)?.checked_add(b - b'0')?;
+            digits += 1;
+        } else {
             return None;
         }
-        *octet = u8::try_from(value).ok()?;
     }
-    (at == bytes.len()).then(|| Ipv4Addr::from(octets))
+    if digits == 0 || index != 3 {
+        return None;
+    }
+    octets[3] = value;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// An IPv6 literal with an optional `%zone`, which is dropped (an empty zone too, as Go's
@@ -114,6 +122,10 @@ fn usable(ip: IpAddr) -> Option<IpAddr> {
 /// Anything else (`unknown`, `_hidden`, empty, garbage) is `None`.
 pub(crate) fn parse_node(bytes: &[u8]) -> Option<IpAddr> {
     let bytes = trim_ows(bytes);
+    // The common hop first: a plain IPv4 address (never mapped, so already canonical).
+    if let Some(v4) = parse_v4(bytes) {
+        return (!v4.is_unspecified()).then_some(IpAddr::V4(v4));
+    }
     let ip = if let Some(rest) = bytes.strip_prefix(b"[") {
         let close = rest.iter().position(|b| *b == b']')?;
         let after = &rest[close + 1..];
@@ -126,11 +138,8 @@ pub(crate) fn parse_node(bytes: &[u8]) -> Option<IpAddr> {
         parse_bracketed(&rest[..close])?
     } else {
         match bytes.iter().position(|b| *b == b':') {
-            // No colon: IPv4, which is never mapped nor unspecified once `0.0.0.0` is out.
-            None => {
-                let v4 = parse_v4(bytes)?;
-                return (!v4.is_unspecified()).then_some(IpAddr::V4(v4));
-            }
+            // No colon and not an IPv4 address (tried above).
+            None => return None,
             Some(at) if !bytes[at + 1..].contains(&b':') => {
                 if !is_port(&bytes[at + 1..]) {
                     return None;
@@ -364,6 +373,17 @@ mod tests {
             "1234.1.1.1",
             "1.2.3.4a",
             "١.2.3.4",
+            "00.0.0.0",
+            "0.0.0.00",
+            "1.2.3.4444",
+            "255.255.255.2555",
+            "255.255.255.25",
+            "199.99.9.0",
+            "1.2.3.04",
+            "1.2.3.300",
+            "1.2.3.260",
+            "1.2.3.1000",
+            "1.2:3.4",
         ] {
             assert_eq!(parse_v4(text.as_bytes()), std_v4(text), "{text:?}");
         }

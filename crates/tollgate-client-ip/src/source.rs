@@ -307,15 +307,23 @@ impl ClientIpSource {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> Result<ClientIp, ExtractError> {
-        match self.resolve(headers, peer)? {
-            Resolved::Read(ip) | Resolved::Untrusted(ip) => Ok(ip),
+        match &self.kind {
+            // The count source answers the same alone as through `resolve`, without the
+            // wrapping that chains need.
+            Kind::RightmostTrustedCount { list, count } => {
+                peer_ip(peer)?;
+                rightmost_count(headers, *list, *count)
+            }
+            _ => match self.resolve(headers, peer)? {
+                Resolved::Read(ip) | Resolved::Untrusted(ip) => Ok(ip),
+            },
         }
     }
 
     fn resolve(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Resolved, ExtractError> {
         match &self.kind {
             Kind::RemoteAddr => {
-                peer_ip(peer).map(|ip| Resolved::Read(ClientIp::new(ip, IpOrigin::Peer)))
+                peer_ip(peer).map(|ip| Resolved::Read(ClientIp::from_canonical(ip, IpOrigin::Peer)))
             }
             Kind::Header {
                 name,
@@ -336,7 +344,7 @@ impl ClientIpSource {
                     parse_node(value.as_bytes())
                 };
                 match parsed {
-                    Some(ip) => Ok(Resolved::Read(ClientIp::new(
+                    Some(ip) => Ok(Resolved::Read(ClientIp::from_canonical(
                         ip,
                         IpOrigin::Header(name.clone()),
                     ))),
@@ -419,7 +427,7 @@ fn rightmost_count(
         Some(_) => ControlFlow::Continue(()),
     });
     match walked {
-        Walk::Found(Ok(ip)) => Ok(ClientIp::new(
+        Walk::Found(Ok(ip)) => Ok(ClientIp::from_canonical(
             ip,
             IpOrigin::ListHop {
                 header: list.name(),
@@ -461,7 +469,7 @@ fn untrusted_peer(
     if trusted.contains(ip) {
         Ok(None)
     } else {
-        Ok(Some(ClientIp::new(ip, IpOrigin::Peer)))
+        Ok(Some(ClientIp::from_canonical(ip, IpOrigin::Peer)))
     }
 }
 
@@ -535,7 +543,7 @@ fn finish(
     list: ListHeader,
 ) -> Result<ClientIp, ExtractError> {
     match walked {
-        Walk::Found(Ok((hop, ip))) => Ok(ClientIp::new(
+        Walk::Found(Ok((hop, ip))) => Ok(ClientIp::from_canonical(
             ip,
             IpOrigin::ListHop {
                 header: list.name(),
