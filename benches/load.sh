@@ -5,7 +5,7 @@
 #   bash benches/load.sh            # results printed; appended to $TOLLGATE_BENCH_RESULTS if set
 #
 # Settings (environment): LOAD_DURATION (default 10s per run), LOAD_CONNECTIONS (32),
-# LOAD_THREADS (1), LOAD_ROUNDS (2: bare, stack, bare, stack, so drift hits both alike).
+# LOAD_THREADS (1), LOAD_ROUNDS (3: bare, stack, bare, stack, ..., so drift hits both alike).
 # Only 127.0.0.1 is loaded; every run is bounded by its duration and the servers are stopped
 # on exit.
 set -euo pipefail
@@ -14,7 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 duration="${LOAD_DURATION:-10s}"
 connections="${LOAD_CONNECTIONS:-32}"
 threads="${LOAD_THREADS:-1}"
-rounds="${LOAD_ROUNDS:-2}"
+rounds="${LOAD_ROUNDS:-3}"
 results="${TOLLGATE_BENCH_RESULTS:-}"
 
 record() {
