@@ -412,8 +412,8 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
         out,
         "`wrk` on loopback against a trivial axum handler, bare and behind the Transak partner \
          inbound stack (origin allowlist + client IP from `X-Forwarded-For` behind a loopback \
-         proxy + IP allowlist), built from the layer crates in `TransakInbound`'s order \
-         (`benches/src/bin/stack-server.rs`). Settings: {}.\n",
+         proxy + IP allowlist): the `transak-partner` example's own `Config::inbound`, a \
+         `tollgate::transak::TransakInbound` (`benches/src/bin/stack-server.rs`). Settings: {}.\n",
         inputs.text("load.settings").unwrap_or("n/a")
     );
     let _ = writeln!(
