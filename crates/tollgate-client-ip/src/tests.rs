@@ -1367,6 +1367,9 @@ fn missing_peer_logs_a_clear_error_line() {
         .build()
         .unwrap();
     tracing::subscriber::with_default(subscriber, || {
+        // Other tests in this binary run on other threads without a subscriber; one of them may
+        // have registered a callsite as uninteresting while this subscriber was being set.
+        tracing::callsite::rebuild_interest_cache();
         runtime.block_on(async {
             let response = ClientIpLayer::remote_addr()
                 .continue_on_failure()

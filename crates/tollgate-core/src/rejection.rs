@@ -396,6 +396,9 @@ mod tests {
             .with_ansi(false)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
+            // Other tests in this binary run on other threads without a subscriber; one of them may
+            // have registered a callsite as uninteresting while this subscriber was being set.
+            tracing::callsite::rebuild_interest_cache();
             RejectionResponder::json().respond(sample());
             RejectionResponder::json().respond(Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,

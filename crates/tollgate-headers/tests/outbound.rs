@@ -474,6 +474,9 @@ async fn the_key_never_appears_in_debug_or_tracing_output() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests in this binary run on other threads without a subscriber; one of them may
+    // have registered a callsite as uninteresting while this subscriber was being set.
+    tracing::callsite::rebuild_interest_cache();
 
     let mock = Mock::http1().await;
     let other = Mock::http1().await;

@@ -1156,6 +1156,9 @@ mod tests {
             .build()
             .unwrap();
         tracing::subscriber::with_default(subscriber, || {
+            // Other tests in this binary run on other threads without a subscriber; one of them may
+            // have registered a callsite as uninteresting while this subscriber was being set.
+            tracing::callsite::rebuild_interest_cache();
             runtime.block_on(async {
                 let store = Arc::new(TestStore::default());
                 let layer = layer(store, 1_700_000_000);
