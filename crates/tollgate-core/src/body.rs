@@ -109,6 +109,9 @@ pub fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), Buf
 /// returned as is (no copy); several chunks are gathered into one allocation. Trailers are
 /// ignored.
 ///
+/// The returned [`BufferBody`] is a named future, so a layer can keep it in its own
+/// response future without boxing.
+///
 /// ```
 /// use bytes::Bytes;
 /// use http_body_util::Full;
@@ -125,52 +128,124 @@ pub fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), Buf
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 /// # }
 /// ```
-pub async fn buffer<B>(body: B, limit: usize) -> Result<Bytes, BufferError>
+pub fn buffer<B>(body: B, limit: usize) -> BufferBody<B>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    if body.size_hint().lower() > limit as u64 {
-        return Err(BufferError::TooLarge { limit });
-    }
-    let mut body = std::pin::pin!(body);
-    let mut first: Option<Bytes> = None;
-    let mut gathered: Option<BytesMut> = None;
-    let mut total: usize = 0;
+    BufferBody::new(body, limit)
+}
 
-    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-        let frame = frame.map_err(|err| BufferError::Read(err.into()))?;
-        let Ok(mut data) = frame.into_data() else {
-            continue; // trailers
-        };
-        let len = data.remaining();
-        if len == 0 {
-            continue;
-        }
-        total = total.saturating_add(len);
-        if total > limit {
-            return Err(BufferError::TooLarge { limit });
-        }
-        match (&mut first, &mut gathered) {
-            (None, None) => first = Some(data.copy_to_bytes(len)),
-            (Some(_), None) => {
-                let hint = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
-                let capacity = total.saturating_add(hint).min(limit);
-                let mut buf = BytesMut::with_capacity(capacity);
-                if let Some(first) = first.take() {
-                    buf.extend_from_slice(&first);
-                }
-                buf.extend_from_slice(&data.copy_to_bytes(len));
-                gathered = Some(buf);
-            }
-            (_, Some(buf)) => buf.extend_from_slice(&data.copy_to_bytes(len)),
+pin_project! {
+    /// The future of [`buffer`]: resolves to every byte of the body as one [`Bytes`], or to a
+    /// [`BufferError`].
+    ///
+    /// Do not poll it again once it resolved.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct BufferBody<B> {
+        #[pin]
+        body: B,
+        limit: usize,
+        hint_checked: bool,
+        // The first chunk, kept as is: a body that arrives in one chunk is never copied.
+        first: Option<Bytes>,
+        // Every chunk gathered into one allocation, once a second one arrived.
+        gathered: Option<BytesMut>,
+        total: usize,
+    }
+}
+
+impl<B> BufferBody<B> {
+    /// A future reading `body` with a limit of `limit` bytes (see [`buffer`]).
+    pub fn new(body: B, limit: usize) -> Self {
+        Self {
+            body,
+            limit,
+            hint_checked: false,
+            first: None,
+            gathered: None,
+            total: 0,
         }
     }
-    Ok(match (first, gathered) {
-        (_, Some(buf)) => buf.freeze(),
-        (Some(first), None) => first,
-        (None, None) => Bytes::new(),
-    })
+}
+
+impl<B> fmt::Debug for BufferBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufferBody")
+            .field("limit", &self.limit)
+            .field("read", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> std::future::Future for BufferBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Bytes, BufferError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let limit = *this.limit;
+        if !*this.hint_checked {
+            *this.hint_checked = true;
+            if this.body.size_hint().lower() > limit as u64 {
+                return Poll::Ready(Err(BufferError::TooLarge { limit }));
+            }
+        }
+        loop {
+            let frame = match this.body.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    return Poll::Ready(Ok(match (this.first.take(), this.gathered.take()) {
+                        (_, Some(buf)) => buf.freeze(),
+                        (Some(first), None) => first,
+                        (None, None) => Bytes::new(),
+                    }));
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    return Poll::Ready(Err(BufferError::Read(err.into())));
+                }
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            let Ok(mut data) = frame.into_data() else {
+                continue; // trailers
+            };
+            let len = data.remaining();
+            if len == 0 {
+                continue;
+            }
+            *this.total = this.total.saturating_add(len);
+            if *this.total > limit {
+                return Poll::Ready(Err(BufferError::TooLarge { limit }));
+            }
+            match (&mut *this.first, &mut *this.gathered) {
+                (None, None) => *this.first = Some(data.copy_to_bytes(len)),
+                (Some(_), None) => {
+                    let hint = usize::try_from(this.body.size_hint().lower()).unwrap_or(usize::MAX);
+                    let capacity = this.total.saturating_add(hint).min(limit);
+                    let mut buf = BytesMut::with_capacity(capacity);
+                    if let Some(first) = this.first.take() {
+                        buf.extend_from_slice(&first);
+                    }
+                    put_chunks(&mut buf, data);
+                    *this.gathered = Some(buf);
+                }
+                (_, Some(buf)) => put_chunks(buf, data),
+            }
+        }
+    }
+}
+
+/// Appends a `Buf` chunk by chunk, with no intermediate `Bytes`.
+fn put_chunks(buf: &mut BytesMut, mut data: impl Buf) {
+    while data.has_remaining() {
+        let chunk = data.chunk();
+        let len = chunk.len();
+        buf.extend_from_slice(chunk);
+        data.advance(len);
+    }
 }
 
 /// Splits `request`, checks its `Content-Length` against `limit`

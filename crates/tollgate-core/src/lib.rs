@@ -37,7 +37,7 @@ mod secret;
 pub mod timestamp;
 mod verified;
 
-pub use body::{BoxError, BufferError, BufferedBody, DEFAULT_BODY_LIMIT, ResponseBody};
+pub use body::{BoxError, BufferBody, BufferError, BufferedBody, DEFAULT_BODY_LIMIT, ResponseBody};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use keyring::{Key, KeyRing};
 pub use rejection::{Rejection, RejectionResponder, RespondRejection};

@@ -6,11 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tollgate_core::body::check_content_length;
+use tollgate_core::body::{BufferBody, check_content_length};
 use tollgate_core::{
     BoxError, BufferError, BufferedBody, Clock, DEFAULT_BODY_LIMIT, KeyRing, Rejection,
     RejectionResponder, RequestTimestamp, RespondRejection, ResponseBody, SharedClock, SystemClock,
@@ -265,29 +265,14 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
         let (parts, body) = request.into_parts();
-        // 413 before reading a byte: a declared `Content-Length`, or a body that says it is
-        // longer than the limit.
-        let too_large = check_content_length(&parts.headers, config.limit)
-            .is_err()
-            .then_some(BufferError::TooLarge {
-                limit: config.limit,
-            })
-            .or_else(|| {
-                (body.size_hint().lower() > config.limit as u64).then_some(BufferError::TooLarge {
-                    limit: config.limit,
-                })
-            });
-        let state = match too_large {
-            Some(error) => State::Refused { error: Some(error) },
-            None => State::Reading {
-                body,
-                read: Read {
-                    parts: Some(parts),
-                    inner: Some(inner),
-                    first: None,
-                    gathered: None,
-                    total: 0,
-                },
+        // 413 before reading a byte when the declared `Content-Length` is too large; a body
+        // whose size hint says so is refused by `BufferBody` before its first read.
+        let state = match check_content_length(&parts.headers, config.limit) {
+            Err(error) => State::Refused { error: Some(error) },
+            Ok(()) => State::Reading {
+                buffering: BufferBody::new(body, config.limit),
+                parts: Some(parts),
+                inner: Some(inner),
             },
         };
         ResponseFuture { state, config }
@@ -309,78 +294,6 @@ fn signed_uri(parts: &http::request::Parts) -> &http::Uri {
     &parts.uri
 }
 
-/// What the reading state holds besides the body: the request head, the ready inner service,
-/// and the bytes read so far.
-struct Read<S> {
-    parts: Option<http::request::Parts>,
-    inner: Option<S>,
-    /// The first chunk, kept as is: a body that arrives in one chunk is never copied.
-    first: Option<Bytes>,
-    /// Every chunk gathered into one allocation, once a second one arrived.
-    gathered: Option<BytesMut>,
-    total: usize,
-}
-
-impl<S> Read<S> {
-    /// Adds a chunk; fails once more than `limit` bytes arrived. `remaining` is the body's
-    /// lower size hint, to size the gathering buffer.
-    fn push(
-        &mut self,
-        mut data: impl Buf,
-        limit: usize,
-        remaining: u64,
-    ) -> Result<(), BufferError> {
-        let len = data.remaining();
-        if len == 0 {
-            return Ok(());
-        }
-        self.total = self.total.saturating_add(len);
-        if self.total > limit {
-            return Err(BufferError::TooLarge { limit });
-        }
-        match (&mut self.first, &mut self.gathered) {
-            (None, None) => self.first = Some(data.copy_to_bytes(len)),
-            (Some(_), None) => {
-                let hint = usize::try_from(remaining).unwrap_or(usize::MAX);
-                let capacity = self.total.saturating_add(hint).min(limit);
-                let mut buf = BytesMut::with_capacity(capacity);
-                if let Some(first) = self.first.take() {
-                    buf.extend_from_slice(&first);
-                }
-                buf.put_chunks(data);
-                self.gathered = Some(buf);
-            }
-            (_, Some(buf)) => buf.put_chunks(data),
-        }
-        Ok(())
-    }
-
-    /// Every byte read, as one `Bytes`.
-    fn take_bytes(&mut self) -> Bytes {
-        match (self.first.take(), self.gathered.take()) {
-            (_, Some(buf)) => buf.freeze(),
-            (Some(first), None) => first,
-            (None, None) => Bytes::new(),
-        }
-    }
-}
-
-/// Appending a `Buf` chunk by chunk (no intermediate `Bytes`).
-trait PutChunks {
-    fn put_chunks(&mut self, data: impl Buf);
-}
-
-impl PutChunks for BytesMut {
-    fn put_chunks(&mut self, mut data: impl Buf) {
-        while data.has_remaining() {
-            let chunk = data.chunk();
-            let len = chunk.len();
-            self.extend_from_slice(chunk);
-            data.advance(len);
-        }
-    }
-}
-
 pin_project! {
     #[project = StateProj]
     enum State<S, ReqBody>
@@ -389,8 +302,9 @@ pin_project! {
     {
         Reading {
             #[pin]
-            body: ReqBody,
-            read: Read<S>,
+            buffering: BufferBody<ReqBody>,
+            parts: Option<http::request::Parts>,
+            inner: Option<S>,
         },
         Refused {
             error: Option<BufferError>,
@@ -433,47 +347,36 @@ where
         let config: &Config = this.config;
         loop {
             match this.state.as_mut().project() {
-                StateProj::Reading { mut body, read } => {
-                    let error = match ready!(body.as_mut().poll_frame(cx)) {
-                        Some(Ok(frame)) => match frame.into_data() {
-                            Ok(data) => read
-                                .push(data, config.limit, body.size_hint().lower())
-                                .err(),
-                            Err(_trailers) => None,
-                        },
-                        Some(Err(err)) => {
-                            let source: BoxError = err.into();
-                            tracing::debug!(target: "tollgate", error = %source, "request body could not be read");
-                            Some(BufferError::Read(source))
-                        }
-                        None => {
-                            let bytes = read.take_bytes();
-                            let (Some(parts), Some(mut inner)) =
-                                (read.parts.take(), read.inner.take())
-                            else {
-                                this.state.set(State::Done);
-                                return Poll::Pending;
-                            };
-                            match verified_request(config, parts, bytes) {
-                                Ok(request) => {
-                                    let future = inner.call(request);
-                                    this.state.set(State::Inner { future });
-                                }
-                                Err(rejection) => {
-                                    this.state.set(State::Done);
-                                    return Poll::Ready(Ok(config
-                                        .responder
-                                        .respond_with_body(rejection)));
-                                }
+                StateProj::Reading {
+                    buffering,
+                    parts,
+                    inner,
+                } => {
+                    let bytes = match ready!(buffering.poll(cx)) {
+                        Ok(bytes) => bytes,
+                        Err(error) => {
+                            if let BufferError::Read(source) = &error {
+                                tracing::debug!(target: "tollgate", error = %source, "request body could not be read");
                             }
-                            continue;
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(config
+                                .responder
+                                .respond_with_body(error.to_rejection())));
                         }
                     };
-                    if let Some(error) = error {
+                    let (Some(parts), Some(mut inner)) = (parts.take(), inner.take()) else {
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(config
-                            .responder
-                            .respond_with_body(error.to_rejection())));
+                        return Poll::Pending;
+                    };
+                    match verified_request(config, parts, bytes) {
+                        Ok(request) => {
+                            let future = inner.call(request);
+                            this.state.set(State::Inner { future });
+                        }
+                        Err(rejection) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(config.responder.respond_with_body(rejection)));
+                        }
                     }
                 }
                 StateProj::Refused { error } => {
