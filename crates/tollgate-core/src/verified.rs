@@ -6,9 +6,26 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 /// A signature that verified: which scheme, which key, the signed timestamp if the scheme has
-/// one, and the bytes that identify the request for replay protection.
+/// one, and what identifies the signed *message* for replay protection.
+///
+/// # Message identity
+///
+/// [`replay_key`](VerifiedSignature::replay_key) names the message, never the key that
+/// happened to verify it, so a message signed under two keys during a rotation (Stripe's
+/// several `v1=`, Standard Webhooks' signature list) is one message, however the attacker
+/// edits the list. In order of preference it is:
+///
+/// 1. the signed message id or nonce ([`with_message_id`](VerifiedSignature::with_message_id):
+///    Standard Webhooks' `webhook-id`, Tranzila's nonce);
+/// 2. the SHA-256 digest of the exact bytes the signature covers
+///    ([`with_signed_content`](VerifiedSignature::with_signed_content): the body for body-only
+///    schemes, `t.body` for Stripe, method + path + body + timestamp for the canonical scheme),
+///    computed on first use only, so a stack without a replay guard never pays for it;
+/// 3. the raw signature bytes, for a scheme of your own that records neither (then a message
+///    signed with two keys has two identities: record its content).
 ///
 /// Inserted into the request's extensions by tollgate-signature's verifier (and by the
 /// Tranzila verifier); tollgate-replay's guard can take its timestamp and replay key from here,
@@ -39,6 +56,34 @@ pub struct VerifiedSignature {
     timestamp: Option<u64>,
     signature: SignatureBytes,
     message_id: Option<Bytes>,
+    content: Option<SignedContent>,
+}
+
+/// The exact bytes a signature covers, as `head ‖ body ‖ tail`, and their digest once asked.
+#[derive(Clone)]
+struct SignedContent {
+    head: Bytes,
+    body: Bytes,
+    tail: Bytes,
+    digest: OnceLock<[u8; 32]>,
+}
+
+impl SignedContent {
+    fn digest(&self) -> &[u8; 32] {
+        self.digest.get_or_init(|| {
+            let mut hash = Sha256::new();
+            hash.update(&self.head);
+            hash.update(&self.body);
+            hash.update(&self.tail);
+            hash.finalize().into()
+        })
+    }
+
+    fn same_bytes(&self, other: &Self) -> bool {
+        self.head.len() + self.body.len() + self.tail.len()
+            == other.head.len() + other.body.len() + other.tail.len()
+            && self.digest() == other.digest()
+    }
 }
 
 /// The signature's bytes: a shared `Bytes`, or up to `INLINE_LEN` bytes in place (with the
@@ -69,6 +114,11 @@ impl PartialEq for VerifiedSignature {
             && self.timestamp == other.timestamp
             && self.signature.as_slice() == other.signature.as_slice()
             && self.message_id == other.message_id
+            && match (&self.content, &other.content) {
+                (Some(a), Some(b)) => a.same_bytes(b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 }
 
@@ -87,6 +137,7 @@ impl VerifiedSignature {
             timestamp: None,
             signature: SignatureBytes::Shared(signature),
             message_id: None,
+            content: None,
         }
     }
 
@@ -125,6 +176,7 @@ impl VerifiedSignature {
             timestamp: None,
             signature,
             message_id: None,
+            content: None,
         }
     }
 
@@ -140,6 +192,42 @@ impl VerifiedSignature {
     pub fn with_message_id(mut self, message_id: Bytes) -> Self {
         self.message_id = Some(message_id);
         self
+    }
+
+    /// Records the exact bytes the signature covers, as `head ‖ body ‖ tail` (the bytes fed to
+    /// the MAC, in order; `body` is shared, not copied). Their SHA-256 digest, computed on the
+    /// first call of [`replay_key`](Self::replay_key) or
+    /// [`content_digest`](Self::content_digest), identifies the message whatever key signed
+    /// it.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tollgate_core::VerifiedSignature;
+    ///
+    /// // Stripe signs `t.body`: the same message under two keys has one identity.
+    /// let body = Bytes::from_static(b"{}");
+    /// let old = VerifiedSignature::from_slice("stripe", "old".into(), &[1; 32])
+    ///     .with_signed_content(b"1700000000.", body.clone(), b"");
+    /// let new = VerifiedSignature::from_slice("stripe", "new".into(), &[2; 32])
+    ///     .with_signed_content(b"1700000000.", body, b"");
+    /// assert_eq!(old.replay_key(), new.replay_key());
+    /// assert_eq!(old.replay_key().len(), 32);
+    /// ```
+    #[must_use]
+    pub fn with_signed_content(mut self, head: &[u8], body: Bytes, tail: &[u8]) -> Self {
+        self.content = Some(SignedContent {
+            head: Bytes::copy_from_slice(head),
+            body,
+            tail: Bytes::copy_from_slice(tail),
+            digest: OnceLock::new(),
+        });
+        self
+    }
+
+    /// The SHA-256 digest of the signed content, when the scheme recorded it
+    /// ([`with_signed_content`](Self::with_signed_content)).
+    pub fn content_digest(&self) -> Option<&[u8; 32]> {
+        self.content.as_ref().map(SignedContent::digest)
     }
 
     /// The scheme's name (`"onekey"`, `"canonical"`, `"standard-webhooks"`, `"stripe"`, ...).
@@ -179,12 +267,14 @@ impl VerifiedSignature {
         self.message_id.as_ref()
     }
 
-    /// What identifies this request for replay protection: the message id when there is one,
-    /// else the signature.
+    /// What identifies this message for replay protection, whichever key verified it: the
+    /// signed message id when there is one, else the digest of the signed content, else the
+    /// signature (see "Message identity" above).
     pub fn replay_key(&self) -> &[u8] {
-        match &self.message_id {
-            Some(message_id) => message_id,
-            None => self.signature.as_slice(),
+        match (&self.message_id, &self.content) {
+            (Some(message_id), _) => message_id,
+            (None, Some(content)) => content.digest(),
+            (None, None) => self.signature.as_slice(),
         }
     }
 }
@@ -197,6 +287,13 @@ impl fmt::Debug for VerifiedSignature {
             .field("timestamp", &self.timestamp)
             .field("signature_len", &self.signature.as_slice().len())
             .field("message_id_len", &self.message_id.as_ref().map(Bytes::len))
+            .field(
+                "content_len",
+                &self
+                    .content
+                    .as_ref()
+                    .map(|c| c.head.len() + c.body.len() + c.tail.len()),
+            )
             .finish()
     }
 }

@@ -72,7 +72,9 @@ enum Source {
         key_id: Option<HeaderName>,
     },
     Verified {
-        timestamp: Option<HeaderName>,
+        /// How long to hold the claim of a verified signature that signs no timestamp (whole
+        /// seconds); `None`: such a signature is refused as a misconfiguration.
+        untimed_retention: Option<u64>,
     },
 }
 
@@ -105,11 +107,12 @@ enum Source {
 ///
 /// # Namespaces
 ///
-/// Keys are claimed as `(scheme, key id, nonce)`, so two schemes (or two partners' app keys)
-/// never collide. With [`from_verified_signature`](ReplayGuard::from_verified_signature) the
-/// key id is the id of the key that verified; a sender that signs every message with both an
-/// old and a new key lets a replay verify under the other key id during a rotation, so for such
-/// schemes (Standard Webhooks) prefer the header preset, whose key id is fixed.
+/// Keys are claimed as `(scheme, namespace + key id header, nonce)` with
+/// [`replay_key`], so two schemes, two [`namespace`](ReplayGuard::namespace)s or two partners'
+/// app keys never collide. With
+/// [`from_verified_signature`](ReplayGuard::from_verified_signature) there is no key id in
+/// the key: the nonce is the message's identity ([`VerifiedSignature::replay_key`]), the same
+/// whichever key of a rotating ring verified it.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -121,7 +124,7 @@ enum Source {
 /// headers.insert("webhook-id", "msg_2ZzA".parse().unwrap());
 /// headers.insert("webhook-timestamp", "1700000000".parse().unwrap());
 /// let ticket = guard.check(&headers, &http::Extensions::new()).unwrap();
-/// assert_eq!(ticket.timestamp(), 1_700_000_000);
+/// assert_eq!(ticket.timestamp(), Some(1_700_000_000));
 /// assert_eq!(ticket.expires_at(), 1_700_000_300);
 ///
 /// headers.insert("webhook-timestamp", "+1700000000".parse().unwrap());
@@ -131,6 +134,7 @@ enum Source {
 #[derive(Clone)]
 pub struct ReplayGuard {
     source: Source,
+    namespace: Cow<'static, str>,
     window: TimestampWindow,
     shape: NonceShape,
     clock: SharedClock,
@@ -156,6 +160,7 @@ impl ReplayGuard {
                 nonce,
                 key_id: None,
             },
+            namespace: Cow::Borrowed(""),
             window: TimestampWindow::default(),
             shape: DEFAULT_TOKEN,
             clock: Arc::new(SystemClock),
@@ -177,16 +182,11 @@ impl ReplayGuard {
         .nonce_shape(NonceShape::Hex(80))
     }
 
-    /// The canonical Method + Path + Body + Timestamp scheme: `x-timestamp`, and the
-    /// signature in `x-signature` as the replay key (the scheme has no nonce; its signature
-    /// covers the timestamp, so it changes with every request). Use
-    /// [`headers`](ReplayGuard::headers) when your deployment names them differently.
+    /// The canonical Method + Path + Body + Timestamp scheme: the same as
+    /// [`from_verified_signature`](ReplayGuard::from_verified_signature), since the scheme has
+    /// no nonce and its message is what its signature covers. Place it inside the verifier.
     pub fn canonical() -> Self {
-        Self::headers(
-            "canonical",
-            HeaderName::from_static("x-timestamp"),
-            HeaderName::from_static("x-signature"),
-        )
+        Self::from_verified_signature()
     }
 
     /// Standard Webhooks: `webhook-timestamp` and the message id `webhook-id`.
@@ -199,13 +199,23 @@ impl ReplayGuard {
     }
 
     /// Reads the [`VerifiedSignature`] that a verifier outside this guard inserted: its
-    /// timestamp, and its replay key (the message id or nonce when the scheme has one, else the
-    /// signature), namespaced by its scheme and key id. A request without the extension is
-    /// answered 500 [`REPLAY_GUARD_MISCONFIGURED`]; one whose scheme has no timestamp needs
-    /// [`timestamp_header`](ReplayGuard::timestamp_header), else it gets the same answer.
+    /// **signed** timestamp, and its [replay key](VerifiedSignature::replay_key), which names
+    /// the message (its signed id, else the digest of the signed bytes) and never the key that
+    /// verified it, so a message signed under an old and a new key during a rotation is one
+    /// claim however the signature list is edited. Claims are namespaced by the scheme (and
+    /// [`namespace`](ReplayGuard::namespace)).
+    ///
+    /// A request without the extension is answered 500 [`REPLAY_GUARD_MISCONFIGURED`]. So is a
+    /// verified signature that signs no timestamp (body-only schemes: OneKey,
+    /// `X-Webhook-Signature`, GitHub) unless [`untimed_retention`](ReplayGuard::untimed_retention)
+    /// says how long to remember it: a time the signature does not cover bounds nothing, so
+    /// the guard never reads one from an unsigned header.
     pub fn from_verified_signature() -> Self {
         Self {
-            source: Source::Verified { timestamp: None },
+            source: Source::Verified {
+                untimed_retention: None,
+            },
+            namespace: Cow::Borrowed(""),
             window: TimestampWindow::default(),
             shape: NonceShape::Bytes { max_len: 1024 },
             clock: Arc::new(SystemClock),
@@ -213,25 +223,54 @@ impl ReplayGuard {
         }
     }
 
-    /// Namespaces claims by the value of this header too (Tranzila's app key), so the same
-    /// nonce from two partners is two claims. The header must then be present exactly once
-    /// and non-empty (else 400 `header_malformed`): a copy of a request without it, or with
-    /// it twice, would otherwise claim in another namespace. Ignored with
-    /// `from_verified_signature`, which uses the verified key id.
+    /// Claims in the namespace `namespace` (default empty), next to the scheme: give each
+    /// sender its own (one guard per sender's route), so that message ids chosen by one sender
+    /// can never collide with, or pre-empt, another's. Standard Webhooks' `webhook-id` is
+    /// unique per sender only.
     #[must_use]
-    pub fn key_id_header(mut self, header: HeaderName) -> Self {
-        if let Source::Headers { key_id, .. } = &mut self.source {
-            *key_id = Some(header);
+    pub fn namespace(mut self, namespace: impl Into<Cow<'static, str>>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// With [`from_verified_signature`](ReplayGuard::from_verified_signature): accept verified
+    /// signatures that sign no timestamp (body-only schemes), remembering each for `retention`
+    /// from its first acceptance (whole seconds, at least 1).
+    ///
+    /// A body-only signature never expires: the same body and signature stay valid for as long
+    /// as the key does. So this guard can promise only that the same signed body is refused for
+    /// `retention` after it was accepted; after that it is accepted again. Size `retention` to
+    /// cover the sender's whole retry schedule and as long as a captured request is a risk —
+    /// days, not minutes — and use a store that keeps claims that long (`RedisNonceStore`;
+    /// a `MemoryNonceStore` needs `retention × requests per second` of capacity and forgets on
+    /// restart). Where the body carries an event id, deduplicating on that id in your handler
+    /// (in your database, for good) is the stronger rule. Ignored with the header presets.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate_replay::ReplayGuard;
+    ///
+    /// let guard = ReplayGuard::from_verified_signature()
+    ///     .untimed_retention(Duration::from_secs(7 * 24 * 3600));
+    /// # let _ = guard;
+    /// ```
+    #[must_use]
+    pub fn untimed_retention(mut self, retention: Duration) -> Self {
+        if let Source::Verified { untimed_retention } = &mut self.source {
+            *untimed_retention = Some(retention.as_secs().max(1));
         }
         self
     }
 
-    /// With `from_verified_signature`: the header to read the timestamp from when the
-    /// verified scheme carries none (body-only schemes). Ignored with the header presets.
+    /// Namespaces claims by the value of this header too (Tranzila's app key), so the same
+    /// nonce from two partners is two claims. The header must then be present exactly once
+    /// and non-empty (else 400 `header_malformed`): a copy of a request without it, or with
+    /// it twice, would otherwise claim in another namespace. Ignored with
+    /// `from_verified_signature`, whose claims name the message, not a key.
     #[must_use]
-    pub fn timestamp_header(mut self, header: HeaderName) -> Self {
-        if let Source::Verified { timestamp } = &mut self.source {
-            *timestamp = Some(header);
+    pub fn key_id_header(mut self, header: HeaderName) -> Self {
+        if let Source::Headers { key_id, .. } = &mut self.source {
+            *key_id = Some(header);
         }
         self
     }
@@ -307,41 +346,59 @@ impl ReplayGuard {
                         .ok_or(ReplayError::KeyIdMalformed)?,
                     None => b"",
                 };
-                Ok(self.ticket(replay_key(scheme.as_bytes(), key_id, nonce), ts))
+                let key = replay_key(scheme.as_bytes(), &self.middle(key_id), nonce);
+                Ok(self.ticket(key, ts))
             }
-            Source::Verified { timestamp } => {
+            Source::Verified { untimed_retention } => {
                 let verified = extensions
                     .get::<VerifiedSignature>()
                     .ok_or(ReplayError::Misconfigured)?;
-                let ts = match (verified.timestamp(), timestamp) {
-                    (Some(ts), _) => {
-                        self.window.check(ts, now)?;
-                        ts
-                    }
-                    (None, Some(name)) => {
-                        let value = single(headers, name).ok_or(ReplayError::TimestampMissing)?;
-                        self.window.parse_and_check(value, now)?
-                    }
-                    (None, None) => return Err(ReplayError::Misconfigured),
-                };
                 let nonce = verified.replay_key();
                 if !self.shape.matches(nonce) {
                     return Err(ReplayError::NonceMalformed);
                 }
-                let key = replay_key(
-                    verified.scheme().as_bytes(),
-                    verified.key_id().as_bytes(),
-                    nonce,
-                );
-                Ok(self.ticket(key, ts))
+                // The message, never the key that verified it: a rotation's second signature
+                // must not make a second claim.
+                let key = replay_key(verified.scheme().as_bytes(), &self.middle(b""), nonce);
+                match (verified.timestamp(), untimed_retention) {
+                    (Some(ts), _) => {
+                        self.window.check(ts, now)?;
+                        Ok(self.ticket(key, ts))
+                    }
+                    (None, Some(retention)) => Ok(ReplayTicket {
+                        key,
+                        timestamp: None,
+                        expires_at: now
+                            .saturating_add(*retention)
+                            .saturating_add(self.skew_margin),
+                    }),
+                    (None, None) => Err(ReplayError::UntimedSignature),
+                }
             }
         }
+    }
+
+    /// The namespace part of a store key: the key id alone when there is no namespace (the
+    /// keys of 0.1), else the namespace length-prefixed and then the key id. A key id is a
+    /// header value, which never holds a NUL byte, and a length prefix starts with one, so
+    /// the two forms never meet.
+    fn middle(&self, key_id: &[u8]) -> Vec<u8> {
+        let namespace = self.namespace.as_bytes();
+        if namespace.is_empty() {
+            return key_id.to_vec();
+        }
+        let mut middle = Vec::with_capacity(4 + namespace.len() + key_id.len());
+        let len = u32::try_from(namespace.len()).unwrap_or(u32::MAX);
+        middle.extend_from_slice(&len.to_be_bytes());
+        middle.extend_from_slice(namespace);
+        middle.extend_from_slice(key_id);
+        middle
     }
 
     fn ticket(&self, key: Vec<u8>, timestamp: u64) -> ReplayTicket {
         ReplayTicket {
             key,
-            timestamp,
+            timestamp: Some(timestamp),
             expires_at: self
                 .window
                 .last_valid_second(timestamp)
@@ -364,11 +421,12 @@ impl fmt::Debug for ReplayGuard {
                 .field("timestamp_header", timestamp)
                 .field("nonce_header", nonce)
                 .field("key_id_header", key_id),
-            Source::Verified { timestamp } => d
+            Source::Verified { untimed_retention } => d
                 .field("source", &"VerifiedSignature")
-                .field("timestamp_header", timestamp),
+                .field("untimed_retention_secs", untimed_retention),
         };
-        d.field("tolerance_secs", &self.window.tolerance_secs())
+        d.field("namespace", &self.namespace)
+            .field("tolerance_secs", &self.window.tolerance_secs())
             .field("clock_skew_margin_secs", &self.skew_margin)
             .field("nonce_shape", &self.shape)
             .field("clock", &self.clock)
@@ -411,7 +469,7 @@ pub fn replay_key(scheme: &[u8], key_id: &[u8], nonce: &[u8]) -> Vec<u8> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReplayTicket {
     key: Vec<u8>,
-    timestamp: u64,
+    timestamp: Option<u64>,
     expires_at: u64,
 }
 
@@ -421,12 +479,14 @@ impl ReplayTicket {
         &self.key
     }
 
-    /// The request's timestamp (Unix seconds), inside the window.
-    pub fn timestamp(&self) -> u64 {
+    /// The request's signed timestamp (Unix seconds), inside the window; `None` for a
+    /// signature that signs no timestamp ([`ReplayGuard::untimed_retention`]).
+    pub fn timestamp(&self) -> Option<u64> {
         self.timestamp
     }
 
-    /// Until when the claim must hold: `timestamp + tolerance` (inclusive).
+    /// Until when the claim must hold: `timestamp + tolerance` (inclusive), or the guard's
+    /// now plus the untimed retention.
     pub fn expires_at(&self) -> u64 {
         self.expires_at
     }
@@ -459,9 +519,12 @@ pub enum ReplayError {
     Replayed,
     /// The store failed: 503 `store_unavailable` (fail closed).
     Store(StoreError),
-    /// No [`VerifiedSignature`] (or no timestamp) to read: 500
-    /// [`REPLAY_GUARD_MISCONFIGURED`].
+    /// No [`VerifiedSignature`] to read: 500 [`REPLAY_GUARD_MISCONFIGURED`].
     Misconfigured,
+    /// The verified signature signs no timestamp and the guard has no
+    /// [`untimed_retention`](ReplayGuard::untimed_retention): 500
+    /// [`REPLAY_GUARD_MISCONFIGURED`].
+    UntimedSignature,
 }
 
 impl ReplayError {
@@ -490,7 +553,7 @@ impl ReplayError {
                 "request was already received",
             ),
             Self::Store(err) => err.to_rejection(),
-            Self::Misconfigured => Rejection::new(
+            Self::Misconfigured | Self::UntimedSignature => Rejection::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 REPLAY_GUARD_MISCONFIGURED,
                 "replay protection is misconfigured",
@@ -520,9 +583,11 @@ impl fmt::Display for ReplayError {
             Self::KeyIdMalformed => f.write_str("key id header is missing, empty or repeated"),
             Self::Replayed => f.write_str("nonce was already claimed"),
             Self::Store(err) => err.fmt(f),
-            Self::Misconfigured => {
-                f.write_str("no verified signature or timestamp reached the replay guard")
-            }
+            Self::Misconfigured => f.write_str("no verified signature reached the replay guard"),
+            Self::UntimedSignature => f.write_str(
+                "the verified signature signs no timestamp: set ReplayGuard::untimed_retention \
+                 to say how long to remember it",
+            ),
         }
     }
 }

@@ -12,8 +12,8 @@ use tollgate_core::{RejectionResponder, RequestTimestamp, ResponseBody};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::guard::{ReplayError, ReplayGuard};
-use crate::store::{Claim, NonceStore, StoreError};
+use crate::guard::{ReplayError, ReplayGuard, ReplayTicket};
+use crate::store::{Claim, ClaimId, NonceStore, StoreError};
 
 #[derive(Clone)]
 struct Config {
@@ -31,6 +31,22 @@ struct Config {
 /// replaceable with [`on_rejection`](ReplayGuardLayer::on_rejection)): 400
 /// `timestamp_malformed` / `nonce_malformed`, 401 `timestamp_out_of_window` / `replayed`, 503
 /// `store_unavailable` when the store fails (never a silent pass).
+///
+/// # Failed handling releases the claim
+///
+/// A sender retries a delivery that failed, with the same message id (Standard Webhooks) or
+/// the same signed body. So the claim must not outlive a failed handling: when the inner
+/// service returns an error, or answers **5xx or 429**, the guard releases the claim
+/// ([`NonceStore::release`], a compare-and-delete of this request's own claim) before the
+/// response goes out, and the sender's retry is accepted. Any other answer (2xx, 3xx, 4xx)
+/// keeps the claim: the message was handled. While a handling is in progress its claim is
+/// held, so a concurrent duplicate is refused (401 `replayed`) and never runs twice.
+///
+/// What this asks of handlers: answer 5xx (or 429) only when the handling left no effect, and
+/// 2xx/4xx once it did. A request whose connection is dropped while the handler runs keeps its
+/// claim (the handler may have done its work; and a client must not be able to free a claim by
+/// hanging up), so its retry is refused until the claim expires. If the release itself fails
+/// (store down), the claim stays and the failure is logged.
 ///
 /// # Security considerations: layer order
 ///
@@ -165,7 +181,8 @@ impl<S: fmt::Debug> fmt::Debug for ReplayGuardService<S> {
     }
 }
 
-type OwnedClaim = Pin<Box<dyn Future<Output = Result<Claim, StoreError>> + Send>>;
+type OwnedClaim = Pin<Box<dyn Future<Output = (Result<Claim, StoreError>, ReplayTicket)> + Send>>;
+type OwnedRelease = Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ReplayGuardService<S>
 where
@@ -192,12 +209,17 @@ where
                 };
             }
         };
-        request
-            .extensions_mut()
-            .insert(RequestTimestamp(ticket.timestamp()));
+        if let Some(timestamp) = ticket.timestamp() {
+            request.extensions_mut().insert(RequestTimestamp(timestamp));
+        }
         let store = Arc::clone(&config.store);
-        let claim: OwnedClaim =
-            Box::pin(async move { store.claim(ticket.key(), ticket.expires_at()).await });
+        let id = ClaimId::new();
+        let claim: OwnedClaim = Box::pin(async move {
+            let outcome = store
+                .claim_with_id(ticket.key(), ticket.expires_at(), id)
+                .await;
+            (outcome, ticket)
+        });
         // The ready service goes into the future; a fresh clone stays here.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -206,8 +228,20 @@ where
                 claim,
                 call: Some((inner, request)),
                 config,
+                id,
             },
         }
+    }
+}
+
+/// Whether a handling failed in a way its sender retries: the claim is released.
+fn handling_failed<B, E>(output: &Result<Response<B>, E>) -> bool {
+    match output {
+        Ok(response) => {
+            response.status().is_server_error()
+                || response.status() == http::StatusCode::TOO_MANY_REQUESTS
+        }
+        Err(_) => true,
     }
 }
 
@@ -237,11 +271,19 @@ pin_project! {
             claim: OwnedClaim,
             call: Option<(S, Request<ReqBody>)>,
             config: Arc<Config>,
+            id: ClaimId,
         },
         Inner {
             #[pin]
             future: S::Future,
+            release: Option<(Arc<Config>, ReplayTicket, ClaimId)>,
         },
+        Releasing {
+            #[pin]
+            release: OwnedRelease,
+            output: Option<Result<S::Response, S::Error>>,
+        },
+        Done,
     }
 }
 
@@ -263,8 +305,10 @@ where
                     claim,
                     call,
                     config,
+                    id,
                 } => {
-                    let error = match ready!(claim.poll(cx)) {
+                    let (outcome, ticket) = ready!(claim.poll(cx));
+                    let error = match outcome {
                         Ok(Claim::Claimed) => None,
                         Ok(Claim::AlreadySeen) => Some(ReplayError::Replayed),
                         Err(err) => {
@@ -275,7 +319,8 @@ where
                     match (error, call.take()) {
                         (None, Some((mut inner, request))) => {
                             let future = inner.call(request);
-                            state.set(State::Inner { future });
+                            let release = Some((Arc::clone(config), ticket, *id));
+                            state.set(State::Inner { future, release });
                         }
                         (Some(error), _) => return Poll::Ready(Ok(reject(config, &error))),
                         (None, None) => {
@@ -283,11 +328,55 @@ where
                         }
                     }
                 }
-                StateProj::Inner { future } => {
-                    return future
-                        .poll(cx)
-                        .map(|result| result.map(|response| response.map(ResponseBody::inner)));
+                StateProj::Inner { future, release } => {
+                    let output = ready!(future.poll(cx));
+                    match release.take() {
+                        Some((config, ticket, id)) if handling_failed(&output) => {
+                            let release: OwnedRelease =
+                                Box::pin(
+                                    async move { config.store.release(ticket.key(), id).await },
+                                );
+                            state.set(State::Releasing {
+                                release,
+                                output: Some(output),
+                            });
+                        }
+                        _ => {
+                            state.set(State::Done);
+                            return Poll::Ready(
+                                output.map(|response| response.map(ResponseBody::inner)),
+                            );
+                        }
+                    }
                 }
+                StateProj::Releasing { release, output } => {
+                    match ready!(release.poll(cx)) {
+                        Ok(true) => tracing::debug!(
+                            target: "tollgate",
+                            "handling failed; nonce claim released so the sender can retry"
+                        ),
+                        Ok(false) => tracing::warn!(
+                            target: "tollgate",
+                            "handling failed but the nonce claim could not be released (the store does not release, or the claim expired); a retry may be refused as replayed"
+                        ),
+                        Err(err) => tracing::warn!(
+                            target: "tollgate",
+                            error = %err,
+                            "handling failed and releasing the nonce claim failed; a retry will be refused as replayed until the claim expires"
+                        ),
+                    }
+                    let output = output.take();
+                    state.set(State::Done);
+                    return match output {
+                        Some(output) => {
+                            Poll::Ready(output.map(|response| response.map(ResponseBody::inner)))
+                        }
+                        // Unreachable: the output is taken once, right before `Done`.
+                        None => Poll::Pending,
+                    };
+                }
+                // Polled after completion: stays pending rather than panicking.
+                StateProj::Done => return Poll::Pending,
             }
         }
     }
@@ -312,6 +401,7 @@ where
 mod tests {
     use std::convert::Infallible;
     use std::sync::Mutex;
+    use std::time::Duration;
 
     use bytes::Bytes;
     use http::StatusCode;
@@ -637,16 +727,19 @@ mod tests {
         assert_eq!(send(&f.layer, request()).await.0, StatusCode::OK);
         assert_eq!(send(&f.layer, request()).await.0, StatusCode::UNAUTHORIZED);
 
+        // The canonical preset reads the verifier's VerifiedSignature: its signed timestamp
+        // and the digest of what the signature covers.
         let f = fixture(ReplayGuard::canonical());
         let request = || {
-            Request::post("/v1/payments")
-                .header("x-timestamp", "1700000000")
-                .header(
-                    "x-signature",
-                    "b90d2e298fe883a5d3b2291d8536e7f61e3727ac1f2ad8728406e40158d2f56d",
-                )
+            let mut request = Request::post("/v1/payments")
                 .body(Full::new(Bytes::new()))
-                .unwrap()
+                .unwrap();
+            request.extensions_mut().insert(
+                VerifiedSignature::from_slice("canonical", "k".into(), &[7; 32])
+                    .with_timestamp(NOW)
+                    .with_signed_content(b"POST/v1/payments", Bytes::new(), b"1700000000"),
+            );
+            request
         };
         assert_eq!(send(&f.layer, request()).await.0, StatusCode::OK);
         assert_eq!(send(&f.layer, request()).await.0, StatusCode::UNAUTHORIZED);
@@ -681,15 +774,16 @@ mod tests {
             send(&f.layer, request(sig())).await.0,
             StatusCode::UNAUTHORIZED
         );
-        // Another key id or scheme is another namespace.
+        // The claim names the message, not the key: the same message verified under another
+        // key id is the same claim. Another scheme is another namespace.
         assert_eq!(
             send(
                 &f.layer,
-                request(Some(verified("stripe", "2026-08", Some(NOW))))
+                request(Some(verified("stripe", "2026-08", Some(NOW - 10))))
             )
             .await
             .0,
-            StatusCode::OK
+            StatusCode::UNAUTHORIZED
         );
         assert_eq!(
             send(
@@ -721,15 +815,19 @@ mod tests {
             misconfigured
         );
 
-        // A body-only scheme with a timestamp header.
+        // A body-only scheme: an unsigned timestamp header is never read; the retention the
+        // user stated bounds the claim instead.
         let f = fixture(
-            ReplayGuard::from_verified_signature()
-                .timestamp_header(http::HeaderName::from_static("x-timestamp")),
+            ReplayGuard::from_verified_signature().untimed_retention(Duration::from_secs(86_400)),
         );
         let mut r = request(Some(verified("onekey", "k", None)));
         r.headers_mut()
             .insert("x-timestamp", "1700000000".parse().unwrap());
         assert_eq!(send(&f.layer, r).await.0, StatusCode::OK);
+        let mut r = request(Some(verified("onekey", "k", None)));
+        r.headers_mut()
+            .insert("x-timestamp", "1700009999".parse().unwrap());
+        assert_eq!(send(&f.layer, r).await.0, StatusCode::UNAUTHORIZED);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

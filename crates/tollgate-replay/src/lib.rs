@@ -46,7 +46,7 @@
 //! | 400 | `nonce_malformed` | the nonce is missing, repeated or not of its [`NonceShape`] (Tranzila: exactly 80 hex digits) |
 //! | 401 | `replayed` | the nonce was claimed before and its claim has not expired |
 //! | 503 | `store_unavailable` | the store failed: full, timed out or unreachable (fail closed) |
-//! | 500 | `replay_guard_misconfigured` | [`ReplayGuard::from_verified_signature`] found no verified signature |
+//! | 500 | `replay_guard_misconfigured` | [`ReplayGuard::from_verified_signature`] found no verified signature, or one that signs no timestamp without [`ReplayGuard::untimed_retention`] |
 //!
 //! # Choosing a store
 //!
@@ -105,6 +105,38 @@
 //! (`timestamp_out_of_window`), never accepted again. When `expires_at` is already past by the
 //! store's clock, the store logs a `debug` event (target `tollgate`): the clocks disagree.
 //!
+//! # Security considerations
+//!
+//! What the guard promises, each statement tested in `tests/tests/seams.rs` of the workspace
+//! and the tests of this crate:
+//!
+//! - **A message is claimed, not a key.** With [`ReplayGuard::from_verified_signature`] the
+//!   claim names the message ([`VerifiedSignature::replay_key`](tollgate_core::VerifiedSignature::replay_key):
+//!   its signed id, else the digest of the signed bytes), never the key that verified it. A
+//!   message signed under two keys during a rotation (Stripe's several `v1=`, Standard
+//!   Webhooks' signature list) is accepted once, whichever signatures the attacker strips,
+//!   reorders or duplicates.
+//! - **Timestamped schemes: never accepted twice.** A claim is held at least until the signed
+//!   timestamp leaves the window (and for the store's minimum retention); after that the
+//!   window refuses the request. So a signed request is never accepted twice, however far the
+//!   clock moves, while the stores' requirements below hold.
+//! - **Body-only schemes: refused for the retention you state.** A signature that signs no
+//!   timestamp never expires, and a time it does not cover bounds nothing: the guard never
+//!   reads an unsigned timestamp header. It refuses (500) such a signature unless
+//!   [`ReplayGuard::untimed_retention`] says how long to remember it, and then refuses the same
+//!   signed body for that long after its acceptance — not longer. Size it in days, on Redis.
+//! - **A failed handling can be retried.** When the inner service fails or answers 5xx / 429,
+//!   the claim is released before the response goes out, so the sender's retry is accepted; a
+//!   concurrent duplicate of a request still being handled is refused, never run twice. A
+//!   Redis claim that timed out (503) is undone when Redis resumes, so its retry is accepted
+//!   too. See [`ReplayGuardLayer`] ("Failed handling releases the claim").
+//! - **Fail closed.** Any store error is 503 `store_unavailable`, never a pass.
+//!
+//! Left to you: the stores' requirements (one process for [`MemoryNonceStore`]; for Redis,
+//! persistence so a restart does not forget claims, and clocks within the minimum retention's
+//! skew), deduplicating body-only events on their event id beyond the retention, and handlers
+//! that answer 5xx only when they left no effect.
+//!
 //! # Security considerations: layer order
 //!
 //! Place the guard **inside** the signature verifier (after it in `ServiceBuilder` order). The
@@ -136,6 +168,6 @@ pub use redis::{
     ConfigError, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisNonceStore, RedisNonceStoreBuilder,
 };
 pub use store::{
-    Claim, ClaimFuture, DEFAULT_MIN_RETENTION, DEFAULT_SHARED_MIN_RETENTION, NonceStore,
-    StoreError, held_until,
+    Claim, ClaimFuture, ClaimId, DEFAULT_MIN_RETENTION, DEFAULT_SHARED_MIN_RETENTION, NonceStore,
+    ReleaseFuture, StoreError, held_until,
 };

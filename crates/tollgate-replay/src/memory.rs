@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tollgate_core::{Clock, SharedClock, SystemClock};
 
-use crate::store::{Claim, ClaimFuture, DEFAULT_MIN_RETENTION, NonceStore, StoreError, held_until};
+use crate::store::{
+    Claim, ClaimFuture, ClaimId, DEFAULT_MIN_RETENTION, NonceStore, ReleaseFuture, StoreError,
+    held_until,
+};
 
 /// The capacity [`MemoryNonceStore::default`] asks for: 100,000 live claims (rounded up to an
 /// effective 196,608 in 6 MiB of tables; see [`MemoryNonceStore::memory_bytes`]).
@@ -114,6 +117,8 @@ struct Shard {
     limit: usize,
     /// A lower bound of the expiries of occupied slots (`u64::MAX` when empty).
     min_expiry: u64,
+    /// How often the table was rebuilt (a test checks it stays one per second when full).
+    rebuilds: u64,
 }
 
 impl MemoryNonceStore {
@@ -186,6 +191,7 @@ impl MemoryNonceStore {
                     len: 0,
                     limit,
                     min_expiry: u64::MAX,
+                    rebuilds: 0,
                 })
             })
             .collect();
@@ -245,11 +251,7 @@ impl MemoryNonceStore {
     /// as already seen, or [`StoreError::Full`].
     pub fn claim_now(&self, key: &[u8], expires_at: u64) -> Result<Claim, StoreError> {
         let inner = &*self.inner;
-        let mut fingerprint = [inner.hash_hi.hash_one(key), inner.hash_lo.hash_one(key)];
-        if fingerprint == [0, 0] {
-            // All-zero marks an empty slot.
-            fingerprint[1] = 1;
-        }
+        let fingerprint = inner.fingerprint(key);
         let shard_count = inner.shards.len() as u64;
         let index = usize::try_from(fingerprint[1] % shard_count).unwrap_or(0);
         let now = inner.clock.now_unix();
@@ -259,9 +261,59 @@ impl MemoryNonceStore {
             .unwrap_or_else(PoisonError::into_inner);
         shard.claim(fingerprint, expires_at, now)
     }
+
+    /// Releases the live claim of `key` (the replay guard's answer to a failed handling):
+    /// `true` when a live claim was removed. The store keeps no claim ids: in one process a
+    /// claim can only be held by the request that made it until it expires, so the guard's
+    /// release (right after its own handling) always finds its own claim or none.
+    pub fn release_now(&self, key: &[u8]) -> bool {
+        let inner = &*self.inner;
+        let fingerprint = inner.fingerprint(key);
+        let shard_count = inner.shards.len() as u64;
+        let index = usize::try_from(fingerprint[1] % shard_count).unwrap_or(0);
+        let now = inner.clock.now_unix();
+        let mut shard = inner.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard.release(fingerprint, now)
+    }
+}
+
+impl Inner {
+    fn fingerprint(&self, key: &[u8]) -> [u64; 2] {
+        let mut fingerprint = [self.hash_hi.hash_one(key), self.hash_lo.hash_one(key)];
+        if fingerprint == [0, 0] {
+            // All-zero marks an empty slot.
+            fingerprint[1] = 1;
+        }
+        fingerprint
+    }
 }
 
 impl Shard {
+    /// Marks the live slot of `fp` expired (reusable at once); `true` when there was one.
+    fn release(&mut self, fp: [u64; 2], now: u64) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(fp);
+        loop {
+            let slot = self.slots[i];
+            if slot[0] == 0 && slot[1] == 0 {
+                return false;
+            }
+            if slot[0] == fp[0] && slot[1] == fp[1] {
+                if slot[2] < now {
+                    return false;
+                }
+                // Expired as of `now` (`now - 1 < now`), so the probe chain stays intact and
+                // the slot is reused by the next claim on it.
+                self.slots[i][2] = now.saturating_sub(1);
+                self.min_expiry = self.min_expiry.min(self.slots[i][2]);
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     fn home(&self, fingerprint: [u64; 2]) -> usize {
         let mask = (self.slots.len() - 1) as u64;
         usize::try_from(fingerprint[0] & mask).unwrap_or(0)
@@ -325,6 +377,7 @@ impl Shard {
 
     /// Rebuilds the table without its expired entries (same size, so the memory bound holds).
     fn rebuild(&mut self, now: u64) {
+        self.rebuilds += 1;
         let size = self.slots.len();
         let old = std::mem::replace(&mut self.slots, vec![[0u64; 3]; size]);
         self.len = 0;
@@ -343,6 +396,10 @@ impl Shard {
 impl NonceStore for MemoryNonceStore {
     fn claim<'a>(&'a self, key: &'a [u8], expires_at: u64) -> ClaimFuture<'a> {
         Box::pin(std::future::ready(self.claim_now(key, expires_at)))
+    }
+
+    fn release<'a>(&'a self, key: &'a [u8], _id: ClaimId) -> ReleaseFuture<'a> {
+        Box::pin(std::future::ready(Ok(self.release_now(key))))
     }
 }
 
@@ -377,6 +434,64 @@ mod tests {
 
     fn claimed(result: Result<Claim, StoreError>) -> Claim {
         result.unwrap()
+    }
+
+    #[test]
+    fn a_released_claim_can_be_claimed_again_and_only_a_live_one_is_released() {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryNonceStore::new(16).with_clock(clock.clone());
+        assert!(!store.release_now(b"never"));
+        assert_eq!(claimed(store.claim_now(b"k", NOW + 300)), Claim::Claimed);
+        assert_eq!(
+            claimed(store.claim_now(b"k", NOW + 300)),
+            Claim::AlreadySeen
+        );
+        assert!(store.release_now(b"k"));
+        assert!(!store.release_now(b"k"));
+        assert_eq!(claimed(store.claim_now(b"k", NOW + 300)), Claim::Claimed);
+        assert_eq!(
+            claimed(store.claim_now(b"k", NOW + 300)),
+            Claim::AlreadySeen
+        );
+        // An expired claim is not "released" (nothing was held).
+        clock.advance(601);
+        assert!(!store.release_now(b"k"));
+    }
+
+    /// A full store refuses without rebuilding a shard per claim: at most one rebuild per
+    /// second, and none while nothing can have expired.
+    #[test]
+    fn a_full_store_rebuilds_at_most_once_a_second() {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryNonceStore::new(6)
+            .with_shards(1)
+            .with_clock(clock.clone());
+        let rebuilds = || store.inner.shards[0].lock().unwrap().rebuilds;
+        let mut n = 0u64;
+        let mut claim = |at: u64| {
+            n += 1;
+            store.claim_now(&n.to_be_bytes(), at)
+        };
+        for _ in 0..6 {
+            assert_eq!(claimed(claim(NOW + 300)), Claim::Claimed);
+        }
+        for _ in 0..1_000 {
+            assert!(matches!(claim(NOW + 300), Err(StoreError::Full)));
+        }
+        assert_eq!(rebuilds(), 0);
+        // Time passes but nothing has expired yet: one rebuild finds nothing, then none.
+        clock.advance(10);
+        for _ in 0..1_000 {
+            assert!(matches!(claim(NOW + 300), Err(StoreError::Full)));
+        }
+        assert!(rebuilds() <= 1, "{}", rebuilds());
+        // Everything expires: one rebuild frees the whole shard.
+        clock.advance(700);
+        let before = rebuilds();
+        for _ in 0..6 {
+            assert_eq!(claimed(claim(NOW + 1_000)), Claim::Claimed);
+        }
+        assert_eq!(rebuilds(), before + 1);
     }
 
     #[test]

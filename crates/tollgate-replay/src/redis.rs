@@ -9,8 +9,19 @@ use sha2::{Digest, Sha256};
 use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
 
 use crate::store::{
-    Claim, ClaimFuture, DEFAULT_SHARED_MIN_RETENTION, NonceStore, StoreError, held_until,
+    Claim, ClaimFuture, ClaimId, DEFAULT_SHARED_MIN_RETENTION, NonceStore, ReleaseFuture,
+    StoreError, held_until,
 };
+
+/// Deletes `KEYS[1]` only while its value is `ARGV[1]`: releases one claim, never another's.
+const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// `EVAL` of [`RELEASE_SCRIPT`] for one key and claim id.
+fn release_cmd(redis_key: &str, id: ClaimId) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(RELEASE_SCRIPT).arg(1).arg(redis_key).arg(id.get());
+    cmd
+}
 
 /// The key prefix unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "tollgate:replay:";
@@ -53,7 +64,7 @@ impl std::error::Error for ConfigError {
 /// A nonce store on Redis, shared by every instance of a service behind a load balancer:
 /// a request accepted by one instance is refused as replayed by all the others.
 ///
-/// Each claim is one atomic `SET <prefix><hex(sha256(key))> 1 NX PX <ttl>`: Redis answers
+/// Each claim is one atomic `SET <prefix><hex(sha256(key))> <claim id> NX PX <ttl>`: Redis answers
 /// `OK` to exactly one of many concurrent claims of a key; a claim that finds the key does not
 /// touch its TTL. The TTL is `(held_until − now + 1)` seconds in milliseconds, where
 /// [`held_until`]`(expires_at, now, min_retention)` is the later of `expires_at` and
@@ -68,6 +79,13 @@ impl std::error::Error for ConfigError {
 /// answers with 503 `store_unavailable`: fail closed, never a silent pass. The store uses the
 /// `redis` crate's [`ConnectionManager`], created lazily: the service starts even while Redis
 /// is down, and the connection is re-established after an outage without a restart.
+///
+/// A claim whose answer does not arrive in time (Redis paused or slow) is refused with 503,
+/// and the store queues a compare-and-delete of that claim behind it on the same connection:
+/// if the `SET` is applied when Redis resumes, it is undone, so the sender's retry is accepted
+/// rather than refused as `replayed`. [`NonceStore::release`] is the same compare-and-delete
+/// (a Lua script: `DEL` only while the key holds this claim's id), so a release never removes
+/// another request's claim.
 ///
 /// # Time
 ///
@@ -165,21 +183,74 @@ impl RedisNonceStore {
             .min(MAX_TTL_MS)
     }
 
-    async fn set_nx(&self, key: &[u8], expires_at: u64) -> Result<Claim, StoreError> {
+    async fn set_nx(&self, key: &[u8], expires_at: u64, id: ClaimId) -> Result<Claim, StoreError> {
         let ttl_ms = self.ttl_ms(expires_at, self.config.clock.now_unix());
+        let redis_key = self.redis_key(key);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.redis_key(key))
-            .arg(1)
+        cmd.arg(&redis_key)
+            .arg(id.get())
             .arg("NX")
             .arg("PX")
             .arg(ttl_ms);
         let mut connection = self.manager.clone();
         let query = cmd.query_async::<Option<String>>(&mut connection);
         match tokio::time::timeout(self.config.timeout, query).await {
-            Err(_elapsed) => Err(StoreError::Timeout),
+            Err(_elapsed) => {
+                self.undo_unanswered(redis_key, id);
+                Err(StoreError::Timeout)
+            }
+            // The connection's own response timeout: as unanswered as the one above.
+            Ok(Err(err)) if err.is_timeout() => {
+                self.undo_unanswered(redis_key, id);
+                Err(StoreError::Timeout)
+            }
             Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
             Ok(Ok(Some(_ok))) => Ok(Claim::Claimed),
             Ok(Ok(None)) => Ok(Claim::AlreadySeen),
+        }
+    }
+
+    /// A claim whose answer did not arrive may still be applied when Redis resumes: the
+    /// request was refused (503), so its sender will retry, and that retry must not find the
+    /// key held. Queue a compare-and-delete behind the `SET` on the same connection, in the
+    /// background: it removes the key only if this claim wrote it.
+    fn undo_unanswered(&self, redis_key: String, id: ClaimId) {
+        let mut connection = self.manager.clone();
+        let deadline = self
+            .config
+            .timeout
+            .saturating_mul(20)
+            .max(Duration::from_secs(10));
+        tokio::spawn(async move {
+            let cmd = release_cmd(&redis_key, id);
+            let undo = cmd.query_async::<i64>(&mut connection);
+            match tokio::time::timeout(deadline, undo).await {
+                Ok(Ok(removed)) => tracing::debug!(
+                    target: "tollgate",
+                    removed,
+                    "unanswered nonce claim undone"
+                ),
+                Ok(Err(err)) => tracing::warn!(
+                    target: "tollgate",
+                    error = %err,
+                    "could not undo an unanswered nonce claim; a retry of that request may be refused as replayed until the claim expires"
+                ),
+                Err(_elapsed) => tracing::warn!(
+                    target: "tollgate",
+                    "could not undo an unanswered nonce claim in time; a retry of that request may be refused as replayed until the claim expires"
+                ),
+            }
+        });
+    }
+
+    async fn release_claim(&self, key: &[u8], id: ClaimId) -> Result<bool, StoreError> {
+        let mut connection = self.manager.clone();
+        let cmd = release_cmd(&self.redis_key(key), id);
+        let release = cmd.query_async::<i64>(&mut connection);
+        match tokio::time::timeout(self.config.timeout, release).await {
+            Err(_elapsed) => Err(StoreError::Timeout),
+            Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
+            Ok(Ok(removed)) => Ok(removed == 1),
         }
     }
 }
@@ -246,7 +317,15 @@ impl RedisNonceStoreBuilder {
 
 impl NonceStore for RedisNonceStore {
     fn claim<'a>(&'a self, key: &'a [u8], expires_at: u64) -> ClaimFuture<'a> {
-        Box::pin(self.set_nx(key, expires_at))
+        Box::pin(self.set_nx(key, expires_at, ClaimId::new()))
+    }
+
+    fn claim_with_id<'a>(&'a self, key: &'a [u8], expires_at: u64, id: ClaimId) -> ClaimFuture<'a> {
+        Box::pin(self.set_nx(key, expires_at, id))
+    }
+
+    fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {
+        Box::pin(self.release_claim(key, id))
     }
 }
 

@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -59,6 +61,46 @@ pub fn held_until(expires_at: u64, now: u64, min_retention: Duration) -> u64 {
 
 /// The future a [`NonceStore`] returns (boxed, so stores can be used as `dyn NonceStore`).
 pub type ClaimFuture<'a> = Pin<Box<dyn Future<Output = Result<Claim, StoreError>> + Send + 'a>>;
+
+/// The future of [`NonceStore::release`]: `true` when the claim was removed.
+pub type ReleaseFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send + 'a>>;
+
+/// Tags one claim, so that [`NonceStore::release`] removes that claim and never another
+/// request's claim of the same key.
+///
+/// Ids are unique per process (a counter) and drawn from a per-process random start, so two
+/// instances sharing a store do not pick the same id in practice. They are not secrets.
+///
+/// ```
+/// use tollgate_replay::ClaimId;
+///
+/// assert_ne!(ClaimId::new(), ClaimId::new());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimId(u64);
+
+impl ClaimId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        static START: OnceLock<u64> = OnceLock::new();
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let start = *START.get_or_init(|| RandomState::new().hash_one(std::process::id()));
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // Non-zero, so a store can keep 0 for "no id".
+        Self(start.wrapping_add(n).max(1))
+    }
+
+    /// The id as a number (what `RedisNonceStore` stores as the key's value).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for ClaimId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// The outcome of [`NonceStore::claim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,15 +164,48 @@ impl std::error::Error for StoreError {
 /// `expires_at` comes from the verifier's clock, which need not be the store's: a store
 /// should hold each claim until [`held_until`]`(expires_at, its now, a minimum retention)`, as
 /// both stores of this crate do.
+///
+/// # Releasing a claim
+///
+/// The replay guard releases a claim when the handling it admitted failed (the inner service
+/// returned an error or answered 5xx / 429), so that the sender's retry is accepted. It claims
+/// with [`claim_with_id`](NonceStore::claim_with_id) and releases with the same id:
+/// [`release`](NonceStore::release) must remove the key only while it is held by *that* claim
+/// (a compare-and-delete), never another request's claim of the same key. The default
+/// implementations claim without an id and never release, which is safe (a failed delivery
+/// stays claimed, so the sender's retry is refused until the claim expires) but loses that
+/// retry: implement both for a store of your own.
 pub trait NonceStore: fmt::Debug + Send + Sync + 'static {
     /// Claims `key` until at least `expires_at` (Unix seconds, inclusive: the key is held
     /// through that second). Returns [`Claim::AlreadySeen`] when the key is held and not
     /// expired.
     fn claim<'a>(&'a self, key: &'a [u8], expires_at: u64) -> ClaimFuture<'a>;
+
+    /// [`claim`](NonceStore::claim), tagging the claim with `id` for a later
+    /// [`release`](NonceStore::release). The default ignores `id`.
+    fn claim_with_id<'a>(&'a self, key: &'a [u8], expires_at: u64, id: ClaimId) -> ClaimFuture<'a> {
+        let _ = id;
+        self.claim(key, expires_at)
+    }
+
+    /// Removes the claim of `key` made with `id`, if it is still held by that claim; answers
+    /// whether it removed it. The default removes nothing (`Ok(false)`).
+    fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {
+        let _ = (key, id);
+        Box::pin(std::future::ready(Ok(false)))
+    }
 }
 
 impl<S: NonceStore + ?Sized> NonceStore for Arc<S> {
     fn claim<'a>(&'a self, key: &'a [u8], expires_at: u64) -> ClaimFuture<'a> {
         (**self).claim(key, expires_at)
+    }
+
+    fn claim_with_id<'a>(&'a self, key: &'a [u8], expires_at: u64, id: ClaimId) -> ClaimFuture<'a> {
+        (**self).claim_with_id(key, expires_at, id)
+    }
+
+    fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {
+        (**self).release(key, id)
     }
 }

@@ -199,7 +199,8 @@ async fn set_nx_px_with_the_window_ttl_and_one_winner() {
         .query_async(&mut connection)
         .await
         .unwrap();
-    assert_eq!(value, "1");
+    // The value is the claim's id, so a release removes this claim and no other.
+    assert!(value.parse::<u64>().is_ok_and(|id| id != 0), "{value}");
 
     // A later expiry than the retention is kept in full.
     assert_eq!(
@@ -532,4 +533,84 @@ async fn a_server_that_never_answers_is_a_timeout() {
         );
     }
     hold.abort();
+}
+
+/// A claim whose answer did not arrive in time (Redis paused with `CLIENT PAUSE`) is answered
+/// 503; when Redis resumes, the `SET` is applied and then undone, so the sender's retry is
+/// accepted rather than refused as replayed. A claim held by someone else is never undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_claim_is_undone_when_redis_resumes() {
+    let Some(redis) = RedisServer::start_or_skip("a_timed_out_claim_is_undone_when_redis_resumes")
+    else {
+        return;
+    };
+    let clock = ManualClock::new(NOW);
+    let store = store(&redis, &clock);
+    let mut admin = connection(&redis).await;
+    // Someone else's claim, made before the pause: must survive the undo below.
+    assert_eq!(
+        store.claim(b"held-by-other", NOW + 300).await.unwrap(),
+        Claim::Claimed
+    );
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1_500)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let outcome = store.claim(b"paused", NOW + 300).await;
+    assert!(matches!(outcome, Err(StoreError::Timeout)), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_millis(1_200));
+    let other = store.claim(b"held-by-other", NOW + 300).await;
+    assert!(matches!(other, Err(StoreError::Timeout)), "{other:?}");
+    // After the pause: the timed-out claim was undone, the other claim was not.
+    let key = store.redis_key(b"paused");
+    let mut gone = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if started.elapsed() > Duration::from_millis(1_600) && pttl(&mut admin, &key).await == -2 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(
+        gone,
+        "the timed-out claim was still held after Redis resumed"
+    );
+    assert_eq!(
+        store.claim(b"paused", NOW + 300).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        store.claim(b"held-by-other", NOW + 300).await.unwrap(),
+        Claim::AlreadySeen
+    );
+}
+
+/// `release` removes the claim it made, and only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_removes_only_its_own_claim() {
+    let Some(redis) = RedisServer::start_or_skip("release_removes_only_its_own_claim") else {
+        return;
+    };
+    let clock = ManualClock::new(NOW);
+    let store = store(&redis, &clock);
+    let (mine, other) = (
+        tollgate_replay::ClaimId::new(),
+        tollgate_replay::ClaimId::new(),
+    );
+    assert_eq!(
+        store.claim_with_id(b"k", NOW + 300, mine).await.unwrap(),
+        Claim::Claimed
+    );
+    assert!(!store.release(b"k", other).await.unwrap());
+    assert_eq!(
+        store.claim(b"k", NOW + 300).await.unwrap(),
+        Claim::AlreadySeen
+    );
+    assert!(store.release(b"k", mine).await.unwrap());
+    assert!(!store.release(b"k", mine).await.unwrap());
+    assert_eq!(store.claim(b"k", NOW + 300).await.unwrap(), Claim::Claimed);
 }

@@ -74,8 +74,13 @@
 //! - **Clock skew.** Timestamped schemes accept `|now - ts| <= 300 s` by default, inclusive;
 //!   keep servers on NTP and change the window per scheme with `tolerance`.
 //! - **Replays.** A valid request can be captured and sent again inside the window (and forever
-//!   for body-only schemes). Put a replay guard inside this layer; it reads
-//!   [`VerifiedSignature::replay_key`].
+//!   for body-only schemes, which sign no time). Put a replay guard inside this layer; it reads
+//!   [`VerifiedSignature::replay_key`], which names the *message* (its signed id, else the
+//!   SHA-256 of the exact bytes the signature covers), never the key that verified it: a
+//!   message signed under an old and a new key during a rotation has one identity, whichever
+//!   signatures of its list an attacker strips or reorders (tested in
+//!   `tests/message_identity.rs`). A body-only scheme can promise only "not again within the
+//!   retention you choose" (`ReplayGuard::untimed_retention` in tollgate-replay).
 //! - **Layer order.** Verify before anything changes the body, path or signed headers.
 //! - **Body limits.** Bodies are buffered in memory up to the limit (1 MiB by default).
 #![forbid(unsafe_code)]

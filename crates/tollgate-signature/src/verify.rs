@@ -411,7 +411,7 @@ fn verified_request(
     let now = config.clock.now_unix();
     let verified = {
         let uri = signed_uri(&parts);
-        let view = RequestParts::new(&parts.method, uri, &parts.headers, &bytes);
+        let view = RequestParts::with_body_bytes(&parts.method, uri, &parts.headers, &bytes);
         config.scheme.verify_prepared(&config.keys, &view, now)
     };
     let verified = match verified {

@@ -168,28 +168,32 @@ fn webhook_scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "key rotation",
-            request: "X-Webhook-Signature with old key, new key, old key after its not-after",
-            expected: "200 key generic-2025, 200 key generic-2026, 401 signature_invalid",
+            request: "X-Webhook-Signature with old key, new key, old key after its not-after; the first notification again under the new key",
+            expected: "200 key generic-2025, 200 key generic-2026, 401 signature_invalid, 401 replayed",
             run: |demo| {
                 Box::pin(async move {
-                    let send = |secret: &'static str| async move {
+                    // Three different notifications: the same one signed under another key is
+                    // the same message, refused as a replay (the last call).
+                    let send = |secret: &'static str, event: &'static str| async move {
+                        let body = String::from_utf8_lossy(NOTIFICATION).replace("evt_1", event);
                         let signature = BodyHmac::x_webhook_signature()
-                            .compute(&Secret::from_string(secret), NOTIFICATION);
+                            .compute(&Secret::from_string(secret), body.as_bytes());
                         webhook_outcome(
                             demo,
                             "/webhooks/generic",
                             &[("x-webhook-signature", &signature)],
-                            NOTIFICATION,
+                            body.as_bytes(),
                         )
                         .await
                     };
-                    let old = send(WEBHOOK_OLD_SECRET).await;
-                    let new = send(WEBHOOK_NEW_SECRET).await;
+                    let old = send(WEBHOOK_OLD_SECRET, "evt_rot_1").await;
+                    let new = send(WEBHOOK_NEW_SECRET, "evt_rot_2").await;
                     let expired = {
                         let _restore = ClockRestore::set(demo, WEBHOOK_OLD_NOT_AFTER + 1);
-                        send(WEBHOOK_OLD_SECRET).await
+                        send(WEBHOOK_OLD_SECRET, "evt_rot_3").await
                     };
-                    format!("{old}, {new}, {expired}")
+                    let again = send(WEBHOOK_NEW_SECRET, "evt_rot_1").await;
+                    format!("{old}, {new}, {expired}, {again}")
                 })
             },
         },

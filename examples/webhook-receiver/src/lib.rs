@@ -1,11 +1,15 @@
-//! A webhook receiver (axum) for three signature schemes, each route behind a body limit and
-//! signature verification, and the timestamped scheme behind a replay guard:
+//! A webhook receiver (axum) for three signature schemes, each route behind a body limit,
+//! signature verification and a replay guard inside the verifier:
 //!
 //! | route | scheme | replay protection |
 //! |---|---|---|
-//! | `POST /webhooks/onekey` | OneKey `Payload-Signature`: hex HMAC-SHA256 of the exact body | none possible in the scheme (no timestamp, no id): deduplicate on the event id |
+//! | `POST /webhooks/onekey` | OneKey `Payload-Signature`: hex HMAC-SHA256 of the exact body | the signed body claimed for [`BODY_ONLY_RETENTION`] (7 days): the scheme signs no time, so nothing expires it sooner; beyond that, deduplicate on the event id |
 //! | `POST /webhooks/generic` | `X-Webhook-Signature`: hex HMAC-SHA256 of the exact body | as above |
-//! | `POST /webhooks/standard` | Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) | ±300 s window and `webhook-id` claimed once in the nonce store |
+//! | `POST /webhooks/standard` | Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) | ±300 s window and `webhook-id` claimed once, whichever key of the ring verified it |
+//!
+//! A delivery whose handling fails (5xx) releases its claim, so the sender's retry is
+//! accepted. Each route claims in its own namespace, so one sender's ids never collide with
+//! another's.
 //!
 //! The nonce store is in memory by default; with `REDIS_URL` it is Redis, shared by every
 //! instance of the receiver. Each verifier holds a [`KeyRing`]: during a rotation the old key
@@ -52,6 +56,11 @@ use tollgate::signature::{
     BodyHmac, Scheme, SignRequest, SignRequestLayer, StandardWebhooks, VerifySignatureLayer,
 };
 use tower::{Layer, ServiceBuilder, ServiceExt};
+
+/// How long a body-only notification (OneKey, `X-Webhook-Signature`) is remembered: 7 days,
+/// longer than the senders' retry schedules. Its signature never expires, so this is the whole
+/// of the replay protection the scheme allows.
+pub const BODY_ONLY_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// The default body limit of the receiver: 64 KiB (notifications are small).
 pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -176,10 +185,24 @@ pub fn app(config: &Config, inbox: Inbox) -> Result<Router, BoxError> {
             .body_limit(config.body_limit)
             .clock(config.clock.clone())
     };
-    let onekey = ServiceBuilder::new().verify_signature(verify(BodyHmac::onekey(), &config.onekey));
+    // Body-only schemes sign no time: the signed body is remembered for a stated retention.
+    let body_only = |namespace: &'static str| {
+        ReplayGuardLayer::new(
+            ReplayGuard::from_verified_signature()
+                .untimed_retention(BODY_ONLY_RETENTION)
+                .namespace(namespace)
+                .clock(config.clock.clone()),
+            Arc::clone(&store),
+        )
+    };
+    let onekey = ServiceBuilder::new()
+        .verify_signature(verify(BodyHmac::onekey(), &config.onekey))
+        .replay_guard(body_only("onekey"));
     let generic = ServiceBuilder::new()
-        .verify_signature(verify(BodyHmac::x_webhook_signature(), &config.generic));
-    // Standard Webhooks signs its timestamp and id: verify first, then claim the id once.
+        .verify_signature(verify(BodyHmac::x_webhook_signature(), &config.generic))
+        .replay_guard(body_only("generic"));
+    // Standard Webhooks signs its timestamp and id: verify first, then claim the message (its
+    // id, never the key that verified it) once.
     let standard = ServiceBuilder::new()
         .verify_signature(
             VerifySignatureLayer::new(StandardWebhooks::new(), config.standard.clone())
@@ -187,7 +210,9 @@ pub fn app(config: &Config, inbox: Inbox) -> Result<Router, BoxError> {
                 .clock(config.clock.clone()),
         )
         .replay_guard(ReplayGuardLayer::new(
-            ReplayGuard::from_verified_signature().clock(config.clock.clone()),
+            ReplayGuard::from_verified_signature()
+                .namespace("standard")
+                .clock(config.clock.clone()),
             store,
         ));
     Ok(Router::new()

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
@@ -144,6 +145,7 @@ impl BodyHmac {
         body: &[u8],
     ) -> Result<VerifiedSignature, VerifyError> {
         self.verify_value_with(ring.into(), now_unix, value, body)
+            .map(|verified| verified.with_signed_content(b"", Bytes::copy_from_slice(body), b""))
     }
 
     fn verify_value_with(
@@ -205,12 +207,13 @@ impl Scheme for BodyHmac {
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
         let value = request.single_header(&self.header)?;
-        self.verify_value(
-            ring,
+        self.verify_value_with(
+            ring.into(),
             now_unix,
             value.map(HeaderValue::as_bytes),
             request.body(),
         )
+        .map(|verified| verified.with_signed_content(b"", request.body_bytes(), b""))
     }
 
     fn verify_prepared(
@@ -226,6 +229,7 @@ impl Scheme for BodyHmac {
             value.map(HeaderValue::as_bytes),
             request.body(),
         )
+        .map(|verified| verified.with_signed_content(b"", request.body_bytes(), b""))
     }
 }
 

@@ -202,6 +202,33 @@ impl Canonical {
         if path.is_empty() { "/" } else { path }
     }
 
+    /// The bytes [`feed`](Self::feed) gives the MAC before and after the body: what the
+    /// signature covers, so that its digest names the message whatever key signed it.
+    fn content_around_body(
+        &self,
+        method: &str,
+        path: &str,
+        timestamp: &[u8],
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut head = Vec::with_capacity(method.len() + path.len() + timestamp.len() + 3);
+        head.extend(method.bytes().map(|byte| match self.method_case {
+            MethodCase::AsSent => byte,
+            MethodCase::Upper => byte.to_ascii_uppercase(),
+            MethodCase::Lower => byte.to_ascii_lowercase(),
+        }));
+        if self.delimited {
+            for part in [path.as_bytes(), timestamp] {
+                head.push(b'\n');
+                head.extend_from_slice(part);
+            }
+            head.push(b'\n');
+            (head, Vec::new())
+        } else {
+            head.extend_from_slice(path.as_bytes());
+            (head, timestamp.to_vec())
+        }
+    }
+
     fn feed(&self, mac: &mut HmacSha256, method: &str, path: &str, body: &[u8], timestamp: &[u8]) {
         match self.method_case {
             MethodCase::AsSent => mac.update(method.as_bytes()),
@@ -310,9 +337,11 @@ impl Canonical {
         })
         .ok_or(VerifyError::Invalid)?;
         self.window.check(timestamp, now_unix)?;
+        let (head, tail) = self.content_around_body(method, path, timestamp_text);
         Ok(
             VerifiedSignature::from_slice(self.name.clone(), key.shared_id(), &received)
-                .with_timestamp(timestamp),
+                .with_timestamp(timestamp)
+                .with_signed_content(&head, request.body_bytes(), &tail),
         )
     }
 }

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use tollgate_core::{KeyRing, Secret, VerifiedSignature};
 
@@ -42,6 +43,7 @@ pub struct RequestParts<'a> {
     uri: &'a Uri,
     headers: &'a HeaderMap,
     body: &'a [u8],
+    shared: Option<&'a Bytes>,
 }
 
 impl<'a> RequestParts<'a> {
@@ -52,6 +54,34 @@ impl<'a> RequestParts<'a> {
             uri,
             headers,
             body,
+            shared: None,
+        }
+    }
+
+    /// Like [`new`](Self::new) over a shared `Bytes`: a verified signature then records the
+    /// signed body for replay protection by reference instead of copying it (what
+    /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) does).
+    pub fn with_body_bytes(
+        method: &'a Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        body: &'a Bytes,
+    ) -> Self {
+        Self {
+            method,
+            uri,
+            headers,
+            body,
+            shared: Some(body),
+        }
+    }
+
+    /// The body as a shared `Bytes`: a reference-counted handle when the view was made with
+    /// [`with_body_bytes`](Self::with_body_bytes), else a copy.
+    pub(crate) fn body_bytes(&self) -> Bytes {
+        match self.shared {
+            Some(bytes) => bytes.clone(),
+            None => Bytes::copy_from_slice(self.body),
         }
     }
 
