@@ -16,7 +16,7 @@ use tollgate_benches::alloc::{CountingAlloc, allocations_per_call, allocations_p
 use tollgate_benches::echo::Passthrough;
 use tollgate_benches::exec::Executor;
 use tollgate_benches::results::record;
-use tollgate_core::Secret;
+use tollgate_core::{Secret, Upstream};
 use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer, verify_access_token};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -55,7 +55,7 @@ fn request() -> Request<Empty<Bytes>> {
 fn tranzila(c: &mut Criterion) {
     let exec = Executor::new();
     let credentials = TranzilaCredentials::new(APP_KEY, Secret::from_string(SECRET));
-    let mut signing = TranzilaSigningLayer::new(credentials)
+    let mut signing = TranzilaSigningLayer::new(credentials, Upstream::tranzila())
         .unwrap()
         .layer(Passthrough);
     let mut sign = |request| {

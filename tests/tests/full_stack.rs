@@ -772,8 +772,13 @@ fn tranzila_client(from: Ipv4Addr, signing: TranzilaSigningLayer) -> TranzilaApi
     )
 }
 
-fn signing(secret: &str, clock: ManualClock) -> TranzilaSigningLayer {
-    TranzilaSigningLayer::new(tranzila_credentials(secret))
+/// The token goes to the test's Tranzila server only.
+fn upstream(server: SocketAddr) -> Upstream {
+    Upstream::parse(&format!("http://{server}")).unwrap()
+}
+
+fn signing(secret: &str, clock: ManualClock, server: SocketAddr) -> TranzilaSigningLayer {
+    TranzilaSigningLayer::new(tranzila_credentials(secret), upstream(server))
         .unwrap()
         .clock(clock)
 }
@@ -805,7 +810,7 @@ async fn tranzila_signed_call_passes_the_verify_stack() {
     let clock = ManualClock::new(NOW);
     let handler = Handler::default();
     let server = spawn_tranzila(&clock, handler.clone()).await;
-    let api = tranzila_client(ALLOWED, signing(TRANZILA_SECRET, clock.clone()));
+    let api = tranzila_client(ALLOWED, signing(TRANZILA_SECRET, clock.clone(), server));
 
     let answer = tranzila_send(&api, charge(server, CHARGE)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -860,7 +865,7 @@ async fn tranzila_refusals_through_the_verify_stack() {
     let server = spawn_tranzila(&clock, handler.clone()).await;
 
     // Wrong secret.
-    let api = tranzila_client(ALLOWED, signing("not-the-secret", clock.clone()));
+    let api = tranzila_client(ALLOWED, signing("not-the-secret", clock.clone(), server));
     let answer = tranzila_send(&api, charge(server, CHARGE)).await;
     assert_refused(
         &answer,
@@ -870,10 +875,10 @@ async fn tranzila_refusals_through_the_verify_stack() {
     );
 
     // Unknown app key.
-    let other = TranzilaSigningLayer::new(TranzilaCredentials::new(
-        "pub_app_key_unknown",
-        Secret::from_string(TRANZILA_SECRET),
-    ))
+    let other = TranzilaSigningLayer::new(
+        TranzilaCredentials::new("pub_app_key_unknown", Secret::from_string(TRANZILA_SECRET)),
+        upstream(server),
+    )
     .unwrap()
     .clock(clock.clone());
     let answer = tranzila_send(&tranzila_client(ALLOWED, other), charge(server, CHARGE)).await;
@@ -887,7 +892,7 @@ async fn tranzila_refusals_through_the_verify_stack() {
     // A stale request time.
     let api = tranzila_client(
         ALLOWED,
-        signing(TRANZILA_SECRET, ManualClock::new(NOW - 301)),
+        signing(TRANZILA_SECRET, ManualClock::new(NOW - 301), server),
     );
     let answer = tranzila_send(&api, charge(server, CHARGE)).await;
     assert_refused(
@@ -904,8 +909,9 @@ async fn tranzila_nonce_is_single_use_and_outsiders_cannot_burn_it() {
     let clock = ManualClock::new(NOW);
     let handler = Handler::default();
     let server = spawn_tranzila(&clock, handler.clone()).await;
-    let fixed =
-        || signing(TRANZILA_SECRET, clock.clone()).with_nonce_source(|| FIXED_NONCE.to_owned());
+    let fixed = || {
+        signing(TRANZILA_SECRET, clock.clone(), server).with_nonce_source(|| FIXED_NONCE.to_owned())
+    };
 
     // A caller outside the IP allowlist is refused before verification: the nonce is not
     // claimed.

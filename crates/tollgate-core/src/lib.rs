@@ -10,6 +10,8 @@
 //! - [`Clock`], [`SystemClock`], [`ManualClock`]: the current Unix time, injectable for tests.
 //! - [`body`]: read a body into one `Bytes` with a limit (413 vs 400), and hand the same bytes on.
 //! - [`timestamp`]: the digits-only Unix-seconds parse and the inclusive ±300 s window.
+//! - [`upstream`]: [`Upstream`] and [`upstream::check`], pinning a credential to the scheme,
+//!   host and port it may be sent to (and to a `Host` header that agrees).
 //! - [`VerifiedSignature`], [`RequestTimestamp`]: facts verifiers put into request extensions.
 //! - [`Rejection`] and [`RejectionResponder`]: the one error shape of every server layer,
 //!   `{"error":{"code":"...","message":"..."}}`, replaceable, logged with target `tollgate`.
@@ -31,16 +33,20 @@
 
 pub mod body;
 mod clock;
+mod injected;
 mod keyring;
 pub mod rejection;
 mod secret;
 pub mod timestamp;
+pub mod upstream;
 mod verified;
 
 pub use body::{BoxError, BufferBody, BufferError, BufferedBody, DEFAULT_BODY_LIMIT, ResponseBody};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use injected::InjectedHeaders;
 pub use keyring::{Key, KeyRing};
 pub use rejection::{Rejection, RejectionResponder, RespondRejection};
 pub use secret::{InvalidHeaderSecret, REDACTED, Secret, SecretError};
 pub use timestamp::{TimestampError, TimestampWindow};
+pub use upstream::Upstream;
 pub use verified::{RequestTimestamp, VerifiedSignature};

@@ -1,4 +1,4 @@
-//! The typed errors of the outbound layers and of configuration.
+//! The typed errors of the outbound layers. (`ConfigError` is `tollgate_core`'s, re-exported.)
 
 use std::fmt;
 
@@ -108,39 +108,6 @@ impl std::error::Error for HeaderError {
     }
 }
 
-/// A configuration value that cannot be used. Returned when the configuration is built,
-/// never per request.
-///
-/// ```
-/// use tollgate_headers::{ConfigError, Upstream};
-///
-/// let err = Upstream::parse("api-gateway.transak.com").unwrap_err();
-/// assert!(matches!(err, ConfigError::InvalidUpstream { .. }));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The upstream is not of the form `scheme://host[:port]`.
-    InvalidUpstream {
-        /// What was given.
-        upstream: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidUpstream { upstream, reason } => {
-                write!(f, "invalid upstream `{upstream}`: {reason}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,13 +151,5 @@ mod tests {
             assert_eq!(error.to_string(), message);
             assert!(std::error::Error::source(&error).is_none());
         }
-        assert_eq!(
-            ConfigError::InvalidUpstream {
-                upstream: "x".to_owned(),
-                reason: "the scheme is missing"
-            }
-            .to_string(),
-            "invalid upstream `x`: the scheme is missing"
-        );
     }
 }

@@ -1,52 +1,5 @@
-//! [`InjectedHeaders`]: the request extension naming headers the backend set itself.
+//! [`InjectedHeaders`]: the request extension naming headers the backend set itself (defined
+//! in tollgate-core, so that tollgate-client-ip's `ForwardUserIpLayer` records into the same
+//! type).
 
-use http::{Extensions, HeaderName};
-
-/// The names of the headers that backend layers (such as [`SecretHeader`](crate::SecretHeader)
-/// and [`TokenHeader`](crate::TokenHeader)) set on an outbound request, kept in the request's
-/// extensions.
-///
-/// [`HeaderHygiene`](crate::HeaderHygiene) never removes or substitutes a header named here,
-/// so a secret header survives hygiene whichever way the two layers are stacked (including
-/// `Connection: x-api-key` tricks and allowlist mode). Another layer that sets a backend-owned
-/// header (for example `x-user-ip`) can record it with [`InjectedHeaders::record`].
-///
-/// ```
-/// use http::{HeaderName, Request};
-/// use tollgate_headers::InjectedHeaders;
-///
-/// let mut request = Request::new(());
-/// InjectedHeaders::record(request.extensions_mut(), HeaderName::from_static("x-user-ip"));
-/// let injected = request.extensions().get::<InjectedHeaders>().unwrap();
-/// assert!(injected.contains(&HeaderName::from_static("x-user-ip")));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InjectedHeaders {
-    names: Vec<HeaderName>,
-}
-
-impl InjectedHeaders {
-    /// Adds `name` to the request's `InjectedHeaders` (creating it if needed).
-    pub fn record(extensions: &mut Extensions, name: HeaderName) {
-        match extensions.get_mut::<Self>() {
-            Some(injected) => {
-                if !injected.names.contains(&name) {
-                    injected.names.push(name);
-                }
-            }
-            None => {
-                extensions.insert(Self { names: vec![name] });
-            }
-        }
-    }
-
-    /// The recorded names, in the order they were recorded.
-    pub fn names(&self) -> &[HeaderName] {
-        &self.names
-    }
-
-    /// Whether `name` was recorded.
-    pub fn contains(&self, name: &HeaderName) -> bool {
-        self.names.contains(name)
-    }
-}
+pub use tollgate_core::InjectedHeaders;

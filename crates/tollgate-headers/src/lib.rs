@@ -38,6 +38,35 @@
 //! header, which disagrees with the provider's URI, and refuses the call with
 //! [`HeaderError::AmbiguousTarget`].
 //!
+//! # Security considerations
+//!
+//! Each statement here is tested, in `tests/security.rs` unless said otherwise.
+//!
+//! - **Caller copies of backend-owned headers never leave.** [`HeaderHygiene::server_to_server`]
+//!   removes `Authorization`, `Proxy-Authorization`, `Cookie`, `x-api-key`, `access-token` and
+//!   `x-user-ip` that came with the request, in whatever order the layers are stacked.
+//! - **The backend's own values survive hygiene in any order.** A header recorded in
+//!   [`InjectedHeaders`] is never removed nor substituted; [`SecretHeaderLayer`] and
+//!   [`TokenHeaderLayer`] record what they set, so hygiene before, between or after them
+//!   forwards exactly their values. A layer that sets `x-user-ip` inside (after) hygiene, the
+//!   documented order, always gets through; one that runs outside (before) hygiene must record
+//!   the name in [`InjectedHeaders`], or hygiene removes its value as a caller copy.
+//! - **A token refresh runs outside the request that triggered it.** The fetch is a task of
+//!   its own on the Tokio runtime, and the provider (even the synchronous part of
+//!   [`TokenProvider::fetch_token`]) sees none of the triggering request's task-locals: a
+//!   `ForwardUserIpLayer` on the refresh call never sends that end user's IP.
+//! - **A refresh never blocks a thread.** No lock is held while a future is polled. A request
+//!   that goes through a [`TokenHeaderLayer`] from inside that layer's own fetch fails at once
+//!   with [`HeaderError::TokenUnavailable`] whose source is [`TokenFetchError::Reentrant`].
+//! - **A refresh never waits forever.** A fetch that takes longer than
+//!   [`TokenHeaderLayer::fetch_timeout`] ([`DEFAULT_FETCH_TIMEOUT`], 10 seconds, unless set)
+//!   fails every call waiting for it with [`TokenFetchError::TimedOut`]; so does a refresh
+//!   that reaches its own layer from another task, where re-entry cannot be seen.
+//! - **One fetch for every stale caller** (unit tests in `token.rs`): the provider is called
+//!   once however many calls find the cache stale; a failure reaches every waiting call and
+//!   is not cached; a fetch that every caller gave up on is aborted, and the next call starts
+//!   a new one instead of joining it.
+//!
 //! # Where a secret may go
 //!
 //! The request URI decides: its scheme, host and effective port must match a configured
@@ -126,7 +155,7 @@ mod secret;
 mod token;
 mod upstream;
 
-pub use error::{ConfigError, HeaderError};
+pub use error::HeaderError;
 pub use future::OutboundFuture;
 pub use hygiene::{HeaderHygiene, HeaderHygieneLayer, HeaderHygieneService, HygieneReport};
 pub use inbound::{InboundHygiene, InboundHygieneLayer, InboundHygieneService};
@@ -134,7 +163,7 @@ pub use injected::InjectedHeaders;
 pub use require::{DefaultHeader, DefaultHeaderLayer, RequireHeaders, RequireHeadersLayer};
 pub use secret::{ACCESS_TOKEN, SecretHeader, SecretHeaderLayer, X_API_KEY};
 pub use token::{
-    DEFAULT_REFRESH_MARGIN, Token, TokenFuture, TokenHeader, TokenHeaderFuture, TokenHeaderLayer,
-    TokenProvider,
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_MARGIN, Token, TokenFetchError, TokenFuture,
+    TokenHeader, TokenHeaderFuture, TokenHeaderLayer, TokenProvider,
 };
-pub use upstream::Upstream;
+pub use tollgate_core::upstream::{ConfigError, Upstream};

@@ -43,6 +43,34 @@
 //! tolerance by the verifier's clock, and at least the store's minimum retention by the
 //! store's own clock, so skewed clocks cannot shorten a claim.
 //!
+//! **The access token goes to a configured upstream only.** A token is a bearer credential
+//! for one Tranzila call while its time is inside the verifier's window (±300 s), so
+//! [`TranzilaSigningLayer`] cannot be built without the [`Upstream`] it signs for
+//! ([`Upstream::tranzila()`] in production; more with
+//! [`upstream`](TranzilaSigningLayer::upstream)), and it checks every request with
+//! [`tollgate_core::upstream::check`] *before* it makes a token:
+//!
+//! 1. The URI's scheme, host and effective port must match a configured upstream: `http` is
+//!    not `https`; `https://api.tranzila.com:443` is the same origin as
+//!    `https://api.tranzila.com`; `:8443` is another.
+//! 2. Hosts compare as written, ignoring ASCII case; IPv6 literals compare as addresses
+//!    (`[0:0::1]` is `[::1]`). A trailing dot (`api.tranzila.com.`) is another host: refused
+//!    unless that spelling is configured. Nothing is resolved.
+//! 3. A relative URI, user info in the URI (`https://user:pass@...`) or a port that is not a
+//!    number from 0 to 65535 is refused.
+//! 4. A `Host` header must be absent or name the same host and effective port as the URI.
+//!    Header names ignore case, so `Host` and `HOST` are one header, and two of them are
+//!    refused.
+//! 5. A refused request fails with [`SignError::UpstreamNotAllowed`] or
+//!    [`SignError::AmbiguousTarget`]: no token is made, the inner service (the HTTP client) is
+//!    not called, and no connection is opened.
+//! 6. No error, `Debug` output or log line of the signing layer holds the secret, a token,
+//!    user info, a path or a query; a refused target is named as `scheme://host:port` only.
+//!
+//! Put the signing layer *inside* (after) any layer that follows redirects, so every hop is
+//! checked. The rules are shared with the `x-api-key` layer of tollgate-headers; they are
+//! documented in [`tollgate_core::upstream`].
+//!
 //! # Example: a hyper client calling Tranzila
 //!
 //! ```no_run
@@ -52,7 +80,7 @@
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 //! use hyper_util::rt::TokioExecutor;
-//! use tollgate_core::BoxError;
+//! use tollgate_core::{BoxError, Upstream};
 //! use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //!
@@ -61,14 +89,17 @@
 //! async fn call_tranzila<C>(
 //!     client: Client<C, Full<Bytes>>,
 //!     credentials: TranzilaCredentials,
-//!     url: &str,
+//!     upstream: Upstream,
+//!     path: &str,
 //!     json: &'static str,
 //! ) -> Result<Bytes, BoxError>
 //! where
 //!     C: Connect + Clone + Send + Sync + 'static,
 //! {
+//!     let url = format!("{upstream}{path}");
+//!     // The token is made for `upstream` only: a request anywhere else fails, unsent.
 //!     let mut tranzila = ServiceBuilder::new()
-//!         .layer(TranzilaSigningLayer::new(credentials)?)
+//!         .layer(TranzilaSigningLayer::new(credentials, upstream)?)
 //!         .service(client);
 //!     let request = Request::post(url)
 //!         .header(header::CONTENT_TYPE, "application/json")
@@ -84,10 +115,12 @@
 //!         TranzilaCredentials::from_env("TRANZILA_APP_KEY", "TRANZILA_SECRET")?;
 //!     // Plain HTTP here for a local Tranzila mock; use an HTTPS connector for Tranzila itself.
 //!     let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+//!     // In production: Upstream::tranzila() (https://api.tranzila.com).
 //!     let body = call_tranzila(
 //!         client,
 //!         credentials,
-//!         "http://127.0.0.1:8080/v1/transaction/credit_card/create",
+//!         Upstream::parse("http://127.0.0.1:8080")?,
+//!         "/v1/transaction/credit_card/create",
 //!         r#"{"terminal_name":"demo","txn_type":"debit"}"#,
 //!     )
 //!     .await?;
@@ -96,8 +129,8 @@
 //! }
 //! ```
 //!
-//! A failure to sign (no OS randomness) is a [`SignError`] inside the call's error, and the
-//! request is not sent. The server side is [`TranzilaVerifyLayer`]; see its example.
+//! A failure to sign (no OS randomness, a target that is not the configured upstream) is a
+//! [`SignError`] inside the call's error, and the request is not sent. The server side is [`TranzilaVerifyLayer`]; see its example.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -112,6 +145,9 @@ pub use token::{
     ACCESS_TOKEN_LEN, NONCE_BYTES, NONCE_LEN, NonceError, TranzilaCredentials, access_token,
     generate_nonce, is_valid_nonce, verify_access_token,
 };
+/// The scheme, host and port a [`TranzilaSigningLayer`] signs for (`tollgate_core`'s, the one
+/// type every tollgate layer pins credentials with).
+pub use tollgate_core::upstream::Upstream;
 pub use verify::{AppKeySecrets, SCHEME, TranzilaVerify, TranzilaVerifyLayer, VerifyFuture};
 
 /// `X-tranzila-api-app-key`: the public app key.

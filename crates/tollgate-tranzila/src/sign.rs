@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request};
 use pin_project_lite::pin_project;
+use tollgate_core::upstream::{self, TargetError, Upstream};
 use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -39,6 +40,14 @@ type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
 /// Headers of those names already on the request are replaced, never duplicated. The body is
 /// passed through untouched and may be of any type.
 ///
+/// **The token is pinned to its upstream.** The layer is built with the [`Upstream`] it may
+/// sign for (usually [`Upstream::tranzila()`]; more with
+/// [`upstream`](TranzilaSigningLayer::upstream)), and before anything is computed every
+/// request is checked with [`tollgate_core::upstream::check`]: scheme, host and effective port
+/// must match, and a `Host` header must be absent or agree with the URI. Otherwise `call`
+/// fails with [`SignError::UpstreamNotAllowed`] or [`SignError::AmbiguousTarget`], no token
+/// is made and the inner service is never called, so nothing reaches the network.
+///
 /// When a header cannot be built (the only way is a broken nonce source) or the OS has no
 /// randomness, `call` fails with a [`SignError`] inside the [`BoxError`] and the request is
 /// **not** sent: there is never a request with an incomplete header set.
@@ -48,7 +57,11 @@ type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
 /// The token covers the app key, the time and the nonce, **not the method, the path or the
 /// body**. Whoever sees one signed request could attach another body to those headers within
 /// the time window; what protects the payload is TLS (always call Tranzila over `https`) and
-/// the server refusing a nonce it has already seen.
+/// the server refusing a nonce it has already seen. The token is a bearer credential for that
+/// window, which is why it is only ever made for a configured upstream (see the crate's
+/// "Security considerations" for the exact rules).
+///
+/// Put this layer *inside* (after) any layer that follows redirects, so every hop is checked.
 ///
 /// # Example
 ///
@@ -56,14 +69,17 @@ type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
 /// use bytes::Bytes;
 /// use http::{Request, Response};
 /// use http_body_util::Empty;
-/// use tollgate_core::ManualClock;
-/// use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer};
+/// use tollgate_core::{ManualClock, Upstream};
+/// use tollgate_tranzila::{SignError, TranzilaCredentials, TranzilaSigningLayer};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo");
+/// let layer = TranzilaSigningLayer::new(credentials, Upstream::tranzila())
+///     .unwrap()
+///     .clock(ManualClock::new(1_700_000_000));
 /// let service = ServiceBuilder::new()
-///     .layer(TranzilaSigningLayer::new(credentials).unwrap().clock(ManualClock::new(1_700_000_000)))
+///     .layer(layer)
 ///     .service(service_fn(|request: Request<Empty<Bytes>>| async move {
 ///         // Stands in for the hyper client: look at what would be sent.
 ///         let headers = request.headers();
@@ -73,7 +89,16 @@ type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
 ///         assert!(headers["x-tranzila-api-access-token"].is_sensitive());
 ///         Ok::<_, std::convert::Infallible>(Response::new(Empty::<Bytes>::new()))
 ///     }));
-/// service.oneshot(Request::new(Empty::new())).await.unwrap();
+/// let url = "https://api.tranzila.com/v1/transaction/credit_card/create";
+/// service.clone().oneshot(Request::post(url).body(Empty::new()).unwrap()).await.unwrap();
+///
+/// // Anywhere else: refused before a token is made; the inner service is not called.
+/// let elsewhere = Request::post("https://attacker.example/collect").body(Empty::new()).unwrap();
+/// let error = service.oneshot(elsewhere).await.unwrap_err();
+/// assert!(matches!(
+///     error.downcast_ref::<SignError>(),
+///     Some(SignError::UpstreamNotAllowed { .. })
+/// ));
 /// # });
 /// ```
 #[derive(Clone)]
@@ -87,16 +112,32 @@ struct SignConfig {
     app_key: HeaderValue,
     clock: SharedClock,
     nonce_source: Option<NonceSource>,
+    /// Never empty: [`TranzilaSigningLayer::new`] takes the first one.
+    upstreams: Vec<Upstream>,
 }
 
 impl TranzilaSigningLayer {
-    /// A layer signing with `credentials`, the system clock and OS randomness.
+    /// A layer signing with `credentials`, the system clock and OS randomness, for requests
+    /// to `upstream` only (usually [`Upstream::tranzila()`]; a mock or a sandbox in tests).
+    /// Allow more upstreams with [`upstream`](TranzilaSigningLayer::upstream).
     ///
     /// # Errors
     ///
     /// [`ConfigError::InvalidAppKey`] when the app key is empty or holds anything but visible
     /// ASCII (it could not travel in a header unchanged).
-    pub fn new(credentials: TranzilaCredentials) -> Result<Self, ConfigError> {
+    ///
+    /// ```
+    /// use tollgate_core::Upstream;
+    /// use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer};
+    ///
+    /// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo");
+    /// let layer = TranzilaSigningLayer::new(credentials, Upstream::tranzila())?
+    ///     // A local mock as well (an `Upstream` parses at build time, never per request).
+    ///     .upstream(Upstream::parse("http://127.0.0.1:8080")?);
+    /// assert_eq!(layer.upstreams().len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(credentials: TranzilaCredentials, upstream: Upstream) -> Result<Self, ConfigError> {
         if !is_valid_app_key(credentials.app_key()) {
             return Err(ConfigError::InvalidAppKey);
         }
@@ -108,8 +149,23 @@ impl TranzilaSigningLayer {
                 app_key,
                 clock: Arc::new(SystemClock),
                 nonce_source: None,
+                upstreams: vec![upstream],
             }),
         })
+    }
+
+    /// Also signs requests to `upstream`. Call it once per extra upstream; repeats are ignored.
+    pub fn upstream(self, upstream: Upstream) -> Self {
+        self.map_config(|config| {
+            if !config.upstreams.contains(&upstream) {
+                config.upstreams.push(upstream);
+            }
+        })
+    }
+
+    /// The upstreams this layer signs for (never empty).
+    pub fn upstreams(&self) -> &[Upstream] {
+        &self.config.upstreams
     }
 
     /// Reads the request time from `clock` instead of the system clock.
@@ -145,6 +201,7 @@ impl TranzilaSigningLayer {
                 app_key: shared.app_key.clone(),
                 clock: shared.clock.clone(),
                 nonce_source: shared.nonce_source.clone(),
+                upstreams: shared.upstreams.clone(),
             },
         };
         change(&mut config);
@@ -158,6 +215,7 @@ impl fmt::Debug for TranzilaSigningLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TranzilaSigningLayer")
             .field("credentials", &self.config.credentials)
+            .field("upstreams", &self.config.upstreams)
             .field("clock", &self.config.clock)
             .field("fixed_nonce_source", &self.config.nonce_source.is_some())
             .finish()
@@ -190,8 +248,11 @@ impl<S> TranzilaSigning<S> {
     }
 
     /// A layer that wraps services in `TranzilaSigning` (same as [`TranzilaSigningLayer::new`]).
-    pub fn layer(credentials: TranzilaCredentials) -> Result<TranzilaSigningLayer, ConfigError> {
-        TranzilaSigningLayer::new(credentials)
+    pub fn layer(
+        credentials: TranzilaCredentials,
+        upstream: Upstream,
+    ) -> Result<TranzilaSigningLayer, ConfigError> {
+        TranzilaSigningLayer::new(credentials, upstream)
     }
 
     /// The inner service.
@@ -319,6 +380,7 @@ where
         f.debug_struct("TranzilaSigning")
             .field("inner", &self.inner)
             .field("credentials", &self.config.credentials)
+            .field("upstreams", &self.config.upstreams)
             .finish()
     }
 }
@@ -345,6 +407,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // First of all: no token is made for a request that may not carry one.
+        if let Err(refused) =
+            upstream::check(&self.config.upstreams, request.uri(), request.headers())
+        {
+            let error = SignError::refused(refused, request.uri());
+            tracing::warn!(target: "tollgate", %error, "Tranzila request not signed; not sent");
+            return SigningFuture::failed(error);
+        }
         match self.headers() {
             Ok(signed) => {
                 apply(request.headers_mut(), signed);
@@ -448,9 +518,25 @@ impl std::error::Error for ConfigError {}
 
 /// Why a request could not be signed (and was therefore not sent). It reaches the caller
 /// inside the service's [`BoxError`]: `error.downcast_ref::<SignError>()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// No variant holds a secret, a token, user info, a path or a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SignError {
+    /// The request goes to a scheme, host or port that is not a configured upstream (or its
+    /// URI is relative or has user info). No token was made; nothing was sent.
+    UpstreamNotAllowed {
+        /// Where the request was going: `scheme://host[:port]` or `a relative URI`
+        /// ([`tollgate_core::upstream::describe_target`]).
+        target: String,
+    },
+    /// The request does not say unambiguously where it goes: its `Host` header disagrees
+    /// with its URI, it has several `Host` headers, or its URI's port is not a valid port.
+    /// No token was made; nothing was sent.
+    AmbiguousTarget {
+        /// What is ambiguous (a fixed text, never a header value).
+        reason: &'static str,
+    },
     /// The operating system could not provide randomness for the nonce.
     Randomness,
     /// The nonce source gave something other than 80 hexadecimal characters.
@@ -461,14 +547,38 @@ pub enum SignError {
     Polled,
 }
 
+impl SignError {
+    fn refused(error: TargetError, uri: &http::Uri) -> Self {
+        match error {
+            TargetError::Ambiguous { reason } => Self::AmbiguousTarget { reason },
+            TargetError::NotAllowed { target } => Self::UpstreamNotAllowed { target },
+            // Not reachable (the layer always has an upstream); fail closed if it grows.
+            _ => Self::UpstreamNotAllowed {
+                target: upstream::describe_target(uri),
+            },
+        }
+    }
+}
+
 impl fmt::Display for SignError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Randomness => "no randomness available for the Tranzila nonce",
-            Self::InvalidNonce => "the Tranzila nonce is not 80 hexadecimal characters",
-            Self::InvalidHeader => "a Tranzila header value could not be built",
-            Self::Polled => "the signing future was polled after completion",
-        })
+        match self {
+            Self::UpstreamNotAllowed { target } => write!(
+                f,
+                "refusing to sign a Tranzila request to {target}: not a configured upstream; \
+                 the request was not sent"
+            ),
+            Self::AmbiguousTarget { reason } => write!(
+                f,
+                "refusing to sign a Tranzila request: {reason}; the request was not sent"
+            ),
+            Self::Randomness => f.write_str("no randomness available for the Tranzila nonce"),
+            Self::InvalidNonce => {
+                f.write_str("the Tranzila nonce is not 80 hexadecimal characters")
+            }
+            Self::InvalidHeader => f.write_str("a Tranzila header value could not be built"),
+            Self::Polled => f.write_str("the signing future was polled after completion"),
+        }
     }
 }
 
@@ -489,6 +599,12 @@ mod tests {
 
     const NONCE: &str =
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627";
+
+    const URL: &str = "https://api.tranzila.com/v1/transaction/credit_card/create";
+
+    fn to_tranzila() -> Request<Empty<Bytes>> {
+        Request::post(URL).body(Empty::new()).unwrap()
+    }
 
     fn credentials() -> TranzilaCredentials {
         TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo")
@@ -516,14 +632,14 @@ mod tests {
     #[tokio::test]
     async fn fixed_clock_and_nonce_reproduce_the_vector_and_replace_headers() {
         let seen = Seen::default();
-        let layer = TranzilaSigningLayer::new(credentials())
+        let layer = TranzilaSigningLayer::new(credentials(), Upstream::tranzila())
             .unwrap()
             .clock(ManualClock::new(1_700_000_000))
             .with_nonce_source(|| NONCE.to_owned());
         let service = ServiceBuilder::new()
             .layer(layer)
             .service(recorder(seen.clone()));
-        let request = Request::post("http://127.0.0.1/")
+        let request = Request::post(URL)
             .header("x-tranzila-api-app-key", "someone-else")
             .header("X-Tranzila-Api-Access-Token", "forged")
             .header("x-tranzila-api-access-token", "forged-twice")
@@ -560,7 +676,7 @@ mod tests {
         let clock = ManualClock::new(1_700_000_000);
         let mut service = ServiceBuilder::new()
             .layer(
-                TranzilaSigningLayer::new(credentials())
+                TranzilaSigningLayer::new(credentials(), Upstream::tranzila())
                     .unwrap()
                     .clock(clock.clone()),
             )
@@ -570,7 +686,7 @@ mod tests {
                 .ready()
                 .await
                 .unwrap()
-                .call(Request::new(Empty::<Bytes>::new()))
+                .call(to_tranzila())
                 .await
                 .unwrap();
             clock.advance(7);
@@ -607,15 +723,12 @@ mod tests {
         let seen = Seen::default();
         let service = ServiceBuilder::new()
             .layer(
-                TranzilaSigningLayer::new(credentials())
+                TranzilaSigningLayer::new(credentials(), Upstream::tranzila())
                     .unwrap()
                     .with_nonce_source(|| "short".to_owned()),
             )
             .service(recorder(seen.clone()));
-        let err = service
-            .oneshot(Request::new(Empty::<Bytes>::new()))
-            .await
-            .unwrap_err();
+        let err = service.oneshot(to_tranzila()).await.unwrap_err();
         assert_eq!(
             err.downcast_ref::<SignError>(),
             Some(&SignError::InvalidNonce)
@@ -656,7 +769,7 @@ mod tests {
         let upper = NONCE.to_uppercase();
         for seconds in [0, 9, 1_700_000_000, u64::MAX] {
             let custom = upper.clone();
-            let layer = TranzilaSigningLayer::new(credentials())
+            let layer = TranzilaSigningLayer::new(credentials(), Upstream::tranzila())
                 .unwrap()
                 .clock(ManualClock::new(seconds))
                 .with_nonce_source(move || custom.clone());
@@ -681,7 +794,7 @@ mod tests {
             assert_eq!(nonce, upper.as_str());
         }
         // The built-in nonce is lowercase hex.
-        let signed = TranzilaSigningLayer::new(credentials())
+        let signed = TranzilaSigningLayer::new(credentials(), Upstream::tranzila())
             .unwrap()
             .layer(())
             .headers()
@@ -701,14 +814,16 @@ mod tests {
     #[test]
     fn invalid_app_keys_fail_at_build_time() {
         for bad in ["", "with space", "new\nline", "מפתח"] {
-            let err = TranzilaSigningLayer::new(TranzilaCredentials::new(bad, "s")).unwrap_err();
+            let err =
+                TranzilaSigningLayer::new(TranzilaCredentials::new(bad, "s"), Upstream::tranzila())
+                    .unwrap_err();
             assert_eq!(err, ConfigError::InvalidAppKey);
         }
     }
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let layer = TranzilaSigningLayer::new(credentials()).unwrap();
+        let layer = TranzilaSigningLayer::new(credentials(), Upstream::tranzila()).unwrap();
         let debug = format!("{layer:?}");
         assert!(!debug.contains("private_secret_demo"), "{debug}");
         assert!(debug.contains("pub_app_key_demo"), "{debug}");

@@ -29,7 +29,7 @@ async fn signed_client_calls_verifying_server() {
     .await;
     let mut client = ServiceBuilder::new()
         .layer(
-            TranzilaSigningLayer::new(credentials())
+            TranzilaSigningLayer::new(credentials(), common::upstream(addr))
                 .unwrap()
                 .clock(clock.clone()),
         )
@@ -67,7 +67,7 @@ async fn captured_headers_replayed_or_unsigned_are_refused() {
     // Sign once, capture what went on the wire by signing into a recorder.
     let captured = ServiceBuilder::new()
         .layer(
-            TranzilaSigningLayer::new(credentials())
+            TranzilaSigningLayer::new(credentials(), common::upstream(addr))
                 .unwrap()
                 .clock(clock.clone()),
         )
@@ -123,7 +123,7 @@ async fn signing_failure_sends_nothing() {
     let addr = listener.local_addr().unwrap();
     let mut client = ServiceBuilder::new()
         .layer(
-            TranzilaSigningLayer::new(credentials())
+            TranzilaSigningLayer::new(credentials(), common::upstream(addr))
                 .unwrap()
                 .with_nonce_source(|| "not-a-nonce".to_owned()),
         )
@@ -161,7 +161,7 @@ async fn concurrent_copies_of_one_request_are_accepted_once() {
     let url = format!("http://{addr}/v1/charge");
     let signed = ServiceBuilder::new()
         .layer(
-            TranzilaSigningLayer::new(credentials())
+            TranzilaSigningLayer::new(credentials(), common::upstream(addr))
                 .unwrap()
                 .clock(clock.clone()),
         )

@@ -186,9 +186,12 @@ async fn php_verifier_accepts_signing_layer_requests() {
     let signing = |secret: &str| {
         ServiceBuilder::new()
             .layer(
-                TranzilaSigningLayer::new(TranzilaCredentials::new(APP_KEY, secret))
-                    .unwrap()
-                    .clock(Arc::new(SystemClock)),
+                TranzilaSigningLayer::new(
+                    TranzilaCredentials::new(APP_KEY, secret),
+                    common::upstream(addr),
+                )
+                .unwrap()
+                .clock(Arc::new(SystemClock)),
             )
             .service(common::client())
     };

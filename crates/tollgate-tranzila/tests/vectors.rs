@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Empty;
-use tollgate_core::{ManualClock, Secret, VerifiedSignature};
+use tollgate_core::{ManualClock, Secret, Upstream, VerifiedSignature};
 use tollgate_tranzila::{
     TranzilaCredentials, TranzilaSigningLayer, TranzilaVerifyLayer, access_token,
     verify_access_token,
@@ -98,17 +98,21 @@ async fn vectors_through_signing_layer() {
             })
         };
         let nonce = v.nonce.clone();
-        let layer = TranzilaSigningLayer::new(TranzilaCredentials::new(
-            v.app_key.clone(),
-            v.secret.clone(),
-        ))
+        let layer = TranzilaSigningLayer::new(
+            TranzilaCredentials::new(v.app_key.clone(), v.secret.clone()),
+            Upstream::tranzila(),
+        )
         .unwrap()
         .clock(ManualClock::new(v.time.parse().unwrap()))
         .with_nonce_source(move || nonce.clone());
         ServiceBuilder::new()
             .layer(layer)
             .service(recorder)
-            .oneshot(Request::new(Empty::new()))
+            .oneshot(
+                Request::post("https://api.tranzila.com/v1/transaction/credit_card/create")
+                    .body(Empty::new())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let headers = seen.lock().unwrap().take().unwrap();

@@ -57,7 +57,7 @@ async fn the_signing_layer_sends_lowercase_names_over_http1() {
     });
     let mut client = ServiceBuilder::new()
         .layer(
-            TranzilaSigningLayer::new(credentials())
+            TranzilaSigningLayer::new(credentials(), common::upstream(addr))
                 .unwrap()
                 .clock(ManualClock::new(1_700_000_000))
                 .with_nonce_source(|| NONCE.to_owned()),

@@ -151,16 +151,23 @@ impl Demo {
             TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET));
         let tranzila = MockTranzila::new(credentials.clone(), Arc::new(clock.clone()));
         let tranzila_url = format!("http://{}", tranzila.spawn(any_port).await?);
-        let tranzila_client =
-            tranzila_client::signing_client(credentials, Arc::new(clock.clone()))?;
+        // The signed clients send their tokens to the mock only.
+        let upstream = tranzila_client::upstream_of(&tranzila_url)?;
+        let tranzila_client = tranzila_client::signing_client(
+            credentials,
+            Arc::new(clock.clone()),
+            upstream.clone(),
+        )?;
         let tranzila_wrong_secret = tranzila_client::signing_client(
             TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string("not-the-secret")),
             Arc::new(clock.clone()),
+            upstream.clone(),
         )?;
 
         let tranzila_stale = tranzila_client::signing_client(
             TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET)),
             Arc::new(ManualClock::new(DEMO_EPOCH - 301)),
+            upstream,
         )?;
 
         Ok(Self {

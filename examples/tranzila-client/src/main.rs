@@ -30,7 +30,9 @@ async fn run() -> Result<(), tollgate::core::BoxError> {
             (format!("http://{addr}"), true)
         }
     };
-    let client = tranzila_client::signing_client(config.credentials, clock)?;
+    // The token goes to this base URL's scheme, host and port only.
+    let upstream = tranzila_client::upstream_of(&base_url)?;
+    let client = tranzila_client::signing_client(config.credentials, clock, upstream)?;
     let response = tranzila_client::create_transaction(&client, &base_url).await?;
     println!(
         "signed call: {} {}",

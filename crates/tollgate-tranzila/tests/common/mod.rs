@@ -18,7 +18,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tollgate_core::{Clock, VerifiedSignature};
+use tollgate_core::{Clock, Upstream, VerifiedSignature};
 use tollgate_replay::MemoryNonceStore;
 use tollgate_tranzila::TranzilaVerifyLayer;
 
@@ -66,6 +66,11 @@ pub async fn serve(layer: TranzilaVerifyLayer) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+/// The upstream a signing layer is pinned to for a loopback server at `addr`.
+pub fn upstream(addr: SocketAddr) -> Upstream {
+    Upstream::parse(&format!("http://{addr}")).unwrap()
 }
 
 /// A plain `hyper_util` client.
