@@ -25,7 +25,8 @@ pub const X_USER_IP: HeaderName = HeaderName::from_static("x-user-ip");
 /// ([`ClientIp::current`]; see there what does not propagate, such as spawned tasks). The
 /// header is *inserted*: any `x-user-ip` already on the request (for example copied from the
 /// browser's request) is replaced. When there is no client IP the call fails with
-/// [`MissingClientIp`] (boxed into [`BoxError`]) and nothing is sent.
+/// [`MissingClientIp`] (boxed into [`BoxError`]) and nothing is sent; the layer never falls
+/// back to any address of its own (a connection's peer may be a trusted proxy).
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -162,6 +163,12 @@ where
                 request
                     .headers_mut()
                     .insert(HeaderName::clone(&self.header), value);
+                // Backend-owned: header hygiene, wherever it runs, keeps this value and
+                // removes only a caller's copy.
+                tollgate_core::InjectedHeaders::record(
+                    request.extensions_mut(),
+                    HeaderName::clone(&self.header),
+                );
                 ForwardUserIpFuture {
                     state: State::Inner {
                         future: self.inner.call(request),

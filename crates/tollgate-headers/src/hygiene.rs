@@ -13,7 +13,9 @@ use crate::InjectedHeaders;
 use crate::names::{connection_nominated, is_hop_by_hop, join, te_has_trailers};
 
 /// Browser-controlled and spoofable headers removed by [`HeaderHygiene::server_to_server`].
-const SERVER_TO_SERVER: [&str; 17] = [
+/// The last three are backend-owned: a copy that came with the caller's request is removed,
+/// the backend's own value (recorded in [`InjectedHeaders`]) never is.
+const SERVER_TO_SERVER: [&str; 20] = [
     "origin",
     "referer",
     "cookie",
@@ -31,6 +33,9 @@ const SERVER_TO_SERVER: [&str; 17] = [
     "authorization",
     "proxy-authorization",
     "host",
+    "x-api-key",
+    "access-token",
+    "x-user-ip",
 ];
 
 /// Prefixes removed by [`HeaderHygiene::server_to_server`].
@@ -127,11 +132,17 @@ impl HeaderHygiene {
     /// or spoofable ones: `Origin`, `Referer`, `Cookie`, `Cookie2`, `Sec-Fetch-*`,
     /// `Sec-CH-*`, `Sec-GPC`, `DNT`, `Priority`, `Upgrade-Insecure-Requests`,
     /// `X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `True-Client-IP`, `CF-Connecting-IP`,
-    /// `Fastly-Client-IP`, `X-Requested-With`, `Authorization`, `Proxy-Authorization`
-    /// (unless a secret layer sets them, see [`InjectedHeaders`]), `Sec-WebSocket-*` (a
-    /// browser's handshake headers, meaningless once `Upgrade` is gone) and `Host` (the
-    /// browser's `Host` names the backend, not the provider; the HTTP client sets the right
-    /// one from the URI; [keep](HeaderHygiene::keep) it if you set it yourself).
+    /// `Fastly-Client-IP`, `X-Requested-With`, `Sec-WebSocket-*` (a browser's handshake
+    /// headers, meaningless once `Upgrade` is gone), `Host` (the browser's `Host` names the
+    /// backend, not the provider; the HTTP client sets the right one from the URI;
+    /// [keep](HeaderHygiene::keep) it if you set it yourself), and the credential and
+    /// backend-owned headers `Authorization`, `Proxy-Authorization`, `x-api-key`,
+    /// `access-token` and `x-user-ip`.
+    ///
+    /// A header that a tollgate layer set and recorded in [`InjectedHeaders`] is never removed,
+    /// so this preset is safe in any order: placed before the secret, token and `x-user-ip`
+    /// layers it removes the caller's copies and they set their own; placed after them it
+    /// keeps their values (recorded) and still removes any copy that came with the request.
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, header};

@@ -3,12 +3,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Request};
 use pin_project_lite::pin_project;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
 use tollgate_core::{BoxError, Clock, Secret, SharedClock, SystemClock};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -19,6 +22,10 @@ use crate::upstream::{self, Upstream};
 
 /// How many seconds before its expiry a cached token is refreshed, by default.
 pub const DEFAULT_REFRESH_MARGIN: u64 = 60;
+
+/// How long a token fetch may take, by default, before every call waiting for it fails
+/// with [`TokenFetchError::TimedOut`].
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A token from a [`TokenProvider`]: the secret value and when it stops being valid.
 ///
@@ -109,23 +116,102 @@ struct Cached {
 }
 
 /// Locks `mutex`, going on with the data of a poisoned one (every critical section here
-/// leaves the data consistent).
+/// leaves the data consistent). No future is ever polled while one of these locks is held.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+tokio::task_local! {
+    /// The layers (by [`Shared::id`]) whose token fetch the current task runs: the fetch's
+    /// own layer, and the layers whose fetches started it.
+    static FETCHING: Arc<[u64]>;
+}
+
+/// Identifies layers (in [`FETCHING`]) and fetches (in the flight slot).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Why a token fetch produced no token, other than the provider's own error. It is the
+/// source of [`HeaderError::TokenUnavailable`]:
+///
+/// ```
+/// use tollgate_core::BoxError;
+/// use tollgate_headers::{HeaderError, TokenFetchError};
+///
+/// fn timed_out(error: &BoxError) -> bool {
+///     match error.downcast_ref::<HeaderError>() {
+///         Some(HeaderError::TokenUnavailable { source, .. }) => matches!(
+///             source.downcast_ref::<TokenFetchError>(),
+///             Some(TokenFetchError::TimedOut { .. })
+///         ),
+///         _ => false,
+///     }
+/// }
+/// # let error: BoxError = "other".into();
+/// # assert!(!timed_out(&error));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenFetchError {
+    /// A request went through a [`TokenHeaderLayer`] from inside that layer's own token fetch
+    /// (the provider's refresh call uses the stack it refreshes the token for). Refused at
+    /// once: it would wait for the very fetch that waits for it.
+    Reentrant,
+    /// The provider did not answer within the layer's
+    /// [`fetch_timeout`](TokenHeaderLayer::fetch_timeout).
+    TimedOut {
+        /// The fetch timeout.
+        after: Duration,
+    },
+    /// The fetch ended without an answer: the provider panicked, the runtime is shutting
+    /// down, or its timer is disabled (build it with `enable_time` or `enable_all`).
+    Aborted,
+    /// There is no Tokio runtime to run the fetch on (it runs as a task of its own).
+    NoRuntime,
+}
+
+impl fmt::Display for TokenFetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reentrant => f.write_str(
+                "the token provider's own request went through the token layer it refreshes",
+            ),
+            Self::TimedOut { after } => {
+                write!(f, "the token provider did not answer within {after:?}")
+            }
+            Self::Aborted => f.write_str("the token fetch ended without an answer"),
+            Self::NoRuntime => f.write_str("no Tokio runtime to run the token fetch on"),
+        }
+    }
+}
+
+impl std::error::Error for TokenFetchError {}
+
 struct Shared {
+    /// Identifies this configuration in [`FETCHING`].
+    id: u64,
     name: HeaderName,
     upstreams: Vec<Upstream>,
     provider: Arc<dyn TokenProvider>,
     clock: SharedClock,
     refresh_margin: u64,
+    fetch_timeout: Duration,
     /// Lock order: `flight` before `cache` when both are held.
     cache: Mutex<Option<Cached>>,
     /// The fetch under way, shared by every call that found the cache stale.
     flight: Mutex<Option<Arc<Flight>>>,
+}
+
+/// What [`Shared::lookup`] found for a call.
+enum Lookup {
+    Fresh(HeaderValue),
+    Wait(Ticket),
+    Refused(HeaderError),
 }
 
 impl Shared {
@@ -141,184 +227,203 @@ impl Shared {
         fresh.then(|| cached.value.clone())
     }
 
-    /// The fresh cached value, or the fetch under way, or a new one (started on first poll).
-    fn value_or_flight(&self) -> Result<HeaderValue, Arc<Flight>> {
-        let mut flight = lock(&self.flight);
+    /// Whether the current task runs this layer's own token fetch.
+    fn in_own_fetch(&self) -> bool {
+        FETCHING
+            .try_with(|layers| layers.contains(&self.id))
+            .unwrap_or(false)
+    }
+
+    fn unavailable(&self, error: TokenFetchError) -> HeaderError {
+        HeaderError::TokenUnavailable {
+            header: self.name.clone(),
+            source: Box::new(error),
+        }
+    }
+
+    /// The fresh cached value, or a place in the fetch under way, or in a new one.
+    fn lookup(self: &Arc<Self>) -> Lookup {
+        let mut slot = lock(&self.flight);
         // Checked again under the flight lock: a fetch that just finished has stored its
         // token before leaving the slot.
         if let Some(value) = self.cached() {
-            return Ok(value);
+            return Lookup::Fresh(value);
         }
-        Err(Arc::clone(
-            flight.get_or_insert_with(|| Arc::new(Flight::default())),
-        ))
+        let flight = match slot.as_ref() {
+            Some(flight) => Arc::clone(flight),
+            None => match self.start() {
+                Ok(flight) => Arc::clone(slot.insert(flight)),
+                Err(error) => return Lookup::Refused(self.unavailable(error)),
+            },
+        };
+        // Counted under the flight lock, so `abandon` cannot drop a fetch being joined.
+        Lookup::Wait(Ticket::new(flight, Arc::clone(self)))
     }
 
-    /// Ends `flight`: stores its token (if it is still the current fetch, i.e. no
+    /// Starts a fetch as a task of its own on the current runtime. The provider is called
+    /// in that task, so it sees none of the triggering request's task-locals (such as the
+    /// end user's `ClientIp`), only [`FETCHING`].
+    fn start(self: &Arc<Self>) -> Result<Arc<Flight>, TokenFetchError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| TokenFetchError::NoRuntime)?;
+        let (sender, outcome) = watch::channel(None);
+        let id = next_id();
+        let fetching: Arc<[u64]> = FETCHING
+            .try_with(|outer| outer.iter().copied().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([self.id])
+            .collect();
+        let shared = Arc::clone(self);
+        let task = FETCHING.scope(fetching, async move {
+            let outcome = shared.fetch().await;
+            shared.finish(id, &outcome);
+            // Nobody may be listening any more; the token is cached all the same.
+            let _ = sender.send(Some(outcome));
+        });
+        // `spawn` never polls the task here, so no future runs under the caller's lock.
+        let abort = runtime.spawn(task).abort_handle();
+        Ok(Arc::new(Flight {
+            id,
+            outcome,
+            abort,
+            waiting: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Calls the provider, within the fetch timeout.
+    async fn fetch(&self) -> Outcome {
+        let fetched = tokio::time::timeout(self.fetch_timeout, self.provider.fetch_token()).await;
+        match fetched {
+            Ok(Ok(token)) => match token.secret.to_header_value() {
+                Ok(value) => Outcome::Value {
+                    value,
+                    expires_at: token.expires_at,
+                },
+                Err(_) => Outcome::Invalid,
+            },
+            Ok(Err(source)) => {
+                tracing::warn!(
+                    target: "tollgate",
+                    layer = "token_header",
+                    header = %self.name,
+                    "token provider failed; the request was not sent"
+                );
+                Outcome::Failed {
+                    message: source.to_string().into(),
+                    original: Arc::new(Mutex::new(Some(source))),
+                }
+            }
+            Err(_) => {
+                tracing::warn!(
+                    target: "tollgate",
+                    layer = "token_header",
+                    header = %self.name,
+                    timeout = ?self.fetch_timeout,
+                    "token provider timed out; the request was not sent"
+                );
+                Outcome::Error(TokenFetchError::TimedOut {
+                    after: self.fetch_timeout,
+                })
+            }
+        }
+    }
+
+    /// Ends the fetch `id`: stores its token (if it is still the current fetch, i.e. no
     /// `invalidate` came in between) and frees the slot for the next fetch.
-    fn finish(&self, flight: &Flight, token: Option<&Token>, value: Option<&HeaderValue>) {
+    fn finish(&self, id: u64, outcome: &Outcome) {
         let mut slot = lock(&self.flight);
-        let current = slot
-            .as_ref()
-            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), flight));
-        if !current {
+        if slot.as_ref().is_none_or(|current| current.id != id) {
             return;
         }
-        if let (Some(token), Some(value)) = (token, value) {
+        if let Outcome::Value { value, expires_at } = outcome {
             *lock(&self.cache) = Some(Cached {
                 value: value.clone(),
-                expires_at: token.expires_at,
+                expires_at: *expires_at,
             });
             tracing::debug!(
                 target: "tollgate",
                 layer = "token_header",
                 header = %self.name,
-                expires_at = token.expires_at,
+                expires_at = *expires_at,
                 "token fetched and cached"
             );
         }
         *slot = None;
     }
 
-    /// Forgets `flight` if it is the current one and nobody waits for it any more, so a
-    /// fetch that every caller gave up on (a timeout, a cancelled request) is not joined by
-    /// the next call: that one starts afresh.
+    /// Stops `flight` if nobody waits for it any more and it has not finished, so a fetch
+    /// that every caller gave up on (a timeout, a cancelled request) is not joined by the
+    /// next call: that one starts afresh.
     fn abandon(&self, flight: &Flight) {
         let mut slot = lock(&self.flight);
-        let current = slot
-            .as_ref()
-            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), flight));
-        if current && flight.waiting.load(Ordering::SeqCst) == 0 && !flight.is_done() {
+        if flight.waiting.load(Ordering::SeqCst) != 0 || flight.is_done() {
+            return;
+        }
+        if slot.as_ref().is_some_and(|current| current.id == flight.id) {
             *slot = None;
         }
-    }
-}
-
-/// Wakes every task waiting on a [`Flight`], whichever of them polled the fetch last.
-#[derive(Default)]
-struct WakeAll {
-    wakers: Mutex<Vec<Waker>>,
-}
-
-impl WakeAll {
-    fn register(&self, waker: &Waker) {
-        let mut wakers = lock(&self.wakers);
-        if !wakers.iter().any(|known| known.will_wake(waker)) {
-            wakers.push(waker.clone());
-        }
-    }
-}
-
-impl Wake for WakeAll {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let wakers = std::mem::take(&mut *lock(&self.wakers));
-        for waker in wakers {
-            waker.wake();
-        }
+        flight.abort.abort();
     }
 }
 
 /// What a finished fetch left for the calls that waited on it.
 #[derive(Clone)]
 enum Outcome {
-    Value(HeaderValue),
+    Value {
+        value: HeaderValue,
+        expires_at: Option<u64>,
+    },
     Invalid,
-    Failed(Arc<str>),
+    /// The provider's error: the first call to read it gets the error itself, the others
+    /// its message ([`SharedFetchError`]).
+    Failed {
+        message: Arc<str>,
+        original: Arc<Mutex<Option<BoxError>>>,
+    },
+    Error(TokenFetchError),
 }
 
-#[derive(Default)]
-struct FlightState {
-    fetch: Option<TokenFuture>,
-    outcome: Option<Outcome>,
+impl Outcome {
+    fn into_result(self, name: &HeaderName) -> Result<HeaderValue, HeaderError> {
+        let source: BoxError = match self {
+            Self::Value { value, .. } => return Ok(value),
+            Self::Invalid => {
+                return Err(HeaderError::InvalidSecret {
+                    header: name.clone(),
+                });
+            }
+            Self::Failed { message, original } => match lock(&original).take() {
+                Some(original) => original,
+                None => Box::new(SharedFetchError(message)),
+            },
+            Self::Error(error) => Box::new(error),
+        };
+        Err(HeaderError::TokenUnavailable {
+            header: name.clone(),
+            source,
+        })
+    }
 }
 
 /// One token fetch shared by every call that found the cache stale (single flight): the
-/// provider is called once however many requests wait. Any waiting call drives the fetch;
-/// a [`WakeAll`] waker wakes all of them when it makes progress.
-#[derive(Default)]
+/// provider is called once, in a task of its own, however many requests wait; its outcome
+/// reaches them through a `watch` channel.
 struct Flight {
-    state: Mutex<FlightState>,
-    wake_all: Arc<WakeAll>,
+    id: u64,
+    outcome: watch::Receiver<Option<Outcome>>,
+    abort: AbortHandle,
     waiting: AtomicUsize,
 }
 
 impl Flight {
     fn is_done(&self) -> bool {
-        lock(&self.state).outcome.is_some()
-    }
-
-    fn poll(
-        &self,
-        shared: &Shared,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<HeaderValue, HeaderError>> {
-        let mut state = lock(&self.state);
-        if let Some(outcome) = &state.outcome {
-            return Poll::Ready(match outcome {
-                Outcome::Value(value) => Ok(value.clone()),
-                Outcome::Invalid => Err(HeaderError::InvalidSecret {
-                    header: shared.name.clone(),
-                }),
-                Outcome::Failed(message) => Err(HeaderError::TokenUnavailable {
-                    header: shared.name.clone(),
-                    source: Box::new(SharedFetchError(Arc::clone(message))),
-                }),
-            });
-        }
-        self.wake_all.register(cx.waker());
-        let waker = Waker::from(Arc::clone(&self.wake_all));
-        let fetch = state
-            .fetch
-            .get_or_insert_with(|| shared.provider.fetch_token());
-        let Poll::Ready(fetched) = fetch.as_mut().poll(&mut Context::from_waker(&waker)) else {
-            return Poll::Pending;
-        };
-        state.fetch = None;
-        // The call that completes the fetch gets the provider's own error; the others get
-        // its message (`SharedFetchError`).
-        let (outcome, result) = match fetched {
-            Ok(token) => match token.secret.to_header_value() {
-                Ok(value) => {
-                    shared.finish(self, Some(&token), Some(&value));
-                    (Outcome::Value(value.clone()), Ok(value))
-                }
-                Err(_) => {
-                    shared.finish(self, None, None);
-                    let error = HeaderError::InvalidSecret {
-                        header: shared.name.clone(),
-                    };
-                    (Outcome::Invalid, Err(error))
-                }
-            },
-            Err(source) => {
-                shared.finish(self, None, None);
-                tracing::warn!(
-                    target: "tollgate",
-                    layer = "token_header",
-                    header = %shared.name,
-                    "token provider failed; the request was not sent"
-                );
-                let message: Arc<str> = source.to_string().into();
-                let error = HeaderError::TokenUnavailable {
-                    header: shared.name.clone(),
-                    source,
-                };
-                (Outcome::Failed(message), Err(error))
-            }
-        };
-        state.outcome = Some(outcome);
-        drop(state);
-        Wake::wake_by_ref(&self.wake_all);
-        Poll::Ready(result)
+        self.outcome.borrow().is_some()
     }
 }
 
 /// The provider's error as seen by a call that waited on another call's fetch: its message
-/// (the provider's error itself went to the call that completed the fetch).
+/// (the provider's error itself went to the first call that read the outcome).
 #[derive(Debug)]
 struct SharedFetchError(Arc<str>);
 
@@ -330,17 +435,41 @@ impl fmt::Display for SharedFetchError {
 
 impl std::error::Error for SharedFetchError {}
 
+type WaitOutcome = Pin<Box<dyn Future<Output = Outcome> + Send + Sync>>;
+
 /// A call's place in a [`Flight`]: counted while it waits, so the last one to give up can
 /// abandon the fetch.
 struct Ticket {
     flight: Arc<Flight>,
     shared: Arc<Shared>,
+    wait: WaitOutcome,
 }
 
 impl Ticket {
     fn new(flight: Arc<Flight>, shared: Arc<Shared>) -> Self {
         flight.waiting.fetch_add(1, Ordering::SeqCst);
-        Self { flight, shared }
+        let mut outcome = flight.outcome.clone();
+        let wait = Box::pin(async move {
+            match outcome.wait_for(Option::is_some).await {
+                Ok(outcome) => (*outcome)
+                    .clone()
+                    .unwrap_or(Outcome::Error(TokenFetchError::Aborted)),
+                // The task ended without sending: aborted, panicked, or the runtime stopped.
+                Err(_) => Outcome::Error(TokenFetchError::Aborted),
+            }
+        });
+        Self {
+            flight,
+            shared,
+            wait,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<HeaderValue, HeaderError>> {
+        self.wait
+            .as_mut()
+            .poll(cx)
+            .map(|outcome| outcome.into_result(&self.shared.name))
     }
 }
 
@@ -368,14 +497,31 @@ impl Drop for Ticket {
 /// from exactly `refresh_margin` seconds before its expiry on.
 ///
 /// Concurrent calls that find the cache stale share one fetch (single flight): the provider
-/// is called once, every waiting call gets the same token, or the same failure (the call
-/// whose poll completed the fetch gets the provider's own error as the
+/// is called once, every waiting call gets the same token, or the same failure (the first
+/// call to read a provider error gets that error as the
 /// [`TokenUnavailable`](HeaderError::TokenUnavailable) source, the others an error with its
 /// message). A failure is not cached: the next call fetches again. When every waiting call
-/// has given up (dropped, e.g. by a timeout), the fetch is abandoned and the next call starts
-/// a new one, so a hung provider does not block the layer for good; still, give the
-/// provider its own timeout. Call [`invalidate`](TokenHeaderLayer::invalidate) after the
-/// provider answers 401 to force a refresh.
+/// has given up (dropped, e.g. by a timeout), the fetch is aborted and the next call starts
+/// a new one. Call [`invalidate`](TokenHeaderLayer::invalidate) after the provider answers
+/// 401 to force a refresh.
+///
+/// # Security considerations
+///
+/// - The fetch runs as a task of its own on the current Tokio runtime (it needs one with
+///   its timer enabled, as `#[tokio::main]` builds; without a runtime the call fails with
+///   [`TokenFetchError::NoRuntime`]). The provider, including the synchronous part of
+///   [`fetch_token`](TokenProvider::fetch_token), runs outside the triggering request's
+///   task: it sees none of that request's task-locals, so a `ForwardUserIpLayer` on the
+///   refresh call never sends the end user's IP of whichever request found the token stale.
+/// - No lock is held while a future is polled. A request that goes through this layer from
+///   inside the layer's own fetch (a provider whose refresh call uses the stack it refreshes
+///   the token for) fails at once with [`TokenFetchError::Reentrant`] as the
+///   [`TokenUnavailable`](HeaderError::TokenUnavailable) source instead of waiting for
+///   itself. Give the refresh call a client without this layer.
+/// - A fetch that takes longer than [`fetch_timeout`](TokenHeaderLayer::fetch_timeout)
+///   ([`DEFAULT_FETCH_TIMEOUT`], 10 seconds, unless set) fails every waiting call with
+///   [`TokenFetchError::TimedOut`], so a hung provider, or a refresh that reaches this
+///   layer from another task, never hangs a request for longer.
 ///
 /// The service needs `S: Clone` (the HTTP client is): while the token is fetched, the request
 /// waits in the response future with a clone of the ready client.
@@ -414,11 +560,13 @@ impl TokenHeaderLayer {
     pub fn new(name: HeaderName, provider: impl TokenProvider) -> Self {
         Self {
             shared: Arc::new(Shared {
+                id: next_id(),
                 name,
                 upstreams: Vec::new(),
                 provider: Arc::new(provider),
                 clock: Arc::new(SystemClock),
                 refresh_margin: DEFAULT_REFRESH_MARGIN,
+                fetch_timeout: DEFAULT_FETCH_TIMEOUT,
                 cache: Mutex::new(None),
                 flight: Mutex::new(None),
             }),
@@ -438,11 +586,13 @@ impl TokenHeaderLayer {
                 expires_at: c.expires_at,
             });
             self.shared = Arc::new(Shared {
+                id: next_id(),
                 name: old.name.clone(),
                 upstreams: old.upstreams.clone(),
                 provider: Arc::clone(&old.provider),
                 clock: Arc::clone(&old.clock),
                 refresh_margin: old.refresh_margin,
+                fetch_timeout: old.fetch_timeout,
                 cache: Mutex::new(cached),
                 flight: Mutex::new(None),
             });
@@ -475,6 +625,25 @@ impl TokenHeaderLayer {
         self
     }
 
+    /// How long a token fetch may take before every call waiting for it fails with
+    /// [`TokenFetchError::TimedOut`] ([`DEFAULT_FETCH_TIMEOUT`], 10 seconds, unless set).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate_core::{BoxError, Secret};
+    /// use tollgate_headers::{Token, TokenHeaderLayer, Upstream};
+    ///
+    /// let refresh = || async { Ok::<_, BoxError>(Token::new(Secret::from_string("t"))) };
+    /// let layer = TokenHeaderLayer::access_token(refresh)
+    ///     .upstream(Upstream::transak())
+    ///     .fetch_timeout(Duration::from_secs(3));
+    /// # let _ = layer;
+    /// ```
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.shared_mut().fetch_timeout = timeout;
+        self
+    }
+
     /// Drops the cached token; the next call fetches a new one. Affects every service made
     /// from this layer. A fetch already under way still serves the calls waiting for it, but
     /// its token is not cached.
@@ -502,6 +671,7 @@ impl fmt::Debug for Shared {
             .field("upstreams", &self.upstreams)
             .field("clock", &self.clock)
             .field("refresh_margin", &self.refresh_margin)
+            .field("fetch_timeout", &self.fetch_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -592,8 +762,17 @@ where
         ) {
             return TokenHeaderFuture::refused(error);
         }
-        let flight = match shared.value_or_flight() {
-            Ok(value) => {
+        if shared.in_own_fetch() {
+            tracing::warn!(
+                target: "tollgate",
+                layer = "token_header",
+                header = %shared.name,
+                "request from inside the layer's own token fetch refused"
+            );
+            return TokenHeaderFuture::refused(shared.unavailable(TokenFetchError::Reentrant));
+        }
+        let ticket = match shared.lookup() {
+            Lookup::Fresh(value) => {
                 insert_secret(&mut request, &shared.name, value);
                 return TokenHeaderFuture {
                     state: State::Calling {
@@ -601,14 +780,15 @@ where
                     },
                 };
             }
-            Err(flight) => flight,
+            Lookup::Wait(ticket) => ticket,
+            Lookup::Refused(error) => return TokenHeaderFuture::refused(error),
         };
         // Keep the ready service for this request; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         TokenHeaderFuture {
             state: State::Fetching {
-                ticket: Ticket::new(flight, Arc::clone(shared)),
+                ticket,
                 pending: Some((ready, request)),
             },
         }
@@ -677,14 +857,13 @@ where
                     }));
                 }
                 StateProj::Fetching { ticket, pending } => {
-                    let shared = &ticket.shared;
-                    let value = match ticket.flight.poll(shared, cx) {
+                    let value = match ticket.poll(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(value) => value,
                     };
                     match (value, pending.take()) {
                         (Ok(value), Some((mut inner, mut request))) => {
-                            insert_secret(&mut request, &shared.name, value);
+                            insert_secret(&mut request, &ticket.shared.name, value);
                             State::Calling {
                                 future: inner.call(request),
                             }
@@ -757,7 +936,7 @@ mod tests {
     /// the fetch, or finished if the gate was open).
     fn start_calls(layer: &TokenHeaderLayer, n: usize) -> Vec<Pending> {
         let service = ServiceBuilder::new().layer(layer.clone()).service(echo());
-        let mut cx = Context::from_waker(Waker::noop());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
         (0..n)
             .map(|_| {
                 let mut call: Pending = Box::pin(service.clone().oneshot(request()));
@@ -767,6 +946,21 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// Waits until the provider has been called `n` times (the fetch runs in a task of its
+    /// own), then checks that it is not called again meanwhile.
+    async fn provider_calls(calls: &AtomicUsize, n: usize) {
+        for _ in 0..5_000 {
+            if calls.load(Ordering::SeqCst) >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), n);
     }
 
     async fn finish(calls: Vec<Pending>) -> Vec<Result<HeaderMap, BoxError>> {
@@ -793,7 +987,7 @@ mod tests {
             .clock(clock.clone());
 
         let pending = start_calls(&layer, 50);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        provider_calls(&calls, 1).await;
         gate.add_permits(100);
         for result in finish(pending).await {
             let sent = result.unwrap();
@@ -849,7 +1043,7 @@ mod tests {
 
         clock.set(1_100);
         let pending = start_calls(&layer, 20);
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        provider_calls(&calls, 2).await;
         gate.add_permits(100);
         let mut originals = 0;
         for result in finish(pending).await {
@@ -888,11 +1082,11 @@ mod tests {
         });
         let layer = TokenHeaderLayer::access_token(provider).upstream(Upstream::transak());
         let hung = start_calls(&layer, 3);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        provider_calls(&calls, 1).await;
         drop(hung);
 
         let pending = start_calls(&layer, 2);
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        provider_calls(&calls, 2).await;
         gate.add_permits(10);
         for result in finish(pending).await {
             assert_eq!(result.unwrap()["access-token"], "token-2");
@@ -979,6 +1173,72 @@ mod tests {
         assert_eq!(sent["access-token"], "already-old");
     }
 
+    fn fetch_error(result: Result<HeaderMap, BoxError>) -> TokenFetchError {
+        let error = result.unwrap_err();
+        match error.downcast_ref::<HeaderError>() {
+            Some(HeaderError::TokenUnavailable { source, .. }) => {
+                source.downcast_ref::<TokenFetchError>().unwrap().clone()
+            }
+            _ => panic!("{error:?}"),
+        }
+    }
+
+    /// Outside a Tokio runtime the fetch cannot start: a typed error, no panic, no hang.
+    #[test]
+    fn without_a_runtime_the_call_fails_typed() {
+        let provider = || async { Ok::<_, BoxError>(Token::new(Secret::from_string("t"))) };
+        let mut service = ServiceBuilder::new()
+            .layer(TokenHeaderLayer::access_token(provider).upstream(Upstream::transak()))
+            .service(echo());
+        let mut call = std::pin::pin!(service.call(request()));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(result) = call.as_mut().poll(&mut cx) else {
+            panic!("pending without a runtime");
+        };
+        assert_eq!(fetch_error(result), TokenFetchError::NoRuntime);
+    }
+
+    /// A runtime without its timer: the fetch task panics in `timeout`, and the waiting
+    /// call gets a typed error instead of waiting forever.
+    #[test]
+    fn without_a_timer_the_call_fails_typed() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let provider = || async { Ok::<_, BoxError>(Token::new(Secret::from_string("t"))) };
+        let service = ServiceBuilder::new()
+            .layer(TokenHeaderLayer::access_token(provider).upstream(Upstream::transak()))
+            .service(echo());
+        let result = runtime.block_on(service.oneshot(request()));
+        assert_eq!(fetch_error(result), TokenFetchError::Aborted);
+    }
+
+    #[test]
+    fn fetch_errors_name_no_secret() {
+        for (error, text) in [
+            (
+                TokenFetchError::Reentrant,
+                "the token provider's own request went through the token layer it refreshes",
+            ),
+            (
+                TokenFetchError::TimedOut {
+                    after: DEFAULT_FETCH_TIMEOUT,
+                },
+                "the token provider did not answer within 10s",
+            ),
+            (
+                TokenFetchError::Aborted,
+                "the token fetch ended without an answer",
+            ),
+            (
+                TokenFetchError::NoRuntime,
+                "no Tokio runtime to run the token fetch on",
+            ),
+        ] {
+            assert_eq!(error.to_string(), text);
+        }
+    }
+
     #[test]
     fn futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
@@ -1037,7 +1297,7 @@ mod tests {
         assert!(!debug.contains("tok-3f9a"), "{debug}");
         assert_eq!(
             debug,
-            "TokenHeaderLayer(TokenHeader { name: \"x-partner-token\", upstreams: [Upstream(https://api-gateway.transak.com:443)], clock: ManualClock { now: 18446744073709551615 }, refresh_margin: 60, .. })"
+            "TokenHeaderLayer(TokenHeader { name: \"x-partner-token\", upstreams: [Upstream(https://api-gateway.transak.com:443)], clock: ManualClock { now: 18446744073709551615 }, refresh_margin: 60, fetch_timeout: 10s, .. })"
         );
     }
 }

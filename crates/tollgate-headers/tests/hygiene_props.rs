@@ -22,7 +22,7 @@ const HOP_BY_HOP: [&str; 9] = [
     "proxy-authorization",
 ];
 
-const DENIED: [&str; 17] = [
+const DENIED: [&str; 20] = [
     "origin",
     "referer",
     "cookie",
@@ -40,6 +40,9 @@ const DENIED: [&str; 17] = [
     "authorization",
     "proxy-authorization",
     "host",
+    "x-api-key",
+    "access-token",
+    "x-user-ip",
 ];
 
 const DENIED_PREFIXES: [&str; 4] = ["sec-fetch-", "sec-ch-", "sec-websocket-", "x-forwarded-"];
