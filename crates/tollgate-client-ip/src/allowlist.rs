@@ -11,7 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::{ClientIp, IpRanges, PeerAddr};
+use crate::{ClientIp, ExtractError, IpRanges, PeerAddr};
 
 #[derive(Clone)]
 struct Config {
@@ -24,8 +24,17 @@ struct Config {
 ///
 /// The IP is the [`ClientIp`] extension (set by an outer
 /// [`ClientIpLayer`](crate::ClientIpLayer)), else the socket peer ([`PeerAddr`], axum's
-/// `ConnectInfo`, tonic's `TcpConnectInfo`). When neither is present the server is wired
-/// wrong: 500 `client_ip_misconfigured`.
+/// `ConnectInfo`, tonic's `TcpConnectInfo`) when no `ClientIpLayer` ran. When neither is
+/// present the server is wired wrong: 500 `client_ip_misconfigured`.
+///
+/// # Security considerations
+///
+/// When an outer `ClientIpLayer` set to
+/// [`continue_on_failure`](crate::ClientIpLayer::continue_on_failure) found no client IP
+/// (its [`ExtractError`] is in the request's extensions), the peer is not judged: it may be
+/// a trusted proxy, whose address would otherwise pass an allowlist of internal networks.
+/// The request is refused as the `ClientIpLayer` would have refused it: 400
+/// `invalid_client_ip`, or 500 `client_ip_misconfigured` when no peer address reached it.
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -150,9 +159,23 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let ip = match request.extensions().get::<ClientIp>() {
-            Some(ip) => Some(ip.ip()),
-            None => PeerAddr::find(request.extensions()).map(|addr| addr.ip()),
+        let extensions = request.extensions();
+        let ip = match (
+            extensions.get::<ClientIp>(),
+            extensions.get::<ExtractError>(),
+        ) {
+            (Some(ip), _) => Some(ip.ip()),
+            // A continuing ClientIpLayer found no client IP: the peer may be a trusted proxy,
+            // never judge it in the client's place.
+            (None, Some(err)) => {
+                tracing::debug!(
+                    target: "tollgate",
+                    "IP allowlist refused a request without a client IP: {err}"
+                );
+                let rejection = err.to_rejection();
+                return ResponseFuture::rejected(self.config.responder.respond(rejection));
+            }
+            (None, None) => PeerAddr::find(extensions).map(|addr| addr.ip()),
         };
         let rejection = match ip {
             Some(ip) if self.config.allowed.contains(ip) => {

@@ -103,6 +103,13 @@ impl ClientIpLayer {
     /// is logged at `DEBUG`, or `ERROR` when no peer address reached the layer). The reason
     /// is inserted into the request's extensions as an [`ExtractError`](crate::ExtractError),
     /// so a later extractor can still tell the client's fault (400) from the server's (500).
+    ///
+    /// A failure means a source trusted the peer as its proxy (or no peer was known), so the
+    /// peer is not the client either: an inner [`IpAllowlistLayer`](crate::IpAllowlistLayer)
+    /// refuses such a request with the same 400 or 500 instead of judging the peer, and
+    /// [`ForwardUserIpLayer`](crate::ForwardUserIpLayer) fails the outbound call with
+    /// [`MissingClientIp`](crate::MissingClientIp) (no task-local scope is opened). Handlers
+    /// that read the peer themselves must do the same.
     pub fn continue_on_failure(mut self) -> Self {
         self.config_mut().reject = false;
         self

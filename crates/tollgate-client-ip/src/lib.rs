@@ -149,10 +149,34 @@
 //!   `x-user-ip` takes a plain address.
 //! - The peer is always checked (realclientip-go's header strategies leave it to the
 //!   caller).
+//! - A chain never falls back to the peer once a source trusted it
+//!   ([security considerations](#security-considerations)); realclientip-go's
+//!   `ChainStrategy` with `RemoteAddrStrategy` last answers the proxy's address when the
+//!   header is missing or invalid.
 //! - `Forwarded` honours quoted strings and refuses elements with malformed parameters,
 //!   where realclientip-go splits on every comma and skips malformed parameters: an
 //!   unterminated quote sent by a client could otherwise swallow the element a proxy
 //!   appended on the same line.
+//!
+//! # Security considerations
+//!
+//! The guarantee every source, chain and layer here keeps (property-tested over arbitrary
+//! header bytes and chains of every source kind in `tests/trusted_proxy.rs`):
+//!
+//! The socket peer is taken for the client only when no source of the configured chain
+//! trusts it as a proxy. Once a source trusts the peer, the client IP is read from the
+//! headers that proxy forwarded, or there is none: `ClientIpLayer` answers 400
+//! `invalid_client_ip`, and with `continue_on_failure` the request goes on without a
+//! `ClientIp`, which `IpAllowlistLayer` refuses and `ForwardUserIpLayer` never sends. A
+//! trusted proxy's own address is never reported as the client because it connected.
+//!
+//! So `remote-addr` in a chain is never a fallback for a source that trusts the peer and
+//! fails (`cloudflare or remote-addr` from Cloudflare without a valid `cf-connecting-ip` is
+//! a 400, not Cloudflare's address), and a client cannot reach an allowlist of internal
+//! networks by sending a header that the proxy's own entry cannot be read after (an
+//! unterminated quote in `Forwarded`). The peer's address can still come out of a header
+//! that names it, as any other address can: which headers are believed is the choice of
+//! source described in the deployment guide.
 //!
 //! # Configuration grammar
 //!

@@ -263,24 +263,43 @@ impl ClientIpSource {
 
     /// A chain: this source, and `next` when this one yields no IP. Chains flatten, so
     /// `a.or(b).or(c)` tries `a`, `b`, `c` in order, and the first source that reads an IP
-    /// (or [`remote_addr`](Self::remote_addr)) answers.
+    /// from a header answers.
     ///
     /// A source that does not trust the peer *passes* inside a chain instead of answering
     /// with the peer, so `cloudflare or header:x-real-ip:10.0.0.5` reads `x-real-ip` from
     /// the nginx at `10.0.0.5` rather than stopping at "10.0.0.5 is not Cloudflare, so it is
     /// the client". Only when every source passes is the peer the client. A header is still
     /// read only from a peer that the source reading it trusts.
+    /// [`remote_addr`](Self::remote_addr) trusts no proxy, so it passes too, wherever it
+    /// stands: in a chain it adds nothing, and the peer is the client only when no other
+    /// source trusts it.
     ///
-    /// When no source answers, the error is [`ExtractError::MissingPeer`] if any source
-    /// failed for lack of a peer (a deployment error wins), else the first source's error
-    /// (a source trusted the peer as its proxy, so the peer is not the client).
+    /// A source that trusts the peer but fails (header missing or invalid) does not make
+    /// the peer the client: a later source that also trusts the peer may still read its
+    /// own header, and otherwise the chain fails. The error is then
+    /// [`ExtractError::MissingPeer`] if any source failed for lack of a peer (a deployment
+    /// error wins), else the first source's error.
+    ///
+    /// # Security considerations
+    ///
+    /// `cloudflare or remote-addr` does not fall back to the peer when a request from
+    /// Cloudflare carries no valid `cf-connecting-ip`: the peer is Cloudflare, not the
+    /// client, so there is no client IP (400 from [`ClientIpLayer`](crate::ClientIpLayer)).
+    /// realclientip-go's `ChainStrategy` answers the peer there.
     ///
     /// ```
     /// use http::HeaderMap;
-    /// use tollgate_client_ip::ClientIpSource;
+    /// use tollgate_client_ip::{ClientIpSource, ExtractError};
     ///
     /// let source = ClientIpSource::cloudflare().or(ClientIpSource::remote_addr());
     /// assert_eq!(source.to_string(), "header:cf-connecting-ip:cloudflare or remote-addr");
+    ///
+    /// // From Cloudflare without `cf-connecting-ip`: no client IP, never Cloudflare's address.
+    /// let err = source.extract(&HeaderMap::new(), Some("173.245.48.1".parse().unwrap()));
+    /// assert!(matches!(err, Err(ExtractError::MissingHeader { .. })));
+    /// // From anyone else: the peer.
+    /// let ip = source.extract(&HeaderMap::new(), Some("198.51.100.4".parse().unwrap())).unwrap();
+    /// assert!(ip.is_from_peer());
     /// ```
     #[must_use]
     pub fn or(self, next: ClientIpSource) -> Self {
@@ -322,9 +341,10 @@ impl ClientIpSource {
 
     fn resolve(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Resolved, ExtractError> {
         match &self.kind {
-            Kind::RemoteAddr => {
-                peer_ip(peer).map(|ip| Resolved::Read(ClientIp::from_canonical(ip, IpOrigin::Peer)))
-            }
+            // `remote-addr` trusts no proxy: like a source that does not trust the peer, it
+            // passes inside a chain, so the peer answers only when no source trusts it.
+            Kind::RemoteAddr => peer_ip(peer)
+                .map(|ip| Resolved::Untrusted(ClientIp::from_canonical(ip, IpOrigin::Peer))),
             Kind::Header {
                 name,
                 proxies,
@@ -375,6 +395,9 @@ impl ClientIpSource {
                 }
                 leftmost_outside(headers, *list, private).map(Resolved::Read)
             }
+            // A source that trusts the peer either reads a header (the answer) or fails; a
+            // failure is kept, so the peer can no longer be the client: the chain answers a
+            // later source's header or the first error, never the trusted peer.
             Kind::Chain(sources) => {
                 let mut first: Option<ExtractError> = None;
                 let mut missing_peer = false;
@@ -409,9 +432,10 @@ impl ClientIpSource {
 
 /// What one source made of a request.
 enum Resolved {
-    /// The source read the client IP (from a header, or the peer for `remote-addr`).
+    /// The source trusts the peer and read the client IP from a header.
     Read(ClientIp),
-    /// The peer is not one of the source's trusted proxies, so the peer is the client.
+    /// The source does not trust the peer (`remote-addr` trusts no one), so the peer is the
+    /// client, unless another source of the chain trusts it.
     Untrusted(ClientIp),
 }
 

@@ -474,9 +474,17 @@ fn chain_takes_the_first_source_that_yields() {
         source.extract(&only_xff, from).unwrap().ip(),
         ip("192.0.2.2")
     );
-    // Neither header: the trusted proxy itself is the answer of the last source.
-    let got = source.extract(&HeaderMap::new(), from).unwrap();
-    assert_eq!(got, ClientIp::new(ip("10.0.0.1"), IpOrigin::Peer));
+    // Neither header: both sources trusted the proxy, so it is not the client, and
+    // `remote-addr` is no fallback (it answered 10.0.0.1 before the trusted-proxy fix).
+    assert_eq!(
+        source.extract(&HeaderMap::new(), from),
+        Err(ExtractError::MissingHeader {
+            header: name("x-real-ip")
+        })
+    );
+    // From a peer no source trusts, `remote-addr` (like every chain) answers the peer.
+    let got = source.extract(&both, peer("192.0.2.200")).unwrap();
+    assert_eq!(got, ClientIp::new(ip("192.0.2.200"), IpOrigin::Peer));
 }
 
 #[test]

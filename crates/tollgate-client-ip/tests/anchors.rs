@@ -415,9 +415,20 @@ fn realclientip_chain() {
             .or(ClientIpSource::remote_addr());
     let h = headers(&[("Cf-Connecting-IP", "1.1.1.1")]);
     assert_eq!(get(&source, &h, peer("2.2.2.2")), "1.1.1.1");
-    assert_eq!(get(&source, &HeaderMap::new(), peer("2.2.2.2")), "2.2.2.2");
+    // Deliberate: realclientip-go answers the peer "2.2.2.2" for a missing or invalid
+    // header. The header source trusts every peer, so 2.2.2.2 is the proxy that should have
+    // set it, not the client: no IP (see "Security considerations" in the crate docs).
+    assert_eq!(get(&source, &HeaderMap::new(), peer("2.2.2.2")), "");
     let garbage = headers(&[("Cf-Connecting-IP", "garbage")]);
+    assert_eq!(get(&source, &garbage, peer("2.2.2.2")), "");
+    // With a header source that trusts only named proxies, other peers are the client.
+    let source = ClientIpSource::header(
+        HeaderName::from_static("cf-connecting-ip"),
+        "10.0.0.0/8".parse().unwrap(),
+    )
+    .or(ClientIpSource::remote_addr());
     assert_eq!(get(&source, &garbage, peer("2.2.2.2")), "2.2.2.2");
+    assert_eq!(get(&source, &garbage, peer("10.0.0.2")), "");
     // Several list strategies.
     let source = src(
         "rightmost-trusted-range:forwarded:10.0.0.0/8 or rightmost-trusted-count:x-forwarded-for:1",
