@@ -119,7 +119,10 @@
 //! - **Timestamped schemes: never accepted twice.** A claim is held at least until the signed
 //!   timestamp leaves the window (and for the store's minimum retention); after that the
 //!   window refuses the request. So a signed request is never accepted twice, however far the
-//!   clock moves, while the stores' requirements below hold.
+//!   clock moves forward, while the stores' requirements below hold. `RedisNonceStore`'s TTLs
+//!   run on Redis's real time: a verifier clock stepped *back* by more than the minimum
+//!   retention minus twice the tolerance (300 s with the defaults) could re-open a captured
+//!   request's window after its claim expired. Keep clocks slewed by NTP, never stepped back.
 //! - **Body-only schemes: refused for the retention you state.** A signature that signs no
 //!   timestamp never expires, and a time it does not cover bounds nothing: the guard never
 //!   reads an unsigned timestamp header. It refuses (500) such a signature unless
@@ -128,8 +131,8 @@
 //! - **A failed handling can be retried.** When the inner service fails or answers 5xx / 429,
 //!   the claim is released before the response goes out, so the sender's retry is accepted; a
 //!   concurrent duplicate of a request still being handled is refused, never run twice. A
-//!   Redis claim that timed out (503) is undone when Redis resumes, so its retry is accepted
-//!   too. See [`ReplayGuardLayer`] ("Failed handling releases the claim").
+//!   Redis claim that timed out or failed (503) is undone when Redis resumes, so its retry is
+//!   accepted too (a retry that reaches another instance before the undo can still be refused). See [`ReplayGuardLayer`] ("Failed handling releases the claim").
 //! - **Fail closed.** Any store error is 503 `store_unavailable`, never a pass.
 //!
 //! Left to you: the stores' requirements (one process for [`MemoryNonceStore`]; for Redis,

@@ -204,7 +204,18 @@ impl RedisNonceStore {
                 self.undo_unanswered(redis_key, id);
                 Err(StoreError::Timeout)
             }
-            Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
+            // The `SET` may have been written before the connection failed (a reset, a
+            // failover): undo it too, so the refused request's retry is not `replayed`.
+            Ok(Err(err)) => {
+                // A refused connection sent nothing; an error reply (a server error, not an
+                // I/O one) means Redis answered without writing.
+                if !err.is_connection_refusal()
+                    && (err.is_io_error() || err.is_connection_dropped())
+                {
+                    self.undo_unanswered(redis_key, id);
+                }
+                Err(StoreError::Unavailable(Box::new(err)))
+            }
             Ok(Ok(Some(_ok))) => Ok(Claim::Claimed),
             Ok(Ok(None)) => Ok(Claim::AlreadySeen),
         }

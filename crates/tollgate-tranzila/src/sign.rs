@@ -418,6 +418,10 @@ where
         match self.headers() {
             Ok(signed) => {
                 apply(request.headers_mut(), signed);
+                // Backend-owned: header hygiene, wherever it runs, keeps these four.
+                for name in [APP_KEY, REQUEST_TIME, NONCE, ACCESS_TOKEN] {
+                    tollgate_core::InjectedHeaders::record(request.extensions_mut(), name);
+                }
                 SigningFuture::inner(self.inner.call(request))
             }
             Err(error) => {

@@ -109,14 +109,6 @@ fn feed(mac: &mut HmacSha256, timestamp: &[u8], body: &[u8]) {
     mac.update(body);
 }
 
-/// `t.` in `buf` when it fits (a `t` that parsed as seconds has at most 20 digits).
-fn stripe_head<'b>(buf: &'b mut [u8; 21], timestamp: &[u8]) -> &'b [u8] {
-    let len = timestamp.len().min(20);
-    buf[..len].copy_from_slice(&timestamp[..len]);
-    buf[len] = b'.';
-    &buf[..=len]
-}
-
 /// The parsed header: the raw `t` text and the `v1` signatures.
 #[derive(Debug)]
 struct Parsed<'a> {
@@ -241,12 +233,15 @@ impl Stripe {
         })
         .ok_or(VerifyError::Invalid)?;
         self.window.check(timestamp, now_unix)?;
-        let mut head = [0u8; 21];
-        let head = stripe_head(&mut head, parsed.timestamp);
         Ok(
             VerifiedSignature::from_slice(self.name(), key.shared_id(), &parsed.signatures[index])
                 .with_timestamp(timestamp)
-                .with_signed_content(head, request.body_bytes(), b""),
+                // Exactly what was signed: the whole `t` text, `.`, the body.
+                .with_signed_content(
+                    &[parsed.timestamp, b"."].concat(),
+                    request.body_bytes(),
+                    b"",
+                ),
         )
     }
 }
