@@ -10,7 +10,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -106,8 +106,15 @@ pub fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), Buf
 ///
 /// A body whose [`size_hint`](Body::size_hint) already says it is longer than `limit` is
 /// refused before any read. When the body arrives as one chunk, that chunk's `Bytes` is
-/// returned as is (no copy); several chunks are gathered into one allocation. Trailers are
+/// returned as is (no copy); several chunks are gathered into one buffer. Trailers are
 /// ignored.
+///
+/// **Memory follows the bytes that arrived, never the declared length.** The buffer starts
+/// at the size of the first two chunks and doubles when full, so while the body is read it
+/// holds at most twice the bytes received and never more than `limit`, whatever the
+/// `Content-Length` (or size hint) promised. A peer that declares 1 MiB, sends two bytes and
+/// stalls costs two bytes of buffer, not a megabyte (see the crate's "Security
+/// considerations").
 ///
 /// The returned [`BufferBody`] is a named future, so a layer can keep it in its own
 /// response future without boxing.
@@ -149,8 +156,9 @@ pin_project! {
         hint_checked: bool,
         // The first chunk, kept as is: a body that arrives in one chunk is never copied.
         first: Option<Bytes>,
-        // Every chunk gathered into one allocation, once a second one arrived.
-        gathered: Option<BytesMut>,
+        // Every chunk gathered into one allocation, once a second one arrived. It grows with
+        // the bytes that arrived (see `grow`), never with a declared length.
+        gathered: Option<Vec<u8>>,
         total: usize,
     }
 }
@@ -199,7 +207,7 @@ where
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     return Poll::Ready(Ok(match (this.first.take(), this.gathered.take()) {
-                        (_, Some(buf)) => buf.freeze(),
+                        (_, Some(buf)) => Bytes::from(buf),
                         (Some(first), None) => first,
                         (None, None) => Bytes::new(),
                     }));
@@ -223,29 +231,43 @@ where
             match (&mut *this.first, &mut *this.gathered) {
                 (None, None) => *this.first = Some(data.copy_to_bytes(len)),
                 (Some(_), None) => {
-                    let hint = usize::try_from(this.body.size_hint().lower()).unwrap_or(usize::MAX);
-                    let capacity = this.total.saturating_add(hint).min(limit);
-                    let mut buf = BytesMut::with_capacity(capacity);
+                    // Exactly what arrived so far: the size hint (a declared `Content-Length`)
+                    // is a promise, and memory is spent on bytes, not on promises.
+                    let mut buf = Vec::with_capacity(*this.total);
                     if let Some(first) = this.first.take() {
                         buf.extend_from_slice(&first);
                     }
-                    put_chunks(&mut buf, data);
+                    put_chunks(&mut buf, data, limit);
                     *this.gathered = Some(buf);
                 }
-                (_, Some(buf)) => put_chunks(buf, data),
+                (_, Some(buf)) => put_chunks(buf, data, limit),
             }
         }
     }
 }
 
-/// Appends a `Buf` chunk by chunk, with no intermediate `Bytes`.
-fn put_chunks(buf: &mut BytesMut, mut data: impl Buf) {
+/// Appends a `Buf` chunk by chunk, with no intermediate `Bytes`, growing `buf` with [`grow`].
+fn put_chunks(buf: &mut Vec<u8>, mut data: impl Buf, limit: usize) {
+    grow(buf, data.remaining(), limit);
     while data.has_remaining() {
         let chunk = data.chunk();
         let len = chunk.len();
         buf.extend_from_slice(chunk);
         data.advance(len);
     }
+}
+
+/// Makes room for `additional` more bytes: when `buf` is full, its capacity doubles (amortised
+/// O(1) per byte), but never past `limit` unless the bytes themselves need it (they never do:
+/// the caller refuses a body once more than `limit` bytes arrived). So the capacity is at most
+/// twice the bytes received and at most `limit`.
+fn grow(buf: &mut Vec<u8>, additional: usize, limit: usize) {
+    let needed = buf.len().saturating_add(additional);
+    if needed <= buf.capacity() {
+        return;
+    }
+    let target = buf.capacity().saturating_mul(2).min(limit).max(needed);
+    buf.reserve_exact(target - buf.len());
 }
 
 /// Splits `request`, checks its `Content-Length` against `limit`
@@ -545,6 +567,108 @@ mod tests {
                 .unwrap_err()
                 .is_too_large()
         );
+    }
+
+    /// A body that declares `declared` bytes (as hyper's body does from `Content-Length`),
+    /// yields `chunks`, then stalls.
+    struct Stalling {
+        declared: u64,
+        chunks: VecDeque<Bytes>,
+        /// Ends the body once `chunks` is empty, instead of stalling.
+        finished: bool,
+    }
+
+    impl Body for Stalling {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            match self.chunks.pop_front() {
+                Some(chunk) => {
+                    self.declared = self.declared.saturating_sub(chunk.len() as u64);
+                    Poll::Ready(Some(Ok(Frame::data(chunk))))
+                }
+                None if self.finished => Poll::Ready(None),
+                None => Poll::Pending,
+            }
+        }
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.declared)
+        }
+    }
+
+    /// Security considerations: memory grows with the bytes that arrived, never with the
+    /// declared length. A body that declares 1 MiB, sends 2 bytes and stalls holds a buffer
+    /// of a few bytes.
+    #[test]
+    fn declared_length_reserves_nothing() {
+        let body = Stalling {
+            declared: DEFAULT_BODY_LIMIT as u64,
+            chunks: [b"a", b"b"]
+                .into_iter()
+                .map(|b| Bytes::from_static(b))
+                .collect(),
+            finished: false,
+        };
+        let mut future = buffer(body, DEFAULT_BODY_LIMIT);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(Pin::new(&mut future).poll(&mut cx).is_pending());
+        assert_eq!(future.total, 2);
+        let capacity = future.gathered.as_ref().map_or(0, |buf| buf.capacity());
+        assert!(capacity <= 64, "2 bytes arrived, {capacity} bytes reserved");
+    }
+
+    /// Security considerations: while a body is read, the buffer holds at most twice the
+    /// bytes that arrived and never more than the limit, whatever was declared; growth is
+    /// amortised (few reallocations for many small chunks).
+    #[test]
+    fn capacity_stays_within_twice_the_bytes_received_and_the_limit() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for (limit, chunk_len, chunks) in [(1000, 1, 1000), (1000, 7, 142), (4096, 100, 40)] {
+            let body = Stalling {
+                declared: limit as u64,
+                chunks: VecDeque::new(),
+                finished: false,
+            };
+            let mut future = buffer(body, limit);
+            let mut reallocations = 0;
+            let mut last_capacity = 0;
+            for sent in 1..=chunks {
+                future
+                    .body
+                    .chunks
+                    .push_back(Bytes::from(vec![b'x'; chunk_len]));
+                assert!(Pin::new(&mut future).poll(&mut cx).is_pending());
+                let received = sent * chunk_len;
+                assert_eq!(future.total, received);
+                let capacity = future.gathered.as_ref().map_or(0, |buf| buf.capacity());
+                assert!(
+                    capacity <= 2 * received,
+                    "{received} received, {capacity} reserved"
+                );
+                assert!(
+                    capacity <= limit,
+                    "{capacity} reserved over the limit {limit}"
+                );
+                if capacity != last_capacity {
+                    reallocations += 1;
+                    last_capacity = capacity;
+                }
+            }
+            assert!(reallocations <= 12, "{reallocations} reallocations");
+            // The rest of the declared bytes arrive: the result is every byte, in order.
+            let rest = limit - chunks * chunk_len;
+            future.body.chunks.push_back(Bytes::from(vec![b'y'; rest]));
+            future.body.finished = true;
+            let Poll::Ready(Ok(bytes)) = Pin::new(&mut future).poll(&mut cx) else {
+                panic!("the body did not complete");
+            };
+            assert_eq!(bytes.len(), limit);
+            assert!(bytes[..chunks * chunk_len].iter().all(|&b| b == b'x'));
+            assert!(bytes[chunks * chunk_len..].iter().all(|&b| b == b'y'));
+        }
     }
 
     #[tokio::test]
