@@ -54,7 +54,7 @@ fn request() -> Request<Empty<Bytes>> {
 
 fn tranzila(c: &mut Criterion) {
     let exec = Executor::new();
-    let credentials = TranzilaCredentials::new(APP_KEY, Secret::from_string(SECRET));
+    let credentials = TranzilaCredentials::new(APP_KEY, Secret::from_string(SECRET)).unwrap();
     let mut signing = TranzilaSigningLayer::new(credentials, Upstream::tranzila())
         .unwrap()
         .layer(Passthrough);

@@ -28,6 +28,33 @@
 //! let usable: Vec<_> = ring.verification_keys(clock.now_unix()).map(|k| k.id()).collect();
 //! assert_eq!(usable, ["2026-11", "2026-08"]);
 //! ```
+//!
+//! # Security considerations
+//!
+//! Each statement is tested as stated (unit tests in `secret.rs` and `body.rs`).
+//!
+//! - **A blank secret is never used.** A secret is *blank* when it has no bytes or is UTF-8
+//!   text made only of whitespace ([`Secret::is_blank`]; Unicode `White_Space`, so `" "`,
+//!   `"\t\n"` and a no-break space are blank, `" s "` and non-UTF-8 key bytes are not). A MAC
+//!   keyed with a blank secret is one anyone can compute (Tranzila's key is then only the time
+//!   and nonce it sends in clear), and a blank API key is one anyone can send. This is the one
+//!   rule every tollgate crate applies, with [`Secret::check_usable`], which fails with
+//!   [`SecretError::Blank`] naming what the secret is for, never its value:
+//!   - a layer that takes a secret refuses a blank one **when it is built** (its constructor
+//!     returns a `Result`), never per request: tollgate-tranzila's credentials and verifier,
+//!     tollgate-headers' `SecretHeaderLayer`;
+//!   - a secret looked up per request (tollgate-tranzila's `AppKeySecrets`) that turns out
+//!     blank is refused like an unknown key;
+//!   - tollgate-signature's schemes never sign with a blank key and skip blank keys of a ring
+//!     when verifying;
+//!   - [`Secret::from_env`] refuses a variable that is set but blank
+//!     ([`SecretError::Empty`], naming the variable), exactly as it refuses a missing one.
+//! - **Body memory follows the bytes that arrived, never a declared length.** [`body::buffer`]
+//!   refuses a body whose declared length (or size hint) is over the limit before reading,
+//!   but never allocates from that declaration: while the body is read its buffer holds at most
+//!   twice the bytes received and never more than the limit. A peer that declares
+//!   `content-length: 1048576`, sends two bytes and stalls holds two bytes of buffer, so many
+//!   such connections (or HTTP/2 streams) cost what they sent, not what they promised.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

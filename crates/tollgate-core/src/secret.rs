@@ -27,6 +27,15 @@ pub const REDACTED: &str = "Secret([REDACTED])";
 /// let value = secret.to_header_value().unwrap();
 /// assert!(value.is_sensitive());
 /// ```
+///
+/// # Blank secrets
+///
+/// A secret that is empty or only whitespace ([`Secret::is_blank`]) keys MACs that anyone can
+/// compute, and sends a credential anyone can guess. Every tollgate layer that takes a secret
+/// refuses a blank one when it is built, with [`Secret::check_usable`]; [`Secret::from_env`]
+/// refuses a blank variable. The constructors here accept any bytes (a `Secret` is also used
+/// for values read back from a provider), so code that takes a secret from its own user
+/// calls [`Secret::check_usable`] once, at configuration time.
 #[derive(Clone)]
 pub struct Secret {
     bytes: Zeroizing<Vec<u8>>,
@@ -49,7 +58,9 @@ impl Secret {
     /// Reads a secret from the environment variable `var`.
     ///
     /// Fails with an error that names the variable (never its value) when it is not set, is
-    /// empty, or is not valid Unicode.
+    /// blank (empty or only whitespace, [`Secret::is_blank`]: `TRANZILA_SECRET=` or
+    /// `TRANZILA_SECRET=" "` is refused like a missing variable, never read as a key), or is not
+    /// valid Unicode.
     ///
     /// ```
     /// use tollgate_core::{Secret, SecretError};
@@ -75,10 +86,15 @@ impl Secret {
             });
         };
         match value.into_string() {
-            Ok(value) if value.is_empty() => Err(SecretError::Empty {
-                variable: variable(),
-            }),
-            Ok(value) => Ok(Self::from_string(value)),
+            Ok(value) => {
+                let secret = Self::from_string(value);
+                if secret.is_blank() {
+                    return Err(SecretError::Empty {
+                        variable: variable(),
+                    });
+                }
+                Ok(secret)
+            }
             Err(value) => {
                 // Wipe what we read before dropping it.
                 drop(Zeroizing::new(value.into_encoded_bytes()));
@@ -102,6 +118,48 @@ impl Secret {
     /// Whether the secret has no bytes.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+
+    /// Whether the secret is *blank*: it has no bytes, or its bytes are UTF-8 text made only
+    /// of whitespace (Unicode `White_Space`: space, tab, CR, LF, no-break space, ...).
+    ///
+    /// This is tollgate's one rule for secrets that must not be used: a MAC keyed with a blank
+    /// secret is one anyone can compute, and a blank API key is one anyone can send. Binary
+    /// key bytes that are not UTF-8 are never blank.
+    ///
+    /// ```
+    /// use tollgate_core::Secret;
+    ///
+    /// assert!(Secret::from_string("").is_blank());
+    /// assert!(Secret::from_string(" \t\r\n").is_blank());
+    /// assert!(!Secret::from_string(" s3cr3t ").is_blank());
+    /// assert!(!Secret::from_bytes(vec![0x20, 0xff]).is_blank());
+    /// ```
+    pub fn is_blank(&self) -> bool {
+        std::str::from_utf8(&self.bytes).is_ok_and(|text| text.trim().is_empty())
+    }
+
+    /// Fails with [`SecretError::Blank`] when the secret [is blank](Secret::is_blank).
+    ///
+    /// `name` says what the secret is for, as the error should show it (a header name, an app
+    /// key, a key id); it is copied into the error, the secret never is. Layers call this when
+    /// they are built, so a blank secret is a configuration error, never a per-request one.
+    ///
+    /// ```
+    /// use tollgate_core::{Secret, SecretError};
+    ///
+    /// assert!(Secret::from_string("s3cr3t").check_usable("`x-api-key`").is_ok());
+    /// let err = Secret::from_string(" ").check_usable("`x-api-key`").unwrap_err();
+    /// assert_eq!(err, SecretError::Blank { name: "`x-api-key`".into() });
+    /// assert_eq!(err.to_string(), "the secret for `x-api-key` is empty or only whitespace");
+    /// ```
+    pub fn check_usable(&self, name: &str) -> Result<(), SecretError> {
+        if self.is_blank() {
+            return Err(SecretError::Blank {
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// A header value holding the secret, marked sensitive so that HTTP/2 sends it as a
@@ -147,7 +205,7 @@ impl From<&str> for Secret {
     }
 }
 
-/// Why a [`Secret`] could not be loaded. Names the source, never the value.
+/// Why a [`Secret`] could not be loaded or used. Names the source, never the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SecretError {
@@ -156,7 +214,8 @@ pub enum SecretError {
         /// The variable's name.
         variable: String,
     },
-    /// The environment variable is set but empty.
+    /// The environment variable is set but [blank](Secret::is_blank): empty or only
+    /// whitespace.
     Empty {
         /// The variable's name.
         variable: String,
@@ -165,6 +224,12 @@ pub enum SecretError {
     NotUnicode {
         /// The variable's name.
         variable: String,
+    },
+    /// The secret is [blank](Secret::is_blank): empty or only whitespace
+    /// ([`Secret::check_usable`]).
+    Blank {
+        /// What the secret is for (a header name, an app key, a key id); never its value.
+        name: String,
     },
 }
 
@@ -175,10 +240,16 @@ impl fmt::Display for SecretError {
                 write!(f, "environment variable `{variable}` is not set")
             }
             Self::Empty { variable } => {
-                write!(f, "environment variable `{variable}` is set but empty")
+                write!(
+                    f,
+                    "environment variable `{variable}` is set but empty or only whitespace"
+                )
             }
             Self::NotUnicode { variable } => {
                 write!(f, "environment variable `{variable}` is not valid Unicode")
+            }
+            Self::Blank { name } => {
+                write!(f, "the secret for {name} is empty or only whitespace")
             }
         }
     }
@@ -246,7 +317,7 @@ mod tests {
         let empty = Secret::from_env_value("TOLLGATE_KEY", Some("".into())).unwrap_err();
         assert_eq!(
             empty.to_string(),
-            "environment variable `TOLLGATE_KEY` is set but empty"
+            "environment variable `TOLLGATE_KEY` is set but empty or only whitespace"
         );
 
         #[cfg(unix)]
@@ -267,6 +338,49 @@ mod tests {
         }
         // The real environment is read too.
         assert!(!Secret::from_env("PATH").unwrap().is_empty());
+    }
+
+    #[test]
+    fn env_value_of_only_whitespace_is_refused_naming_the_variable() {
+        for blank in ["", " ", "\t", "\n", " \r\n ", "\u{a0}"] {
+            let err = Secret::from_env_value("TOLLGATE_KEY", Some(blank.into()))
+                .err()
+                .unwrap_or_else(|| panic!("{blank:?} was accepted as a secret"));
+            assert_eq!(
+                err,
+                SecretError::Empty {
+                    variable: "TOLLGATE_KEY".into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn blank_is_empty_or_only_whitespace() {
+        for blank in ["", " ", "\t", "\r\n", "\u{a0}\u{3000}", "\u{2028}"] {
+            let secret = Secret::from_string(blank);
+            assert!(secret.is_blank(), "{blank:?}");
+            let err = secret.check_usable("`x-api-key`").unwrap_err();
+            assert_eq!(
+                err,
+                SecretError::Blank {
+                    name: "`x-api-key`".into()
+                }
+            );
+            assert_eq!(
+                err.to_string(),
+                "the secret for `x-api-key` is empty or only whitespace"
+            );
+        }
+        for usable in ["s", " s ", "\u{200b}", "0"] {
+            let secret = Secret::from_string(usable);
+            assert!(!secret.is_blank(), "{usable:?}");
+            assert_eq!(secret.check_usable("k"), Ok(()));
+        }
+        // Binary keys: never blank unless empty, even when most bytes are spaces.
+        assert!(!Secret::from_bytes(vec![b' ', 0xff]).is_blank());
+        assert!(!Secret::from_bytes(vec![0]).is_blank());
+        assert!(Secret::from_bytes(Vec::new()).is_blank());
     }
 
     #[test]

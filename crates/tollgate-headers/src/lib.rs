@@ -111,7 +111,7 @@
 //! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 //! let transak = ServiceBuilder::new()
 //!     .layer(HeaderHygieneLayer::new(hygiene))
-//!     .layer(SecretHeaderLayer::api_key(api_key).upstream(Upstream::transak()))
+//!     .layer(SecretHeaderLayer::api_key(api_key)?.upstream(Upstream::transak()))
 //!     .layer(TokenHeaderLayer::access_token(refresh_access_token).upstream(Upstream::transak()))
 //!     // The end user's IP as the backend saw it (tollgate-client-ip has a layer for this).
 //!     .map_request(|mut request: Request<Full<Bytes>>| {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request};
-use tollgate_core::{BoxError, Secret};
+use tollgate_core::{BoxError, Secret, SecretError};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -43,12 +43,20 @@ struct Config {
 /// a wrong base URL cannot leak the key. A `Host` header that disagrees with the URI (or
 /// several `Host` headers) fails the call with [`HeaderError::AmbiguousTarget`]. With no upstream configured every call fails with
 /// [`HeaderError::UpstreamNotConfigured`]. A secret that is not a valid header value fails
-/// every call with [`HeaderError::InvalidSecret`].
+/// every call with [`HeaderError::InvalidSecret`]. A blank secret (empty or only whitespace)
+/// is refused when the layer is built.
 ///
 /// For a token that is refreshed (Transak's partner access token), use
 /// [`TokenHeaderLayer`](crate::TokenHeaderLayer).
 ///
 /// # Security considerations
+///
+/// **A blank secret is refused when the layer is built.** [`SecretHeaderLayer::new`] (and
+/// [`api_key`](SecretHeaderLayer::api_key), [`access_token`](SecretHeaderLayer::access_token))
+/// fail with [`SecretError::Blank`] when the secret is empty or only whitespace
+/// ([`Secret::is_blank`], tollgate-core's one rule): a blank `x-api-key` is one anyone can
+/// send, and usually means the key was never configured (`TRANSAK_API_KEY=`). No layer exists
+/// that would send it, so no request ever carries it.
 ///
 /// Put this layer *inside* (after) any layer that follows redirects, so every hop is checked.
 /// The client's error type becomes [`BoxError`]; read the reason with
@@ -56,14 +64,14 @@ struct Config {
 ///
 /// ```
 /// use http::Request;
-/// use tollgate_core::{BoxError, Secret};
+/// use tollgate_core::{BoxError, Secret, SecretError};
 /// use tollgate_headers::{HeaderError, SecretHeaderLayer, Upstream};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let client = ServiceBuilder::new()
-///     .layer(SecretHeaderLayer::api_key(Secret::from_string("pk_live_123")).upstream(Upstream::transak()))
+///     .layer(SecretHeaderLayer::api_key(Secret::from_string("pk_live_123")).unwrap().upstream(Upstream::transak()))
 ///     .service(service_fn(|request: Request<()>| async move {
 ///         Ok::<_, BoxError>(request.headers().clone())
 ///     }));
@@ -90,24 +98,47 @@ pub struct SecretHeaderLayer {
 impl SecretHeaderLayer {
     /// Sets the header `name` from `secret`. Add the upstream with
     /// [`upstream`](SecretHeaderLayer::upstream).
-    pub fn new(name: HeaderName, secret: Secret) -> Self {
-        Self {
+    ///
+    /// # Errors
+    ///
+    /// [`SecretError::Blank`] (naming the header, never the value) when `secret` is empty or
+    /// only whitespace ([`Secret::is_blank`]).
+    ///
+    /// ```
+    /// use tollgate_core::{Secret, SecretError};
+    /// use tollgate_headers::SecretHeaderLayer;
+    ///
+    /// let err = SecretHeaderLayer::api_key(Secret::from_string(" ")).unwrap_err();
+    /// assert!(matches!(err, SecretError::Blank { .. }));
+    /// assert_eq!(err.to_string(), "the secret for the `x-api-key` header is empty or only whitespace");
+    /// ```
+    pub fn new(name: HeaderName, secret: Secret) -> Result<Self, SecretError> {
+        secret.check_usable(&format!("the `{name}` header"))?;
+        Ok(Self {
             config: Arc::new(Config {
                 name,
                 value: secret.to_header_value().ok(),
                 upstreams: Vec::new(),
             }),
-        }
+        })
     }
 
     /// Sets `x-api-key` (Transak's partner API key).
-    pub fn api_key(secret: Secret) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// As [`SecretHeaderLayer::new`]: a blank secret.
+    pub fn api_key(secret: Secret) -> Result<Self, SecretError> {
         Self::new(X_API_KEY, secret)
     }
 
     /// Sets `access-token` (Transak's partner access token, when it is configured as a
     /// fixed value; see [`TokenHeaderLayer`](crate::TokenHeaderLayer) for one that refreshes).
-    pub fn access_token(secret: Secret) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// As [`SecretHeaderLayer::new`]: a blank secret.
+    pub fn access_token(secret: Secret) -> Result<Self, SecretError> {
         Self::new(ACCESS_TOKEN, secret)
     }
 
@@ -177,7 +208,11 @@ impl<S> SecretHeader<S> {
     }
 
     /// A layer setting `name` from `secret` (same as [`SecretHeaderLayer::new`]).
-    pub fn layer(name: HeaderName, secret: Secret) -> SecretHeaderLayer {
+    ///
+    /// # Errors
+    ///
+    /// As [`SecretHeaderLayer::new`]: a blank secret.
+    pub fn layer(name: HeaderName, secret: Secret) -> Result<SecretHeaderLayer, SecretError> {
         SecretHeaderLayer::new(name, secret)
     }
 

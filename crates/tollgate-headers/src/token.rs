@@ -1268,6 +1268,7 @@ mod tests {
         let fixed = ServiceBuilder::new()
             .layer(
                 SecretHeaderLayer::api_key(Secret::from_string("bad\nkey"))
+                    .unwrap()
                     .upstream(Upstream::transak()),
             )
             .service(echo());

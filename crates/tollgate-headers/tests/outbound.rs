@@ -85,7 +85,9 @@ fn hygiene() -> HeaderHygiene {
 }
 
 fn api_key(mock: &Mock) -> SecretHeaderLayer {
-    SecretHeaderLayer::api_key(Secret::from_string(API_KEY)).upstream(mock.upstream())
+    SecretHeaderLayer::api_key(Secret::from_string(API_KEY))
+        .unwrap()
+        .upstream(mock.upstream())
 }
 
 fn post(uri: String, headers: HeaderMap) -> Request<Full<Bytes>> {
@@ -324,6 +326,7 @@ async fn access_token_and_api_key_together() {
         .layer(api_key(&mock))
         .layer(
             SecretHeaderLayer::access_token(Secret::from_string("eyJ-fixed"))
+                .unwrap()
                 .upstream(mock.upstream()),
         )
         .service(client_http1());
@@ -402,7 +405,7 @@ async fn other_authority_is_refused_and_its_mock_sees_nothing() {
 
     // With no upstream at all, nothing is sent either.
     let unbound = ServiceBuilder::new()
-        .layer(SecretHeaderLayer::api_key(Secret::from_string(API_KEY)))
+        .layer(SecretHeaderLayer::api_key(Secret::from_string(API_KEY)).unwrap())
         .service(client_http1());
     let error = unbound
         .oneshot(Request::get(provider.base()).body(Full::default()).unwrap())
@@ -725,7 +728,11 @@ async fn http2_wire_bytes_use_the_never_indexed_representation() {
     let proxy = common::RecordingProxy::start(mock.addr).await;
     let upstream = Upstream::parse(&proxy.base()).unwrap();
     let secret = ServiceBuilder::new()
-        .layer(SecretHeaderLayer::api_key(Secret::from_string(API_KEY)).upstream(upstream))
+        .layer(
+            SecretHeaderLayer::api_key(Secret::from_string(API_KEY))
+                .unwrap()
+                .upstream(upstream),
+        )
         .service(client_h2c());
     two_requests(secret, &proxy.base()).await;
     assert_eq!(proxy.count(&never_indexed), 2);

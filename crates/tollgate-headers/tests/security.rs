@@ -89,7 +89,9 @@ fn set_user_ip(mut request: Request<()>) -> Request<()> {
 }
 
 fn api_key() -> SecretHeaderLayer {
-    SecretHeaderLayer::api_key(Secret::from_string("backend-key")).upstream(Upstream::transak())
+    SecretHeaderLayer::api_key(Secret::from_string("backend-key"))
+        .unwrap()
+        .upstream(Upstream::transak())
 }
 
 fn access_token() -> TokenHeaderLayer {
@@ -372,4 +374,45 @@ async fn the_refresh_never_carries_the_triggering_users_ip() {
         Vec::<Option<HeaderValue>>::new()
     );
     assert_eq!(*context_seen.lock().unwrap(), [None, None]);
+}
+
+/// `SecretHeaderLayer`'s "Security considerations": a blank secret is refused when the
+/// layer is built, so no request can carry it. (Before the fix, the layer was built and sent
+/// `x-api-key: ` with an empty value.)
+#[test]
+fn blank_secret_is_refused_when_the_layer_is_built() {
+    for blank in ["", " ", "\t", "\r\n", "\u{a0}"] {
+        for (layer, header) in [
+            (
+                SecretHeaderLayer::api_key(Secret::from_string(blank)),
+                "x-api-key",
+            ),
+            (
+                SecretHeaderLayer::access_token(Secret::from_string(blank)),
+                "access-token",
+            ),
+            (
+                SecretHeaderLayer::new(
+                    HeaderName::from_static("x-partner-key"),
+                    Secret::from_string(blank),
+                ),
+                "x-partner-key",
+            ),
+        ] {
+            let err = layer.unwrap_err();
+            assert_eq!(
+                err,
+                tollgate_core::SecretError::Blank {
+                    name: format!("the `{header}` header")
+                },
+                "{blank:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("the secret for the `{header}` header is empty or only whitespace")
+            );
+        }
+    }
+    // Whitespace around a real key is part of the key: not blank.
+    assert!(SecretHeaderLayer::api_key(Secret::from_string(" k ")).is_ok());
 }

@@ -34,6 +34,23 @@
 //!
 //! # Security considerations
 //!
+//! **A blank secret is refused when a layer is built.** With an empty or whitespace-only
+//! secret, the HMAC key is just the time and nonce, both sent in clear, so anyone could compute
+//! a valid token. tollgate-core's one rule ([`Secret::is_blank`](tollgate_core::Secret::is_blank))
+//! applies everywhere this crate takes a secret:
+//!
+//! - [`TranzilaCredentials::new`] and [`TranzilaCredentials::from_env`] fail with
+//!   [`SecretError`](tollgate_core::SecretError) (`Blank`, naming the app key; `Empty`,
+//!   naming the variable), so neither [`TranzilaSigningLayer`] nor [`TranzilaVerifyLayer`]
+//!   can be built with a blank secret from credentials;
+//! - [`TranzilaVerifyLayer::new`] fails when a map of app keys to secrets holds a blank one
+//!   ([`AppKeySecrets::check_secrets`]);
+//! - a secret that a lookup returns blank at request time is refused with 401
+//!   `tranzila_unknown_app_key`, the same answer as an unknown app key.
+//!
+//! Tested as stated in `tests/blank_secret.rs`, with tokens an attacker computes from the
+//! time and nonce alone.
+//!
 //! **The access token does not cover the body**, nor the method or the path. Anyone who
 //! sees one signed request can pair its headers with another payload while the time window
 //! lasts. What protects the payload is TLS (call Tranzila over `https` only, never log the

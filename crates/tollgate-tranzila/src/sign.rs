@@ -74,7 +74,7 @@ type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo");
+/// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo").unwrap();
 /// let layer = TranzilaSigningLayer::new(credentials, Upstream::tranzila())
 ///     .unwrap()
 ///     .clock(ManualClock::new(1_700_000_000));
@@ -130,7 +130,7 @@ impl TranzilaSigningLayer {
     /// use tollgate_core::Upstream;
     /// use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer};
     ///
-    /// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo");
+    /// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo")?;
     /// let layer = TranzilaSigningLayer::new(credentials, Upstream::tranzila())?
     ///     // A local mock as well (an `Upstream` parses at build time, never per request).
     ///     .upstream(Upstream::parse("http://127.0.0.1:8080")?);
@@ -611,7 +611,7 @@ mod tests {
     }
 
     fn credentials() -> TranzilaCredentials {
-        TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo")
+        TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo").unwrap()
     }
 
     type Seen = Arc<Mutex<Vec<HeaderMap>>>;
@@ -818,9 +818,8 @@ mod tests {
     #[test]
     fn invalid_app_keys_fail_at_build_time() {
         for bad in ["", "with space", "new\nline", "מפתח"] {
-            let err =
-                TranzilaSigningLayer::new(TranzilaCredentials::new(bad, "s"), Upstream::tranzila())
-                    .unwrap_err();
+            let credentials = TranzilaCredentials::new(bad, "s").unwrap();
+            let err = TranzilaSigningLayer::new(credentials, Upstream::tranzila()).unwrap_err();
             assert_eq!(err, ConfigError::InvalidAppKey);
         }
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
-use tollgate_core::Secret;
+use tollgate_core::{Secret, SecretError};
 use zeroize::Zeroizing;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -232,15 +232,20 @@ impl std::error::Error for NonceError {}
 ///
 /// `Debug` shows the app key and redacts the secret.
 ///
+/// The secret is never [blank](Secret::is_blank): [`TranzilaCredentials::new`] and
+/// [`TranzilaCredentials::from_env`] refuse an empty or whitespace-only one, so every layer
+/// built from credentials (signing and verifying) has a secret an attacker cannot guess.
+///
 /// ```
 /// use tollgate_tranzila::TranzilaCredentials;
 ///
-/// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo");
+/// let credentials = TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo")?;
 /// assert_eq!(credentials.app_key(), "pub_app_key_demo");
 /// assert_eq!(
 ///     format!("{credentials:?}"),
 ///     r#"TranzilaCredentials { app_key: "pub_app_key_demo", secret: Secret([REDACTED]) }"#
 /// );
+/// # Ok::<(), tollgate_core::SecretError>(())
 /// ```
 #[derive(Clone)]
 pub struct TranzilaCredentials {
@@ -251,14 +256,35 @@ pub struct TranzilaCredentials {
 impl TranzilaCredentials {
     /// Credentials for `app_key` with `secret` (a [`Secret`], or a string taken as its UTF-8
     /// bytes).
-    pub fn new(app_key: impl Into<String>, secret: impl Into<Secret>) -> Self {
-        Self {
-            app_key: app_key.into(),
-            secret: secret.into(),
-        }
+    ///
+    /// # Errors
+    ///
+    /// [`SecretError::Blank`] (naming the app key, never the secret) when the secret is empty
+    /// or only whitespace ([`Secret::is_blank`]). With a blank secret the HMAC key is just the
+    /// time and nonce, which travel in clear: anyone could compute the access token.
+    ///
+    /// ```
+    /// use tollgate_core::SecretError;
+    /// use tollgate_tranzila::TranzilaCredentials;
+    ///
+    /// let err = TranzilaCredentials::new("victim-app", "").unwrap_err();
+    /// assert!(matches!(err, SecretError::Blank { .. }));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "the secret for Tranzila app key `victim-app` is empty or only whitespace"
+    /// );
+    /// assert!(TranzilaCredentials::new("victim-app", " \t").is_err());
+    /// ```
+    pub fn new(app_key: impl Into<String>, secret: impl Into<Secret>) -> Result<Self, SecretError> {
+        let app_key = app_key.into();
+        let secret = secret.into();
+        secret.check_usable(&format!("Tranzila app key `{app_key}`"))?;
+        Ok(Self { app_key, secret })
     }
 
-    /// Reads both from environment variables (the error names a variable, never a value).
+    /// Reads both from environment variables (the error names a variable, never a value). A
+    /// variable that is set but empty or only whitespace is refused like a missing one
+    /// ([`Secret::from_env`]).
     ///
     /// ```
     /// use tollgate_tranzila::TranzilaCredentials;
@@ -267,13 +293,10 @@ impl TranzilaCredentials {
     ///     .unwrap_err();
     /// assert!(err.to_string().contains("TRANZILA_DOC_UNSET_KEY"));
     /// ```
-    pub fn from_env(
-        app_key_var: &str,
-        secret_var: &str,
-    ) -> Result<Self, tollgate_core::SecretError> {
+    pub fn from_env(app_key_var: &str, secret_var: &str) -> Result<Self, SecretError> {
         let app_key = Secret::from_env(app_key_var)?;
         let app_key = String::from_utf8_lossy(app_key.expose_secret()).into_owned();
-        Ok(Self::new(app_key, Secret::from_env(secret_var)?))
+        Self::new(app_key, Secret::from_env(secret_var)?)
     }
 
     /// The public app key.
@@ -400,13 +423,31 @@ mod tests {
 
     #[test]
     fn credentials_debug_is_redacted() {
-        let credentials = TranzilaCredentials::new("app", "very-secret-value");
+        let credentials = TranzilaCredentials::new("app", "very-secret-value").unwrap();
         let debug = format!("{credentials:?}");
         assert_eq!(
             debug,
             r#"TranzilaCredentials { app_key: "app", secret: Secret([REDACTED]) }"#
         );
         assert!(!format!("{credentials:#?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn credentials_refuse_a_blank_secret_naming_the_app_key_only() {
+        for blank in ["", " ", "\t\r\n", "\u{a0}"] {
+            let err = TranzilaCredentials::new("victim-app", blank).unwrap_err();
+            assert_eq!(
+                err,
+                SecretError::Blank {
+                    name: "Tranzila app key `victim-app`".into()
+                }
+            );
+            let err =
+                TranzilaCredentials::new("victim-app", Secret::from_string(blank)).unwrap_err();
+            assert!(matches!(err, SecretError::Blank { .. }));
+        }
+        let ok = TranzilaCredentials::new("victim-app", " s3cr3t ").unwrap();
+        assert_eq!(ok.secret().expose_secret(), b" s3cr3t ");
     }
 
     #[test]

@@ -15,8 +15,8 @@ use pin_project_lite::pin_project;
 use tollgate_core::rejection::code;
 use tollgate_core::timestamp::{TimestampError, TimestampWindow};
 use tollgate_core::{
-    Clock, Rejection, RejectionResponder, RequestTimestamp, ResponseBody, Secret, SharedClock,
-    SystemClock, VerifiedSignature,
+    Clock, Rejection, RejectionResponder, RequestTimestamp, ResponseBody, Secret, SecretError,
+    SharedClock, SystemClock, VerifiedSignature,
 };
 use tollgate_replay::{Claim, NonceStore, StoreError};
 use tower_layer::Layer;
@@ -37,6 +37,12 @@ pub const SCHEME: &str = "tranzila";
 /// `Fn(&str) -> Option<Secret>`, so keys can be loaded from elsewhere and rotated while the
 /// server runs.
 ///
+/// **Blank secrets are never used.** [`TranzilaVerifyLayer::new`] calls
+/// [`check_secrets`](AppKeySecrets::check_secrets) and fails when a secret it can see now is
+/// empty or only whitespace ([`Secret::is_blank`]); maps check every entry. A secret that a
+/// lookup returns blank at request time (a closure, a map behind your own type) is refused
+/// with the same 401 `tranzila_unknown_app_key` as an unknown app key.
+///
 /// ```
 /// use tollgate_core::Secret;
 /// use tollgate_tranzila::AppKeySecrets;
@@ -48,6 +54,37 @@ pub const SCHEME: &str = "tranzila";
 pub trait AppKeySecrets: Send + Sync + 'static {
     /// The secret of `app_key`, or `None` when the app key is unknown.
     fn secret_for(&self, app_key: &str) -> Option<Secret>;
+
+    /// Checks the secrets known now, when a [`TranzilaVerifyLayer`] is built: fails with
+    /// [`SecretError::Blank`] (naming the app key) for a secret that is empty or only
+    /// whitespace.
+    ///
+    /// The default accepts: a lookup that cannot list its secrets (a closure) is checked at
+    /// each request instead, where a blank secret is refused like an unknown app key.
+    /// Implementations over a fixed set of secrets should check each one with
+    /// [`Secret::check_usable`].
+    fn check_secrets(&self) -> Result<(), SecretError> {
+        Ok(())
+    }
+}
+
+/// The error name of `app_key`'s secret, as [`TranzilaCredentials::new`] writes it.
+fn check_app_key_secret(app_key: &str, secret: &Secret) -> Result<(), SecretError> {
+    secret.check_usable(&format!("Tranzila app key `{app_key}`"))
+}
+
+/// Checks every secret of a map, naming the first blank one in app-key order (so that the
+/// error does not depend on a hash map's iteration order).
+fn check_map<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a Secret)>,
+) -> Result<(), SecretError> {
+    match entries
+        .filter(|(_, secret)| secret.is_blank())
+        .min_by_key(|(app_key, _)| *app_key)
+    {
+        Some((app_key, secret)) => check_app_key_secret(app_key, secret),
+        None => Ok(()),
+    }
 }
 
 impl<F> AppKeySecrets for F
@@ -65,17 +102,30 @@ impl<S: std::hash::BuildHasher + Send + Sync + 'static> AppKeySecrets
     fn secret_for(&self, app_key: &str) -> Option<Secret> {
         self.get(app_key).cloned()
     }
+
+    fn check_secrets(&self) -> Result<(), SecretError> {
+        check_map(self.iter())
+    }
 }
 
 impl AppKeySecrets for BTreeMap<String, Secret> {
     fn secret_for(&self, app_key: &str) -> Option<Secret> {
         self.get(app_key).cloned()
     }
+
+    fn check_secrets(&self) -> Result<(), SecretError> {
+        check_map(self.iter())
+    }
 }
 
 impl AppKeySecrets for TranzilaCredentials {
     fn secret_for(&self, app_key: &str) -> Option<Secret> {
         (self.app_key() == app_key).then(|| self.secret().clone())
+    }
+
+    fn check_secrets(&self) -> Result<(), SecretError> {
+        // Never blank ([`TranzilaCredentials::new`] refuses it); checked again all the same.
+        check_app_key_secret(self.app_key(), self.secret())
     }
 }
 
@@ -85,11 +135,19 @@ impl AppKeySecrets for Vec<TranzilaCredentials> {
             .find(|c| c.app_key() == app_key)
             .map(|c| c.secret().clone())
     }
+
+    fn check_secrets(&self) -> Result<(), SecretError> {
+        self.iter().try_for_each(AppKeySecrets::check_secrets)
+    }
 }
 
 impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
     fn secret_for(&self, app_key: &str) -> Option<Secret> {
         (**self).secret_for(app_key)
+    }
+
+    fn check_secrets(&self) -> Result<(), SecretError> {
+        (**self).check_secrets()
     }
 }
 
@@ -105,7 +163,9 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 /// 2. the nonce exactly 80 hexadecimal characters: else 400 `nonce_malformed`;
 /// 3. the time Unix seconds as ASCII digits: else 400 `timestamp_malformed`;
 /// 4. the token 64 hexadecimal characters: else 400 `header_malformed`;
-/// 5. the app key known: else 401 `tranzila_unknown_app_key`;
+/// 5. the app key known, with a secret that is not blank: else 401
+///    `tranzila_unknown_app_key` (a blank secret found at lookup is refused like an unknown
+///    key, and logged at warn level without the app key);
 /// 6. the time within ±300 s of the clock (inclusive; [`TimestampWindow`]): else 401
 ///    `timestamp_out_of_window`;
 /// 7. the token equal, in constant time, to [`access_token`](crate::access_token) over the
@@ -123,6 +183,13 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 /// [`RequestTimestamp`] in its extensions. The body is not read.
 ///
 /// # Security considerations
+///
+/// **A blank secret never verifies.** With an empty or whitespace-only secret the HMAC key is
+/// just the time and nonce the request carries in clear, so anyone could compute the token.
+/// [`TranzilaVerifyLayer::new`] fails with [`SecretError::Blank`] when a secret it can see
+/// at build time is blank (credentials, every entry of a map); a secret that a lookup returns
+/// blank at request time is refused with 401 `tranzila_unknown_app_key`, the same answer as an
+/// unknown app key, before any MAC is computed.
 ///
 /// The nonce store is required: the layer cannot be built without one, because the token
 /// does not cover the body and only the nonce check stops a captured header set from being
@@ -166,9 +233,10 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 /// let clock = ManualClock::new(1_700_000_100);
 /// let store = MemoryNonceStore::new(100_000).with_clock(clock.clone());
 /// let layer = TranzilaVerifyLayer::new(
-///     TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo"),
+///     TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo").unwrap(),
 ///     store,
 /// )
+/// .unwrap()
 /// .clock(clock);
 /// let service = ServiceBuilder::new().layer(layer).service(service_fn(|_req: Request<Empty<Bytes>>| async {
 ///     Ok::<_, std::convert::Infallible>(Response::new(Empty::<Bytes>::new()))
@@ -213,8 +281,32 @@ struct VerifyConfig {
 impl TranzilaVerifyLayer {
     /// A verifier taking secrets from `secrets` and claiming nonces in `store`, with the system
     /// clock and a ±300 s window.
-    pub fn new(secrets: impl AppKeySecrets, store: impl NonceStore) -> Self {
-        Self {
+    ///
+    /// # Errors
+    ///
+    /// [`SecretError::Blank`], naming the app key, when a secret that `secrets` holds now is
+    /// empty or only whitespace ([`AppKeySecrets::check_secrets`]).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    ///
+    /// use tollgate_core::{Secret, SecretError};
+    /// use tollgate_replay::MemoryNonceStore;
+    /// use tollgate_tranzila::TranzilaVerifyLayer;
+    ///
+    /// let secrets = HashMap::from([
+    ///     ("partner-1".to_owned(), Secret::from_string("s3cr3t")),
+    ///     ("partner-2".to_owned(), Secret::from_string("")),
+    /// ]);
+    /// let err = TranzilaVerifyLayer::new(secrets, MemoryNonceStore::new(1_000)).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "the secret for Tranzila app key `partner-2` is empty or only whitespace"
+    /// );
+    /// ```
+    pub fn new(secrets: impl AppKeySecrets, store: impl NonceStore) -> Result<Self, SecretError> {
+        secrets.check_secrets()?;
+        Ok(Self {
             config: Arc::new(VerifyConfig {
                 secrets: Arc::new(secrets),
                 store: Arc::new(store),
@@ -223,7 +315,7 @@ impl TranzilaVerifyLayer {
                 skew_margin: 0,
                 responder: RejectionResponder::json(),
             }),
-        }
+        })
     }
 
     /// Asks the store to hold each nonce `margin` longer than the window needs:
@@ -307,7 +399,14 @@ impl<S> TranzilaVerify<S> {
     }
 
     /// A layer that wraps services in `TranzilaVerify` (same as [`TranzilaVerifyLayer::new`]).
-    pub fn layer(secrets: impl AppKeySecrets, store: impl NonceStore) -> TranzilaVerifyLayer {
+    ///
+    /// # Errors
+    ///
+    /// As [`TranzilaVerifyLayer::new`]: a blank secret.
+    pub fn layer(
+        secrets: impl AppKeySecrets,
+        store: impl NonceStore,
+    ) -> Result<TranzilaVerifyLayer, SecretError> {
         TranzilaVerifyLayer::new(secrets, store)
     }
 
@@ -387,13 +486,25 @@ fn check(config: &VerifyConfig, headers: &HeaderMap) -> Result<Checked, Rejectio
             "access token must be 64 hexadecimal characters",
         ));
     };
-    let Some(secret) = config.secrets.secret_for(app_key) else {
-        return Err(Rejection::new(
+    let unknown = || {
+        Rejection::new(
             StatusCode::UNAUTHORIZED,
             code::TRANZILA_UNKNOWN_APP_KEY,
             "app key is not known",
-        ));
+        )
     };
+    let Some(secret) = config.secrets.secret_for(app_key) else {
+        return Err(unknown());
+    };
+    if secret.is_blank() {
+        // A MAC under a blank secret is one anyone can compute: the key is as good as unknown.
+        // The app key is the client's header value: not logged.
+        tracing::warn!(
+            target: "tollgate",
+            "Tranzila secret lookup returned a blank secret; refused as an unknown app key"
+        );
+        return Err(unknown());
+    }
     config
         .window
         .check(timestamp, config.clock.now_unix())
@@ -645,7 +756,8 @@ mod tests {
     }
 
     fn layer(store: Arc<TestStore>, now: u64) -> TranzilaVerifyLayer {
-        TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET), store)
+        TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET).unwrap(), store)
+            .unwrap()
             .clock(ManualClock::new(now))
     }
 
@@ -914,6 +1026,7 @@ mod tests {
             }
         };
         let layer = TranzilaVerifyLayer::new(lookup, Arc::new(TestStore::default()))
+            .unwrap()
             .clock(ManualClock::new(1_700_000_000))
             .on_rejection(RejectionResponder::new(|r: &Rejection| {
                 let mut response = Response::new(Bytes::from(format!("no: {}", r.code())));
@@ -1055,7 +1168,8 @@ mod tests {
         // The verifier reads a manual clock in 2023, the memory store the system clock: the
         // claim's expiry is long past by the store's clock, and the store holds it anyway.
         let store = tollgate_replay::MemoryNonceStore::new(100);
-        let layer = TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET), store)
+        let layer = TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET).unwrap(), store)
+            .unwrap()
             .clock(ManualClock::new(1_700_000_000));
         assert_eq!(
             send(&layer, signed().body(Full::default()).unwrap())
@@ -1083,8 +1197,12 @@ mod tests {
                 .with_min_retention(tollgate_replay::DEFAULT_SHARED_MIN_RETENTION),
         );
         let verifier = |clock: &ManualClock| {
-            TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET), store.clone())
-                .clock(clock.clone())
+            TranzilaVerifyLayer::new(
+                TranzilaCredentials::new(APP, SECRET).unwrap(),
+                store.clone(),
+            )
+            .unwrap()
+            .clock(clock.clone())
         };
         let (a, b) = (verifier(&a_clock), verifier(&b_clock));
         assert_eq!(

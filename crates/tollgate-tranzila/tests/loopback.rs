@@ -17,14 +17,16 @@ use tollgate_tranzila::{
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 fn credentials() -> TranzilaCredentials {
-    TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo")
+    TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_client_calls_verifying_server() {
     let clock = ManualClock::new(1_700_000_000);
     let addr = common::serve(
-        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone())).clock(clock.clone()),
+        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone()))
+            .unwrap()
+            .clock(clock.clone()),
     )
     .await;
     let mut client = ServiceBuilder::new()
@@ -59,7 +61,9 @@ async fn signed_client_calls_verifying_server() {
 async fn captured_headers_replayed_or_unsigned_are_refused() {
     let clock = ManualClock::new(1_700_000_000);
     let addr = common::serve(
-        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone())).clock(clock.clone()),
+        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone()))
+            .unwrap()
+            .clock(clock.clone()),
     )
     .await;
     let url = format!("http://{addr}/v1/charge");
@@ -155,7 +159,9 @@ async fn signing_failure_sends_nothing() {
 async fn concurrent_copies_of_one_request_are_accepted_once() {
     let clock = ManualClock::new(1_700_000_000);
     let addr = common::serve(
-        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone())).clock(clock.clone()),
+        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone()))
+            .unwrap()
+            .clock(clock.clone()),
     )
     .await;
     let url = format!("http://{addr}/v1/charge");

@@ -89,9 +89,10 @@ async fn php_client_round(secret: &'static str, test: &str) {
     };
     // PHP stamps requests with its own time(): the server reads the real clock here.
     let layer = TranzilaVerifyLayer::new(
-        TranzilaCredentials::new(APP_KEY, secret),
+        TranzilaCredentials::new(APP_KEY, secret).unwrap(),
         common::store(SystemClock),
     )
+    .unwrap()
     .clock(SystemClock);
     let addr = common::serve(layer).await;
     let url = format!("http://{addr}/v1/charge");
@@ -187,7 +188,7 @@ async fn php_verifier_accepts_signing_layer_requests() {
         ServiceBuilder::new()
             .layer(
                 TranzilaSigningLayer::new(
-                    TranzilaCredentials::new(APP_KEY, secret),
+                    TranzilaCredentials::new(APP_KEY, secret).unwrap(),
                     common::upstream(addr),
                 )
                 .unwrap()

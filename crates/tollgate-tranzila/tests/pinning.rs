@@ -26,7 +26,7 @@ const NONCE: &str =
 const SECRET: &str = "private_secret_demo";
 
 fn credentials() -> TranzilaCredentials {
-    TranzilaCredentials::new("pub_app_key_demo", SECRET)
+    TranzilaCredentials::new("pub_app_key_demo", SECRET).unwrap()
 }
 
 /// A signing layer over a recorder, counting the tokens made (nonces drawn) and the calls
@@ -377,7 +377,9 @@ async fn counting_listener(addr: &str) -> Option<(SocketAddr, Arc<AtomicUsize>)>
 async fn s5_refused_requests_open_no_connection() {
     let clock = ManualClock::new(1_700_000_000);
     let provider = common::serve(
-        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone())).clock(clock.clone()),
+        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone()))
+            .unwrap()
+            .clock(clock.clone()),
     )
     .await;
     let (attacker, accepted) = counting_listener("127.0.0.1:0").await.unwrap();

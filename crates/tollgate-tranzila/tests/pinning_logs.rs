@@ -34,7 +34,7 @@ impl Write for Buffer {
 
 #[test]
 fn s6_errors_debug_and_logs_hold_no_secret_token_user_info_path_or_query() {
-    let credentials = TranzilaCredentials::new("pub_app_key_demo", SECRET);
+    let credentials = TranzilaCredentials::new("pub_app_key_demo", SECRET).unwrap();
     let token = credentials.access_token("1700000000", NONCE);
     let layer = TranzilaSigningLayer::new(credentials, Upstream::tranzila())
         .unwrap()

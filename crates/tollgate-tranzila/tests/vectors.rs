@@ -77,6 +77,7 @@ fn vectors_through_access_token() {
         ));
         assert_eq!(
             TranzilaCredentials::new(v.app_key.clone(), v.secret.clone())
+                .unwrap()
                 .access_token(&v.time, &v.nonce),
             v.token
         );
@@ -99,7 +100,7 @@ async fn vectors_through_signing_layer() {
         };
         let nonce = v.nonce.clone();
         let layer = TranzilaSigningLayer::new(
-            TranzilaCredentials::new(v.app_key.clone(), v.secret.clone()),
+            TranzilaCredentials::new(v.app_key.clone(), v.secret.clone()).unwrap(),
             Upstream::tranzila(),
         )
         .unwrap()
@@ -131,9 +132,10 @@ async fn vectors_through_verify_layer() {
     };
     for v in vectors {
         let layer = TranzilaVerifyLayer::new(
-            TranzilaCredentials::new(v.app_key.clone(), v.secret.clone()),
+            TranzilaCredentials::new(v.app_key.clone(), v.secret.clone()).unwrap(),
             common::store(ManualClock::new(v.time.parse().unwrap())),
         )
+        .unwrap()
         .clock(ManualClock::new(v.time.parse().unwrap()));
         let service = ServiceBuilder::new().layer(layer).service(service_fn(
             |request: Request<Empty<Bytes>>| async move {

@@ -24,7 +24,7 @@ const NONCE: &str =
 const TOKEN: &str = "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16";
 
 fn credentials() -> TranzilaCredentials {
-    TranzilaCredentials::new(APP_KEY, SECRET)
+    TranzilaCredentials::new(APP_KEY, SECRET).unwrap()
 }
 
 /// Reads one HTTP/1 request head from `socket`.
@@ -110,7 +110,9 @@ async fn raw(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> (u16, Stri
 async fn the_verify_layer_takes_any_case_once_and_refuses_two_copies() {
     let clock = ManualClock::new(1_700_000_000);
     let addr = common::serve(
-        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone())).clock(clock),
+        TranzilaVerifyLayer::new(credentials(), common::store(clock.clone()))
+            .unwrap()
+            .clock(clock),
     )
     .await;
     // Two copies of the nonce, spelled differently: one header twice, refused.
@@ -161,7 +163,11 @@ async fn skewed_instances_sharing_redis_refuse_the_replay() {
             .clock(clock.clone())
             .build()
             .unwrap();
-        common::serve(TranzilaVerifyLayer::new(credentials(), store).clock(clock.clone()))
+        common::serve(
+            TranzilaVerifyLayer::new(credentials(), store)
+                .unwrap()
+                .clock(clock.clone()),
+        )
     };
     let a = instance(&a_clock).await;
     let b = instance(&b_clock).await;

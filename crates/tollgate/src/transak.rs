@@ -25,7 +25,7 @@
 //!     Upstream::transak(),
 //!     Secret::from_string("partner-api-key"),     // Secret::from_env("TRANSAK_API_KEY")?
 //!     Secret::from_string("partner-access-token"), // Secret::from_env("TRANSAK_ACCESS_TOKEN")?
-//! );
+//! )?;
 //! # let _ = (inbound, outbound);
 //! # Ok(())
 //! # }
@@ -166,7 +166,7 @@ mod outbound {
     ///         Upstream::transak(),
     ///         Secret::from_string("partner-api-key"),
     ///         Secret::from_string("partner-access-token"),
-    ///     ))
+    ///     )?)
     ///     .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     /// # let _ = transak;
     /// # Ok(())
@@ -184,13 +184,22 @@ mod outbound {
     impl TransakOutbound {
         /// The stack for `upstream` (e.g. [`Upstream::transak`]) with the partner's API key and
         /// access token, and [`HeaderHygiene::server_to_server`].
-        pub fn new(upstream: Upstream, api_key: Secret, access_token: Secret) -> Self {
-            Self {
+        ///
+        /// # Errors
+        ///
+        /// [`SecretError::Blank`](crate::core::SecretError::Blank) when either secret is empty
+        /// or only whitespace.
+        pub fn new(
+            upstream: Upstream,
+            api_key: Secret,
+            access_token: Secret,
+        ) -> Result<Self, crate::core::SecretError> {
+            Ok(Self {
                 hygiene: HeaderHygieneLayer::new(HeaderHygiene::server_to_server()),
-                api_key: SecretHeaderLayer::api_key(api_key).upstream(upstream.clone()),
-                access_token: SecretHeaderLayer::access_token(access_token).upstream(upstream),
+                api_key: SecretHeaderLayer::api_key(api_key)?.upstream(upstream.clone()),
+                access_token: SecretHeaderLayer::access_token(access_token)?.upstream(upstream),
                 user_ip: ForwardUserIpLayer::new(),
-            }
+            })
         }
 
         /// Replaces the hygiene rules, e.g. to substitute the backend's own `User-Agent`.

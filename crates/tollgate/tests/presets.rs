@@ -141,6 +141,7 @@ fn outbound() -> TransakOutbound {
         Secret::from_string("partner-key"),
         Secret::from_string("partner-token"),
     )
+    .unwrap()
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@
 //! use tollgate::core::{Secret, SystemClock};
 //! use tollgate::tranzila::TranzilaCredentials;
 //!
-//! let credentials = TranzilaCredentials::new("demo-app-key", Secret::from_string("demo-secret"));
+//! let credentials = TranzilaCredentials::new("demo-app-key", Secret::from_string("demo-secret"))?;
 //! let mock = tranzila_client::mock::MockTranzila::new(credentials.clone(), Arc::new(SystemClock));
 //! let addr = mock.spawn("127.0.0.1:0".parse()?).await?;
 //! let base_url = format!("http://{addr}");
@@ -38,7 +38,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tollgate::core::{BoxError, Secret, SharedClock, Upstream};
+use tollgate::core::{BoxError, Secret, SecretError, SharedClock, Upstream};
 use tollgate::tranzila::{TranzilaCredentials, TranzilaSigning, TranzilaSigningLayer};
 use tower::{Layer, ServiceExt};
 
@@ -52,23 +52,51 @@ pub struct Config {
     pub api_url: Option<String>,
     /// `TRANZILA_MOCK_ADDR`: where the mock listens, default `127.0.0.1:8090`.
     pub mock_addr: SocketAddr,
-    /// `TRANZILA_APP_KEY` and `TRANZILA_SECRET`, default `demo-app-key` / `demo-secret`.
+    /// `TRANZILA_APP_KEY` and `TRANZILA_SECRET`, default `demo-app-key` / `demo-secret` when
+    /// calling the mock. The secret is read with [`Secret::from_env`]: set but empty or only
+    /// whitespace (`TRANZILA_SECRET=`) is an error naming the variable, never an empty HMAC
+    /// key; with `TRANZILA_API_URL` set it must be set too.
     pub credentials: TranzilaCredentials,
 }
 
+/// The variable holding the Tranzila secret.
+pub const SECRET_VAR: &str = "TRANZILA_SECRET";
+
+/// The secret the mock accepts when `TRANZILA_SECRET` is unset and no API URL is given.
+const DEMO_SECRET: &str = "demo-secret";
+
 impl Config {
     /// Reads the environment.
+    ///
+    /// # Errors
+    ///
+    /// `TRANZILA_SECRET` set but empty or only whitespace, or unset while `TRANZILA_API_URL`
+    /// names a real API (the error names the variable, never a value); an unparsable
+    /// `TRANZILA_MOCK_ADDR`.
     pub fn from_env() -> Result<Self, BoxError> {
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let api_url = std::env::var("TRANZILA_API_URL").ok();
+        let secret = secret_or_demo(Secret::from_env(SECRET_VAR), api_url.is_some())?;
         Ok(Self {
-            api_url: std::env::var("TRANZILA_API_URL").ok(),
             mock_addr: var("TRANZILA_MOCK_ADDR", "127.0.0.1:8090").parse()?,
-            credentials: TranzilaCredentials::new(
-                var("TRANZILA_APP_KEY", "demo-app-key"),
-                Secret::from_string(var("TRANZILA_SECRET", "demo-secret")),
-            ),
+            credentials: TranzilaCredentials::new(var("TRANZILA_APP_KEY", "demo-app-key"), secret)?,
+            api_url,
         })
+    }
+}
+
+/// What [`Config::from_env`] makes of [`Secret::from_env`]`("TRANZILA_SECRET")`: the secret
+/// when it is set; the demo secret when it is unset and the call goes to the local mock;
+/// otherwise the error, which names the variable (set but blank, unset for a real API, not
+/// Unicode).
+fn secret_or_demo(
+    read: Result<Secret, SecretError>,
+    real_api: bool,
+) -> Result<Secret, SecretError> {
+    match read {
+        Err(SecretError::Missing { .. }) if !real_api => Ok(Secret::from_string(DEMO_SECRET)),
+        other => other,
     }
 }
 
@@ -117,4 +145,52 @@ pub async fn create_transaction(
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Response::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    /// `TRANZILA_SECRET=` (or only whitespace) never becomes an empty key: the env helper
+    /// refuses it naming the variable, and the demo default does not replace it.
+    #[test]
+    fn a_blank_secret_variable_is_an_error_naming_it() {
+        let blank = || {
+            Err(SecretError::Empty {
+                variable: SECRET_VAR.to_owned(),
+            })
+        };
+        for real_api in [false, true] {
+            let err = secret_or_demo(blank(), real_api).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "environment variable `TRANZILA_SECRET` is set but empty or only whitespace"
+            );
+        }
+        // The helper itself reads the real environment; a variable no one sets is missing.
+        assert!(matches!(
+            Secret::from_env("TRANZILA_CLIENT_TEST_SURELY_UNSET_7c2e"),
+            Err(SecretError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn unset_means_the_demo_secret_for_the_mock_only() {
+        let missing = || {
+            Err(SecretError::Missing {
+                variable: SECRET_VAR.to_owned(),
+            })
+        };
+        let demo = secret_or_demo(missing(), false).unwrap();
+        assert_eq!(demo.expose_secret(), DEMO_SECRET.as_bytes());
+        let err = secret_or_demo(missing(), true).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable `TRANZILA_SECRET` is not set"
+        );
+        let set = secret_or_demo(Ok(Secret::from_string("real")), true).unwrap();
+        assert_eq!(set.expose_secret(), b"real");
+    }
 }

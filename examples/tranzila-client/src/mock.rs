@@ -11,7 +11,7 @@ use axum::routing::post;
 use http::HeaderMap;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tollgate::core::SharedClock;
+use tollgate::core::{SecretError, SharedClock};
 use tollgate::replay::{DEFAULT_CAPACITY, MemoryNonceStore};
 use tollgate::tranzila::{TranzilaCredentials, TranzilaVerifyLayer};
 
@@ -42,21 +42,25 @@ impl MockTranzila {
     }
 
     /// The routes, behind the verify layer (a fresh in-memory nonce store per router).
-    pub fn router(&self) -> Router {
+    ///
+    /// # Errors
+    ///
+    /// A blank secret (never the case for `TranzilaCredentials`, which refuse one).
+    pub fn router(&self) -> Result<Router, SecretError> {
         let store = MemoryNonceStore::new(DEFAULT_CAPACITY).with_clock(self.clock.clone());
         let verify =
-            TranzilaVerifyLayer::new(self.credentials.clone(), store).clock(self.clock.clone());
-        Router::new()
+            TranzilaVerifyLayer::new(self.credentials.clone(), store)?.clock(self.clock.clone());
+        Ok(Router::new()
             .route(CREATE_TRANSACTION_PATH, post(create_transaction))
             .layer(verify)
-            .with_state(self.shared.clone())
+            .with_state(self.shared.clone()))
     }
 
     /// Binds `addr` and serves in a spawned task; returns the bound address.
     pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let app = self.router();
+        let app = self.router().map_err(std::io::Error::other)?;
         tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app).await {
                 tracing::error!(%err, "mock Tranzila server stopped");

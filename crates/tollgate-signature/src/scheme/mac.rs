@@ -122,9 +122,10 @@ pub(crate) fn keyed(key: &[u8]) -> Option<HmacSha256> {
     <HmacSha256 as Mac>::new_from_slice(key).ok()
 }
 
-/// A MAC to sign with: refuses an empty key, whose MACs anyone can compute.
+/// A MAC to sign with: refuses a blank key (empty or only whitespace, tollgate-core's rule
+/// [`Secret::is_blank`]), whose MACs anyone can compute.
 pub(crate) fn signing_mac(key: &Secret) -> Result<HmacSha256, SignError> {
-    if key.is_empty() {
+    if key.is_blank() {
         return Err(SignError::InvalidKey);
     }
     keyed(key.expose_secret()).ok_or(SignError::InvalidKey)
@@ -171,12 +172,12 @@ pub(crate) fn mac_of(key: &[u8], pieces: &[&[u8]]) -> Option<MacBytes> {
 #[derive(Clone)]
 pub struct PreparedKeys {
     ring: KeyRing,
-    /// One entry per key of the ring, same order; `None` for empty keys (never verify).
+    /// One entry per key of the ring, same order; `None` for blank keys (never verify).
     macs: Vec<Option<HmacSha256>>,
 }
 
 impl PreparedKeys {
-    /// Keys every non-empty key of `ring` once.
+    /// Keys every key of `ring` that is not blank ([`Secret::is_blank`]) once.
     pub fn new(ring: impl Into<KeyRing>) -> Self {
         let ring = ring.into();
         let macs = ring
@@ -184,7 +185,7 @@ impl PreparedKeys {
             .iter()
             .map(|key| {
                 let secret = key.secret();
-                if secret.is_empty() {
+                if secret.is_blank() {
                     None
                 } else {
                     keyed(secret.expose_secret())
@@ -248,8 +249,8 @@ impl<'r> From<&'r PreparedKeys> for Keys<'r> {
 
 impl<'r> Keys<'r> {
     /// Every key usable at `now_unix` (newest first) that can verify, with a MAC keyed by it.
-    /// Empty keys are skipped: a MAC under an empty key proves nothing, since anyone can
-    /// compute it.
+    /// Blank keys ([`Secret::is_blank`]) are skipped: a MAC under an empty or whitespace-only
+    /// key proves nothing, since anyone can compute it.
     fn usable(self, now_unix: u64) -> impl Iterator<Item = (&'r Key, HmacSha256)> {
         let (ring, prepared) = match self {
             Self::Ring(ring) => (ring, None),
@@ -258,7 +259,7 @@ impl<'r> Keys<'r> {
         ring.keys()
             .iter()
             .enumerate()
-            .filter(move |(_, key)| key.is_usable_at(now_unix) && !key.secret().is_empty())
+            .filter(move |(_, key)| key.is_usable_at(now_unix) && !key.secret().is_blank())
             .filter_map(move |(index, key)| {
                 let mac = match prepared {
                     Some(macs) => macs.get(index)?.clone()?,
@@ -272,8 +273,8 @@ impl<'r> Keys<'r> {
 /// The first key usable at `now_unix` (newest first) whose MAC over the message fed by
 /// `feed` equals one of `candidates`, with the index of that candidate.
 ///
-/// The message is hashed once per key; each candidate is compared in constant time. Empty
-/// keys are skipped: a MAC under an empty key proves nothing, since anyone can compute it.
+/// The message is hashed once per key; each candidate is compared in constant time. Blank
+/// keys are skipped: a MAC under a blank key proves nothing, since anyone can compute it.
 pub(crate) fn find_match<'r>(
     keys: Keys<'r>,
     now_unix: u64,
@@ -347,6 +348,43 @@ mod tests {
             Encoding::Base64.decode_mac(Encoding::Base64.encode(&[1u8; 33]).as_bytes()),
             None
         );
+    }
+
+    /// The core rule (`Secret::is_blank`): a key that is empty or only whitespace never signs
+    /// and never verifies, since anyone can compute its MACs.
+    #[test]
+    fn blank_keys_never_sign_nor_verify() {
+        use http::{HeaderMap, HeaderValue, Method, Uri};
+
+        use crate::{BodyHmac, RequestParts, Scheme, SignError, VerifyError};
+
+        let (method, uri, body) = (Method::POST, Uri::from_static("/hook"), b"{}");
+        let scheme = BodyHmac::onekey();
+        for blank in ["", " ", "\t\n", "\u{3000}"] {
+            let secret = Secret::from_string(blank);
+            let headers = HeaderMap::new();
+            let parts = RequestParts::new(&method, &uri, &headers, body);
+            assert!(
+                matches!(scheme.sign(&secret, &parts, 0), Err(SignError::InvalidKey)),
+                "signed with {blank:?}"
+            );
+            let ring = KeyRing::single(secret.clone());
+            let mut headers = HeaderMap::new();
+            let forged = HeaderValue::try_from(scheme.compute(&secret, body)).unwrap();
+            headers.insert("payload-signature", forged);
+            let parts = RequestParts::new(&method, &uri, &headers, body);
+            assert_eq!(
+                scheme.verify(&ring, &parts, 0),
+                Err(VerifyError::Invalid),
+                "{blank:?}"
+            );
+            let prepared = PreparedKeys::new(ring);
+            assert_eq!(
+                scheme.verify_prepared(&prepared, &parts, 0),
+                Err(VerifyError::Invalid),
+                "{blank:?}"
+            );
+        }
     }
 
     /// Prepared keys answer exactly as the ring does: rotation, expiry, empty keys, unknown

@@ -148,8 +148,9 @@ impl fmt::Debug for RequestParts<'_> {
 ///
 /// Implementations compare signatures in constant time, never put the expected signature into
 /// an error, and try every key of the ring that is usable at `now_unix`. The schemes of this
-/// crate skip empty keys when verifying and refuse to sign with one
-/// ([`SignError::InvalidKey`]): anyone can compute a MAC under an empty key.
+/// crate skip blank keys (empty or only whitespace, tollgate-core's rule
+/// [`Secret::is_blank`](tollgate_core::Secret::is_blank)) when verifying and refuse to sign
+/// with one ([`SignError::InvalidKey`]): anyone can compute a MAC under a blank key.
 ///
 /// ```
 /// use http::{HeaderMap, Method, Uri};

@@ -97,10 +97,12 @@ impl StandardWebhooks {
         let bytes = STANDARD
             .decode(secret)
             .map_err(|_| ConfigError::InvalidBase64Secret)?;
-        if bytes.is_empty() {
+        let secret = Secret::from_bytes(bytes);
+        // tollgate-core's one rule: empty, or text made only of whitespace.
+        if secret.is_blank() {
             return Err(ConfigError::EmptySecret);
         }
-        Ok(Secret::from_bytes(bytes))
+        Ok(secret)
     }
 
     /// The `webhook-signature` value (`v1,<base64>`) for a message.
@@ -287,6 +289,11 @@ mod tests {
         );
         assert_eq!(
             StandardWebhooks::secret_from_whsec("whsec_").unwrap_err(),
+            ConfigError::EmptySecret
+        );
+        // "ICAg" is three spaces: blank by tollgate-core's rule, refused the same way.
+        assert_eq!(
+            StandardWebhooks::secret_from_whsec("whsec_ICAg").unwrap_err(),
             ConfigError::EmptySecret
         );
     }
