@@ -125,6 +125,7 @@ pub struct RedisServer {
     program: PathBuf,
     port: u16,
     dir: TempDir,
+    extra_args: Vec<String>,
     child: ChildGuard,
 }
 
@@ -132,19 +133,28 @@ impl RedisServer {
     /// Starts a server, or returns `None` after a skip notice when `redis-server` is missing
     /// (a panic instead when `TOLLGATE_REQUIRE_REDIS=1`).
     pub fn start_or_skip(test: &str) -> Option<Self> {
+        Self::start_with_args_or_skip(test, &[])
+    }
+
+    /// [`start_or_skip`](Self::start_or_skip) with `extra_args` appended to the command line
+    /// (e.g. `["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]`); a later
+    /// [`restart`](Self::restart) passes them again.
+    pub fn start_with_args_or_skip(test: &str, extra_args: &[&str]) -> Option<Self> {
         let program = program_or_skip("redis-server", REQUIRE_REDIS, test)?;
         let port = free_port();
         let dir = TempDir::new("redis");
-        let child = Self::spawn(&program, port, dir.path());
+        let extra_args: Vec<String> = extra_args.iter().map(|&a| a.to_owned()).collect();
+        let child = Self::spawn(&program, port, dir.path(), &extra_args);
         Some(Self {
             program,
             port,
             dir,
+            extra_args,
             child,
         })
     }
 
-    fn spawn(program: &Path, port: u16, dir: &Path) -> ChildGuard {
+    fn spawn(program: &Path, port: u16, dir: &Path, extra_args: &[String]) -> ChildGuard {
         let child = Command::new(program)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
@@ -157,6 +167,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(dir)
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -188,7 +199,7 @@ impl RedisServer {
     /// Starts the server again on the same port (empty: it keeps no data).
     pub fn restart(&mut self) {
         self.child.kill();
-        self.child = Self::spawn(&self.program, self.port, self.dir.path());
+        self.child = Self::spawn(&self.program, self.port, self.dir.path(), &self.extra_args);
     }
 }
 

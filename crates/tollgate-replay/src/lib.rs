@@ -54,11 +54,26 @@
 //!   service runs as a single instance (or each partner is pinned to one instance).
 //! - `RedisNonceStore` (feature `redis`) is **shared** by every instance behind a load
 //!   balancer: a request accepted by one instance is `replayed` on all others. Each claim is one
-//!   atomic `SET key 1 NX PX ttl` with a per-call timeout; any error is a 503, never a pass.
-//!   The connection is re-established after an outage without a restart. Redis without
-//!   persistence forgets claims when it restarts: requests captured less than the window before
-//!   the restart could be replayed once after it. Enable AOF or RDB persistence (or accept that
-//!   window) as your risk requires.
+//!   atomic `SET key <claim id> NX PX ttl` with a per-call timeout; any error is a 503, never a
+//!   pass. The connection is re-established after an outage without a restart. A claim
+//!   protects only while Redis keeps it, so Redis must:
+//!   - **never evict** (`maxmemory-policy noeviction`, checked): build it with
+//!     `RedisNonceStoreBuilder::connect`, which refuses to start with
+//!     `ConfigError::EvictionPolicy` on any other policy (`allkeys-*` evicts claims under
+//!     memory pressure, `volatile-*` evicts exactly the keys with a TTL: the claims). A running
+//!     store re-reads the policy at least every 5 s (`DEFAULT_POLICY_CHECK_INTERVAL`, inside a
+//!     claim's own round trip) and after a dropped connection, and answers 503 while it is
+//!     anything else. Where `CONFIG` is disabled (managed Redis), make sure of `noeviction` in
+//!     the provider's settings and opt out with `trust_eviction_policy_unchecked()`;
+//!   - **persist** (not checked): without AOF or RDB a restarted Redis is empty, and requests
+//!     captured up to the retention before the restart can be replayed once after it. AOF with
+//!     `appendfsync always` loses no acknowledged claim; `everysec` up to a second of them;
+//!   - **survive failover** (not checked): replication is asynchronous, so a claim acknowledged
+//!     by a master that dies before replicating it is lost on the promoted replica, and that
+//!     request can be replayed once. The store does not `WAIT`; narrow the window with
+//!     `min-replicas-to-write` / `min-replicas-max-lag`, or accept it.
+//!
+//!   The `RedisNonceStore` docs ("what Redis must guarantee") give the details.
 //! - Your own: implement [`NonceStore`] (atomic claim, fail with a [`StoreError`]).
 //!
 //! # Sizing the memory store
@@ -134,11 +149,18 @@
 //!   Redis claim that timed out or failed (503) is undone when Redis resumes, so its retry is
 //!   accepted too (a retry that reaches another instance before the undo can still be refused). See [`ReplayGuardLayer`] ("Failed handling releases the claim").
 //! - **Fail closed.** Any store error is 503 `store_unavailable`, never a pass.
+//! - **Redis never evicts a claim unnoticed.** `RedisNonceStore` refuses to start
+//!   (`RedisNonceStoreBuilder::connect`: `ConfigError::EvictionPolicy`) unless Redis's
+//!   `maxmemory-policy` is `noeviction`, and fails claims closed (503) within 5 s (its policy
+//!   check interval, by its clock) of the policy changing at run time, or on the next claim
+//!   after a dropped connection. The opt-out, `trust_eviction_policy_unchecked()`, hands that
+//!   guarantee to you.
 //!
 //! Left to you: the stores' requirements (one process for [`MemoryNonceStore`]; for Redis,
-//! persistence so a restart does not forget claims, and clocks within the minimum retention's
-//! skew), deduplicating body-only events on their event id beyond the retention, and handlers
-//! that answer 5xx only when they left no effect.
+//! persistence so a restart does not forget claims, a failover that loses no acknowledged
+//! claim or the acceptance that it can, `noeviction` when you opted out of its check, and
+//! clocks within the minimum retention's skew), deduplicating body-only events on their event
+//! id beyond the retention, and handlers that answer 5xx only when they left no effect.
 //!
 //! # Security considerations: layer order
 //!
@@ -168,7 +190,8 @@ pub use layer::{ReplayGuardLayer, ReplayGuardService, ResponseFuture};
 pub use memory::{DEFAULT_CAPACITY, DEFAULT_SHARDS, MAX_CAPACITY, MemoryNonceStore, SLOT_BYTES};
 #[cfg(feature = "redis")]
 pub use redis::{
-    ConfigError, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisNonceStore, RedisNonceStoreBuilder,
+    ConfigError, DEFAULT_POLICY_CHECK_INTERVAL, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisNonceStore,
+    RedisNonceStoreBuilder,
 };
 pub use store::{
     Claim, ClaimFuture, ClaimId, DEFAULT_MIN_RETENTION, DEFAULT_SHARED_MIN_RETENTION, NonceStore,

@@ -1,9 +1,12 @@
 //! [`RedisNonceStore`]: one nonce store shared by every instance of a service (feature `redis`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
@@ -29,11 +32,67 @@ pub const DEFAULT_PREFIX: &str = "tollgate:replay:";
 /// How long one claim may take, connecting included, unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How often a running store re-reads Redis's `maxmemory-policy`, unless configured
+/// otherwise: 5 s by the store's clock. See [`RedisNonceStoreBuilder::policy_check_interval`].
+pub const DEFAULT_POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The only `maxmemory-policy` under which Redis never drops a claim to make room.
+const REQUIRED_POLICY: &str = "noeviction";
+
 /// The longest TTL sent to Redis, in milliseconds (far beyond any window; keeps Redis's
 /// `now + ttl` from overflowing).
 const MAX_TTL_MS: u64 = 1 << 52;
 
-/// Why a store could not be configured.
+/// `CONFIG GET maxmemory-policy`.
+fn policy_cmd() -> redis::Cmd {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("GET").arg("maxmemory-policy");
+    cmd
+}
+
+/// The verdict on a `CONFIG GET maxmemory-policy` reply: `Ok` only for `noeviction`.
+fn policy_verdict(reply: Value) -> Result<(), ConfigError> {
+    if let Value::ServerError(err) = reply {
+        // Not a `CONFIG` refusal: the connection is not authenticated (a wrong or missing
+        // password), which opting out of the check would not fix.
+        let unauthenticated = matches!(err.code(), "NOAUTH" | "WRONGPASS");
+        let err = Box::new(redis::RedisError::from(err));
+        return Err(if unauthenticated {
+            ConfigError::Unreachable(err)
+        } else {
+            ConfigError::EvictionPolicyUnreadable(err)
+        });
+    }
+    // RESP2 answers `[name, value]`, RESP3 a map; both read as a map.
+    let answer: HashMap<String, String> = redis::from_redis_value(reply)
+        .map_err(|err| ConfigError::EvictionPolicyUnreadable(Box::new(err)))?;
+    match answer.get("maxmemory-policy") {
+        Some(policy) if policy.eq_ignore_ascii_case(REQUIRED_POLICY) => Ok(()),
+        Some(policy) => Err(ConfigError::EvictionPolicy {
+            policy: policy.clone(),
+        }),
+        None => Err(ConfigError::EvictionPolicyUnreadable(
+            "the server's answer to `CONFIG GET maxmemory-policy` names no policy".into(),
+        )),
+    }
+}
+
+/// The outcome of a `SET … NX` reply.
+fn set_outcome(reply: Value) -> Result<Claim, redis::RedisError> {
+    match reply {
+        Value::Okay => Ok(Claim::Claimed),
+        Value::SimpleString(s) if s == "OK" => Ok(Claim::Claimed),
+        Value::Nil => Ok(Claim::AlreadySeen),
+        Value::ServerError(err) => Err(err.into()),
+        other => Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "unexpected reply to SET NX",
+            format!("{other:?}"),
+        ))),
+    }
+}
+
+/// Why a store could not be configured, or refuses to run.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -41,6 +100,25 @@ pub enum ConfigError {
     Redis(BoxError),
     /// Not called inside a Tokio runtime (the connection manager spawns a task).
     NoRuntime,
+    /// Redis's `maxmemory-policy` is not `noeviction`: Redis may drop claims to make room
+    /// (`allkeys-*` any key, `volatile-*` keys with a TTL, which every claim has), and a
+    /// request whose claim was dropped would be accepted again. Set
+    /// `maxmemory-policy noeviction`, or opt out with
+    /// [`RedisNonceStoreBuilder::trust_eviction_policy_unchecked`] accepting that risk.
+    EvictionPolicy {
+        /// The policy the server reported (e.g. `allkeys-lru`).
+        policy: String,
+    },
+    /// Redis refused `CONFIG GET maxmemory-policy` (the command is renamed or disabled, as on
+    /// many managed services, or an ACL denies it) or gave an answer without the policy, so the
+    /// store cannot tell whether Redis may evict claims. Make sure the policy is `noeviction`
+    /// (your provider's console or parameter group), then opt out of the check with
+    /// [`RedisNonceStoreBuilder::trust_eviction_policy_unchecked`].
+    EvictionPolicyUnreadable(BoxError),
+    /// [`RedisNonceStoreBuilder::connect`] or [`RedisNonceStore::verify`] could not reach
+    /// Redis within the timeout, or Redis refused the connection's credentials (`NOAUTH`,
+    /// `WRONGPASS`).
+    Unreachable(BoxError),
 }
 
 impl fmt::Display for ConfigError {
@@ -48,6 +126,19 @@ impl fmt::Display for ConfigError {
         match self {
             Self::Redis(err) => write!(f, "invalid Redis configuration: {err}"),
             Self::NoRuntime => f.write_str("RedisNonceStore must be built inside a Tokio runtime"),
+            Self::EvictionPolicy { policy } => write!(
+                f,
+                "Redis maxmemory-policy is `{policy}`, not `noeviction`: Redis may evict nonce \
+                 claims and a replayed request would be accepted; set `maxmemory-policy \
+                 noeviction` (or opt out with `trust_eviction_policy_unchecked`, accepting that \
+                 risk)"
+            ),
+            Self::EvictionPolicyUnreadable(err) => write!(
+                f,
+                "cannot read Redis's maxmemory-policy ({err}); make sure it is `noeviction`, \
+                 then opt out of the check with `trust_eviction_policy_unchecked`"
+            ),
+            Self::Unreachable(err) => write!(f, "Redis unreachable: {err}"),
         }
     }
 }
@@ -55,8 +146,10 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Redis(err) => Some(&**err),
-            Self::NoRuntime => None,
+            Self::Redis(err) | Self::EvictionPolicyUnreadable(err) | Self::Unreachable(err) => {
+                Some(&**err)
+            }
+            Self::NoRuntime | Self::EvictionPolicy { .. } => None,
         }
     }
 }
@@ -87,6 +180,48 @@ impl std::error::Error for ConfigError {
 /// (a Lua script: `DEL` only while the key holds this claim's id), so a release never removes
 /// another request's claim.
 ///
+/// # Security considerations: what Redis must guarantee
+///
+/// A claim protects only while Redis keeps it. Three ways Redis can forget one, and what the
+/// store does about each:
+///
+/// - **Eviction: checked, refused.** With any `maxmemory-policy` but `noeviction`, Redis drops
+///   keys when `maxmemory` is reached: `allkeys-*` any key, `volatile-*` keys with a TTL, which
+///   every claim has (on a Redis whose other keys have no TTL, the claims are the *only*
+///   candidates). A request whose claim was evicted is accepted again inside its window. So
+///   the store requires `noeviction`, whatever `maxmemory` is (with `maxmemory 0` nothing is
+///   evicted today, but a later `CONFIG SET maxmemory` would start evicting without the policy
+///   changing). [`RedisNonceStoreBuilder::connect`] (or [`RedisNonceStore::verify`]) reads
+///   `CONFIG GET maxmemory-policy` and refuses to start with [`ConfigError::EvictionPolicy`];
+///   a store made with [`build`](RedisNonceStoreBuilder::build) checks on its first claim.
+///   While running, a claim re-reads the policy in its own round trip (pipelined before the
+///   `SET`, no extra round trip) when the last `noeviction` verdict is older than
+///   [`DEFAULT_POLICY_CHECK_INTERVAL`] (5 s of the store's clock, configurable with
+///   [`RedisNonceStoreBuilder::policy_check_interval`]) or after any failed claim (a dropped
+///   connection, which the manager re-establishes, maybe to another server). So a policy
+///   changed with `CONFIG SET` fails every claim that starts 5 s or more after the change
+///   with [`StoreError::Unavailable`] wrapping the [`ConfigError`] (503 `store_unavailable`,
+///   logged once at `error`), until the policy is `noeviction` again. A claim written while
+///   refusing is undone. Under `noeviction` a full Redis refuses writes (`OOM`): 503, never a
+///   pass; size `maxmemory` for a claim per request over the retention (about 230 bytes
+///   each with the default prefix, measured on Redis 7.0: 200 MiB for 1,000 requests per
+///   second over 900 s). Where `CONFIG` is renamed or disabled (managed services) the store refuses with
+///   [`ConfigError::EvictionPolicyUnreadable`]; make sure of `noeviction` through the
+///   provider's settings and opt out with
+///   [`RedisNonceStoreBuilder::trust_eviction_policy_unchecked`], whose docs spell out the risk.
+/// - **Restart without persistence: not checked, yours to configure.** A Redis that restarts
+///   without AOF or RDB persistence comes back empty: requests captured up to the retention
+///   before the restart can each be replayed once after it. Enable AOF (`appendonly yes`;
+///   `appendfsync always` loses no acknowledged claim, `everysec` up to about a second of them
+///   on a crash) or accept that window. RDB snapshots alone lose every claim since the last
+///   snapshot.
+/// - **Replication failover: not checked, yours to accept or narrow.** Replication is
+///   asynchronous: a claim acknowledged by a master that dies before a replica received it is
+///   lost when the replica is promoted, so that request can be replayed once against the new
+///   master. The store does not issue `WAIT`; narrow the window with `min-replicas-to-write` /
+///   `min-replicas-max-lag` on the master (it then refuses writes, so 503, when replicas lag),
+///   or accept the risk of the last instant's claims.
+///
 /// # Time
 ///
 /// "Now" for the TTL comes from the injected [`Clock`], and Redis counts the TTL down on its
@@ -105,10 +240,12 @@ impl std::error::Error for ConfigError {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Connects and refuses to start unless Redis's maxmemory-policy is `noeviction`.
 /// let store = RedisNonceStore::builder("redis://127.0.0.1:6379/")
 ///     .prefix("payments:replay:")
 ///     .timeout(Duration::from_millis(250))
-///     .build()?;
+///     .connect()
+///     .await?;
 /// let layer = ReplayGuardLayer::new(ReplayGuard::tranzila(), store);
 /// # let _ = layer;
 /// # Ok(())
@@ -125,6 +262,70 @@ struct Settings {
     timeout: Duration,
     clock: SharedClock,
     min_retention: Duration,
+    /// `None`: the eviction policy is trusted unchecked.
+    policy_check: Option<PolicyCheck>,
+}
+
+/// The cached verdict on Redis's `maxmemory-policy`, shared by the store's clones.
+struct PolicyCheck {
+    /// Whole seconds of the store's clock a `noeviction` verdict is trusted for.
+    interval_secs: u64,
+    /// 1 + the store-clock second at which a check that found `noeviction` was *sent*; 0 when
+    /// no verdict is trusted (never checked, refused, or after a failed claim).
+    verified: AtomicU64,
+    /// Whether the last verdict was a refusal (so it is logged once, not per claim).
+    refusing: AtomicBool,
+}
+
+impl PolicyCheck {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval_secs: interval.as_secs(),
+            verified: AtomicU64::new(0),
+            refusing: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a claim starting at `now` must check the policy (one atomic load).
+    fn is_stale(&self, now: u64) -> bool {
+        match self.verified.load(Ordering::Acquire) {
+            0 => true,
+            // A clock stepped back makes the verdict stale, never fresher.
+            v => {
+                let at = v - 1;
+                now < at || now - at >= self.interval_secs
+            }
+        }
+    }
+
+    /// A check sent at `sent_at` found `noeviction`. Storing an older verdict over a newer
+    /// one (replies handled out of order) keeps the bound: whatever was stored, the policy was
+    /// `noeviction` when a check sent at that time ran.
+    fn confirm(&self, sent_at: u64) {
+        self.verified
+            .store(sent_at.saturating_add(1), Ordering::Release);
+        if self.refusing.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                target: "tollgate",
+                "Redis maxmemory-policy is noeviction again; nonce claims resume"
+            );
+        }
+    }
+
+    fn invalidate(&self) {
+        self.verified.store(0, Ordering::Release);
+    }
+
+    fn refuse(&self, err: &ConfigError) {
+        self.invalidate();
+        if !self.refusing.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                target: "tollgate",
+                error = %err,
+                "nonce store refuses every claim until Redis's maxmemory-policy is noeviction"
+            );
+        }
+    }
 }
 
 /// Configures a [`RedisNonceStore`].
@@ -135,6 +336,7 @@ pub struct RedisNonceStoreBuilder {
     timeout: Duration,
     clock: SharedClock,
     min_retention: Duration,
+    policy_check: Option<Duration>,
 }
 
 impl RedisNonceStore {
@@ -152,6 +354,7 @@ impl RedisNonceStore {
             timeout: DEFAULT_TIMEOUT,
             clock: Arc::new(SystemClock),
             min_retention: DEFAULT_SHARED_MIN_RETENTION,
+            policy_check: Some(DEFAULT_POLICY_CHECK_INTERVAL),
         }
     }
 
@@ -173,6 +376,68 @@ impl RedisNonceStore {
         self.config.min_retention
     }
 
+    /// How long a `noeviction` verdict is trusted before a claim re-reads the policy (whole
+    /// seconds of the store's clock); `None` when the policy is trusted unchecked
+    /// ([`RedisNonceStoreBuilder::trust_eviction_policy_unchecked`]).
+    pub fn policy_check_interval(&self) -> Option<Duration> {
+        self.config
+            .policy_check
+            .as_ref()
+            .map(|check| Duration::from_secs(check.interval_secs))
+    }
+
+    /// Connects (if not connected yet) and checks that Redis keeps every claim: its
+    /// `maxmemory-policy` must be `noeviction`. With
+    /// [`trust_eviction_policy_unchecked`](RedisNonceStoreBuilder::trust_eviction_policy_unchecked)
+    /// it only checks that Redis answers (`PING`).
+    ///
+    /// [`RedisNonceStoreBuilder::connect`] calls it; call it yourself after
+    /// [`build`](RedisNonceStoreBuilder::build) (e.g. in a readiness probe). A `noeviction`
+    /// verdict is cached like a claim's own check.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::EvictionPolicy`] when the policy is anything else,
+    /// [`ConfigError::EvictionPolicyUnreadable`] when Redis refuses `CONFIG GET`,
+    /// [`ConfigError::Unreachable`] when Redis does not answer within the store's timeout.
+    pub async fn verify(&self) -> Result<(), ConfigError> {
+        let mut connection = self.manager.clone();
+        let Some(check) = &self.config.policy_check else {
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<String>(&mut connection);
+            return match tokio::time::timeout(self.config.timeout, ping).await {
+                Err(_elapsed) => Err(ConfigError::Unreachable(
+                    "Redis did not answer PING within the timeout".into(),
+                )),
+                Ok(Err(err)) => Err(ConfigError::Unreachable(Box::new(err))),
+                Ok(Ok(_pong)) => Ok(()),
+            };
+        };
+        let sent_at = self.config.clock.now_unix();
+        let mut pipe = redis::pipe();
+        pipe.add_command(policy_cmd()).ignore_errors();
+        let query = pipe.query_async::<Vec<Value>>(&mut connection);
+        let reply = match tokio::time::timeout(self.config.timeout, query).await {
+            Err(_elapsed) => {
+                return Err(ConfigError::Unreachable(
+                    "Redis did not answer CONFIG GET within the timeout".into(),
+                ));
+            }
+            Ok(Err(err)) => return Err(ConfigError::Unreachable(Box::new(err))),
+            Ok(Ok(mut replies)) => replies.pop().unwrap_or(Value::Nil),
+        };
+        match policy_verdict(reply) {
+            Ok(()) => {
+                check.confirm(sent_at);
+                Ok(())
+            }
+            Err(err) => {
+                check.refuse(&err);
+                Err(err)
+            }
+        }
+    }
+
     /// The TTL in milliseconds of a claim asked for with `expires_at` when the store's clock
     /// reads `now`: through the second [`held_until`], capped far beyond any window.
     pub(crate) fn ttl_ms(&self, expires_at: u64, now: u64) -> u64 {
@@ -183,48 +448,102 @@ impl RedisNonceStore {
             .min(MAX_TTL_MS)
     }
 
+    /// `SET NX PX`, preceded in the same round trip by `CONFIG GET maxmemory-policy` when the
+    /// cached verdict is stale: the hot path is one atomic load and the `SET` alone.
     async fn set_nx(&self, key: &[u8], expires_at: u64, id: ClaimId) -> Result<Claim, StoreError> {
-        let ttl_ms = self.ttl_ms(expires_at, self.config.clock.now_unix());
+        let now = self.config.clock.now_unix();
+        let check = self
+            .config
+            .policy_check
+            .as_ref()
+            .filter(|check| check.is_stale(now));
+        let ttl_ms = self.ttl_ms(expires_at, now);
         let redis_key = self.redis_key(key);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&redis_key)
+        let mut set = redis::cmd("SET");
+        set.arg(&redis_key)
             .arg(id.get())
             .arg("NX")
             .arg("PX")
             .arg(ttl_ms);
+        // One pipeline: error replies stay values, so an error of the `CONFIG GET` does not
+        // hide the outcome of the `SET` (which Redis runs either way).
+        let mut pipe = redis::pipe();
+        if check.is_some() {
+            pipe.add_command(policy_cmd());
+        }
+        pipe.add_command(set).ignore_errors();
         let mut connection = self.manager.clone();
-        let query = cmd.query_async::<Option<String>>(&mut connection);
-        match tokio::time::timeout(self.config.timeout, query).await {
+        let query = pipe.query_async::<Vec<Value>>(&mut connection);
+        let result = tokio::time::timeout(self.config.timeout, query).await;
+        let mut replies = match result {
+            Ok(Ok(replies)) => replies.into_iter(),
             Err(_elapsed) => {
+                self.invalidate_policy();
                 self.undo_unanswered(redis_key, id);
-                Err(StoreError::Timeout)
+                return Err(StoreError::Timeout);
             }
             // The connection's own response timeout: as unanswered as the one above.
             Ok(Err(err)) if err.is_timeout() => {
+                self.invalidate_policy();
                 self.undo_unanswered(redis_key, id);
-                Err(StoreError::Timeout)
+                return Err(StoreError::Timeout);
             }
             // The `SET` may have been written before the connection failed (a reset, a
             // failover): undo it too, so the refused request's retry is not `replayed`.
             Ok(Err(err)) => {
-                // A refused connection sent nothing; an error reply (a server error, not an
-                // I/O one) means Redis answered without writing.
+                // A connection error: the manager reconnects, maybe to another server, so
+                // the next claim checks the policy again.
+                self.invalidate_policy();
+                // A refused connection sent nothing.
                 if !err.is_connection_refusal()
                     && (err.is_io_error() || err.is_connection_dropped())
                 {
                     self.undo_unanswered(redis_key, id);
                 }
-                Err(StoreError::Unavailable(Box::new(err)))
+                return Err(StoreError::Unavailable(Box::new(err)));
             }
-            Ok(Ok(Some(_ok))) => Ok(Claim::Claimed),
-            Ok(Ok(None)) => Ok(Claim::AlreadySeen),
+        };
+        let verdict =
+            check.map(|check| (check, policy_verdict(replies.next().unwrap_or(Value::Nil))));
+        // An error reply means Redis answered without writing: nothing to undo.
+        let outcome = replies.next().map_or_else(
+            || {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "no reply to SET NX",
+                )))
+            },
+            set_outcome,
+        );
+        match verdict {
+            Some((check, Err(err))) => {
+                check.refuse(&err);
+                if matches!(outcome, Ok(Claim::Claimed)) {
+                    self.undo_unanswered(redis_key, id);
+                }
+                return Err(StoreError::Unavailable(Box::new(err)));
+            }
+            Some((check, Ok(()))) => check.confirm(now),
+            None => {}
+        }
+        outcome.map_err(|err| {
+            self.invalidate_policy();
+            StoreError::Unavailable(Box::new(err))
+        })
+    }
+
+    /// After a failed claim, the next claim checks the policy again.
+    fn invalidate_policy(&self) {
+        if let Some(check) = &self.config.policy_check {
+            check.invalidate();
         }
     }
 
-    /// A claim whose answer did not arrive may still be applied when Redis resumes: the
-    /// request was refused (503), so its sender will retry, and that retry must not find the
-    /// key held. Queue a compare-and-delete behind the `SET` on the same connection, in the
-    /// background: it removes the key only if this claim wrote it.
+    /// A claim whose answer did not arrive may still be applied when Redis resumes (and a
+    /// claim refused for the eviction policy was applied): the request was refused (503), so
+    /// its sender will retry, and that retry must not find the key held. Queue a
+    /// compare-and-delete behind the `SET` on the same connection, in the background: it
+    /// removes the key only if this claim wrote it.
     fn undo_unanswered(&self, redis_key: String, id: ClaimId) {
         let mut connection = self.manager.clone();
         let deadline = self
@@ -239,16 +558,16 @@ impl RedisNonceStore {
                 Ok(Ok(removed)) => tracing::debug!(
                     target: "tollgate",
                     removed,
-                    "unanswered nonce claim undone"
+                    "refused nonce claim undone"
                 ),
                 Ok(Err(err)) => tracing::warn!(
                     target: "tollgate",
                     error = %err,
-                    "could not undo an unanswered nonce claim; a retry of that request may be refused as replayed until the claim expires"
+                    "could not undo a refused nonce claim; a retry of that request may be refused as replayed until the claim expires"
                 ),
                 Err(_elapsed) => tracing::warn!(
                     target: "tollgate",
-                    "could not undo an unanswered nonce claim in time; a retry of that request may be refused as replayed until the claim expires"
+                    "could not undo a refused nonce claim in time; a retry of that request may be refused as replayed until the claim expires"
                 ),
             }
         });
@@ -296,8 +615,76 @@ impl RedisNonceStoreBuilder {
         self
     }
 
-    /// Builds the store without connecting: the first claim connects. Must be called inside
-    /// a Tokio runtime ([`ConfigError::NoRuntime`] otherwise).
+    /// Trusts a `noeviction` verdict for `interval` (default [`DEFAULT_POLICY_CHECK_INTERVAL`],
+    /// 5 s; whole seconds of the store's clock, rounded down) before a claim reads Redis's
+    /// `maxmemory-policy` again. A policy changed at run time (`CONFIG SET`) fails every claim
+    /// that starts `interval` or more after the change. The re-check rides in the claim's own
+    /// round trip (pipelined before the `SET`), so a shorter interval costs Redis a
+    /// `CONFIG GET` more often, never a claim a round trip; `Duration::ZERO` checks on every
+    /// claim.
+    pub fn policy_check_interval(mut self, interval: Duration) -> Self {
+        self.policy_check = Some(interval);
+        self
+    }
+
+    /// Runs without checking Redis's `maxmemory-policy`: for a managed Redis that refuses
+    /// `CONFIG GET` (renamed or disabled; [`ConfigError::EvictionPolicyUnreadable`] otherwise),
+    /// or a deliberate choice to run on an evicting Redis.
+    ///
+    /// # Security
+    ///
+    /// With any policy but `noeviction`, Redis drops keys when `maxmemory` is reached:
+    /// `allkeys-*` any key, `volatile-*` the keys with a TTL, which every claim has (so on a
+    /// Redis whose other keys have no TTL, the claims are the *only* candidates). A request
+    /// whose claim was dropped is accepted again while it is inside the window: a captured
+    /// request can be replayed under memory pressure, which an attacker may be able to cause.
+    /// Use this only when you have made sure, through your provider's settings (e.g. a
+    /// parameter group with `maxmemory-policy noeviction`), that Redis never evicts, and keep
+    /// `maxmemory` large enough: under `noeviction` a full Redis refuses writes, which the
+    /// store answers with 503, never a pass.
+    pub fn trust_eviction_policy_unchecked(mut self) -> Self {
+        self.policy_check = None;
+        self
+    }
+
+    /// Builds the store, connects and checks the eviction policy ([`RedisNonceStore::verify`]):
+    /// the way to start a service that must not run on a Redis that could forget claims.
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`build`](Self::build) and [`RedisNonceStore::verify`]:
+    /// [`ConfigError::EvictionPolicy`] when `maxmemory-policy` is not `noeviction`,
+    /// [`ConfigError::EvictionPolicyUnreadable`] when Redis refuses `CONFIG GET`,
+    /// [`ConfigError::Unreachable`] when Redis does not answer within the timeout.
+    ///
+    /// ```no_run
+    /// use tollgate_replay::{ConfigError, RedisNonceStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = match RedisNonceStore::builder("redis://127.0.0.1:6379/").connect().await {
+    ///     Ok(store) => store,
+    ///     Err(ConfigError::EvictionPolicy { policy }) => {
+    ///         return Err(format!("Redis may evict nonce claims ({policy}): not starting").into());
+    ///     }
+    ///     Err(err) => return Err(err.into()),
+    /// };
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(self) -> Result<RedisNonceStore, ConfigError> {
+        let store = self.build()?;
+        store.verify().await?;
+        Ok(store)
+    }
+
+    /// Builds the store without connecting: the first claim connects, and checks the
+    /// eviction policy in the same round trip (a claim on an evicting Redis fails with
+    /// [`StoreError::Unavailable`] wrapping a [`ConfigError`]). Prefer
+    /// [`connect`](Self::connect) to refuse to start instead. Must be called inside a Tokio
+    /// runtime ([`ConfigError::NoRuntime`] otherwise).
     pub fn build(self) -> Result<RedisNonceStore, ConfigError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::NoRuntime);
@@ -321,6 +708,7 @@ impl RedisNonceStoreBuilder {
                 timeout: self.timeout,
                 clock: self.clock,
                 min_retention: self.min_retention,
+                policy_check: self.policy_check.map(PolicyCheck::new),
             }),
         })
     }
@@ -347,6 +735,7 @@ impl fmt::Debug for RedisNonceStore {
             .field("prefix", &self.config.prefix)
             .field("timeout", &self.config.timeout)
             .field("min_retention", &self.config.min_retention)
+            .field("policy_check_interval", &self.policy_check_interval())
             .field("clock", &self.config.clock)
             .finish_non_exhaustive()
     }
@@ -358,6 +747,7 @@ impl fmt::Debug for RedisNonceStoreBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("min_retention", &self.min_retention)
+            .field("policy_check_interval", &self.policy_check)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
