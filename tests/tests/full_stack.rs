@@ -344,11 +344,17 @@ impl Caller {
             )
             .secret_header(
                 SecretHeaderLayer::api_key(Secret::from_string(API_KEY))
+                    .unwrap()
                     .upstream(Upstream::parse(&format!("http://{server}")).unwrap()),
             )
             .forward_user_ip()
             .sign_requests(
-                SignRequestLayer::new(Canonical::new(), signing_ring()).clock(self.clock),
+                SignRequestLayer::new(
+                    Canonical::new(),
+                    signing_ring(),
+                    Upstream::parse(&format!("http://{server}")).unwrap(),
+                )
+                .clock(self.clock),
             )
             .map_request(move |request| tamper.apply(request))
             .service(hyper);
@@ -719,7 +725,7 @@ const TRANZILA_SECRET: &str = "private_secret_full_stack";
 const TRANZILA_PATH: &str = "/v1/transaction/credit_card/create";
 
 fn tranzila_credentials(secret: &str) -> TranzilaCredentials {
-    TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(secret))
+    TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(secret)).unwrap()
 }
 
 /// Client IP (the socket peer) → IP allowlist → Tranzila verification with the memory nonce
@@ -733,6 +739,7 @@ async fn spawn_tranzila(clock: &ManualClock, handler: Handler) -> SocketAddr {
         .ip_allowlist(IpAllowlistLayer::new("127.0.0.1/32".parse().unwrap()))
         .tranzila_verify(
             TranzilaVerifyLayer::new(tranzila_credentials(TRANZILA_SECRET), store)
+                .unwrap()
                 .clock(clock.clone()),
         );
     tokio::spawn(async move {
@@ -876,7 +883,8 @@ async fn tranzila_refusals_through_the_verify_stack() {
 
     // Unknown app key.
     let other = TranzilaSigningLayer::new(
-        TranzilaCredentials::new("pub_app_key_unknown", Secret::from_string(TRANZILA_SECRET)),
+        TranzilaCredentials::new("pub_app_key_unknown", Secret::from_string(TRANZILA_SECRET))
+            .unwrap(),
         upstream(server),
     )
     .unwrap()

@@ -16,9 +16,10 @@
 //!   [`KeyRing`] in constant time, hands the **same** bytes on and records a
 //!   [`VerifiedSignature`] (scheme, key id, timestamp, signature) for handlers and for a
 //!   replay guard. Refusals are tollgate's JSON rejections (401/400/413).
-//! - [`SignRequestLayer`] (client): reads the outbound body, signs it with the ring's signing
-//!   key at the [`Clock`](tollgate_core::Clock)'s time, and sends exactly the signed bytes; it
-//!   fails with a typed [`SignError`] rather than send an unsigned request.
+//! - [`SignRequestLayer`] (client): pinned to the [`Upstream`]s it is built with, reads the
+//!   outbound body, signs it with the ring's signing key at the
+//!   [`Clock`](tollgate_core::Clock)'s time, and sends exactly the signed bytes; it fails with a
+//!   typed [`SignError`] rather than send an unsigned request or a signature elsewhere.
 //! - [Schemes](Scheme), usable without tower: [`BodyHmac`] (OneKey, `X-Webhook-Signature`,
 //!   GitHub, or your own header), [`Canonical`] (Method + Path + Body + Timestamp),
 //!   [`StandardWebhooks`], [`Stripe`].
@@ -36,7 +37,7 @@
 //! use http_body_util::{BodyExt, Full};
 //! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 //! use tollgate_core::{BufferedBody, Key, KeyRing, Secret, VerifiedSignature};
-//! use tollgate_signature::{BodyHmac, SignRequestLayer, VerifySignatureLayer};
+//! use tollgate_signature::{BodyHmac, SignRequestLayer, Upstream, VerifySignatureLayer};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -55,9 +56,10 @@
 //! let addr = listener.local_addr()?;
 //! tokio::spawn(async move { axum::serve(listener, app).await });
 //!
-//! // The sender signs with the ring's signing key.
+//! // The sender signs with the ring's signing key, for this receiver only.
+//! let receiver = Upstream::parse(&format!("http://{addr}"))?;
 //! let client = ServiceBuilder::new()
-//!     .layer(SignRequestLayer::new(BodyHmac::x_webhook_signature(), ring))
+//!     .layer(SignRequestLayer::new(BodyHmac::x_webhook_signature(), ring, receiver))
 //!     .service(Client::builder(TokioExecutor::new()).build_http::<BufferedBody>());
 //! let request = Request::post(format!("http://{addr}/webhooks"))
 //!     .header("content-type", "application/json")
@@ -71,6 +73,32 @@
 //!
 //! # Security considerations
 //!
+//! - **Signatures are pinned to their upstreams.** A payload or canonical signature is a
+//!   credential for that exact request at the real provider (within the timestamp window; for
+//!   body-only schemes such as OneKey's, as long as the replay guard lets it), so a signature
+//!   sent to the wrong host can be replayed there. [`SignRequestLayer::new`] therefore takes
+//!   the [`Upstream`] it may sign for (more with [`SignRequestLayer::upstream`]); an
+//!   `Upstream` is parsed when the configuration is built, never per request. The rules are
+//!   [`tollgate_core::upstream::check`]'s, and each is tested under these words in
+//!   `tests/pinning.rs`:
+//!   1. A request to a scheme, host or port that is not a configured upstream (or with a
+//!      relative URI, or user info) fails with [`SignError::UpstreamNotAllowed`]; nothing is
+//!      signed and the inner service is never called. The port is the effective port and the
+//!      scheme must match: `:8443` is another upstream, and so is `http`.
+//!   2. A `Host` header must be absent or exactly one that names the same host and effective
+//!      port as the URI; otherwise `call` fails with [`SignError::AmbiguousTarget`].
+//!   3. The check runs in `call`, before the body is read, the signing key is looked up or
+//!      anything is signed.
+//!   4. A refused request never reaches the inner service, so a `hyper_util` client below the
+//!      layer never opens a connection for it.
+//!   5. No error names user info, a path or a query: a refusal names at most
+//!      `scheme://host[:port]`.
+//!
+//!   Put the layer *inside* (after) any layer that follows redirects, so every hop is checked.
+//! - **The canonical path is the path sent.** With [`Canonical`], a URI with an empty path is
+//!   signed with the path `/`, as HTTP sends it: `http://h?x=1` signs `/?x=1` and `http://h`
+//!   signs `/`, so the verifier (which sees the request line) accepts it. Tested under these
+//!   words in `tests/canonical_path.rs`, signer and verifier together over TCP.
 //! - **Clock skew.** Timestamped schemes accept `|now - ts| <= 300 s` by default, inclusive;
 //!   keep servers on NTP and change the window per scheme with `tolerance`.
 //! - **Replays.** A valid request can be captured and sent again inside the window (and forever
@@ -100,5 +128,6 @@ pub use scheme::{
     SignError, StandardWebhooks, Stripe, VerifyError,
 };
 pub use sign::{SignFuture, SignRequest, SignRequestLayer};
+pub use tollgate_core::upstream::Upstream;
 pub use tollgate_core::{KeyRing, VerifiedSignature};
 pub use verify::{ResponseFuture, VerifiedBody, VerifySignature, VerifySignatureLayer};

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use http::Request;
 use http_body::Body;
 use tollgate_core::body::buffer_request;
+use tollgate_core::upstream::{self, TargetError, Upstream};
 use tollgate_core::{
     BoxError, BufferedBody, Clock, DEFAULT_BODY_LIMIT, KeyRing, SharedClock, SystemClock,
 };
@@ -22,6 +23,8 @@ struct Config {
     ring: KeyRing,
     clock: SharedClock,
     limit: usize,
+    /// Never empty: [`SignRequestLayer::new`] takes the first one.
+    upstreams: Vec<Upstream>,
 }
 
 impl fmt::Debug for Config {
@@ -29,6 +32,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("scheme", &self.scheme)
             .field("ring", &self.ring)
+            .field("upstreams", &self.upstreams)
             .field("clock", &self.clock)
             .field("limit", &self.limit)
             .finish()
@@ -47,24 +51,50 @@ impl fmt::Debug for Config {
 /// When it cannot sign, `call` fails with a [`SignError`] inside the
 /// [`BoxError`] and nothing is sent; errors of the inner service pass through unchanged.
 ///
+/// **Signatures are pinned to their upstreams.** A payload or canonical signature is a
+/// credential for that exact request at the real provider (within the timestamp window, or
+/// for ever for body-only schemes), so the layer is built with the [`Upstream`] it may sign
+/// for (more with [`upstream`](SignRequestLayer::upstream)). In `call`, before the body is
+/// read, the key looked up or anything signed, every request is checked with
+/// [`tollgate_core::upstream::check`]: scheme, host and effective port must match, and a
+/// `Host` header must be absent or agree with the URI. Otherwise `call` fails with
+/// [`SignError::UpstreamNotAllowed`] or [`SignError::AmbiguousTarget`] and the inner service
+/// is never called, so nothing reaches the network. Put this layer *inside* (after) any
+/// layer that follows redirects, so every hop is checked.
+///
 /// ```
+/// use bytes::Bytes;
 /// use http::Request;
 /// use http_body_util::Full;
-/// use bytes::Bytes;
 /// use hyper_util::client::legacy::Client;
 /// use hyper_util::rt::TokioExecutor;
-/// use tollgate_core::{BufferedBody, KeyRing, Secret};
-/// use tollgate_signature::{BodyHmac, SignRequestLayer};
-/// use tower::ServiceBuilder;
+/// use tollgate_core::{BufferedBody, KeyRing, Secret, Upstream};
+/// use tollgate_signature::{BodyHmac, SignError, SignRequestLayer};
+/// use tower::{ServiceBuilder, ServiceExt};
 ///
-/// # fn main() {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = Client::builder(TokioExecutor::new()).build_http::<BufferedBody>();
+/// let ring = KeyRing::single(Secret::from_string("cashout_secret_key"));
 /// let client = ServiceBuilder::new()
-///     .layer(SignRequestLayer::new(BodyHmac::onekey(), KeyRing::single(Secret::from_string("cashout_secret_key"))))
+///     .layer(SignRequestLayer::new(
+///         BodyHmac::onekey(),
+///         ring,
+///         Upstream::parse("https://api.onekey.example")?,
+///     ))
 ///     .service(client);
-/// // `client.oneshot(Request::post(url).body(Full::new(Bytes::from(json)))?)` sends
+/// // `client.oneshot(Request::post("https://api.onekey.example/...").body(..)?)` sends
 /// // `Payload-Signature: <hex>` over exactly those bytes.
-/// # let _ = client;
+///
+/// // Anywhere else: refused before the body is read; no connection is opened.
+/// let elsewhere = Request::post("https://attacker.example/collect")
+///     .body(Full::new(Bytes::from_static(b"{}")))?;
+/// let error = client.oneshot(elsewhere).await.unwrap_err();
+/// assert!(matches!(
+///     error.downcast_ref::<SignError>(),
+///     Some(SignError::UpstreamNotAllowed { target }) if target == "https://attacker.example"
+/// ));
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Clone, Debug)]
@@ -74,16 +104,52 @@ pub struct SignRequestLayer {
 }
 
 impl SignRequestLayer {
-    /// Signs with `scheme` and the signing key of `ring`, the system clock and a 1 MiB limit.
-    pub fn new(scheme: impl Scheme, ring: impl Into<KeyRing>) -> Self {
+    /// Signs with `scheme` and the signing key of `ring`, the system clock and a 1 MiB limit,
+    /// requests to `upstream` only (the provider; a mock or a sandbox in tests). Allow more
+    /// upstreams with [`upstream`](SignRequestLayer::upstream).
+    ///
+    /// An [`Upstream`] is parsed when the configuration is built
+    /// ([`Upstream::parse`](tollgate_core::upstream::Upstream::parse) fails then, never per
+    /// request), so this constructor cannot fail.
+    ///
+    /// ```
+    /// use tollgate_core::{Secret, Upstream};
+    /// use tollgate_signature::{Canonical, SignRequestLayer};
+    ///
+    /// let layer = SignRequestLayer::new(
+    ///     Canonical::new(),
+    ///     Secret::from_string("api-secret"),
+    ///     Upstream::parse("https://api.provider.example")?,
+    /// )
+    /// // A local mock as well.
+    /// .upstream(Upstream::parse("http://127.0.0.1:8080")?);
+    /// assert_eq!(layer.upstreams().len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(scheme: impl Scheme, ring: impl Into<KeyRing>, upstream: Upstream) -> Self {
         Self {
             config: Arc::new(Config {
                 scheme: Arc::new(scheme),
                 ring: ring.into(),
                 clock: Arc::new(SystemClock),
                 limit: DEFAULT_BODY_LIMIT,
+                upstreams: vec![upstream],
             }),
         }
+    }
+
+    /// Also signs requests to `upstream`. Call it once per extra upstream; repeats are ignored.
+    pub fn upstream(self, upstream: Upstream) -> Self {
+        self.update(|config| {
+            if !config.upstreams.contains(&upstream) {
+                config.upstreams.push(upstream);
+            }
+        })
+    }
+
+    /// The upstreams this layer signs for (never empty).
+    pub fn upstreams(&self) -> &[Upstream] {
+        &self.config.upstreams
     }
 
     fn update(self, change: impl FnOnce(&mut Config)) -> Self {
@@ -94,6 +160,7 @@ impl SignRequestLayer {
                 ring: shared.ring.clone(),
                 clock: Arc::clone(&shared.clock),
                 limit: shared.limit,
+                upstreams: shared.upstreams.clone(),
             },
         };
         change(&mut config);
@@ -138,9 +205,13 @@ impl<S> SignRequest<S> {
         layer.layer(inner)
     }
 
-    /// The layer, to wrap services with.
-    pub fn layer(scheme: impl Scheme, ring: impl Into<KeyRing>) -> SignRequestLayer {
-        SignRequestLayer::new(scheme, ring)
+    /// The layer, to wrap services with (same as [`SignRequestLayer::new`]).
+    pub fn layer(
+        scheme: impl Scheme,
+        ring: impl Into<KeyRing>,
+        upstream: Upstream,
+    ) -> SignRequestLayer {
+        SignRequestLayer::new(scheme, ring, upstream)
     }
 
     /// The inner service.
@@ -177,6 +248,18 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Pinned first: nothing is read, looked up or signed for a refused request, and the
+        // inner service (the client that would connect) is never called.
+        if let Err(error) =
+            upstream::check(&self.config.upstreams, request.uri(), request.headers())
+        {
+            let error = refused(error, request.uri());
+            tracing::warn!(target: "tollgate", %error, "request not signed; not sent");
+            let error: BoxError = error.into();
+            return SignFuture {
+                inner: Box::pin(async move { Err(error) }),
+            };
+        }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
@@ -205,6 +288,18 @@ where
                 inner.call(request).await.map_err(Into::into)
             }),
         }
+    }
+}
+
+/// The typed error for a request [`upstream::check`] refused.
+fn refused(error: TargetError, uri: &http::Uri) -> SignError {
+    match error {
+        TargetError::Ambiguous { reason } => SignError::AmbiguousTarget { reason },
+        TargetError::NotAllowed { target } => SignError::UpstreamNotAllowed { target },
+        // Not reachable (the layer always has an upstream); fail closed if it grows.
+        _ => SignError::UpstreamNotAllowed {
+            target: upstream::describe_target(uri),
+        },
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
-use tollgate_core::{KeyRing, ManualClock, Secret};
+use tollgate_core::{KeyRing, ManualClock, Secret, Upstream};
 use tollgate_signature::{
     BodyHmac, Canonical, SignRequestLayer, SignedBody, SignedJson, VerifySignatureLayer,
 };
@@ -66,7 +66,8 @@ async fn extractors_give_the_signed_bytes_not_a_re_encoding() {
         .merge(signed)
         .route("/unprotected", post(raw_handler));
     let addr = serve(app).await;
-    let sign = || SignRequestLayer::new(BodyHmac::onekey(), secret.clone());
+    let upstream = Upstream::parse(&format!("http://{addr}")).unwrap();
+    let sign = || SignRequestLayer::new(BodyHmac::onekey(), secret.clone(), upstream.clone());
 
     // Spacing, `2000.0` and an escaped `é`: re-encoding would change every one of them.
     let body = r#"{ "amount" : 2000.0, "name":"Jos\u00e9" }"#;
@@ -141,7 +142,12 @@ async fn nested_routers_verify_the_path_the_client_signed() {
         .body(full("{}"))
         .unwrap();
     let answer = send_signed(
-        SignRequestLayer::new(Canonical::new(), secret).clock(clock),
+        SignRequestLayer::new(
+            Canonical::new(),
+            secret,
+            Upstream::parse(&format!("http://{addr}")).unwrap(),
+        )
+        .clock(clock),
         request,
     )
     .await;

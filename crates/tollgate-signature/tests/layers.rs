@@ -15,7 +15,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tollgate_core::{
-    BufferError, BufferedBody, Key, KeyRing, ManualClock, Rejection, Secret, VerifiedSignature,
+    BufferError, BufferedBody, Key, KeyRing, ManualClock, Rejection, Secret, Upstream,
+    VerifiedSignature,
 };
 use tollgate_signature::{
     BodyHmac, Canonical, SignError, SignRequestLayer, StandardWebhooks, Stripe, VerifiedBody,
@@ -26,6 +27,18 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use common::{AnyBody, chunked, full, rejection_json, send_raw, send_signed, serve};
 
 const T: u64 = 1_700_000_000;
+
+/// The upstream the in-process signing tests send to (signing layers are pinned).
+const API: &str = "http://api.example/";
+
+fn api() -> Upstream {
+    Upstream::from_static("http://api.example")
+}
+
+/// The loopback server at `addr` as an upstream.
+fn local(addr: std::net::SocketAddr) -> Upstream {
+    Upstream::parse(&format!("http://{addr}")).unwrap()
+}
 
 fn post(addr: std::net::SocketAddr, path: &str) -> http::request::Builder {
     Request::post(format!("http://{addr}{path}"))
@@ -54,6 +67,7 @@ async fn rotation_old_and_new_keys_until_not_after() {
         let layer = SignRequestLayer::new(
             Canonical::new(),
             KeyRing::new(Key::new(key.id(), key.secret().clone())),
+            local(addr),
         )
         .clock(ManualClock::new(now));
         send_signed(layer, post(addr, "/rotate").body(full("{}")).unwrap()).await
@@ -88,12 +102,14 @@ async fn signing_with_an_expired_key_is_a_typed_error_and_sends_nothing() {
     });
     let ring = KeyRing::new(Key::new("2026-08", Secret::from_string("old-secret")).not_after(T));
     let service = ServiceBuilder::new()
-        .layer(SignRequestLayer::new(BodyHmac::onekey(), ring).clock(ManualClock::new(T + 1)))
+        .layer(
+            SignRequestLayer::new(BodyHmac::onekey(), ring, api()).clock(ManualClock::new(T + 1)),
+        )
         .service(inner);
     let err = service
         .clone()
         .oneshot(
-            Request::post("/")
+            Request::post(API)
                 .body(Full::new(Bytes::from_static(b"{}")))
                 .unwrap(),
         )
@@ -116,7 +132,8 @@ async fn sign_layer_errors_and_sensitive_headers() {
         async { Ok::<_, io::Error>(Response::new(())) }
     });
     let secret = Secret::from_string("k");
-    let layer = SignRequestLayer::new(Canonical::new(), secret.clone()).clock(ManualClock::new(T));
+    let layer =
+        SignRequestLayer::new(Canonical::new(), secret.clone(), api()).clock(ManualClock::new(T));
     let service = ServiceBuilder::new().layer(layer).service(inner);
     service
         .clone()
@@ -148,12 +165,13 @@ async fn sign_layer_errors_and_sensitive_headers() {
         .layer(SignRequestLayer::new(
             StandardWebhooks::new(),
             Secret::from_bytes(vec![1; 24]),
+            api(),
         ))
         .service(service_fn(|_req: Request<BufferedBody>| async {
             Ok::<_, io::Error>(Response::new(()))
         }));
     let err = sw
-        .oneshot(Request::post("/").body(Full::new(Bytes::new())).unwrap())
+        .oneshot(Request::post(API).body(Full::new(Bytes::new())).unwrap())
         .await
         .unwrap_err();
     assert!(matches!(
@@ -163,14 +181,14 @@ async fn sign_layer_errors_and_sensitive_headers() {
 
     // Over the limit: a typed error, never a truncated request.
     let small = ServiceBuilder::new()
-        .layer(SignRequestLayer::new(BodyHmac::onekey(), secret).body_limit(4))
+        .layer(SignRequestLayer::new(BodyHmac::onekey(), secret, api()).body_limit(4))
         .service(service_fn(|_req: Request<BufferedBody>| async {
             Err::<Response<()>, _>(io::Error::other("inner failure"))
         }));
     let err = small
         .clone()
         .oneshot(
-            Request::post("/")
+            Request::post(API)
                 .body(Full::new(Bytes::from_static(b"12345")))
                 .unwrap(),
         )
@@ -183,7 +201,7 @@ async fn sign_layer_errors_and_sensitive_headers() {
     // The inner service's own errors pass through as they are.
     let err = small
         .oneshot(
-            Request::post("/")
+            Request::post(API)
                 .body(Full::new(Bytes::from_static(b"1234")))
                 .unwrap(),
         )
@@ -282,7 +300,7 @@ async fn empty_and_non_utf8_bodies_round_trip() {
         "José".as_bytes().to_vec(),
     ] {
         let answer = send_signed(
-            SignRequestLayer::new(BodyHmac::onekey(), secret.clone()),
+            SignRequestLayer::new(BodyHmac::onekey(), secret.clone(), local(addr)),
             post(addr, "/").body(full(body.clone())).unwrap(),
         )
         .await;
@@ -503,7 +521,7 @@ async fn clock_skew_at_and_past_the_window() {
             Some("timestamp is too far in the future"),
         ),
     ] {
-        let layer = SignRequestLayer::new(Canonical::new(), secret.clone())
+        let layer = SignRequestLayer::new(Canonical::new(), secret.clone(), local(addr))
             .clock(ManualClock::new(client_time));
         let answer = send_signed(layer, post(addr, "/skew").body(full("{}")).unwrap()).await;
         assert_eq!(answer.status, status, "{client_time}");
@@ -823,6 +841,7 @@ async fn reference_header_forms_over_tcp_and_empty_signing_key() {
         .layer(SignRequestLayer::new(
             BodyHmac::onekey(),
             Secret::from_string(""),
+            api(),
         ))
         .service(service_fn(|_req: Request<BufferedBody>| async {
             panic!("an unsigned request reached the client");
@@ -830,7 +849,7 @@ async fn reference_header_forms_over_tcp_and_empty_signing_key() {
             Ok::<Response<Full<Bytes>>, Infallible>(Response::new(Full::new(Bytes::new())))
         }));
     let err = client
-        .oneshot(Request::post("/").body(full("{}")).unwrap())
+        .oneshot(Request::post(API).body(full("{}")).unwrap())
         .await
         .unwrap_err();
     assert!(matches!(

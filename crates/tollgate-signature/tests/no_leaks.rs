@@ -12,7 +12,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use http::{Request, StatusCode};
-use tollgate_core::{BufferedBody, Key, KeyRing, ManualClock, Secret};
+use tollgate_core::{BufferedBody, Key, KeyRing, ManualClock, Secret, Upstream};
 use tollgate_signature::{Canonical, SignRequestLayer, StandardWebhooks, VerifySignatureLayer};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -53,8 +53,10 @@ async fn logs_bodies_and_debug_never_show_secrets_or_expected_signatures() {
     let ring = KeyRing::new(Key::new("k1", secret.clone()).not_after(T + 10));
     let verify =
         VerifySignatureLayer::new(Canonical::new(), ring.clone()).clock(ManualClock::new(T));
-    let sign = SignRequestLayer::new(Canonical::new(), ring.clone()).clock(ManualClock::new(T));
     let addr = serve(verify.clone()).await;
+    let upstream = Upstream::parse(&format!("http://{addr}")).unwrap();
+    let sign = SignRequestLayer::new(Canonical::new(), ring.clone(), upstream.clone())
+        .clock(ManualClock::new(T));
 
     // A body the client did not sign: the server's expected signature must stay inside.
     let sent_signature = Canonical::new().compute(&secret, "POST", "/", b"{\"a\":1}", T);
@@ -69,7 +71,8 @@ async fn logs_bodies_and_debug_never_show_secrets_or_expected_signatures() {
     let ok = send_signed(sign.clone(), post(addr, "/").body(full("{}")).unwrap()).await;
     assert_eq!(ok.status, StatusCode::OK);
 
-    let expired = SignRequestLayer::new(Canonical::new(), ring).clock(ManualClock::new(T + 11));
+    let expired =
+        SignRequestLayer::new(Canonical::new(), ring, upstream).clock(ManualClock::new(T + 11));
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<BufferedBody>();
     let err = ServiceBuilder::new()

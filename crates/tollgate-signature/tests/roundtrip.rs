@@ -10,7 +10,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use tollgate_core::{BufferedBody, KeyRing, ManualClock, Secret};
+use tollgate_core::{BufferedBody, KeyRing, ManualClock, Secret, Upstream};
 use tollgate_signature::{Canonical, Encoding, SignRequestLayer, VerifySignatureLayer};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
@@ -24,7 +24,10 @@ async fn sign(
     body: Vec<u8>,
 ) -> Request<BufferedBody> {
     let signer = ServiceBuilder::new()
-        .layer(SignRequestLayer::new(scheme, ring).clock(ManualClock::new(now)))
+        .layer(
+            SignRequestLayer::new(scheme, ring, Upstream::from_static("http://api.example"))
+                .clock(ManualClock::new(now)),
+        )
         .service(service_fn(|req: Request<BufferedBody>| async {
             Ok::<_, Infallible>(req)
         }));

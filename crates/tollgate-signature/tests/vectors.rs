@@ -7,7 +7,7 @@ mod common;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use serde_json::Value;
-use tollgate_core::{Key, KeyRing, ManualClock, Secret};
+use tollgate_core::{Key, KeyRing, ManualClock, Secret, Upstream};
 use tollgate_signature::{
     BodyHmac, Canonical, Encoding, RequestParts, Scheme, SignRequestLayer, StandardWebhooks,
     Stripe, VerifyError, VerifySignatureLayer,
@@ -154,7 +154,12 @@ async fn through_layers<S: Scheme + Clone>(
 
     // Sign side: the headers the client layer adds equal the vector.
     let answer = send_signed(
-        SignRequestLayer::new(scheme.clone(), ring.clone()).clock(clock.clone()),
+        SignRequestLayer::new(
+            scheme.clone(),
+            ring.clone(),
+            Upstream::parse(&format!("http://{addr}")).unwrap(),
+        )
+        .clock(clock.clone()),
         unsigned.to_request(addr),
     )
     .await;

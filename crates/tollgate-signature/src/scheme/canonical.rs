@@ -46,7 +46,8 @@ pub enum MethodCase {
 /// | window | ±300 s, inclusive |
 ///
 /// The timestamp is signed as the header text that was sent (verifier) or written (signer).
-/// An absent path signs as `/`.
+/// The path signed is the path sent: an empty one is `/` on both sides, as in the HTTP request
+/// line, so `http://h?x=1` signs `/?x=1` and `http://h` signs `/`.
 ///
 /// # Security considerations
 ///
@@ -192,14 +193,23 @@ impl Canonical {
             .unwrap_or_default()
     }
 
-    /// The path as signed for `uri`.
-    fn path_of<'u>(&self, uri: &'u Uri) -> &'u str {
-        let path = if self.include_query {
-            uri.path_and_query().map_or("", |pq| pq.as_str())
-        } else {
-            uri.path()
+    /// The path as signed for `uri`: the path as HTTP sends it, an empty one as `/` (the
+    /// request line of `http://h?x=1` is `/?x=1`, and of `http://h` is `/`), followed by
+    /// `?` and the query when it is included. The signer (absolute form) and the verifier
+    /// (origin form, as received) therefore cover the same text.
+    fn path_of<'u>(&self, uri: &'u Uri) -> Cow<'u, str> {
+        let path = match uri.path() {
+            "" => "/",
+            path => path,
         };
-        if path.is_empty() { "/" } else { path }
+        let Some(query) = uri.query().filter(|_| self.include_query) else {
+            return Cow::Borrowed(path);
+        };
+        match uri.path_and_query() {
+            // Already `path?query` as written (the common case): no copy.
+            Some(written) if written.as_str().starts_with(path) => Cow::Borrowed(written.as_str()),
+            _ => Cow::Owned(format!("{path}?{query}")),
+        }
     }
 
     /// The bytes [`feed`](Self::feed) gives the MAC before and after the body: what the
@@ -274,7 +284,7 @@ impl Scheme for Canonical {
         self.feed(
             &mut mac,
             request.method().as_str(),
-            self.path_of(request.uri()),
+            &self.path_of(request.uri()),
             request.body(),
             timestamp.as_bytes(),
         );
@@ -333,11 +343,11 @@ impl Canonical {
         let path = self.path_of(request.uri());
         let candidates = [received];
         let (key, _) = find_match(keys, now_unix, &candidates, |mac| {
-            self.feed(mac, method, path, request.body(), timestamp_text);
+            self.feed(mac, method, &path, request.body(), timestamp_text);
         })
         .ok_or(VerifyError::Invalid)?;
         self.window.check(timestamp, now_unix)?;
-        let (head, tail) = self.content_around_body(method, path, timestamp_text);
+        let (head, tail) = self.content_around_body(method, &path, timestamp_text);
         Ok(
             VerifiedSignature::from_slice(self.name.clone(), key.shared_id(), &received)
                 .with_timestamp(timestamp)
@@ -404,6 +414,23 @@ mod tests {
         // The client's absolute URI signs the same path as the server's origin form.
         assert!(check(&with_query, Method::GET, "http://h:1/p?a=1", "/p?a=1").is_ok());
         assert!(check(&with_query, Method::GET, "http://h:1", "/").is_ok());
+        // An empty path is `/` on both sides, with or without a query.
+        assert!(check(&with_query, Method::GET, "http://h:1?a=1", "/?a=1").is_ok());
+        assert!(check(&with_query, Method::GET, "http://h:1?", "/?").is_ok());
+        assert_eq!(
+            check(&with_query, Method::GET, "http://h:1?a=1", "/?a=2"),
+            Err(VerifyError::Invalid)
+        );
+        assert!(check(&without_query, Method::GET, "http://h:1?a=1", "/?a=2").is_ok());
+        assert!(
+            check(
+                &Canonical::new().delimited(),
+                Method::GET,
+                "http://h:1?a=1",
+                "/?a=1"
+            )
+            .is_ok()
+        );
 
         let lower = Canonical::new().method_case(MethodCase::Lower);
         let secret = Secret::from_string("k");

@@ -127,6 +127,21 @@ pub enum SignError {
     /// The signing key is empty (anyone could compute its MACs, so nothing is signed with
     /// it) or cannot be used as an HMAC key.
     InvalidKey,
+    /// The request goes to a scheme, host or port that is not a configured upstream of the
+    /// [`SignRequestLayer`](crate::SignRequestLayer) (or its URI is relative or has user
+    /// info). Nothing was read, signed or sent.
+    UpstreamNotAllowed {
+        /// Where the request was going: `scheme://host[:port]` or `a relative URI`
+        /// ([`tollgate_core::upstream::describe_target`]); never user info, a path or a query.
+        target: String,
+    },
+    /// The request does not say unambiguously where it goes: its `Host` header disagrees
+    /// with its URI, it has several `Host` headers, or its URI's port is not a valid port.
+    /// Nothing was read, signed or sent.
+    AmbiguousTarget {
+        /// What is ambiguous (a fixed text, never a header value).
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for SignError {
@@ -151,6 +166,15 @@ impl fmt::Display for SignError {
             Self::InvalidKey => {
                 f.write_str("the signing key is empty or cannot be used for HMAC-SHA256")
             }
+            Self::UpstreamNotAllowed { target } => write!(
+                f,
+                "refusing to sign a request to {target}: not a configured upstream; \
+                 the request was not sent"
+            ),
+            Self::AmbiguousTarget { reason } => write!(
+                f,
+                "refusing to sign a request: {reason}; the request was not sent"
+            ),
         }
     }
 }
