@@ -14,19 +14,28 @@
 //! curl -i --interface 127.0.0.2 http://127.0.0.1:3003/api/whoami
 //! # 403 {"error":{"code":"ip_not_allowed",...}}
 //! ```
+//!
+//! The accept loop is safe to copy: a failed `accept` (`EMFILE` when the process runs out of
+//! file descriptors, say) is logged and retried after a short pause instead of ending the
+//! server, at most [`Config::max_connections`] connections are served at once (further ones
+//! wait in the listen backlog), and a connection that does not send a complete request head
+//! within [`Config::header_read_timeout`] is closed (slowloris).
 #![forbid(unsafe_code)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tollgate::ServiceBuilderExt;
 use tollgate::client_ip::{ClientIp, ClientIpSource, IpAllowlistLayer, IpRanges, PeerAddr};
 use tollgate::core::BoxError;
@@ -44,7 +53,21 @@ pub struct Config {
     pub client_ip_source: ClientIpSource,
     /// `IP_ALLOWLIST`, default `127.0.0.1/32`.
     pub ip_allowlist: IpRanges,
+    /// How long a connection may take to send a complete request head (also the idle time
+    /// allowed between keep-alive requests), default [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections served at once, default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
 }
+
+/// The default [`Config::header_read_timeout`]: 10 seconds.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default [`Config::max_connections`]: 512, below the usual 1024 file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// How long the accept loop pauses after an accept error (as axum and hyper 0.14 do).
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Config {
     /// Reads the environment.
@@ -64,6 +87,11 @@ impl Config {
                 .collect(),
             client_ip_source: or("CLIENT_IP_SOURCE", "remote-addr").parse()?,
             ip_allowlist: or("IP_ALLOWLIST", "127.0.0.1/32").parse()?,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: match or("MAX_CONNECTIONS", "").as_str() {
+                "" => DEFAULT_MAX_CONNECTIONS,
+                n => n.parse::<usize>()?.max(1),
+            },
         })
     }
 }
@@ -86,7 +114,22 @@ async fn whoami(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(response)
 }
 
+/// Whether an accept error concerns only the one connection being accepted (the peer gave up
+/// before we took it), so the loop goes on at once; any other error (`EMFILE`, `ENFILE`,
+/// `ENOBUFS`, ...) is about the process, and the loop pauses before trying again.
+fn is_connection_error(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
 /// Accepts connections on `listener` and serves each with the inbound stack, forever.
+///
+/// Only a failure to build the stack ends it; accept errors are logged and retried (see the
+/// crate docs).
 pub async fn serve(listener: TcpListener, config: Config) -> Result<(), BoxError> {
     let origins = OriginAllowlistLayer::builder()
         .allow_origins(config.allowed_origins.iter().cloned())
@@ -94,8 +137,19 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<(), BoxError
         .allow_methods([http::Method::GET, http::Method::POST])
         .allow_headers(["content-type"])
         .build()?;
+    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     loop {
-        let (stream, peer) = listener.accept().await?;
+        // Wait for a free slot before accepting: beyond the limit, clients wait in the backlog.
+        let permit = Arc::clone(&connections).acquire_owned().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) if is_connection_error(&err) => continue,
+            Err(err) => {
+                tracing::error!(%err, "accept error; retrying shortly");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                continue;
+            }
+        };
         // The stack per connection: the socket peer is the one fact the client-IP layer needs.
         let service = ServiceBuilder::new()
             .map_request(move |mut request: Request<Incoming>| {
@@ -106,12 +160,16 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<(), BoxError
             .client_ip(config.client_ip_source.clone())
             .ip_allowlist(IpAllowlistLayer::new(config.ip_allowlist.clone()))
             .service(service_fn(whoami));
+        let header_read_timeout = config.header_read_timeout;
         tokio::spawn(async move {
             let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "connection ended with an error");
             }
+            drop(permit);
         });
     }
 }

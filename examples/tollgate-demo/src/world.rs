@@ -144,11 +144,13 @@ impl Demo {
             allowed_origins: vec![FRONTEND_ORIGIN.to_owned()],
             client_ip_source: "remote-addr".parse()?,
             ip_allowlist: "127.0.0.1/32".parse()?,
+            header_read_timeout: hyper_only::DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: hyper_only::DEFAULT_MAX_CONNECTIONS,
         })
         .await?;
 
         let credentials =
-            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET));
+            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET))?;
         let tranzila = MockTranzila::new(credentials.clone(), Arc::new(clock.clone()));
         let tranzila_url = format!("http://{}", tranzila.spawn(any_port).await?);
         // The signed clients send their tokens to the mock only.
@@ -159,13 +161,13 @@ impl Demo {
             upstream.clone(),
         )?;
         let tranzila_wrong_secret = tranzila_client::signing_client(
-            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string("not-the-secret")),
+            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string("not-the-secret"))?,
             Arc::new(clock.clone()),
             upstream.clone(),
         )?;
 
         let tranzila_stale = tranzila_client::signing_client(
-            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET)),
+            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET))?,
             Arc::new(ManualClock::new(DEMO_EPOCH - 301)),
             upstream,
         )?;

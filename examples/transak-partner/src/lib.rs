@@ -10,11 +10,22 @@
 //! the configured upstream only, `x-user-ip` set from the inbound request's client IP. It
 //! answers `{"widgetUrl":"..."}`.
 //!
-//! Without `TRANSAK_API_URL` the binary starts [`mock::MockTransak`], which enforces what
-//! Transak enforces, and calls it.
+//! When Transak refuses a call, the browser gets tollgate's own 502
+//! `{"error":{"code":"provider_error","message":"the payment provider refused the request"}}`
+//! and the provider's status and error go to the log only: its messages describe the
+//! partner's credentials and allowlist, which are none of the browser's business.
+//!
+//! `TRANSAK_API_URL`, `TRANSAK_API_KEY` and `TRANSAK_ACCESS_TOKEN` are required
+//! ([`REQUIRED_VARS`]); a partner started without one refuses to start and names it. Only
+//! `--demo` ([`Secrets::Demo`]) fills them in: the published demo key and token, and, without
+//! `TRANSAK_API_URL`, a [`mock::MockTransak`] (which enforces what Transak enforces) to call.
+//!
+//! [`serve`] keeps going through accept errors, serves at most [`Limits::max_connections`]
+//! connections at once and closes a connection that takes longer than
+//! [`Limits::header_read_timeout`] to send its request head.
 //!
 //! ```sh
-//! cargo run -p transak-partner
+//! cargo run -p transak-partner -- --demo
 //! curl -i -X POST http://127.0.0.1:3000/api/widget-url \
 //!   -H 'origin: http://localhost:5173' -H 'content-type: application/json' \
 //!   -d '{"cryptoCurrencyCode":"ETH"}'
@@ -25,6 +36,9 @@
 #![forbid(unsafe_code)]
 
 pub mod mock;
+mod server;
+
+pub use server::{Limits, serve_with};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,19 +65,68 @@ use tower::{Layer, ServiceExt};
 /// The path of Transak's Create Widget URL API.
 pub const SESSION_PATH: &str = "/api/v2/auth/session";
 
+/// The variables a real deployment must set, with the values `--demo` gives them when unset
+/// (an empty `TRANSAK_API_URL` means "start the mock").
+pub const REQUIRED_VARS: [(&str, &str); 3] = [
+    ("TRANSAK_API_URL", ""),
+    ("TRANSAK_API_KEY", "demo-partner-api-key"),
+    ("TRANSAK_ACCESS_TOKEN", "demo-partner-access-token"),
+];
+
+/// Whether unset [`REQUIRED_VARS`] may take their demo values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Secrets {
+    /// Every required variable must be set and non-empty; the default.
+    #[default]
+    Required,
+    /// `--demo`: the published demo key and token, and the mock when no URL is set.
+    Demo,
+}
+
+impl Secrets {
+    /// The mode the command-line arguments (without the program name) ask for: `--demo` or
+    /// nothing; anything else is an error.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, BoxError> {
+        let mut secrets = Self::Required;
+        for arg in args {
+            match arg.as_str() {
+                "--demo" => secrets = Self::Demo,
+                other => {
+                    return Err(format!(
+                        "unknown argument `{other}` (usage: transak-partner [--demo])"
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(secrets)
+    }
+}
+
+/// The [`REQUIRED_VARS`] that `var` finds unset or empty.
+pub fn missing_vars(var: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
+    REQUIRED_VARS
+        .iter()
+        .filter(|(name, _)| var(name).is_none_or(|v| v.trim().is_empty()))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
 /// Settings, from the environment with loopback defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `TRANSAK_PARTNER_ADDR`, default `127.0.0.1:3000`.
     pub addr: SocketAddr,
-    /// `TRANSAK_API_URL`: Transak's base URL (`https://api-gateway.transak.com`); unset means
-    /// "start the mock on `TRANSAK_MOCK_ADDR` and call it".
+    /// `TRANSAK_API_URL`: Transak's base URL (`https://api-gateway.transak.com`); required.
+    /// `None` (unset, with `--demo` only) means "start the mock on `TRANSAK_MOCK_ADDR` and
+    /// call it".
     pub transak_url: Option<String>,
     /// `TRANSAK_MOCK_ADDR`, default `127.0.0.1:3001`.
     pub mock_addr: SocketAddr,
-    /// `TRANSAK_API_KEY`, default `demo-partner-api-key` (public: it is in widget URLs).
+    /// `TRANSAK_API_KEY` (public: it is in widget URLs); required (`demo-partner-api-key`
+    /// with `--demo`).
     pub api_key: String,
-    /// `TRANSAK_ACCESS_TOKEN`, default `demo-partner-access-token`.
+    /// `TRANSAK_ACCESS_TOKEN`; required (`demo-partner-access-token` with `--demo`).
     pub access_token: Secret,
     /// `ALLOWED_ORIGINS`: comma-separated front-end origins, default
     /// `http://localhost:5173`.
@@ -81,10 +144,29 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the environment.
+    /// Reads the environment; every [`REQUIRED_VARS`] must be set ([`Secrets::Required`]).
     pub fn from_env() -> Result<Self, BoxError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(Secrets::Required, |name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `var` (the environment in [`Config::from_env`]). With
+    /// [`Secrets::Required`], an unset or empty required variable is an error that names every
+    /// missing one; with [`Secrets::Demo`] they take the demo values.
+    pub fn from_vars(
+        secrets: Secrets,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, BoxError> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
+        let missing = missing_vars(var);
+        if secrets == Secrets::Required && !missing.is_empty() {
+            return Err(format!(
+                "missing {}: set {} (or pass --demo to run against the mock with the published demo credentials on a test machine)",
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+            )
+            .into());
+        }
         Ok(Self {
             addr: or("TRANSAK_PARTNER_ADDR", "127.0.0.1:3000").parse()?,
             transak_url: var("TRANSAK_API_URL"),
@@ -139,7 +221,7 @@ pub fn transak_client(
         Upstream::parse(transak_url)?,
         Secret::from_string(api_key),
         access_token,
-    );
+    )?;
     Ok(outbound.layer(client))
 }
 
@@ -165,24 +247,18 @@ pub fn app(config: &Config, transak_url: &str) -> Result<Router, BoxError> {
         .layer(config.inbound()?))
 }
 
-/// Serves `app` on `listener` (with the socket peer available to the client-IP layer).
+/// Serves `app` on `listener` with the default [`Limits`], forever (with the socket peer
+/// available to the client-IP layer). See [`serve_with`].
 pub async fn serve(listener: TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    serve_with(listener, app, Limits::default()).await;
+    Ok(())
 }
 
 /// Binds `addr` and serves `app` in a spawned task; returns the bound address.
 pub async fn spawn(addr: SocketAddr, app: Router) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(err) = serve(listener, app).await {
-            tracing::error!(%err, "transak-partner server stopped");
-        }
-    });
+    tokio::spawn(serve_with(listener, app, Limits::default()));
     Ok(local)
 }
 
@@ -253,16 +329,19 @@ async fn create_widget_url(State(state): State<AppState>, body: Bytes) -> Respon
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     match json["data"]["widgetUrl"].as_str() {
         Some(url) if status.is_success() => axum::Json(json!({ "widgetUrl": url })).into_response(),
-        _ => (
-            StatusCode::BAD_GATEWAY,
-            axum::Json(json!({
-                "error": {
-                    "code": "provider_error",
-                    "message": "Transak refused the call",
-                    "provider": json["error"],
-                }
-            })),
-        )
-            .into_response(),
+        _ => {
+            // The provider's words (about our credentials, our allowlist, ...) go to the log,
+            // never to the browser: it gets a stable code of ours.
+            tracing::warn!(
+                %status,
+                provider_error = %json["error"],
+                "Transak refused the widget URL call"
+            );
+            error(
+                StatusCode::BAD_GATEWAY,
+                "provider_error",
+                "the payment provider refused the request",
+            )
+        }
     }
 }

@@ -1,6 +1,10 @@
 //! `cargo run -p transak-partner`: the partner backend on `TRANSAK_PARTNER_ADDR`
-//! (default `127.0.0.1:3000`), calling `TRANSAK_API_URL` or, when unset, the mock Transak API
-//! it starts on `TRANSAK_MOCK_ADDR` (default `127.0.0.1:3001`).
+//! (default `127.0.0.1:3000`), calling `TRANSAK_API_URL` with `TRANSAK_API_KEY` and
+//! `TRANSAK_ACCESS_TOKEN`; without one of the three it refuses to start and names it.
+//!
+//! `cargo run -p transak-partner -- --demo` fills the unset ones with the published demo
+//! credentials (with a warning) and, without `TRANSAK_API_URL`, starts the mock Transak API
+//! on `TRANSAK_MOCK_ADDR` (default `127.0.0.1:3001`) and calls it.
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -19,7 +23,27 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), tollgate::core::BoxError> {
-    let config = transak_partner::Config::from_env()?;
+    use transak_partner::Secrets;
+    let secrets = Secrets::from_args(std::env::args().skip(1))?;
+    let env = |name: &str| std::env::var(name).ok();
+    let config = transak_partner::Config::from_vars(secrets, env)?;
+    let demo = transak_partner::missing_vars(env);
+    if secrets == Secrets::Demo && !demo.is_empty() {
+        eprintln!(
+            "transak-partner: WARNING: --demo: {} unset, using the PUBLISHED demo credentials{}. Never use --demo outside a test machine.{}",
+            demo.join(", "),
+            if config.transak_url.is_none() {
+                " and a mock Transak API"
+            } else {
+                ""
+            },
+            if config.addr.ip().is_loopback() {
+                String::new()
+            } else {
+                format!(" {} is NOT a loopback address.", config.addr)
+            }
+        );
+    }
     let transak_url = match &config.transak_url {
         Some(url) => url.clone(),
         None => {
@@ -37,11 +61,12 @@ async fn run() -> Result<(), tollgate::core::BoxError> {
     };
     let app = transak_partner::app(&config, &transak_url)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
     println!(
         "transak-partner on http://{} (origins: {})\n\ntry:\n  curl -i -X POST http://{}/api/widget-url -H 'origin: {}' -H 'content-type: application/json' -d '{{\"cryptoCurrencyCode\":\"ETH\"}}'",
-        config.addr,
+        addr,
         config.allowed_origins.join(", "),
-        config.addr,
+        addr,
         config
             .allowed_origins
             .first()

@@ -135,14 +135,11 @@ impl MockTransak {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         *lock(&self.base_url) = format!("http://{local}");
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                tracing::error!(%err, "mock Transak server stopped");
-            }
-        });
+        tokio::spawn(crate::serve_with(
+            listener,
+            self.router(),
+            crate::Limits::default(),
+        ));
         Ok(local)
     }
 

@@ -19,8 +19,16 @@
 //! `timestamp_out_of_window` / `replayed`, 400 `signature_malformed`, 413
 //! `payload_too_large`, 503 `store_unavailable`.
 //!
+//! The secrets ([`SECRET_VARS`]) are required: a receiver started without one refuses to
+//! start and names it. Only `--demo` ([`Secrets::Demo`]) fills unset ones with the demo
+//! secrets printed below, which anyone can read and so anyone could sign with.
+//!
+//! The server ([`serve`]) keeps going through accept errors, serves at most
+//! [`Limits::max_connections`] connections at once and closes a connection that takes longer
+//! than [`Limits::header_read_timeout`] to send its request head.
+//!
 //! ```sh
-//! cargo run -p webhook-receiver
+//! cargo run -p webhook-receiver -- --demo
 //! body='{"event":"payout.completed","id":"evt_1"}'
 //! sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac demo-onekey-secret -hex | sed 's/^.* //')
 //! curl -i http://127.0.0.1:3002/webhooks/onekey -H 'content-type: application/json' \
@@ -33,18 +41,23 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tollgate::ServiceBuilderExt;
 use tollgate::core::{
     BoxError, BufferedBody, Key, KeyRing, Secret, SharedClock, SystemClock, VerifiedSignature,
@@ -65,17 +78,67 @@ pub const BODY_ONLY_RETENTION: std::time::Duration = std::time::Duration::from_s
 /// The default body limit of the receiver: 64 KiB (notifications are small).
 pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
+/// The secret variables, with the demo values `--demo` gives them when unset.
+pub const SECRET_VARS: [(&str, &str); 3] = [
+    ("ONEKEY_SIGNATURE_SECRET", "demo-onekey-secret"),
+    ("WEBHOOK_SECRET", "demo-webhook-secret"),
+    (
+        "STANDARD_WEBHOOK_SECRET",
+        "whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=",
+    ),
+];
+
+/// Whether unset secret variables may take the demo values of [`SECRET_VARS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Secrets {
+    /// Every secret variable must be set and non-empty; the default.
+    #[default]
+    Required,
+    /// `--demo`: unset secrets take the published demo values. Never for a real deployment.
+    Demo,
+}
+
+impl Secrets {
+    /// The mode the command-line arguments (without the program name) ask for: `--demo` or
+    /// nothing; anything else is an error.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, BoxError> {
+        let mut secrets = Self::Required;
+        for arg in args {
+            match arg.as_str() {
+                "--demo" => secrets = Self::Demo,
+                other => {
+                    return Err(format!(
+                        "unknown argument `{other}` (usage: webhook-receiver [--demo])"
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(secrets)
+    }
+}
+
+/// The secret variables of [`SECRET_VARS`] that `var` finds unset or empty.
+pub fn missing_secrets(var: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
+    SECRET_VARS
+        .iter()
+        .filter(|(name, _)| var(name).is_none_or(|v| v.trim().is_empty()))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
 /// Settings, from the environment with loopback defaults.
 #[derive(Clone)]
 pub struct Config {
     /// `WEBHOOK_ADDR`, default `127.0.0.1:3002`.
     pub addr: SocketAddr,
-    /// `ONEKEY_SIGNATURE_SECRET` (key id `onekey-1`), default `demo-onekey-secret`.
+    /// `ONEKEY_SIGNATURE_SECRET` (key id `onekey-1`); required (`demo-onekey-secret` with
+    /// `--demo`).
     pub onekey: KeyRing,
-    /// `WEBHOOK_SECRET` (key id `generic-1`), default `demo-webhook-secret`.
+    /// `WEBHOOK_SECRET` (key id `generic-1`); required (`demo-webhook-secret` with `--demo`).
     pub generic: KeyRing,
-    /// `STANDARD_WEBHOOK_SECRET`, a `whsec_` secret (key id `standard-1`), default
-    /// `whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=`.
+    /// `STANDARD_WEBHOOK_SECRET`, a `whsec_` secret (key id `standard-1`); required
+    /// (`whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=` with `--demo`).
     pub standard: KeyRing,
     /// `WEBHOOK_BODY_LIMIT` in bytes, default 64 KiB.
     pub body_limit: usize,
@@ -99,23 +162,46 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
-    /// Reads the environment.
+    /// Reads the environment; every secret variable is required ([`Secrets::Required`]).
     pub fn from_env() -> Result<Self, BoxError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(Secrets::Required, |name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `var` (the environment in [`Config::from_env`]). With
+    /// [`Secrets::Required`], an unset or empty secret variable is an error that names every
+    /// missing one; with [`Secrets::Demo`] they take the demo values.
+    pub fn from_vars(
+        secrets: Secrets,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, BoxError> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
-        let standard = StandardWebhooks::secret_from_whsec(&or(
-            "STANDARD_WEBHOOK_SECRET",
-            "whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=",
-        ))?;
+        let missing = missing_secrets(var);
+        if secrets == Secrets::Required && !missing.is_empty() {
+            return Err(format!(
+                "missing secret {}: set {} (or pass --demo to run with the published demo secrets on a test machine)",
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+            )
+            .into());
+        }
+        let secret = |name: &str| {
+            let demo = SECRET_VARS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, demo)| *demo);
+            or(name, demo)
+        };
+        let standard = StandardWebhooks::secret_from_whsec(&secret("STANDARD_WEBHOOK_SECRET"))?;
         Ok(Self {
             addr: or("WEBHOOK_ADDR", "127.0.0.1:3002").parse()?,
             onekey: KeyRing::new(Key::new(
                 "onekey-1",
-                Secret::from_string(or("ONEKEY_SIGNATURE_SECRET", "demo-onekey-secret")),
+                Secret::from_string(secret("ONEKEY_SIGNATURE_SECRET")),
             )),
             generic: KeyRing::new(Key::new(
                 "generic-1",
-                Secret::from_string(or("WEBHOOK_SECRET", "demo-webhook-secret")),
+                Secret::from_string(secret("WEBHOOK_SECRET")),
             )),
             standard: KeyRing::new(Key::new("standard-1", standard)),
             body_limit: var("WEBHOOK_BODY_LIMIT")
@@ -241,26 +327,98 @@ async fn receive(
     Json(answer)
 }
 
-/// Binds `addr` and serves `app` in a spawned task; returns the bound address.
+/// Binds `addr` and serves `app` with the default [`Limits`] in a spawned task; returns the
+/// bound address.
 pub async fn spawn(addr: SocketAddr, app: Router) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(%err, "webhook receiver stopped");
-        }
-    });
+    tokio::spawn(serve(listener, app, Limits::default()));
     Ok(local)
+}
+
+/// How much a client can hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a connection may take to send a complete request head (also the idle time
+    /// allowed between keep-alive requests); default 10 seconds.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog. Default 512,
+    /// below the usual limit of 1024 open files.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
+        }
+    }
+}
+
+/// Serves `app` on `listener` over HTTP/1, forever, within `limits`. An accept error
+/// (`EMFILE` when the process is out of file descriptors, say) is logged and retried after a
+/// second, as axum does, never the end of the server. Handlers can read
+/// `ConnectInfo<SocketAddr>`.
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
+            return; // the semaphore is never closed
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) if is_connection_error(&err) => continue,
+            Err(err) => {
+                tracing::error!(%err, "accept error; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let service = app
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        tokio::spawn(async move {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// An accept error about the one connection (the peer gave up): accept the next at once.
+fn is_connection_error(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// A webhook sender: a `hyper_util` client that signs every request with `scheme` and the
 /// signing key of `ring`, reading time from `clock`.
 pub type Sender = SignRequest<Client<HttpConnector, BufferedBody>>;
 
-/// Builds a [`Sender`].
-pub fn sender(scheme: impl Scheme, ring: KeyRing, clock: SharedClock) -> Sender {
+/// Builds a [`Sender`] that signs and sends to `receiver` only (the receiver's
+/// `scheme://host:port`); a request to anywhere else fails with
+/// `SignError::UpstreamNotAllowed` and is not sent.
+pub fn sender(
+    scheme: impl Scheme,
+    ring: KeyRing,
+    clock: SharedClock,
+    receiver: tollgate::signature::Upstream,
+) -> Sender {
     let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    SignRequestLayer::new(scheme, ring)
+    SignRequestLayer::new(scheme, ring, receiver)
         .clock(clock)
         .layer(client)
 }

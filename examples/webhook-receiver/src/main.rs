@@ -1,7 +1,13 @@
 //! `cargo run -p webhook-receiver`: the receiver on `WEBHOOK_ADDR` (default
 //! `127.0.0.1:3002`); `REDIS_URL` switches the nonce store to Redis.
 //!
-//! With the default secrets, a signed OneKey notification (`openssl` computes the HMAC):
+//! `ONEKEY_SIGNATURE_SECRET`, `WEBHOOK_SECRET` and `STANDARD_WEBHOOK_SECRET` are required:
+//! without one the receiver refuses to start and names it. `--demo` runs with the demo
+//! secrets below for the unset ones, with a warning: they are published, so anyone can sign
+//! with them.
+//!
+//! With the demo secrets (`cargo run -p webhook-receiver -- --demo`), a signed OneKey
+//! notification (`openssl` computes the HMAC):
 //!
 //! ```sh
 //! body='{"event":"payout.completed","external_id":"123456789"}'
@@ -33,20 +39,37 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), tollgate::core::BoxError> {
-    let config = webhook_receiver::Config::from_env()?;
+    use webhook_receiver::Secrets;
+    let secrets = Secrets::from_args(std::env::args().skip(1))?;
+    let env = |name: &str| std::env::var(name).ok();
+    let config = webhook_receiver::Config::from_vars(secrets, env)?;
+    let demo = webhook_receiver::missing_secrets(env);
+    if secrets == Secrets::Demo && !demo.is_empty() {
+        eprintln!(
+            "webhook-receiver: WARNING: --demo: {} unset, using the PUBLISHED demo secrets: anyone can sign notifications this receiver accepts. Never use --demo outside a test machine.{}",
+            demo.join(", "),
+            if config.addr.ip().is_loopback() {
+                String::new()
+            } else {
+                format!(" {} is NOT a loopback address.", config.addr)
+            }
+        );
+    }
     let app = webhook_receiver::app(&config, webhook_receiver::Inbox::default())?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
     println!(
-        "webhook-receiver on http://{addr} (nonce store: {store})\n  POST /webhooks/onekey    Payload-Signature\n  POST /webhooks/generic   X-Webhook-Signature\n  POST /webhooks/standard  Standard Webhooks\n\ntry (with the default secrets):\n{try_it}",
-        addr = config.addr,
+        "webhook-receiver on http://{addr} (nonce store: {store})\n  POST /webhooks/onekey    Payload-Signature\n  POST /webhooks/generic   X-Webhook-Signature\n  POST /webhooks/standard  Standard Webhooks",
         store = if config.redis_url.is_some() {
             "redis"
         } else {
             "memory"
         },
-        try_it = try_it(config.addr),
     );
-    axum::serve(listener, app).await?;
+    if secrets == Secrets::Demo {
+        println!("\ntry (with the demo secrets):\n{}", try_it(addr));
+    }
+    webhook_receiver::serve(listener, app, webhook_receiver::Limits::default()).await;
     Ok(())
 }
 
