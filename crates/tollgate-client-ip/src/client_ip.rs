@@ -161,7 +161,7 @@ impl fmt::Display for ClientIp {
 ///
 /// [`ClientIpLayer`](crate::ClientIpLayer) and [`IpAllowlistLayer`](crate::IpAllowlistLayer)
 /// find the peer here first, then in axum's `ConnectInfo<SocketAddr>` (feature `axum`), then
-/// in tonic's `TcpConnectInfo` (feature `tonic`). With a plain hyper server, insert it in the
+/// in tonic's `TcpConnectInfo` or `TlsConnectInfo<TcpConnectInfo>` (feature `tonic`). With a plain hyper server, insert it in the
 /// per-connection service:
 ///
 /// ```
@@ -195,7 +195,8 @@ impl PeerAddr {
     }
 
     /// The peer found in `extensions`: [`PeerAddr`], then axum's `ConnectInfo<SocketAddr>`
-    /// (feature `axum`), then tonic's `TcpConnectInfo` (feature `tonic`).
+    /// (feature `axum`), then tonic's `TcpConnectInfo` or `TlsConnectInfo<TcpConnectInfo>`
+    /// (feature `tonic`; the latter when TLS is served over `serve_with_incoming`).
     pub fn find(extensions: &Extensions) -> Option<SocketAddr> {
         if let Some(peer) = extensions.get::<PeerAddr>() {
             return Some(peer.0);
@@ -205,11 +206,23 @@ impl PeerAddr {
             return Some(info.0);
         }
         #[cfg(feature = "tonic")]
-        if let Some(addr) = extensions
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
         {
-            return Some(addr);
+            use tonic::transport::server::TcpConnectInfo;
+            if let Some(addr) = extensions
+                .get::<TcpConnectInfo>()
+                .and_then(TcpConnectInfo::remote_addr)
+            {
+                return Some(addr);
+            }
+            // TLS accepted by the application and served with `serve_with_incoming`: tonic
+            // inserts only `TlsConnectInfo<TcpConnectInfo>`, a type it exports only with its
+            // TLS features. Its own `Request::remote_addr` reads it whenever those features are
+            // on in the build, so ask it (on a copy of the extensions; this path only).
+            let mut request = http::Request::new(());
+            *request.extensions_mut() = extensions.clone();
+            if let Some(addr) = tonic::Request::from_http(request).remote_addr() {
+                return Some(addr);
+            }
         }
         None
     }

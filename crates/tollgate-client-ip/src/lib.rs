@@ -245,7 +245,7 @@
 //!
 //! - `axum`: [`ClientIp`] as an extractor (and `Option<ClientIp>`), and axum's
 //!   `ConnectInfo<SocketAddr>` as a peer source.
-//! - `tonic`: tonic's `TcpConnectInfo` as a peer source.
+//! - `tonic`: tonic's `TcpConnectInfo` and `TlsConnectInfo<TcpConnectInfo>` as peer sources.
 //! - `serde`: `Deserialize` for [`ClientIpSource`] and [`IpRanges`] from the grammar above.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

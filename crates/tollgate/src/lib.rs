@@ -41,7 +41,7 @@
 //!     let provider = ServiceBuilder::new()
 //!         .header_hygiene(HeaderHygiene::server_to_server())
 //!         .secret_header(
-//!             SecretHeaderLayer::api_key(Secret::from_env("PROVIDER_API_KEY")?)
+//!             SecretHeaderLayer::api_key(Secret::from_env("PROVIDER_API_KEY")?)?
 //!                 .upstream(Upstream::transak()),
 //!         )
 //!         .forward_user_ip()
@@ -90,7 +90,7 @@
 //! | `tranzila` | [`tranzila`] (`tollgate-tranzila`) | `TranzilaSigningLayer`, `TranzilaVerifyLayer` |
 //! | `full` (default) | all of the above | |
 //! | `axum` | | axum extractors and `ConnectInfo` support in the layer crates |
-//! | `tonic` | | tonic's `TcpConnectInfo` as the client-IP peer |
+//! | `tonic` | | tonic's `TcpConnectInfo` / `TlsConnectInfo` as the client-IP peer |
 //! | `redis` | | `RedisNonceStore` (enables `replay`) |
 //! | `serde` | | `Deserialize` for client-IP sources |
 //!
