@@ -62,6 +62,9 @@
 //!   [`TokenHeaderLayer::fetch_timeout`] ([`DEFAULT_FETCH_TIMEOUT`], 10 seconds, unless set)
 //!   fails every call waiting for it with [`TokenFetchError::TimedOut`]; so does a refresh
 //!   that reaches its own layer from another task, where re-entry cannot be seen.
+//! - **No blank credential.** [`SecretHeaderLayer`] refuses an empty or whitespace-only secret
+//!   when it is built (core's rule, `Secret::check_usable`); a token provider that answers a
+//!   blank token fails the call, and nothing is sent.
 //! - **One fetch for every stale caller** (unit tests in `token.rs`): the provider is called
 //!   once however many calls find the cache stale; a failure reaches every waiting call and
 //!   is not cached; a fetch that every caller gave up on is aborted, and the next call starts

@@ -295,6 +295,16 @@ impl Shared {
     async fn fetch(&self) -> Outcome {
         let fetched = tokio::time::timeout(self.fetch_timeout, self.provider.fetch_token()).await;
         match fetched {
+            // A blank token is a credential anyone has: never sent (core's blank-secret rule).
+            Ok(Ok(token)) if token.secret.is_blank() => {
+                tracing::warn!(
+                    target: "tollgate",
+                    layer = "token_header",
+                    header = %self.name,
+                    "token provider answered a blank token; the request was not sent"
+                );
+                Outcome::Invalid
+            }
             Ok(Ok(token)) => match token.secret.to_header_value() {
                 Ok(value) => Outcome::Value {
                     value,

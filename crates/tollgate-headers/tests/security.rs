@@ -416,3 +416,28 @@ fn blank_secret_is_refused_when_the_layer_is_built() {
     // Whitespace around a real key is part of the key: not blank.
     assert!(SecretHeaderLayer::api_key(Secret::from_string(" k ")).is_ok());
 }
+
+/// Security considerations: a token provider that answers a blank token (empty or whitespace
+/// only) fails the call, as an unusable value does; nothing is sent with `access-token: ""`.
+#[tokio::test]
+async fn a_blank_fetched_token_is_never_sent() {
+    for blank in ["", " ", "\t \n"] {
+        let provider =
+            move || async move { Ok::<_, BoxError>(Token::new(Secret::from_string(blank))) };
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&sent);
+        let client = ServiceBuilder::new()
+            .layer(TokenHeaderLayer::access_token(provider).upstream(Upstream::transak()))
+            .service(service_fn(move |request: Request<()>| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move { Ok::<_, BoxError>(request.headers().clone()) }
+            }));
+        let result = client.oneshot(Request::get(ORDERS).body(()).unwrap()).await;
+        assert!(result.is_err(), "{blank:?} was sent: {result:?}");
+        assert_eq!(
+            sent.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{blank:?}"
+        );
+    }
+}

@@ -131,8 +131,8 @@ pub struct Config {
     /// `ALLOWED_ORIGINS`: comma-separated front-end origins, default
     /// `http://localhost:5173`.
     pub allowed_origins: Vec<String>,
-    /// `ALLOW_HTTP_ORIGINS`: `true` (default, for loopback development) lets `http://`
-    /// origins into the list; set `false` in production.
+    /// `ALLOW_HTTP_ORIGINS`: `true` lets `http://` origins into the list (loopback
+    /// development); the default is `true` with `--demo` and `false` otherwise.
     pub allow_http_origins: bool,
     /// `CLIENT_IP_SOURCE` in tollgate's grammar, default `remote-addr`; behind Cloudflare
     /// `cloudflare`, behind nginx `rightmost-trusted-range:x-forwarded-for:<nginx ip>`.
@@ -181,7 +181,15 @@ impl Config {
                 .map(|o| o.trim().to_owned())
                 .filter(|o| !o.is_empty())
                 .collect(),
-            allow_http_origins: or("ALLOW_HTTP_ORIGINS", "true") == "true",
+            // Plain-http front ends only for local development: on by default with --demo.
+            allow_http_origins: or(
+                "ALLOW_HTTP_ORIGINS",
+                if secrets == Secrets::Demo {
+                    "true"
+                } else {
+                    "false"
+                },
+            ) == "true",
             client_ip_source: or("CLIENT_IP_SOURCE", "remote-addr").parse()?,
             ip_allowlist: var("IP_ALLOWLIST").map(|v| v.parse()).transpose()?,
             referrer_domain: or("REFERRER_DOMAIN", "localhost"),
