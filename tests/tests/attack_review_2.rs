@@ -1,0 +1,170 @@
+//! Attacker's review of the second round of fixes. Each test FAILS on the current tree and
+//! demonstrates one finding (see the report).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tollgate::core::{BufferedBody, KeyRing, Secret};
+use tollgate::signature::{
+    BodyHmac, SignRequestLayer, StandardWebhooks, Upstream, VerifySignatureLayer,
+};
+use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+
+/// FINDING 1 (slow body after fast headers). The example servers copy-paste the same loop:
+/// a semaphore of `max_connections` plus hyper's `header_read_timeout`. The header timeout
+/// stops once the head is complete; nothing bounds the body. `VerifySignatureLayer` (and
+/// axum's `Bytes` extractor in transak-partner) waits for the declared body for ever, so
+/// `max_connections` clients that send a complete head, `Content-Length: 100` and one byte
+/// hold every slot indefinitely: every other client waits in the backlog and is never served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_body_after_fast_headers_holds_every_connection_slot_forever() {
+    let config =
+        webhook_receiver::Config::from_vars(webhook_receiver::Secrets::Demo, |_| None).unwrap();
+    let app = webhook_receiver::app(&config, webhook_receiver::Inbox::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = webhook_receiver::Limits {
+        header_read_timeout: Duration::from_millis(300),
+        max_connections: 2,
+    };
+    tokio::spawn(webhook_receiver::serve(listener, app, limits));
+
+    // The attacker: complete heads at once, then one body byte, then nothing.
+    let mut held = Vec::new();
+    for _ in 0..limits.max_connections {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            b"POST /webhooks/onekey HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // An honest sender, well after 10x the header-read timeout: never answered.
+    let honest = async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            b"POST /webhooks/onekey HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\
+              connection: close\r\n\r\n{}",
+        )
+        .await
+        .unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        answer
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(3), honest).await;
+    drop(held);
+    assert!(
+        answer.is_ok(),
+        "2 stalled bodies hold both slots: an honest client got no answer in 3 s \
+         (header_read_timeout 300 ms)"
+    );
+}
+
+/// FINDING 2 (blank-key rule misses keys HMAC treats as the empty key). HMAC pads a key
+/// shorter than the block (64 bytes) with zero bytes, so `""`, `"\0"` and `[0u8; 32]` are
+/// the SAME HMAC key. `Secret::is_blank` only looks at UTF-8 whitespace, so an all-zero key
+/// (`whsec_AAAA...`, a hex "00.." placeholder decoded, a zeroed buffer) passes every check,
+/// and a MAC anyone computes with the empty key verifies.
+#[tokio::test]
+async fn all_zero_key_is_the_empty_key_and_is_accepted() {
+    // Standard Webhooks: 32 zero bytes pass `secret_from_whsec`'s blank check.
+    let zero =
+        StandardWebhooks::secret_from_whsec("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .expect("accepted");
+    assert!(zero.check_usable("x").is_ok());
+    assert!(Secret::from_string("\0").check_usable("x").is_ok());
+
+    // A forger who knows nothing computes the MAC with the EMPTY key ...
+    let body = br#"{"event":"payout.completed","amount":1000000}"#;
+    let forged = BodyHmac::onekey().compute(&Secret::from_string(""), body);
+    // ... and a verifier keyed with the all-zero secret accepts it.
+    let verifier = ServiceBuilder::new()
+        .layer(VerifySignatureLayer::new(
+            BodyHmac::onekey(),
+            KeyRing::single(Secret::from_bytes(vec![0u8; 32])),
+        ))
+        .service(service_fn(|_r: Request<BufferedBody>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+        }));
+    let request = Request::post("/webhooks/onekey")
+        .header("payload-signature", forged)
+        .body(Full::new(Bytes::from_static(body)))
+        .unwrap();
+    let status = verifier.oneshot(request).await.unwrap().status();
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "a MAC under the empty key verified against an all-zero secret"
+    );
+}
+
+/// FINDING 2b: the signer likewise signs with "\0" (== the empty key) instead of refusing.
+#[tokio::test]
+async fn signer_signs_with_a_nul_key_equal_to_the_empty_key() {
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let c = captured.clone();
+    let client = SignRequestLayer::new(
+        BodyHmac::onekey(),
+        KeyRing::single(Secret::from_string("\0")),
+        Upstream::parse("http://127.0.0.1:9").unwrap(),
+    )
+    .layer(service_fn(move |r: Request<BufferedBody>| {
+        let c = c.clone();
+        async move {
+            *c.lock().unwrap() = r.headers().get("payload-signature").cloned();
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }
+    }));
+    let body = b"{}";
+    let result = client
+        .oneshot(
+            Request::post("http://127.0.0.1:9/hook")
+                .body(Full::new(Bytes::from_static(body)))
+                .unwrap(),
+        )
+        .await;
+    let sent = captured.lock().unwrap().clone();
+    let empty_key_mac = BodyHmac::onekey().compute(&Secret::from_string(""), body);
+    assert!(
+        result.is_err() || sent.as_ref().map(|v| v.as_bytes()) != Some(empty_key_mac.as_bytes()),
+        "signed with a key whose MACs equal the empty key's"
+    );
+}
+
+/// Control for FINDING 1 (passes): without the stalled bodies the honest client is answered
+/// at once, so the failure above is the slots being held, not the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_honest_client_is_answered_without_the_attack() {
+    let config =
+        webhook_receiver::Config::from_vars(webhook_receiver::Secrets::Demo, |_| None).unwrap();
+    let app = webhook_receiver::app(&config, webhook_receiver::Inbox::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = webhook_receiver::Limits {
+        header_read_timeout: Duration::from_millis(300),
+        max_connections: 2,
+    };
+    tokio::spawn(webhook_receiver::serve(listener, app, limits));
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST /webhooks/onekey HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 401"), "{}", String::from_utf8_lossy(&answer));
+}
