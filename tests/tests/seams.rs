@@ -66,7 +66,9 @@ impl Kind {
 
     fn secret(self, key: usize) -> Secret {
         match self {
-            Kind::StandardWebhooks => Secret::from_bytes(vec![u8::try_from(key).unwrap() + 1; 24]),
+            Kind::StandardWebhooks => {
+                Secret::from_bytes(vec![b'A' + u8::try_from(key).unwrap(); 24])
+            }
             _ => Secret::from_string(format!("secret-{key}")),
         }
     }

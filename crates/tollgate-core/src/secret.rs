@@ -30,7 +30,7 @@ pub const REDACTED: &str = "Secret([REDACTED])";
 ///
 /// # Blank secrets
 ///
-/// A secret that is empty or only whitespace ([`Secret::is_blank`]) keys MACs that anyone can
+/// A secret that is empty, all zero bytes or only invisible characters ([`Secret::is_blank`]) keys MACs that anyone can
 /// compute, and sends a credential anyone can guess. Every tollgate layer that takes a secret
 /// refuses a blank one when it is built, with [`Secret::check_usable`]; [`Secret::from_env`]
 /// refuses a blank variable. The constructors here accept any bytes (a `Secret` is also used
@@ -120,23 +120,39 @@ impl Secret {
         self.bytes.is_empty()
     }
 
-    /// Whether the secret is *blank*: it has no bytes, or its bytes are UTF-8 text made only
-    /// of whitespace (Unicode `White_Space`: space, tab, CR, LF, no-break space, ...).
+    /// Whether the secret is *blank*: it has no bytes, its bytes are all zero, or they are
+    /// UTF-8 text made only of invisible characters — whitespace (Unicode `White_Space`:
+    /// space, tab, CR, LF, no-break space, ...), control characters (NUL included), and the
+    /// zero-width and format characters a pasted or saved secret may carry (zero-width space,
+    /// joiners, word joiner, soft hyphen, byte-order mark).
     ///
     /// This is tollgate's one rule for secrets that must not be used: a MAC keyed with a blank
-    /// secret is one anyone can compute, and a blank API key is one anyone can send. Binary
-    /// key bytes that are not UTF-8 are never blank.
+    /// secret is one anyone can compute, and a blank API key is one anyone can send. All-zero
+    /// bytes are blank because HMAC pads a short key with zero bytes: `""`, `"\0"` and 32 zero
+    /// bytes are the same HMAC key. Other binary key bytes are never blank.
     ///
     /// ```
     /// use tollgate_core::Secret;
     ///
     /// assert!(Secret::from_string("").is_blank());
     /// assert!(Secret::from_string(" \t\r\n").is_blank());
+    /// assert!(Secret::from_string("\u{feff}\u{200b}").is_blank());
+    /// assert!(Secret::from_bytes(vec![0; 32]).is_blank());
     /// assert!(!Secret::from_string(" s3cr3t ").is_blank());
     /// assert!(!Secret::from_bytes(vec![0x20, 0xff]).is_blank());
+    /// assert!(!Secret::from_bytes(vec![0, 0x80]).is_blank());
     /// ```
     pub fn is_blank(&self) -> bool {
-        std::str::from_utf8(&self.bytes).is_ok_and(|text| text.trim().is_empty())
+        let invisible = |c: char| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(
+                    c,
+                    '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}'
+                )
+        };
+        self.bytes.iter().all(|&byte| byte == 0)
+            || std::str::from_utf8(&self.bytes).is_ok_and(|text| text.chars().all(invisible))
     }
 
     /// Fails with [`SecretError::Blank`] when the secret [is blank](Secret::is_blank).
@@ -151,7 +167,7 @@ impl Secret {
     /// assert!(Secret::from_string("s3cr3t").check_usable("`x-api-key`").is_ok());
     /// let err = Secret::from_string(" ").check_usable("`x-api-key`").unwrap_err();
     /// assert_eq!(err, SecretError::Blank { name: "`x-api-key`".into() });
-    /// assert_eq!(err.to_string(), "the secret for `x-api-key` is empty or only whitespace");
+    /// assert_eq!(err.to_string(), "the secret for `x-api-key` is empty, all zero bytes or only whitespace");
     /// ```
     pub fn check_usable(&self, name: &str) -> Result<(), SecretError> {
         if self.is_blank() {
@@ -225,7 +241,7 @@ pub enum SecretError {
         /// The variable's name.
         variable: String,
     },
-    /// The secret is [blank](Secret::is_blank): empty or only whitespace
+    /// The secret is [blank](Secret::is_blank): empty, all zero bytes or only invisible characters
     /// ([`Secret::check_usable`]).
     Blank {
         /// What the secret is for (a header name, an app key, a key id); never its value.
@@ -249,7 +265,10 @@ impl fmt::Display for SecretError {
                 write!(f, "environment variable `{variable}` is not valid Unicode")
             }
             Self::Blank { name } => {
-                write!(f, "the secret for {name} is empty or only whitespace")
+                write!(
+                    f,
+                    "the secret for {name} is empty, all zero bytes or only whitespace"
+                )
             }
         }
     }
@@ -356,8 +375,19 @@ mod tests {
     }
 
     #[test]
-    fn blank_is_empty_or_only_whitespace() {
-        for blank in ["", " ", "\t", "\r\n", "\u{a0}\u{3000}", "\u{2028}"] {
+    fn blank_is_empty_zero_or_only_invisible() {
+        for blank in [
+            "",
+            " ",
+            "\t",
+            "\r\n",
+            "\u{a0}\u{3000}",
+            "\u{2028}",
+            "\u{200b}",
+            "\u{feff}",
+            "\0",
+            "\u{feff} \u{200d}",
+        ] {
             let secret = Secret::from_string(blank);
             assert!(secret.is_blank(), "{blank:?}");
             let err = secret.check_usable("`x-api-key`").unwrap_err();
@@ -369,17 +399,21 @@ mod tests {
             );
             assert_eq!(
                 err.to_string(),
-                "the secret for `x-api-key` is empty or only whitespace"
+                "the secret for `x-api-key` is empty, all zero bytes or only whitespace"
             );
         }
-        for usable in ["s", " s ", "\u{200b}", "0"] {
+        for usable in ["s", " s ", "\u{200b}s", "0", "\0s"] {
             let secret = Secret::from_string(usable);
             assert!(!secret.is_blank(), "{usable:?}");
             assert_eq!(secret.check_usable("k"), Ok(()));
         }
-        // Binary keys: never blank unless empty, even when most bytes are spaces.
+        // Binary keys: blank when empty or all zero (HMAC pads short keys with zeros, so 32
+        // zero bytes are the empty key), never otherwise, even when most bytes are spaces.
         assert!(!Secret::from_bytes(vec![b' ', 0xff]).is_blank());
-        assert!(!Secret::from_bytes(vec![0]).is_blank());
+        assert!(Secret::from_bytes(vec![0]).is_blank());
+        assert!(Secret::from_bytes(vec![0; 32]).is_blank());
+        assert!(Secret::from_bytes(vec![0; 100]).is_blank());
+        assert!(!Secret::from_bytes(vec![0, 0, 0x80]).is_blank());
         assert!(Secret::from_bytes(Vec::new()).is_blank());
     }
 

@@ -53,7 +53,7 @@ struct Config {
 ///
 /// **A blank secret is refused when the layer is built.** [`SecretHeaderLayer::new`] (and
 /// [`api_key`](SecretHeaderLayer::api_key), [`access_token`](SecretHeaderLayer::access_token))
-/// fail with [`SecretError::Blank`] when the secret is empty or only whitespace
+/// fail with [`SecretError::Blank`] when the secret is blank (empty, all zero bytes or only invisible characters)
 /// ([`Secret::is_blank`], tollgate-core's one rule): a blank `x-api-key` is one anyone can
 /// send, and usually means the key was never configured (`TRANSAK_API_KEY=`). No layer exists
 /// that would send it, so no request ever carries it.
@@ -110,7 +110,7 @@ impl SecretHeaderLayer {
     ///
     /// let err = SecretHeaderLayer::api_key(Secret::from_string(" ")).unwrap_err();
     /// assert!(matches!(err, SecretError::Blank { .. }));
-    /// assert_eq!(err.to_string(), "the secret for the `x-api-key` header is empty or only whitespace");
+    /// assert_eq!(err.to_string(), "the secret for the `x-api-key` header is empty, all zero bytes or only whitespace");
     /// ```
     pub fn new(name: HeaderName, secret: Secret) -> Result<Self, SecretError> {
         secret.check_usable(&format!("the `{name}` header"))?;

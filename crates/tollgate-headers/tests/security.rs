@@ -409,7 +409,9 @@ fn blank_secret_is_refused_when_the_layer_is_built() {
             );
             assert_eq!(
                 err.to_string(),
-                format!("the secret for the `{header}` header is empty or only whitespace")
+                format!(
+                    "the secret for the `{header}` header is empty, all zero bytes or only whitespace"
+                )
             );
         }
     }

@@ -209,6 +209,10 @@ impl std::error::Error for ConfigError {
 ///   [`ConfigError::EvictionPolicyUnreadable`]; make sure of `noeviction` through the
 ///   provider's settings and opt out with
 ///   [`RedisNonceStoreBuilder::trust_eviction_policy_unchecked`], whose docs spell out the risk.
+///   The check sees the policy at each check, not between two: claims evicted while the
+///   policy was briefly something else (set and set back within 5 s, or at any time while
+///   the store was refusing) are lost for good, and their requests are accepted again once
+///   the policy is `noeviction` again. Never change the policy of a Redis in use.
 /// - **Restart without persistence: not checked, yours to configure.** A Redis that restarts
 ///   without AOF or RDB persistence comes back empty: requests captured up to the retention
 ///   before the restart can each be replayed once after it. Enable AOF (`appendonly yes`;

@@ -164,7 +164,7 @@ async fn sign_layer_errors_and_sensitive_headers() {
     let sw = ServiceBuilder::new()
         .layer(SignRequestLayer::new(
             StandardWebhooks::new(),
-            Secret::from_bytes(vec![1; 24]),
+            Secret::from_bytes(vec![b'k'; 24]),
             api(),
         ))
         .service(service_fn(|_req: Request<BufferedBody>| async {

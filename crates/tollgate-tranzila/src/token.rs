@@ -271,7 +271,7 @@ impl TranzilaCredentials {
     /// assert!(matches!(err, SecretError::Blank { .. }));
     /// assert_eq!(
     ///     err.to_string(),
-    ///     "the secret for Tranzila app key `victim-app` is empty or only whitespace"
+    ///     "the secret for Tranzila app key `victim-app` is empty, all zero bytes or only whitespace"
     /// );
     /// assert!(TranzilaCredentials::new("victim-app", " \t").is_err());
     /// ```

@@ -301,7 +301,7 @@ impl TranzilaVerifyLayer {
     /// let err = TranzilaVerifyLayer::new(secrets, MemoryNonceStore::new(1_000)).unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
-    ///     "the secret for Tranzila app key `partner-2` is empty or only whitespace"
+    ///     "the secret for Tranzila app key `partner-2` is empty, all zero bytes or only whitespace"
     /// );
     /// ```
     pub fn new(secrets: impl AppKeySecrets, store: impl NonceStore) -> Result<Self, SecretError> {

@@ -87,7 +87,7 @@ fn credentials_with_a_blank_secret_cannot_be_made() {
         let err = TranzilaCredentials::new("victim-app", blank).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the secret for Tranzila app key `victim-app` is empty or only whitespace"
+            "the secret for Tranzila app key `victim-app` is empty, all zero bytes or only whitespace"
         );
     }
 }

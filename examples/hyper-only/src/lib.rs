@@ -60,6 +60,9 @@ pub struct Config {
     pub max_connections: usize,
 }
 
+/// How long a connection is kept before it is shut down gracefully: 5 minutes.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+
 /// The default [`Config::header_read_timeout`]: 10 seconds.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -166,7 +169,20 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<(), BoxError
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            if let Err(err) = connection.await {
+            // A client that stops reading its answers would hold the slot for ever: every
+            // connection is shut down gracefully at MAX_CONNECTION_AGE, and closed after a
+            // further header_read_timeout.
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = tokio::time::sleep(MAX_CONNECTION_AGE) => {
+                    connection.as_mut().graceful_shutdown();
+                    tokio::time::timeout(header_read_timeout, connection)
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            };
+            if let Err(err) = ended {
                 tracing::debug!(%err, "connection ended with an error");
             }
             drop(permit);

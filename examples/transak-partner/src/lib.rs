@@ -36,9 +36,8 @@
 #![forbid(unsafe_code)]
 
 pub mod mock;
-mod server;
 
-pub use server::{Limits, serve_with};
+pub use example_server::{Limits, serve as serve_with};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,6 +110,12 @@ pub fn missing_vars(var: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
         .map(|(name, _)| *name)
         .collect()
 }
+
+/// How long the partner backend waits for Transak's whole answer: 10 seconds.
+pub const PROVIDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The most of Transak's answer the backend reads: 64 KiB.
+pub const PROVIDER_BODY_LIMIT: usize = 64 * 1024;
 
 /// Settings, from the environment with loopback defaults.
 #[derive(Debug, Clone)]
@@ -311,10 +316,21 @@ async fn create_widget_url(State(state): State<AppState>, body: Bytes) -> Respon
             "cannot build the request",
         );
     };
-    // `x-user-ip` comes from the ClientIp the inbound layer put in this task's scope.
-    let response = match state.client.oneshot(request).await {
-        Ok(response) => response,
-        Err(err) => {
+    // `x-user-ip` comes from the ClientIp the inbound layer put in this task's scope. The
+    // provider gets PROVIDER_TIMEOUT for its answer, body included, and at most
+    // PROVIDER_BODY_LIMIT bytes of it are read.
+    let call = async {
+        let response = state.client.clone().oneshot(request).await?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), PROVIDER_BODY_LIMIT)
+            .collect()
+            .await?
+            .to_bytes();
+        Ok::<_, BoxError>((status, body))
+    };
+    let (status, body) = match tokio::time::timeout(PROVIDER_TIMEOUT, call).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(err)) => {
             tracing::error!(%err, "Transak call failed");
             return error(
                 StatusCode::BAD_GATEWAY,
@@ -322,15 +338,12 @@ async fn create_widget_url(State(state): State<AppState>, body: Bytes) -> Respon
                 "the call to Transak could not be made",
             );
         }
-    };
-    let status = response.status();
-    let body = match response.into_body().collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
+        Err(_elapsed) => {
+            tracing::error!(timeout = ?PROVIDER_TIMEOUT, "Transak did not answer in time");
             return error(
-                StatusCode::BAD_GATEWAY,
-                "provider_call_failed",
-                "the Transak response could not be read",
+                StatusCode::GATEWAY_TIMEOUT,
+                "provider_timeout",
+                "the payment provider did not answer in time",
             );
         }
     };

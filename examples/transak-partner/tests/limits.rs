@@ -17,6 +17,7 @@ async fn a_slow_request_head_is_cut_off_and_frees_its_slot() {
     let limits = Limits {
         header_read_timeout: Duration::from_millis(300),
         max_connections: 1,
+        ..Limits::default()
     };
     tokio::spawn(transak_partner::serve_with(listener, app, limits));
 

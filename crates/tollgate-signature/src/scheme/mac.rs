@@ -350,7 +350,7 @@ mod tests {
         );
     }
 
-    /// The core rule (`Secret::is_blank`): a key that is empty or only whitespace never signs
+    /// The core rule (`Secret::is_blank`): a blank key (empty, all zero bytes, only invisible characters) never signs
     /// and never verifies, since anyone can compute its MACs.
     #[test]
     fn blank_keys_never_sign_nor_verify() {

@@ -271,13 +271,21 @@ mod tests {
 
     #[test]
     fn secrets_are_decoded_only_when_asked() {
-        let key = StandardWebhooks::secret_from_whsec("whsec_AAEC").unwrap();
-        assert_eq!(key.expose_secret(), &[0, 1, 2]);
+        let key = StandardWebhooks::secret_from_whsec("whsec_/wEC").unwrap();
+        assert_eq!(key.expose_secret(), &[0xff, 1, 2]);
         assert_eq!(
-            StandardWebhooks::secret_from_base64("AAEC")
+            StandardWebhooks::secret_from_base64("/wEC")
                 .unwrap()
                 .expose_secret(),
-            &[0, 1, 2]
+            &[0xff, 1, 2]
+        );
+        // 32 zero bytes are HMAC's empty key: blank, refused.
+        assert_eq!(
+            StandardWebhooks::secret_from_whsec(
+                "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            )
+            .unwrap_err(),
+            ConfigError::EmptySecret
         );
         assert_eq!(
             StandardWebhooks::secret_from_whsec("AAEC").unwrap_err(),

@@ -1,0 +1,137 @@
+//! The accept loop the example apps share: an axum `Router` served on HTTP/1 with the limits
+//! a server on the public edge needs, so that a copied example is not the weak point.
+//!
+//! - **Accept errors** (`EMFILE` when the process runs out of file descriptors, say) are
+//!   logged and retried after a second, as axum does; they never end the server.
+//! - **At most [`Limits::max_connections`]** connections are served at once; further ones
+//!   wait in the listen backlog.
+//! - **Request heads** must arrive within [`Limits::header_read_timeout`] (also the idle time
+//!   allowed between keep-alive requests): slowloris on the head.
+//! - **Whole requests** — body included — must be read and answered within
+//!   [`Limits::request_timeout`], else 408 and the connection is closed: slowloris on the body
+//!   (a complete head, `Content-Length: 100`, one byte, then nothing), which a head timeout
+//!   alone leaves holding a connection slot for ever.
+//! - **Connections** live at most [`Limits::max_connection_age`]; then they are shut down
+//!   gracefully, and closed after a further `request_timeout`: a client that stops reading
+//!   its responses cannot hold a slot for ever either.
+//!
+//! Every request carries `ConnectInfo<SocketAddr>`, what the `remote-addr` client-IP source
+//! reads.
+//!
+//! ```no_run
+//! # async fn run(app: axum::Router) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! example_server::serve(listener, app, example_server::Limits::default()).await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::timeout::TimeoutLayer;
+
+/// How much one client can hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a connection may take to send a complete request head (also the idle time
+    /// allowed between keep-alive requests); default 10 seconds.
+    pub header_read_timeout: Duration,
+    /// How long one request may take, from its head to the end of its answer (reading the
+    /// body included); default 30 seconds. Past it the answer is 408 and the connection
+    /// closes.
+    pub request_timeout: Duration,
+    /// How long a connection is kept; default 5 minutes. Then it is shut down gracefully and
+    /// closed after a further `request_timeout`.
+    pub max_connection_age: Duration,
+    /// Connections served at once; default 512, below the usual limit of 1024 open files.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connection_age: Duration::from_secs(300),
+            max_connections: 512,
+        }
+    }
+}
+
+/// Serves `app` on `listener` over HTTP/1, forever, within `limits` (see the crate docs).
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
+            return; // the semaphore is never closed
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) if is_connection_error(&err) => continue,
+            Err(err) => {
+                tracing::error!(%err, "accept error; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let service = ServiceBuilder::new()
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                limits.request_timeout,
+            ))
+            .service(app.clone())
+            .map_request(move |mut request: Request<Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request
+            });
+        tokio::spawn(async move {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => Some(ended),
+                () = tokio::time::sleep(limits.max_connection_age) => None,
+            };
+            let ended = match ended {
+                Some(ended) => ended,
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    tokio::time::timeout(limits.request_timeout, connection)
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            };
+            if let Err(err) = ended {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// An accept error about the one connection (the peer gave up): accept the next at once.
+fn is_connection_error(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
