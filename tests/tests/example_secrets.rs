@@ -74,13 +74,16 @@ fn refuses_to_load_without_its_secrets_naming_them() {
 #[test]
 fn only_the_demo_flag_selects_the_demo_secrets() {
     let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
-    assert_eq!(Secrets::from_args(args(&[])).unwrap(), Secrets::Required);
     assert_eq!(
-        Secrets::from_args(args(&["--demo"])).unwrap(),
+        Secrets::from_args("webhook-receiver", args(&[])).unwrap(),
+        Secrets::Required
+    );
+    assert_eq!(
+        Secrets::from_args("webhook-receiver", args(&["--demo"])).unwrap(),
         Secrets::Demo
     );
-    let err = Secrets::from_args(args(&["--dmeo"])).unwrap_err();
-    assert!(err.to_string().contains("--dmeo"), "{err}");
+    let err = Secrets::from_args("webhook-receiver", args(&["--dmeo"])).unwrap_err();
+    assert!(err.contains("--dmeo"), "{err}");
 }
 
 #[test]

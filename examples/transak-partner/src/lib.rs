@@ -72,43 +72,11 @@ pub const REQUIRED_VARS: [(&str, &str); 3] = [
     ("TRANSAK_ACCESS_TOKEN", "demo-partner-access-token"),
 ];
 
-/// Whether unset [`REQUIRED_VARS`] may take their demo values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Secrets {
-    /// Every required variable must be set and non-empty; the default.
-    #[default]
-    Required,
-    /// `--demo`: the published demo key and token, and the mock when no URL is set.
-    Demo,
-}
-
-impl Secrets {
-    /// The mode the command-line arguments (without the program name) ask for: `--demo` or
-    /// nothing; anything else is an error.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, BoxError> {
-        let mut secrets = Self::Required;
-        for arg in args {
-            match arg.as_str() {
-                "--demo" => secrets = Self::Demo,
-                other => {
-                    return Err(format!(
-                        "unknown argument `{other}` (usage: transak-partner [--demo])"
-                    )
-                    .into());
-                }
-            }
-        }
-        Ok(secrets)
-    }
-}
+pub use example_server::Secrets;
 
 /// The [`REQUIRED_VARS`] that `var` finds unset or empty.
 pub fn missing_vars(var: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
-    REQUIRED_VARS
-        .iter()
-        .filter(|(name, _)| var(name).is_none_or(|v| v.trim().is_empty()))
-        .map(|(name, _)| *name)
-        .collect()
+    example_server::missing_vars(REQUIRED_VARS.iter().map(|(name, _)| *name), var)
 }
 
 /// How long the partner backend waits for Transak's whole answer: 10 seconds.
@@ -163,15 +131,7 @@ impl Config {
     ) -> Result<Self, BoxError> {
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
-        let missing = missing_vars(var);
-        if secrets == Secrets::Required && !missing.is_empty() {
-            return Err(format!(
-                "missing {}: set {} (or pass --demo to run against the mock with the published demo credentials on a test machine)",
-                missing.join(", "),
-                if missing.len() == 1 { "it" } else { "them" },
-            )
-            .into());
-        }
+        secrets.check(&missing_vars(var))?;
         Ok(Self {
             addr: or("TRANSAK_PARTNER_ADDR", "127.0.0.1:3000").parse()?,
             transak_url: var("TRANSAK_API_URL"),

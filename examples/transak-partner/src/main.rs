@@ -24,25 +24,17 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), tollgate::core::BoxError> {
     use transak_partner::Secrets;
-    let secrets = Secrets::from_args(std::env::args().skip(1))?;
+    let secrets = Secrets::from_args("transak-partner", std::env::args().skip(1))?;
     let env = |name: &str| std::env::var(name).ok();
     let config = transak_partner::Config::from_vars(secrets, env)?;
     let demo = transak_partner::missing_vars(env);
-    if secrets == Secrets::Demo && !demo.is_empty() {
-        eprintln!(
-            "transak-partner: WARNING: --demo: {} unset, using the PUBLISHED demo credentials{}. Never use --demo outside a test machine.{}",
-            demo.join(", "),
-            if config.transak_url.is_none() {
-                " and a mock Transak API"
-            } else {
-                ""
-            },
-            if config.addr.ip().is_loopback() {
-                String::new()
-            } else {
-                format!(" {} is NOT a loopback address.", config.addr)
-            }
-        );
+    let what = if config.transak_url.is_none() {
+        "anyone can use these credentials (and the Transak API is a mock)"
+    } else {
+        "anyone can use these credentials"
+    };
+    if let Some(warning) = secrets.demo_warning("transak-partner", &demo, what, Some(config.addr)) {
+        eprintln!("{warning}");
     }
     let transak_url = match &config.transak_url {
         Some(url) => url.clone(),

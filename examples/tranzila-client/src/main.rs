@@ -8,60 +8,29 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use example_server::Secrets;
 use tollgate::core::{BoxError, SystemClock};
 
 /// The variables a real run must set; `--demo` lets the library default them (the mock and
 /// its demo credentials).
 const REQUIRED_VARS: [&str; 3] = ["TRANZILA_API_URL", "TRANZILA_APP_KEY", "TRANZILA_SECRET"];
 
-/// Whether the arguments (without the program name) ask for `--demo`; anything else is an
-/// error.
-fn demo_flag(args: impl IntoIterator<Item = String>) -> Result<bool, BoxError> {
-    let mut demo = false;
-    for arg in args {
-        match arg.as_str() {
-            "--demo" => demo = true,
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}` (usage: tranzila-client [--demo])"
-                )
-                .into());
-            }
-        }
-    }
-    Ok(demo)
-}
-
-/// The [`REQUIRED_VARS`] that `var` finds unset or blank.
-fn missing_vars(var: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
-    REQUIRED_VARS
-        .iter()
-        .filter(|name| var(name).is_none_or(|v| v.trim().is_empty()))
-        .copied()
-        .collect()
-}
-
-/// The configuration from the environment. Without `demo`, every [`REQUIRED_VARS`] must be
+/// The configuration from the environment. Without `--demo`, every [`REQUIRED_VARS`] must be
 /// set; with it, the library's loopback defaults (the mock and its demo credentials) fill in,
 /// with a warning.
 fn config(
-    demo: bool,
+    secrets: Secrets,
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<tranzila_client::Config, BoxError> {
-    let missing = missing_vars(var);
-    if !missing.is_empty() {
-        if !demo {
-            return Err(format!(
-                "missing {}: set {} (or pass --demo to run against the mock with the published demo credentials on a test machine)",
-                missing.join(", "),
-                if missing.len() == 1 { "it" } else { "them" },
-            )
-            .into());
-        }
-        eprintln!(
-            "tranzila-client: WARNING: --demo: {} unset, using the PUBLISHED demo credentials. Never use --demo outside a test machine.",
-            missing.join(", ")
-        );
+    let missing = example_server::missing_vars(REQUIRED_VARS, var);
+    secrets.check(&missing)?;
+    if let Some(warning) = secrets.demo_warning(
+        "tranzila-client",
+        &missing,
+        "anyone can sign calls with these credentials",
+        None,
+    ) {
+        eprintln!("{warning}");
     }
     tranzila_client::Config::from_env()
 }
@@ -78,8 +47,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), BoxError> {
-    let demo = demo_flag(std::env::args().skip(1))?;
-    let config = config(demo, |name| std::env::var(name).ok())?;
+    let secrets = Secrets::from_args("tranzila-client", std::env::args().skip(1))?;
+    let config = config(secrets, |name| std::env::var(name).ok())?;
     let clock = Arc::new(SystemClock);
     let (base_url, serving) = match &config.api_url {
         Some(url) => (url.clone(), false),
@@ -122,15 +91,18 @@ mod tests {
 
     #[test]
     fn only_the_demo_flag_selects_the_demo_credentials() {
-        assert!(!demo_flag(args(&[])).unwrap());
-        assert!(demo_flag(args(&["--demo"])).unwrap());
-        assert!(demo_flag(args(&["--dmeo"])).is_err());
+        let from = |list| Secrets::from_args("tranzila-client", args(list));
+        assert_eq!(from(&[]).unwrap(), Secrets::Required);
+        assert_eq!(from(&["--demo"]).unwrap(), Secrets::Demo);
+        assert!(from(&["--dmeo"]).is_err());
     }
 
     #[test]
     fn refuses_without_credentials_naming_them() {
         let blank_secret = |name: &str| (name == "TRANZILA_SECRET").then(|| " ".to_owned());
-        let err = config(false, blank_secret).unwrap_err().to_string();
+        let err = config(Secrets::Required, blank_secret)
+            .unwrap_err()
+            .to_string();
         for var in ["TRANZILA_API_URL", "TRANZILA_APP_KEY", "TRANZILA_SECRET"] {
             assert!(err.contains(var), "{var} not named: {err}");
         }

@@ -83,43 +83,11 @@ pub const SECRET_VARS: [(&str, &str); 3] = [
     ),
 ];
 
-/// Whether unset secret variables may take the demo values of [`SECRET_VARS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Secrets {
-    /// Every secret variable must be set and non-empty; the default.
-    #[default]
-    Required,
-    /// `--demo`: unset secrets take the published demo values. Never for a real deployment.
-    Demo,
-}
-
-impl Secrets {
-    /// The mode the command-line arguments (without the program name) ask for: `--demo` or
-    /// nothing; anything else is an error.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, BoxError> {
-        let mut secrets = Self::Required;
-        for arg in args {
-            match arg.as_str() {
-                "--demo" => secrets = Self::Demo,
-                other => {
-                    return Err(format!(
-                        "unknown argument `{other}` (usage: webhook-receiver [--demo])"
-                    )
-                    .into());
-                }
-            }
-        }
-        Ok(secrets)
-    }
-}
+pub use example_server::Secrets;
 
 /// The secret variables of [`SECRET_VARS`] that `var` finds unset or empty.
 pub fn missing_secrets(var: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
-    SECRET_VARS
-        .iter()
-        .filter(|(name, _)| var(name).is_none_or(|v| v.trim().is_empty()))
-        .map(|(name, _)| *name)
-        .collect()
+    example_server::missing_vars(SECRET_VARS.iter().map(|(name, _)| *name), var)
 }
 
 /// Settings, from the environment with loopback defaults.
@@ -171,15 +139,7 @@ impl Config {
     ) -> Result<Self, BoxError> {
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
-        let missing = missing_secrets(var);
-        if secrets == Secrets::Required && !missing.is_empty() {
-            return Err(format!(
-                "missing secret {}: set {} (or pass --demo to run with the published demo secrets on a test machine)",
-                missing.join(", "),
-                if missing.len() == 1 { "it" } else { "them" },
-            )
-            .into());
-        }
+        secrets.check(&missing_secrets(var))?;
         let secret = |name: &str| {
             let demo = SECRET_VARS
                 .iter()

@@ -40,20 +40,17 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), tollgate::core::BoxError> {
     use webhook_receiver::Secrets;
-    let secrets = Secrets::from_args(std::env::args().skip(1))?;
+    let secrets = Secrets::from_args("webhook-receiver", std::env::args().skip(1))?;
     let env = |name: &str| std::env::var(name).ok();
     let config = webhook_receiver::Config::from_vars(secrets, env)?;
     let demo = webhook_receiver::missing_secrets(env);
-    if secrets == Secrets::Demo && !demo.is_empty() {
-        eprintln!(
-            "webhook-receiver: WARNING: --demo: {} unset, using the PUBLISHED demo secrets: anyone can sign notifications this receiver accepts. Never use --demo outside a test machine.{}",
-            demo.join(", "),
-            if config.addr.ip().is_loopback() {
-                String::new()
-            } else {
-                format!(" {} is NOT a loopback address.", config.addr)
-            }
-        );
+    if let Some(warning) = secrets.demo_warning(
+        "webhook-receiver",
+        &demo,
+        "anyone can sign notifications this receiver accepts",
+        Some(config.addr),
+    ) {
+        eprintln!("{warning}");
     }
     let app = webhook_receiver::app(&config, webhook_receiver::Inbox::default())?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
