@@ -23,6 +23,19 @@ use tower::ServiceBuilder;
 const ALLOWED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const OUTSIDER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
+/// `der` as PEM with `label` (rcgen's own PEM output would pull a second base64 into the tree).
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// A CA and a `localhost` server certificate signed by it, made now.
 fn certificates() -> (String, Identity) {
     let ca_key = KeyPair::generate().unwrap();
@@ -36,8 +49,11 @@ fn certificates() -> (String, Identity) {
         .signed_by(&server_key, &issuer)
         .unwrap();
     (
-        ca.pem(),
-        Identity::from_pem(server.pem(), server_key.serialize_pem()),
+        pem("CERTIFICATE", ca.der()),
+        Identity::from_pem(
+            pem("CERTIFICATE", server.der()),
+            pem("PRIVATE KEY", &server_key.serialize_der()),
+        ),
     )
 }
 
@@ -174,7 +190,7 @@ async fn tonic_with_its_own_tls_acceptor_finds_the_peer() {
             .await
             .unwrap();
     });
-    let ca = ca.pem();
+    let ca = pem("CERTIFICATE", ca.der());
     assert_eq!(
         check(addr, ALLOWED, &ca).await.unwrap(),
         CheckStatus::Serving
