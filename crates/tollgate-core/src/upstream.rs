@@ -1,5 +1,5 @@
 //! Pinning a credential to its upstream: [`Upstream`] (a scheme, host and port a credential may
-//! be sent to) and [`check`], the one request check every outbound layer that attaches a
+//! be sent to, optionally with a base path requests must stay under) and [`check`], the one request check every outbound layer that attaches a
 //! credential runs before anything is sent.
 //!
 //! A partner key, a signed token or a signature is a bearer credential for whoever receives
@@ -54,7 +54,18 @@
 //!    [`ConfigError`] and a [`TargetError`] name at most a scheme, a host and a port, so a
 //!    password in a configured URL (`https://partner:hunter2@...`) never reaches a log.
 //! 6. **Configuration fails when it is built**: [`Upstream::parse`] refuses anything but
-//!    `scheme://host[:port]`; a layer then checks requests against parsed upstreams only.
+//!    `scheme://host[:port][/base/path]`; a layer then checks requests against parsed
+//!    upstreams only.
+//! 7. **A base path pins the path too, on a segment boundary, and ambiguity is refused.** With
+//!    `https://host/api/v1` configured, `/api/v1`, `/api/v1/` and `/api/v1/x` may go;
+//!    `/api/v10`, `/api`, `/API/v1` (paths are case-sensitive) and `/other` may not
+//!    ([`TargetError::OutsideBasePath`]). The path is compared as sent, never decoded or
+//!    normalised first; a path a server could read as another one is refused as
+//!    [`TargetError::Ambiguous`] rather than guessed at: a dot segment anywhere (`/api/v1/../admin`,
+//!    `%2e%2e`, `..%2F`, `..\`, Tomcat's `..;`), and an empty segment (`/api//v1`) or one
+//!    with `%`, `;` or `\` (`/api%2Fv1`) where the base path is compared. The base path
+//!    itself must be plain segments (no `%`, `;`, `\`, dot or empty segments). Without a
+//!    base path, paths are not looked at.
 //!
 //! Put a pinned layer *inside* (after) any layer that follows redirects, so every hop is
 //! checked.
@@ -68,12 +79,14 @@ use http::header::{self, HeaderMap};
 use http::uri::Authority;
 
 /// A scheme, host and port that a credential may be sent to, e.g.
-/// `https://api-gateway.transak.com` (port 443 implied).
+/// `https://api-gateway.transak.com` (port 443 implied), optionally with a base path the
+/// request's path must stay under (`https://api.example/api/v1`).
 ///
 /// A request matches when its URI has the same scheme and host (both compared
 /// case-insensitively) and the same port (`80` for `http` and `443` for `https` when absent
-/// or empty), and carries no user info. Paths are not compared. The comparison is exact
-/// otherwise, and fails closed:
+/// or empty), carries no user info, and, with a base path, its path is the base path or
+/// below it on a segment boundary (rule 7 of the [module docs](self)). The comparison is
+/// exact otherwise, and fails closed:
 ///
 /// - IPv6 literals compare as addresses (`[::1]` is `[0:0:0:0:0:0:0:1]`); any other
 ///   spelling of a host is another host: `127.1` is not `127.0.0.1`, `[::ffff:127.0.0.1]` is
@@ -95,12 +108,22 @@ use http::uri::Authority;
 /// assert!(!upstream.matches(&"https://api-gateway.transak.com.evil.example/".parse().unwrap()));
 /// assert!(!upstream.matches(&"/relative/path".parse().unwrap()));
 /// assert_eq!(upstream.to_string(), "https://api-gateway.transak.com:443");
+///
+/// let api = Upstream::parse("https://api.example/api/v1").unwrap();
+/// assert!(api.matches(&"https://api.example/api/v1/charges?limit=1".parse().unwrap()));
+/// assert!(api.matches(&"https://api.example/api/v1".parse().unwrap()));
+/// assert!(!api.matches(&"https://api.example/api/v10/charges".parse().unwrap()));
+/// assert!(!api.matches(&"https://api.example/api/v1/../admin".parse().unwrap()));
+/// assert!(!api.matches(&"https://api.example/api/v1/..%2Fadmin".parse().unwrap()));
+/// assert_eq!(api.to_string(), "https://api.example:443/api/v1");
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Upstream {
     scheme: String,
     host: String,
     port: u16,
+    /// `""` (any path), or `/seg[/seg...]` without a trailing `/`: plain segments only.
+    base_path: String,
 }
 
 impl Upstream {
@@ -109,6 +132,7 @@ impl Upstream {
             scheme: "https".to_owned(),
             host: host.to_owned(),
             port: 443,
+            base_path: String::new(),
         }
     }
 
@@ -133,17 +157,21 @@ impl Upstream {
         Self::https("api.tranzila.com")
     }
 
-    /// Parses `scheme://host[:port]` (a trailing `/` is allowed). Fails when the scheme or
-    /// host is missing, user info, a path or a query is present, or a scheme other than
-    /// `http`/`https` has no explicit port. The error never repeats user info, a path or a
-    /// query (see [`ConfigError`]).
+    /// Parses `scheme://host[:port][/base/path]` (a trailing `/` is allowed and dropped). A
+    /// path other than `/` becomes the [base path](Upstream::base_path) requests must stay
+    /// under. Fails when the scheme or host is missing, user info or a query is present, the
+    /// path is not plain segments (an empty or dot segment, `%`, `;` or `\`), or a scheme
+    /// other than `http`/`https` has no explicit port. The error never repeats user info, a
+    /// path or a query (see [`ConfigError`]).
     ///
     /// ```
     /// use tollgate_core::upstream::Upstream;
     ///
     /// assert!(Upstream::parse("http://127.0.0.1:8080").is_ok());
     /// assert!(Upstream::parse("https://user@api.example").is_err());
-    /// assert!(Upstream::parse("https://api.example/v2").is_err());
+    /// assert_eq!(Upstream::parse("https://api.example/v2/").unwrap().base_path(), Some("/v2"));
+    /// assert!(Upstream::parse("https://api.example/v2?x=1").is_err());
+    /// assert!(Upstream::parse("https://api.example/v2/../admin").is_err());
     /// ```
     pub fn parse(upstream: &str) -> Result<Self, ConfigError> {
         let uri: Uri = upstream
@@ -160,9 +188,10 @@ impl Upstream {
         if authority.as_str().contains('@') {
             return Err(invalid("user info is not allowed"));
         }
-        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(invalid("a path or query is not allowed"));
+        if uri.query().is_some() {
+            return Err(invalid("a query is not allowed"));
         }
+        let base_path = base_path(uri.path()).map_err(invalid)?;
         if authority.host().is_empty() {
             return Err(invalid("the host is missing"));
         }
@@ -175,6 +204,7 @@ impl Upstream {
             host: canonical_host(authority.host()),
             scheme,
             port,
+            base_path,
         })
     }
 
@@ -214,15 +244,125 @@ impl Upstream {
         self.port
     }
 
-    /// Whether `uri` goes to this upstream (see the type's docs for the exact rules). This
-    /// looks at the URI only; [`check`] also compares the `Host` header.
+    /// The base path requests must stay under (`/api/v1`, never with a trailing `/`), or
+    /// `None` when any path is allowed.
+    ///
+    /// ```
+    /// use tollgate_core::upstream::Upstream;
+    ///
+    /// assert_eq!(Upstream::parse("https://api.example/api/v1/").unwrap().base_path(), Some("/api/v1"));
+    /// assert_eq!(Upstream::parse("https://api.example/").unwrap().base_path(), None);
+    /// ```
+    pub fn base_path(&self) -> Option<&str> {
+        (!self.base_path.is_empty()).then_some(self.base_path.as_str())
+    }
+
+    /// Whether `uri` goes to this upstream, and under its base path if it has one (see the
+    /// type's docs for the exact rules). This looks at the URI only; [`check`] also compares
+    /// the `Host` header.
     pub fn matches(&self, uri: &Uri) -> bool {
         matches!(Target::of_uri(uri), Ok(target) if self.is(&target))
+            && self.fit(uri.path()) == Fit::Inside
+    }
+
+    /// Where `path` (a request URI's path, still percent-encoded) lies relative to the base
+    /// path. Ambiguous when a server could read it as another path than the one compared:
+    /// a dot segment anywhere (also percent-encoded, split by an encoded `/` or a `\`, or
+    /// followed by `;`), or a compared segment that is empty or holds `%`, `;` or `\`.
+    fn fit(&self, path: &str) -> Fit {
+        if self.base_path.is_empty() {
+            return Fit::Inside;
+        }
+        if has_dot_segment(path) {
+            return Fit::Ambiguous;
+        }
+        let mut segments = path.split('/');
+        if segments.next() != Some("") {
+            // Not `/`-rooted (`*`, the asterisk form): not under any base path.
+            return Fit::Outside;
+        }
+        for base in self.base_path.split('/').skip(1) {
+            match segments.next() {
+                Some(segment) if segment == base => {}
+                // `/api//v1`: a server that merges slashes reads the base path, one that
+                // does not reads another path. A trailing `/` (`/api/`) is just short.
+                Some("") if segments.clone().next().is_some() => return Fit::Ambiguous,
+                Some(segment) if segment.contains(['%', ';', '\\']) => return Fit::Ambiguous,
+                _ => return Fit::Outside,
+            }
+        }
+        Fit::Inside
     }
 
     fn is(&self, target: &Target) -> bool {
         target.scheme == self.scheme && target.host == self.host && target.port == self.port
     }
+}
+
+/// Where a request path lies relative to an upstream's base path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fit {
+    Outside,
+    Ambiguous,
+    Inside,
+}
+
+/// The base path of a configured URI's path: `""` for none (`""` or `/`), else the path
+/// without its trailing `/`, made of plain segments only.
+fn base_path(path: &str) -> Result<String, &'static str> {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let plain = trimmed.split('/').skip(1).all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && !segment.contains(['%', ';', '\\'])
+    });
+    if trimmed.starts_with('/') && plain {
+        Ok(trimmed.to_owned())
+    } else {
+        Err("the base path must be plain segments: no empty or dot segments, `%`, `;` or `\\`")
+    }
+}
+
+/// Whether `path` has a dot segment (`.` or `..`) that a server could resolve, read the ways
+/// servers read paths: after percent-decoding (`%2e%2e`), with `/`, `\` and their encodings
+/// (`%2F`, `%5C`) as separators, and ignoring `;` parameters (`..;`, as Tomcat does).
+fn has_dot_segment(path: &str) -> bool {
+    let decoded = percent_decode(path.as_bytes());
+    decoded
+        .split(|byte| matches!(byte, b'/' | b'\\'))
+        .any(|segment| {
+            let name = segment
+                .split(|byte| *byte == b';')
+                .next()
+                .unwrap_or_default();
+            name == b"." || name == b".."
+        })
+}
+
+/// `bytes` with every valid `%XX` decoded once; anything else kept as it is.
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let hex = |byte: u8| char::from(byte).to_digit(16);
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'%'
+            && let (Some(high), Some(low)) = (
+                bytes.get(index + 1).copied().and_then(hex),
+                bytes.get(index + 2).copied().and_then(hex),
+            )
+        {
+            decoded.push(u8::try_from(high * 16 + low).unwrap_or(byte));
+            index += 3;
+        } else {
+            decoded.push(byte);
+            index += 1;
+        }
+    }
+    decoded
 }
 
 fn default_port(scheme: &str) -> Option<u16> {
@@ -323,7 +463,11 @@ impl FromStr for Upstream {
 
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        write!(
+            f,
+            "{}://{}:{}{}",
+            self.scheme, self.host, self.port, self.base_path
+        )
     }
 }
 
@@ -356,8 +500,8 @@ pub fn describe_target(uri: &Uri) -> String {
 /// Checks where a request goes against the configured `upstreams`, before a credential is
 /// attached to it. Pure: no I/O, no logging (the calling layer logs, naming its credential).
 ///
-/// The URI decides: its scheme, host and effective port must match one of `upstreams`
-/// ([`Upstream::matches`]). A `Host` header may be absent (the client derives it from the
+/// The URI decides: its scheme, host and effective port must match one of `upstreams`, and
+/// its path be under that upstream's base path if it has one ([`Upstream::matches`]). A `Host` header may be absent (the client derives it from the
 /// URI) or name the same host and effective port; anything else (another host, several
 /// `Host` headers, one that does not parse) is refused as ambiguous. An empty `upstreams`
 /// refuses every request ([`TargetError::NotConfigured`]). The rules are listed under
@@ -379,8 +523,8 @@ pub fn check(upstreams: &[Upstream], uri: &Uri, headers: &HeaderMap) -> Result<(
         return Err(TargetError::NotConfigured);
     }
     let target = match Target::of_uri(uri) {
-        Ok(target) if upstreams.iter().any(|upstream| upstream.is(&target)) => target,
-        Ok(_) | Err(Unclear::Relative | Unclear::UserInfo | Unclear::NoDefaultPort) => {
+        Ok(target) => target,
+        Err(Unclear::Relative | Unclear::UserInfo | Unclear::NoDefaultPort) => {
             return Err(TargetError::NotAllowed {
                 target: describe_target(uri),
             });
@@ -391,6 +535,30 @@ pub fn check(upstreams: &[Upstream], uri: &Uri, headers: &HeaderMap) -> Result<(
             });
         }
     };
+    // The best fit among the upstreams at this origin: inside one base path is enough.
+    let fit = upstreams
+        .iter()
+        .filter(|upstream| upstream.is(&target))
+        .map(|upstream| upstream.fit(uri.path()))
+        .max();
+    match fit {
+        Some(Fit::Inside) => {}
+        Some(Fit::Ambiguous) => {
+            return Err(TargetError::Ambiguous {
+                reason: "the request path has a dot segment, or an empty or encoded segment where the base path is compared",
+            });
+        }
+        Some(Fit::Outside) => {
+            return Err(TargetError::OutsideBasePath {
+                target: describe_target(uri),
+            });
+        }
+        None => {
+            return Err(TargetError::NotAllowed {
+                target: describe_target(uri),
+            });
+        }
+    }
     let mut hosts = headers.get_all(header::HOST).iter();
     let Some(host) = hosts.next() else {
         return Ok(());
@@ -435,8 +603,16 @@ pub enum TargetError {
         /// Where the request was going ([`describe_target`]).
         target: String,
     },
+    /// The request goes to a configured scheme, host and port, but its path is not the base
+    /// path of any upstream there, nor below it on a segment boundary.
+    OutsideBasePath {
+        /// Where the request was going ([`describe_target`]): never the path.
+        target: String,
+    },
     /// The request does not say unambiguously where it goes: its `Host` header disagrees
-    /// with its URI, it has several `Host` headers, or its URI's port is not a valid port.
+    /// with its URI, it has several `Host` headers, its URI's port is not a valid port, or
+    /// (for an upstream with a base path) its path could be read as another path: a dot
+    /// segment, or an empty or encoded segment where the base path is compared.
     Ambiguous {
         /// What is ambiguous (a fixed text, never a header value).
         reason: &'static str,
@@ -448,6 +624,10 @@ impl fmt::Display for TargetError {
         match self {
             Self::NotConfigured => f.write_str("no upstream is configured"),
             Self::NotAllowed { target } => write!(f, "{target} is not a configured upstream"),
+            Self::OutsideBasePath { target } => write!(
+                f,
+                "the request path is outside the base paths configured for {target}"
+            ),
             Self::Ambiguous { reason } => {
                 write!(f, "the request's target is ambiguous: {reason}")
             }
@@ -475,7 +655,7 @@ impl std::error::Error for TargetError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The upstream is not of the form `scheme://host[:port]`.
+    /// The upstream is not of the form `scheme://host[:port][/base/path]`.
     InvalidUpstream {
         /// What was given, reduced to `scheme://host[:port]` (what of it there is), or empty
         /// when it is not a URI. Never user info, a path or a query.
@@ -537,6 +717,9 @@ mod tests {
 
     use super::*;
 
+    const PLAIN: &str =
+        "the base path must be plain segments: no empty or dot segments, `%`, `;` or `\\`";
+
     fn uri(text: &str) -> Uri {
         text.parse().unwrap()
     }
@@ -583,14 +766,19 @@ mod tests {
                 "user info is not allowed",
             ),
             (
-                "https://host.example/v2",
+                "https://host.example/v2?a=b",
                 "https://host.example",
-                "a path or query is not allowed",
+                "a query is not allowed",
             ),
             (
                 "https://host.example/?a=b",
                 "https://host.example",
-                "a path or query is not allowed",
+                "a query is not allowed",
+            ),
+            (
+                "https://host.example/v2/../admin",
+                "https://host.example",
+                PLAIN,
             ),
             (
                 "ftp://host.example",
@@ -649,12 +837,20 @@ mod tests {
                 "invalid upstream `https://partner`: the port is not a number from 0 to 65535",
             ),
             (
-                "https://api.example/hunter2",
-                "invalid upstream `https://api.example`: a path or query is not allowed",
+                "https://api.example/hunter2/../x",
+                "invalid upstream `https://api.example`: the base path must be plain segments: no empty or dot segments, `%`, `;` or `\\`",
+            ),
+            (
+                "https://api.example/hunter2%2F",
+                "invalid upstream `https://api.example`: the base path must be plain segments: no empty or dot segments, `%`, `;` or `\\`",
             ),
             (
                 "https://api.example/?partner:hunter2",
-                "invalid upstream `https://api.example`: a path or query is not allowed",
+                "invalid upstream `https://api.example`: a query is not allowed",
+            ),
+            (
+                "https://api.example/v1?partner:hunter2",
+                "invalid upstream `https://api.example`: a query is not allowed",
             ),
             (
                 "/partner:hunter2",
@@ -867,5 +1063,153 @@ mod tests {
             format!("{:?}", Upstream::tranzila()),
             "Upstream(https://api.tranzila.com:443)"
         );
+    }
+
+    /// Security consideration 7: a base path pins the path on a segment boundary; a path a
+    /// server could read as another one is refused as ambiguous, never guessed at.
+    #[test]
+    fn base_path_pins_the_path_on_a_segment_boundary() {
+        let api = Upstream::parse("https://api.example/api/v1").unwrap();
+        assert_eq!(api.base_path(), Some("/api/v1"));
+        assert_eq!(Upstream::parse("https://api.example/api/v1/").unwrap(), api);
+        assert_ne!(Upstream::parse("https://api.example").unwrap(), api);
+        assert_eq!(
+            format!("{api:?}"),
+            "Upstream(https://api.example:443/api/v1)"
+        );
+
+        let refused_as = |path: &str| {
+            let uri = uri(&format!("https://api.example{path}"));
+            let result = check(std::slice::from_ref(&api), &uri, &HeaderMap::new());
+            assert_eq!(api.matches(&uri), result.is_ok(), "{path}");
+            result.err()
+        };
+        for path in [
+            "/api/v1",
+            "/api/v1/",
+            "/api/v1/x",
+            "/api/v1/x/y?z=1",
+            "/api/v1?x=1",
+            "/api/v1//x",
+            "/api/v1/a%2Fb",
+            "/api/v1/x.json",
+            "/api/v1/...",
+            "/api/v1/.well-known",
+            "/api/v1/x;y=1",
+        ] {
+            assert_eq!(refused_as(path), None, "{path}");
+        }
+        let outside = Some(TargetError::OutsideBasePath {
+            target: "https://api.example".to_owned(),
+        });
+        for path in [
+            "", "/", "/api", "/api/", "/api/v10", "/api/v1x", "/API/v1", "/api/V1", "/other",
+            "/v1", "/api/v", "/ap/v1",
+        ] {
+            assert_eq!(refused_as(path), outside, "{path}");
+        }
+        for path in [
+            // Dot segments, anywhere, in every spelling servers resolve.
+            "/api/v1/../admin",
+            "/api/v1/./x",
+            "/api/v1/x/../../admin",
+            "/api/v1/..",
+            "/api/v1/.",
+            "/api/v1/%2e%2e/admin",
+            "/api/v1/%2E%2E/admin",
+            "/api/v1/.%2e/admin",
+            "/api/v1/..%2Fadmin",
+            "/api/v1/x%2F..%2F..%2Fadmin",
+            "/api/v1/..%5Cadmin",
+            "/api/v1/..;/admin",
+            "/api/v1/..;x=1/admin",
+            "/../api/v1/x",
+            "/api/../api/v1/x",
+            "/other/../api/v1",
+            // Where the base path is compared: empty segments, encodings, parameters.
+            "/api//v1",
+            "//api/v1",
+            "/api%2Fv1",
+            "/api%2fv1/x",
+            "/%61pi/v1",
+            "/api/v%31",
+            "/api;x/v1",
+            "/api/v1;x",
+        ] {
+            assert!(
+                matches!(refused_as(path), Some(TargetError::Ambiguous { .. })),
+                "{path}"
+            );
+        }
+
+        // Several base paths at one origin: any one is enough; another origin is unaffected.
+        let upstreams = [
+            api.clone(),
+            Upstream::parse("https://api.example/files").unwrap(),
+            Upstream::transak(),
+        ];
+        for (text, allowed) in [
+            ("https://api.example/files/1", true),
+            ("https://api.example/api/v1/x", true),
+            ("https://api.example/admin", false),
+            ("https://api-gateway.transak.com/../anything", true),
+        ] {
+            assert_eq!(
+                check(&upstreams, &uri(text), &HeaderMap::new()).is_ok(),
+                allowed,
+                "{text}"
+            );
+        }
+        // A base path and the whole origin configured: the whole origin wins.
+        let both = [api.clone(), Upstream::parse("https://api.example").unwrap()];
+        assert_eq!(
+            check(&both, &uri("https://api.example/admin"), &HeaderMap::new()),
+            Ok(())
+        );
+
+        // The Host header is still checked.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(matches!(
+            check(
+                std::slice::from_ref(&api),
+                &uri("https://api.example/api/v1/x"),
+                &headers
+            ),
+            Err(TargetError::Ambiguous { .. })
+        ));
+
+        for bad in [
+            "https://api.example//api",
+            "https://api.example/api//v1",
+            "https://api.example/api/v1//",
+            "https://api.example/./api",
+            "https://api.example/api/..",
+            "https://api.example/api/%2e%2e",
+            "https://api.example/api%2Fv1",
+            "https://api.example/api;v=1",
+        ] {
+            assert_eq!(
+                Upstream::parse(bad),
+                Err(ConfigError::InvalidUpstream {
+                    upstream: "https://api.example".to_owned(),
+                    reason: PLAIN
+                }),
+                "{bad}"
+            );
+        }
+
+        // Neither error repeats the request's path or query.
+        let refused = check(
+            &[api],
+            &uri("https://api.example/hunter2?key=hunter2"),
+            &HeaderMap::new(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "the request path is outside the base paths configured for https://api.example"
+        );
+        assert!(!format!("{refused:?}").contains("hunter2"));
     }
 }

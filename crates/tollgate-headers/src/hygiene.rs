@@ -80,6 +80,40 @@ enum Mode {
 /// Use it as a layer through [`HeaderHygieneLayer`] (or directly: `HeaderHygiene` is a
 /// `Layer` too), or call [`apply`](HeaderHygiene::apply) on a `HeaderMap`.
 ///
+/// # Which mode to use
+///
+/// **Prefer the allowlist, [`HeaderHygiene::only`]**: name the few headers the provider's API
+/// needs (`Content-Type`, `Accept`, an idempotency key) and nothing else leaves your backend,
+/// including headers browsers start sending next year. The denylist preset,
+/// [`HeaderHygiene::server_to_server`], removes the headers known to be browser-controlled,
+/// spoofable or credentials and forwards everything else, among them browser headers such as
+/// `Accept-Language` and `User-Agent`; its docs list exactly what it removes and what it lets
+/// through. Neither mode looks at the body: `Content-Length` is forwarded as it came, so a
+/// layer or handler that rebuilds the body must set it (or remove it and let the HTTP client
+/// compute it).
+///
+/// ```
+/// use http::{HeaderMap, HeaderName, HeaderValue, header};
+/// use tollgate_headers::HeaderHygiene;
+///
+/// // Recommended: say what goes out.
+/// let hygiene = HeaderHygiene::only([
+///     header::CONTENT_TYPE,
+///     header::ACCEPT,
+///     HeaderName::from_static("idempotency-key"),
+/// ])
+/// .substitute(header::USER_AGENT, HeaderValue::from_static("shop-backend/1.4.0"));
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+/// headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("he-IL"));
+/// headers.insert(header::USER_AGENT, HeaderValue::from_static("Mozilla/5.0"));
+/// hygiene.apply(&mut headers, None);
+/// assert_eq!(headers.len(), 2);
+/// assert_eq!(headers[header::USER_AGENT], "shop-backend/1.4.0");
+/// assert!(headers.get(header::ACCEPT_LANGUAGE).is_none());
+/// ```
+///
 /// ```
 /// use http::{HeaderMap, HeaderValue, header};
 /// use tollgate_headers::HeaderHygiene;
@@ -143,6 +177,26 @@ impl HeaderHygiene {
     /// so this preset is safe in any order: placed before the secret, token and `x-user-ip`
     /// layers it removes the caller's copies and they set their own; placed after them it
     /// keeps their values (recorded) and still removes any copy that came with the request.
+    ///
+    /// This is a denylist: what it does not name goes out. Prefer [`HeaderHygiene::only`]
+    /// (see [which mode to use](HeaderHygiene#which-mode-to-use)) unless you forward headers
+    /// you cannot list in advance.
+    ///
+    /// # What passes and why
+    ///
+    /// The whole preset; `*` is a prefix. (A test in `tests/server_to_server_table.rs`
+    /// checks this table against the preset's lists and behaviour, both ways.)
+    ///
+    /// | Headers | Sent on? | Why |
+    /// |---|---|---|
+    /// | `connection`, `keep-alive`, `proxy-connection`, `te`, `transfer-encoding`, `upgrade`, `trailer`, `proxy-authenticate`, `proxy-authorization`, and every header `Connection` names | removed | Hop-by-hop (RFC 9110 section 7.6.1): they describe the browser's connection to you, not yours to the provider. A [kept](HeaderHygiene::keep) `te` goes out as `te: trailers` (gRPC). |
+    /// | `origin`, `referer`, `cookie`, `cookie2`, `sec-fetch-*`, `sec-ch-*`, `sec-gpc`, `dnt`, `priority`, `upgrade-insecure-requests`, `x-requested-with`, `sec-websocket-*` | removed | Browser-controlled: they describe the shopper's page and session, and a provider may read them as yours (Transak's rule). [Substitute](HeaderHygiene::substitute) your own `origin`/`referer` if the provider wants one. |
+    /// | `forwarded`, `x-forwarded-*`, `x-real-ip`, `true-client-ip`, `cf-connecting-ip`, `fastly-client-ip` | removed | Client-IP claims anyone can send; the end user's IP goes out as `x-user-ip`, set by tollgate-client-ip from the address your proxies vouch for. |
+    /// | `host` | removed | The browser's `Host` names your backend; the HTTP client sets the provider's from the URI. [Keep](HeaderHygiene::keep) it if you set it yourself. |
+    /// | `authorization`, `x-api-key`, `access-token`, `x-user-ip` | removed, unless a tollgate layer set it | Credentials and backend-owned values: a caller's copy never reaches the provider; the value a tollgate layer set is recorded in [`InjectedHeaders`] and kept. |
+    /// | `content-type`, `content-encoding`, `content-length`, `accept`, `accept-encoding` | passes | They describe the body and the response wanted. Hygiene never reads the body: if you rebuild or change it, set `content-length` yourself (or remove it and let the client compute it). |
+    /// | `accept-language`, `user-agent`, `cache-control`, `pragma`, `if-none-match`, `if-modified-since` | passes | Browser headers that are neither credentials nor identity claims, but tell the provider about the shopper's browser (locale, version): [`strip`](HeaderHygiene::strip) them, [substitute](HeaderHygiene::substitute) a backend `user-agent`, or use [`only`](HeaderHygiene::only). |
+    /// | any other header, e.g. `idempotency-key`, `traceparent`, `x-request-id`, `x-custom-*` | passes | A denylist forwards what it does not know, including headers browsers add later. This is why [`only`](HeaderHygiene::only) is the recommended mode. |
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, header};
