@@ -28,6 +28,79 @@ use crate::signature::{SignRequestLayer, VerifySignatureLayer};
 #[cfg(feature = "tranzila")]
 use crate::tranzila::{TranzilaSigningLayer, TranzilaVerifyLayer};
 
+/// A stacked outbound client with its type erased: a name to store it under (in axum state,
+/// a struct field, a `static`), whatever layers it has.
+///
+/// The type of a stacked client spells every layer (`<TransakOutbound as
+/// Layer<Client<HttpConnector, Full<Bytes>>>>::Service`); tower's `BoxCloneService` hides it
+/// but is not `Sync`, which axum state must be. This alias is tower's
+/// [`BoxCloneSyncService`](https://docs.rs/tower/0.5/tower/util/struct.BoxCloneSyncService.html): `Clone + Send + Sync`, one
+/// allocation per call. `ReqBody` is the request body the client takes (`Full<Bytes>`),
+/// `ResBody` the response body (`hyper::body::Incoming` for a `hyper_util` client). Make one
+/// with `BoxedClient::new(stack)`; the stack must be `Clone + Send + Sync + 'static` with
+/// `Error = BoxError` (the tollgate outbound layers' error; after a bare client, add
+/// `.map_err(BoxError::from)`).
+///
+/// # Example
+///
+/// The Transak client in axum state, called from a handler:
+///
+/// ```
+/// # #[cfg(all(feature = "headers", feature = "client-ip"))]
+/// # mod example {
+/// use axum::extract::State;
+/// use axum::{Router, http::StatusCode, routing::post};
+/// use bytes::Bytes;
+/// use http::Request;
+/// use http_body_util::Full;
+/// use hyper::body::Incoming;
+/// use hyper_util::client::legacy::Client;
+/// use hyper_util::rt::TokioExecutor;
+/// use tollgate::BoxedClient;
+/// use tollgate::core::{BoxError, Secret};
+/// use tollgate::headers::Upstream;
+/// use tollgate::transak::TransakOutbound;
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     transak: BoxedClient<Full<Bytes>, Incoming>,
+/// }
+///
+/// async fn create_widget_url(State(state): State<AppState>) -> StatusCode {
+///     let request = Request::post("https://api-gateway.transak.com/api/v2/auth/session")
+///         .body(Full::new(Bytes::from_static(b"{}")))
+///         .unwrap_or_default();
+///     // Cheap: the layers and the client share their state through `Arc`s.
+///     match state.transak.clone().oneshot(request).await {
+///         Ok(response) => response.status(),
+///         Err(_) => StatusCode::BAD_GATEWAY,
+///     }
+/// }
+///
+/// pub fn app() -> Result<Router, BoxError> {
+///     let transak = BoxedClient::new(
+///         ServiceBuilder::new()
+///             .layer(TransakOutbound::new(
+///                 Upstream::transak(),
+///                 Secret::from_env("TRANSAK_API_KEY")?,
+///                 Secret::from_env("TRANSAK_ACCESS_TOKEN")?,
+///             )?)
+///             .service(Client::builder(TokioExecutor::new()).build_http()),
+///     );
+///     Ok(Router::new()
+///         .route("/api/widget-url", post(create_widget_url))
+///         .with_state(AppState { transak }))
+/// }
+/// # }
+/// # fn main() {}
+/// ```
+pub type BoxedClient<ReqBody, ResBody> = tower::util::BoxCloneSyncService<
+    http::Request<ReqBody>,
+    http::Response<ResBody>,
+    tollgate_core::BoxError,
+>;
+
 mod sealed {
     pub trait Sealed<T> {}
     impl<L> Sealed<L> for tower::ServiceBuilder<L> {}

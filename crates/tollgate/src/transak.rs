@@ -37,17 +37,24 @@
 pub use outbound::TransakOutbound;
 
 #[cfg(all(feature = "origin", feature = "client-ip"))]
-pub use inbound::TransakInbound;
+pub use inbound::{TransakInbound, TransakInboundBuilder};
 
 #[cfg(all(feature = "origin", feature = "client-ip"))]
 mod inbound {
+    use std::time::Duration;
+
     use http::Method;
     use tower_layer::Layer;
 
     use crate::client_ip::{
         ClientIpLayer, ClientIpService, ClientIpSource, IpAllowlist, IpAllowlistLayer, IpRanges,
     };
-    use crate::origin::{ConfigError, OriginAllowlist, OriginAllowlistLayer};
+    use crate::origin::{
+        ConfigError, OriginAllowlist, OriginAllowlistBuilder, OriginAllowlistLayer,
+    };
+
+    /// The preflight cache time of the preset: ten minutes.
+    const MAX_AGE: Duration = Duration::from_secs(600);
 
     /// The inbound stack of a partner API that browsers call: origin allowlist (outermost),
     /// client IP, then an optional IP allowlist.
@@ -83,21 +90,55 @@ mod inbound {
     impl TransakInbound {
         /// The stack for the `https` front-end `origins`, with the client IP read from
         /// `client_ip`. Browsers may call with `GET` and `POST` and send `content-type`;
-        /// preflights are cached for ten minutes. For other CORS settings (or `http://`
-        /// origins in development) build the layers yourself and use
+        /// preflights are cached for ten minutes. To change the methods (a `POST`-only route
+        /// should not advertise `GET`) or any other CORS setting, start from
+        /// [`builder`](Self::builder); to configure every layer by hand, use
         /// [`from_layers`](Self::from_layers).
+        ///
+        /// # Errors
+        ///
+        /// The origin allowlist's [`ConfigError`]: no origins, `*`, an `http://` origin, ...
         pub fn new<I>(origins: I, client_ip: ClientIpSource) -> Result<Self, ConfigError>
         where
             I: IntoIterator,
             I::Item: Into<String>,
         {
-            let origin = OriginAllowlistLayer::builder()
-                .allow_origins(origins)
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers(["content-type"])
-                .max_age(std::time::Duration::from_secs(600))
-                .build()?;
-            Ok(Self::from_layers(origin, ClientIpLayer::new(client_ip)))
+            Self::builder(origins, client_ip).build()
+        }
+
+        /// The settings of [`new`](Self::new), to change before [`build`](
+        /// TransakInboundBuilder::build): the methods and headers a preflight may ask for,
+        /// the preflight cache time, `http://` origins, the rest of the origin allowlist and
+        /// the IP allowlist.
+        ///
+        /// ```
+        /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// use http::Method;
+        /// use tollgate::transak::TransakInbound;
+        ///
+        /// // A POST-only route: the preflight advertises `POST` alone.
+        /// let inbound = TransakInbound::builder(["https://app.example.com"], "cloudflare".parse()?)
+        ///     .methods([Method::POST])
+        ///     .origin_policy(|origin| origin.bypass_path("/healthz"))
+        ///     .build()?;
+        /// # let _ = inbound;
+        /// # Ok(())
+        /// # }
+        /// ```
+        pub fn builder<I>(origins: I, client_ip: ClientIpSource) -> TransakInboundBuilder
+        where
+            I: IntoIterator,
+            I::Item: Into<String>,
+        {
+            TransakInboundBuilder {
+                origin: OriginAllowlistLayer::builder()
+                    .allow_origins(origins)
+                    .max_age(MAX_AGE),
+                methods: vec![Method::GET.to_string(), Method::POST.to_string()],
+                headers: vec!["content-type".to_owned()],
+                client_ip: ClientIpLayer::new(client_ip),
+                allowlist: None,
+            }
         }
 
         /// The stack from layers configured by hand.
@@ -113,6 +154,100 @@ mod inbound {
         pub fn ip_allowlist(mut self, allowlist: IpAllowlistLayer) -> Self {
             self.allowlist = Some(allowlist);
             self
+        }
+    }
+
+    /// The configuration of a [`TransakInbound`], from [`TransakInbound::builder`]; the
+    /// defaults are those of [`TransakInbound::new`].
+    ///
+    /// [`methods`](Self::methods) and [`headers`](Self::headers) replace the preset's lists;
+    /// [`origin_policy`](Self::origin_policy) reaches every other
+    /// [`OriginAllowlistBuilder`] setting. Everything is validated by
+    /// [`build`](Self::build).
+    #[derive(Debug)]
+    #[must_use]
+    pub struct TransakInboundBuilder {
+        origin: OriginAllowlistBuilder,
+        methods: Vec<String>,
+        headers: Vec<String>,
+        client_ip: ClientIpLayer,
+        allowlist: Option<IpAllowlistLayer>,
+    }
+
+    impl TransakInboundBuilder {
+        /// The methods a preflight may ask for, replacing the default `GET, POST`. Takes
+        /// [`Method`]s or strings, with the rules of
+        /// [`OriginAllowlistBuilder::allow_methods`].
+        pub fn methods<I>(mut self, methods: I) -> Self
+        where
+            I: IntoIterator,
+            I::Item: AsRef<str>,
+        {
+            self.methods = methods.into_iter().map(|m| m.as_ref().to_owned()).collect();
+            self
+        }
+
+        /// The request headers a preflight may ask for, replacing the default
+        /// `content-type`. Takes [`HeaderName`](https://docs.rs/http/1/http/header/struct.HeaderName.html)s or strings.
+        pub fn headers<I>(mut self, headers: I) -> Self
+        where
+            I: IntoIterator,
+            I::Item: AsRef<str>,
+        {
+            self.headers = headers.into_iter().map(|h| h.as_ref().to_owned()).collect();
+            self
+        }
+
+        /// How long a browser may cache a preflight answer, default ten minutes.
+        pub fn max_age(mut self, max_age: Duration) -> Self {
+            self.origin = self.origin.max_age(max_age);
+            self
+        }
+
+        /// Permits `http://` origins (loopback development), see
+        /// [`OriginAllowlistBuilder::allow_http_origins`]. Off by default.
+        pub fn allow_http_origins(mut self, allow: bool) -> Self {
+            self.origin = self.origin.allow_http_origins(allow);
+            self
+        }
+
+        /// Any other origin allowlist setting: `configure` gets the preset's
+        /// [`OriginAllowlistBuilder`] (origins and cache time set) and returns it, e.g.
+        /// `|origin| origin.expose_headers(["x-request-id"]).bypass_path("/healthz")`.
+        /// Methods and headers given there add to [`methods`](Self::methods) and
+        /// [`headers`](Self::headers), which are applied at [`build`](Self::build).
+        pub fn origin_policy(
+            mut self,
+            configure: impl FnOnce(OriginAllowlistBuilder) -> OriginAllowlistBuilder,
+        ) -> Self {
+            self.origin = configure(self.origin);
+            self
+        }
+
+        /// Also refuse client IPs outside `allowlist` (403 `ip_not_allowed`).
+        pub fn ip_allowlist(mut self, allowlist: IpAllowlistLayer) -> Self {
+            self.allowlist = Some(allowlist);
+            self
+        }
+
+        /// Validates the origin configuration and builds the stack.
+        ///
+        /// # Errors
+        ///
+        /// The origin allowlist's [`ConfigError`]: no origins, `*`, an `http://` origin
+        /// without [`allow_http_origins`](Self::allow_http_origins), an invalid
+        /// method, an invalid header name, ...
+        pub fn build(self) -> Result<TransakInbound, ConfigError> {
+            let origin = self
+                .origin
+                .allow_methods(self.methods)
+                .allow_headers(self.headers)
+                .build()?;
+            Ok(TransakInbound {
+                origin,
+                client_ip: self.client_ip,
+                allowlist: self.allowlist,
+            })
         }
     }
 

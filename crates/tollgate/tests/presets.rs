@@ -110,6 +110,110 @@ async fn inbound_ip_allowlist_answers_403_json() {
     assert_eq!(allowed.status(), StatusCode::OK);
 }
 
+fn preflight(method: &str) -> Request<Full<Bytes>> {
+    Request::options("/api/widget-url")
+        .header("origin", APP)
+        .header("access-control-request-method", method)
+        .header("access-control-request-headers", "content-type")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn inbound_new_keeps_get_and_post() {
+    let inbound = TransakInbound::new([APP], "remote-addr".parse().unwrap()).unwrap();
+    let service = ServiceBuilder::new()
+        .layer(inbound)
+        .service(service_fn(echo_ip));
+    let response = service.oneshot(preflight("POST")).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        response.headers()["access-control-allow-methods"],
+        "GET, POST"
+    );
+    assert_eq!(
+        response.headers()["access-control-allow-headers"],
+        "content-type"
+    );
+    assert_eq!(response.headers()["access-control-max-age"], "600");
+}
+
+#[tokio::test]
+async fn inbound_post_only_preflight_advertises_only_post() {
+    let inbound = TransakInbound::builder([APP], "remote-addr".parse().unwrap())
+        .methods([http::Method::POST])
+        .build()
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(inbound)
+        .service(service_fn(echo_ip));
+    let response = service.clone().oneshot(preflight("POST")).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(response.headers()["access-control-allow-methods"], "POST");
+    assert_eq!(
+        response.headers()["access-control-allow-headers"],
+        "content-type"
+    );
+    // A preflight for GET is no longer granted.
+    let response = service.oneshot(preflight("GET")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(
+        body_json(response).await["error"]["code"],
+        tollgate::core::rejection::code::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn inbound_builder_takes_the_rest_of_the_origin_config() {
+    let inbound =
+        TransakInbound::builder(["http://localhost:5173"], "remote-addr".parse().unwrap())
+            .allow_http_origins(true)
+            .headers(["content-type", "x-request-id"])
+            .max_age(std::time::Duration::from_secs(60))
+            .origin_policy(|origin| origin.bypass_path("/healthz"))
+            .ip_allowlist(IpAllowlistLayer::new("203.0.113.0/24".parse().unwrap()))
+            .build()
+            .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(inbound)
+        .service(service_fn(echo_ip));
+    let mut request = preflight("POST");
+    request
+        .headers_mut()
+        .insert("origin", "http://localhost:5173".parse().unwrap());
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        response.headers()["access-control-allow-headers"],
+        "content-type, x-request-id"
+    );
+    assert_eq!(response.headers()["access-control-max-age"], "60");
+    // The IP allowlist is still there.
+    let refused = service
+        .oneshot(from_peer(
+            "198.51.100.7:5000",
+            Some("http://localhost:5173"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body_json(refused).await["error"]["code"], "ip_not_allowed");
+}
+
+#[test]
+fn inbound_builder_refuses_an_invalid_method_at_build_time() {
+    let built = TransakInbound::builder([APP], "remote-addr".parse().unwrap())
+        .methods(["GET POST"])
+        .build();
+    assert!(built.is_err());
+}
+
 #[test]
 fn inbound_refuses_wildcard_origin_at_build_time() {
     assert!(TransakInbound::new(["*"], "remote-addr".parse().unwrap()).is_err());
@@ -231,4 +335,49 @@ async fn service_builder_ext_stacks_in_call_order() {
     let headers = seen.lock().unwrap().clone().unwrap();
     assert!(headers.get("origin").is_none());
     assert_eq!(headers["x-user-ip"], "2001:db8::7");
+}
+
+/// The outbound preset, boxed as `BoxedClient`, stored in axum state and called from a
+/// handler behind the client-IP layer (the request comes "from" a peer set in the test).
+#[tokio::test]
+async fn boxed_client_lives_in_axum_state() {
+    use axum::extract::State;
+    use axum::routing::post;
+    use tollgate::BoxedClient;
+    use tollgate::client_ip::{ClientIpLayer, SetPeerAddrLayer};
+
+    #[derive(Clone)]
+    struct AppState {
+        transak: BoxedClient<Full<Bytes>, Full<Bytes>>,
+    }
+
+    async fn handler(State(state): State<AppState>) -> StatusCode {
+        let request = Request::post("http://127.0.0.1:9/api/v2/auth/session")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        match state.transak.clone().oneshot(request).await {
+            Ok(response) => response.status(),
+            Err(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    let (seen, client) = recording();
+    let transak = BoxedClient::new(ServiceBuilder::new().layer(outbound()).service(client));
+    let app = axum::Router::new()
+        .route("/api/widget-url", post(handler))
+        .with_state(AppState { transak })
+        .layer(ClientIpLayer::new("remote-addr".parse().unwrap()))
+        .layer(SetPeerAddrLayer::new("198.51.100.7:5000".parse().unwrap()));
+    let response = app
+        .oneshot(
+            Request::post("/api/widget-url")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(headers["x-user-ip"], "198.51.100.7");
+    assert_eq!(headers["x-api-key"], "partner-key");
 }
