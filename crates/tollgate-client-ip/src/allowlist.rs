@@ -189,7 +189,8 @@ where
             None => {
                 tracing::error!(
                     target: "tollgate",
-                    "IP allowlist misconfigured: neither a ClientIp nor a peer address reached it"
+                    "IP allowlist misconfigured: neither a ClientIp nor a peer address reached it: {}",
+                    crate::error::MISSING_PEER_HINT
                 );
                 Rejection::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -61,7 +61,10 @@ impl std::error::Error for ConfigError {}
 #[non_exhaustive]
 pub enum ExtractError {
     /// No peer (socket) address reached the extraction, and the source needs it to decide
-    /// trust. Insert [`PeerAddr`](crate::PeerAddr) or use axum's `ConnectInfo`.
+    /// trust. Insert [`PeerAddr`](crate::PeerAddr) per connection, or enable the `axum`
+    /// feature (axum's `ConnectInfo<SocketAddr>`) or the `tonic` feature (tonic's
+    /// `TcpConnectInfo`): without them those are never read. The `Display` text names the
+    /// features this build lacks.
     MissingPeer,
     /// The peer is trusted but the header the source reads is absent.
     MissingHeader {
@@ -98,6 +101,35 @@ pub enum ExtractError {
     },
 }
 
+/// What to do when no peer address reached a layer, naming only the adapter features this
+/// build lacks (the usual cause: axum served with connect info, but the `axum` feature off, so
+/// `ConnectInfo` is never read). Shared by the error text and the misconfiguration logs.
+pub(crate) const MISSING_PEER_HINT: &str = missing_peer_hint();
+
+const fn missing_peer_hint() -> &'static str {
+    match (cfg!(feature = "axum"), cfg!(feature = "tonic")) {
+        (false, false) => {
+            "insert tollgate_client_ip::PeerAddr per connection, or enable tollgate's \
+             (or tollgate-client-ip's) `axum` feature to read axum's ConnectInfo / `tonic` \
+             for tonic's TcpConnectInfo"
+        }
+        (false, true) => {
+            "insert tollgate_client_ip::PeerAddr per connection, or enable tollgate's \
+             (or tollgate-client-ip's) `axum` feature to read axum's ConnectInfo"
+        }
+        (true, false) => {
+            "insert tollgate_client_ip::PeerAddr per connection, serve axum with \
+             `into_make_service_with_connect_info::<SocketAddr>()`, or enable tollgate's \
+             (or tollgate-client-ip's) `tonic` feature for tonic's TcpConnectInfo"
+        }
+        (true, true) => {
+            "insert tollgate_client_ip::PeerAddr per connection, serve axum with \
+             `into_make_service_with_connect_info::<SocketAddr>()`, or serve tonic over TCP \
+             (its TcpConnectInfo)"
+        }
+    }
+}
+
 impl ExtractError {
     /// Whether this is a deployment error (no peer address) rather than bad client input.
     pub fn is_misconfiguration(&self) -> bool {
@@ -126,9 +158,9 @@ impl ExtractError {
 impl fmt::Display for ExtractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::MissingPeer => f.write_str(
-                "no peer address reached the client-IP extraction \
-                 (insert tollgate_client_ip::PeerAddr, or serve axum with connect info)",
+            Self::MissingPeer => write!(
+                f,
+                "no peer address reached the client-IP extraction: {MISSING_PEER_HINT}"
             ),
             Self::MissingHeader { header } => write!(f, "header `{header}` is missing"),
             Self::InvalidHeader { header } => {

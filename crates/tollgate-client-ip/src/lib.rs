@@ -15,6 +15,8 @@
 //! - [`ForwardUserIpLayer`]: sets `x-user-ip` on outbound calls, or fails the call with
 //!   [`MissingClientIp`] so no request leaves without it.
 //! - [`IpAllowlistLayer`]: 403 `ip_not_allowed` outside the allowed ranges.
+//! - [`SetPeerAddrLayer`] (tests only): a fixed socket peer, so a loopback test can come
+//!   "from" Cloudflare or your proxy ([testing](#testing-your-stack-behind-cloudflare)).
 //!
 //! # Example
 //!
@@ -100,6 +102,55 @@
 //! If Cloudflare sits in front of your own proxy, list both:
 //! `rightmost-trusted-range:x-forwarded-for:cloudflare,10.0.0.5` (Cloudflare appends to
 //! `X-Forwarded-For` too).
+//!
+//! ## Testing your stack behind Cloudflare
+//!
+//! A test over loopback always arrives from `127.0.0.1`, never from a Cloudflare address, so
+//! it cannot show that `cf-connecting-ip` is believed from Cloudflare and ignored from
+//! anyone else. [`SetPeerAddrLayer`], outside [`ClientIpLayer`], makes every request come
+//! from the peer you name (it inserts [`PeerAddr`], which the layer reads before axum's
+//! `ConnectInfo`). The same works for your own proxy's address. Test code only: in
+//! production it would make every client look like the proxy.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::convert::Infallible;
+//! use std::net::SocketAddr;
+//!
+//! use http::{Request, Response};
+//! use tollgate_client_ip::{ClientIp, ClientIpLayer, ClientIpSource, SetPeerAddrLayer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! /// The client IP the stack derives for `request` arriving from `peer`.
+//! async fn client_ip(peer: SocketAddr, request: Request<()>) -> Option<String> {
+//!     let stack = ServiceBuilder::new()
+//!         .layer(SetPeerAddrLayer::new(peer))
+//!         .layer(ClientIpLayer::new(ClientIpSource::cloudflare()))
+//!         .service(service_fn(|request: Request<()>| async move {
+//!             // Echo the ClientIp the layer inserted, through the response extensions.
+//!             let mut response = Response::new(());
+//!             *response.extensions_mut() = request.extensions().clone();
+//!             Ok::<_, Infallible>(response)
+//!         }));
+//!     let response = stack.oneshot(request).await.unwrap();
+//!     response.extensions().get::<ClientIp>().map(ToString::to_string)
+//! }
+//!
+//! let from_user = || {
+//!     Request::get("/").header("cf-connecting-ip", "203.0.113.7").body(()).unwrap()
+//! };
+//! // Through Cloudflare (173.245.48.0/20 is one of its ranges): the end user's IP.
+//! let ip = client_ip("173.245.48.1:443".parse().unwrap(), from_user()).await;
+//! assert_eq!(ip.as_deref(), Some("203.0.113.7"));
+//! // Straight to the origin, with the same header: the header is ignored, the peer is the client.
+//! let ip = client_ip("198.51.100.9:5000".parse().unwrap(), from_user()).await;
+//! assert_eq!(ip.as_deref(), Some("198.51.100.9"));
+//! # }
+//! ```
+//!
+//! With axum, put the layer on the router in the test (`app.layer(SetPeerAddrLayer::new(..))`)
+//! and call it with `oneshot`; a `PeerAddr` set this way wins over `ConnectInfo`.
 //!
 //! ## Behind a load balancer plus nginx
 //!
@@ -262,6 +313,7 @@ mod layer;
 mod parse;
 mod ranges;
 mod source;
+mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -275,3 +327,4 @@ pub use layer::{ClientIpLayer, ClientIpService};
 pub use parse::parse_ip;
 pub use ranges::{CLOUDFLARE_IPV4, CLOUDFLARE_IPV6, CLOUDFLARE_RANGES_DATE, IpRanges};
 pub use source::{ClientIpSource, ListHeader};
+pub use testing::{SetPeerAddr, SetPeerAddrLayer};

@@ -1390,12 +1390,34 @@ fn missing_peer_logs_a_clear_error_line() {
     });
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(
-        logs.contains(
-            "ERROR tollgate: client IP misconfigured: no peer address reached the client-IP extraction \
-             (insert tollgate_client_ip::PeerAddr, or serve axum with connect info) source=remote-addr"
-        ),
+        logs.contains(&format!(
+            "ERROR tollgate: client IP misconfigured: no peer address reached the client-IP \
+                 extraction: {} source=remote-addr",
+            crate::error::MISSING_PEER_HINT
+        )),
         "{logs}"
     );
+}
+
+/// The misconfiguration text names what this build cannot read: a server that serves axum
+/// with connect info but lacks the `axum` feature must be told to enable it (every request is
+/// a 500 otherwise), and a hint never suggests a feature that is already on.
+#[test]
+fn missing_peer_names_the_features_this_build_lacks() {
+    let text = ExtractError::MissingPeer.to_string();
+    assert!(text.contains("tollgate_client_ip::PeerAddr"), "{text}");
+    assert_eq!(
+        text.contains("`axum` feature"),
+        !cfg!(feature = "axum"),
+        "{text}"
+    );
+    assert_eq!(
+        text.contains("into_make_service_with_connect_info"),
+        cfg!(feature = "axum"),
+        "{text}"
+    );
+    assert_eq!(text.contains("`tonic`"), !cfg!(feature = "tonic"), "{text}");
+    assert!(!text.contains("serve axum with connect info"), "{text}");
 }
 
 #[test]

@@ -8,9 +8,13 @@
 //! with an app key, a time, a fresh nonce and an HMAC token; OneKey signs payloads and
 //! notifications with HMAC-SHA256; all of them expect stale or replayed requests to be
 //! refused and keys to rotate. tollgate turns each rule into one small `tower::Layer` that you
-//! stack with [`ServiceBuilder`](tower::ServiceBuilder) on any hyper, axum or tonic client or
+//! stack with [`ServiceBuilder`] on any hyper, axum or tonic client or
 //! server. This crate is the facade: it re-exports every layer crate behind a feature, adds
 //! [`ServiceBuilderExt`] and the ready-made [`transak`] stacks.
+//!
+//! These docs are the whole manual: each layer crate is inlined below as a module
+//! ([`core`], [`client_ip`], [`origin`], [`headers`], [`signature`], [`replay`],
+//! [`tranzila`]), with its own docs, examples and "Security considerations".
 //!
 //! # Example
 //!
@@ -50,6 +54,10 @@
 //!     let create = move || {
 //!         let provider = provider.clone();
 //!         async move {
+//!             // `build_http` speaks plain HTTP only: until tollgate ships an HTTPS connector,
+//!             // this https:// URL fails with "invalid URL, scheme is not http" (a 502 here).
+//!             // Point the client at an http mock or a local TLS-terminating proxy, as the
+//!             // README's example (compiled and run by tests/readme) does.
 //!             let request = Request::post("https://api-gateway.transak.com/api/v2/auth/session")
 //!                 .body(Full::new(Bytes::from_static(b"{}")))
 //!                 .unwrap_or_default();
@@ -89,7 +97,7 @@
 //! | `replay` | [`replay`] (`tollgate-replay`) | `ReplayGuardLayer`, `MemoryNonceStore` |
 //! | `tranzila` | [`tranzila`] (`tollgate-tranzila`) | `TranzilaSigningLayer`, `TranzilaVerifyLayer` |
 //! | `full` (default) | all of the above | |
-//! | `axum` | | axum extractors and `ConnectInfo` support in the layer crates |
+//! | `axum` | | axum extractors and `ConnectInfo` support in the layer crates; needed to serve axum (without it the client-IP layers find no peer: 500 `client_ip_misconfigured`) |
 //! | `tonic` | | tonic's `TcpConnectInfo` / `TlsConnectInfo` as the client-IP peer |
 //! | `redis` | | `RedisNonceStore` (enables `replay`) |
 //! | `serde` | | `Deserialize` for client-IP sources |
@@ -104,6 +112,7 @@
 //! they are called, the first outermost.
 //!
 //! [tower]: https://docs.rs/tower
+//! [`ServiceBuilder`]: https://docs.rs/tower/0.5/tower/struct.ServiceBuilder.html
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -111,26 +120,33 @@
 mod builder;
 pub mod transak;
 
-pub use builder::ServiceBuilderExt;
+pub use builder::{BoxedClient, ServiceBuilderExt};
 
 /// Secrets, key rings, clocks, body buffering and rejections (`tollgate-core`).
+#[doc(inline)]
 pub use tollgate_core as core;
 
 /// The end user's real IP in, `x-user-ip` out, and an IP allowlist (`tollgate-client-ip`).
 #[cfg(feature = "client-ip")]
+#[doc(inline)]
 pub use tollgate_client_ip as client_ip;
 /// Header hygiene and secret headers (`tollgate-headers`).
 #[cfg(feature = "headers")]
+#[doc(inline)]
 pub use tollgate_headers as headers;
 /// The origin allowlist (`tollgate-origin`).
 #[cfg(feature = "origin")]
+#[doc(inline)]
 pub use tollgate_origin as origin;
 /// Timestamp window and nonce stores (`tollgate-replay`).
 #[cfg(feature = "replay")]
+#[doc(inline)]
 pub use tollgate_replay as replay;
 /// HMAC signing and verification (`tollgate-signature`).
 #[cfg(feature = "signature")]
+#[doc(inline)]
 pub use tollgate_signature as signature;
 /// Tranzila signing and verification (`tollgate-tranzila`).
 #[cfg(feature = "tranzila")]
+#[doc(inline)]
 pub use tollgate_tranzila as tranzila;
