@@ -43,6 +43,9 @@ pub(crate) fn check(
         Err(error) => {
             let target = match error {
                 TargetError::NotAllowed { target } => target,
+                TargetError::OutsideBasePath { target } => {
+                    format!("{target} (outside the configured base path)")
+                }
                 _ => pin::describe_target(uri),
             };
             tracing::warn!(

@@ -77,13 +77,16 @@ async fn other_paths_are_refused_before_anything_is_sent() {
         match error.downcast_ref::<HeaderError>() {
             Some(HeaderError::UpstreamNotAllowed { header, target }) => {
                 assert_eq!(header, "x-api-key", "{path}");
-                assert_eq!(target, "https://api.example", "{path}");
+                assert_eq!(
+                    target, "https://api.example (outside the configured base path)",
+                    "{path}"
+                );
             }
             other => panic!("{path}: {other:?}"),
         }
         assert_eq!(
             error.to_string(),
-            "refusing to send the `x-api-key` header to https://api.example: not a configured upstream",
+            "refusing to send the `x-api-key` header to https://api.example (outside the configured base path): not a configured upstream",
             "{path}"
         );
     }
@@ -109,4 +112,19 @@ async fn ambiguous_paths_are_refused_before_anything_is_sent() {
         );
         assert!(!error.to_string().contains("admin"), "{path}: {error}");
     }
+}
+
+/// A refusal for a path outside the base path says so, and names no path.
+#[test]
+fn outside_the_base_path_is_named_in_the_error() {
+    let upstream = tollgate_headers::Upstream::parse("https://api.example/api/v1").unwrap();
+    let error = tollgate_core::upstream::check(
+        &[upstream],
+        &"https://api.example/admin/secret-path".parse().unwrap(),
+        &http::HeaderMap::new(),
+    )
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("outside the base path"), "{text}");
+    assert!(!text.contains("secret-path"), "{text}");
 }

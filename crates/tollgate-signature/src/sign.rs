@@ -296,6 +296,9 @@ fn refused(error: TargetError, uri: &http::Uri) -> SignError {
     match error {
         TargetError::Ambiguous { reason } => SignError::AmbiguousTarget { reason },
         TargetError::NotAllowed { target } => SignError::UpstreamNotAllowed { target },
+        TargetError::OutsideBasePath { target } => SignError::UpstreamNotAllowed {
+            target: format!("{target} (outside the configured base path)"),
+        },
         // Not reachable (the layer always has an upstream); fail closed if it grows.
         _ => SignError::UpstreamNotAllowed {
             target: upstream::describe_target(uri),

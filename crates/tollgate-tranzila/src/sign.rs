@@ -556,6 +556,9 @@ impl SignError {
         match error {
             TargetError::Ambiguous { reason } => Self::AmbiguousTarget { reason },
             TargetError::NotAllowed { target } => Self::UpstreamNotAllowed { target },
+            TargetError::OutsideBasePath { target } => Self::UpstreamNotAllowed {
+                target: format!("{target} (outside the configured base path)"),
+            },
             // Not reachable (the layer always has an upstream); fail closed if it grows.
             _ => Self::UpstreamNotAllowed {
                 target: upstream::describe_target(uri),
