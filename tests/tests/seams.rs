@@ -42,7 +42,9 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 const NOW: u64 = 1_700_000_000;
 const RETENTION: u64 = 7 * 24 * 3600;
 
-type Svc = BoxCloneService<Request<Full<Bytes>>, Response<()>, Infallible>;
+/// A stack's answer: its status and, for a refusal, the stable error code of its JSON body
+/// (empty for the handler's own answers).
+type Svc = BoxCloneService<Request<Full<Bytes>>, (StatusCode, String), Infallible>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -153,9 +155,9 @@ fn stack(
             }
         }));
     // Only statuses matter here: the bodies are the exact rejections other tests check.
-    BoxCloneService::new(ServiceExt::<Request<Full<Bytes>>>::map_response(
+    BoxCloneService::new(ServiceExt::<Request<Full<Bytes>>>::and_then(
         service,
-        |response| response.map(|_| ()),
+        |response| async move { Ok(read(response).await) },
     ))
 }
 
@@ -254,8 +256,29 @@ impl Captured {
     }
 }
 
+/// The status of `response` and the error code of its JSON body (empty when it has none).
+async fn read<B: hyper::body::Body>(response: Response<B>) -> (StatusCode, String) {
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let code = json["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, code)
+}
+
 async fn status(service: &Svc, request: Request<Full<Bytes>>) -> StatusCode {
-    service.clone().oneshot(request).await.unwrap().status()
+    outcome(service, request).await.0
+}
+
+async fn outcome(service: &Svc, request: Request<Full<Bytes>>) -> (StatusCode, String) {
+    service.clone().oneshot(request).await.unwrap()
 }
 
 fn memory(clock: &ManualClock) -> Arc<dyn NonceStore> {
@@ -653,12 +676,18 @@ async fn run_model(
         };
         // The canonical scheme signs `x-timestamp`: a second copy of it is ambiguous (400).
         let duplicated = kind == Kind::Canonical && fresh.is_some();
+        // The verifier checks the signature, then the window; the guard then claims. So a
+        // refusal's code says which check refused, and a replay must be `replayed`.
         let expected = if duplicated {
-            StatusCode::BAD_REQUEST
-        } else if !verifies || !in_window || claimed {
-            StatusCode::UNAUTHORIZED
+            (StatusCode::BAD_REQUEST, "signature_malformed")
+        } else if !verifies {
+            (StatusCode::UNAUTHORIZED, "signature_invalid")
+        } else if !in_window {
+            (StatusCode::UNAUTHORIZED, "timestamp_out_of_window")
+        } else if claimed {
+            (StatusCode::UNAUTHORIZED, "replayed")
         } else if fail {
-            StatusCode::INTERNAL_SERVER_ERROR
+            (StatusCode::INTERNAL_SERVER_ERROR, "")
         } else {
             model.insert(
                 identity.clone(),
@@ -666,15 +695,16 @@ async fn run_model(
                     handled: Some((now, captured.ts)),
                 },
             );
-            StatusCode::OK
+            (StatusCode::OK, "")
         };
         if fail {
             handler.fail_next(&captured.body, StatusCode::INTERNAL_SERVER_ERROR);
         }
-        let got = status(&svc, captured.request(kind, pick.as_deref(), fresh)).await;
+        let (got, code) = outcome(&svc, captured.request(kind, pick.as_deref(), fresh)).await;
         handler.fail_next.lock().unwrap().clear();
         assert_eq!(
-            got, expected,
+            (got, code.as_str()),
+            expected,
             "{kind:?} step {step} {op:?} (deliveries {deliveries}, ring {:?}, carried {carried:?})",
             phases[phase]
         );

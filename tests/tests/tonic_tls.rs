@@ -36,8 +36,15 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// A CA and a `localhost` server certificate signed by it, made now.
-fn certificates() -> (String, Identity) {
+/// A CA and a `localhost` server certificate signed by it, made now: the CA as PEM (what the
+/// client trusts) and the server's certificate and PKCS#8 key as DER.
+struct Certificates {
+    ca_pem: String,
+    server_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+fn certificates() -> Certificates {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -48,13 +55,21 @@ fn certificates() -> (String, Identity) {
         .unwrap()
         .signed_by(&server_key, &issuer)
         .unwrap();
-    (
-        pem("CERTIFICATE", ca.der()),
+    Certificates {
+        ca_pem: pem("CERTIFICATE", ca.der()),
+        server_der: server.der().to_vec(),
+        key_der: server_key.serialize_der(),
+    }
+}
+
+impl Certificates {
+    /// The server's identity for tonic's own TLS.
+    fn identity(&self) -> Identity {
         Identity::from_pem(
-            pem("CERTIFICATE", server.der()),
-            pem("PRIVATE KEY", &server_key.serialize_der()),
-        ),
-    )
+            pem("CERTIFICATE", &self.server_der),
+            pem("PRIVATE KEY", &self.key_der),
+        )
+    }
 }
 
 async fn spawn_tls_server(identity: Identity) -> SocketAddr {
@@ -109,8 +124,9 @@ async fn check(server: SocketAddr, from: Ipv4Addr, ca: &str) -> Result<CheckStat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tonic_over_tls_finds_the_peer_and_refuses_outsiders() {
-    let (ca, identity) = certificates();
-    let server = spawn_tls_server(identity).await;
+    let certs = certificates();
+    let ca = certs.ca_pem.clone();
+    let server = spawn_tls_server(certs.identity()).await;
     assert_eq!(
         check(server, ALLOWED, &ca).await.unwrap(),
         CheckStatus::Serving
@@ -135,24 +151,15 @@ async fn tonic_with_its_own_tls_acceptor_finds_the_peer() {
     use tokio_rustls::rustls::ServerConfig;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_params(&ca_params, &ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
+    let certs = certificates();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![CertificateDer::from(server.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            vec![CertificateDer::from(certs.server_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs.key_der.clone())),
         )
         .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec()];
@@ -190,7 +197,7 @@ async fn tonic_with_its_own_tls_acceptor_finds_the_peer() {
             .await
             .unwrap();
     });
-    let ca = pem("CERTIFICATE", ca.der());
+    let ca = certs.ca_pem;
     assert_eq!(
         check(addr, ALLOWED, &ca).await.unwrap(),
         CheckStatus::Serving

@@ -29,7 +29,8 @@ use sha2::{Digest, Sha256};
 ///
 /// Inserted into the request's extensions by tollgate-signature's verifier (and by the
 /// Tranzila verifier); tollgate-replay's guard can take its timestamp and replay key from here,
-/// namespaced by scheme and key id so that two schemes never collide.
+/// namespaced by scheme so that two schemes never collide (never by key id: see "Message
+/// identity").
 ///
 /// `Debug` prints the lengths of the signature and message id, not their bytes.
 ///
@@ -195,7 +196,8 @@ impl VerifiedSignature {
     }
 
     /// Records the exact bytes the signature covers, as `head ‖ body ‖ tail` (the bytes fed to
-    /// the MAC, in order; `body` is shared, not copied). Their SHA-256 digest, computed on the
+    /// the MAC, in order). All three are shared `Bytes`, never copied here: a scheme hands over
+    /// the request's body and the small head and tail it built anyway. Their SHA-256 digest, computed on the
     /// first call of [`replay_key`](Self::replay_key) or
     /// [`content_digest`](Self::content_digest), identifies the message whatever key signed
     /// it.
@@ -207,18 +209,18 @@ impl VerifiedSignature {
     /// // Stripe signs `t.body`: the same message under two keys has one identity.
     /// let body = Bytes::from_static(b"{}");
     /// let old = VerifiedSignature::from_slice("stripe", "old".into(), &[1; 32])
-    ///     .with_signed_content(b"1700000000.", body.clone(), b"");
+    ///     .with_signed_content(Bytes::from_static(b"1700000000."), body.clone(), Bytes::new());
     /// let new = VerifiedSignature::from_slice("stripe", "new".into(), &[2; 32])
-    ///     .with_signed_content(b"1700000000.", body, b"");
+    ///     .with_signed_content(Bytes::from_static(b"1700000000."), body, Bytes::new());
     /// assert_eq!(old.replay_key(), new.replay_key());
     /// assert_eq!(old.replay_key().len(), 32);
     /// ```
     #[must_use]
-    pub fn with_signed_content(mut self, head: &[u8], body: Bytes, tail: &[u8]) -> Self {
+    pub fn with_signed_content(mut self, head: Bytes, body: Bytes, tail: Bytes) -> Self {
         self.content = Some(SignedContent {
-            head: Bytes::copy_from_slice(head),
+            head,
             body,
-            tail: Bytes::copy_from_slice(tail),
+            tail,
             digest: OnceLock::new(),
         });
         self

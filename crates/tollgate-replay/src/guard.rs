@@ -382,17 +382,18 @@ impl ReplayGuard {
     /// keys of 0.1), else the namespace length-prefixed and then the key id. A key id is a
     /// header value, which never holds a NUL byte, and a length prefix starts with one, so
     /// the two forms never meet.
-    fn middle(&self, key_id: &[u8]) -> Vec<u8> {
+    fn middle<'k>(&self, key_id: &'k [u8]) -> Cow<'k, [u8]> {
         let namespace = self.namespace.as_bytes();
         if namespace.is_empty() {
-            return key_id.to_vec();
+            // The common case: no copy, `replay_key` makes the one allocation.
+            return Cow::Borrowed(key_id);
         }
         let mut middle = Vec::with_capacity(4 + namespace.len() + key_id.len());
         let len = u32::try_from(namespace.len()).unwrap_or(u32::MAX);
         middle.extend_from_slice(&len.to_be_bytes());
         middle.extend_from_slice(namespace);
         middle.extend_from_slice(key_id);
-        middle
+        Cow::Owned(middle)
     }
 
     fn ticket(&self, key: Vec<u8>, timestamp: u64) -> ReplayTicket {

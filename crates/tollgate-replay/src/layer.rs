@@ -737,7 +737,11 @@ mod tests {
             request.extensions_mut().insert(
                 VerifiedSignature::from_slice("canonical", "k".into(), &[7; 32])
                     .with_timestamp(NOW)
-                    .with_signed_content(b"POST/v1/payments", Bytes::new(), b"1700000000"),
+                    .with_signed_content(
+                        Bytes::from_static(b"POST/v1/payments"),
+                        Bytes::new(),
+                        Bytes::from_static(b"1700000000"),
+                    ),
             );
             request
         };

@@ -145,7 +145,13 @@ impl BodyHmac {
         body: &[u8],
     ) -> Result<VerifiedSignature, VerifyError> {
         self.verify_value_with(ring.into(), now_unix, value, body)
-            .map(|verified| verified.with_signed_content(b"", Bytes::copy_from_slice(body), b""))
+            .map(|verified| {
+                verified.with_signed_content(
+                    Bytes::new(),
+                    Bytes::copy_from_slice(body),
+                    Bytes::new(),
+                )
+            })
     }
 
     fn verify_value_with(
@@ -213,7 +219,9 @@ impl Scheme for BodyHmac {
             value.map(HeaderValue::as_bytes),
             request.body(),
         )
-        .map(|verified| verified.with_signed_content(b"", request.body_bytes(), b""))
+        .map(|verified| {
+            verified.with_signed_content(Bytes::new(), request.body_bytes(), Bytes::new())
+        })
     }
 
     fn verify_prepared(
@@ -229,7 +237,9 @@ impl Scheme for BodyHmac {
             value.map(HeaderValue::as_bytes),
             request.body(),
         )
-        .map(|verified| verified.with_signed_content(b"", request.body_bytes(), b""))
+        .map(|verified| {
+            verified.with_signed_content(Bytes::new(), request.body_bytes(), Bytes::new())
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue, Uri};
 use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
@@ -351,7 +352,7 @@ impl Canonical {
         Ok(
             VerifiedSignature::from_slice(self.name.clone(), key.shared_id(), &received)
                 .with_timestamp(timestamp)
-                .with_signed_content(&head, request.body_bytes(), &tail),
+                .with_signed_content(Bytes::from(head), request.body_bytes(), Bytes::from(tail)),
         )
     }
 }

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue};
 use tollgate_core::timestamp::{TimestampWindow, parse_unix_seconds};
@@ -238,9 +239,9 @@ impl Stripe {
                 .with_timestamp(timestamp)
                 // Exactly what was signed: the whole `t` text, `.`, the body.
                 .with_signed_content(
-                    &[parsed.timestamp, b"."].concat(),
+                    Bytes::from([parsed.timestamp, b"."].concat()),
                     request.body_bytes(),
-                    b"",
+                    Bytes::new(),
                 ),
         )
     }
