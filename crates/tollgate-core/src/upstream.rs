@@ -62,8 +62,11 @@
 //!    ([`TargetError::OutsideBasePath`]). The path is compared as sent, never decoded or
 //!    normalised first; a path a server could read as another one is refused as
 //!    [`TargetError::Ambiguous`] rather than guessed at: a dot segment anywhere (`/api/v1/../admin`,
-//!    `%2e%2e`, `..%2F`, `..\`, Tomcat's `..;`), and an empty segment (`/api//v1`) or one
-//!    with `%`, `;` or `\` (`/api%2Fv1`) where the base path is compared. The base path
+//!    `%2e%2e`, `..%2F`, `..\`, Tomcat's `..;`, Windows' `...`, `..%20`, `..::$DATA`),
+//!    anything a server might decode again or map onto a dot or a slash (`%25`, so
+//!    `%252e%252e`; IIS's `%u002e`; a NUL; non-ASCII bytes, raw or encoded: overlong UTF-8
+//!    `%c0%ae`, fullwidth `．`), and an empty segment (`/api//v1`) or one with `%`, `;` or
+//!    `\` (`/api%2Fv1`) where the base path is compared. The base path
 //!    itself must be plain segments (no `%`, `;`, `\`, dot or empty segments). Without a
 //!    base path, paths are not looked at.
 //!
@@ -191,6 +194,9 @@ impl Upstream {
         if uri.query().is_some() {
             return Err(invalid("a query is not allowed"));
         }
+        if upstream.contains('#') {
+            return Err(invalid("a fragment is not allowed"));
+        }
         let base_path = base_path(uri.path()).map_err(invalid)?;
         if authority.host().is_empty() {
             return Err(invalid("the host is missing"));
@@ -266,14 +272,14 @@ impl Upstream {
     }
 
     /// Where `path` (a request URI's path, still percent-encoded) lies relative to the base
-    /// path. Ambiguous when a server could read it as another path than the one compared:
-    /// a dot segment anywhere (also percent-encoded, split by an encoded `/` or a `\`, or
-    /// followed by `;`), or a compared segment that is empty or holds `%`, `;` or `\`.
+    /// path. Ambiguous when a server could read it as another path than the one compared
+    /// ([`could_be_read_otherwise`]), or when a compared segment is empty or holds `%`, `;`
+    /// or `\`.
     fn fit(&self, path: &str) -> Fit {
         if self.base_path.is_empty() {
             return Fit::Inside;
         }
-        if has_dot_segment(path) {
+        if could_be_read_otherwise(path) {
             return Fit::Ambiguous;
         }
         let mut segments = path.split('/');
@@ -327,19 +333,41 @@ fn base_path(path: &str) -> Result<String, &'static str> {
     }
 }
 
-/// Whether `path` has a dot segment (`.` or `..`) that a server could resolve, read the ways
-/// servers read paths: after percent-decoding (`%2e%2e`), with `/`, `\` and their encodings
-/// (`%2F`, `%5C`) as separators, and ignoring `;` parameters (`..;`, as Tomcat does).
-fn has_dot_segment(path: &str) -> bool {
-    let decoded = percent_decode(path.as_bytes());
+/// Whether some server could read `path` as another path than the one compared, whatever
+/// the server: a dot segment it could resolve, read the ways servers read paths (after
+/// percent-decoding, `%2e%2e`; with `/`, `\\` and their encodings as separators; ignoring `;`
+/// parameters, `..;` as Tomcat does; trimming trailing dots and spaces and cutting at `:`, as
+/// Windows does, so `...`, `..%20` and `..::$DATA`), or anything a server might decode a
+/// second time or map onto one: `%25` (double encoding, `%252e%252e`), IIS's `%u` escapes, a
+/// NUL, and non-ASCII bytes raw or encoded (overlong UTF-8 `%c0%ae`, fullwidth `．．`).
+fn could_be_read_otherwise(path: &str) -> bool {
+    let raw = path.as_bytes();
+    if !raw.is_ascii()
+        || raw
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'2' && w[2] == b'5')
+        || raw
+            .windows(2)
+            .any(|w| w[0] == b'%' && matches!(w[1], b'u' | b'U'))
+    {
+        return true;
+    }
+    let decoded = percent_decode(raw);
+    if !decoded.is_ascii() || decoded.contains(&0) {
+        return true;
+    }
     decoded
         .split(|byte| matches!(byte, b'/' | b'\\'))
         .any(|segment| {
             let name = segment
-                .split(|byte| *byte == b';')
+                .split(|byte| matches!(byte, b';' | b':'))
                 .next()
                 .unwrap_or_default();
-            name == b"." || name == b".."
+            let trimmed = name
+                .iter()
+                .rposition(|byte| !matches!(byte, b'.' | b' '))
+                .map_or(&name[..0], |last| &name[..=last]);
+            (!name.is_empty() && trimmed.is_empty()) || name.starts_with(b"..")
         })
 }
 
@@ -776,6 +804,11 @@ mod tests {
                 "a query is not allowed",
             ),
             (
+                "https://host.example/api/v1#frag",
+                "https://host.example",
+                "a fragment is not allowed",
+            ),
+            (
                 "https://host.example/v2/../admin",
                 "https://host.example",
                 PLAIN,
@@ -1093,7 +1126,6 @@ mod tests {
             "/api/v1//x",
             "/api/v1/a%2Fb",
             "/api/v1/x.json",
-            "/api/v1/...",
             "/api/v1/.well-known",
             "/api/v1/x;y=1",
         ] {
@@ -1123,6 +1155,20 @@ mod tests {
             "/api/v1/..%5Cadmin",
             "/api/v1/..;/admin",
             "/api/v1/..;x=1/admin",
+            // Windows trims trailing dots and spaces and cuts at `:`: `...` is `..` there.
+            "/api/v1/...",
+            "/api/v1/..%20/admin",
+            "/api/v1/.%20/admin",
+            "/api/v1/..::$DATA/admin",
+            // Decoded twice by a proxy or framework, or by IIS's `%u`, or mapped by a lenient
+            // or Unicode-normalising decoder onto a dot, a slash or a backslash.
+            "/api/v1/%252e%252e/admin",
+            "/api/v1/..%252fadmin",
+            "/api/v1/%u002e%u002e/admin",
+            "/api/v1/%c0%ae%c0%ae/admin",
+            "/api/v1/..%c0%afadmin",
+            "/api/v1/%ef%bc%8e%ef%bc%8e/admin",
+            "/api/v1/..%00/admin",
             "/../api/v1/x",
             "/api/../api/v1/x",
             "/other/../api/v1",
