@@ -3,7 +3,8 @@
 //! Layers that sign or verify must see the exact bytes, so they buffer the body once with
 //! [`buffer`] (or [`buffer_request`], which also honours `Content-Length` before reading),
 //! then give the inner service a [`BufferedBody`] over the *same* `Bytes`: nothing is copied a
-//! second time. Responses a layer makes itself (rejections) travel in a [`ResponseBody`].
+//! second time. Responses a layer makes itself (rejections) travel in a
+//! [`ResponseBody`](crate::ResponseBody).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -353,80 +354,6 @@ impl Body for BufferedBody {
     }
 }
 
-pin_project! {
-    /// The response body of a tollgate server layer: either the inner service's body or a
-    /// body the layer wrote itself (a rejection).
-    #[derive(Debug)]
-    pub struct ResponseBody<B> {
-        #[pin]
-        kind: Kind<B>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    #[derive(Debug)]
-    enum Kind<B> {
-        Inner { #[pin] body: B },
-        Own { body: BufferedBody },
-    }
-}
-
-impl<B> ResponseBody<B> {
-    /// Wraps the inner service's body.
-    pub fn inner(body: B) -> Self {
-        Self {
-            kind: Kind::Inner { body },
-        }
-    }
-
-    /// A body the layer wrote itself.
-    pub fn own(bytes: Bytes) -> Self {
-        Self {
-            kind: Kind::Own {
-                body: BufferedBody::new(bytes),
-            },
-        }
-    }
-}
-
-impl<B: Default> Default for ResponseBody<B> {
-    fn default() -> Self {
-        Self::inner(B::default())
-    }
-}
-
-impl<B> Body for ResponseBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Own { body } => Poll::Ready(body.bytes.take().map(|b| Ok(Frame::data(b)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
-            Kind::Own { body } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Inner { body } => body.size_hint(),
-            Kind::Own { body } => body.size_hint(),
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -686,14 +613,5 @@ mod tests {
         assert_eq!(empty.size_hint().exact(), Some(0));
         fn assert_send_sync<T: Send + Sync + 'static>() {}
         assert_send_sync::<BufferedBody>();
-    }
-
-    #[tokio::test]
-    async fn response_body_carries_either_side() {
-        let own: ResponseBody<Full<Bytes>> = ResponseBody::own(Bytes::from_static(b"{}"));
-        assert_eq!(own.size_hint().exact(), Some(2));
-        assert_eq!(own.collect().await.unwrap().to_bytes(), &b"{}"[..]);
-        let inner = ResponseBody::inner(Full::new(Bytes::from_static(b"inner")));
-        assert_eq!(inner.collect().await.unwrap().to_bytes(), &b"inner"[..]);
     }
 }

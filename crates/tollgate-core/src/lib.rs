@@ -60,15 +60,21 @@
 
 pub mod body;
 mod clock;
+pub mod future;
+pub mod header;
 mod injected;
 mod keyring;
+#[doc(hidden)]
+pub mod macros;
 pub mod rejection;
+mod response;
 mod secret;
 pub mod timestamp;
 pub mod upstream;
 mod verified;
 
-pub use body::{BoxError, BufferBody, BufferError, BufferedBody, DEFAULT_BODY_LIMIT, ResponseBody};
+pub use body::{BoxError, BufferBody, BufferError, BufferedBody, DEFAULT_BODY_LIMIT};
+pub use response::ResponseBody;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use injected::InjectedHeaders;
 pub use keyring::{Key, KeyRing};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::body::ResponseBody;
+use crate::response::ResponseBody;
 
 /// The stable, machine-readable codes tollgate's layers use. Clients may match on them.
 pub mod code {
@@ -47,6 +47,14 @@ pub mod code {
     pub const TRANZILA_UNKNOWN_APP_KEY: &str = "tranzila_unknown_app_key";
     /// 400: a required header is missing or malformed.
     pub const HEADER_MALFORMED: &str = "header_malformed";
+    /// 500: the replay guard found no [`VerifiedSignature`](crate::VerifiedSignature): no
+    /// verifier ran before it (a deployment error: the guard must sit inside the verifier).
+    pub const REPLAY_GUARD_MISCONFIGURED: &str = "replay_guard_misconfigured";
+    /// 500: a signed-body extractor ran without the signature verifier in front of the
+    /// handler (a deployment error).
+    pub const SIGNATURE_LAYER_MISSING: &str = "signature_layer_missing";
+    /// 400: the verified body is not JSON of the expected shape.
+    pub const JSON_INVALID: &str = "json_invalid";
 }
 
 /// A refused request: status, stable code and a human message.
@@ -284,6 +292,14 @@ impl RejectionResponder {
     }
 }
 
+/// Any [`RespondRejection`] (a closure `Fn(&Rejection) -> Response<Bytes>` included) is a
+/// responder, so every layer's `on_rejection` takes either.
+impl<R: RespondRejection> From<R> for RejectionResponder {
+    fn from(respond: R) -> Self {
+        Self::new(respond)
+    }
+}
+
 impl Default for RejectionResponder {
     fn default() -> Self {
         Self::json()
@@ -303,8 +319,6 @@ impl fmt::Debug for RejectionResponder {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::Mutex;
 
     use http_body_util::BodyExt;
 
@@ -374,31 +388,10 @@ mod tests {
         assert!(response.body().is_empty());
     }
 
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn every_rejection_is_traced_with_code() {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            // Other tests in this binary run on other threads without a subscriber; one of them may
-            // have registered a callsite as uninteresting while this subscriber was being set.
-            tracing::callsite::rebuild_interest_cache();
+        let capture = tollgate_test_support::LogCapture::new();
+        capture.during(|| {
             RejectionResponder::json().respond(sample());
             RejectionResponder::json().respond(Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -406,7 +399,7 @@ mod tests {
                 "nonce store unavailable",
             ));
         });
-        let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let logs = capture.text();
         assert!(
             logs.contains("INFO tollgate: request rejected status=401 code=signature_invalid"),
             "{logs}"
