@@ -638,8 +638,8 @@ macro_rules! inbound_scenarios {
         async fn stale_timestamp_is_refused_at_the_window_edge() {
             let (server, clock, handler) = start().await;
             for (stale, message) in [
-                (NOW - 301, "timestamp is too old"),
-                (NOW + 301, "timestamp is too far in the future"),
+                (NOW - 301, "timestamp is outside the accepted window: too old"),
+                (NOW + 301, "timestamp is outside the accepted window: too far in the future"),
             ] {
                 let api = Caller::new(&clock)
                     .clock(ManualClock::new(stale))
@@ -674,7 +674,7 @@ macro_rules! inbound_scenarios {
                 &answer,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                "request body is larger than the limit of 1024 bytes",
+                "request body is larger than the limit: 1024 bytes",
             );
             assert_eq!(handler.calls(), 0);
             let answer = post(&api, server, &EXACT).await;
@@ -907,7 +907,7 @@ async fn tranzila_refusals_through_the_verify_stack() {
         &answer,
         StatusCode::UNAUTHORIZED,
         "timestamp_out_of_window",
-        "timestamp is too old",
+        "timestamp is outside the accepted window: too old",
     );
     assert_eq!(handler.calls(), 0);
 }

@@ -42,16 +42,9 @@ impl BufferError {
     /// The read error's text is not included (it can carry peer details); log it instead.
     pub fn to_rejection(&self) -> Rejection {
         match self {
-            Self::TooLarge { limit } => Rejection::new(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                code::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than the limit of {limit} bytes"),
-            ),
-            Self::Read(_) => Rejection::new(
-                http::StatusCode::BAD_REQUEST,
-                code::BODY_READ_FAILED,
-                "request body could not be read",
-            ),
+            Self::TooLarge { limit } => Rejection::from_code(code::PAYLOAD_TOO_LARGE)
+                .with_detail(format_args!("{limit} bytes")),
+            Self::Read(_) => Rejection::from_code(code::BODY_READ_FAILED),
         }
     }
 
@@ -353,7 +346,6 @@ impl Body for BufferedBody {
         SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -221,14 +221,23 @@ mod tests {
     fn a_finished_future_stays_pending() {
         let mut cx = Context::from_waker(Waker::noop());
 
-        let mut refused = pin!(OutboundFuture::<std::future::Ready<Result<(), Infallible>>, _>::refused(Refused));
-        assert!(matches!(refused.as_mut().poll(&mut cx), Poll::Ready(Err(_))));
+        let mut refused = pin!(OutboundFuture::<
+            std::future::Ready<Result<(), Infallible>>,
+            _,
+        >::refused(Refused));
+        assert!(matches!(
+            refused.as_mut().poll(&mut cx),
+            Poll::Ready(Err(_))
+        ));
         assert!(refused.as_mut().poll(&mut cx).is_pending());
 
-        let mut rejected = pin!(InboundFuture::<std::future::Ready<Result<Response<Bytes>, Infallible>>>::rejected(
-            Response::new(Bytes::new())
+        let mut rejected = pin!(InboundFuture::<
+            std::future::Ready<Result<Response<Bytes>, Infallible>>,
+        >::rejected(Response::new(Bytes::new())));
+        assert!(matches!(
+            rejected.as_mut().poll(&mut cx),
+            Poll::Ready(Ok(_))
         ));
-        assert!(matches!(rejected.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
         assert!(rejected.as_mut().poll(&mut cx).is_pending());
 
         let inner = InboundFuture::inner(ready(Ok::<_, Infallible>(Response::new(Bytes::new()))));

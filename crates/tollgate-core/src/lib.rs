@@ -74,11 +74,11 @@ pub mod upstream;
 mod verified;
 
 pub use body::{BoxError, BufferBody, BufferError, BufferedBody, DEFAULT_BODY_LIMIT};
-pub use response::ResponseBody;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use injected::InjectedHeaders;
 pub use keyring::{Key, KeyRing};
 pub use rejection::{Rejection, RejectionResponder, RespondRejection};
+pub use response::ResponseBody;
 pub use secret::{InvalidHeaderSecret, REDACTED, Secret, SecretError};
 pub use timestamp::{TimestampError, TimestampWindow};
 pub use upstream::Upstream;

@@ -95,6 +95,37 @@ impl Rejection {
         }
     }
 
+    /// The rejection every layer answers with for `code` (one of [`code`]): the code's one
+    /// status and one message, the same in every layer. An unknown code gives 500 with a
+    /// generic message.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tollgate_core::{Rejection, rejection::code};
+    ///
+    /// let replayed = Rejection::from_code(code::REPLAYED);
+    /// assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+    /// assert_eq!(replayed.message(), "request was already received");
+    /// ```
+    pub fn from_code(code: &'static str) -> Self {
+        let (status, message) = standard(code);
+        Self::new(status, code, message)
+    }
+
+    /// Adds what exactly was wrong to the message: `"<message>: <detail>"`. The detail names
+    /// a header or a limit, never a value the client sent or a secret.
+    ///
+    /// ```
+    /// use tollgate_core::{Rejection, rejection::code};
+    ///
+    /// let missing = Rejection::from_code(code::SIGNATURE_MISSING).with_detail("`x-signature`");
+    /// assert_eq!(missing.message(), "the signature is missing: `x-signature`");
+    /// ```
+    pub fn with_detail(mut self, detail: impl fmt::Display) -> Self {
+        self.message = Cow::Owned(format!("{}: {detail}", self.message));
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -194,6 +225,67 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+/// The one status and message of each code.
+fn standard(code: &str) -> (StatusCode, &'static str) {
+    match code {
+        code::ORIGIN_NOT_ALLOWED => (StatusCode::FORBIDDEN, "origin is not allowed"),
+        code::METHOD_NOT_ALLOWED => (StatusCode::FORBIDDEN, "method is not allowed"),
+        code::HEADER_NOT_ALLOWED => (StatusCode::FORBIDDEN, "header is not allowed"),
+        code::INVALID_CLIENT_IP => (
+            StatusCode::BAD_REQUEST,
+            "no valid client IP could be derived from the request",
+        ),
+        code::CLIENT_IP_MISCONFIGURED => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the server cannot determine the client IP",
+        ),
+        code::IP_NOT_ALLOWED => (StatusCode::FORBIDDEN, "client IP is not allowed"),
+        code::SIGNATURE_MISSING => (StatusCode::UNAUTHORIZED, "the signature is missing"),
+        code::SIGNATURE_INVALID => (StatusCode::UNAUTHORIZED, "the signature does not match"),
+        code::SIGNATURE_MALFORMED => (StatusCode::BAD_REQUEST, "the signature cannot be parsed"),
+        code::TIMESTAMP_OUT_OF_WINDOW => (
+            StatusCode::UNAUTHORIZED,
+            "timestamp is outside the accepted window",
+        ),
+        code::TIMESTAMP_MALFORMED => (
+            StatusCode::BAD_REQUEST,
+            "timestamp must be Unix seconds as ASCII digits",
+        ),
+        code::NONCE_MALFORMED => (StatusCode::BAD_REQUEST, "nonce is missing or malformed"),
+        code::REPLAYED => (StatusCode::UNAUTHORIZED, "request was already received"),
+        code::PAYLOAD_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than the limit",
+        ),
+        code::BODY_READ_FAILED => (StatusCode::BAD_REQUEST, "request body could not be read"),
+        code::STORE_UNAVAILABLE => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replay protection is temporarily unavailable",
+        ),
+        code::TRANZILA_UNKNOWN_APP_KEY => (StatusCode::UNAUTHORIZED, "app key is not known"),
+        code::HEADER_MALFORMED => (
+            StatusCode::BAD_REQUEST,
+            "a required header is missing or malformed",
+        ),
+        code::REPLAY_GUARD_MISCONFIGURED => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "replay protection is misconfigured",
+        ),
+        code::SIGNATURE_LAYER_MISSING => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request did not pass through the signature layer",
+        ),
+        code::JSON_INVALID => (
+            StatusCode::BAD_REQUEST,
+            "the signed body is not JSON of the expected shape",
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request could not be processed",
+        ),
+    }
+}
 
 /// gRPC's `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
 fn percent_encode_grpc(text: &str) -> String {
@@ -372,6 +464,45 @@ mod tests {
             RejectionResponder::json().respond_with_body::<http_body_util::Empty<Bytes>>(sample());
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert!(body.starts_with(br#"{"error":{"code":"signature_invalid""#));
+    }
+
+    #[test]
+    fn every_code_has_one_status_and_message() {
+        let all = [
+            code::ORIGIN_NOT_ALLOWED,
+            code::METHOD_NOT_ALLOWED,
+            code::HEADER_NOT_ALLOWED,
+            code::INVALID_CLIENT_IP,
+            code::CLIENT_IP_MISCONFIGURED,
+            code::IP_NOT_ALLOWED,
+            code::SIGNATURE_MISSING,
+            code::SIGNATURE_INVALID,
+            code::SIGNATURE_MALFORMED,
+            code::TIMESTAMP_OUT_OF_WINDOW,
+            code::TIMESTAMP_MALFORMED,
+            code::NONCE_MALFORMED,
+            code::REPLAYED,
+            code::PAYLOAD_TOO_LARGE,
+            code::BODY_READ_FAILED,
+            code::STORE_UNAVAILABLE,
+            code::TRANZILA_UNKNOWN_APP_KEY,
+            code::HEADER_MALFORMED,
+            code::REPLAY_GUARD_MISCONFIGURED,
+            code::SIGNATURE_LAYER_MISSING,
+            code::JSON_INVALID,
+        ];
+        let unknown = Rejection::from_code("not_a_code");
+        let mut messages = std::collections::HashSet::new();
+        for code in all {
+            let rejection = Rejection::from_code(code);
+            assert_ne!(
+                rejection.message(),
+                unknown.message(),
+                "{code} has no entry"
+            );
+            assert!(messages.insert(rejection.message().to_owned()), "{code}");
+            assert!(rejection.status().is_client_error() || rejection.status().is_server_error());
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::StatusCode;
 
 use crate::rejection::{Rejection, code};
 
@@ -38,21 +37,12 @@ impl TimestampError {
     /// 400 `timestamp_malformed` or 401 `timestamp_out_of_window`.
     pub fn to_rejection(&self) -> Rejection {
         match self {
-            Self::Malformed => Rejection::new(
-                StatusCode::BAD_REQUEST,
-                code::TIMESTAMP_MALFORMED,
-                "timestamp must be Unix seconds as ASCII digits",
-            ),
-            Self::TooOld { .. } => Rejection::new(
-                StatusCode::UNAUTHORIZED,
-                code::TIMESTAMP_OUT_OF_WINDOW,
-                "timestamp is too old",
-            ),
-            Self::InFuture { .. } => Rejection::new(
-                StatusCode::UNAUTHORIZED,
-                code::TIMESTAMP_OUT_OF_WINDOW,
-                "timestamp is too far in the future",
-            ),
+            Self::Malformed => Rejection::from_code(code::TIMESTAMP_MALFORMED),
+            Self::TooOld { .. } => {
+                Rejection::from_code(code::TIMESTAMP_OUT_OF_WINDOW).with_detail("too old")
+            }
+            Self::InFuture { .. } => Rejection::from_code(code::TIMESTAMP_OUT_OF_WINDOW)
+                .with_detail("too far in the future"),
         }
     }
 }

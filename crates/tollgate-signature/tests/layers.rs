@@ -321,7 +321,7 @@ async fn body_limit_with_and_without_content_length() {
         serve(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).body_limit(64)).await;
     let too_large = rejection_json(
         "payload_too_large",
-        "request body is larger than the limit of 64 bytes",
+        "request body is larger than the limit: 64 bytes",
     );
     for len in [63usize, 64, 65] {
         let body = vec![b'a'; len];
@@ -424,7 +424,7 @@ async fn lying_content_length() {
         body.as_bytes(),
         rejection_json(
             "payload_too_large",
-            "request body is larger than the limit of 1024 bytes"
+            "request body is larger than the limit: 1024 bytes"
         )
     );
 
@@ -507,18 +507,18 @@ async fn clock_skew_at_and_past_the_window() {
         (
             T - 301,
             StatusCode::UNAUTHORIZED,
-            Some("timestamp is too old"),
+            Some("timestamp is outside the accepted window: too old"),
         ),
         (
             T + 301,
             StatusCode::UNAUTHORIZED,
-            Some("timestamp is too far in the future"),
+            Some("timestamp is outside the accepted window: too far in the future"),
         ),
         // Milliseconds where seconds are expected.
         (
             T * 1000,
             StatusCode::UNAUTHORIZED,
-            Some("timestamp is too far in the future"),
+            Some("timestamp is outside the accepted window: too far in the future"),
         ),
     ] {
         let layer = SignRequestLayer::new(Canonical::new(), secret.clone(), local(addr))

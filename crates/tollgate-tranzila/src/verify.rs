@@ -977,14 +977,14 @@ mod tests {
         assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
             outcome.body,
-            json("timestamp_out_of_window", "timestamp is too old")
+            json("timestamp_out_of_window", "timestamp is outside the accepted window: too old")
         );
         let outcome = check(1_699_999_699, signed().body(Full::default()).unwrap()).await;
         assert_eq!(
             outcome.body,
             json(
                 "timestamp_out_of_window",
-                "timestamp is too far in the future"
+                "timestamp is outside the accepted window: too far in the future"
             )
         );
         assert!(store.claims.lock().unwrap().is_empty());
@@ -1225,7 +1225,7 @@ mod tests {
         let outcome = send(&b, signed().body(Full::default()).unwrap()).await;
         assert_eq!(
             outcome.body,
-            json("timestamp_out_of_window", "timestamp is too old")
+            json("timestamp_out_of_window", "timestamp is outside the accepted window: too old")
         );
     }
 

@@ -117,7 +117,7 @@ async fn captured_headers_replayed_or_unsigned_are_refused() {
     assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         common::text(stale.into_body()).await,
-        r#"{"error":{"code":"timestamp_out_of_window","message":"timestamp is too old"}}"#
+        r#"{"error":{"code":"timestamp_out_of_window","message":"timestamp is outside the accepted window: too old"}}"#
     );
 }
 

@@ -185,7 +185,7 @@ async fn skewed_instances_sharing_redis_refuse_the_replay() {
     // B's clock is 500 s behind the time: too far in the future for it, for now.
     assert_eq!(
         raw(b, &headers).await.1,
-        r#"{"error":{"code":"timestamp_out_of_window","message":"timestamp is too far in the future"}}"#
+        r#"{"error":{"code":"timestamp_out_of_window","message":"timestamp is outside the accepted window: too far in the future"}}"#
     );
 
     // 700 s pass on both clocks and, simulated on the key's TTL, in Redis: B still accepts
@@ -222,7 +222,7 @@ async fn skewed_instances_sharing_redis_refuse_the_replay() {
     // A's own window has closed: only B's late clock still accepts the time.
     assert_eq!(
         raw(a, &headers).await.1,
-        r#"{"error":{"code":"timestamp_out_of_window","message":"timestamp is too old"}}"#
+        r#"{"error":{"code":"timestamp_out_of_window","message":"timestamp is outside the accepted window: too old"}}"#
     );
     // The Tranzila claim key is not a tollgate-replay key: a ReplayGuardLayer can share the store.
     assert_ne!(
