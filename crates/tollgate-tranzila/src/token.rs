@@ -2,8 +2,7 @@
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
-use sha2::digest::generic_array::GenericArray;
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use tollgate_core::{Secret, SecretError};
 use zeroize::Zeroizing;
@@ -45,7 +44,7 @@ fn keyed_mac(secret: &Secret, time: &[u8], nonce: &[u8]) -> HmacSha256 {
         hasher.update(time);
         hasher.update(nonce);
         let mut key = Zeroizing::new([0u8; 32]);
-        hasher.finalize_into(GenericArray::from_mut_slice(&mut key[..]));
+        hasher.finalize_into((&mut *key).into());
         new_mac(&key[..])
     }
 }

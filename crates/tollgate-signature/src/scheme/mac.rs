@@ -4,7 +4,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tollgate_core::{Key, KeyRing, Secret};
@@ -119,7 +119,7 @@ impl Encoding {
 /// A MAC keyed with `key`. HMAC takes keys of any length, so this never fails in practice;
 /// `None` is handled as "this key cannot verify" rather than a panic.
 pub(crate) fn keyed(key: &[u8]) -> Option<HmacSha256> {
-    <HmacSha256 as Mac>::new_from_slice(key).ok()
+    <HmacSha256 as KeyInit>::new_from_slice(key).ok()
 }
 
 /// A MAC to sign with: refuses a blank key (empty or only whitespace, tollgate-core's rule
