@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tollgate_benches::results::record;
 use tollgate_replay::{Claim, NonceStore, RedisNonceStore};
-use tollgate_tests::{RedisServer, which};
+use tollgate_test_support::{RedisServer, which};
 
 /// Requests of each `redis-benchmark` run.
 const REDIS_BENCHMARK_REQUESTS: u64 = 100_000;

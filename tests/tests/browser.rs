@@ -19,7 +19,7 @@ use axum::response::Html;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tollgate::origin::OriginAllowlistLayer;
-use tollgate_tests::Chromium;
+use tollgate_test_support::Chromium;
 
 /// The page both origins serve: three calls to the API, outcomes written into `<pre>`s.
 const PAGE: &str = r#"<!doctype html>

@@ -638,8 +638,14 @@ macro_rules! inbound_scenarios {
         async fn stale_timestamp_is_refused_at_the_window_edge() {
             let (server, clock, handler) = start().await;
             for (stale, message) in [
-                (NOW - 301, "timestamp is outside the accepted window: too old"),
-                (NOW + 301, "timestamp is outside the accepted window: too far in the future"),
+                (
+                    NOW - 301,
+                    "timestamp is outside the accepted window: too old",
+                ),
+                (
+                    NOW + 301,
+                    "timestamp is outside the accepted window: too far in the future",
+                ),
             ] {
                 let api = Caller::new(&clock)
                     .clock(ManualClock::new(stale))

@@ -35,7 +35,7 @@ use tollgate::replay::{
 use tollgate::signature::{
     BodyHmac, Canonical, RequestParts, Scheme, StandardWebhooks, Stripe, VerifySignatureLayer,
 };
-use tollgate_tests::RedisServer;
+use tollgate_test_support::RedisServer;
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 

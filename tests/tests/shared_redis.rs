@@ -11,7 +11,7 @@ use http_body_util::Full;
 use tollgate::core::{Key, KeyRing, ManualClock, Secret};
 use tollgate::signature::StandardWebhooks;
 use tollgate_demo::net;
-use tollgate_tests::RedisServer;
+use tollgate_test_support::RedisServer;
 use webhook_receiver::{Config, Inbox};
 
 const SECRET: &str = "whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=";

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::time::Duration;
 
-
 use crate::rejection::{Rejection, code};
 
 /// The default tolerance: 300 seconds either side of the server's clock.

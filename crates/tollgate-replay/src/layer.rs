@@ -589,7 +589,10 @@ mod tests {
             send(&f.layer, tranzila_request("1699999699", NONCE)).await,
             (
                 StatusCode::UNAUTHORIZED,
-                json("timestamp_out_of_window", "timestamp is outside the accepted window: too old")
+                json(
+                    "timestamp_out_of_window",
+                    "timestamp is outside the accepted window: too old"
+                )
             )
         );
         assert_eq!(
@@ -666,7 +669,10 @@ mod tests {
             send(&f.layer, tranzila_request(&ahead, NONCE)).await,
             (
                 StatusCode::UNAUTHORIZED,
-                json("timestamp_out_of_window", "timestamp is outside the accepted window: too old")
+                json(
+                    "timestamp_out_of_window",
+                    "timestamp is outside the accepted window: too old"
+                )
             )
         );
     }
@@ -1057,7 +1063,10 @@ mod tests {
             b_clock.set(NOW + 801);
             assert_eq!(
                 send(&b, tranzila_request(&ts, NONCE)).await.1,
-                json("timestamp_out_of_window", "timestamp is outside the accepted window: too old")
+                json(
+                    "timestamp_out_of_window",
+                    "timestamp is outside the accepted window: too old"
+                )
             );
         }
     }

@@ -19,7 +19,7 @@ use tollgate_replay::{
     Claim, DEFAULT_SHARED_MIN_RETENTION, NonceStore, RedisNonceStore, ReplayGuard,
     ReplayGuardLayer, StoreError,
 };
-use tollgate_tests::RedisServer;
+use tollgate_test_support::RedisServer;
 
 const NOW: u64 = 1_700_000_000;
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -472,7 +472,7 @@ async fn an_error_reply_fails_closed_then_heals() {
 #[tokio::test]
 async fn unreachable_redis_is_an_error_within_the_timeout() {
     // Nothing listens on this port.
-    let port = tollgate_tests::free_port();
+    let port = tollgate_test_support::free_port();
     let store = RedisNonceStore::builder(format!("redis://127.0.0.1:{port}/"))
         .timeout(TIMEOUT)
         .build()

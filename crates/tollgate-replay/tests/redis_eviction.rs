@@ -14,7 +14,7 @@ use tollgate_replay::{
     Claim, ConfigError, DEFAULT_POLICY_CHECK_INTERVAL, NonceStore, RedisNonceStore, ReplayGuard,
     ReplayGuardLayer, StoreError,
 };
-use tollgate_tests::RedisServer;
+use tollgate_test_support::RedisServer;
 use tower::{Layer, ServiceExt, service_fn};
 
 const NOW: u64 = 1_700_000_000;
@@ -368,7 +368,7 @@ async fn config_refused_is_a_typed_error_unless_opted_out() {
 /// `connect()` on a Redis that is not there is a typed error, within the timeout.
 #[tokio::test]
 async fn connect_to_nothing_is_unreachable() {
-    let port = tollgate_tests::free_port();
+    let port = tollgate_test_support::free_port();
     let started = std::time::Instant::now();
     let result = RedisNonceStore::builder(format!("redis://127.0.0.1:{port}/"))
         .timeout(Duration::from_millis(300))

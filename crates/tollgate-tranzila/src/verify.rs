@@ -977,7 +977,10 @@ mod tests {
         assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
             outcome.body,
-            json("timestamp_out_of_window", "timestamp is outside the accepted window: too old")
+            json(
+                "timestamp_out_of_window",
+                "timestamp is outside the accepted window: too old"
+            )
         );
         let outcome = check(1_699_999_699, signed().body(Full::default()).unwrap()).await;
         assert_eq!(
@@ -1225,7 +1228,10 @@ mod tests {
         let outcome = send(&b, signed().body(Full::default()).unwrap()).await;
         assert_eq!(
             outcome.body,
-            json("timestamp_out_of_window", "timestamp is outside the accepted window: too old")
+            json(
+                "timestamp_out_of_window",
+                "timestamp is outside the accepted window: too old"
+            )
         );
     }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tollgate_core::SystemClock;
-use tollgate_tests::{ChildGuard, Php, TempDir, free_port, wait_for, which};
+use tollgate_test_support::{ChildGuard, Php, TempDir, free_port, wait_for, which};
 use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer, TranzilaVerifyLayer};
 use tower::{Service, ServiceBuilder, ServiceExt};
 

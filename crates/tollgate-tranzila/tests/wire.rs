@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tollgate_core::ManualClock;
 use tollgate_replay::{RedisNonceStore, replay_key};
-use tollgate_tests::RedisServer;
+use tollgate_test_support::RedisServer;
 use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer, TranzilaVerifyLayer};
 use tower::{Service, ServiceBuilder, ServiceExt};
 

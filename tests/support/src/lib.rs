@@ -1,6 +1,15 @@
-//! Helpers shared by tollgate's tests. Not published; depends on no tollgate crate, so any
-//! crate's unit and integration tests can take it as a dev-dependency.
+//! Helpers shared by tollgate's tests, in one place: free loopback ports, the outside programs
+//! tests start themselves (`redis-server`, Debian's `chromium`, `php-cli`; see [`programs`]),
+//! and [`LogCapture`] for asserting on log output.
+//!
+//! Not published. It depends on no tollgate crate, so every crate's unit and integration tests
+//! may take it as a dev-dependency.
 #![forbid(unsafe_code)]
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
+pub mod programs;
+
+pub use programs::*;
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,7 +68,10 @@ impl LogCapture {
 
     /// Forgets what was written so far.
     pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 

@@ -1,13 +1,9 @@
-//! Test support for tollgate: free loopback ports and the outside programs tests start
-//! themselves (`redis-server`, Debian's `chromium`, `php-cli`).
+//! Free loopback ports and the outside programs tests start themselves (`redis-server`,
+//! Debian's `chromium`, `php-cli`).
 //!
 //! Tests that need a program call [`program_or_skip`]: when the program is missing it prints a
 //! skip notice and returns `None`, unless the matching `TOLLGATE_REQUIRE_*` variable is `1`
 //! (CI sets them), in which case the test fails. A missing program is never a silent pass in CI.
-//!
-//! The library has no tollgate dependency, so every crate may take it as a dev-dependency.
-#![forbid(unsafe_code)]
-#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
