@@ -37,6 +37,7 @@ fn signature(c: &mut Criterion) {
     let scheme = BodyHmac::onekey();
     let ring = KeyRing::new(Key::new("2026-11", Secret::from_string(SECRET)));
     let mut verify = VerifySignatureLayer::new(scheme.clone(), ring)
+        .unwrap()
         .body_limit(2 << 20)
         .layer(Echo);
 

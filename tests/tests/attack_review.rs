@@ -11,7 +11,7 @@ use http::{HeaderName, Request, Response, StatusCode};
 use http_body_util::Full;
 use tokio::sync::Notify;
 use tollgate::core::{BufferedBody, Key, KeyRing, ManualClock, Secret};
-use tollgate::replay::{MemoryNonceStore, ReplayGuard, ReplayGuardLayer};
+use tollgate::replay::{MemoryNonceStore, ReplayGuardLayer};
 use tollgate::signature::{BodyHmac, Stripe, VerifySignatureLayer};
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -44,13 +44,16 @@ async fn memory_release_without_id_frees_another_requests_claim() {
         entered.clone(),
     );
     let service = ServiceBuilder::new()
-        .layer(VerifySignatureLayer::new(BodyHmac::onekey(), ring).clock(clock.clone()))
-        .layer(ReplayGuardLayer::new(
-            ReplayGuard::from_verified_signature()
+        .layer(
+            VerifySignatureLayer::new(BodyHmac::onekey(), ring)
+                .unwrap()
+                .clock(clock.clone()),
+        )
+        .layer(
+            ReplayGuardLayer::new(MemoryNonceStore::new(1_024).with_clock(clock.clone()))
                 .untimed_retention(Duration::from_secs(3600))
                 .clock(clock.clone()),
-            MemoryNonceStore::new(1_024).with_clock(clock.clone()),
-        ))
+        )
         .service(service_fn(move |_r: Request<BufferedBody>| {
             let (c, h, g, e) = (c.clone(), h.clone(), g.clone(), e.clone());
             async move {
@@ -114,11 +117,15 @@ async fn stripe_identity_truncates_the_signed_timestamp() {
     let secret = Secret::from_string("whsec_stripe");
     let ring = KeyRing::new(Key::new("k0", secret.clone()));
     let service = ServiceBuilder::new()
-        .layer(VerifySignatureLayer::new(Stripe::new(), ring).clock(clock.clone()))
-        .layer(ReplayGuardLayer::new(
-            ReplayGuard::from_verified_signature().clock(clock.clone()),
-            MemoryNonceStore::new(64).with_clock(clock.clone()),
-        ))
+        .layer(
+            VerifySignatureLayer::new(Stripe::new(), ring)
+                .unwrap()
+                .clock(clock.clone()),
+        )
+        .layer(
+            ReplayGuardLayer::new(MemoryNonceStore::new(64).with_clock(clock.clone()))
+                .clock(clock.clone()),
+        )
         .service(service_fn(|_r: Request<BufferedBody>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
         }));

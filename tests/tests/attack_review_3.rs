@@ -76,9 +76,11 @@ async fn double_encoded_traversal_delivers_the_api_key_outside_the_base_path() {
     }
     let service = ServiceBuilder::new()
         .layer(
-            SecretHeaderLayer::api_key(Secret::from_string("sk_live_partner_key"))
-                .unwrap()
-                .upstream(Upstream::parse(BASE).unwrap()),
+            SecretHeaderLayer::api_key(
+                Secret::from_string("sk_live_partner_key"),
+                Upstream::parse(BASE).unwrap(),
+            )
+            .unwrap(),
         )
         .service(service_fn(|request: Request<()>| async move {
             let route = routed(request.uri().path());

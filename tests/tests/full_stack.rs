@@ -31,17 +31,17 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tollgate::ServiceBuilderExt;
 use tollgate::client_ip::{
-    ClientIp, ClientIpLayer, IpAllowlistLayer, IpOrigin, MissingClientIp, PeerAddr,
+    ClientIp, IpAllowlistLayer, IpOrigin, MissingClientIp, PeerAddr, ResolveClientIpLayer,
 };
 use tollgate::core::{
     BoxError, BufferedBody, Key, KeyRing, ManualClock, RejectionResponder, Secret,
     VerifiedSignature,
 };
 use tollgate::headers::{
-    HeaderError, HeaderHygiene, InboundHygiene, InboundHygieneLayer, SecretHeaderLayer, Upstream,
+    HeaderError, HeaderHygieneLayer, InboundHygieneLayer, Upstream, X_API_KEY,
 };
 use tollgate::origin::OriginAllowlistLayer;
-use tollgate::replay::{MemoryNonceStore, ReplayGuard, ReplayGuardLayer};
+use tollgate::replay::{MemoryNonceStore, ReplayGuardLayer};
 use tollgate::signature::{Canonical, SignRequestLayer, VerifySignatureLayer};
 use tollgate::tranzila::{TranzilaCredentials, TranzilaSigningLayer, TranzilaVerifyLayer};
 use tower::layer::util::{Identity, Stack};
@@ -147,7 +147,10 @@ type InboundLayers = Stack<
         VerifySignatureLayer,
         Stack<
             InboundHygieneLayer,
-            Stack<IpAllowlistLayer, Stack<ClientIpLayer, Stack<OriginAllowlistLayer, Identity>>>,
+            Stack<
+                IpAllowlistLayer,
+                Stack<ResolveClientIpLayer, Stack<OriginAllowlistLayer, Identity>>,
+            >,
         >,
     >,
 >;
@@ -168,30 +171,28 @@ fn inbound(clock: &ManualClock) -> ServiceBuilder<InboundLayers> {
         .unwrap();
     // This server is the provider side: partners send `x-api-key` and `x-user-ip` on purpose,
     // so those two stay; forwarding headers survive only from the trusted proxy.
-    let hygiene = InboundHygiene::backend_derived()
+    let hygiene = InboundHygieneLayer::backend_derived()
         .allow(http::HeaderName::from_static("x-api-key"))
         .allow(http::HeaderName::from_static("x-user-ip"))
         .peer_addr(PeerAddr::find)
         .trust_peers(|peer| peer.ip() == IpAddr::V4(PROXY));
     let store = MemoryNonceStore::new(1024).with_clock(clock.clone());
     ServiceBuilder::new()
-        .origin_allowlist(origins)
-        .client_ip(
+        .layer(origins)
+        .resolve_client_ip(
             format!("rightmost-trusted-range:x-forwarded-for:{PROXY}")
                 .parse()
                 .unwrap(),
         )
-        .ip_allowlist(IpAllowlistLayer::new("127.0.0.1/32".parse().unwrap()))
+        .ip_allowlist("127.0.0.1/32".parse().unwrap())
         .inbound_hygiene(hygiene)
-        .verify_signature(
+        .layer(
             VerifySignatureLayer::new(Canonical::new(), signing_ring())
+                .unwrap()
                 .clock(clock.clone())
                 .body_limit(BODY_LIMIT),
         )
-        .replay_guard(ReplayGuardLayer::new(
-            ReplayGuard::from_verified_signature().clock(clock.clone()),
-            store,
-        ))
+        .layer(ReplayGuardLayer::new(store).clock(clock.clone()))
 }
 
 async fn bind() -> TcpListener {
@@ -338,22 +339,24 @@ impl Caller {
         let tamper = self.tamper;
         let stack = ServiceBuilder::new()
             .header_hygiene(
-                HeaderHygiene::server_to_server()
+                HeaderHygieneLayer::server_to_server()
                     .substitute(header::ORIGIN, HeaderValue::from_static(self.origin))
                     .substitute(header::USER_AGENT, HeaderValue::from_static(USER_AGENT)),
             )
             .secret_header(
-                SecretHeaderLayer::api_key(Secret::from_string(API_KEY))
-                    .unwrap()
-                    .upstream(Upstream::parse(&format!("http://{server}")).unwrap()),
+                X_API_KEY,
+                Secret::from_string(API_KEY),
+                Upstream::parse(&format!("http://{server}")).unwrap(),
             )
+            .unwrap()
             .forward_user_ip()
-            .sign_requests(
+            .layer(
                 SignRequestLayer::new(
                     Canonical::new(),
                     signing_ring(),
                     Upstream::parse(&format!("http://{server}")).unwrap(),
                 )
+                .unwrap()
                 .clock(self.clock),
             )
             .map_request(move |request| tamper.apply(request))
@@ -741,9 +744,9 @@ async fn spawn_tranzila(clock: &ManualClock, handler: Handler) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     let store = MemoryNonceStore::new(1024).with_clock(clock.clone());
     let stack = ServiceBuilder::new()
-        .layer(ClientIpLayer::remote_addr())
-        .ip_allowlist(IpAllowlistLayer::new("127.0.0.1/32".parse().unwrap()))
-        .tranzila_verify(
+        .layer(ResolveClientIpLayer::remote_addr())
+        .ip_allowlist("127.0.0.1/32".parse().unwrap())
+        .layer(
             TranzilaVerifyLayer::new(tranzila_credentials(TRANZILA_SECRET), store)
                 .unwrap()
                 .clock(clock.clone()),
@@ -778,11 +781,7 @@ fn tranzila_client(from: Ipv4Addr, signing: TranzilaSigningLayer) -> TranzilaApi
     let mut connector = HttpConnector::new();
     connector.set_local_address(Some(IpAddr::V4(from)));
     let hyper = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
-    BoxCloneService::new(
-        ServiceBuilder::new()
-            .tranzila_signing(signing)
-            .service(hyper),
-    )
+    BoxCloneService::new(ServiceBuilder::new().layer(signing).service(hyper))
 }
 
 /// The token goes to the test's Tranzila server only.
@@ -884,7 +883,7 @@ async fn tranzila_refusals_through_the_verify_stack() {
         &answer,
         StatusCode::UNAUTHORIZED,
         "signature_invalid",
-        "access token does not match",
+        "the signature does not match: `x-tranzila-api-access-token`",
     );
 
     // Unknown app key.
@@ -948,7 +947,7 @@ async fn tranzila_nonce_is_single_use_and_outsiders_cannot_burn_it() {
         &answer,
         StatusCode::UNAUTHORIZED,
         "replayed",
-        "nonce was already used",
+        "request was already received",
     );
     assert_eq!(handler.calls(), 1);
 }
@@ -977,8 +976,8 @@ mod tonic_server {
             .set_service_status("tollgate.Payments", ServingStatus::NotServing)
             .await;
         let guard = ServiceBuilder::new()
-            .layer(ClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
-            .ip_allowlist(
+            .layer(ResolveClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
+            .layer(
                 IpAllowlistLayer::new("127.0.0.1/32".parse().unwrap())
                     .on_rejection(RejectionResponder::grpc()),
             )

@@ -29,9 +29,7 @@ use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use tollgate::core::{BufferedBody, Clock, Key, KeyRing, ManualClock, Secret};
-use tollgate::replay::{
-    MemoryNonceStore, NonceStore, RedisNonceStore, ReplayGuard, ReplayGuardLayer,
-};
+use tollgate::replay::{MemoryNonceStore, NonceStore, RedisNonceStore, ReplayGuardLayer};
 use tollgate::signature::{
     BodyHmac, Canonical, RequestParts, Scheme, StandardWebhooks, Stripe, VerifySignatureLayer,
 };
@@ -87,12 +85,15 @@ impl Kind {
         ring.unwrap()
     }
 
-    fn guard(self, clock: &ManualClock) -> ReplayGuard {
+    fn guard(self, clock: &ManualClock, store: impl NonceStore) -> ReplayGuardLayer {
         let guard = match self {
-            Kind::OneKey => ReplayGuard::from_verified_signature()
-                .untimed_retention(Duration::from_secs(RETENTION)),
-            Kind::StandardWebhooks => ReplayGuard::standard_webhooks().namespace("sender-a"),
-            _ => ReplayGuard::from_verified_signature(),
+            Kind::OneKey => {
+                ReplayGuardLayer::new(store).untimed_retention(Duration::from_secs(RETENTION))
+            }
+            Kind::StandardWebhooks => {
+                ReplayGuardLayer::standard_webhooks(store).namespace("sender-a")
+            }
+            _ => ReplayGuardLayer::new(store),
         };
         guard.clock(clock.clone())
     }
@@ -100,10 +101,12 @@ impl Kind {
     fn verifier(self, keys: &[usize], clock: &ManualClock) -> VerifySignatureLayer {
         let ring = self.ring(keys);
         let layer = match self {
-            Kind::Stripe => VerifySignatureLayer::new(Stripe::new(), ring),
-            Kind::StandardWebhooks => VerifySignatureLayer::new(StandardWebhooks::new(), ring),
-            Kind::Canonical => VerifySignatureLayer::new(Canonical::new(), ring),
-            Kind::OneKey => VerifySignatureLayer::new(BodyHmac::onekey(), ring),
+            Kind::Stripe => VerifySignatureLayer::new(Stripe::new(), ring).unwrap(),
+            Kind::StandardWebhooks => {
+                VerifySignatureLayer::new(StandardWebhooks::new(), ring).unwrap()
+            }
+            Kind::Canonical => VerifySignatureLayer::new(Canonical::new(), ring).unwrap(),
+            Kind::OneKey => VerifySignatureLayer::new(BodyHmac::onekey(), ring).unwrap(),
         };
         layer.clock(clock.clone())
     }
@@ -139,7 +142,7 @@ fn stack(
 ) -> Svc {
     let service = ServiceBuilder::new()
         .layer(kind.verifier(keys, clock))
-        .layer(ReplayGuardLayer::new(kind.guard(clock), store))
+        .layer(kind.guard(clock, store))
         .service(service_fn(move |request: Request<BufferedBody>| {
             let handler = handler.clone();
             async move {
@@ -326,10 +329,7 @@ async fn body_only_signature_is_not_accepted_again_with_a_fresh_unsigned_timesta
     // Without a stated retention, a signature that signs no time is a misconfiguration.
     let svc = ServiceBuilder::new()
         .layer(Kind::OneKey.verifier(&[0], &clock))
-        .layer(ReplayGuardLayer::new(
-            ReplayGuard::from_verified_signature().clock(clock.clone()),
-            MemoryNonceStore::new(64),
-        ))
+        .layer(ReplayGuardLayer::new(MemoryNonceStore::new(64)).clock(clock.clone()))
         .service(service_fn(|_: Request<BufferedBody>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
         }));
@@ -394,10 +394,7 @@ async fn a_concurrent_duplicate_is_refused_while_the_first_is_handled() {
     let (counter, wait) = (runs.clone(), gate.clone());
     let svc = ServiceBuilder::new()
         .layer(Kind::StandardWebhooks.verifier(&[0], &clock))
-        .layer(ReplayGuardLayer::new(
-            Kind::StandardWebhooks.guard(&clock),
-            memory(&clock),
-        ))
+        .layer(Kind::StandardWebhooks.guard(&clock, memory(&clock)))
         .service(service_fn(move |_: Request<BufferedBody>| {
             let (counter, wait) = (counter.clone(), wait.clone());
             async move {

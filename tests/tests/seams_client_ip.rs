@@ -34,8 +34,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tollgate::ServiceBuilderExt;
 use tollgate::client_ip::{
-    ClientIp, ClientIpLayer, ClientIpSource, ForwardUserIp, IpAllowlistLayer, MissingClientIp,
-    PeerAddr,
+    ClientIp, ClientIpSource, ForwardUserIp, IpAllowlistLayer, MissingClientIp, PeerAddr,
+    ResolveClientIpLayer,
 };
 use tollgate::transak::TransakInbound;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -165,9 +165,9 @@ async fn spawn_transak_axum(provider: &Provider) -> SocketAddr {
     addr
 }
 
-/// A plain hyper server: `PeerAddr` → `ClientIpLayer` (`layer`) → IP allowlist → a handler
+/// A plain hyper server: `PeerAddr` → `ResolveClientIpLayer` (`layer`) → IP allowlist → a handler
 /// that calls the provider (the IP reaches `ForwardUserIp` through the task-local scope).
-async fn spawn_hyper(layer: ClientIpLayer, provider: &Provider) -> SocketAddr {
+async fn spawn_hyper(layer: ResolveClientIpLayer, provider: &Provider) -> SocketAddr {
     let (listener, addr) = bind().await;
     let provider = provider.clone();
     tokio::spawn(async move {
@@ -180,7 +180,7 @@ async fn spawn_hyper(layer: ClientIpLayer, provider: &Provider) -> SocketAddr {
                     request
                 })
                 .layer(layer.clone())
-                .ip_allowlist(IpAllowlistLayer::new("127.0.0.0/8".parse().unwrap()))
+                .ip_allowlist("127.0.0.0/8".parse().unwrap())
                 .service(service_fn(move |request: Request<Incoming>| {
                     let provider = provider.clone();
                     async move {
@@ -204,7 +204,7 @@ async fn spawn_hyper(layer: ClientIpLayer, provider: &Provider) -> SocketAddr {
     addr
 }
 
-/// axum with a continuing `ClientIpLayer` and no allowlist; the handler takes
+/// axum with a continuing `ResolveClientIpLayer` and no allowlist; the handler takes
 /// `Option<ClientIp>` and calls the provider anyway.
 async fn spawn_continuing_axum(provider: &Provider) -> SocketAddr {
     let provider = provider.clone();
@@ -220,7 +220,7 @@ async fn spawn_continuing_axum(provider: &Provider) -> SocketAddr {
                 }
             }),
         )
-        .layer(ClientIpLayer::new(CHAIN.parse().unwrap()).continue_on_failure());
+        .layer(ResolveClientIpLayer::new(CHAIN.parse().unwrap()).continue_on_failure());
     let (listener, addr) = bind().await;
     tokio::spawn(async move {
         axum::serve(
@@ -275,15 +275,15 @@ async fn hyper_stacks_rejecting_and_continuing() {
     let stacks = [
         (
             "chain, rejecting",
-            ClientIpLayer::new(CHAIN.parse().unwrap()),
+            ResolveClientIpLayer::new(CHAIN.parse().unwrap()),
         ),
         (
             "chain, continuing",
-            ClientIpLayer::new(CHAIN.parse().unwrap()).continue_on_failure(),
+            ResolveClientIpLayer::new(CHAIN.parse().unwrap()).continue_on_failure(),
         ),
         (
             "single source, continuing",
-            ClientIpLayer::new(source).continue_on_failure(),
+            ResolveClientIpLayer::new(source).continue_on_failure(),
         ),
     ];
     for (what, layer) in stacks {

@@ -10,7 +10,6 @@
 //! connections. A binary of its own: it installs a tracing subscriber.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -107,7 +106,7 @@ fn stacks(wire: &Wire) -> Vec<(&'static str, Stack)> {
             "TokenHeaderLayer (refreshed access token)",
             boxed(
                 ServiceBuilder::new()
-                    .layer(TokenHeaderLayer::access_token(refresh).upstream(upstream()))
+                    .layer(TokenHeaderLayer::access_token(refresh, upstream()))
                     .service(wire.service()),
             ),
         ),
@@ -132,6 +131,7 @@ fn stacks(wire: &Wire) -> Vec<(&'static str, Stack)> {
                 ServiceBuilder::new()
                     .layer(
                         SignRequestLayer::new(BodyHmac::onekey(), ring(), upstream())
+                            .unwrap()
                             .clock(clock.clone()),
                     )
                     .service(wire.service::<BufferedBody>()),
@@ -141,7 +141,11 @@ fn stacks(wire: &Wire) -> Vec<(&'static str, Stack)> {
             "SignRequestLayer (canonical)",
             boxed(
                 ServiceBuilder::new()
-                    .layer(SignRequestLayer::new(Canonical::new(), ring(), upstream()).clock(clock))
+                    .layer(
+                        SignRequestLayer::new(Canonical::new(), ring(), upstream())
+                            .unwrap()
+                            .clock(clock),
+                    )
                     .service(wire.service::<BufferedBody>()),
             ),
         ),
@@ -212,29 +216,10 @@ fn target() -> impl Strategy<Value = (String, Vec<String>)> {
     )
 }
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn no_credential_goes_to_or_is_logged_for_any_target_but_its_upstream() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = tollgate_test_support::LogCapture::new();
+    let _capture = logs.install();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -300,7 +285,7 @@ fn no_credential_goes_to_or_is_logged_for_any_target_but_its_upstream() {
         .unwrap();
     // The generator reaches the upstream too, so the property is not vacuous.
     assert!(sent_to_upstream.load(Ordering::Relaxed) > 0);
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("not"), "refusals are logged: {logs:.200}");
     for secret in SECRETS {
         assert!(!logs.contains(secret), "{secret} was logged");
@@ -330,11 +315,14 @@ fn a_refused_target_opens_no_connection() {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<BufferedBody>();
         let signer = ServiceBuilder::new()
-            .layer(SignRequestLayer::new(
-                BodyHmac::onekey(),
-                KeyRing::single(Secret::from_string(SIGNING_KEY)),
-                upstream(),
-            ))
+            .layer(
+                SignRequestLayer::new(
+                    BodyHmac::onekey(),
+                    KeyRing::single(Secret::from_string(SIGNING_KEY)),
+                    upstream(),
+                )
+                .unwrap(),
+            )
             .service(client);
         // The listener is not the upstream: every request is refused before connecting.
         for target in [

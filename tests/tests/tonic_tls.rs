@@ -9,8 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use hyper_util::client::legacy::connect::HttpConnector;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::net::TcpListener;
-use tollgate::ServiceBuilderExt;
-use tollgate::client_ip::{ClientIpLayer, IpAllowlistLayer};
+use tollgate::client_ip::{IpAllowlistLayer, ResolveClientIpLayer};
 use tollgate::core::RejectionResponder;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
@@ -78,8 +77,8 @@ async fn spawn_tls_server(identity: Identity) -> SocketAddr {
         .set_service_status("", ServingStatus::Serving)
         .await;
     let guard = ServiceBuilder::new()
-        .layer(ClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
-        .ip_allowlist(
+        .layer(ResolveClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
+        .layer(
             IpAllowlistLayer::new("127.0.0.1/32".parse().unwrap())
                 .on_rejection(RejectionResponder::grpc()),
         );
@@ -183,8 +182,8 @@ async fn tonic_with_its_own_tls_acceptor_finds_the_peer() {
         .set_service_status("", ServingStatus::Serving)
         .await;
     let guard = ServiceBuilder::new()
-        .layer(ClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
-        .ip_allowlist(
+        .layer(ResolveClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
+        .layer(
             IpAllowlistLayer::new("127.0.0.1/32".parse().unwrap())
                 .on_rejection(RejectionResponder::grpc()),
         );

@@ -4,13 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response, StatusCode};
+use http::{Extensions, Request, Response};
 use tollgate_core::rejection::code;
 use tollgate_core::{Rejection, RejectionResponder, ResponseBody};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::future::ResponseFuture;
+use crate::future::{IpAllowlistFuture, call_or_reject};
 use crate::{ClientIp, ExtractError, IpRanges, PeerAddr};
 
 #[derive(Clone)]
@@ -23,17 +23,17 @@ struct Config {
 /// `ip_not_allowed` (`{"error":{"code":"ip_not_allowed","message":"client IP is not allowed"}}`).
 ///
 /// The IP is the [`ClientIp`] extension (set by an outer
-/// [`ClientIpLayer`](crate::ClientIpLayer)), else the socket peer ([`PeerAddr`], axum's
-/// `ConnectInfo`, tonic's `TcpConnectInfo`) when no `ClientIpLayer` ran. When neither is
-/// present the server is wired wrong: 500 `client_ip_misconfigured`.
+/// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer)), else the socket peer ([`PeerAddr`],
+/// axum's `ConnectInfo`, tonic's `TcpConnectInfo`) when no `ResolveClientIpLayer` ran. When
+/// neither is present the server is wired wrong: 500 `client_ip_misconfigured`.
 ///
 /// # Security considerations
 ///
-/// When an outer `ClientIpLayer` set to
-/// [`continue_on_failure`](crate::ClientIpLayer::continue_on_failure) found no client IP
-/// (its [`ExtractError`] is in the request's extensions), the peer is not judged: it may be
-/// a trusted proxy, whose address would otherwise pass an allowlist of internal networks.
-/// The request is refused as the `ClientIpLayer` would have refused it: 400
+/// When an outer `ResolveClientIpLayer` set to
+/// [`continue_on_failure`](crate::ResolveClientIpLayer::continue_on_failure) found no client
+/// IP (its [`ExtractError`] is in the request's extensions), the peer is not judged: it may
+/// be a trusted proxy, whose address would otherwise pass an allowlist of internal networks.
+/// The request is refused as the `ResolveClientIpLayer` would have refused it: 400
 /// `invalid_client_ip`, or 500 `client_ip_misconfigured` when no peer address reached it.
 ///
 /// ```
@@ -70,9 +70,10 @@ impl IpAllowlistLayer {
         }
     }
 
-    /// Replace the rejection response (JSON by default).
-    pub fn on_rejection(mut self, responder: RejectionResponder) -> Self {
-        Arc::make_mut(&mut self.config).responder = responder;
+    /// Replace the rejection response (JSON by default): a [`RejectionResponder`] or a
+    /// closure `Fn(&Rejection) -> Response<Bytes>`.
+    pub fn on_rejection(mut self, responder: impl Into<RejectionResponder>) -> Self {
+        Arc::make_mut(&mut self.config).responder = responder.into();
         self
     }
 
@@ -102,7 +103,8 @@ impl<S> Layer<S> for IpAllowlistLayer {
     }
 }
 
-/// The service of [`IpAllowlistLayer`].
+/// The service of [`IpAllowlistLayer`]: calls the inner service for allowed client IPs and
+/// answers the refusal itself for the others.
 #[derive(Clone)]
 #[must_use]
 pub struct IpAllowlist<S> {
@@ -111,30 +113,17 @@ pub struct IpAllowlist<S> {
 }
 
 impl<S> IpAllowlist<S> {
-    /// Wraps `inner`, allowing only `allowed`.
-    pub fn new(inner: S, allowed: IpRanges) -> Self {
-        IpAllowlistLayer::new(allowed).layer(inner)
+    /// Wraps `inner` with the layer's behaviour.
+    pub fn new(inner: S, layer: &IpAllowlistLayer) -> Self {
+        layer.layer(inner)
     }
 
-    /// An [`IpAllowlistLayer`] allowing `allowed`.
+    /// An [`IpAllowlistLayer`] allowing `allowed` (the same as [`IpAllowlistLayer::new`]).
     pub fn layer(allowed: IpRanges) -> IpAllowlistLayer {
         IpAllowlistLayer::new(allowed)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tollgate_core::__inner_service_accessors!();
 }
 
 impl<S: fmt::Debug> fmt::Debug for IpAllowlist<S> {
@@ -146,59 +135,54 @@ impl<S: fmt::Debug> fmt::Debug for IpAllowlist<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IpAllowlist<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let extensions = request.extensions();
+impl Config {
+    /// Whether the request whose extensions these are may pass: `Err` with the refusal.
+    fn verdict(&self, extensions: &Extensions) -> Result<(), Rejection> {
         let ip = match (
             extensions.get::<ClientIp>(),
             extensions.get::<ExtractError>(),
         ) {
             (Some(ip), _) => Some(ip.ip()),
-            // A continuing ClientIpLayer found no client IP: the peer may be a trusted proxy,
-            // never judge it in the client's place.
+            // A continuing ResolveClientIpLayer found no client IP: the peer may be a trusted
+            // proxy, never judge it in the client's place.
             (None, Some(err)) => {
                 tracing::debug!(
                     target: "tollgate",
                     "IP allowlist refused a request without a client IP: {err}"
                 );
-                let rejection = err.to_rejection();
-                return ResponseFuture::rejected(self.config.responder.respond(rejection));
+                return Err(err.to_rejection());
             }
             (None, None) => PeerAddr::find(extensions).map(|addr| addr.ip()),
         };
-        let rejection = match ip {
-            Some(ip) if self.config.allowed.contains(ip) => {
-                return ResponseFuture::inner(self.inner.call(request));
-            }
-            Some(_) => Rejection::new(
-                StatusCode::FORBIDDEN,
-                code::IP_NOT_ALLOWED,
-                "client IP is not allowed",
-            ),
+        match ip {
+            Some(ip) if self.allowed.contains(ip) => Ok(()),
+            Some(_) => Err(Rejection::from_code(code::IP_NOT_ALLOWED)),
             None => {
                 tracing::error!(
                     target: "tollgate",
                     "IP allowlist misconfigured: neither a ClientIp nor a peer address reached it: {}",
                     crate::error::MISSING_PEER_HINT
                 );
-                Rejection::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    code::CLIENT_IP_MISCONFIGURED,
-                    "the server cannot determine the client IP",
-                )
+                Err(Rejection::from_code(code::CLIENT_IP_MISCONFIGURED))
             }
-        };
-        ResponseFuture::rejected(self.config.responder.respond(rejection))
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IpAllowlist<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = IpAllowlistFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let verdict = self.config.verdict(request.extensions());
+        call_or_reject(&mut self.inner, request, verdict, &self.config.responder)
     }
 }

@@ -1,15 +1,15 @@
-//! The facts: [`ClientIp`] (with [`IpOrigin`]), [`PeerAddr`], and the task-local scope.
+//! The facts: [`ClientIp`] (with [`IpOrigin`]), [`PeerAddr`], and the task-local scope
+//! (feature `task-local`).
 
 use std::fmt;
-use std::future::Future;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use http::{Extensions, HeaderName, HeaderValue};
-use tokio::task::futures::TaskLocalFuture;
 
 use crate::parse::canonical;
 
+#[cfg(feature = "task-local")]
 tokio::task_local! {
     static CURRENT: ClientIp;
 }
@@ -36,9 +36,10 @@ pub enum IpOrigin {
 
 /// The end user's IP address as the server sees it, and where it came from.
 ///
-/// [`ClientIpLayer`](crate::ClientIpLayer) puts it into request extensions and opens a
-/// task-local scope with it ([`ClientIp::current`]);
-/// [`ForwardUserIpLayer`](crate::ForwardUserIpLayer) sends it as `x-user-ip`. The address is
+/// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) puts it into request extensions and
+/// (feature `task-local`) opens a task-local scope with it (`ClientIp::current`);
+/// [`ForwardUserIpLayer`](crate::ForwardUserIpLayer) sends it as `x-user-ip`. With feature
+/// `axum` it is a handler argument (`ClientIp` or `Option<ClientIp>`). The address is
 /// canonical (IPv4-mapped IPv6 folded to IPv4).
 ///
 /// ```
@@ -114,8 +115,8 @@ impl ClientIp {
     }
 
     /// The `ClientIp` of the current task-local scope: the one the inbound
-    /// [`ClientIpLayer`](crate::ClientIpLayer) opened around the request's handler, or
-    /// one opened with [`scope`](ClientIp::scope).
+    /// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) opened around the request's
+    /// handler, or one opened with [`scope`](ClientIp::scope).
     ///
     /// # What does not propagate
     ///
@@ -135,17 +136,26 @@ impl ClientIp {
     /// assert_eq!(seen, Some(ip));
     /// # });
     /// ```
+    #[cfg(feature = "task-local")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "task-local")))]
     pub fn current() -> Option<ClientIp> {
         CURRENT.try_with(Clone::clone).ok()
     }
 
     /// Runs `future` inside a task-local scope holding this `ClientIp`, so
     /// [`ClientIp::current`] (and [`ForwardUserIpLayer`](crate::ForwardUserIpLayer)) see it.
-    pub fn scope<F: Future>(self, future: F) -> TaskLocalFuture<ClientIp, F> {
+    #[cfg(feature = "task-local")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "task-local")))]
+    pub fn scope<F: std::future::Future>(
+        self,
+        future: F,
+    ) -> tokio::task::futures::TaskLocalFuture<ClientIp, F> {
         CURRENT.scope(self, future)
     }
 
     /// Runs `f` synchronously inside a task-local scope holding this `ClientIp`.
+    #[cfg(feature = "task-local")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "task-local")))]
     pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
         CURRENT.sync_scope(self, f)
     }
@@ -159,10 +169,11 @@ impl fmt::Display for ClientIp {
 
 /// The socket peer's address, as a request extension that a server inserts per connection.
 ///
-/// [`ClientIpLayer`](crate::ClientIpLayer) and [`IpAllowlistLayer`](crate::IpAllowlistLayer)
-/// find the peer here first, then in axum's `ConnectInfo<SocketAddr>` (feature `axum`), then
-/// in tonic's `TcpConnectInfo` or `TlsConnectInfo<TcpConnectInfo>` (feature `tonic`). With a plain hyper server, insert it in the
-/// per-connection service:
+/// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) and
+/// [`IpAllowlistLayer`](crate::IpAllowlistLayer) find the peer here first, then in axum's
+/// `ConnectInfo<SocketAddr>` (feature `axum`), then in tonic's `TcpConnectInfo` or
+/// `TlsConnectInfo<TcpConnectInfo>` (feature `tonic`). With a plain hyper server, insert it
+/// in the per-connection service:
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -231,5 +242,67 @@ impl PeerAddr {
 impl From<SocketAddr> for PeerAddr {
     fn from(addr: SocketAddr) -> Self {
         Self(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::{ClientIp, IpOrigin, PeerAddr};
+    #[cfg(feature = "tonic")]
+    use crate::ClientIpSource;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn peer_lookup_order_peer_addr_then_connect_info() {
+        let mut extensions = http::Extensions::new();
+        assert_eq!(PeerAddr::find(&extensions), None);
+        let connect: std::net::SocketAddr = "192.0.2.3:5".parse().unwrap();
+        extensions.insert(::axum::extract::ConnectInfo(connect));
+        assert_eq!(PeerAddr::find(&extensions), Some(connect));
+        let own: std::net::SocketAddr = "198.51.100.1:1".parse().unwrap();
+        extensions.insert(PeerAddr::new(own));
+        assert_eq!(PeerAddr::find(&extensions), Some(own));
+    }
+
+    #[cfg(feature = "tonic")]
+    #[test]
+    fn peer_from_tonic_connect_info() {
+        let mut extensions = http::Extensions::new();
+        let remote: std::net::SocketAddr = "[2001:db8::3]:5".parse().unwrap();
+        extensions.insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(remote),
+        });
+        assert_eq!(PeerAddr::find(&extensions), Some(remote));
+        let got = ClientIpSource::remote_addr()
+            .extract(
+                &http::HeaderMap::new(),
+                PeerAddr::find(&extensions).map(|a| a.ip()),
+            )
+            .unwrap();
+        assert_eq!(got.ip(), ip("2001:db8::3"));
+    }
+
+    #[test]
+    fn header_value_is_the_canonical_text() {
+        for (given, want) in [
+            ("192.0.2.1", "192.0.2.1"),
+            ("::ffff:192.0.2.1", "192.0.2.1"),
+            (
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+            ),
+            ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+            ("255.255.255.255", "255.255.255.255"),
+        ] {
+            let value = ClientIp::new(ip(given), IpOrigin::Other).to_header_value();
+            assert_eq!(value, want);
+        }
     }
 }

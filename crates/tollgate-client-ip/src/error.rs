@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use http::{HeaderName, StatusCode};
+use http::HeaderName;
 use tollgate_core::Rejection;
 use tollgate_core::rejection::code;
 
@@ -140,17 +140,9 @@ impl ExtractError {
     /// [`MissingPeer`](ExtractError::MissingPeer), 400 `invalid_client_ip` otherwise.
     pub fn to_rejection(&self) -> Rejection {
         if self.is_misconfiguration() {
-            Rejection::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                code::CLIENT_IP_MISCONFIGURED,
-                "the server cannot determine the client IP",
-            )
+            Rejection::from_code(code::CLIENT_IP_MISCONFIGURED)
         } else {
-            Rejection::new(
-                StatusCode::BAD_REQUEST,
-                code::INVALID_CLIENT_IP,
-                "no valid client IP could be derived from the request",
-            )
+            Rejection::from_code(code::INVALID_CLIENT_IP)
         }
     }
 }
@@ -188,8 +180,8 @@ impl fmt::Display for ExtractError {
 impl std::error::Error for ExtractError {}
 
 /// An outbound call had no client IP to send as `x-user-ip`: neither a
-/// [`ClientIp`](crate::ClientIp) in the request's extensions nor one in the task-local
-/// scope. The request was not sent.
+/// [`ClientIp`](crate::ClientIp) in the request's extensions nor (feature `task-local`) one
+/// in the task-local scope. The request was not sent.
 ///
 /// [`ForwardUserIp`](crate::ForwardUserIp) fails with this error boxed into
 /// [`BoxError`](tollgate_core::BoxError); find it with `downcast_ref::<MissingClientIp>()`.
@@ -207,3 +199,64 @@ impl fmt::Display for MissingClientIp {
 }
 
 impl std::error::Error for MissingClientIp {}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+    use super::ExtractError;
+    use crate::ClientIpSource;
+
+    #[test]
+    fn error_text_names_the_header_not_the_bytes() {
+        let source: ClientIpSource = "header:x-real-ip".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-real-ip",
+            HeaderValue::from_static("<script>evil</script>"),
+        );
+        let err = source.extract(&headers, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "header `x-real-ip` is not exactly one valid IP address"
+        );
+        assert_eq!(err.to_rejection().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err.to_rejection().to_json(),
+            r#"{"error":{"code":"invalid_client_ip","message":"no valid client IP could be derived from the request"}}"#
+        );
+        assert_eq!(
+            ExtractError::MissingPeer.to_rejection().to_json(),
+            r#"{"error":{"code":"client_ip_misconfigured","message":"the server cannot determine the client IP"}}"#
+        );
+        assert_eq!(
+            ExtractError::InvalidHop {
+                header: HeaderName::from_static("x-forwarded-for"),
+                hop: 2
+            }
+            .to_string(),
+            "hop 2 (counted from the right, from 0) of `x-forwarded-for` is not a valid IP address"
+        );
+    }
+
+    /// The misconfiguration text names what this build cannot read: a server that serves axum
+    /// with connect info but lacks the `axum` feature must be told to enable it (every request is
+    /// a 500 otherwise), and a hint never suggests a feature that is already on.
+    #[test]
+    fn missing_peer_names_the_features_this_build_lacks() {
+        let text = ExtractError::MissingPeer.to_string();
+        assert!(text.contains("tollgate_client_ip::PeerAddr"), "{text}");
+        assert_eq!(
+            text.contains("`axum` feature"),
+            !cfg!(feature = "axum"),
+            "{text}"
+        );
+        assert_eq!(
+            text.contains("into_make_service_with_connect_info"),
+            cfg!(feature = "axum"),
+            "{text}"
+        );
+        assert_eq!(text.contains("`tonic`"), !cfg!(feature = "tonic"), "{text}");
+        assert!(!text.contains("serve axum with connect info"), "{text}");
+    }
+}

@@ -9,9 +9,10 @@ use tollgate_core::RejectionResponder;
 
 use crate::{ClientIp, ExtractError};
 
-/// `ClientIp` as a handler argument failed: no [`ClientIpLayer`](crate::ClientIpLayer) ran
-/// before the handler, or it was set to
-/// [`continue_on_failure`](crate::ClientIpLayer::continue_on_failure) and found no IP.
+/// `ClientIp` as a handler argument failed: no
+/// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) ran before the handler, or it was set
+/// to [`continue_on_failure`](crate::ResolveClientIpLayer::continue_on_failure) and found no
+/// IP.
 ///
 /// Answers like the layer would have: 400 `invalid_client_ip` when the layer found the
 /// request's headers at fault (a client's bytes never cause a 500), 500
@@ -19,13 +20,14 @@ use crate::{ClientIp, ExtractError};
 /// `Option<ClientIp>` to handle the absence yourself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub struct ClientIpRejection {
     reason: Option<ExtractError>,
 }
 
 impl ClientIpRejection {
-    /// Why the layer found no IP; `None` when no [`ClientIpLayer`](crate::ClientIpLayer)
-    /// ran before the handler.
+    /// Why the layer found no IP; `None` when no
+    /// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) ran before the handler.
     pub fn reason(&self) -> Option<&ExtractError> {
         self.reason.as_ref()
     }
@@ -45,7 +47,7 @@ impl IntoResponse for ClientIpRejection {
             None => {
                 tracing::error!(
                     target: "tollgate",
-                    "ClientIp extractor used without a ClientIpLayer in front of the handler"
+                    "ClientIp extractor used without a ResolveClientIpLayer in front of the handler"
                 );
                 ExtractError::MissingPeer.to_rejection()
             }
@@ -56,6 +58,9 @@ impl IntoResponse for ClientIpRejection {
     }
 }
 
+/// `ClientIp` as a handler argument: the one the
+/// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) in front of the handler resolved.
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ClientIpRejection;
 
@@ -70,6 +75,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// `Option<ClientIp>` as a handler argument: `None` when no client IP was resolved.
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
 

@@ -1,17 +1,15 @@
 //! [`ForwardUserIpLayer`]: send the end user's IP as `x-user-ip` on outbound calls.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, Request};
-use pin_project_lite::pin_project;
 use tollgate_core::BoxError;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::future::ForwardUserIpFuture;
 use crate::{ClientIp, MissingClientIp};
 
 /// The header Transak requires on every backend call.
@@ -20,13 +18,16 @@ pub const X_USER_IP: HeaderName = HeaderName::from_static("x-user-ip");
 /// Sets `x-user-ip` on each outbound request (for a `hyper_util` client or any
 /// `Service<Request<B>>`) from the end user's [`ClientIp`].
 ///
-/// The IP comes from the outbound request's extensions first, then from the task-local scope
-/// the inbound [`ClientIpLayer`](crate::ClientIpLayer) opened around the handler
-/// ([`ClientIp::current`]; see there what does not propagate, such as spawned tasks). The
-/// header is *inserted*: any `x-user-ip` already on the request (for example copied from the
-/// browser's request) is replaced. When there is no client IP the call fails with
-/// [`MissingClientIp`] (boxed into [`BoxError`]) and nothing is sent; the layer never falls
-/// back to any address of its own (a connection's peer may be a trusted proxy).
+/// The IP comes from the outbound request's extensions first, then (feature `task-local`, on
+/// by default) from the task-local scope the inbound
+/// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) opened around the handler
+/// ([`ClientIp::current`](crate::ClientIp::current); see there what does not propagate, such
+/// as spawned tasks). Without feature `task-local`, put the inbound request's [`ClientIp`]
+/// into the outbound request's extensions. The header is *inserted*: any `x-user-ip` already
+/// on the request (for example copied from the browser's request) is replaced. When there is
+/// no client IP the call fails with [`MissingClientIp`] (boxed into [`BoxError`]) and nothing
+/// is sent; the layer never falls back to any address of its own (a connection's peer may be
+/// a trusted proxy).
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -96,7 +97,8 @@ impl<S> Layer<S> for ForwardUserIpLayer {
     }
 }
 
-/// The service of [`ForwardUserIpLayer`].
+/// The service of [`ForwardUserIpLayer`]: sets the client IP header and calls the inner
+/// service, or fails with [`MissingClientIp`] without calling it.
 #[derive(Clone)]
 #[must_use]
 pub struct ForwardUserIp<S> {
@@ -105,30 +107,18 @@ pub struct ForwardUserIp<S> {
 }
 
 impl<S> ForwardUserIp<S> {
-    /// Wraps `inner`, setting [`X_USER_IP`].
-    pub fn new(inner: S) -> Self {
-        ForwardUserIpLayer::new().layer(inner)
+    /// Wraps `inner` with the layer's behaviour.
+    pub fn new(inner: S, layer: &ForwardUserIpLayer) -> Self {
+        layer.layer(inner)
     }
 
-    /// A [`ForwardUserIpLayer`] setting [`X_USER_IP`].
+    /// A [`ForwardUserIpLayer`] setting [`X_USER_IP`] (the same as
+    /// [`ForwardUserIpLayer::new`]).
     pub fn layer() -> ForwardUserIpLayer {
         ForwardUserIpLayer::new()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tollgate_core::__inner_service_accessors!();
 }
 
 impl<S: fmt::Debug> fmt::Debug for ForwardUserIp<S> {
@@ -154,85 +144,29 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let value = match request.extensions().get::<ClientIp>() {
-            Some(ip) => Some(ip.to_header_value()),
-            None => ClientIp::current().map(|ip| ip.to_header_value()),
+        let value = request
+            .extensions()
+            .get::<ClientIp>()
+            .map(ClientIp::to_header_value);
+        #[cfg(feature = "task-local")]
+        let value = value.or_else(|| ClientIp::current().map(|ip| ip.to_header_value()));
+        let Some(value) = value else {
+            tracing::warn!(
+                target: "tollgate",
+                header = %self.header,
+                "outbound request refused: no client IP"
+            );
+            return ForwardUserIpFuture::refused(MissingClientIp);
         };
-        match value {
-            Some(value) => {
-                request
-                    .headers_mut()
-                    .insert(HeaderName::clone(&self.header), value);
-                // Backend-owned: header hygiene, wherever it runs, keeps this value and
-                // removes only a caller's copy.
-                tollgate_core::InjectedHeaders::record(
-                    request.extensions_mut(),
-                    HeaderName::clone(&self.header),
-                );
-                ForwardUserIpFuture {
-                    state: State::Inner {
-                        future: self.inner.call(request),
-                    },
-                }
-            }
-            None => {
-                tracing::warn!(
-                    target: "tollgate",
-                    header = %self.header,
-                    "outbound request refused: no client IP"
-                );
-                ForwardUserIpFuture {
-                    state: State::Failed {
-                        error: Some(MissingClientIp),
-                    },
-                }
-            }
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`ForwardUserIp`].
-    pub struct ForwardUserIpFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Inner { #[pin] future: F },
-        Failed { error: Option<MissingClientIp> },
-    }
-}
-
-impl<F, T, E> Future for ForwardUserIpFuture<F>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<T, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx).map_err(Into::into),
-            StateProj::Failed { error } => match error.take() {
-                Some(error) => Poll::Ready(Err(Box::new(error))),
-                None => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl<F> fmt::Debug for ForwardUserIpFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Inner { .. } => "inner",
-            State::Failed { .. } => "failed",
-        };
-        f.debug_struct("ForwardUserIpFuture")
-            .field("state", &state)
-            .finish()
+        request
+            .headers_mut()
+            .insert(HeaderName::clone(&self.header), value);
+        // Backend-owned: header hygiene, wherever it runs, keeps this value and removes only a
+        // caller's copy.
+        tollgate_core::InjectedHeaders::record(
+            request.extensions_mut(),
+            HeaderName::clone(&self.header),
+        );
+        ForwardUserIpFuture::inner(self.inner.call(request))
     }
 }

@@ -1,23 +1,53 @@
-//! The response futures of the server layers.
+//! The futures of this crate's services.
+//!
+//! - [`ResolveClientIpFuture`]: [`ResolveClientIp`](crate::ResolveClientIp)'s answer, the
+//!   rejection or the inner service's future (inside the client-IP task-local scope with
+//!   feature `task-local`).
+//! - [`IpAllowlistFuture`]: [`IpAllowlist`](crate::IpAllowlist)'s answer, an alias of
+//!   [`InboundFuture`].
+//! - [`ForwardUserIpFuture`]: [`ForwardUserIp`](crate::ForwardUserIp)'s outbound call, an
+//!   alias of [`OutboundFuture`] refusing with [`MissingClientIp`].
+//!
+//! [`SetPeerAddr`](crate::SetPeerAddr) returns its inner service's future unchanged.
+//!
+//! Polling any of them after it returned `Poll::Ready` returns `Poll::Pending`, the rule of
+//! every tollgate future ([`tollgate_core::future`]).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
-use http::Response;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
-use tollgate_core::ResponseBody;
+use tollgate_core::future::{InboundFuture, OutboundFuture};
+use tollgate_core::{Rejection, RejectionResponder, ResponseBody};
+use tower_service::Service;
 
-use crate::ClientIp;
+use crate::MissingClientIp;
+
+/// The response future of [`IpAllowlist`](crate::IpAllowlist): the 403 (or the refusal of
+/// a request without a client IP), or the inner service's future.
+pub type IpAllowlistFuture<F> = InboundFuture<F>;
+
+/// The response future of [`ForwardUserIp`](crate::ForwardUserIp): [`MissingClientIp`]
+/// (boxed) when there was no client IP to send, or the inner service's future with its error
+/// boxed.
+pub type ForwardUserIpFuture<F> = OutboundFuture<F, MissingClientIp>;
+
+/// The inner future run inside the client-IP task-local scope.
+#[cfg(feature = "task-local")]
+type Scoped<F> = tokio::task::futures::TaskLocalFuture<crate::ClientIp, F>;
+/// Without feature `task-local` there is no scope, and the variant holding it is never built.
+#[cfg(not(feature = "task-local"))]
+type Scoped<F> = F;
 
 pin_project! {
-    /// The response future of [`ClientIpService`](crate::ClientIpService) and
-    /// [`IpAllowlist`](crate::IpAllowlist): the inner service's future (run inside the
-    /// client-IP task-local scope when there is a client IP), or a rejection response.
-    pub struct ResponseFuture<F> {
+    /// The response future of [`ResolveClientIp`](crate::ResolveClientIp): the rejection, or
+    /// the inner service's future, run inside the client-IP task-local scope when the layer
+    /// opened one (feature `task-local`, [`ClientIp::current`](crate::ClientIp::current)).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResolveClientIpFuture<F> {
         #[pin]
         state: State<F>,
     }
@@ -25,67 +55,78 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
+    #[cfg_attr(not(feature = "task-local"), allow(dead_code))]
     enum State<F> {
-        Scoped { #[pin] future: TaskLocalFuture<ClientIp, F> },
-        Inner { #[pin] future: F },
-        Rejected { response: Option<Response<Bytes>> },
+        // Rejected, or passed on without a scope.
+        Plain { #[pin] future: InboundFuture<F> },
+        // Passed on inside the task-local scope.
+        Scoped { #[pin] future: Scoped<F> },
+        // Ready was returned: tokio's `TaskLocalFuture` panics when polled again, so it is
+        // dropped here and every further poll is `Pending`.
+        Done,
     }
 }
 
-impl<F> ResponseFuture<F> {
-    pub(crate) fn scoped(future: TaskLocalFuture<ClientIp, F>) -> Self {
+impl<F> ResolveClientIpFuture<F> {
+    pub(crate) fn plain(future: InboundFuture<F>) -> Self {
+        Self {
+            state: State::Plain { future },
+        }
+    }
+
+    #[cfg(feature = "task-local")]
+    pub(crate) fn scoped(future: Scoped<F>) -> Self {
         Self {
             state: State::Scoped { future },
         }
     }
-
-    pub(crate) fn inner(future: F) -> Self {
-        Self {
-            state: State::Inner { future },
-        }
-    }
-
-    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
-        Self {
-            state: State::Rejected {
-                response: Some(response),
-            },
-        }
-    }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E> Future for ResolveClientIpFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Scoped { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(ResponseBody::inner))),
-            StateProj::Inner { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(ResponseBody::inner))),
-            StateProj::Rejected { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response.map(ResponseBody::own))),
-                // Polled after completion: a contract violation; never resolve again.
-                None => Poll::Pending,
-            },
-        }
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
+            StateProj::Plain { future } => ready!(future.poll(cx)),
+            StateProj::Scoped { future } => {
+                ready!(future.poll(cx)).map(|response| response.map(ResponseBody::inner))
+            }
+            StateProj::Done => return Poll::Pending,
+        };
+        state.set(State::Done);
+        Poll::Ready(output)
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F> fmt::Debug for ResolveClientIpFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Scoped { .. } => "scoped",
-            State::Inner { .. } => "inner",
-            State::Rejected { .. } => "rejected",
+        let mut tuple = f.debug_tuple("ResolveClientIpFuture");
+        match &self.state {
+            State::Plain { future } => tuple.field(future),
+            State::Scoped { .. } => tuple.field(&"scoped"),
+            State::Done => tuple.field(&"done"),
         };
-        f.debug_struct("ResponseFuture")
-            .field("state", &state)
-            .finish()
+        tuple.finish()
+    }
+}
+
+/// How a server layer of this crate ends `call`: the request goes on to `inner` (`Ok`), or
+/// the layer answers the rejection itself through `responder` and `inner` never sees it.
+pub(crate) fn call_or_reject<S, ReqBody>(
+    inner: &mut S,
+    request: Request<ReqBody>,
+    verdict: Result<(), Rejection>,
+    responder: &RejectionResponder,
+) -> InboundFuture<S::Future>
+where
+    S: Service<Request<ReqBody>>,
+{
+    match verdict {
+        Ok(()) => InboundFuture::inner(inner.call(request)),
+        Err(rejection) => InboundFuture::rejected(responder.respond(rejection)),
     }
 }

@@ -10,18 +10,24 @@
 //!
 //! - [`ClientIpSource`]: pure extraction, no tower needed. Trust is decided on the socket
 //!   peer; forwarding headers are walked right to left without allocating.
-//! - [`ClientIpLayer`]: puts a [`ClientIp`] into request extensions and a task-local scope;
-//!   400 `invalid_client_ip` / 500 `client_ip_misconfigured` when there is none.
+//! - [`ResolveClientIpLayer`]: puts a [`ClientIp`] into request extensions and (feature
+//!   `task-local`) a task-local scope; 400 `invalid_client_ip` / 500
+//!   `client_ip_misconfigured` when there is none.
 //! - [`ForwardUserIpLayer`]: sets `x-user-ip` on outbound calls, or fails the call with
 //!   [`MissingClientIp`] so no request leaves without it.
 //! - [`IpAllowlistLayer`]: 403 `ip_not_allowed` outside the allowed ranges.
 //! - [`SetPeerAddrLayer`] (tests only): a fixed socket peer, so a loopback test can come
 //!   "from" Cloudflare or your proxy ([testing](#testing-your-stack-behind-cloudflare)).
 //!
+//! Each layer `FooLayer` is the configuration and `Foo<S>` its service; the services' futures
+//! are in [`future`].
+//!
 //! # Example
 //!
 //! An axum server behind one nginx on `10.0.0.5` that calls the provider through a
-//! `hyper_util` client: the handler does not pass the IP along, the task-local scope does.
+//! `hyper_util` client: the handler does not pass the IP along, the task-local scope does
+//! (feature `task-local`, on by default; without it, insert the handler's [`ClientIp`] into
+//! the outbound request's extensions).
 //!
 //! ```
 //! use std::net::SocketAddr;
@@ -32,7 +38,7 @@
 //! use http_body_util::Full;
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
-//! use tollgate_client_ip::{ClientIp, ClientIpLayer, ClientIpSource, ForwardUserIpLayer};
+//! use tollgate_client_ip::{ClientIp, ClientIpSource, ForwardUserIpLayer, ResolveClientIpLayer};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //!
 //! # #[cfg(feature = "axum")]
@@ -57,7 +63,7 @@
 //!                 }
 //!             }
 //!         }))
-//!         .layer(ClientIpLayer::new(source));
+//!         .layer(ResolveClientIpLayer::new(source));
 //!
 //!     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
 //! }
@@ -107,8 +113,8 @@
 //!
 //! A test over loopback always arrives from `127.0.0.1`, never from a Cloudflare address, so
 //! it cannot show that `cf-connecting-ip` is believed from Cloudflare and ignored from
-//! anyone else. [`SetPeerAddrLayer`], outside [`ClientIpLayer`], makes every request come
-//! from the peer you name (it inserts [`PeerAddr`], which the layer reads before axum's
+//! anyone else. [`SetPeerAddrLayer`], outside [`ResolveClientIpLayer`], makes every request
+//! come from the peer you name (it inserts [`PeerAddr`], which the layer reads before axum's
 //! `ConnectInfo`). The same works for your own proxy's address. Test code only: in
 //! production it would make every client look like the proxy.
 //!
@@ -119,14 +125,14 @@
 //! use std::net::SocketAddr;
 //!
 //! use http::{Request, Response};
-//! use tollgate_client_ip::{ClientIp, ClientIpLayer, ClientIpSource, SetPeerAddrLayer};
+//! use tollgate_client_ip::{ClientIp, ClientIpSource, ResolveClientIpLayer, SetPeerAddrLayer};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
 //! /// The client IP the stack derives for `request` arriving from `peer`.
 //! async fn client_ip(peer: SocketAddr, request: Request<()>) -> Option<String> {
 //!     let stack = ServiceBuilder::new()
 //!         .layer(SetPeerAddrLayer::new(peer))
-//!         .layer(ClientIpLayer::new(ClientIpSource::cloudflare()))
+//!         .layer(ResolveClientIpLayer::new(ClientIpSource::cloudflare()))
 //!         .service(service_fn(|request: Request<()>| async move {
 //!             // Echo the ClientIp the layer inserted, through the response extensions.
 //!             let mut response = Response::new(());
@@ -216,7 +222,7 @@
 //!
 //! The socket peer is taken for the client only when no source of the configured chain
 //! trusts it as a proxy. Once a source trusts the peer, the client IP is read from the
-//! headers that proxy forwarded, or there is none: `ClientIpLayer` answers 400
+//! headers that proxy forwarded, or there is none: `ResolveClientIpLayer` answers 400
 //! `invalid_client_ip`, and with `continue_on_failure` the request goes on without a
 //! `ClientIp`, which `IpAllowlistLayer` refuses and `ForwardUserIpLayer` never sends. A
 //! trusted proxy's own address is never reported as the client because it connected.
@@ -294,10 +300,16 @@
 //!
 //! # Features
 //!
+//! - `task-local` (default): the task-local scope ([`ClientIp::current`],
+//!   [`ClientIp::scope`]) that [`ResolveClientIpLayer`] opens around the inner service, read
+//!   by [`ForwardUserIpLayer`] when the outbound request carries no [`ClientIp`]. Without it
+//!   the crate does not depend on tokio, and [`ForwardUserIpLayer`] reads the outbound
+//!   request's extensions only.
 //! - `axum`: [`ClientIp`] as an extractor (and `Option<ClientIp>`), and axum's
 //!   `ConnectInfo<SocketAddr>` as a peer source.
 //! - `tonic`: tonic's `TcpConnectInfo` and `TlsConnectInfo<TcpConnectInfo>` as peer sources.
 //! - `serde`: `Deserialize` for [`ClientIpSource`] and [`IpRanges`] from the grammar above.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -309,22 +321,25 @@ mod error;
 mod extract;
 mod forward;
 pub mod future;
-mod layer;
 mod parse;
 mod ranges;
+mod resolve;
 mod source;
 mod testing;
-#[cfg(test)]
-mod tests;
 
 pub use allowlist::{IpAllowlist, IpAllowlistLayer};
 pub use client_ip::{ClientIp, IpOrigin, PeerAddr};
 pub use error::{ConfigError, ExtractError, MissingClientIp};
 #[cfg(feature = "axum")]
 pub use extract::ClientIpRejection;
-pub use forward::{ForwardUserIp, ForwardUserIpFuture, ForwardUserIpLayer, X_USER_IP};
-pub use layer::{ClientIpLayer, ClientIpService};
+pub use forward::{ForwardUserIp, ForwardUserIpLayer, X_USER_IP};
 pub use parse::parse_ip;
 pub use ranges::{CLOUDFLARE_IPV4, CLOUDFLARE_IPV6, CLOUDFLARE_RANGES_DATE, IpRanges};
+pub use resolve::{ResolveClientIp, ResolveClientIpLayer};
 pub use source::{ClientIpSource, ListHeader};
 pub use testing::{SetPeerAddr, SetPeerAddrLayer};
+
+/// The crate's README, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -526,4 +526,44 @@ mod tests {
         assert_eq!(f(""), None);
         assert_eq!(f("for=192.0.2.1;;proto=http"), Some(ip("192.0.2.1")));
     }
+
+    /// Every way an address is written in a header parses back to the address.
+    mod round_trip {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn parse_ip_round_trips_every_written_form(
+                raw in prop_oneof![
+                    any::<[u8; 4]>().prop_map(IpAddr::from),
+                    any::<[u16; 8]>().prop_map(IpAddr::from),
+                    any::<[u8; 4]>().prop_map(|b| IpAddr::V6(std::net::Ipv4Addr::from(b).to_ipv6_mapped())),
+                ],
+                port in any::<u16>(),
+            ) {
+                let want = canonical(raw);
+                let forms = match raw {
+                    IpAddr::V4(v4) => vec![v4.to_string(), format!("{v4}:{port}"), format!("[{v4}]:{port}")],
+                    IpAddr::V6(v6) => vec![
+                        v6.to_string(),
+                        format!("[{v6}]"),
+                        format!("[{v6}]:{port}"),
+                        format!("{v6}%eth0"),
+                        format!("[{v6}%25en0]:{port}"),
+                        format!("{v6:?}"),
+                    ],
+                };
+                for form in forms {
+                    let got = parse_ip(&form);
+                    if want.is_unspecified() {
+                        prop_assert_eq!(got, None, "{}", form);
+                    } else {
+                        prop_assert_eq!(got, Some(want), "{}", form);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -284,7 +284,7 @@ impl ClientIpSource {
     ///
     /// `cloudflare or remote-addr` does not fall back to the peer when a request from
     /// Cloudflare carries no valid `cf-connecting-ip`: the peer is Cloudflare, not the
-    /// client, so there is no client IP (400 from [`ClientIpLayer`](crate::ClientIpLayer)).
+    /// client, so there is no client IP (400 from [`ResolveClientIpLayer`](crate::ResolveClientIpLayer)).
     /// realclientip-go's `ChainStrategy` answers the peer there.
     ///
     /// ```
@@ -702,3 +702,6 @@ impl fmt::Debug for ClientIpSource {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
-//! [`SetPeerAddrLayer`]: a fixed socket peer for tests, so a loopback test can come "from" a
-//! proxy or CDN address.
+//! [`SetPeerAddrLayer`]: a fixed socket peer for testing your stack behind Cloudflare (or
+//! your own proxy), so a loopback test can come "from" a proxy or CDN address.
 
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
@@ -10,14 +10,15 @@ use tower_service::Service;
 
 use crate::PeerAddr;
 
-/// Sets the socket peer of every request to one address, for tests.
+/// Sets the socket peer of every request to one address, for testing your stack behind
+/// Cloudflare or your own proxy ([guide](crate#testing-your-stack-behind-cloudflare)).
 ///
 /// A test over loopback always has `127.0.0.1` as its peer, so it can never show what a
 /// stack does with a request that arrives through Cloudflare or your own proxy. Put this
-/// layer outside [`ClientIpLayer`](crate::ClientIpLayer) and every request looks as if it
-/// came from `peer`: it inserts [`PeerAddr`] into the request extensions, replacing any
-/// there, and [`PeerAddr`] is the first place the client-IP layer looks for the peer (before
-/// axum's `ConnectInfo` and tonic's `TcpConnectInfo`).
+/// layer outside [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) and every request
+/// looks as if it came from `peer`: it inserts [`PeerAddr`] into the request extensions,
+/// replacing any there, and [`PeerAddr`] is the first place the client-IP layer looks for the
+/// peer (before axum's `ConnectInfo` and tonic's `TcpConnectInfo`).
 ///
 /// # Security considerations
 ///
@@ -33,12 +34,12 @@ use crate::PeerAddr;
 /// use std::convert::Infallible;
 ///
 /// use http::{Request, Response};
-/// use tollgate_client_ip::{ClientIp, ClientIpLayer, ClientIpSource, SetPeerAddrLayer};
+/// use tollgate_client_ip::{ClientIp, ResolveClientIpLayer, SetPeerAddrLayer};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// let service = ServiceBuilder::new()
 ///     .layer(SetPeerAddrLayer::new("10.0.0.5:443".parse().unwrap()))
-///     .layer(ClientIpLayer::new("header:x-real-ip:10.0.0.5".parse().unwrap()))
+///     .layer(ResolveClientIpLayer::new("header:x-real-ip:10.0.0.5".parse().unwrap()))
 ///     .service(service_fn(|request: Request<()>| async move {
 ///         let mut response = Response::new(());
 ///         *response.extensions_mut() = request.extensions().clone();
@@ -50,6 +51,9 @@ use crate::PeerAddr;
 /// assert_eq!(ip.ip().to_string(), "203.0.113.7");
 /// # }
 /// ```
+///
+/// The layer holds one `SocketAddr` and is `Copy`: cheaper to clone than the `Arc` the other
+/// layers keep their configuration in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub struct SetPeerAddrLayer {
@@ -72,7 +76,10 @@ impl<S> Layer<S> for SetPeerAddrLayer {
     type Service = SetPeerAddr<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SetPeerAddr::new(inner, self.peer)
+        SetPeerAddr {
+            inner,
+            peer: self.peer,
+        }
     }
 }
 
@@ -85,12 +92,12 @@ pub struct SetPeerAddr<S> {
 }
 
 impl<S> SetPeerAddr<S> {
-    /// Wraps `inner`: every request gets `peer` as its socket peer.
-    pub fn new(inner: S, peer: SocketAddr) -> Self {
-        Self { inner, peer }
+    /// Wraps `inner` with the layer's behaviour.
+    pub fn new(inner: S, layer: &SetPeerAddrLayer) -> Self {
+        layer.layer(inner)
     }
 
-    /// The layer form, for [`tower::ServiceBuilder`](https://docs.rs/tower).
+    /// A [`SetPeerAddrLayer`] setting `peer` (the same as [`SetPeerAddrLayer::new`]).
     pub fn layer(peer: SocketAddr) -> SetPeerAddrLayer {
         SetPeerAddrLayer::new(peer)
     }
@@ -100,20 +107,7 @@ impl<S> SetPeerAddr<S> {
         self.peer
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tollgate_core::__inner_service_accessors!();
 }
 
 impl<S, B> Service<Request<B>> for SetPeerAddr<S>
@@ -131,66 +125,5 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         request.extensions_mut().insert(PeerAddr::new(self.peer));
         self.inner.call(request)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use std::convert::Infallible;
-
-    use http::{Request, Response};
-    use tower::{ServiceBuilder, ServiceExt, service_fn};
-
-    use super::SetPeerAddrLayer;
-    use crate::{ClientIp, ClientIpLayer, ClientIpSource, PeerAddr};
-
-    async fn client_ip(peer: &str, request: Request<()>) -> Option<String> {
-        ServiceBuilder::new()
-            .layer(SetPeerAddrLayer::new(peer.parse().unwrap()))
-            .layer(ClientIpLayer::new(ClientIpSource::cloudflare()))
-            .service(service_fn(|request: Request<()>| async move {
-                let mut response = Response::new(());
-                *response.extensions_mut() = request.extensions().clone();
-                Ok::<_, Infallible>(response)
-            }))
-            .oneshot(request)
-            .await
-            .unwrap()
-            .extensions()
-            .get::<ClientIp>()
-            .map(ToString::to_string)
-    }
-
-    fn with_cf_header() -> Request<()> {
-        Request::get("/")
-            .header("cf-connecting-ip", "203.0.113.7")
-            .body(())
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn cloudflare_peer_gets_the_end_users_ip() {
-        let ip = client_ip("173.245.48.1:443", with_cf_header()).await;
-        assert_eq!(ip.as_deref(), Some("203.0.113.7"));
-        let ip = client_ip("[2400:cb00::1]:443", with_cf_header()).await;
-        assert_eq!(ip.as_deref(), Some("203.0.113.7"));
-    }
-
-    #[tokio::test]
-    async fn other_peer_is_the_client() {
-        let ip = client_ip("198.51.100.9:5000", with_cf_header()).await;
-        assert_eq!(ip.as_deref(), Some("198.51.100.9"));
-    }
-
-    #[tokio::test]
-    async fn replaces_a_peer_already_there() {
-        let mut request = with_cf_header();
-        request
-            .extensions_mut()
-            .insert(PeerAddr::new("173.245.48.1:443".parse().unwrap()));
-        let ip = client_ip("198.51.100.9:5000", request).await;
-        assert_eq!(ip.as_deref(), Some("198.51.100.9"));
     }
 }

@@ -4,38 +4,19 @@
 //! differently, the case says so and asserts tollgate's answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use tollgate_client_ip::{
-    ClientIp, ClientIpLayer, ClientIpSource, ExtractError, IpOrigin, IpRanges, ListHeader,
-    PeerAddr, parse_ip,
+    ClientIp, ClientIpSource, ExtractError, IpOrigin, IpRanges, ListHeader, PeerAddr,
+    ResolveClientIpLayer, parse_ip,
 };
 use tower::{Layer, ServiceExt, service_fn};
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn peer(s: &str) -> Option<IpAddr> {
-    Some(ip(s))
-}
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.append(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_bytes(value.as_bytes()).unwrap(),
-        );
-    }
-    map
-}
-
-fn src(text: &str) -> ClientIpSource {
-    text.parse().unwrap()
-}
+use common::{headers, ip, peer, src};
 
 fn ranges(text: &str) -> IpRanges {
     text.parse().unwrap()
@@ -745,7 +726,7 @@ async fn client_garbage_is_400_never_500() {
         b"_hidden",
     ];
     for text in sources {
-        let layer = ClientIpLayer::new(src(text));
+        let layer = ResolveClientIpLayer::new(src(text));
         for bytes in garbage {
             let mut request = Request::new(());
             for name in [

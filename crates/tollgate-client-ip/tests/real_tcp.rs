@@ -1,6 +1,7 @@
 //! Over real TCP on 127.0.0.1: an axum server and a plain hyper server with the inbound
 //! layers, a `hyper_util` client with `ForwardUserIpLayer`, and a mock provider that records
 //! every `x-user-ip` it receives.
+#![cfg(feature = "axum")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
@@ -19,10 +20,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tollgate_client_ip::{
-    ClientIp, ClientIpLayer, ClientIpSource, ForwardUserIp, ForwardUserIpLayer, IpAllowlistLayer,
-    IpRanges, MissingClientIp, PeerAddr,
+    ClientIp, ClientIpSource, ForwardUserIp, ForwardUserIpLayer, IpAllowlistLayer, IpRanges,
+    MissingClientIp, PeerAddr, ResolveClientIpLayer,
 };
 use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+/// Whether handlers run inside the client-IP scope in this build.
+const SCOPED: bool = cfg!(feature = "task-local");
 
 type PlainClient = Client<HttpConnector, Full<Bytes>>;
 type ProviderClient = ForwardUserIp<PlainClient>;
@@ -128,7 +132,8 @@ async fn get_with(
     text(plain_client().request(request).await.unwrap()).await
 }
 
-/// An axum app behind `ClientIpLayer` (and optionally the allowlist), served with connect info.
+/// An axum app behind `ResolveClientIpLayer` (and optionally the allowlist), served with
+/// connect info.
 async fn start_axum(
     source: ClientIpSource,
     allow: Option<IpRanges>,
@@ -138,7 +143,7 @@ async fn start_axum(
     let provider_addr = provider.addr;
     let quote = {
         let client = client.clone();
-        move |inbound: HeaderMap| {
+        move |inbound: HeaderMap, _ip: Option<ClientIp>| {
             let client = client.clone();
             async move {
                 // A careless handler copies the browser's x-user-ip; the layer must replace it.
@@ -147,6 +152,12 @@ async fn start_axum(
                     .unwrap();
                 if let Some(value) = inbound.get("x-user-ip") {
                     outbound.headers_mut().insert("x-user-ip", value.clone());
+                }
+                // With feature `task-local` the client IP reaches the outbound layer through the
+                // scope; without it, the handler hands it on.
+                #[cfg(not(feature = "task-local"))]
+                if let Some(ip) = _ip {
+                    outbound.extensions_mut().insert(ip);
                 }
                 match client.oneshot(outbound).await {
                     Ok(response) => {
@@ -158,6 +169,7 @@ async fn start_axum(
             }
         }
     };
+    #[cfg(feature = "task-local")]
     let spawned = {
         let client = client.clone();
         move |ip: ClientIp| {
@@ -196,13 +208,14 @@ async fn start_axum(
             "/maybe",
             get(|ip: Option<ClientIp>| async move { format!("{ip:?}") }),
         )
-        .route("/quote", get(quote))
-        .route("/spawned", get(spawned));
+        .route("/quote", get(quote));
+    #[cfg(feature = "task-local")]
+    let app = app.route("/spawned", get(spawned));
     let app = match allow {
         Some(allow) => app.layer(IpAllowlistLayer::new(allow)),
         None => app,
     };
-    let app = app.layer(ClientIpLayer::new(source));
+    let app = app.layer(ResolveClientIpLayer::new(source));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -316,6 +329,7 @@ async fn user_ip_reaches_the_provider_on_every_call_replacing_the_clients() {
     );
 }
 
+#[cfg(feature = "task-local")]
 #[tokio::test]
 async fn spawned_tasks_do_not_inherit_the_scope() {
     let provider = Provider::start().await;
@@ -400,7 +414,7 @@ async fn extractor_without_layer_is_500_and_option_is_none() {
 async fn axum_without_connect_info_is_misconfigured() {
     let app = Router::new()
         .route("/ip", get(|ip: ClientIp| async move { ip.to_string() }))
-        .layer(ClientIpLayer::remote_addr());
+        .layer(ResolveClientIpLayer::remote_addr());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // Served without `into_make_service_with_connect_info`: no peer reaches the layer.
@@ -413,8 +427,8 @@ async fn axum_without_connect_info_is_misconfigured() {
     );
 }
 
-/// A plain hyper server: `PeerAddr` inserted per connection, then `ClientIpLayer` and the
-/// allowlist, over a `service_fn`.
+/// A plain hyper server: `PeerAddr` inserted per connection, then `ResolveClientIpLayer` and
+/// the allowlist, over a `service_fn`.
 async fn start_hyper(source: ClientIpSource, allow: IpRanges) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -426,11 +440,14 @@ async fn start_hyper(source: ClientIpSource, allow: IpRanges) -> SocketAddr {
                     request.extensions_mut().insert(PeerAddr::new(peer));
                     request
                 })
-                .layer(ClientIpLayer::new(source.clone()))
+                .layer(ResolveClientIpLayer::new(source.clone()))
                 .layer(IpAllowlistLayer::new(allow.clone()))
                 .service(service_fn(|request: Request<Incoming>| async move {
                     let ip = request.extensions().get::<ClientIp>().unwrap();
+                    #[cfg(feature = "task-local")]
                     let scoped = ClientIp::current().is_some_and(|c| &c == ip);
+                    #[cfg(not(feature = "task-local"))]
+                    let scoped = false;
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
                         "{ip} scoped={scoped}"
                     )))))
@@ -455,7 +472,10 @@ async fn hyper_server_with_peer_addr() {
     let (status, _, body) = get_with(addr, "/", &[("x-real-ip", "192.0.2.1")]).await;
     assert_eq!(
         (status, body.as_str()),
-        (StatusCode::OK, "127.0.0.1 scoped=true")
+        (
+            StatusCode::OK,
+            format!("127.0.0.1 scoped={SCOPED}").as_str()
+        )
     );
 
     let trusting = "header:x-real-ip:loopback".parse().unwrap();
@@ -463,7 +483,10 @@ async fn hyper_server_with_peer_addr() {
     let (status, _, body) = get_with(addr, "/", &[("x-real-ip", "192.0.2.1")]).await;
     assert_eq!(
         (status, body.as_str()),
-        (StatusCode::OK, "192.0.2.1 scoped=true")
+        (
+            StatusCode::OK,
+            format!("192.0.2.1 scoped={SCOPED}").as_str()
+        )
     );
     let (status, _, body) = get_with(addr, "/", &[("x-real-ip", "198.51.100.1")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -4,6 +4,8 @@
 //! crate docs state exactly the guarantee these tests prove.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -18,69 +20,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tollgate_client_ip::{
-    ClientIp, ClientIpLayer, ClientIpSource, ExtractError, ForwardUserIpLayer, IpAllowlistLayer,
-    IpOrigin, IpRanges, ListHeader, MissingClientIp, PeerAddr,
+    ClientIp, ClientIpSource, ExtractError, ForwardUserIpLayer, IpAllowlistLayer, IpOrigin,
+    IpRanges, ListHeader, MissingClientIp, PeerAddr, ResolveClientIpLayer,
 };
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+
+use common::{INVALID_CLIENT_IP, body_string, echo, headers, ip, request_from as request, src};
 
 /// The trusted proxy (an internal nginx) in the issue.
 const PROXY: &str = "10.0.0.5";
 /// What the client's unterminated quote swallows: the proxy's own element on the same line.
 const SWALLOWED: &str = r#"for=", for=203.0.113.9"#;
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn src(text: &str) -> ClientIpSource {
-    text.parse().unwrap()
-}
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.append(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        );
-    }
-    map
-}
-
-fn request(peer: &str, pairs: &[(&str, &str)]) -> Request<()> {
-    let mut request = Request::new(());
-    *request.headers_mut() = headers(pairs);
-    let addr = SocketAddr::new(ip(peer), 41000);
-    request.extensions_mut().insert(PeerAddr::new(addr));
-    request
-}
-
-async fn body_string<B>(response: Response<B>) -> String
-where
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
-
-const INVALID_CLIENT_IP: &str = r#"{"error":{"code":"invalid_client_ip","message":"no valid client IP could be derived from the request"}}"#;
-
-/// The handler behind the inbound layers: echoes the client IP it was given.
-fn echo() -> impl tower::Service<
-    Request<()>,
-    Response = Response<String>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<Response<String>, Infallible>> + Send,
-> + Clone {
-    service_fn(|request: Request<()>| async move {
-        let ip = request
-            .extensions()
-            .get::<ClientIp>()
-            .map_or_else(|| "none".to_owned(), ToString::to_string);
-        Ok::<_, Infallible>(Response::new(ip))
-    })
-}
 
 // ---- (a) a failing source that trusts the peer, then `remote-addr` ----------------------
 
@@ -202,13 +152,15 @@ fn every_source_kind_failing_from_a_trusted_peer_then_remote_addr_is_refused() {
 async fn layer_refuses_with_400_instead_of_the_proxy() {
     for (layer, peer) in [
         (
-            ClientIpLayer::new(src(
+            ResolveClientIpLayer::new(src(
                 "rightmost-trusted-range:forwarded:10.0.0.0/8 or remote-addr",
             )),
             PROXY,
         ),
         (
-            ClientIpLayer::new(ClientIpSource::cloudflare().or(ClientIpSource::remote_addr())),
+            ResolveClientIpLayer::new(
+                ClientIpSource::cloudflare().or(ClientIpSource::remote_addr()),
+            ),
             "173.245.48.1",
         ),
     ] {
@@ -250,7 +202,7 @@ async fn continue_on_failure_does_not_let_the_proxy_pass_an_internal_allowlist()
         "rightmost-trusted-range:forwarded:10.0.0.0/8 or remote-addr",
     ] {
         let service = ServiceBuilder::new()
-            .layer(ClientIpLayer::new(src(source)).continue_on_failure())
+            .layer(ResolveClientIpLayer::new(src(source)).continue_on_failure())
             // Internal only.
             .layer(IpAllowlistLayer::new("10.0.0.0/8".parse().unwrap()))
             .service(echo());
@@ -288,7 +240,7 @@ async fn allowlist_still_judges_the_peer_when_no_client_ip_layer_ran() {
 #[tokio::test]
 async fn continue_on_failure_with_missing_peer_stays_a_500_at_the_allowlist() {
     let service = ServiceBuilder::new()
-        .layer(ClientIpLayer::remote_addr().continue_on_failure())
+        .layer(ResolveClientIpLayer::remote_addr().continue_on_failure())
         .layer(IpAllowlistLayer::new(IpRanges::any()))
         .service(echo());
     let response = service.oneshot(Request::new(())).await.unwrap();
@@ -298,9 +250,13 @@ async fn continue_on_failure_with_missing_peer_stays_a_500_at_the_allowlist() {
 // ---- (c) ForwardUserIpLayer never sends the proxy's address ------------------------------
 
 /// The inbound stack `layer` in front of a handler that calls a provider through
-/// `ForwardUserIpLayer` (the client IP reaches it through the task-local scope only).
+/// `ForwardUserIpLayer` (the client IP reaches it through the task-local scope only; without
+/// feature `task-local`, through the `ClientIp` the handler copies into the outbound request).
 /// Returns the inbound status and what the provider saw as `x-user-ip` (if it was called).
-async fn inbound_then_outbound(layer: ClientIpLayer, peer: &str) -> (StatusCode, Vec<String>) {
+async fn inbound_then_outbound(
+    layer: ResolveClientIpLayer,
+    peer: &str,
+) -> (StatusCode, Vec<String>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let record = Arc::clone(&seen);
     let provider = ServiceBuilder::new()
@@ -313,10 +269,25 @@ async fn inbound_then_outbound(layer: ClientIpLayer, peer: &str) -> (StatusCode,
                 Ok::<_, Infallible>(Response::new(()))
             }
         }));
-    let handler = service_fn(move |_: Request<()>| {
+    let handler = service_fn(move |inbound: Request<()>| {
         let provider = provider.clone();
+        // Without the scope (feature `task-local` off), the handler hands the inbound
+        // `ClientIp`, if any, to the outbound request: the documented way without it.
+        #[cfg(not(feature = "task-local"))]
+        let outbound = {
+            let mut outbound = Request::new(());
+            if let Some(ip) = inbound.extensions().get::<ClientIp>() {
+                outbound.extensions_mut().insert(ip.clone());
+            }
+            outbound
+        };
+        #[cfg(feature = "task-local")]
+        let outbound = {
+            drop(inbound);
+            Request::new(())
+        };
         async move {
-            let status = match provider.oneshot(Request::new(())).await {
+            let status = match provider.oneshot(outbound).await {
                 Ok(_) => StatusCode::OK,
                 Err(err) => {
                     assert!(err.downcast_ref::<MissingClientIp>().is_some(), "{err}");
@@ -340,7 +311,7 @@ async fn inbound_then_outbound(layer: ClientIpLayer, peer: &str) -> (StatusCode,
 #[tokio::test]
 async fn forward_user_ip_never_sends_the_trusted_proxy() {
     let chain = "rightmost-trusted-range:forwarded:10.0.0.0/8 or remote-addr";
-    let (status, calls) = inbound_then_outbound(ClientIpLayer::new(src(chain)), PROXY).await;
+    let (status, calls) = inbound_then_outbound(ResolveClientIpLayer::new(src(chain)), PROXY).await;
     assert!(
         !calls.iter().any(|value| value == PROXY),
         "`{chain}`: x-user-ip {calls:?} is the trusted proxy"
@@ -349,7 +320,7 @@ async fn forward_user_ip_never_sends_the_trusted_proxy() {
 
     // Continuing: the handler runs, the outbound call fails before anything is sent.
     for text in [chain, "rightmost-trusted-range:forwarded:10.0.0.0/8"] {
-        let layer = ClientIpLayer::new(src(text)).continue_on_failure();
+        let layer = ResolveClientIpLayer::new(src(text)).continue_on_failure();
         let (status, calls) = inbound_then_outbound(layer, PROXY).await;
         assert!(
             !calls.iter().any(|value| value == PROXY),
@@ -360,7 +331,7 @@ async fn forward_user_ip_never_sends_the_trusted_proxy() {
 
     // A peer no source trusts is the client, and is sent.
     let (status, calls) =
-        inbound_then_outbound(ClientIpLayer::new(src(chain)), "198.51.100.4").await;
+        inbound_then_outbound(ResolveClientIpLayer::new(src(chain)), "198.51.100.4").await;
     assert_eq!(
         (status, calls),
         (StatusCode::OK, vec!["198.51.100.4".to_owned()])
@@ -370,10 +341,10 @@ async fn forward_user_ip_never_sends_the_trusted_proxy() {
 // ---- the same over real TCP ---------------------------------------------------------------
 
 /// A plain hyper server on 127.0.0.1 (reachable from every loopback address) behind
-/// `PeerAddr` → `ClientIpLayer` → an allowlist of the internal network `127.0.0.0/8` → a
-/// handler that calls `provider` through `ForwardUserIpLayer`. The trusted proxy is
+/// `PeerAddr` → `ResolveClientIpLayer` → an allowlist of the internal network `127.0.0.0/8`
+/// → a handler that calls `provider` through `ForwardUserIpLayer`. The trusted proxy is
 /// `127.0.0.5`.
-async fn start_server(layer: ClientIpLayer, provider: SocketAddr) -> SocketAddr {
+async fn start_server(layer: ResolveClientIpLayer, provider: SocketAddr) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let outbound = ServiceBuilder::new()
@@ -390,12 +361,19 @@ async fn start_server(layer: ClientIpLayer, provider: SocketAddr) -> SocketAddr 
                 })
                 .layer(layer.clone())
                 .layer(IpAllowlistLayer::new("127.0.0.0/8".parse().unwrap()))
-                .service(service_fn(move |_: Request<Incoming>| {
+                .service(service_fn(move |inbound: Request<Incoming>| {
                     let outbound = outbound.clone();
+                    #[allow(unused_mut)]
+                    let mut call = Request::post(format!("http://{provider}/quote"))
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    // Without the scope, the handler hands the client IP on itself.
+                    #[cfg(not(feature = "task-local"))]
+                    if let Some(ip) = inbound.extensions().get::<ClientIp>() {
+                        call.extensions_mut().insert(ip.clone());
+                    }
+                    drop(inbound);
                     async move {
-                        let call = Request::post(format!("http://{provider}/quote"))
-                            .body(Full::new(Bytes::new()))
-                            .unwrap();
                         let text = match outbound.oneshot(call).await {
                             Ok(response) => {
                                 let body = response.into_body().collect().await.unwrap();
@@ -463,9 +441,9 @@ async fn call_from(from: &str, server: SocketAddr, forwarded: &str) -> (StatusCo
 async fn real_tcp_the_trusted_proxy_is_never_the_client() {
     let provider = start_provider().await;
     let source = "rightmost-trusted-range:forwarded:127.0.0.5 or remote-addr";
-    let rejecting = start_server(ClientIpLayer::new(src(source)), provider).await;
+    let rejecting = start_server(ResolveClientIpLayer::new(src(source)), provider).await;
     let continuing = start_server(
-        ClientIpLayer::new(src(source)).continue_on_failure(),
+        ResolveClientIpLayer::new(src(source)).continue_on_failure(),
         provider,
     )
     .await;
@@ -499,7 +477,7 @@ async fn real_tcp_the_trusted_proxy_is_never_the_client() {
 /// (whitespace and the `//!` markers aside).
 const GUARANTEE: &str = "The socket peer is taken for the client only when no source of the \
     configured chain trusts it as a proxy. Once a source trusts the peer, the client IP is \
-    read from the headers that proxy forwarded, or there is none: `ClientIpLayer` answers 400 \
+    read from the headers that proxy forwarded, or there is none: `ResolveClientIpLayer` answers 400 \
     `invalid_client_ip`, and with `continue_on_failure` the request goes on without a \
     `ClientIp`, which `IpAllowlistLayer` refuses and `ForwardUserIpLayer` never sends. A \
     trusted proxy's own address is never reported as the client because it connected.";

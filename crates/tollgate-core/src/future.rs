@@ -19,7 +19,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::Response;
@@ -67,6 +67,7 @@ pin_project! {
     enum OutboundState<F, E> {
         Refused { error: Option<E> },
         Inner { #[pin] future: F },
+        Done,
     }
 }
 
@@ -95,13 +96,17 @@ where
     type Output = Result<T, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
             OutboundProj::Refused { error } => match error.take() {
-                Some(error) => Poll::Ready(Err(Box::new(error))),
-                None => Poll::Pending,
+                Some(error) => Err(error.into()),
+                None => return Poll::Pending,
             },
-            OutboundProj::Inner { future } => future.poll(cx).map_err(Into::into),
-        }
+            OutboundProj::Inner { future } => ready!(future.poll(cx)).map_err(Into::into),
+            OutboundProj::Done => return Poll::Pending,
+        };
+        state.set(OutboundState::Done);
+        Poll::Ready(output)
     }
 }
 
@@ -110,6 +115,7 @@ impl<F, E> fmt::Debug for OutboundFuture<F, E> {
         let state = match &self.state {
             OutboundState::Refused { .. } => "refused",
             OutboundState::Inner { .. } => "inner",
+            OutboundState::Done => "done",
         };
         f.debug_tuple("OutboundFuture").field(&state).finish()
     }
@@ -146,6 +152,7 @@ pin_project! {
     enum InboundState<F> {
         Rejected { response: Option<Response<Bytes>> },
         Inner { #[pin] future: F },
+        Done,
     }
 }
 
@@ -174,15 +181,19 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
             InboundProj::Rejected { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response.map(ResponseBody::own))),
-                None => Poll::Pending,
+                Some(response) => Ok(response.map(ResponseBody::own)),
+                None => return Poll::Pending,
             },
-            InboundProj::Inner { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(ResponseBody::inner))),
-        }
+            InboundProj::Inner { future } => {
+                ready!(future.poll(cx)).map(|response| response.map(ResponseBody::inner))
+            }
+            InboundProj::Done => return Poll::Pending,
+        };
+        state.set(InboundState::Done);
+        Poll::Ready(output)
     }
 }
 
@@ -191,6 +202,7 @@ impl<F> fmt::Debug for InboundFuture<F> {
         let state = match &self.state {
             InboundState::Rejected { .. } => "rejected",
             InboundState::Inner { .. } => "inner",
+            InboundState::Done => "done",
         };
         f.debug_tuple("InboundFuture").field(&state).finish()
     }
@@ -240,7 +252,20 @@ mod tests {
         ));
         assert!(rejected.as_mut().poll(&mut cx).is_pending());
 
-        let inner = InboundFuture::inner(ready(Ok::<_, Infallible>(Response::new(Bytes::new()))));
+        // `std::future::Ready` panics when polled again: the inner future is never polled twice.
+        let mut inner = pin!(InboundFuture::inner(ready(Ok::<_, Infallible>(
+            Response::new(Bytes::new())
+        ))));
         assert_eq!(format!("{inner:?}"), r#"InboundFuture("inner")"#);
+        assert!(matches!(inner.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+        assert!(inner.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(format!("{inner:?}"), r#"InboundFuture("done")"#);
+
+        let mut passed = pin!(OutboundFuture::<_, Refused>::inner(ready(Ok::<
+            _,
+            Infallible,
+        >(7))));
+        assert!(matches!(passed.as_mut().poll(&mut cx), Poll::Ready(Ok(7))));
+        assert!(passed.as_mut().poll(&mut cx).is_pending());
     }
 }

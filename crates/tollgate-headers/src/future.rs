@@ -1,71 +1,24 @@
-//! The response future of the synchronous outbound layers.
+//! The response futures of this crate's services, one per service that can refuse a request.
+//!
+//! [`SecretHeaderFuture`] and [`RequireHeadersFuture`] are
+//! [`tollgate_core::future::OutboundFuture`]: the refusal (a [`HeaderError`], boxed) ready at
+//! once, or the inner service's future with its error boxed. [`TokenHeaderFuture`] also waits
+//! for a token fetch before it calls the inner service. The hygiene services never refuse a
+//! request, so they return the inner service's future as it is.
+//!
+//! Polling any of them again after it returned `Poll::Ready` returns `Poll::Pending`
+//! (tollgate's one rule, see [`tollgate_core::future`]).
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use pin_project_lite::pin_project;
-use tollgate_core::BoxError;
+use tollgate_core::future::OutboundFuture;
 
 use crate::HeaderError;
 
-pin_project! {
-    /// Response future of [`SecretHeader`](crate::SecretHeader) and
-    /// [`RequireHeaders`](crate::RequireHeaders): either the refusal (a [`HeaderError`]) or
-    /// the inner service's future, with its error boxed.
-    pub struct OutboundFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
+pub use crate::secret::token::future::TokenHeaderFuture;
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Refused { error: Option<HeaderError> },
-        Inner { #[pin] future: F },
-    }
-}
+/// Response future of [`SecretHeader`](crate::SecretHeader): the refusal (a [`HeaderError`])
+/// or the inner service's future, with its error boxed.
+pub type SecretHeaderFuture<F> = OutboundFuture<F, HeaderError>;
 
-impl<F> OutboundFuture<F> {
-    pub(crate) fn refused(error: HeaderError) -> Self {
-        Self {
-            kind: Kind::Refused { error: Some(error) },
-        }
-    }
-
-    pub(crate) fn inner(future: F) -> Self {
-        Self {
-            kind: Kind::Inner { future },
-        }
-    }
-}
-
-impl<F, T, E> Future for OutboundFuture<F>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<T, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Refused { error } => Poll::Ready(Err(match error.take() {
-                Some(error) => Box::new(error),
-                None => "OutboundFuture polled after completion".into(),
-            })),
-            KindProj::Inner { future } => future.poll(cx).map_err(Into::into),
-        }
-    }
-}
-
-impl<F> fmt::Debug for OutboundFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.kind {
-            Kind::Refused { .. } => "refused",
-            Kind::Inner { .. } => "inner",
-        };
-        f.debug_tuple("OutboundFuture").field(&state).finish()
-    }
-}
+/// Response future of [`RequireHeaders`](crate::RequireHeaders): the refusal
+/// ([`HeaderError::MissingHeader`]) or the inner service's future, with its error boxed.
+pub type RequireHeadersFuture<F> = OutboundFuture<F, HeaderError>;

@@ -7,21 +7,27 @@
 //! `Content-Type: application/json` and a `User-Agent` on every call. This crate holds the
 //! layers for those rules:
 //!
-//! - [`HeaderHygieneLayer`] with [`HeaderHygiene::server_to_server`] (denylist) or
-//!   [`HeaderHygiene::only`] (allowlist): removes hop-by-hop headers (`Connection` parsed
-//!   first), browser-controlled and spoofable headers, and sets backend-owned values with
-//!   [`substitute`](HeaderHygiene::substitute).
+//! - [`HeaderHygieneLayer`], [`only`](HeaderHygieneLayer::only) (allowlist) or
+//!   [`server_to_server`](HeaderHygieneLayer::server_to_server) (denylist): removes hop-by-hop
+//!   headers (`Connection` parsed first), browser-controlled and spoofable headers, and sets
+//!   backend-owned values with [`substitute`](HeaderHygieneLayer::substitute).
 //! - [`SecretHeaderLayer`] (`x-api-key`, `access-token`, any name) from a
 //!   [`Secret`](tollgate_core::Secret), and [`TokenHeaderLayer`] for a token an async
 //!   [`TokenProvider`] refreshes: inserted (never appended), marked sensitive, and refused
 //!   with a typed [`HeaderError`] for any scheme or authority but the configured
-//!   [`Upstream`] (or a `Host` header that disagrees), so a redirect or a wrong base URL
-//!   cannot leak the key.
-//! - [`RequireHeadersLayer`] (OneKey: `Content-Type`, `User-Agent`) and
-//!   [`DefaultHeaderLayer`] (a default `User-Agent`).
+//!   [`Upstream`]s (or a `Host` header that disagrees), so a redirect or a wrong base URL
+//!   cannot leak the key. The upstream is a constructor argument.
+//! - [`RequireHeadersLayer`] (OneKey: `Content-Type`, `User-Agent`). For a default
+//!   `User-Agent`, use tower-http's `SetRequestHeaderLayer::if_not_present`.
 //! - [`InboundHygieneLayer`] for servers: client-supplied copies of headers the backend
 //!   derives itself (`x-user-ip`, `x-api-key`, untrusted `X-Forwarded-*`) are removed before
 //!   handlers see them.
+//!
+//! Every layer is built the same way: `FooLayer` is the configuration (cheap to clone, named
+//! constructors and chainable setters), `Foo<S>` the service (`Foo::new(inner, &layer)`), and
+//! the futures of the services that can refuse a request are in [`future`]. Configuration is
+//! checked when a layer is built ([`ConfigError`]), never per request: a layer that exists
+//! works.
 //!
 //! Client-side layers fail `call` with [`tollgate_core::BoxError`] holding a [`HeaderError`]
 //! (read it with `downcast_ref`) and never call the inner client for a refused request.
@@ -42,9 +48,10 @@
 //!
 //! Each statement here is tested, in `tests/security.rs` unless said otherwise.
 //!
-//! - **Caller copies of backend-owned headers never leave.** [`HeaderHygiene::server_to_server`]
-//!   removes `Authorization`, `Proxy-Authorization`, `Cookie`, `x-api-key`, `access-token` and
-//!   `x-user-ip` that came with the request, in whatever order the layers are stacked.
+//! - **Caller copies of backend-owned headers never leave.**
+//!   [`HeaderHygieneLayer::server_to_server`] removes `Authorization`, `Proxy-Authorization`,
+//!   `Cookie`, `x-api-key`, `access-token` and `x-user-ip` that came with the request, in
+//!   whatever order the layers are stacked.
 //! - **The backend's own values survive hygiene in any order.** A header recorded in
 //!   [`InjectedHeaders`] is never removed nor substituted; [`SecretHeaderLayer`] and
 //!   [`TokenHeaderLayer`] record what they set, so hygiene before, between or after them
@@ -62,10 +69,14 @@
 //!   [`TokenHeaderLayer::fetch_timeout`] ([`DEFAULT_FETCH_TIMEOUT`], 10 seconds, unless set)
 //!   fails every call waiting for it with [`TokenFetchError::TimedOut`]; so does a refresh
 //!   that reaches its own layer from another task, where re-entry cannot be seen.
-//! - **No blank credential.** [`SecretHeaderLayer`] refuses an empty or whitespace-only secret
-//!   when it is built (core's rule, `Secret::check_usable`); a token provider that answers a
-//!   blank token fails the call, and nothing is sent.
-//! - **One fetch for every stale caller** (unit tests in `token.rs`): the provider is called
+//! - **No blank or unusable credential.** [`SecretHeaderLayer`] refuses a secret that is
+//!   empty or whitespace-only (core's rule, `Secret::check_usable`) or that is not a valid
+//!   header value when it is built ([`ConfigError`]); a token provider that answers a blank
+//!   or unusable token fails the call, and nothing is sent.
+//! - **No secret layer without an upstream.** [`SecretHeaderLayer`] and [`TokenHeaderLayer`]
+//!   take their first [`Upstream`] in the constructor (a layer without one does not compile),
+//!   so no layer exists that would refuse every call, or send its secret anywhere.
+//! - **One fetch for every stale caller** (in `tests/token_cache.rs`): the provider is called
 //!   once however many calls find the cache stale; a failure reaches every waiting call and
 //!   is not cached; a fetch that every caller gave up on is aborted, and the next call starts
 //!   a new one instead of joining it.
@@ -93,14 +104,13 @@
 //! use hyper_util::rt::TokioExecutor;
 //! use tollgate_core::{BoxError, Secret};
 //! use tollgate_headers::{
-//!     HeaderError, HeaderHygiene, HeaderHygieneLayer, SecretHeaderLayer, Token, TokenHeaderLayer,
-//!     Upstream,
+//!     HeaderError, HeaderHygieneLayer, SecretHeaderLayer, Token, TokenHeaderLayer, Upstream,
 //! };
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), BoxError> {
-//! let hygiene = HeaderHygiene::server_to_server()
+//! let hygiene = HeaderHygieneLayer::server_to_server()
 //!     .substitute(header::ORIGIN, HeaderValue::from_static("https://shop.example"))
 //!     .substitute(header::USER_AGENT, HeaderValue::from_static("shop-backend/1.4.0"));
 //!
@@ -113,9 +123,9 @@
 //!
 //! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 //! let transak = ServiceBuilder::new()
-//!     .layer(HeaderHygieneLayer::new(hygiene))
-//!     .layer(SecretHeaderLayer::api_key(api_key)?.upstream(Upstream::transak()))
-//!     .layer(TokenHeaderLayer::access_token(refresh_access_token).upstream(Upstream::transak()))
+//!     .layer(hygiene)
+//!     .layer(SecretHeaderLayer::api_key(api_key, Upstream::transak())?)
+//!     .layer(TokenHeaderLayer::access_token(refresh_access_token, Upstream::transak()))
 //!     // The end user's IP as the backend saw it (tollgate-client-ip has a layer for this).
 //!     .map_request(|mut request: Request<Full<Bytes>>| {
 //!         request.headers_mut().insert("x-user-ip", HeaderValue::from_static("203.0.113.7"));
@@ -144,29 +154,40 @@
 //! # Ok(())
 //! # }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod error;
-mod future;
+pub mod future;
 mod hygiene;
-mod inbound;
-mod injected;
-mod names;
 mod require;
 mod secret;
-mod token;
-mod upstream;
 
-pub use error::HeaderError;
-pub use future::OutboundFuture;
-pub use hygiene::{HeaderHygiene, HeaderHygieneLayer, HeaderHygieneService, HygieneReport};
-pub use inbound::{InboundHygiene, InboundHygieneLayer, InboundHygieneService};
-pub use injected::InjectedHeaders;
-pub use require::{DefaultHeader, DefaultHeaderLayer, RequireHeaders, RequireHeadersLayer};
-pub use secret::{ACCESS_TOKEN, SecretHeader, SecretHeaderLayer, X_API_KEY};
-pub use token::{
-    DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_MARGIN, Token, TokenFetchError, TokenFuture,
-    TokenHeader, TokenHeaderFuture, TokenHeaderLayer, TokenProvider,
+pub use error::{ConfigError, HeaderError};
+pub use hygiene::{
+    HeaderHygiene, HeaderHygieneLayer, HygieneReport, InboundHygiene, InboundHygieneLayer,
 };
-pub use tollgate_core::upstream::{ConfigError, Upstream};
+pub use require::{RequireHeaders, RequireHeadersLayer};
+pub use secret::token::{
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_MARGIN, Token, TokenFetchError, TokenFuture,
+    TokenHeader, TokenHeaderLayer, TokenProvider,
+};
+pub use secret::{ACCESS_TOKEN, SecretHeader, SecretHeaderLayer, X_API_KEY};
+/// The request extension naming the headers the backend set itself (defined in
+/// tollgate-core, so that tollgate-client-ip's `ForwardUserIpLayer` records into the same
+/// type). Hygiene never removes nor substitutes a header recorded there.
+pub use tollgate_core::InjectedHeaders;
+pub use tollgate_core::upstream::Upstream;
+
+/// The header-name lists behind the hygiene presets, for this crate's tests (which check them
+/// against the docs). Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::hygiene::names::{HOP_BY_HOP, SERVER_TO_SERVER, SERVER_TO_SERVER_PREFIXES};
+}
+
+/// The code blocks of `README.md`, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -36,11 +36,10 @@ async fn send(path: &str) -> Result<HeaderMap, BoxError> {
     };
     let stack = ServiceBuilder::new()
         .layer(
-            SecretHeaderLayer::api_key(Secret::from_string("backend-key"))
-                .unwrap()
-                .upstream(upstream.clone()),
+            SecretHeaderLayer::api_key(Secret::from_string("backend-key"), upstream.clone())
+                .unwrap(),
         )
-        .layer(TokenHeaderLayer::access_token(refresh).upstream(upstream))
+        .layer(TokenHeaderLayer::access_token(refresh, upstream))
         .service(client);
     let request = Request::get(format!("https://api.example{path}"))
         .body(())

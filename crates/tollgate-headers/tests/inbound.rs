@@ -15,21 +15,21 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tollgate_headers::{InboundHygiene, InboundHygieneLayer};
+use tollgate_headers::InboundHygieneLayer;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 /// A hyper server whose handler answers the sorted names of the headers it sees. The peer
-/// address goes into the request's extensions, where `InboundHygiene` looks by default.
-async fn serve(hygiene: InboundHygiene) -> SocketAddr {
+/// address goes into the request's extensions, where `InboundHygieneLayer` looks by default.
+async fn serve(hygiene: InboundHygieneLayer) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = ServiceBuilder::new()
-        .layer(InboundHygieneLayer::new(hygiene))
-        .service(service_fn(|request: Request<Incoming>| async move {
+    let app = ServiceBuilder::new().layer(hygiene).service(service_fn(
+        |request: Request<Incoming>| async move {
             let mut names: Vec<_> = request.headers().keys().map(HeaderName::as_str).collect();
             names.sort_unstable();
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(names.join(",")))))
-        }));
+        },
+    ));
     tokio::spawn(async move {
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
@@ -70,14 +70,15 @@ async fn names_seen(addr: SocketAddr) -> String {
 
 #[tokio::test]
 async fn untrusted_peer_loses_derived_and_forwarding_headers() {
-    let addr = serve(InboundHygiene::backend_derived()).await;
+    let addr = serve(InboundHygieneLayer::backend_derived()).await;
     assert_eq!(names_seen(addr).await, "accept,host");
 }
 
 #[tokio::test]
 async fn trusted_peer_keeps_forwarding_headers_but_never_derived_ones() {
     let addr = serve(
-        InboundHygiene::backend_derived().trust_peers(|peer: SocketAddr| peer.ip().is_loopback()),
+        InboundHygieneLayer::backend_derived()
+            .trust_peers(|peer: SocketAddr| peer.ip().is_loopback()),
     )
     .await;
     assert_eq!(
@@ -89,7 +90,7 @@ async fn trusted_peer_keeps_forwarding_headers_but_never_derived_ones() {
 #[tokio::test]
 async fn trust_check_that_rejects_loopback_strips_again() {
     let addr = serve(
-        InboundHygiene::backend_derived()
+        InboundHygieneLayer::backend_derived()
             .trust_peers(|peer: SocketAddr| peer.ip().to_string() == "10.0.0.5"),
     )
     .await;
@@ -99,7 +100,7 @@ async fn trust_check_that_rejects_loopback_strips_again() {
 #[tokio::test]
 async fn configurable_lists() {
     let addr = serve(
-        InboundHygiene::backend_derived()
+        InboundHygieneLayer::backend_derived()
             .allow(HeaderName::from_static("x-real-ip"))
             .strip(HeaderName::from_static("accept"))
             .peer_addr(|_| None)

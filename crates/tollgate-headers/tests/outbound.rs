@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use common::{Capture, Mock, client_h2c, client_http1, pairs};
+use common::{Mock, client_h2c, client_http1, pairs};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Version, header};
 use http_body_util::Full;
 use tollgate_core::{BoxError, ManualClock, Secret};
 use tollgate_headers::{
-    DefaultHeaderLayer, HeaderError, HeaderHygiene, HeaderHygieneLayer, RequireHeadersLayer,
-    SecretHeaderLayer, Token, TokenHeaderLayer, Upstream,
+    HeaderError, HeaderHygieneLayer, RequireHeadersLayer, SecretHeaderLayer, Token,
+    TokenHeaderLayer, Upstream,
 };
+use tollgate_test_support::LogCapture;
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_http::set_header::SetRequestHeaderLayer;
 
 const API_KEY: &str = "pk_live_5ecr3t-partner-key";
 
@@ -68,8 +70,8 @@ fn browser_headers() -> HeaderMap {
     headers
 }
 
-fn hygiene() -> HeaderHygiene {
-    HeaderHygiene::server_to_server()
+fn hygiene() -> HeaderHygieneLayer {
+    HeaderHygieneLayer::server_to_server()
         .substitute(
             header::ORIGIN,
             HeaderValue::from_static("https://shop.example"),
@@ -85,9 +87,7 @@ fn hygiene() -> HeaderHygiene {
 }
 
 fn api_key(mock: &Mock) -> SecretHeaderLayer {
-    SecretHeaderLayer::api_key(Secret::from_string(API_KEY))
-        .unwrap()
-        .upstream(mock.upstream())
+    SecretHeaderLayer::api_key(Secret::from_string(API_KEY), mock.upstream()).unwrap()
 }
 
 fn post(uri: String, headers: HeaderMap) -> Request<Full<Bytes>> {
@@ -121,7 +121,7 @@ fn expected(mock: &Mock) -> Vec<(String, String)> {
 async fn browser_headers_copied_wholesale_arrive_stripped_or_substituted() {
     let mock = Mock::http1().await;
     let client = ServiceBuilder::new()
-        .layer(HeaderHygieneLayer::new(hygiene()))
+        .layer(hygiene())
         .layer(api_key(&mock))
         .service(client_http1());
 
@@ -148,7 +148,7 @@ async fn secret_layer_outside_hygiene_gives_the_same_headers() {
     let mock = Mock::http1().await;
     let client = ServiceBuilder::new()
         .layer(api_key(&mock))
-        .layer(HeaderHygieneLayer::new(hygiene()))
+        .layer(hygiene())
         .service(client_http1());
 
     let error = client
@@ -254,12 +254,12 @@ async fn redirect_to_another_port_is_refused_at_the_hop() {
 async fn connection_naming_the_key_removes_the_other_header_only() {
     let mock = Mock::http1().await;
     let hygienes = [
-        HeaderHygiene::server_to_server(),
-        HeaderHygiene::only([header::ACCEPT]),
+        HeaderHygieneLayer::server_to_server(),
+        HeaderHygieneLayer::only([header::ACCEPT]),
     ];
     for hygiene in hygienes {
         for secret_outside in [false, true] {
-            let hygiene = HeaderHygieneLayer::new(hygiene.clone());
+            let hygiene = hygiene.clone();
             let mut client = if secret_outside {
                 ServiceBuilder::new()
                     .layer(api_key(&mock))
@@ -320,14 +320,11 @@ async fn client_supplied_key_is_replaced_never_duplicated() {
 async fn access_token_and_api_key_together() {
     let mock = Mock::http1().await;
     let client = ServiceBuilder::new()
-        .layer(HeaderHygieneLayer::new(HeaderHygiene::only([
-            header::ACCEPT,
-        ])))
+        .layer(HeaderHygieneLayer::only([header::ACCEPT]))
         .layer(api_key(&mock))
         .layer(
-            SecretHeaderLayer::access_token(Secret::from_string("eyJ-fixed"))
-                .unwrap()
-                .upstream(mock.upstream()),
+            SecretHeaderLayer::access_token(Secret::from_string("eyJ-fixed"), mock.upstream())
+                .unwrap(),
         )
         .service(client_http1());
     let request = Request::get(mock.base())
@@ -354,7 +351,7 @@ async fn other_authority_is_refused_and_its_mock_sees_nothing() {
     let provider = Mock::http1().await;
     let other = Mock::http1().await;
     let client = ServiceBuilder::new()
-        .layer(HeaderHygieneLayer::new(hygiene()))
+        .layer(hygiene())
         .layer(api_key(&provider))
         .service(client_http1());
 
@@ -402,20 +399,8 @@ async fn other_authority_is_refused_and_its_mock_sees_nothing() {
     }
     assert!(other.seen().is_empty());
     assert!(provider.seen().is_empty());
-
-    // With no upstream at all, nothing is sent either.
-    let unbound = ServiceBuilder::new()
-        .layer(SecretHeaderLayer::api_key(Secret::from_string(API_KEY)).unwrap())
-        .service(client_http1());
-    let error = unbound
-        .oneshot(Request::get(provider.base()).body(Full::default()).unwrap())
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        error.downcast_ref::<HeaderError>(),
-        Some(HeaderError::UpstreamNotConfigured { .. })
-    ));
-    assert!(provider.seen().is_empty());
+    // A layer with no upstream at all cannot be built (the upstream is a constructor
+    // argument; see the `compile_fail` example on `SecretHeaderLayer`).
 }
 
 /// The HTTP/2 path: the value handed to the h2 client is sensitive (h2 then encodes it as a
@@ -426,7 +411,7 @@ async fn http2_sends_the_key_as_a_sensitive_never_indexed_value() {
     let handed_to_client = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = Arc::clone(&handed_to_client);
     let client = ServiceBuilder::new()
-        .layer(HeaderHygieneLayer::new(hygiene()))
+        .layer(hygiene())
         .layer(api_key(&mock))
         .map_request(move |request: Request<Full<Bytes>>| {
             let value = request.headers()["x-api-key"].clone();
@@ -469,17 +454,8 @@ async fn http2_sends_the_key_as_a_sensitive_never_indexed_value() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_key_never_appears_in_debug_or_tracing_output() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests in this binary run on other threads without a subscriber; one of them may
-    // have registered a callsite as uninteresting while this subscriber was being set.
-    tracing::callsite::rebuild_interest_cache();
+    let capture = LogCapture::new();
+    let _guard = capture.install();
 
     let mock = Mock::http1().await;
     let other = Mock::http1().await;
@@ -487,7 +463,7 @@ async fn the_key_never_appears_in_debug_or_tracing_output() {
     let debug_seen = Arc::new(std::sync::Mutex::new(String::new()));
     let record = Arc::clone(&debug_seen);
     let client = ServiceBuilder::new()
-        .layer(HeaderHygieneLayer::new(hygiene()))
+        .layer(hygiene())
         .layer(layer.clone())
         .map_request(move |request: Request<Full<Bytes>>| {
             *record.lock().unwrap() = format!("{request:?}");
@@ -564,12 +540,11 @@ async fn access_token_from_a_provider_is_cached_until_expiry() {
             )
         }
     };
-    let tokens = TokenHeaderLayer::access_token(provider)
-        .upstream(mock.upstream())
+    let tokens = TokenHeaderLayer::access_token(provider, mock.upstream())
         .clock(clock.clone())
         .refresh_margin(60);
     let client = ServiceBuilder::new()
-        .layer(HeaderHygieneLayer::new(HeaderHygiene::server_to_server()))
+        .layer(HeaderHygieneLayer::server_to_server())
         .layer(tokens.clone())
         .service(client_http1());
 
@@ -635,7 +610,7 @@ async fn failing_token_provider_sends_nothing() {
     let mock = Mock::http1().await;
     let provider = || async { Err::<Token, BoxError>("refresh endpoint answered 401".into()) };
     let client = ServiceBuilder::new()
-        .layer(TokenHeaderLayer::access_token(provider).upstream(mock.upstream()))
+        .layer(TokenHeaderLayer::access_token(provider, mock.upstream()))
         .service(client_http1());
     let error = client
         .oneshot(Request::get(mock.base()).body(Full::default()).unwrap())
@@ -654,15 +629,18 @@ async fn failing_token_provider_sends_nothing() {
     assert!(mock.seen().is_empty());
 }
 
-/// OneKey: `Content-Type` and `User-Agent` are required; a default `User-Agent` fills in.
+/// OneKey: `Content-Type` and `User-Agent` are required; a default `User-Agent` fills in
+/// (tower-http's `SetRequestHeaderLayer::if_not_present`, which replaced this crate's
+/// `DefaultHeaderLayer`).
 #[tokio::test]
 async fn onekey_required_headers() {
     let mock = Mock::http1().await;
     let client = ServiceBuilder::new()
-        .layer(HeaderHygieneLayer::new(HeaderHygiene::server_to_server()))
-        .layer(DefaultHeaderLayer::user_agent(HeaderValue::from_static(
-            "shop-backend/1.4.0",
-        )))
+        .layer(HeaderHygieneLayer::server_to_server())
+        .layer(SetRequestHeaderLayer::if_not_present(
+            header::USER_AGENT,
+            HeaderValue::from_static("shop-backend/1.4.0"),
+        ))
         .layer(RequireHeadersLayer::onekey())
         .service(client_http1());
 
@@ -728,11 +706,7 @@ async fn http2_wire_bytes_use_the_never_indexed_representation() {
     let proxy = common::RecordingProxy::start(mock.addr).await;
     let upstream = Upstream::parse(&proxy.base()).unwrap();
     let secret = ServiceBuilder::new()
-        .layer(
-            SecretHeaderLayer::api_key(Secret::from_string(API_KEY))
-                .unwrap()
-                .upstream(upstream),
-        )
+        .layer(SecretHeaderLayer::api_key(Secret::from_string(API_KEY), upstream).unwrap())
         .service(client_h2c());
     two_requests(secret, &proxy.base()).await;
     assert_eq!(proxy.count(&never_indexed), 2);

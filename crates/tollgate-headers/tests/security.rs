@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tollgate_client_ip::{ClientIp, ForwardUserIpLayer, IpOrigin};
 use tollgate_core::{BoxError, Secret};
 use tollgate_headers::{
-    DEFAULT_FETCH_TIMEOUT, HeaderError, HeaderHygiene, HeaderHygieneLayer, InjectedHeaders,
+    ConfigError, DEFAULT_FETCH_TIMEOUT, HeaderError, HeaderHygieneLayer, InjectedHeaders,
     SecretHeaderLayer, Token, TokenFetchError, TokenHeaderLayer, Upstream,
 };
 use tower::util::BoxCloneSyncService;
@@ -89,16 +89,14 @@ fn set_user_ip(mut request: Request<()>) -> Request<()> {
 }
 
 fn api_key() -> SecretHeaderLayer {
-    SecretHeaderLayer::api_key(Secret::from_string("backend-key"))
-        .unwrap()
-        .upstream(Upstream::transak())
+    SecretHeaderLayer::api_key(Secret::from_string("backend-key"), Upstream::transak()).unwrap()
 }
 
 fn access_token() -> TokenHeaderLayer {
-    TokenHeaderLayer::access_token(|| async {
-        Ok::<_, BoxError>(Token::new(Secret::from_string("backend-token")))
-    })
-    .upstream(Upstream::transak())
+    TokenHeaderLayer::access_token(
+        || async { Ok::<_, BoxError>(Token::new(Secret::from_string("backend-token"))) },
+        Upstream::transak(),
+    )
 }
 
 fn assert_backend_values(sent: &HeaderMap, order: &str) {
@@ -152,7 +150,7 @@ async fn backend_values_survive_hygiene_in_either_order() {
         .extensions_mut()
         .insert(ClientIp::new(END_USER.parse().unwrap(), IpOrigin::Other));
     let real = ServiceBuilder::new()
-        .layer(HeaderHygieneLayer::new(HeaderHygiene::server_to_server()))
+        .layer(HeaderHygieneLayer::server_to_server())
         .layer(api_key())
         .layer(access_token())
         .layer(ForwardUserIpLayer::new())
@@ -170,7 +168,7 @@ async fn backend_values_survive_hygiene_in_either_order() {
         .layer(api_key())
         .layer(access_token())
         .layer(ForwardUserIpLayer::new())
-        .layer(HeaderHygieneLayer::new(HeaderHygiene::server_to_server()))
+        .layer(HeaderHygieneLayer::server_to_server())
         .service(echo());
     let sent = real_outside.oneshot(request).await.unwrap();
     assert_backend_values(&sent, "real ForwardUserIpLayer outside hygiene");
@@ -209,7 +207,10 @@ fn a_refresh_through_its_own_token_layer_fails_fast() {
             };
             let client = Client::new(
                 ServiceBuilder::new()
-                    .layer(TokenHeaderLayer::access_token(provider).upstream(Upstream::transak()))
+                    .layer(TokenHeaderLayer::access_token(
+                        provider,
+                        Upstream::transak(),
+                    ))
                     .service(echo()),
             );
             let _ = client_slot.set(client.clone());
@@ -261,8 +262,7 @@ async fn a_refresh_through_its_own_layer_from_another_task_times_out() {
     let client = Client::new(
         ServiceBuilder::new()
             .layer(
-                TokenHeaderLayer::access_token(provider)
-                    .upstream(Upstream::transak())
+                TokenHeaderLayer::access_token(provider, Upstream::transak())
                     .fetch_timeout(Duration::from_secs(2)),
             )
             .service(echo()),
@@ -295,7 +295,10 @@ async fn a_refresh_through_its_own_layer_from_another_task_times_out() {
 async fn a_hung_provider_times_out() {
     let provider = || std::future::pending::<Result<Token, BoxError>>();
     let client = ServiceBuilder::new()
-        .layer(TokenHeaderLayer::access_token(provider).upstream(Upstream::transak()))
+        .layer(TokenHeaderLayer::access_token(
+            provider,
+            Upstream::transak(),
+        ))
         .service(echo());
     let started = tokio::time::Instant::now();
     let result = tokio::time::timeout(
@@ -356,7 +359,10 @@ async fn the_refresh_never_carries_the_triggering_users_ip() {
         }
     };
     let client = ServiceBuilder::new()
-        .layer(TokenHeaderLayer::access_token(provider).upstream(Upstream::transak()))
+        .layer(TokenHeaderLayer::access_token(
+            provider,
+            Upstream::transak(),
+        ))
         .layer(ForwardUserIpLayer::new())
         .service(echo());
     let user = ClientIp::new(END_USER.parse().unwrap(), IpOrigin::Other);
@@ -384,17 +390,18 @@ fn blank_secret_is_refused_when_the_layer_is_built() {
     for blank in ["", " ", "\t", "\r\n", "\u{a0}"] {
         for (layer, header) in [
             (
-                SecretHeaderLayer::api_key(Secret::from_string(blank)),
+                SecretHeaderLayer::api_key(Secret::from_string(blank), Upstream::transak()),
                 "x-api-key",
             ),
             (
-                SecretHeaderLayer::access_token(Secret::from_string(blank)),
+                SecretHeaderLayer::access_token(Secret::from_string(blank), Upstream::transak()),
                 "access-token",
             ),
             (
                 SecretHeaderLayer::new(
                     HeaderName::from_static("x-partner-key"),
                     Secret::from_string(blank),
+                    Upstream::transak(),
                 ),
                 "x-partner-key",
             ),
@@ -402,9 +409,9 @@ fn blank_secret_is_refused_when_the_layer_is_built() {
             let err = layer.unwrap_err();
             assert_eq!(
                 err,
-                tollgate_core::SecretError::Blank {
+                ConfigError::Secret(tollgate_core::SecretError::Blank {
                     name: format!("the `{header}` header")
-                },
+                }),
                 "{blank:?}"
             );
             assert_eq!(
@@ -416,7 +423,7 @@ fn blank_secret_is_refused_when_the_layer_is_built() {
         }
     }
     // Whitespace around a real key is part of the key: not blank.
-    assert!(SecretHeaderLayer::api_key(Secret::from_string(" k ")).is_ok());
+    assert!(SecretHeaderLayer::api_key(Secret::from_string(" k "), Upstream::transak()).is_ok());
 }
 
 /// Security considerations: a token provider that answers a blank token (empty or whitespace
@@ -429,7 +436,10 @@ async fn a_blank_fetched_token_is_never_sent() {
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&sent);
         let client = ServiceBuilder::new()
-            .layer(TokenHeaderLayer::access_token(provider).upstream(Upstream::transak()))
+            .layer(TokenHeaderLayer::access_token(
+                provider,
+                Upstream::transak(),
+            ))
             .service(service_fn(move |request: Request<()>| {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move { Ok::<_, BoxError>(request.headers().clone()) }
@@ -441,5 +451,52 @@ async fn a_blank_fetched_token_is_never_sent() {
             0,
             "{blank:?}"
         );
+    }
+}
+
+/// Security considerations: no secret layer exists without an upstream, or with a secret it
+/// could not send. The upstream is a constructor argument (a layer without one does not
+/// compile: the `compile_fail` examples on `SecretHeaderLayer` and `TokenHeaderLayer`); a
+/// secret that is not a valid header value fails the constructor. (Before, such a layer was
+/// built and failed every call with `UpstreamNotConfigured` or `InvalidSecret`.)
+#[tokio::test]
+async fn secret_layers_are_built_whole_or_not_at_all() {
+    let error =
+        SecretHeaderLayer::api_key(Secret::from_string("key\r\nx-evil: 1"), Upstream::transak())
+            .unwrap_err();
+    assert_eq!(
+        error,
+        ConfigError::InvalidSecret {
+            header: HeaderName::from_static("x-api-key")
+        }
+    );
+    assert!(!format!("{error:?}").contains("evil"));
+
+    // Built, each layer sends to its upstreams at once: nothing left to fail per request.
+    let keys = api_key().upstream(Upstream::transak_staging());
+    assert_eq!(
+        keys.upstreams(),
+        [Upstream::transak(), Upstream::transak_staging()]
+    );
+    let tokens = access_token().upstream(Upstream::transak_staging());
+    assert_eq!(
+        tokens.upstreams(),
+        [Upstream::transak(), Upstream::transak_staging()]
+    );
+    let client = ServiceBuilder::new()
+        .layer(keys)
+        .layer(tokens)
+        .service(echo());
+    for base in [
+        ORDERS,
+        "https://api-gateway-stg.transak.com/partners/api/v2/orders",
+    ] {
+        let sent = client
+            .clone()
+            .oneshot(Request::get(base).body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(sent["x-api-key"], "backend-key", "{base}");
+        assert_eq!(sent["access-token"], "backend-token", "{base}");
     }
 }

@@ -67,8 +67,9 @@ pub enum ConfigError {
         /// The configured value.
         origin: String,
     },
-    /// The host is empty, has an invalid character or label, a trailing dot, or is a
-    /// malformed IP address.
+    /// The host is empty, has an invalid character or label, a trailing dot, is not a valid
+    /// internationalised name (UTS #46) or is one a browser would rewrite into another, or is
+    /// a malformed or non-canonical IP address.
     InvalidHost {
         /// The configured value.
         origin: String,
@@ -87,11 +88,13 @@ pub enum ConfigError {
         origin: String,
     },
     /// A wildcard whose base is a public suffix (`https://*.com`, `https://*.co.uk`,
-    /// `https://*.github.io`): it would allow every domain registered there.
+    /// `https://*.github.io`), or a name whose every subdomain is one (`https://*.run.app`):
+    /// it would allow every domain registered there. Checked against the whole Public Suffix
+    /// List.
     WildcardOnPublicSuffix {
         /// The configured value.
         origin: String,
-        /// The public suffix the wildcard sits on.
+        /// The name the wildcard sits on (canonical ASCII), as in `co.uk`.
         suffix: String,
     },
     /// A method that is not an HTTP token, or `*`.

@@ -6,18 +6,19 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use tollgate_core::RejectionResponder;
-use tower_layer::Layer;
 
+use crate::config::Config;
 use crate::error::ConfigError;
 use crate::origin::AllowedOrigin;
 use crate::policy::Policy;
-use crate::service::OriginAllowlist;
 
-/// Applies the origin allowlist to every request of the wrapped service; see the
+/// The configuration of the origin allowlist: a [`tower::Layer`](tower_layer::Layer) that
+/// wraps a service in an [`OriginAllowlist`](crate::OriginAllowlist); see the
 /// [crate docs](crate) for the decisions it takes.
 ///
-/// Built with [`OriginAllowlistLayer::builder`]. Cheap to clone: the validated configuration
-/// sits behind an `Arc`.
+/// Built with [`OriginAllowlistLayer::new`] (a list of origins, defaults for the rest) or
+/// [`OriginAllowlistLayer::builder`], which validate everything: a layer that exists is a
+/// layer that works. Cheap to clone: the validated configuration sits behind an `Arc`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,11 +38,31 @@ use crate::service::OriginAllowlist;
 #[derive(Clone)]
 #[must_use]
 pub struct OriginAllowlistLayer {
-    pub(crate) policy: Arc<Policy>,
-    pub(crate) responder: RejectionResponder,
+    pub(crate) config: Arc<Config>,
 }
 
 impl OriginAllowlistLayer {
+    /// A layer that allows `origins` (exact origins or `https://*.example.com` patterns,
+    /// see [`AllowedOrigin::parse`]) with the [builder](Self::builder)'s defaults for
+    /// everything else; the same as `builder().allow_origins(origins).build()`.
+    ///
+    /// ```
+    /// use tollgate_origin::{ConfigError, OriginAllowlistLayer};
+    ///
+    /// let layer = OriginAllowlistLayer::new(["https://app.example.com"]).unwrap();
+    /// assert_eq!(layer.allowed_origins()[0].as_str(), "https://app.example.com");
+    ///
+    /// let err = OriginAllowlistLayer::new(["https://*.github.io"]).unwrap_err();
+    /// assert!(matches!(err, ConfigError::WildcardOnPublicSuffix { .. }));
+    /// ```
+    pub fn new<I>(origins: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self::builder().allow_origins(origins).build()
+    }
+
     /// A builder with no origin, methods `GET, HEAD, POST`, no extra request header, no
     /// credentials, no max-age, `https://` origins only, same-site requests without `Origin`
     /// refused, requests with no browser signal at all passed, JSON rejections.
@@ -51,33 +72,49 @@ impl OriginAllowlistLayer {
 
     /// The allowlist in canonical form, in the order configured (duplicates removed).
     pub fn allowed_origins(&self) -> &[AllowedOrigin] {
-        &self.policy.origins
+        &self.config.policy.origins
     }
 
     /// The methods a preflight may ask for.
     pub fn allowed_methods(&self) -> &[Method] {
-        &self.policy.methods
+        &self.config.policy.methods
     }
 
     /// The request headers a preflight may ask for (lowercase).
     pub fn allowed_headers(&self) -> &[HeaderName] {
-        &self.policy.headers
+        &self.config.policy.headers
     }
-}
 
-impl<S> Layer<S> for OriginAllowlistLayer {
-    type Service = OriginAllowlist<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        OriginAllowlist::new(inner, self)
+    /// Replaces the rejection response, as
+    /// [`OriginAllowlistBuilder::on_rejection`] does, on a layer already built. Takes a
+    /// [`RejectionResponder`] or a closure `Fn(&Rejection) -> Response<Bytes>`.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::Response;
+    /// use tollgate_core::Rejection;
+    /// use tollgate_origin::OriginAllowlistLayer;
+    ///
+    /// let layer = OriginAllowlistLayer::new(["https://app.example.com"])
+    ///     .unwrap()
+    ///     .on_rejection(|rejection: &Rejection| {
+    ///         let mut response = Response::new(Bytes::from(rejection.code().to_owned()));
+    ///         *response.status_mut() = rejection.status();
+    ///         response
+    ///     });
+    /// # let _ = layer;
+    /// ```
+    pub fn on_rejection(mut self, responder: impl Into<RejectionResponder>) -> Self {
+        Arc::make_mut(&mut self.config).responder = responder.into();
+        self
     }
 }
 
 impl fmt::Debug for OriginAllowlistLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OriginAllowlistLayer")
-            .field("policy", &self.policy)
-            .field("responder", &self.responder)
+            .field("policy", &self.config.policy)
+            .field("responder", &self.config.responder)
             .finish()
     }
 }
@@ -224,11 +261,12 @@ impl OriginAllowlistBuilder {
     }
 
     /// Replaces the rejection response (default: tollgate's JSON, see
-    /// [`RejectionResponder`]). The response always gets `Vary: Origin` as well, and loses
-    /// any `Access-Control-Allow-Origin`, `-Credentials` or `-Private-Network` the responder
-    /// wrote: a refusal grants nothing.
-    pub fn on_rejection(mut self, responder: RejectionResponder) -> Self {
-        self.responder = Some(responder);
+    /// [`RejectionResponder`]). Takes a [`RejectionResponder`] or a closure
+    /// `Fn(&Rejection) -> Response<Bytes>`. The response always gets `Vary: Origin` as well,
+    /// and loses any `Access-Control-Allow-Origin`, `-Credentials` or `-Private-Network` the
+    /// responder wrote: a refusal grants nothing.
+    pub fn on_rejection(mut self, responder: impl Into<RejectionResponder>) -> Self {
+        self.responder = Some(responder.into());
         self
     }
 
@@ -312,21 +350,23 @@ impl OriginAllowlistBuilder {
         }
 
         Ok(OriginAllowlistLayer {
-            policy: Arc::new(Policy {
-                origins,
-                methods,
-                headers,
-                allow_methods,
-                allow_headers,
-                expose_headers,
-                credentials: self.credentials,
-                max_age,
-                private_network: self.private_network,
-                same_site_without_origin: self.same_site_without_origin,
-                server_to_server: !self.reject_server_to_server,
-                bypass_paths: self.bypass_paths,
+            config: Arc::new(Config {
+                policy: Policy {
+                    origins,
+                    methods,
+                    headers,
+                    allow_methods,
+                    allow_headers,
+                    expose_headers,
+                    credentials: self.credentials,
+                    max_age,
+                    private_network: self.private_network,
+                    same_site_without_origin: self.same_site_without_origin,
+                    server_to_server: !self.reject_server_to_server,
+                    bypass_paths: self.bypass_paths,
+                },
+                responder: self.responder.unwrap_or_default(),
             }),
-            responder: self.responder.unwrap_or_default(),
         })
     }
 }

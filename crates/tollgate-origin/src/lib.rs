@@ -60,6 +60,14 @@
 //! | plain `OPTIONS` without `Access-Control-Request-Method` | like any actual request |
 //! | `HEAD` | like `GET` (the server leaves the body of a refusal out) |
 //!
+//! A refusal is a response, never an error, built from the code's one status and message
+//! (`tollgate_core::rejection`): by default the JSON body
+//! `{"error":{"code":"origin_not_allowed","message":"origin is not allowed"}}`, the message
+//! completed with a detail where the reason is not plain (`origin is not allowed: several
+//! Origin headers`). Replace it with
+//! [`on_rejection`](OriginAllowlistBuilder::on_rejection), which takes a
+//! `tollgate_core::RejectionResponder` or a closure.
+//!
 //! Every response of the layer, refusals and origin-less ones included, carries
 //! `Vary: Origin`, appended to what the inner service set, never duplicated. The layer owns
 //! `Access-Control-Allow-Origin` and `-Credentials`: values the inner service (or a
@@ -106,21 +114,25 @@
 //! The one wildcard form is a whole left-most label, `https://*.example.com`: it matches
 //! exactly one label (`https://shop.example.com`), never the apex nor `a.b.example.com`;
 //! scheme and port must match exactly. A wildcard on a public suffix (`*.com`, `*.co.uk`,
-//! `*.github.io`) is refused. The crate embeds a short list instead of the whole Public
-//! Suffix List: every one-label base is a public suffix (this covers every top-level domain
-//! rule), plus the common multi-label registries and hosting platforms. See
-//! [`AllowedOrigin`].
+//! `*.github.io`, `*.replit.app`) is refused, and so is one whose every match is itself a
+//! public suffix (`*.run.app`, `*.anything.ck`): it would allow the sites of unrelated
+//! parties. The check uses the whole [Public Suffix List](https://publicsuffix.org/), ICANN
+//! and private sections, as the `psl` crate embeds it; a base of one label (`localhost`, an
+//! unlisted top-level domain) is always refused; so are the few shared-hosting names the
+//! list lacks (`*.amazonaws.com`, `*.glitch.me`, ...). See [`AllowedOrigin`].
 //!
 //! At request time the `Origin` header is compared byte for byte with the canonical list.
 //! The request value is never normalised: browsers send the canonical form, so
 //! `HTTPS://APP.EXAMPLE.COM`, `https://app.example.com:443` or `%`-escapes come from
 //! something else and are refused.
 //!
-//! Internationalised names are encoded with the crate's own RFC 3492 encoder after Unicode
-//! lowercasing (non-transitional processing, as current browsers do: `straße.de` becomes
-//! `xn--strae-oqa.de`). Write them in NFC, as editors do; compatibility forms (full-width
-//! letters) are refused rather than mapped. When in doubt, list the `xn--` form the browser
-//! shows in its `Origin` header.
+//! The canonical form is the WHATWG URL standard's origin serialisation, computed by the
+//! `url` crate: internationalised names go through UTS #46 with non-transitional processing,
+//! as current browsers do (`straße.de` becomes `xn--strae-oqa.de`). The text is never
+//! silently rewritten into another name: where UTS #46 would *map* it (full-width letters, an
+//! ideographic full stop, an invisible or formatting character, a name not in NFC), and for
+//! IPv4 written in octal, hex or shortened form, the origin is refused instead. When in doubt,
+//! list the `xn--` form the browser shows in its `Origin` header.
 //!
 //! When the page and the API share an origin, list that origin too: browsers send `Origin`
 //! on same-origin `POST`s.
@@ -128,6 +140,14 @@
 //! The allowed methods and headers govern preflights. An actual request from an allowed
 //! origin is not checked against them: a browser sends a non-simple method or header only
 //! after a successful preflight, and non-browser clients are not bound by CORS anyway.
+//!
+//! # The layer, the service, the future
+//!
+//! [`OriginAllowlistLayer`] is the configuration, validated when it is built
+//! ([`OriginAllowlistLayer::new`] for a list of origins with the defaults,
+//! [`OriginAllowlistLayer::builder`] for the rest): configuration errors are
+//! [`ConfigError`]s then, never a per-request failure. [`OriginAllowlist`] is the service it
+//! makes, and [`future::OriginAllowlistFuture`] its response future.
 //!
 //! # Layer order
 //!
@@ -164,26 +184,26 @@
 //!   answer an origin-less cross-site `GET` from a stored same-origin response: the handler
 //!   still does not run, but mark responses that must stay private `Cache-Control: private`
 //!   or `no-store`. Refusals (403) are not cacheable by default.
+//! - Wildcards are checked against the Public Suffix List compiled into the `psl` crate
+//!   version in use: a suffix added to the list later is refused once `psl` is updated
+//!   (`cargo update -p psl`). Until then, prefer exact origins on hosting platforms.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod config;
 mod error;
-mod future;
+pub mod future;
 mod layer;
 mod origin;
 mod policy;
 mod public_suffix;
-mod punycode;
 mod service;
 
 pub use error::ConfigError;
-pub use future::ResponseFuture;
 pub use layer::{OriginAllowlistBuilder, OriginAllowlistLayer};
 pub use origin::AllowedOrigin;
 pub use service::OriginAllowlist;
-
-#[cfg(test)]
-mod tests;
 
 /// The crate's README, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -1,15 +1,17 @@
 //! [`AllowedOrigin`]: one allowlist entry, validated and canonical, and the byte-for-byte
 //! match against a request's `Origin` value.
+//!
+//! Canonicalisation happens once, when the layer is built, and is the `url` crate's: the
+//! WHATWG URL parser and origin serialisation, with UTS #46 processing of internationalised
+//! names as browsers do. Matching, per request, compares bytes and allocates nothing.
 
 use std::fmt;
-use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use http::HeaderValue;
+use url::{Host, Url};
 
 use crate::error::ConfigError;
-use crate::public_suffix::is_public_suffix;
-use crate::punycode;
+use crate::public_suffix::wildcard_spans_registrants;
 
 /// The longest DNS name (without a trailing dot).
 const MAX_HOST_LEN: usize = 253;
@@ -20,9 +22,10 @@ const MAX_LABEL_LEN: usize = 63;
 /// `https://app.example.com`, or a pattern `https://*.example.com` that matches exactly one
 /// DNS label in place of the `*`.
 ///
-/// [`parse`](AllowedOrigin::parse) validates and canonicalises the configured text: scheme and
-/// host lowercased, default port removed, internationalised labels in punycode
-/// (`xn--...`), IPv6 in the compressed form browsers send. [`matches`](AllowedOrigin::matches)
+/// [`parse`](AllowedOrigin::parse) validates the configured text and canonicalises it into
+/// the origin serialisation of the WHATWG URL standard, the form browsers send: scheme and
+/// host lowercased, default port removed, internationalised labels in punycode (`xn--...`,
+/// UTS #46 non-transitional processing), IPv6 compressed. [`matches`](AllowedOrigin::matches)
 /// then compares a request's `Origin` **byte for byte**: the request value is never
 /// normalised, so `HTTPS://APP.EXAMPLE.COM` or `https://app.example.com:443` (which no
 /// browser sends) never match.
@@ -64,6 +67,12 @@ impl AllowedOrigin {
     /// fragment, userinfo, an invalid host or port, a `*` that is not the whole left-most
     /// label, a wildcard on an IP address or on a public suffix. See [`ConfigError`].
     ///
+    /// The text is taken as written, never silently rewritten: where a browser's URL parser
+    /// would *map* the name to another one (full-width letters, an ideographic full stop, an
+    /// invisible or formatting character, a name not in NFC, IPv4 in octal, hex or shortened
+    /// notation, an empty port), it is refused instead; only case, the default port, leading
+    /// zeros of the port and the IPv6 notation are canonicalised.
+    ///
     /// ```
     /// use tollgate_origin::{AllowedOrigin, ConfigError};
     ///
@@ -92,13 +101,14 @@ impl AllowedOrigin {
             return Err(ConfigError::InvalidScheme { origin: owned() });
         };
         let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "https" => 443,
-            "http" if allow_http => 80,
+        match scheme.as_str() {
+            "https" => {}
+            "http" if allow_http => {}
             "http" => return Err(ConfigError::HttpNotEnabled { origin: owned() }),
             _ => return Err(ConfigError::InvalidScheme { origin: owned() }),
-        };
+        }
 
+        // The URL parser would drop or rewrite all of these; an origin has none of them.
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, remainder) = rest.split_at(end);
         if authority.contains('@') {
@@ -127,66 +137,70 @@ impl AllowedOrigin {
         };
         let (host, port) =
             split_host_port(authority).ok_or_else(|| invalid_host("malformed IPv6 literal"))?;
+        // Stricter than the URL parser, which takes an empty port as none and leading zeros.
         let port = match port {
             None => None,
             Some(digits) => {
                 let valid = !digits.is_empty()
                     && digits.len() <= 5
                     && digits.bytes().all(|b| b.is_ascii_digit());
-                let number = digits.parse::<u32>().ok().filter(|p| valid && *p <= 65_535);
-                match number {
+                match digits.parse::<u16>().ok().filter(|_| valid) {
                     None => return Err(ConfigError::InvalidPort { origin: owned() }),
-                    Some(p) if p == default_port => None,
-                    Some(p) => Some(p),
+                    Some(port) => Some(port),
                 }
             }
         };
-
-        let mut canonical = String::with_capacity(origin.len() + 8);
-        canonical.push_str(&scheme);
-        canonical.push_str("://");
-        let mut star = None;
-        if let Some(literal) = host.strip_prefix('[') {
-            let literal = literal
-                .strip_suffix(']')
-                .ok_or_else(|| invalid_host("malformed IPv6 literal"))?;
-            let addr: Ipv6Addr = literal
-                .parse()
-                .map_err(|_| invalid_host("malformed IPv6 address"))?;
-            write_ipv6(&mut canonical, addr);
-        } else {
-            let name = if let Some(base) = host.strip_prefix("*.") {
-                star = Some(canonical.len());
-                canonical.push('*');
-                base
-            } else {
-                host
-            };
-            let ascii = host_to_ascii(name).map_err(invalid_host)?;
-            if looks_like_ipv4(&ascii) {
-                if star.is_some() {
-                    return Err(ConfigError::InvalidWildcard { origin: owned() });
-                }
-                match ascii.parse::<Ipv4Addr>() {
-                    Ok(ip) if ip.to_string() == ascii => {}
-                    _ => return Err(invalid_host("not a canonical dotted-decimal IPv4 address")),
-                }
-            }
-            if star.is_some() && is_public_suffix(&ascii) {
-                return Err(ConfigError::WildcardOnPublicSuffix {
-                    origin: owned(),
-                    suffix: ascii,
-                });
-            }
-            if star.is_some() {
-                canonical.push('.');
-            }
-            canonical.push_str(&ascii);
+        let (wildcard, name) = match host.strip_prefix("*.") {
+            Some(base) => (true, base),
+            None => (false, host),
+        };
+        if !name.starts_with('[') {
+            check_name_as_written(name).map_err(invalid_host)?;
         }
+
+        let mut text = format!("{scheme}://{name}");
         if let Some(port) = port {
-            let _ = write!(canonical, ":{port}");
+            text.push(':');
+            text.push_str(&port.to_string());
+        }
+        let url = match Url::parse(&text) {
+            Ok(url) => url,
+            Err(url::ParseError::InvalidIpv4Address) if wildcard => {
+                return Err(ConfigError::InvalidWildcard { origin: owned() });
+            }
+            Err(error) => return Err(invalid_host(url_error_reason(error))),
+        };
+        match url.host() {
+            Some(Host::Domain(ascii)) => {
+                check_canonical_name(name, ascii).map_err(invalid_host)?;
+                if wildcard && wildcard_spans_registrants(ascii) {
+                    return Err(ConfigError::WildcardOnPublicSuffix {
+                        origin: owned(),
+                        suffix: ascii.to_owned(),
+                    });
+                }
+            }
+            Some(Host::Ipv4(_)) if wildcard => {
+                return Err(ConfigError::InvalidWildcard { origin: owned() });
+            }
+            Some(Host::Ipv4(ip)) => {
+                if ip.to_string() != name {
+                    return Err(invalid_host(
+                        "not a canonical dotted-decimal IPv4 address (a browser reads octal, hex and shortened forms as another address)",
+                    ));
+                }
+            }
+            Some(Host::Ipv6(_)) => {}
+            None => return Err(invalid_host("empty host")),
         }
 
+        // `scheme://host[:port]`, the default port left out: what a browser sends.
+        let mut canonical = url.origin().ascii_serialization();
+        let star = wildcard.then(|| {
+            let star = scheme.len() + "://".len();
+            canonical.insert_str(star, "*.");
+            star
+        });
         let kind = match star {
             Some(star) => Kind::Wildcard { star },
             None => Kind::Exact(
@@ -271,142 +285,99 @@ fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
     })
 }
 
-/// The WHATWG URL serialisation of an IPv6 address: lowercase hex, the first longest run of
-/// two or more zero pieces compressed to `::`, in brackets.
-fn write_ipv6(out: &mut String, addr: Ipv6Addr) {
-    let pieces = addr.segments();
-    let (mut best_start, mut best_len) = (usize::MAX, 1);
-    let mut i = 0;
-    while i < pieces.len() {
-        if pieces[i] == 0 {
-            let start = i;
-            while i < pieces.len() && pieces[i] == 0 {
-                i += 1;
-            }
-            if i - start > best_len {
-                (best_start, best_len) = (start, i - start);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    out.push('[');
-    let mut i = 0;
-    while i < pieces.len() {
-        if i == best_start {
-            out.push_str(if i == 0 { "::" } else { ":" });
-            i += best_len;
-            continue;
-        }
-        let _ = write!(out, "{:x}", pieces[i]);
-        if i + 1 < pieces.len() {
-            out.push(':');
-        }
-        i += 1;
-    }
-    out.push(']');
-}
-
-/// WHATWG's "ends in a number": the last label is decimal digits or `0x` hex, which makes
-/// the whole host an IPv4 address to a browser.
-fn looks_like_ipv4(host: &str) -> bool {
-    let last = host.rsplit('.').next().unwrap_or(host);
-    (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())) || last.starts_with("0x")
-}
-
-/// A domain name in the ASCII form browsers send: lowercase, internationalised labels as
-/// `xn--` punycode (non-transitional, so `ß` stays `ß`). Expects Unicode input in NFC (what
-/// keyboards and editors produce); UTS #46 compatibility mappings are not applied, so
-/// full-width forms are refused, and a name already in `xn--` form is taken as is.
-fn host_to_ascii(host: &str) -> Result<String, &'static str> {
-    if host.is_empty() {
+/// What the URL parser accepts but no listed origin should have: an empty name or label, a
+/// trailing dot (browsers keep it in the origin, so it would be another origin), and ASCII
+/// other than letters, digits and `-`.
+fn check_name_as_written(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
         return Err("empty host");
     }
-    if host.ends_with('.') {
+    if name.ends_with('.') {
         return Err(
             "trailing dot (browsers send it as part of the origin, list the name without it)",
         );
     }
-    let mut out = String::with_capacity(host.len());
-    for (index, label) in host.split('.').enumerate() {
-        if index > 0 {
-            out.push('.');
-        }
+    for label in name.split('.') {
         if label.is_empty() {
             return Err("empty label");
         }
-        if label.is_ascii() {
-            if !label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            {
-                return Err("a label may hold only letters, digits and `-`");
-            }
-            if label.len() > MAX_LABEL_LEN {
-                return Err("a label is longer than 63 characters");
-            }
-            out.extend(label.chars().map(|c| c.to_ascii_lowercase()));
-            continue;
+        // In any label: the URL parser would take `\` for the start of a path, and allows
+        // `_` and most punctuation.
+        if label
+            .chars()
+            .any(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err("a label may hold only letters, digits and `-`");
         }
-        let mut chars = Vec::with_capacity(label.len());
-        for c in label.chars() {
-            if matches!(c, '\u{3002}' | '\u{ff0e}' | '\u{ff61}') {
-                return Err("a non-ASCII full stop: separate labels with `.`");
-            }
-            if c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-') {
-                return Err("a label may hold only letters, digits and `-`");
-            }
-            if ('\u{ff00}'..='\u{ffef}').contains(&c) {
-                return Err(
-                    "full-width or half-width forms: write the name as browsers display it",
-                );
-            }
-            if c.is_control() || c.is_whitespace() {
-                return Err("a label holds a space or control character");
-            }
-            if is_invisible(c) {
-                return Err(
-                    "a label holds an invisible or formatting character (soft hyphen, zero-width or bidi control, variation selector)",
-                );
-            }
-            chars.extend(c.to_lowercase());
-        }
-        let encoded = punycode::encode(&chars).ok_or("a label cannot be encoded as punycode")?;
-        if encoded.len() + 4 > MAX_LABEL_LEN {
-            return Err("a label is longer than 63 characters in punycode");
-        }
-        out.push_str("xn--");
-        out.push_str(&encoded);
     }
-    if out.len() > MAX_HOST_LEN {
-        return Err("the name is longer than 253 characters");
-    }
-    Ok(out)
+    Ok(())
 }
 
-/// Default-ignorable and formatting characters that IDNA processing removes or refuses
-/// (soft hyphen, combining grapheme joiner, zero-width and bidi controls, variation
-/// selectors, byte order mark, tags): encoding them would give a name no browser sends, so
-/// such a label is refused instead of silently never matching.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00ad}'
-            | '\u{034f}'
-            | '\u{061c}'
-            | '\u{115f}'..='\u{1160}'
-            | '\u{17b4}'..='\u{17b5}'
-            | '\u{180b}'..='\u{180f}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{206f}'
-            | '\u{3164}'
-            | '\u{fe00}'..='\u{fe0f}'
-            | '\u{feff}'
-            | '\u{1bca0}'..='\u{1bca3}'
-            | '\u{1d173}'..='\u{1d17a}'
-            | '\u{e0000}'..='\u{e0fff}'
-    )
+/// Compares the name as written with the URL parser's ASCII form, label by label: each label
+/// must be the written one lowercased, or its punycode. Anything else means UTS #46 mapped
+/// the name (full-width forms, a non-ASCII full stop, an invisible character, a name not in
+/// NFC), which is refused rather than silently rewritten. Also checks the DNS lengths, which
+/// the URL standard does not.
+fn check_canonical_name(written: &str, ascii: &str) -> Result<(), &'static str> {
+    const MAPPED: &str = "UTS #46 would rewrite this name (full-width or compatibility forms, a non-ASCII full stop, an invisible or formatting character, or a name not in NFC): write it as browsers display it";
+    let mut written_labels = written.split('.');
+    for label in ascii.split('.') {
+        let Some(written) = written_labels.next() else {
+            return Err(MAPPED);
+        };
+        if !is_ldh(label) {
+            return Err("a label may hold only letters, digits and `-`");
+        }
+        let lowercase = written.chars().flat_map(char::to_lowercase);
+        let same = if written.is_ascii() {
+            lowercase.eq(label.chars())
+        } else {
+            label
+                .strip_prefix("xn--")
+                .and_then(idna::punycode::decode_to_string)
+                .is_some_and(|unicode| lowercase.eq(unicode.chars()))
+        };
+        if !same {
+            return Err(MAPPED);
+        }
+        if label.len() > MAX_LABEL_LEN {
+            return Err(if written.is_ascii() {
+                "a label is longer than 63 characters"
+            } else {
+                "a label is longer than 63 characters in punycode"
+            });
+        }
+    }
+    if written_labels.next().is_some() {
+        return Err(MAPPED);
+    }
+    if ascii.len() > MAX_HOST_LEN {
+        return Err("the name is longer than 253 characters");
+    }
+    Ok(())
+}
+
+/// Letters, digits and `-`, at least one.
+fn is_ldh(label: &str) -> bool {
+    !label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Why the URL parser refused the host.
+fn url_error_reason(error: url::ParseError) -> &'static str {
+    match error {
+        url::ParseError::EmptyHost => "empty host",
+        url::ParseError::IdnaError => {
+            "not a valid internationalised domain name (UTS #46: a disallowed character, an invalid `xn--` label, or a bidi or joiner rule broken)"
+        }
+        url::ParseError::InvalidIpv4Address => "malformed IPv4 address",
+        url::ParseError::InvalidIpv6Address => "malformed IPv6 address",
+        url::ParseError::InvalidDomainCharacter => "a character that is not allowed in a host",
+        url::ParseError::InvalidPort => "invalid port",
+        _ => "not a valid URL host",
+    }
 }
 
 /// The `scheme://host[:port]` prefix of a `Referer` value, as sent (not normalised).
@@ -651,6 +622,73 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    /// The punycode of well-known labels and of RFC 3492's samples, as browsers send them
+    /// (this crate's own encoder used to be tested with these).
+    #[test]
+    fn internationalised_labels_in_the_form_browsers_send() {
+        for (label, punycode) in [
+            ("bücher", "bcher-kva"),
+            ("münchen", "mnchen-3ya"),
+            ("mañana", "maana-pta"),
+            ("пример", "e1afmkfd"),
+            ("中国", "fiqs8s"),
+            ("한국", "3e0b707e"),
+            ("例え", "r8jz45g"),
+            ("テスト", "zckzah"),
+            // RFC 3492 section 7.1, sample (L), lowercased as hosts are.
+            ("3年b組金八先生", "3b-ww4c5e180e575a65lsy2b"),
+            // Sample (A), Arabic (Egyptian).
+            (
+                "\u{0644}\u{064A}\u{0647}\u{0645}\u{0627}\u{0628}\u{062A}\u{0643}\u{0644}\u{0645}\u{0648}\u{0634}\u{0639}\u{0631}\u{0628}\u{064A}\u{061F}",
+                "egbpdaj6bu4bxfgehfvwxn",
+            ),
+        ] {
+            let expected = format!("https://xn--{punycode}.example");
+            assert_eq!(
+                canon(&format!("https://{label}.example")),
+                expected,
+                "{label}"
+            );
+        }
+    }
+
+    /// The URL parser's UTS #46 processing would map these to other names (or the name as
+    /// written is not what a browser sends): refused, never silently rewritten.
+    #[test]
+    fn names_a_browser_would_rewrite_are_refused() {
+        for s in [
+            "https://bu\u{308}cher.example", // not NFC
+            "https://\u{17f}.example",       // long s, mapped to `s`
+            "https://\u{fb00}.example",      // ligature, mapped to `ff`
+            "https://\u{216b}.example",      // roman numeral twelve, mapped to `xii`
+            "https://\u{1c5}.example",       // title case digraph, mapped to `dž`
+            "https://ap\u{200b}p.example",   // zero-width space, removed
+            "https://example.com\u{3002}a",  // ideographic full stop
+            "https://example.com\t",         // the URL parser strips tabs
+            "https://xn--a.example",         // invalid punycode
+            "https://xn--.example",
+            "https://b\u{fc}\\cher.example", // `\` would start a path
+            "https://b\u{fc}_cher.example",
+        ] {
+            assert!(
+                matches!(err(s), ConfigError::InvalidHost { .. }),
+                "{s:?}: {:?}",
+                AllowedOrigin::parse(s, true)
+            );
+        }
+        // A last label that is not a number keeps the host a domain, as for a browser.
+        assert_eq!(canon("https://0x4xEd"), "https://0x4xed");
+        // One that is (`0x` is hex zero) makes it an IPv4 address, here an invalid one.
+        assert!(matches!(
+            err("https://a.0x"),
+            ConfigError::InvalidHost { .. }
+        ));
+        assert_eq!(
+            canon("https://[::FFFF:1.2.3.4]"),
+            "https://[::ffff:102:304]"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use tollgate_core::Rejection;
+use tollgate_core::header::single_value;
 use tollgate_core::rejection::code;
 
 use crate::origin::{AllowedOrigin, referer_origin};
@@ -24,8 +25,9 @@ const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
 const VARY_PREFLIGHT: HeaderValue =
     HeaderValue::from_static("Access-Control-Request-Method, Access-Control-Request-Headers");
 
-/// The validated configuration, shared by every clone of the layer and service.
-#[derive(Debug)]
+/// The validated decision rules: which origins, methods and headers pass, and the CORS
+/// headers to write.
+#[derive(Clone, Debug)]
 pub(crate) struct Policy {
     pub(crate) origins: Vec<AllowedOrigin>,
     pub(crate) methods: Vec<Method>,
@@ -61,18 +63,15 @@ pub(crate) enum Decision {
     Reject(Rejection),
 }
 
-fn reject(code: &'static str, message: &'static str) -> Decision {
-    Decision::Reject(Rejection::new(StatusCode::FORBIDDEN, code, message))
+/// A refusal with the code's standard status and message.
+fn reject(code: &'static str) -> Decision {
+    Decision::Reject(Rejection::from_code(code))
 }
 
-/// The only value of a header that must not repeat: `Ok(None)` when absent, `Err` when sent
-/// more than once.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a HeaderValue>, ()> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (first, None) => Ok(first),
-        (Some(_), Some(_)) | (None, Some(_)) => Err(()),
-    }
+/// A refusal with the code's standard message and what exactly was wrong (a header name or a
+/// fixed reason, never a value the client sent).
+fn reject_because(code: &'static str, detail: &'static str) -> Decision {
+    Decision::Reject(Rejection::from_code(code).with_detail(detail))
 }
 
 impl Policy {
@@ -80,15 +79,16 @@ impl Policy {
         if !self.bypass_paths.is_empty() && self.bypass_paths.iter().any(|p| p == path) {
             return Decision::Bypass;
         }
-        let Ok(origin) = single(headers, &ORIGIN) else {
-            return reject(code::ORIGIN_NOT_ALLOWED, "several Origin headers");
+        let Ok(origin) = single_value(headers, ORIGIN) else {
+            return reject_because(code::ORIGIN_NOT_ALLOWED, "several Origin headers");
         };
         let Some(origin) = origin else {
             return self.without_origin(headers);
         };
         let allowed = match self.match_origin(origin) {
             Ok(allowed) => allowed,
-            Err(message) => return reject(code::ORIGIN_NOT_ALLOWED, message),
+            Err(Some(detail)) => return reject_because(code::ORIGIN_NOT_ALLOWED, detail),
+            Err(None) => return reject(code::ORIGIN_NOT_ALLOWED),
         };
         if method == Method::OPTIONS && headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD) {
             return self.preflight(allowed, headers);
@@ -96,17 +96,18 @@ impl Policy {
         Decision::Allowed(allowed)
     }
 
-    /// The `Access-Control-Allow-Origin` value for an allowed `Origin`, or why it is refused.
-    fn match_origin(&self, value: &HeaderValue) -> Result<HeaderValue, &'static str> {
+    /// The `Access-Control-Allow-Origin` value for an allowed `Origin`; else the detail of
+    /// the refusal, `None` for an origin that is simply not on the list.
+    fn match_origin(&self, value: &HeaderValue) -> Result<HeaderValue, Option<&'static str>> {
         let bytes = value.as_bytes();
         if bytes.is_empty() {
-            return Err("the Origin header is empty");
+            return Err(Some("the Origin header is empty"));
         }
         if bytes == b"null" {
-            return Err("the null origin is never allowed");
+            return Err(Some("the null origin is never allowed"));
         }
         if bytes.contains(&b',') {
-            return Err("the Origin header holds more than one origin");
+            return Err(Some("the Origin header holds more than one origin"));
         }
         let allowed = self.origins.iter().find(|o| o.matches(bytes));
         match allowed {
@@ -114,13 +115,13 @@ impl Policy {
                 .exact_value()
                 .cloned()
                 .unwrap_or_else(|| value.clone())),
-            None => Err("origin is not allowed"),
+            None => Err(None),
         }
     }
 
     fn preflight(&self, origin: HeaderValue, headers: &HeaderMap) -> Decision {
-        let Ok(Some(method)) = single(headers, &ACCESS_CONTROL_REQUEST_METHOD) else {
-            return reject(
+        let Ok(Some(method)) = single_value(headers, ACCESS_CONTROL_REQUEST_METHOD) else {
+            return reject_because(
                 code::METHOD_NOT_ALLOWED,
                 "several Access-Control-Request-Method headers",
             );
@@ -131,10 +132,7 @@ impl Policy {
             .iter()
             .any(|m| m.as_str().as_bytes() == method.as_bytes())
         {
-            return reject(
-                code::METHOD_NOT_ALLOWED,
-                "the requested method is not allowed",
-            );
+            return reject(code::METHOD_NOT_ALLOWED);
         }
         for value in headers.get_all(ACCESS_CONTROL_REQUEST_HEADERS) {
             for name in value.as_bytes().split(|b| *b == b',') {
@@ -147,10 +145,7 @@ impl Policy {
                     .iter()
                     .any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
                 {
-                    return reject(
-                        code::HEADER_NOT_ALLOWED,
-                        "a requested header is not allowed",
-                    );
+                    return reject(code::HEADER_NOT_ALLOWED);
                 }
             }
         }
@@ -165,44 +160,41 @@ impl Policy {
     }
 
     fn without_origin(&self, headers: &HeaderMap) -> Decision {
-        let Ok(site) = single(headers, &SEC_FETCH_SITE) else {
-            return reject(code::ORIGIN_NOT_ALLOWED, "several Sec-Fetch-Site headers");
+        let Ok(site) = single_value(headers, SEC_FETCH_SITE) else {
+            return reject_because(code::ORIGIN_NOT_ALLOWED, "several Sec-Fetch-Site headers");
         };
         let site = site.map(HeaderValue::as_bytes);
         match site {
             Some(b"cross-site") => {
-                return reject(
+                return reject_because(
                     code::ORIGIN_NOT_ALLOWED,
                     "cross-site request without an Origin header",
                 );
             }
             Some(b"same-site") if !self.same_site_without_origin => {
-                return reject(
+                return reject_because(
                     code::ORIGIN_NOT_ALLOWED,
                     "same-site request without an Origin header",
                 );
             }
             Some(b"same-site" | b"same-origin" | b"none") | None => {}
             Some(_) => {
-                return reject(
+                return reject_because(
                     code::ORIGIN_NOT_ALLOWED,
                     "unrecognised Sec-Fetch-Site value",
                 );
             }
         }
-        match single(headers, &REFERER) {
-            Err(()) => reject(code::ORIGIN_NOT_ALLOWED, "several Referer headers"),
+        match single_value(headers, REFERER) {
+            Err(_) => reject_because(code::ORIGIN_NOT_ALLOWED, "several Referer headers"),
             Ok(Some(referer)) => match referer_origin(referer.as_bytes()) {
                 Some(origin) if self.origins.iter().any(|o| o.matches(origin)) => {
                     Decision::NoOrigin
                 }
-                _ => reject(
-                    code::ORIGIN_NOT_ALLOWED,
-                    "the Referer's origin is not allowed",
-                ),
+                _ => reject_because(code::ORIGIN_NOT_ALLOWED, "the Referer header's origin"),
             },
             Ok(None) if site.is_some() || self.server_to_server => Decision::NoOrigin,
-            Ok(None) => reject(
+            Ok(None) => reject_because(
                 code::ORIGIN_NOT_ALLOWED,
                 "request without Origin, Referer or Sec-Fetch-Site",
             ),

@@ -1,241 +1,44 @@
-//! The public-suffix check for wildcard patterns.
+//! The public-suffix check for wildcard patterns, over the full Public Suffix List (the `psl`
+//! crate).
 //!
-//! `https://*.<base>` is refused when `<base>` is a public suffix: a name under which
-//! unrelated parties register their own domains (`com`, `co.uk`, `github.io`), because the
-//! pattern would then allow every one of those parties.
+//! `https://*.<base>` is refused when the names it matches belong to unrelated parties: when
+//! `<base>` is a public suffix (`com`, `co.uk`, `github.io`, `replit.app`), every
+//! `<label>.<base>` is a separately registered site; when `<base>` sits under a wildcard rule
+//! of the list (`*.ck`, `*.run.app`), every `<label>.<base>` is itself a public suffix.
 //!
-//! The full Public Suffix List is large and changes every week; this crate embeds the part
-//! that matters for a wildcard allowlist and documents the rule it applies:
+//! The check asks the list for the registrable domain (eTLD+1) of a name one label below the
+//! base: the wildcard is refused unless that registrable domain is the base or shorter, i.e.
+//! unless everything the pattern matches belongs to one registrant. A name outside the list
+//! falls under the list's default rule `*` (its last label is the public suffix), so a base of
+//! one label (`localhost`, an unlisted top-level domain) is always refused.
 //!
-//! 1. a base of **one label** is always a public suffix. This covers every top-level domain
-//!    rule of the list (`com`, `uk`, `dev`, `app`, ...) and also `localhost`, without keeping
-//!    the ~1,500 TLDs in the binary;
-//! 2. a base of two labels whose top-level domain has a wildcard rule in the list
-//!    (`*.ck`, `*.bd`, ...) is a public suffix;
-//! 3. a base that is in [`MULTI_LABEL`]: the common second-level registries of country codes
-//!    (`co.uk`, `com.au`, `co.jp`, ...) and the hosting platforms that hand out subdomains
-//!    to their customers (`github.io`, `vercel.app`, `herokuapp.com`, ...).
-//!
-//! A wildcard on a private registry that is missing here is still refused by rule 1 when it
-//! has one label; for a longer one, prefer listing exact origins.
+//! [`NOT_IN_THE_LIST`] adds the few shared-hosting names that the list lacks and that this
+//! crate refused before it used the whole list, so that no wildcard refused then is allowed
+//! now.
 
-/// Top-level domains whose every second-level name is a public suffix (`*.ck` style rules).
-const WILDCARD_TLDS: &[&str] = &["bd", "bn", "ck", "er", "fk", "jm", "kh", "mm", "np", "pg"];
+/// The label put in place of the `*` to ask the list about the names a pattern matches. It is
+/// not in any exception rule of the list (`!www.ck`, `!city.kawasaki.jp`), so it answers as
+/// any ordinary label would.
+const PROBE: &str = "tollgate-wildcard-probe";
 
-/// Multi-label public suffixes (ASCII, lowercase), ICANN section and common private ones.
-pub(crate) const MULTI_LABEL: &[&str] = &[
-    // United Kingdom.
-    "ac.uk",
-    "co.uk",
-    "gov.uk",
-    "ltd.uk",
-    "me.uk",
-    "net.uk",
-    "nhs.uk",
-    "org.uk",
-    "plc.uk",
-    "police.uk",
-    "sch.uk",
-    // Australia, New Zealand.
-    "asn.au",
-    "com.au",
-    "edu.au",
-    "gov.au",
-    "id.au",
-    "net.au",
-    "org.au",
-    "ac.nz",
-    "co.nz",
-    "geek.nz",
-    "gen.nz",
-    "govt.nz",
-    "kiwi.nz",
-    "net.nz",
-    "org.nz",
-    "school.nz",
-    // Japan, Korea, China, Taiwan, Hong Kong, Singapore.
-    "ac.jp",
-    "ad.jp",
-    "co.jp",
-    "ed.jp",
-    "go.jp",
-    "gr.jp",
-    "lg.jp",
-    "ne.jp",
-    "or.jp",
-    "ac.kr",
-    "co.kr",
-    "go.kr",
-    "ne.kr",
-    "or.kr",
-    "re.kr",
-    "com.cn",
-    "edu.cn",
-    "gov.cn",
-    "net.cn",
-    "org.cn",
-    "com.tw",
-    "edu.tw",
-    "gov.tw",
-    "net.tw",
-    "org.tw",
-    "com.hk",
-    "edu.hk",
-    "gov.hk",
-    "net.hk",
-    "org.hk",
-    "com.sg",
-    "edu.sg",
-    "gov.sg",
-    "net.sg",
-    "org.sg",
-    // South and South-East Asia.
-    "co.in",
-    "firm.in",
-    "gen.in",
-    "ind.in",
-    "net.in",
-    "org.in",
-    "co.id",
-    "or.id",
-    "web.id",
-    "ac.th",
-    "co.th",
-    "in.th",
-    "or.th",
-    "com.my",
-    "net.my",
-    "org.my",
-    "com.ph",
-    "net.ph",
-    "org.ph",
-    "com.vn",
-    "net.vn",
-    "com.pk",
-    "net.pk",
-    "org.pk",
-    // Middle East and Africa.
-    "ac.il",
-    "co.il",
-    "gov.il",
-    "muni.il",
-    "net.il",
-    "org.il",
-    "com.tr",
-    "net.tr",
-    "org.tr",
-    "com.sa",
-    "net.sa",
-    "org.sa",
-    "com.eg",
-    "org.eg",
-    "ac.za",
-    "co.za",
-    "gov.za",
-    "net.za",
-    "org.za",
-    "web.za",
-    "co.ke",
-    "or.ke",
-    "com.ng",
-    "org.ng",
-    // The Americas.
-    "com.br",
-    "gov.br",
-    "net.br",
-    "org.br",
-    "com.mx",
-    "gob.mx",
-    "net.mx",
-    "org.mx",
-    "com.ar",
-    "gob.ar",
-    "net.ar",
-    "org.ar",
-    "com.co",
-    "net.co",
-    "org.co",
-    "com.pe",
-    "org.pe",
-    "com.uy",
-    "com.ve",
-    "com.ec",
-    "co.cr",
-    // Europe.
-    "co.at",
-    "or.at",
-    "com.es",
-    "nom.es",
-    "org.es",
-    "com.pl",
-    "net.pl",
-    "org.pl",
-    "com.ua",
-    "net.ua",
-    "org.ua",
-    "com.gr",
-    "com.pt",
-    "com.ru",
-    "com.cy",
-    "com.mt",
-    // Hosting platforms that give customers subdomains (private section of the list).
+/// Names under which unrelated parties get their own subdomains (or, for `amazonaws.com`,
+/// whose direct subdomains such as `s3.amazonaws.com` serve every customer's content from one
+/// origin), missing from the Public Suffix List as the `psl` crate embeds it. A wildcard on
+/// exactly these is refused too.
+const NOT_IN_THE_LIST: &[&str] = &[
     "amazonaws.com",
-    "appspot.com",
-    "azurestaticapps.net",
-    "azurewebsites.net",
-    "blogspot.com",
-    "cloudfront.net",
-    "deno.dev",
-    "firebaseapp.com",
-    "fly.dev",
-    "github.io",
-    "gitlab.io",
-    "glitch.me",
-    "herokuapp.com",
-    "netlify.app",
-    "ngrok-free.app",
-    "ngrok.io",
-    "onrender.com",
-    "pages.dev",
-    "r2.dev",
-    "railway.app",
-    "readthedocs.io",
-    "repl.co",
-    "surge.sh",
-    "trycloudflare.com",
-    "vercel.app",
-    "web.app",
-    "workers.dev",
-    // Shared names more than two labels deep, and a few more platforms.
     "app.github.dev",
-    "bitbucket.io",
-    "blob.core.windows.net",
-    "cloudfunctions.net",
-    "codeberg.page",
-    "elasticbeanstalk.com",
-    "azureedge.net",
+    "glitch.me",
     "loca.lt",
-    "ngrok-free.dev",
-    "ngrok.app",
-    "ngrok.dev",
-    "replit.dev",
-    "run.app",
-    "s3.amazonaws.com",
-    "web.core.windows.net",
+    "railway.app",
 ];
 
-/// Whether `base` (an ASCII, lowercase host without a trailing dot) is a public suffix by
-/// the rules above.
-pub(crate) fn is_public_suffix(base: &str) -> bool {
-    let mut labels = base.rsplit('.');
-    let (Some(tld), second) = (labels.next(), labels.next()) else {
-        return true;
-    };
-    match (second, labels.next()) {
-        (None, _) => true,
-        (Some(_), None) if WILDCARD_TLDS.contains(&tld) => true,
-        _ => MULTI_LABEL.contains(&base),
-    }
+/// Whether a `*.` pattern on `base` (canonical ASCII, lowercase, no trailing dot) would match
+/// the sites of unrelated parties.
+pub(crate) fn wildcard_spans_registrants(base: &str) -> bool {
+    let probe = format!("{PROBE}.{base}");
+    psl::domain(probe.as_bytes()).is_none_or(|domain| domain.as_bytes().len() == probe.len())
+        || NOT_IN_THE_LIST.contains(&base)
 }
 
 #[cfg(test)]
@@ -243,45 +46,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn single_labels_wildcard_tlds_and_listed_names_are_public() {
-        for base in ["com", "uk", "localhost", "dev", "xn--p1ai"] {
-            assert!(is_public_suffix(base), "{base}");
+    fn single_labels_public_suffixes_and_wildcard_rules_are_refused() {
+        for base in [
+            "com",
+            "uk",
+            "localhost",
+            "dev",
+            "xn--p1ai",
+            "app",
+            "notatld",
+        ] {
+            assert!(wildcard_spans_registrants(base), "{base}");
         }
         for base in [
             "co.uk",
             "com.au",
             "github.io",
             "vercel.app",
+            "replit.app",
             "anything.ck",
+            "run.app",
             "s3.amazonaws.com",
             "web.core.windows.net",
+            "herokuapp.com",
         ] {
-            assert!(is_public_suffix(base), "{base}");
+            assert!(wildcard_spans_registrants(base), "{base}");
+        }
+        for base in NOT_IN_THE_LIST {
+            assert!(wildcard_spans_registrants(base), "{base}");
+            // Listed because the Public Suffix List lacks them: drop an entry once it has it.
+            let probe = format!("{PROBE}.{base}");
+            assert_ne!(
+                psl::domain(probe.as_bytes()).map(|d| d.as_bytes().len()),
+                Some(probe.len()),
+                "{base} is in the Public Suffix List now"
+            );
         }
         for base in [
             "example.com",
             "example.co.uk",
             "me.github.io",
+            "me.replit.app",
             "a.b.ck",
+            "www.ck",
             "shop.dev",
             "bucket.s3.amazonaws.com",
             "me.blob.core.windows.net",
+            "service.a.run.app",
+            "mybucket.s3.amazonaws.com",
+            "me.glitch.me",
+            // Registrable since the list replaced its `*.bd` rule with named registries.
+            "anything.bd",
         ] {
-            assert!(!is_public_suffix(base), "{base}");
-        }
-    }
-
-    #[test]
-    fn list_is_lowercase_ascii_with_two_or_more_labels() {
-        for name in MULTI_LABEL {
-            assert!(name.contains('.'), "{name}");
-            assert!(
-                name.bytes().all(|b| b.is_ascii_lowercase()
-                    || b.is_ascii_digit()
-                    || b == b'.'
-                    || b == b'-'),
-                "{name}"
-            );
+            assert!(!wildcard_spans_registrants(base), "{base}");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! [`OriginAllowlist`]: the service the layer produces.
+//! [`OriginAllowlist`]: the service the layer produces, and the layer's `tower::Layer`
+//! implementation.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,12 +7,15 @@ use std::task::{Context, Poll};
 
 use http::header::{ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN};
 use http::{Request, Response};
-use tollgate_core::{RejectionResponder, ResponseBody};
+use tollgate_core::ResponseBody;
+use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::future::ResponseFuture;
+use crate::config::Config;
+use crate::error::ConfigError;
+use crate::future::OriginAllowlistFuture;
 use crate::layer::OriginAllowlistLayer;
-use crate::policy::{ALLOW_PRIVATE_NETWORK, Decision, Policy, append_vary_origin};
+use crate::policy::{ALLOW_PRIVATE_NETWORK, Decision, append_vary_origin};
 
 /// Enforces an origin allowlist in front of `S`; built by [`OriginAllowlistLayer`].
 ///
@@ -50,8 +54,7 @@ use crate::policy::{ALLOW_PRIVATE_NETWORK, Decision, Policy, append_vary_origin}
 #[must_use]
 pub struct OriginAllowlist<S> {
     inner: S,
-    policy: Arc<Policy>,
-    responder: RejectionResponder,
+    config: Arc<Config>,
 }
 
 impl<S> OriginAllowlist<S> {
@@ -59,34 +62,45 @@ impl<S> OriginAllowlist<S> {
     pub fn new(inner: S, layer: &OriginAllowlistLayer) -> Self {
         Self {
             inner,
-            policy: Arc::clone(&layer.policy),
-            responder: layer.responder.clone(),
+            config: Arc::clone(&layer.config),
         }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+    /// An [`OriginAllowlistLayer`] that allows `origins`, defaults for the rest: the same as
+    /// [`OriginAllowlistLayer::new`].
+    ///
+    /// ```
+    /// use tollgate_origin::OriginAllowlist;
+    ///
+    /// let layer = OriginAllowlist::<()>::layer(["https://app.example.com"]).unwrap();
+    /// assert_eq!(layer.allowed_origins().len(), 1);
+    /// ```
+    pub fn layer<I>(origins: I) -> Result<OriginAllowlistLayer, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        OriginAllowlistLayer::new(origins)
     }
 
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tollgate_core::__inner_service_accessors!();
 }
 
 impl<S: fmt::Debug> fmt::Debug for OriginAllowlist<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OriginAllowlist")
             .field("inner", &self.inner)
-            .field("policy", &self.policy)
-            .field("responder", &self.responder)
+            .field("policy", &self.config.policy)
+            .field("responder", &self.config.responder)
             .finish()
+    }
+}
+
+impl<S> Layer<S> for OriginAllowlistLayer {
+    type Service = OriginAllowlist<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OriginAllowlist::new(inner, self)
     }
 }
 
@@ -96,40 +110,44 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = OriginAllowlistFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let config = &self.config;
         let decision =
-            self.policy
+            config
+                .policy
                 .decide(request.method(), request.uri().path(), request.headers());
         match decision {
             Decision::Reject(rejection) => {
-                let mut response = self.responder.respond(rejection);
+                let mut response = config.responder.respond(rejection);
                 // A refusal never grants anything, whatever a replaced responder wrote.
                 let headers = response.headers_mut();
                 headers.remove(ACCESS_CONTROL_ALLOW_ORIGIN);
                 headers.remove(ACCESS_CONTROL_ALLOW_CREDENTIALS);
                 headers.remove(ALLOW_PRIVATE_NETWORK);
                 append_vary_origin(headers);
-                ResponseFuture::ready(response)
+                OriginAllowlistFuture::own(response)
             }
             Decision::Preflight {
                 origin,
                 private_network,
-            } => ResponseFuture::ready(self.policy.preflight_response(origin, private_network)),
-            Decision::Allowed(origin) => ResponseFuture::inner(
-                self.inner.call(request),
-                Arc::clone(&self.policy),
-                Some(origin),
+            } => OriginAllowlistFuture::own(
+                config.policy.preflight_response(origin, private_network),
             ),
-            Decision::NoOrigin => {
-                ResponseFuture::inner(self.inner.call(request), Arc::clone(&self.policy), None)
+            Decision::Allowed(origin) => {
+                let config = Arc::clone(config);
+                OriginAllowlistFuture::inner(self.inner.call(request), config, Some(origin))
             }
-            Decision::Bypass => ResponseFuture::bypass(self.inner.call(request)),
+            Decision::NoOrigin => {
+                let config = Arc::clone(config);
+                OriginAllowlistFuture::inner(self.inner.call(request), config, None)
+            }
+            Decision::Bypass => OriginAllowlistFuture::bypass(self.inner.call(request)),
         }
     }
 }

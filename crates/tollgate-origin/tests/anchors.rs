@@ -8,124 +8,16 @@
 //! Where this layer is deliberately stricter than one of them, the test says so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{HeaderValue, Method, Response, StatusCode};
 use tollgate_core::{Rejection, RejectionResponder};
 use tollgate_origin::{ConfigError, OriginAllowlistLayer};
-use tower::{ServiceBuilder, ServiceExt, service_fn};
 
-const APP: &str = "https://app.example.com";
-
-struct Sent {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-    calls: usize,
-}
-
-impl Sent {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect()
-    }
-
-    fn cors_headers(&self) -> Vec<&str> {
-        self.headers
-            .keys()
-            .map(|name| name.as_str())
-            .filter(|name| name.starts_with("access-control-"))
-            .collect()
-    }
-
-    #[track_caller]
-    fn assert_passed(&self) {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
-        assert_eq!(self.body, "inner");
-        assert_eq!(self.calls, 1);
-    }
-
-    #[track_caller]
-    fn assert_refused(&self, code: &str) {
-        assert_eq!(self.status, StatusCode::FORBIDDEN, "{}", self.body);
-        let json: serde_json::Value = serde_json::from_str(&self.body).unwrap();
-        assert_eq!(json["error"]["code"], code, "{}", self.body);
-        assert_eq!(self.calls, 0, "the inner service must not run");
-        assert!(self.cors_headers().is_empty(), "{:?}", self.headers);
-        assert_eq!(self.all("vary"), ["Origin"]);
-    }
-}
-
-/// Sends `request` through `layer` to an inner service that answers 200 `inner` with
-/// `inner_headers`, counting its calls.
-async fn send_with(
-    layer: &OriginAllowlistLayer,
-    request: Request<Full<Bytes>>,
-    inner_headers: &[(&'static str, &'static str)],
-) -> Sent {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let inner_headers = inner_headers.to_vec();
-    let inner = service_fn(move |_request: Request<Full<Bytes>>| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        let mut response = Response::new(Full::new(Bytes::from_static(b"inner")));
-        for (name, value) in &inner_headers {
-            response
-                .headers_mut()
-                .append(*name, HeaderValue::from_static(value));
-        }
-        async move { Ok::<_, Infallible>(response) }
-    });
-    let response = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(inner)
-        .oneshot(request)
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Sent {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-        calls: calls.load(Ordering::SeqCst),
-    }
-}
-
-async fn send(layer: &OriginAllowlistLayer, request: Request<Full<Bytes>>) -> Sent {
-    send_with(layer, request, &[]).await
-}
-
-fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut builder = Request::builder().method(method).uri(path);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Full::default()).unwrap()
-}
-
-fn preflight(origin: &str, method: &str, headers: &[&str]) -> Request<Full<Bytes>> {
-    let mut all = vec![
-        ("origin", origin),
-        ("access-control-request-method", method),
-    ];
-    for value in headers {
-        all.push(("access-control-request-headers", value));
-    }
-    request("OPTIONS", "/api", &all)
-}
+use common::{APP, preflight, request, send, send_with};
 
 fn api_layer() -> OriginAllowlistLayer {
     OriginAllowlistLayer::builder()
@@ -1057,6 +949,65 @@ fn wildcards_on_shared_hosting_are_refused() {
         .build()
         .unwrap();
     assert!(layer.allowed_origins()[0].is_wildcard());
+}
+
+/// The whole Public Suffix List, private section included: `replit.app`, which the short list
+/// this crate embedded before lacked, is treated exactly as `github.io`. A wildcard on it is
+/// refused; a user's own name under it may carry one, and its exact origins are fine.
+#[tokio::test]
+async fn every_public_suffix_of_the_list_counts() {
+    for suffix in ["github.io", "replit.app"] {
+        let origin = format!("https://*.{suffix}");
+        let err = OriginAllowlistLayer::builder()
+            .allow_origin(origin.as_str())
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::WildcardOnPublicSuffix {
+                origin,
+                suffix: suffix.into()
+            }
+        );
+
+        let layer = OriginAllowlistLayer::builder()
+            .allow_origins([
+                format!("https://*.me.{suffix}"),
+                format!("https://me.{suffix}"),
+            ])
+            .build()
+            .unwrap();
+        assert!(layer.allowed_origins()[0].is_wildcard());
+        for allowed in [
+            format!("https://me.{suffix}"),
+            format!("https://a.me.{suffix}"),
+        ] {
+            send(&layer, request("POST", "/api", &[("origin", &allowed)]))
+                .await
+                .assert_passed();
+        }
+        for refused in [
+            format!("https://other.{suffix}"),
+            format!("https://a.b.me.{suffix}"),
+            format!("https://{suffix}"),
+        ] {
+            send(&layer, request("POST", "/api", &[("origin", &refused)]))
+                .await
+                .assert_refused("origin_not_allowed");
+        }
+    }
+    // A rule `*.run.app` makes every `<label>.run.app` a public suffix: a wildcard there
+    // would match them all.
+    assert!(matches!(
+        OriginAllowlistLayer::new(["https://*.a.run.app"]).unwrap_err(),
+        ConfigError::WildcardOnPublicSuffix { .. }
+    ));
+    assert!(
+        OriginAllowlistLayer::new(["https://*.my-service.a.run.app"])
+            .unwrap()
+            .allowed_origins()[0]
+            .is_wildcard()
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ async fn foreign_origin_over_tcp_never_reaches_the_handler() {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
         let expected = if origin == "null" {
-            r#"{"error":{"code":"origin_not_allowed","message":"the null origin is never allowed"}}"#
+            r#"{"error":{"code":"origin_not_allowed","message":"origin is not allowed: the null origin is never allowed"}}"#
         } else {
             r#"{"error":{"code":"origin_not_allowed","message":"origin is not allowed"}}"#
         };
@@ -199,7 +199,7 @@ async fn preflight_over_tcp() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         body,
-        r#"{"error":{"code":"header_not_allowed","message":"a requested header is not allowed"}}"#
+        r#"{"error":{"code":"header_not_allowed","message":"header is not allowed"}}"#
     );
     assert_eq!(server.calls(), 0);
 }

@@ -1,5 +1,6 @@
-//! [`ReplayGuard`]: where the timestamp and nonce come from and how they are checked, as plain
-//! functions with no tower in sight.
+//! The replay rules as plain types with no tower in sight: where the timestamp and the nonce
+//! come from, how they are checked and what is claimed. [`ReplayGuardLayer`](crate::ReplayGuardLayer)
+//! holds a [`Policy`] and exposes its setters and [`check`](crate::ReplayGuardLayer::check).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -7,16 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderName;
-use http::{Extensions, HeaderMap, StatusCode};
+use http::{Extensions, HeaderMap, HeaderValue};
+use tollgate_core::header::single_value;
 use tollgate_core::rejection::code;
 use tollgate_core::timestamp::{TimestampError, TimestampWindow};
-use tollgate_core::{Clock, Rejection, SharedClock, SystemClock, VerifiedSignature};
+use tollgate_core::{Rejection, SharedClock, SystemClock, VerifiedSignature};
 
 use crate::store::StoreError;
-
-/// 500: the guard reads [`VerifiedSignature`] but no verifier ran before it (a deployment
-/// error: the guard must sit inside the signature verifier).
-pub const REPLAY_GUARD_MISCONFIGURED: &str = "replay_guard_misconfigured";
 
 /// The shape a nonce must have before it is claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,61 +76,11 @@ enum Source {
     },
 }
 
-/// The replay rules of one scheme: where the timestamp and nonce are read, the window, the
-/// nonce's shape and the clock. Used by [`ReplayGuardLayer`](crate::ReplayGuardLayer); usable
-/// alone through [`check`](ReplayGuard::check).
-///
-/// The checks, in order:
-///
-/// 1. the timestamp parses as ASCII digits only (400 `timestamp_malformed`, also when the
-///    header is missing or repeated) and lies within `now ± tolerance`, inclusive (401
-///    `timestamp_out_of_window`; milliseconds sent where seconds are expected land here);
-/// 2. the nonce has the configured [`NonceShape`] (400 `nonce_malformed`, also when missing);
-/// 3. the store claims the nonce until `timestamp + tolerance` (401 `replayed` when it was
-///    already claimed, 503 `store_unavailable` when the store fails: fail closed).
-///
-/// With [`key_id_header`](ReplayGuard::key_id_header), that header must be present once (400
-/// `header_malformed` otherwise), checked between steps 2 and 3.
-///
-/// # TTL semantics
-///
-/// The guard asks the store to hold a claim until
-/// [`TimestampWindow::last_valid_second`]`(timestamp)` (plus the optional
-/// [`clock_skew_margin`](ReplayGuard::clock_skew_margin)), the last second at which the window
-/// still accepts the request by the guard's clock. The store holds it until the later of that
-/// and its own "now" plus its minimum retention ([`held_until`](crate::held_until)), so a
-/// replay is refused even when the guard's and the store's clocks disagree. Once a claim
-/// expires, the same request is refused by the window (401 `timestamp_out_of_window`), not
-/// accepted again. See the crate docs' "TTL semantics".
-///
-/// # Namespaces
-///
-/// Keys are claimed as `(scheme, namespace + key id header, nonce)` with
-/// [`replay_key`], so two schemes, two [`namespace`](ReplayGuard::namespace)s or two partners'
-/// app keys never collide. With
-/// [`from_verified_signature`](ReplayGuard::from_verified_signature) there is no key id in
-/// the key: the nonce is the message's identity ([`VerifiedSignature::replay_key`]), the same
-/// whichever key of a rotating ring verified it.
-///
-/// ```
-/// use http::HeaderMap;
-/// use tollgate_core::ManualClock;
-/// use tollgate_replay::ReplayGuard;
-///
-/// let guard = ReplayGuard::standard_webhooks().clock(ManualClock::new(1_700_000_100));
-/// let mut headers = HeaderMap::new();
-/// headers.insert("webhook-id", "msg_2ZzA".parse().unwrap());
-/// headers.insert("webhook-timestamp", "1700000000".parse().unwrap());
-/// let ticket = guard.check(&headers, &http::Extensions::new()).unwrap();
-/// assert_eq!(ticket.timestamp(), Some(1_700_000_000));
-/// assert_eq!(ticket.expires_at(), 1_700_000_300);
-///
-/// headers.insert("webhook-timestamp", "+1700000000".parse().unwrap());
-/// let refused = guard.check(&headers, &http::Extensions::new()).unwrap_err();
-/// assert_eq!(refused.to_rejection().code(), "timestamp_malformed");
-/// ```
+/// The replay rules of one guard: where the timestamp and nonce are read, the window, the
+/// nonce's shape, the namespace and the clock. The configuration inside a
+/// [`ReplayGuardLayer`](crate::ReplayGuardLayer); its setters are the layer's.
 #[derive(Clone)]
-pub struct ReplayGuard {
+pub(crate) struct Policy {
     source: Source,
     namespace: Cow<'static, str>,
     window: TimestampWindow,
@@ -144,18 +92,16 @@ pub struct ReplayGuard {
 /// The default shape of header nonces: 1 to 256 visible ASCII characters.
 const DEFAULT_TOKEN: NonceShape = NonceShape::Token { max_len: 256 };
 
-impl ReplayGuard {
-    /// Reads the timestamp (Unix seconds) and the nonce from two headers; claims them in the
-    /// namespace `scheme`. The nonce shape defaults to [`NonceShape::Token`] of at most 256
-    /// characters, the window to ±300 s.
-    pub fn headers(
-        scheme: impl Into<Cow<'static, str>>,
+impl Policy {
+    /// Reads the timestamp and the nonce from two headers, claimed in the namespace `scheme`.
+    pub(crate) fn headers(
+        scheme: Cow<'static, str>,
         timestamp: HeaderName,
         nonce: HeaderName,
     ) -> Self {
         Self {
             source: Source::Headers {
-                scheme: scheme.into(),
+                scheme,
                 timestamp,
                 nonce,
                 key_id: None,
@@ -168,49 +114,29 @@ impl ReplayGuard {
         }
     }
 
-    /// Tranzila: `X-tranzila-api-request-time` and `X-tranzila-api-nonce` (exactly 80 hex
-    /// characters), namespaced by the app key in `X-tranzila-api-app-key`. Tranzila's access
-    /// token does not cover the method, path or body, so this claim is the only thing that
-    /// stops a captured header set from being replayed on another request.
-    pub fn tranzila() -> Self {
-        Self::headers(
-            "tranzila",
+    /// Tranzila's headers, namespaced by the app key, 80 hex digits.
+    pub(crate) fn tranzila() -> Self {
+        let mut policy = Self::headers(
+            Cow::Borrowed("tranzila"),
             HeaderName::from_static("x-tranzila-api-request-time"),
             HeaderName::from_static("x-tranzila-api-nonce"),
-        )
-        .key_id_header(HeaderName::from_static("x-tranzila-api-app-key"))
-        .nonce_shape(NonceShape::Hex(80))
+        );
+        policy.set_key_id_header(HeaderName::from_static("x-tranzila-api-app-key"));
+        policy.shape = NonceShape::Hex(80);
+        policy
     }
 
-    /// The canonical Method + Path + Body + Timestamp scheme: the same as
-    /// [`from_verified_signature`](ReplayGuard::from_verified_signature), since the scheme has
-    /// no nonce and its message is what its signature covers. Place it inside the verifier.
-    pub fn canonical() -> Self {
-        Self::from_verified_signature()
-    }
-
-    /// Standard Webhooks: `webhook-timestamp` and the message id `webhook-id`.
-    pub fn standard_webhooks() -> Self {
+    /// Standard Webhooks: `webhook-timestamp` and `webhook-id`.
+    pub(crate) fn standard_webhooks() -> Self {
         Self::headers(
-            "standard-webhooks",
+            Cow::Borrowed("standard-webhooks"),
             HeaderName::from_static("webhook-timestamp"),
             HeaderName::from_static("webhook-id"),
         )
     }
 
-    /// Reads the [`VerifiedSignature`] that a verifier outside this guard inserted: its
-    /// **signed** timestamp, and its [replay key](VerifiedSignature::replay_key), which names
-    /// the message (its signed id, else the digest of the signed bytes) and never the key that
-    /// verified it, so a message signed under an old and a new key during a rotation is one
-    /// claim however the signature list is edited. Claims are namespaced by the scheme (and
-    /// [`namespace`](ReplayGuard::namespace)).
-    ///
-    /// A request without the extension is answered 500 [`REPLAY_GUARD_MISCONFIGURED`]. So is a
-    /// verified signature that signs no timestamp (body-only schemes: OneKey,
-    /// `X-Webhook-Signature`, GitHub) unless [`untimed_retention`](ReplayGuard::untimed_retention)
-    /// says how long to remember it: a time the signature does not cover bounds nothing, so
-    /// the guard never reads one from an unsigned header.
-    pub fn from_verified_signature() -> Self {
+    /// The [`VerifiedSignature`] a verifier outside the guard inserted.
+    pub(crate) fn verified() -> Self {
         Self {
             source: Source::Verified {
                 untimed_retention: None,
@@ -223,103 +149,47 @@ impl ReplayGuard {
         }
     }
 
-    /// Claims in the namespace `namespace` (default empty), next to the scheme: give each
-    /// sender its own (one guard per sender's route), so that message ids chosen by one sender
-    /// can never collide with, or pre-empt, another's. Standard Webhooks' `webhook-id` is
-    /// unique per sender only.
-    #[must_use]
-    pub fn namespace(mut self, namespace: impl Into<Cow<'static, str>>) -> Self {
-        self.namespace = namespace.into();
-        self
+    pub(crate) fn set_namespace(&mut self, namespace: Cow<'static, str>) {
+        self.namespace = namespace;
     }
 
-    /// With [`from_verified_signature`](ReplayGuard::from_verified_signature): accept verified
-    /// signatures that sign no timestamp (body-only schemes), remembering each for `retention`
-    /// from its first acceptance (whole seconds, at least 1).
-    ///
-    /// A body-only signature never expires: the same body and signature stay valid for as long
-    /// as the key does. So this guard can promise only that the same signed body is refused for
-    /// `retention` after it was accepted; after that it is accepted again. Size `retention` to
-    /// cover the sender's whole retry schedule and as long as a captured request is a risk —
-    /// days, not minutes — and use a store that keeps claims that long (`RedisNonceStore`;
-    /// a `MemoryNonceStore` needs `retention × requests per second` of capacity and forgets on
-    /// restart). Where the body carries an event id, deduplicating on that id in your handler
-    /// (in your database, for good) is the stronger rule. Ignored with the header presets.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tollgate_replay::ReplayGuard;
-    ///
-    /// let guard = ReplayGuard::from_verified_signature()
-    ///     .untimed_retention(Duration::from_secs(7 * 24 * 3600));
-    /// # let _ = guard;
-    /// ```
-    #[must_use]
-    pub fn untimed_retention(mut self, retention: Duration) -> Self {
+    /// Only with the verified source; whole seconds, at least 1.
+    pub(crate) fn set_untimed_retention(&mut self, retention: Duration) {
         if let Source::Verified { untimed_retention } = &mut self.source {
             *untimed_retention = Some(retention.as_secs().max(1));
         }
-        self
     }
 
-    /// Namespaces claims by the value of this header too (Tranzila's app key), so the same
-    /// nonce from two partners is two claims. The header must then be present exactly once
-    /// and non-empty (else 400 `header_malformed`): a copy of a request without it, or with
-    /// it twice, would otherwise claim in another namespace. Ignored with
-    /// `from_verified_signature`, whose claims name the message, not a key.
-    #[must_use]
-    pub fn key_id_header(mut self, header: HeaderName) -> Self {
+    /// Only with a header source.
+    pub(crate) fn set_key_id_header(&mut self, header: HeaderName) {
         if let Source::Headers { key_id, .. } = &mut self.source {
             *key_id = Some(header);
         }
-        self
     }
 
-    /// The tolerance either side of the clock (default 300 s; whole seconds).
-    #[must_use]
-    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+    pub(crate) fn set_tolerance(&mut self, tolerance: Duration) {
         self.window = TimestampWindow::new(tolerance);
-        self
     }
 
-    /// The shape nonces must have.
-    #[must_use]
-    pub fn nonce_shape(mut self, shape: NonceShape) -> Self {
+    pub(crate) fn set_nonce_shape(&mut self, shape: NonceShape) {
         self.shape = shape;
-        self
     }
 
-    /// The clock the window is checked against (default [`SystemClock`]).
-    #[must_use]
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
+    pub(crate) fn set_clock(&mut self, clock: SharedClock) {
+        self.clock = clock;
     }
 
-    /// Asks the store to hold claims `margin` longer than the window needs:
-    /// `expires_at = timestamp + tolerance + margin` (default 0; whole seconds).
-    ///
-    /// The store decides expiry with its own clock. The stores of this crate already hold
-    /// every claim for a minimum retention from their clock (see [`held_until`]), which
-    /// covers any disagreement between this guard's clock and the store's; this margin
-    /// additionally covers a store of your own without such a retention, up to `margin`
-    /// seconds of skew between the store's clock and the verifiers' clocks.
-    ///
-    /// [`held_until`]: crate::held_until
-    #[must_use]
-    pub fn clock_skew_margin(mut self, margin: Duration) -> Self {
+    pub(crate) fn set_skew_margin(&mut self, margin: Duration) {
         self.skew_margin = margin.as_secs();
-        self
     }
 
-    /// The window.
-    pub fn window(&self) -> TimestampWindow {
+    pub(crate) fn window(&self) -> TimestampWindow {
         self.window
     }
 
-    /// Checks the timestamp and the nonce's shape, and returns what to claim: steps 1 and 2
-    /// of the list above. Claiming (step 3) is the caller's.
-    pub fn check(
+    /// Checks the timestamp and the nonce's shape, and returns what to claim. Claiming is the
+    /// caller's.
+    pub(crate) fn check(
         &self,
         headers: &HeaderMap,
         extensions: &Extensions,
@@ -343,7 +213,9 @@ impl ReplayGuard {
                     // it copies: refuse instead.
                     Some(name) => single(headers, name)
                         .filter(|value| !value.is_empty())
-                        .ok_or(ReplayError::KeyIdMalformed)?,
+                        .ok_or_else(|| ReplayError::KeyIdMalformed {
+                            header: name.clone(),
+                        })?,
                     None => b"",
                 };
                 let key = replay_key(scheme.as_bytes(), &self.middle(key_id), nonce);
@@ -408,9 +280,17 @@ impl ReplayGuard {
     }
 }
 
-impl fmt::Debug for ReplayGuard {
+impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("ReplayGuard");
+        let mut d = f.debug_struct("Policy");
+        self.debug_fields(&mut d);
+        d.finish()
+    }
+}
+
+impl Policy {
+    /// The fields of the layer's `Debug`: no secret among them.
+    pub(crate) fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
         match &self.source {
             Source::Headers {
                 scheme,
@@ -430,19 +310,17 @@ impl fmt::Debug for ReplayGuard {
             .field("tolerance_secs", &self.window.tolerance_secs())
             .field("clock_skew_margin_secs", &self.skew_margin)
             .field("nonce_shape", &self.shape)
-            .field("clock", &self.clock)
-            .finish()
+            .field("clock", &self.clock);
     }
 }
 
-/// The value of `name` when it is present exactly once.
+/// The value of `name` when it is present exactly once ([`single_value`]); `None` when it is
+/// missing or repeated.
 fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h [u8]> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    Some(first.as_bytes())
+    single_value(headers, name)
+        .ok()
+        .flatten()
+        .map(HeaderValue::as_bytes)
 }
 
 /// The store key for `nonce` in the namespace (`scheme`, `key_id`): each part but the last
@@ -466,7 +344,8 @@ pub fn replay_key(scheme: &[u8], key_id: &[u8], nonce: &[u8]) -> Vec<u8> {
     key
 }
 
-/// What a request asks the store to claim, from [`ReplayGuard::check`].
+/// What a request asks the store to claim, from
+/// [`ReplayGuardLayer::check`](crate::ReplayGuardLayer::check).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReplayTicket {
     key: Vec<u8>,
@@ -481,7 +360,7 @@ impl ReplayTicket {
     }
 
     /// The request's signed timestamp (Unix seconds), inside the window; `None` for a
-    /// signature that signs no timestamp ([`ReplayGuard::untimed_retention`]).
+    /// signature that signs no timestamp ([`ReplayGuardLayer::untimed_retention`](crate::ReplayGuardLayer::untimed_retention)).
     pub fn timestamp(&self) -> Option<u64> {
         self.timestamp
     }
@@ -513,52 +392,50 @@ pub enum ReplayError {
     Timestamp(TimestampError),
     /// The nonce is missing, repeated or of the wrong shape: 400 `nonce_malformed`.
     NonceMalformed,
-    /// The key id header ([`ReplayGuard::key_id_header`]) is missing, empty or repeated: 400
-    /// `header_malformed`.
-    KeyIdMalformed,
+    /// The key id header
+    /// ([`ReplayGuardLayer::key_id_header`](crate::ReplayGuardLayer::key_id_header)) is
+    /// missing, empty or repeated: 400 `header_malformed`.
+    KeyIdMalformed {
+        /// The key id header's name.
+        header: HeaderName,
+    },
     /// The nonce was claimed before and has not expired: 401 `replayed`.
     Replayed,
     /// The store failed: 503 `store_unavailable` (fail closed).
     Store(StoreError),
-    /// No [`VerifiedSignature`] to read: 500 [`REPLAY_GUARD_MISCONFIGURED`].
+    /// No [`VerifiedSignature`] to read: 500
+    /// [`REPLAY_GUARD_MISCONFIGURED`](code::REPLAY_GUARD_MISCONFIGURED).
     Misconfigured,
     /// The verified signature signs no timestamp and the guard has no
-    /// [`untimed_retention`](ReplayGuard::untimed_retention): 500
-    /// [`REPLAY_GUARD_MISCONFIGURED`].
+    /// [`untimed_retention`](crate::ReplayGuardLayer::untimed_retention): 500
+    /// [`REPLAY_GUARD_MISCONFIGURED`](code::REPLAY_GUARD_MISCONFIGURED).
     UntimedSignature,
 }
 
 impl ReplayError {
-    /// The response's status, stable code and message.
+    /// The refusal: [`Rejection::from_code`] with the code above (its one status and message);
+    /// a missing key id header is named.
+    ///
+    /// ```
+    /// use tollgate_replay::ReplayError;
+    ///
+    /// let replayed = ReplayError::Replayed.to_rejection();
+    /// assert_eq!(replayed.status(), 401);
+    /// assert_eq!(replayed.code(), "replayed");
+    /// assert_eq!(replayed.message(), "request was already received");
+    /// ```
     pub fn to_rejection(&self) -> Rejection {
         match self {
-            Self::TimestampMissing => Rejection::new(
-                StatusCode::BAD_REQUEST,
-                code::TIMESTAMP_MALFORMED,
-                "timestamp must be Unix seconds as ASCII digits",
-            ),
+            Self::TimestampMissing => Rejection::from_code(code::TIMESTAMP_MALFORMED),
             Self::Timestamp(err) => err.to_rejection(),
-            Self::NonceMalformed => Rejection::new(
-                StatusCode::BAD_REQUEST,
-                code::NONCE_MALFORMED,
-                "nonce is missing or malformed",
-            ),
-            Self::KeyIdMalformed => Rejection::new(
-                StatusCode::BAD_REQUEST,
-                code::HEADER_MALFORMED,
-                "key id header is missing or repeated",
-            ),
-            Self::Replayed => Rejection::new(
-                StatusCode::UNAUTHORIZED,
-                code::REPLAYED,
-                "request was already received",
-            ),
+            Self::NonceMalformed => Rejection::from_code(code::NONCE_MALFORMED),
+            Self::KeyIdMalformed { header } => Rejection::from_code(code::HEADER_MALFORMED)
+                .with_detail(format_args!("`{header}` must be present once, not empty")),
+            Self::Replayed => Rejection::from_code(code::REPLAYED),
             Self::Store(err) => err.to_rejection(),
-            Self::Misconfigured | Self::UntimedSignature => Rejection::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                REPLAY_GUARD_MISCONFIGURED,
-                "replay protection is misconfigured",
-            ),
+            Self::Misconfigured | Self::UntimedSignature => {
+                Rejection::from_code(code::REPLAY_GUARD_MISCONFIGURED)
+            }
         }
     }
 }
@@ -581,12 +458,14 @@ impl fmt::Display for ReplayError {
             Self::TimestampMissing => f.write_str("timestamp header is missing or repeated"),
             Self::Timestamp(err) => err.fmt(f),
             Self::NonceMalformed => f.write_str("nonce is missing or malformed"),
-            Self::KeyIdMalformed => f.write_str("key id header is missing, empty or repeated"),
+            Self::KeyIdMalformed { header } => {
+                write!(f, "key id header `{header}` is missing, empty or repeated")
+            }
             Self::Replayed => f.write_str("nonce was already claimed"),
             Self::Store(err) => err.fmt(f),
             Self::Misconfigured => f.write_str("no verified signature reached the replay guard"),
             Self::UntimedSignature => f.write_str(
-                "the verified signature signs no timestamp: set ReplayGuard::untimed_retention \
+                "the verified signature signs no timestamp: set ReplayGuardLayer::untimed_retention \
                  to say how long to remember it",
             ),
         }

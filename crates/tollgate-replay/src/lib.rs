@@ -5,29 +5,30 @@
 //! never accepted twice. Tranzila sends a fresh 80-hex-character nonce with every call, and its
 //! access token covers only the app key, the time and the nonce (not the method, path or
 //! body), so the nonce check is the only thing that stops a captured set of headers from being
-//! replayed on another request. [`ReplayGuardLayer`] enforces both halves: the inclusive
-//! two-sided window (digits-only parse, from an injected [`Clock`](tollgate_core::Clock)) and
-//! a claim of the nonce in a [`NonceStore`] that lasts at least as long as any verifier's
-//! window could still accept the request.
+//! replayed on another request. [`ReplayGuardLayer`] (its service: [`ReplayGuard`]) enforces
+//! both halves: the inclusive two-sided window (digits-only parse, from an injected
+//! [`Clock`](tollgate_core::Clock)) and a claim of the nonce in a [`NonceStore`] that lasts at
+//! least as long as any verifier's window could still accept the request.
 //!
 //! # Example
 //!
-//! An axum server accepting Tranzila-style calls, with the signature verifier outside the
-//! guard (here a stand-in that marks every request verified) and the memory store:
+//! An axum server with the signature verifier outside the guard (here a stand-in; the guard
+//! reads the `VerifiedSignature` it inserts) and the memory store. tollgate-tranzila's
+//! `TranzilaVerifyLayer` builds this guard in, so a Tranzila server needs no second layer:
 //!
 //! ```
 //! use axum::{Router, routing::post};
-//! use tollgate_replay::{MemoryNonceStore, ReplayGuard, ReplayGuardLayer};
+//! use tollgate_replay::{MemoryNonceStore, ReplayGuardLayer};
 //! use tower::ServiceBuilder;
 //!
-//! # let verify_tranzila_token = tower::layer::util::Identity::new();
+//! # let verify_signature = tower::layer::util::Identity::new();
 //! let store = MemoryNonceStore::new(600_000); // 24 MiB of tables, see "Sizing"
 //! let app: Router = Router::new()
 //!     .route("/api/charge", post(|| async { "charged" }))
 //!     .layer(
 //!         ServiceBuilder::new()
-//!             .layer(verify_tranzila_token) // outer: e.g. tollgate-tranzila's verifier
-//!             .layer(ReplayGuardLayer::new(ReplayGuard::tranzila(), store)),
+//!             .layer(verify_signature) // outer: e.g. tollgate-signature's verifier
+//!             .layer(ReplayGuardLayer::new(store)), // inner: claims what it verified
 //!     );
 //! # async {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -44,9 +45,13 @@
 //! | 400 | `timestamp_malformed` | the timestamp is missing, repeated or not ASCII digits (`+1`, ` 1`, `1.0`, `-1`, overflow) |
 //! | 401 | `timestamp_out_of_window` | more than the tolerance (300 s) before or after now; milliseconds land here |
 //! | 400 | `nonce_malformed` | the nonce is missing, repeated or not of its [`NonceShape`] (Tranzila: exactly 80 hex digits) |
+//! | 400 | `header_malformed` | the [`key_id_header`](ReplayGuardLayer::key_id_header) (Tranzila's app key) is missing, empty or repeated |
 //! | 401 | `replayed` | the nonce was claimed before and its claim has not expired |
 //! | 503 | `store_unavailable` | the store failed: full, timed out or unreachable (fail closed) |
-//! | 500 | `replay_guard_misconfigured` | [`ReplayGuard::from_verified_signature`] found no verified signature, or one that signs no timestamp without [`ReplayGuard::untimed_retention`] |
+//! | 500 | `replay_guard_misconfigured` | [`ReplayGuardLayer::new`] found no verified signature, or one that signs no timestamp without [`ReplayGuardLayer::untimed_retention`] |
+//!
+//! Each is [`Rejection::from_code`](tollgate_core::Rejection::from_code): one status and one
+//! message per code, the same in every tollgate layer.
 //!
 //! # Choosing a store
 //!
@@ -91,8 +96,8 @@
 //!
 //! # TTL semantics
 //!
-//! The guard (or `TranzilaVerifyLayer`) accepts a request stamped `ts` while its own clock
-//! reads within `ts ± tolerance`, and asks the store to claim the nonce until
+//! The guard (also the one inside `TranzilaVerifyLayer`) accepts a request stamped `ts` while
+//! its own clock reads within `ts ± tolerance`, and asks the store to claim the nonce until
 //! `expires_at = ts + tolerance` (inclusive), computed **with the verifier's clock**. The
 //! store decides expiry with **its own clock**, and holds the claim until
 //! [`held_until`]`(expires_at, now, min_retention)`: the later of `expires_at` and the store's
@@ -114,7 +119,7 @@
 //!
 //! With a larger tolerance or skew, set the store's minimum retention to at least
 //! `2 × tolerance + skew`. A store of your own should use [`held_until`] too; if it cannot,
-//! [`ReplayGuard::clock_skew_margin`] lengthens `expires_at` itself. A claim is never dropped
+//! [`ReplayGuardLayer::clock_skew_margin`] lengthens `expires_at` itself. A claim is never dropped
 //! early: a verifier clock ahead of the store's makes claims live longer (which costs capacity,
 //! never safety). After a claim expires the same request is refused by the window
 //! (`timestamp_out_of_window`), never accepted again. When `expires_at` is already past by the
@@ -125,8 +130,8 @@
 //! What the guard promises, each statement tested in `tests/tests/seams.rs` of the workspace
 //! and the tests of this crate:
 //!
-//! - **A message is claimed, not a key.** With [`ReplayGuard::from_verified_signature`] the
-//!   claim names the message ([`VerifiedSignature::replay_key`](tollgate_core::VerifiedSignature::replay_key):
+//! - **A message is claimed, not a key.** With [`ReplayGuardLayer::new`] the claim names the
+//!   message ([`VerifiedSignature::replay_key`](tollgate_core::VerifiedSignature::replay_key):
 //!   its signed id, else the digest of the signed bytes), never the key that verified it. A
 //!   message signed under two keys during a rotation (Stripe's several `v1=`, Standard
 //!   Webhooks' signature list) is accepted once, whichever signatures the attacker strips,
@@ -141,13 +146,15 @@
 //! - **Body-only schemes: refused for the retention you state.** A signature that signs no
 //!   timestamp never expires, and a time it does not cover bounds nothing: the guard never
 //!   reads an unsigned timestamp header. It refuses (500) such a signature unless
-//!   [`ReplayGuard::untimed_retention`] says how long to remember it, and then refuses the same
-//!   signed body for that long after its acceptance — not longer. Size it in days, on Redis.
+//!   [`ReplayGuardLayer::untimed_retention`] says how long to remember it, and then refuses
+//!   the same signed body for that long after its acceptance — not longer. Size it in days,
+//!   on Redis.
 //! - **A failed handling can be retried.** When the inner service fails or answers 5xx / 429,
 //!   the claim is released before the response goes out, so the sender's retry is accepted; a
 //!   concurrent duplicate of a request still being handled is refused, never run twice. A
 //!   Redis claim that timed out or failed (503) is undone when Redis resumes, so its retry is
-//!   accepted too (a retry that reaches another instance before the undo can still be refused). See [`ReplayGuardLayer`] ("Failed handling releases the claim").
+//!   accepted too (a retry that reaches another instance before the undo can still be
+//!   refused). See [`ReplayGuardLayer`] ("Failed handling releases the claim").
 //! - **Fail closed.** Any store error is 503 `store_unavailable`, never a pass.
 //! - **Redis never evicts a claim unnoticed.** `RedisNonceStore` refuses to start
 //!   (`RedisNonceStoreBuilder::connect`: `ConfigError::EvictionPolicy`) unless Redis's
@@ -167,33 +174,40 @@
 //! Place the guard **inside** the signature verifier (after it in `ServiceBuilder` order). The
 //! verifier then refuses forged requests before they reach the guard, so they can neither fill
 //! the store nor burn the nonce of a genuine request that is still on its way; only requests
-//! whose signature verified claim a nonce. With [`ReplayGuard::from_verified_signature`] the
-//! guard reads the verifier's `VerifiedSignature` and refuses (500) when no verifier ran.
+//! whose signature verified claim a nonce. With [`ReplayGuardLayer::new`] the guard reads the
+//! verifier's `VerifiedSignature` and refuses (500) when no verifier ran.
 //!
 //! ```text
 //! provider ──► [body limit] ► [signature verifier] ► [replay guard] ► handler
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod future;
 mod guard;
 mod layer;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod service;
 mod store;
 
-pub use guard::{
-    NonceShape, REPLAY_GUARD_MISCONFIGURED, ReplayError, ReplayGuard, ReplayTicket, replay_key,
-};
-pub use layer::{ReplayGuardLayer, ReplayGuardService, ResponseFuture};
+pub use guard::{NonceShape, ReplayError, ReplayTicket, replay_key};
+pub use layer::ReplayGuardLayer;
 pub use memory::{DEFAULT_CAPACITY, DEFAULT_SHARDS, MAX_CAPACITY, MemoryNonceStore, SLOT_BYTES};
 #[cfg(feature = "redis")]
 pub use redis::{
     ConfigError, DEFAULT_POLICY_CHECK_INTERVAL, DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisNonceStore,
     RedisNonceStoreBuilder,
 };
+pub use service::ReplayGuard;
 pub use store::{
     Claim, ClaimFuture, ClaimId, DEFAULT_MIN_RETENTION, DEFAULT_SHARED_MIN_RETENTION, NonceStore,
     ReleaseFuture, StoreError, held_until,
 };
+
+/// The crate's README, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

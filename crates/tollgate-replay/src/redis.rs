@@ -27,13 +27,16 @@ fn release_cmd(redis_key: &str, id: ClaimId) -> redis::Cmd {
 }
 
 /// The key prefix unless configured otherwise.
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub const DEFAULT_PREFIX: &str = "tollgate:replay:";
 
 /// How long one claim may take, connecting included, unless configured otherwise.
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How often a running store re-reads Redis's `maxmemory-policy`, unless configured
 /// otherwise: 5 s by the store's clock. See [`RedisNonceStoreBuilder::policy_check_interval`].
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub const DEFAULT_POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The only `maxmemory-policy` under which Redis never drops a claim to make room.
@@ -93,6 +96,7 @@ fn set_outcome(reply: Value) -> Result<Claim, redis::RedisError> {
 }
 
 /// Why a store could not be configured, or refuses to run.
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -240,7 +244,7 @@ impl std::error::Error for ConfigError {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tollgate_replay::{RedisNonceStore, ReplayGuard, ReplayGuardLayer};
+/// use tollgate_replay::{RedisNonceStore, ReplayGuardLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -250,11 +254,13 @@ impl std::error::Error for ConfigError {
 ///     .timeout(Duration::from_millis(250))
 ///     .connect()
 ///     .await?;
-/// let layer = ReplayGuardLayer::new(ReplayGuard::tranzila(), store);
+/// // Shared by every instance: inside the signature verifier, claiming what it verified.
+/// let layer = ReplayGuardLayer::new(store);
 /// # let _ = layer;
 /// # Ok(())
 /// # }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Clone)]
 pub struct RedisNonceStore {
     manager: ConnectionManager,
@@ -334,6 +340,7 @@ impl PolicyCheck {
 
 /// Configures a [`RedisNonceStore`].
 #[must_use]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct RedisNonceStoreBuilder {
     url: String,
     prefix: String,

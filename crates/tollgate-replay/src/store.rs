@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::StatusCode;
 use tollgate_core::{BoxError, Rejection, rejection::code};
 
 /// The least time [`MemoryNonceStore`](crate::MemoryNonceStore) holds a claim, from its own
@@ -128,11 +127,7 @@ pub enum StoreError {
 impl StoreError {
     /// 503 `store_unavailable`, whatever the cause; the cause is logged, not sent.
     pub fn to_rejection(&self) -> Rejection {
-        Rejection::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code::STORE_UNAVAILABLE,
-            "replay protection is temporarily unavailable",
-        )
+        Rejection::from_code(code::STORE_UNAVAILABLE)
     }
 }
 

@@ -2,29 +2,24 @@
 //! two servers share it, an outage fails closed within the timeout, and a restart heals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::routing::post;
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::StatusCode;
+use redis::aio::MultiplexedConnection;
 use tollgate_core::ManualClock;
 use tollgate_replay::{
-    Claim, DEFAULT_SHARED_MIN_RETENTION, NonceStore, RedisNonceStore, ReplayGuard,
-    ReplayGuardLayer, StoreError,
+    Claim, DEFAULT_SHARED_MIN_RETENTION, NonceStore, RedisNonceStore, ReplayGuardLayer, StoreError,
 };
 use tollgate_test_support::RedisServer;
 
+use common::{HttpClient, connection, json, nonce, pttl, serve};
+
 const NOW: u64 = 1_700_000_000;
 const TIMEOUT: Duration = Duration::from_millis(300);
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 fn store(redis: &RedisServer, clock: &ManualClock) -> RedisNonceStore {
     RedisNonceStore::builder(redis.url())
@@ -38,38 +33,33 @@ fn store(redis: &RedisServer, clock: &ManualClock) -> RedisNonceStore {
 /// One instance of the service: an axum server with its own Redis store (its own
 /// connections), as a separate process would have.
 async fn instance(redis: &RedisServer, clock: &ManualClock) -> SocketAddr {
-    let layer = ReplayGuardLayer::new(
-        ReplayGuard::tranzila().clock(clock.clone()),
-        store(redis, clock),
-    );
-    let app = Router::new()
-        .route("/api", post(|| async { "accepted" }))
-        .layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    serve(ReplayGuardLayer::tranzila(store(redis, clock)).clock(clock.clone())).await
 }
 
-fn nonce(n: u64) -> String {
-    format!("{n:080x}")
-}
-
+/// A Tranzila-shaped call stamped `NOW`.
 async fn call(client: &HttpClient, addr: SocketAddr, nonce: &str) -> (StatusCode, String) {
-    let request = Request::post(format!("http://{addr}/api"))
-        .header("x-tranzila-api-app-key", "pub_app_key_demo")
-        .header("x-tranzila-api-request-time", NOW.to_string())
-        .header("x-tranzila-api-nonce", nonce)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    common::call(client, addr, NOW, nonce).await
 }
 
-fn json(code: &str, message: &str) -> String {
-    format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#)
+/// A Tranzila-shaped call stamped `ts`: its status.
+async fn call_at(client: &HttpClient, addr: SocketAddr, ts: u64, nonce: &str) -> StatusCode {
+    common::call(client, addr, ts, nonce).await.0
+}
+
+/// Claims `key` until `expires_at` (it must be free) and returns its TTL in Redis, in ms.
+async fn claim_ttl(
+    store: &RedisNonceStore,
+    admin: &mut MultiplexedConnection,
+    key: &[u8],
+    expires_at: u64,
+) -> i64 {
+    assert_eq!(
+        store.claim(key, expires_at).await.unwrap(),
+        Claim::Claimed,
+        "{}",
+        String::from_utf8_lossy(key)
+    );
+    pttl(admin, &store.redis_key(key)).await
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -84,7 +74,7 @@ async fn two_instances_share_redis_fail_closed_in_an_outage_and_heal() {
     let clock = ManualClock::new(NOW);
     let a = instance(&redis, &clock).await;
     let b = instance(&redis, &clock).await;
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = common::client();
     let accepted = (StatusCode::OK, "accepted".to_owned());
     let replayed = (
         StatusCode::UNAUTHORIZED,
@@ -203,25 +193,17 @@ async fn set_nx_px_with_the_window_ttl_and_one_winner() {
     assert!(value.parse::<u64>().is_ok_and(|id| id != 0), "{value}");
 
     // A later expiry than the retention is kept in full.
-    assert_eq!(
-        store.claim(b"late", NOW + 5_000).await.unwrap(),
-        Claim::Claimed
-    );
-    let ttl = pttl(&mut connection, &store.redis_key(b"late")).await;
+    let ttl = claim_ttl(&store, &mut connection, b"late", NOW + 5_000).await;
     assert!((5_000_000..=5_001_000).contains(&ttl), "{ttl}");
 
     // An expiry already past by the store's clock (another clock computed it): held for
     // the minimum retention from this store's now.
-    assert_eq!(
-        store.claim(b"stale", NOW - 5).await.unwrap(),
-        Claim::Claimed
-    );
+    let ttl = claim_ttl(&store, &mut connection, b"stale", NOW - 5).await;
+    assert!((900_000..=901_000).contains(&ttl), "{ttl}");
     assert_eq!(
         store.claim(b"stale", NOW - 5).await.unwrap(),
         Claim::AlreadySeen
     );
-    let ttl = pttl(&mut connection, &store.redis_key(b"stale")).await;
-    assert!((900_000..=901_000).contains(&ttl), "{ttl}");
 
     // Without a minimum retention: exactly the requested expiry, or the current second.
     let trusting = RedisNonceStore::builder(redis.url())
@@ -230,17 +212,9 @@ async fn set_nx_px_with_the_window_ttl_and_one_winner() {
         .min_retention(Duration::ZERO)
         .build()
         .unwrap();
-    assert_eq!(
-        trusting.claim(b"k", NOW + 300).await.unwrap(),
-        Claim::Claimed
-    );
-    let pttl_k = pttl(&mut connection, &trusting.redis_key(b"k")).await;
+    let pttl_k = claim_ttl(&trusting, &mut connection, b"k", NOW + 300).await;
     assert!((300_000..=301_000).contains(&pttl_k), "{pttl_k}");
-    assert_eq!(
-        trusting.claim(b"stale", NOW - 5).await.unwrap(),
-        Claim::Claimed
-    );
-    let pttl_stale = pttl(&mut connection, &trusting.redis_key(b"stale")).await;
+    let pttl_stale = claim_ttl(&trusting, &mut connection, b"stale", NOW - 5).await;
     assert!((1..=1_000).contains(&pttl_stale), "{pttl_stale}");
 
     let debug = format!("{store:?}");
@@ -248,22 +222,9 @@ async fn set_nx_px_with_the_window_ttl_and_one_winner() {
     assert!(debug.contains("min_retention: 900s"), "{debug}");
 }
 
-async fn connection(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(redis.url()).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
-async fn pttl(connection: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
-    redis::cmd("PTTL")
-        .arg(key)
-        .query_async(connection)
-        .await
-        .unwrap()
-}
-
 /// Redis's clock cannot be moved, so time passing is simulated on the key: its remaining TTL
 /// shrinks by `secs` (and the key is gone when nothing remains), as if Redis had waited.
-async fn age(connection: &mut redis::aio::MultiplexedConnection, key: &str, secs: i64) {
+async fn age(connection: &mut MultiplexedConnection, key: &str, secs: i64) {
     let remaining = pttl(connection, key).await;
     assert!(remaining > 0, "{key} has no TTL left: {remaining}");
     let left = remaining - secs * 1_000;
@@ -297,27 +258,7 @@ async fn instance_with(
     if let Some(retention) = retention {
         builder = builder.min_retention(retention);
     }
-    let layer = ReplayGuardLayer::new(
-        ReplayGuard::tranzila().clock(clock.clone()),
-        builder.build().unwrap(),
-    );
-    let app = Router::new()
-        .route("/api", post(|| async { "accepted" }))
-        .layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-async fn call_at(client: &HttpClient, addr: SocketAddr, ts: u64, nonce: &str) -> StatusCode {
-    let request = Request::post(format!("http://{addr}/api"))
-        .header("x-tranzila-api-app-key", "pub_app_key_demo")
-        .header("x-tranzila-api-request-time", ts.to_string())
-        .header("x-tranzila-api-nonce", nonce)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    client.request(request).await.unwrap().status()
+    serve(ReplayGuardLayer::tranzila(builder.build().unwrap()).clock(clock.clone())).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +266,7 @@ async fn skewed_instances_sharing_redis_refuse_the_replay() {
     let Some(redis) = RedisServer::start_or_skip("skewed_instances_sharing_redis") else {
         return;
     };
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = common::client();
     let mut connection = connection(&redis).await;
     // With the default retention the replay is refused; with none (trusting each instance's
     // `expires_at`, the behaviour this guards against) it would pass: the test can fail.
@@ -382,17 +323,8 @@ async fn verifier_clock_far_from_the_store_clock_still_refuses() {
         .timeout(TIMEOUT)
         .build()
         .unwrap();
-    let layer = ReplayGuardLayer::new(
-        ReplayGuard::tranzila().clock(ManualClock::new(NOW)),
-        store.clone(),
-    );
-    let app = Router::new()
-        .route("/api", post(|| async { "accepted" }))
-        .layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let addr = serve(ReplayGuardLayer::tranzila(store.clone()).clock(ManualClock::new(NOW))).await;
+    let client = common::client();
     assert_eq!(call_at(&client, addr, NOW, &nonce(1)).await, StatusCode::OK);
     assert_eq!(
         call_at(&client, addr, NOW, &nonce(1)).await,
@@ -420,13 +352,7 @@ async fn an_error_reply_fails_closed_then_heals() {
     let mut connection = connection(&redis).await;
     // Redis refuses every write: "OOM command not allowed when used memory > 'maxmemory'".
     for (name, value) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1")] {
-        let _: String = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(name)
-            .arg(value)
-            .query_async(&mut connection)
-            .await
-            .unwrap();
+        common::config_set(&mut connection, name, value).await;
     }
     let result = store.claim(b"k", NOW + 300).await;
     let Err(StoreError::Unavailable(err)) = &result else {
@@ -435,14 +361,8 @@ async fn an_error_reply_fails_closed_then_heals() {
     assert!(err.to_string().contains("OOM"), "{err}");
 
     // Through the guard: 503 with the fixed message, the reply's text never in the body.
-    let layer = ReplayGuardLayer::new(ReplayGuard::tranzila().clock(clock.clone()), store.clone());
-    let app = Router::new()
-        .route("/api", post(|| async { "accepted" }))
-        .layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let addr = serve(ReplayGuardLayer::tranzila(store.clone()).clock(clock.clone())).await;
+    let client = common::client();
     let unavailable = (
         StatusCode::SERVICE_UNAVAILABLE,
         json(
@@ -452,13 +372,7 @@ async fn an_error_reply_fails_closed_then_heals() {
     );
     assert_eq!(call(&client, addr, &nonce(1)).await, unavailable);
 
-    let _: String = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("0")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    common::config_set(&mut connection, "maxmemory", "0").await;
     assert_eq!(
         call(&client, addr, &nonce(1)).await,
         (StatusCode::OK, "accepted".to_owned())

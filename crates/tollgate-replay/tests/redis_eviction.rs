@@ -2,6 +2,8 @@
 //! `maxmemory-policy` is not `noeviction`, at start and when the policy changes at run time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -11,37 +13,35 @@ use http_body_util::{BodyExt, Full};
 use redis::aio::MultiplexedConnection;
 use tollgate_core::ManualClock;
 use tollgate_replay::{
-    Claim, ConfigError, DEFAULT_POLICY_CHECK_INTERVAL, NonceStore, RedisNonceStore, ReplayGuard,
+    Claim, ConfigError, DEFAULT_POLICY_CHECK_INTERVAL, NonceStore, RedisNonceStore,
     ReplayGuardLayer, StoreError,
 };
 use tollgate_test_support::RedisServer;
 use tower::{Layer, ServiceExt, service_fn};
 
+use common::{config_set, connection, exists, gone};
+
 const NOW: u64 = 1_700_000_000;
 const TIMEOUT: Duration = Duration::from_millis(500);
 
-async fn connection(redis: &RedisServer) -> MultiplexedConnection {
-    let client = redis::Client::open(redis.url()).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
+/// `connect()` must refuse this Redis: the typed error (panics, saying `why`, if it connects).
+async fn connect_refused(redis: &RedisServer, why: &str) -> ConfigError {
+    let result = RedisNonceStore::builder(redis.url())
+        .timeout(TIMEOUT)
+        .connect()
+        .await;
+    match result {
+        Ok(_) => panic!("connect() accepted {why}"),
+        Err(err) => err,
+    }
 }
 
-async fn config_set(admin: &mut MultiplexedConnection, name: &str, value: &str) {
-    let _: String = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg(name)
-        .arg(value)
-        .query_async(admin)
-        .await
-        .unwrap();
-}
-
-async fn exists(admin: &mut MultiplexedConnection, key: &str) -> bool {
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(admin)
-        .await
-        .unwrap();
-    n == 1
+/// A store made with `build()` (lazily: it checks on its first claim).
+fn lazy_store(redis: &RedisServer) -> RedisNonceStore {
+    RedisNonceStore::builder(redis.url())
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap()
 }
 
 /// Writes 16 KiB keys without a TTL until `key` has been evicted (panics if it never is),
@@ -134,13 +134,7 @@ async fn connect_refuses_an_evicting_redis() {
         ) else {
             return;
         };
-        let result = RedisNonceStore::builder(redis.url())
-            .timeout(TIMEOUT)
-            .connect()
-            .await;
-        let Err(err) = result else {
-            panic!("{policy}: connect() accepted an evicting Redis");
-        };
+        let err = connect_refused(&redis, &format!("an evicting Redis ({policy})")).await;
         assert!(
             matches!(&err, ConfigError::EvictionPolicy { policy: p } if p == policy),
             "{policy}: {err:?}"
@@ -152,25 +146,16 @@ async fn connect_refuses_an_evicting_redis() {
         );
         // Built lazily instead: every claim fails closed with the same typed cause, and the
         // key it wrote is undone, so the request's retry is not `replayed` once fixed.
-        let store = RedisNonceStore::builder(redis.url())
-            .timeout(TIMEOUT)
-            .build()
-            .unwrap();
+        let store = lazy_store(&redis);
         for _ in 0..2 {
             let claim = store.claim(b"k", NOW + 300).await;
             assert_eq!(refused_policy(&claim).as_deref(), Some(policy), "{claim:?}");
         }
         let mut admin = connection(&redis).await;
-        let key = store.redis_key(b"k");
-        let mut undone = false;
-        for _ in 0..100 {
-            if !exists(&mut admin, &key).await {
-                undone = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(undone, "{policy}: the refused claim was not undone");
+        assert!(
+            gone(&mut admin, &store.redis_key(b"k")).await,
+            "{policy}: the refused claim was not undone"
+        );
         config_set(&mut admin, "maxmemory-policy", "noeviction").await;
         assert_eq!(store.claim(b"k", NOW + 300).await.unwrap(), Claim::Claimed);
     }
@@ -213,18 +198,12 @@ async fn a_policy_changed_at_run_time_fails_closed_within_the_interval() {
     );
 
     // Through the guard: 503 `store_unavailable`, the cause never in the body.
-    let guard = ReplayGuardLayer::new(ReplayGuard::tranzila().clock(clock.clone()), store.clone());
+    let guard = ReplayGuardLayer::tranzila(store.clone()).clock(clock.clone());
     let service = guard.layer(service_fn(|_: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"accepted"))))
     }));
-    let request = |n: u64| {
-        Request::post("/api")
-            .header("x-tranzila-api-app-key", "pub_app_key_demo")
-            .header("x-tranzila-api-request-time", (NOW + 5).to_string())
-            .header("x-tranzila-api-nonce", format!("{n:080x}"))
-            .body(Full::new(Bytes::new()))
-            .unwrap()
-    };
+    let request =
+        |n: u64| common::tranzila_request("/api", &(NOW + 5).to_string(), &common::nonce(n));
     let response = service.clone().oneshot(request(1)).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -232,6 +211,17 @@ async fn a_policy_changed_at_run_time_fails_closed_within_the_interval() {
     assert!(
         body.contains("store_unavailable") && !body.contains("lru"),
         "{body}"
+    );
+
+    // The refused claim's key is undone in the background; the retry below must not race it.
+    let key = store.redis_key(&tollgate_replay::replay_key(
+        b"tranzila",
+        b"pub_app_key_demo",
+        common::nonce(1).as_bytes(),
+    ));
+    assert!(
+        gone(&mut admin, &key).await,
+        "the refused claim was not undone"
     );
 
     // Back to noeviction: the next claim checks again (a refusal is never cached) and passes.
@@ -319,13 +309,7 @@ async fn config_refused_is_a_typed_error_unless_opted_out() {
     ) else {
         return;
     };
-    let result = RedisNonceStore::builder(redis.url())
-        .timeout(TIMEOUT)
-        .connect()
-        .await;
-    let Err(err) = result else {
-        panic!("connect() accepted a Redis whose policy it could not read");
-    };
+    let err = connect_refused(&redis, "a Redis whose policy it could not read").await;
     assert!(
         matches!(err, ConfigError::EvictionPolicyUnreadable(_)),
         "{err:?}"
@@ -336,10 +320,7 @@ async fn config_refused_is_a_typed_error_unless_opted_out() {
         "{message}"
     );
     // Built lazily: claims fail closed with the same cause.
-    let store = RedisNonceStore::builder(redis.url())
-        .timeout(TIMEOUT)
-        .build()
-        .unwrap();
+    let store = lazy_store(&redis);
     let claim = store.claim(b"k", NOW + 300).await;
     let Err(StoreError::Unavailable(cause)) = &claim else {
         panic!("{claim:?}");
@@ -390,13 +371,7 @@ async fn a_missing_password_is_not_an_unreadable_policy() {
     };
     let mut admin = connection(&redis).await;
     config_set(&mut admin, "requirepass", "s3cret").await;
-    let result = RedisNonceStore::builder(redis.url())
-        .timeout(TIMEOUT)
-        .connect()
-        .await;
-    let Err(err) = result else {
-        panic!("connect() without the password succeeded");
-    };
+    let err = connect_refused(&redis, "a connection without the password").await;
     assert!(matches!(err, ConfigError::Unreachable(_)), "{err:?}");
     let url = redis.url().replace("redis://", "redis://:s3cret@");
     let store = RedisNonceStore::builder(url)

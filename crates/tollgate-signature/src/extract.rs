@@ -29,26 +29,25 @@
 //!     .layer(VerifySignatureLayer::new(
 //!         BodyHmac::x_webhook_signature(),
 //!         KeyRing::single(Secret::from_string("webhook-secret")),
-//!     ));
+//!     )?);
 //! # let _ = app;
+//! # Ok::<(), tollgate_signature::ConfigError>(())
 //! ```
+//!
+//! Without the layer in front, both extractors answer 500 `signature_layer_missing` (a
+//! deployment error); [`SignedJson`] answers 400 `json_invalid` when the verified bytes are
+//! not JSON of the expected shape. Both codes are in
+//! [`tollgate_core::rejection::code`].
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
+use tollgate_core::rejection::code;
 use tollgate_core::{Rejection, VerifiedSignature};
 
 use crate::VerifiedBody;
-
-/// 500: a signed-body extractor ran without [`VerifySignatureLayer`](crate::VerifySignatureLayer)
-/// in front of the handler (a deployment error).
-pub const SIGNATURE_LAYER_MISSING: &str = "signature_layer_missing";
-
-/// 400: the verified body is not JSON of the expected shape.
-pub const JSON_INVALID: &str = "json_invalid";
 
 /// The verified raw body and the signature that verified it.
 ///
@@ -104,10 +103,8 @@ fn signed_parts(parts: &Parts) -> Result<SignedBody, SignedBodyRejection> {
             bytes: body.bytes().clone(),
             signature: signature.clone(),
         }),
-        _ => Err(SignedBodyRejection(Rejection::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            SIGNATURE_LAYER_MISSING,
-            "the request did not pass through the signature layer",
+        _ => Err(SignedBodyRejection(Rejection::from_code(
+            code::SIGNATURE_LAYER_MISSING,
         ))),
     }
 }
@@ -125,13 +122,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for SignedJson<T> 
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let SignedBody { bytes, signature } = signed_parts(parts)?;
-        let value = serde_json::from_slice(&bytes).map_err(|_| {
-            SignedBodyRejection(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                JSON_INVALID,
-                "the signed body is not JSON of the expected shape",
-            ))
-        })?;
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|_| SignedBodyRejection(Rejection::from_code(code::JSON_INVALID)))?;
         Ok(Self {
             value,
             bytes,

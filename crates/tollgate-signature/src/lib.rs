@@ -51,7 +51,7 @@
 //! }
 //! let app = Router::new()
 //!     .route("/webhooks", post(notify))
-//!     .layer(VerifySignatureLayer::new(BodyHmac::x_webhook_signature(), ring.clone()));
+//!     .layer(VerifySignatureLayer::new(BodyHmac::x_webhook_signature(), ring.clone())?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let addr = listener.local_addr()?;
 //! tokio::spawn(async move { axum::serve(listener, app).await });
@@ -59,7 +59,7 @@
 //! // The sender signs with the ring's signing key, for this receiver only.
 //! let receiver = Upstream::parse(&format!("http://{addr}"))?;
 //! let client = ServiceBuilder::new()
-//!     .layer(SignRequestLayer::new(BodyHmac::x_webhook_signature(), ring, receiver))
+//!     .layer(SignRequestLayer::new(BodyHmac::x_webhook_signature(), ring, receiver)?)
 //!     .service(Client::builder(TokioExecutor::new()).build_http::<BufferedBody>());
 //! let request = Request::post(format!("http://{addr}/webhooks"))
 //!     .header("content-type", "application/json")
@@ -99,6 +99,13 @@
 //!   signed with the path `/`, as HTTP sends it: `http://h?x=1` signs `/?x=1` and `http://h`
 //!   signs `/`, so the verifier (which sees the request line) accepts it. Tested under these
 //!   words in `tests/canonical_path.rs`, signer and verifier together over TCP.
+//! - **Blank keys.** Anyone can compute a MAC under an empty, all-zero or whitespace-only key
+//!   ([`Secret::is_blank`](tollgate_core::Secret::is_blank)). [`SignRequestLayer::new`] refuses
+//!   a ring whose signing key is blank ([`ConfigError::BlankSigningKey`]) and
+//!   [`VerifySignatureLayer::new`] a ring with no other key ([`ConfigError::NoUsableKey`]),
+//!   when the layer is built; the schemes never verify with a blank key of a ring and refuse
+//!   to sign with one ([`SignError::InvalidKey`]). Tested in `tests/layers.rs`
+//!   (`blank_keys_fail_when_the_layer_is_built`) and `tests/anchors.rs`.
 //! - **Clock skew.** Timestamped schemes accept `|now - ts| <= 300 s` by default, inclusive;
 //!   keep servers on NTP and change the window per scheme with `tolerance`.
 //! - **Replays.** A valid request can be captured and sent again inside the window (and forever
@@ -108,26 +115,35 @@
 //!   message signed under an old and a new key during a rotation has one identity, whichever
 //!   signatures of its list an attacker strips or reorders (tested in
 //!   `tests/message_identity.rs`). A body-only scheme can promise only "not again within the
-//!   retention you choose" (`ReplayGuard::untimed_retention` in tollgate-replay).
+//!   retention you choose" (`ReplayGuardLayer::untimed_retention` in tollgate-replay).
 //! - **Layer order.** Verify before anything changes the body, path or signed headers.
 //! - **Body limits.** Bodies are buffered in memory up to the limit (1 MiB by default).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod config;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
+pub mod future;
 mod scheme;
 mod sign;
 mod verify;
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{SignedBody, SignedBodyRejection, SignedJson};
 pub use scheme::{
     BodyHmac, Canonical, ConfigError, Encoding, MethodCase, PreparedKeys, RequestParts, Scheme,
     SignError, StandardWebhooks, Stripe, VerifyError,
 };
-pub use sign::{SignFuture, SignRequest, SignRequestLayer};
+pub use sign::{SignRequest, SignRequestLayer};
 pub use tollgate_core::upstream::Upstream;
 pub use tollgate_core::{KeyRing, VerifiedSignature};
-pub use verify::{ResponseFuture, VerifiedBody, VerifySignature, VerifySignatureLayer};
+pub use verify::{VerifiedBody, VerifySignature, VerifySignatureLayer};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

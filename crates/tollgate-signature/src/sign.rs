@@ -1,41 +1,102 @@
 //! [`SignRequestLayer`]: buffer, sign, and send the exact signed bytes (client side).
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::Request;
 use http_body::Body;
-use tollgate_core::body::buffer_request;
+use tollgate_core::body::check_content_length;
 use tollgate_core::upstream::{self, TargetError, Upstream};
-use tollgate_core::{
-    BoxError, BufferedBody, Clock, DEFAULT_BODY_LIMIT, KeyRing, SharedClock, SystemClock,
-};
+use tollgate_core::{BoxError, BufferedBody, Clock, KeyRing};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::scheme::{RequestParts, Scheme, SignError};
+use crate::config::{Common, common_setters};
+use crate::future::SignRequestFuture;
+use crate::scheme::{ConfigError, RequestParts, Scheme, SignError};
 
-struct Config {
-    scheme: Arc<dyn Scheme>,
+/// The configuration of [`SignRequestLayer`], shared by its services.
+#[derive(Clone)]
+pub(crate) struct SignConfig {
+    pub(crate) common: Common,
     ring: KeyRing,
-    clock: SharedClock,
-    limit: usize,
     /// Never empty: [`SignRequestLayer::new`] takes the first one.
     upstreams: Vec<Upstream>,
 }
 
-impl fmt::Debug for Config {
+impl SignConfig {
+    /// What `call` checks before anything is read: the target is a configured upstream, the
+    /// signing key is usable now, and the declared `Content-Length` fits the limit. The time
+    /// to sign at, or the refusal.
+    fn admit<B>(&self, request: &Request<B>) -> Result<u64, SignError> {
+        // Pinned first: nothing is read, looked up or signed for a refused request, and the
+        // inner service (the client that would connect) is never called.
+        upstream::check(&self.upstreams, request.uri(), request.headers()).map_err(|error| {
+            let error = refused(error, request.uri());
+            tracing::warn!(target: "tollgate", %error, "request not signed; not sent");
+            error
+        })?;
+        let now = self.common.clock.now_unix();
+        self.signing_key(now)?;
+        check_content_length(request.headers(), self.common.limit).map_err(SignError::Body)?;
+        Ok(now)
+    }
+
+    /// The signing key, if it is usable at `now`.
+    fn signing_key(&self, now: u64) -> Result<&tollgate_core::Key, SignError> {
+        self.ring
+            .signing_key_at(now)
+            .ok_or_else(|| SignError::KeyExpired {
+                key_id: self.ring.signing_key().shared_id(),
+            })
+    }
+
+    /// The request to send: the scheme's headers added (replacing any value already there),
+    /// over exactly the signed bytes.
+    pub(crate) fn sign(
+        &self,
+        mut parts: http::request::Parts,
+        bytes: Bytes,
+        now: u64,
+    ) -> Result<Request<BufferedBody>, SignError> {
+        let key = self.signing_key(now)?;
+        let headers = self.common.scheme.sign(
+            key.secret(),
+            &RequestParts::new(&parts.method, &parts.uri, &parts.headers, &bytes),
+            now,
+        )?;
+        for (name, value) in headers {
+            parts.headers.insert(name, value);
+        }
+        tracing::trace!(target: "tollgate", key_id = key.id(), "request signed");
+        Ok(Request::from_parts(parts, BufferedBody::new(bytes)))
+    }
+}
+
+/// The typed error for a request [`upstream::check`] refused.
+fn refused(error: TargetError, uri: &http::Uri) -> SignError {
+    match error {
+        TargetError::Ambiguous { reason } => SignError::AmbiguousTarget { reason },
+        TargetError::NotAllowed { target } => SignError::UpstreamNotAllowed { target },
+        TargetError::OutsideBasePath { target } => SignError::UpstreamNotAllowed {
+            target: format!("{target} (outside the configured base path)"),
+        },
+        // Not reachable (the layer always has an upstream); fail closed if it grows.
+        _ => SignError::UpstreamNotAllowed {
+            target: upstream::describe_target(uri),
+        },
+    }
+}
+
+impl fmt::Debug for SignConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("scheme", &self.scheme)
-            .field("ring", &self.ring)
-            .field("upstreams", &self.upstreams)
-            .field("clock", &self.clock)
-            .field("limit", &self.limit)
-            .finish()
+        let mut out = f.debug_struct("SignRequestLayer");
+        out.field("ring", &self.ring)
+            .field("upstreams", &self.upstreams);
+        self.common.debug_fields(&mut out);
+        out.finish()
     }
 }
 
@@ -43,13 +104,16 @@ impl fmt::Debug for Config {
 /// any service taking `Request<BufferedBody>`).
 ///
 /// For each request the layer reads the [`Clock`], refuses to sign with an expired signing
-/// key, reads the body into one `Bytes` (default limit [`DEFAULT_BODY_LIMIT`], 1 MiB), adds
-/// the scheme's headers (signature marked sensitive; timestamp where the scheme has one,
-/// replacing any value already there), and sends a [`BufferedBody`] over exactly the signed
-/// bytes (with an exact `Content-Length`).
+/// key, reads the body into one `Bytes` (default limit
+/// [`DEFAULT_BODY_LIMIT`](tollgate_core::DEFAULT_BODY_LIMIT), 1 MiB; a larger declared
+/// `Content-Length` is refused before a byte is read), adds the scheme's headers (signature
+/// marked sensitive; timestamp where the scheme has one, replacing any value already there),
+/// and sends a [`BufferedBody`] over exactly the signed bytes (with an exact
+/// `Content-Length`).
 ///
-/// When it cannot sign, `call` fails with a [`SignError`] inside the
-/// [`BoxError`] and nothing is sent; errors of the inner service pass through unchanged.
+/// When it cannot sign, the call fails with a [`SignError`] inside the [`BoxError`] and
+/// nothing is sent; errors of the inner service pass through unchanged. A ring whose signing
+/// key is blank is refused when the layer is built ([`ConfigError::BlankSigningKey`]).
 ///
 /// **Signatures are pinned to their upstreams.** A payload or canonical signature is a
 /// credential for that exact request at the real provider (within the timestamp window, or
@@ -57,7 +121,7 @@ impl fmt::Debug for Config {
 /// for (more with [`upstream`](SignRequestLayer::upstream)). In `call`, before the body is
 /// read, the key looked up or anything signed, every request is checked with
 /// [`tollgate_core::upstream::check`]: scheme, host and effective port must match, and a
-/// `Host` header must be absent or agree with the URI. Otherwise `call` fails with
+/// `Host` header must be absent or agree with the URI. Otherwise the call fails with
 /// [`SignError::UpstreamNotAllowed`] or [`SignError::AmbiguousTarget`] and the inner service
 /// is never called, so nothing reaches the network. Put this layer *inside* (after) any
 /// layer that follows redirects, so every hop is checked.
@@ -81,7 +145,7 @@ impl fmt::Debug for Config {
 ///         BodyHmac::onekey(),
 ///         ring,
 ///         Upstream::parse("https://api.onekey.example")?,
-///     ))
+///     )?)
 ///     .service(client);
 /// // `client.oneshot(Request::post("https://api.onekey.example/...").body(..)?)` sends
 /// // `Payload-Signature: <hex>` over exactly those bytes.
@@ -97,10 +161,10 @@ impl fmt::Debug for Config {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct SignRequestLayer {
-    config: Arc<Config>,
+    config: Arc<SignConfig>,
 }
 
 impl SignRequestLayer {
@@ -108,43 +172,61 @@ impl SignRequestLayer {
     /// requests to `upstream` only (the provider; a mock or a sandbox in tests). Allow more
     /// upstreams with [`upstream`](SignRequestLayer::upstream).
     ///
-    /// An [`Upstream`] is parsed when the configuration is built
-    /// ([`Upstream::parse`](tollgate_core::upstream::Upstream::parse) fails then, never per
-    /// request), so this constructor cannot fail.
+    /// Fails with [`ConfigError::BlankSigningKey`] when the ring's signing key is blank
+    /// (empty, all zero bytes or only whitespace): anyone could compute its signatures. An
+    /// [`Upstream`] is parsed when the configuration is built
+    /// ([`Upstream::parse`](tollgate_core::upstream::Upstream::parse) fails then), so nothing
+    /// about the configuration fails per request.
     ///
     /// ```
     /// use tollgate_core::{Secret, Upstream};
-    /// use tollgate_signature::{Canonical, SignRequestLayer};
+    /// use tollgate_signature::{Canonical, ConfigError, SignRequestLayer};
     ///
     /// let layer = SignRequestLayer::new(
     ///     Canonical::new(),
     ///     Secret::from_string("api-secret"),
     ///     Upstream::parse("https://api.provider.example")?,
-    /// )
+    /// )?
     /// // A local mock as well.
     /// .upstream(Upstream::parse("http://127.0.0.1:8080")?);
     /// assert_eq!(layer.upstreams().len(), 2);
+    ///
+    /// let blank = SignRequestLayer::new(
+    ///     Canonical::new(),
+    ///     Secret::from_string(" "),
+    ///     Upstream::parse("https://api.provider.example")?,
+    /// );
+    /// assert!(matches!(blank, Err(ConfigError::BlankSigningKey { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(scheme: impl Scheme, ring: impl Into<KeyRing>, upstream: Upstream) -> Self {
-        Self {
-            config: Arc::new(Config {
-                scheme: Arc::new(scheme),
-                ring: ring.into(),
-                clock: Arc::new(SystemClock),
-                limit: DEFAULT_BODY_LIMIT,
+    pub fn new(
+        scheme: impl Scheme,
+        ring: impl Into<KeyRing>,
+        upstream: Upstream,
+    ) -> Result<Self, ConfigError> {
+        let ring = ring.into();
+        let signing = ring.signing_key();
+        if signing.secret().is_blank() {
+            return Err(ConfigError::BlankSigningKey {
+                key_id: signing.shared_id(),
+            });
+        }
+        Ok(Self {
+            config: Arc::new(SignConfig {
+                common: Common::new(scheme),
+                ring,
                 upstreams: vec![upstream],
             }),
-        }
+        })
     }
 
     /// Also signs requests to `upstream`. Call it once per extra upstream; repeats are ignored.
-    pub fn upstream(self, upstream: Upstream) -> Self {
-        self.update(|config| {
-            if !config.upstreams.contains(&upstream) {
-                config.upstreams.push(upstream);
-            }
-        })
+    pub fn upstream(mut self, upstream: Upstream) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        if !config.upstreams.contains(&upstream) {
+            config.upstreams.push(upstream);
+        }
+        self
     }
 
     /// The upstreams this layer signs for (never empty).
@@ -152,31 +234,12 @@ impl SignRequestLayer {
         &self.config.upstreams
     }
 
-    fn update(self, change: impl FnOnce(&mut Config)) -> Self {
-        let mut config = match Arc::try_unwrap(self.config) {
-            Ok(config) => config,
-            Err(shared) => Config {
-                scheme: Arc::clone(&shared.scheme),
-                ring: shared.ring.clone(),
-                clock: Arc::clone(&shared.clock),
-                limit: shared.limit,
-                upstreams: shared.upstreams.clone(),
-            },
-        };
-        change(&mut config);
-        Self {
-            config: Arc::new(config),
-        }
-    }
+    common_setters!();
+}
 
-    /// Reads the time from `clock` (tests pass a `ManualClock`).
-    pub fn clock(self, clock: impl Clock) -> Self {
-        self.update(|config| config.clock = Arc::new(clock))
-    }
-
-    /// Sets the body limit in bytes (default 1 MiB).
-    pub fn body_limit(self, limit: usize) -> Self {
-        self.update(|config| config.limit = limit)
+impl fmt::Debug for SignRequestLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.config.fmt(f)
     }
 }
 
@@ -196,7 +259,7 @@ impl<S> Layer<S> for SignRequestLayer {
 #[must_use]
 pub struct SignRequest<S> {
     inner: S,
-    config: Arc<Config>,
+    config: Arc<SignConfig>,
 }
 
 impl<S> SignRequest<S> {
@@ -210,118 +273,36 @@ impl<S> SignRequest<S> {
         scheme: impl Scheme,
         ring: impl Into<KeyRing>,
         upstream: Upstream,
-    ) -> SignRequestLayer {
+    ) -> Result<SignRequestLayer, ConfigError> {
         SignRequestLayer::new(scheme, ring, upstream)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, by value.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tollgate_core::__inner_service_accessors!();
 }
 
 impl<S, ReqBody> Service<Request<ReqBody>> for SignRequest<S>
 where
-    S: Service<Request<BufferedBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<BufferedBody>> + Clone,
     S::Error: Into<BoxError>,
-    ReqBody: Body + Send + 'static,
-    ReqBody::Data: Send,
+    ReqBody: Body,
     ReqBody::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = SignFuture<S::Response>;
+    type Future = SignRequestFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // Pinned first: nothing is read, looked up or signed for a refused request, and the
-        // inner service (the client that would connect) is never called.
-        if let Err(error) =
-            upstream::check(&self.config.upstreams, request.uri(), request.headers())
-        {
-            let error = refused(error, request.uri());
-            tracing::warn!(target: "tollgate", %error, "request not signed; not sent");
-            let error: BoxError = error.into();
-            return SignFuture {
-                inner: Box::pin(async move { Err(error) }),
-            };
-        }
+        let now = match self.config.admit(&request) {
+            Ok(now) => now,
+            Err(error) => return SignRequestFuture::refused(error, Arc::clone(&self.config)),
+        };
+        // The ready service goes into the future; a fresh clone stays here.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = Arc::clone(&self.config);
-        SignFuture {
-            inner: Box::pin(async move {
-                let now = config.clock.now_unix();
-                let key = config
-                    .ring
-                    .signing_key_at(now)
-                    .ok_or_else(|| SignError::KeyExpired {
-                        key_id: config.ring.signing_key().shared_id(),
-                    })?;
-                let (mut parts, bytes) = buffer_request(request, config.limit)
-                    .await
-                    .map_err(SignError::Body)?;
-                let headers = config.scheme.sign(
-                    key.secret(),
-                    &RequestParts::new(&parts.method, &parts.uri, &parts.headers, &bytes),
-                    now,
-                )?;
-                for (name, value) in headers {
-                    parts.headers.insert(name, value);
-                }
-                tracing::trace!(target: "tollgate", key_id = key.id(), "request signed");
-                let request = Request::from_parts(parts, BufferedBody::new(bytes));
-                inner.call(request).await.map_err(Into::into)
-            }),
-        }
-    }
-}
-
-/// The typed error for a request [`upstream::check`] refused.
-fn refused(error: TargetError, uri: &http::Uri) -> SignError {
-    match error {
-        TargetError::Ambiguous { reason } => SignError::AmbiguousTarget { reason },
-        TargetError::NotAllowed { target } => SignError::UpstreamNotAllowed { target },
-        TargetError::OutsideBasePath { target } => SignError::UpstreamNotAllowed {
-            target: format!("{target} (outside the configured base path)"),
-        },
-        // Not reachable (the layer always has an upstream); fail closed if it grows.
-        _ => SignError::UpstreamNotAllowed {
-            target: upstream::describe_target(uri),
-        },
-    }
-}
-
-/// The future of [`SignRequest`]: reads the body, signs, then runs the inner service.
-#[must_use = "futures do nothing unless polled"]
-pub struct SignFuture<T> {
-    inner: Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>,
-}
-
-impl<T> Future for SignFuture<T> {
-    type Output = Result<T, BoxError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<T> fmt::Debug for SignFuture<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignFuture").finish_non_exhaustive()
+        let inner = std::mem::replace(&mut self.inner, clone);
+        SignRequestFuture::reading(request, inner, now, Arc::clone(&self.config))
     }
 }

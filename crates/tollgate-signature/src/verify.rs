@@ -1,24 +1,23 @@
 //! [`VerifySignatureLayer`]: buffer, verify, and hand the same bytes on (server side).
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use pin_project_lite::pin_project;
-use tollgate_core::body::{BufferBody, check_content_length};
+use tollgate_core::body::check_content_length;
 use tollgate_core::{
-    BoxError, BufferError, BufferedBody, Clock, DEFAULT_BODY_LIMIT, KeyRing, Rejection,
-    RejectionResponder, RequestTimestamp, RespondRejection, ResponseBody, SharedClock, SystemClock,
+    BoxError, BufferedBody, Clock, KeyRing, Rejection, RejectionResponder, RequestTimestamp,
+    ResponseBody,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::scheme::{PreparedKeys, RequestParts, Scheme};
+use crate::config::{Common, common_setters};
+use crate::future::VerifySignatureFuture;
+use crate::scheme::{ConfigError, PreparedKeys, RequestParts, Scheme};
 
 /// The verified request body, in the request's extensions next to the
 /// [`VerifiedSignature`](tollgate_core::VerifiedSignature).
@@ -63,25 +62,67 @@ impl fmt::Debug for VerifiedBody {
     }
 }
 
-struct Config {
-    scheme: Arc<dyn Scheme>,
+/// The configuration of [`VerifySignatureLayer`], shared by its services.
+#[derive(Clone)]
+pub(crate) struct VerifyConfig {
+    pub(crate) common: Common,
     /// The ring, with each key's HMAC state keyed once.
     keys: PreparedKeys,
-    clock: SharedClock,
-    limit: usize,
-    responder: RejectionResponder,
+    pub(crate) responder: RejectionResponder,
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("scheme", &self.scheme)
-            .field("ring", self.keys.ring())
-            .field("clock", &self.clock)
-            .field("limit", &self.limit)
-            .field("responder", &self.responder)
-            .finish()
+impl VerifyConfig {
+    /// Verifies the buffered request: the request for the inner service (the same `Bytes` as
+    /// its body, the facts in its extensions), or the rejection.
+    pub(crate) fn verified_request(
+        &self,
+        mut parts: http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<Request<BufferedBody>, Rejection> {
+        let now = self.common.clock.now_unix();
+        let verified = {
+            let uri = signed_uri(&parts);
+            let view = RequestParts::with_body_bytes(&parts.method, uri, &parts.headers, &bytes);
+            self.common.scheme.verify(&self.keys, &view, now)
+        }
+        .map_err(|err| err.to_rejection())?;
+        tracing::debug!(
+            target: "tollgate",
+            scheme = verified.scheme(),
+            key_id = verified.key_id(),
+            "signature verified"
+        );
+        if let Some(timestamp) = verified.timestamp() {
+            parts.extensions.insert(RequestTimestamp(timestamp));
+        }
+        parts.extensions.insert(verified);
+        parts.extensions.insert(VerifiedBody(bytes.clone()));
+        Ok(Request::from_parts(parts, BufferedBody::new(bytes)))
     }
+}
+
+impl fmt::Debug for VerifyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("VerifySignatureLayer");
+        out.field("ring", self.keys.ring());
+        self.common.debug_fields(&mut out);
+        out.field("responder", &self.responder).finish()
+    }
+}
+
+/// The URI the client signed: behind axum's `Router::nest` the request's URI lost its prefix,
+/// and axum keeps the original in an extension.
+#[cfg(feature = "axum")]
+fn signed_uri(parts: &http::request::Parts) -> &http::Uri {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0)
+}
+
+#[cfg(not(feature = "axum"))]
+fn signed_uri(parts: &http::request::Parts) -> &http::Uri {
+    &parts.uri
 }
 
 /// Verifies the signature of every request before the inner service sees it.
@@ -89,7 +130,8 @@ impl fmt::Debug for Config {
 /// For each request the layer:
 ///
 /// 1. answers 413 `payload_too_large` when `Content-Length` declares more than the limit
-///    (default [`DEFAULT_BODY_LIMIT`], 1 MiB), before reading a byte;
+///    (default [`DEFAULT_BODY_LIMIT`](tollgate_core::DEFAULT_BODY_LIMIT), 1 MiB), before
+///    reading a byte;
 /// 2. reads the body into one `Bytes`, answering 413 once more than the limit arrives (chunked
 ///    bodies too) and 400 `body_read_failed` when reading fails;
 /// 3. verifies it with the [`Scheme`] against every key of the [`KeyRing`] usable at the
@@ -100,9 +142,11 @@ impl fmt::Debug for Config {
 ///    [`VerifiedBody`] and, when the scheme has a timestamp, a [`RequestTimestamp`] in the
 ///    request's extensions.
 ///
-/// Rejections are JSON (`{"error":{"code":"...","message":"..."}}`) from the core's
-/// [`RejectionResponder`], replaceable with [`on_rejection`](VerifySignatureLayer::on_rejection).
-/// They never contain the expected signature.
+/// Rejections are tollgate's JSON (`{"error":{"code":"...","message":"..."}}`, one message per
+/// code: [`Rejection::from_code`]), replaceable with
+/// [`on_rejection`](VerifySignatureLayer::on_rejection). They never contain the expected
+/// signature. A ring with no usable key (every key blank) is refused when the layer is built
+/// ([`ConfigError::NoUsableKey`]).
 ///
 /// # Security considerations
 ///
@@ -122,6 +166,7 @@ impl fmt::Debug for Config {
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let layer = VerifySignatureLayer::new(BodyHmac::onekey(), KeyRing::single(Secret::from_string("cashout_secret_key")))
+///     .unwrap()
 ///     .clock(ManualClock::new(1_700_000_000));
 /// let service = ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<BufferedBody>| async move {
 ///     let key_id = req.extensions().get::<VerifiedSignature>().unwrap().key_id().to_owned();
@@ -139,63 +184,76 @@ impl fmt::Debug for Config {
 /// assert_eq!(service.oneshot(unsigned).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 /// # });
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct VerifySignatureLayer {
-    config: Arc<Config>,
+    config: Arc<VerifyConfig>,
 }
 
 impl VerifySignatureLayer {
     /// Verifies with `scheme` against `ring`, using the system clock, a 1 MiB body limit and
-    /// JSON rejections.
-    pub fn new(scheme: impl Scheme, ring: impl Into<KeyRing>) -> Self {
-        Self {
-            config: Arc::new(Config {
-                scheme: Arc::new(scheme),
-                keys: PreparedKeys::new(ring),
-                clock: Arc::new(SystemClock),
-                limit: DEFAULT_BODY_LIMIT,
+    /// JSON rejections. Each key's HMAC state is keyed here, once.
+    ///
+    /// Fails with [`ConfigError::NoUsableKey`] when every key of `ring` is blank (empty, all
+    /// zero bytes or only whitespace): nothing could verify. Blank keys next to usable ones
+    /// are skipped.
+    ///
+    /// ```
+    /// use tollgate_core::{Key, KeyRing, Secret};
+    /// use tollgate_signature::{BodyHmac, ConfigError, VerifySignatureLayer};
+    ///
+    /// assert!(VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("s3cr3t")).is_ok());
+    /// assert_eq!(
+    ///     VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("")).unwrap_err(),
+    ///     ConfigError::NoUsableKey
+    /// );
+    /// ```
+    pub fn new(scheme: impl Scheme, ring: impl Into<KeyRing>) -> Result<Self, ConfigError> {
+        let keys = PreparedKeys::new(ring);
+        if !keys.can_verify() {
+            return Err(ConfigError::NoUsableKey);
+        }
+        Ok(Self {
+            config: Arc::new(VerifyConfig {
+                common: Common::new(scheme),
+                keys,
                 responder: RejectionResponder::json(),
             }),
-        }
+        })
     }
 
-    fn update(self, change: impl FnOnce(&mut Config)) -> Self {
-        let mut config = match Arc::try_unwrap(self.config) {
-            Ok(config) => config,
-            Err(shared) => Config {
-                scheme: Arc::clone(&shared.scheme),
-                keys: shared.keys.clone(),
-                clock: Arc::clone(&shared.clock),
-                limit: shared.limit,
-                responder: shared.responder.clone(),
-            },
-        };
-        change(&mut config);
-        Self {
-            config: Arc::new(config),
-        }
-    }
+    common_setters!();
 
-    /// Reads the time from `clock` (tests pass a `ManualClock`).
-    pub fn clock(self, clock: impl Clock) -> Self {
-        self.update(|config| config.clock = Arc::new(clock))
+    /// Replaces the rejection response: a closure `Fn(&Rejection) -> Response<Bytes>`, any
+    /// [`RespondRejection`](tollgate_core::RespondRejection), or a whole
+    /// [`RejectionResponder`] (e.g. [`RejectionResponder::grpc`]). The rejection is still
+    /// logged and put into the response's extensions.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Response, StatusCode};
+    /// use tollgate_core::{Rejection, RejectionResponder, Secret};
+    /// use tollgate_signature::{BodyHmac, VerifySignatureLayer};
+    ///
+    /// let layer = VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("s3cr3t"))?
+    ///     .on_rejection(|rejection: &Rejection| {
+    ///         let mut response = Response::new(Bytes::from(rejection.code().to_owned()));
+    ///         *response.status_mut() = rejection.status();
+    ///         response
+    ///     });
+    /// let grpc = layer.on_rejection(RejectionResponder::grpc());
+    /// # let _ = grpc;
+    /// # Ok::<(), tollgate_signature::ConfigError>(())
+    /// ```
+    pub fn on_rejection(mut self, responder: impl Into<RejectionResponder>) -> Self {
+        Arc::make_mut(&mut self.config).responder = responder.into();
+        self
     }
+}
 
-    /// Sets the body limit in bytes (default 1 MiB).
-    pub fn body_limit(self, limit: usize) -> Self {
-        self.update(|config| config.limit = limit)
-    }
-
-    /// Replaces the rejection response (the rejection is still logged and put into the
-    /// response's extensions).
-    pub fn on_rejection(self, respond: impl RespondRejection) -> Self {
-        self.update(|config| config.responder = RejectionResponder::new(respond))
-    }
-
-    /// Sets the whole responder (e.g. [`RejectionResponder::grpc`]).
-    pub fn responder(self, responder: RejectionResponder) -> Self {
-        self.update(|config| config.responder = responder)
+impl fmt::Debug for VerifySignatureLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.config.fmt(f)
     }
 }
 
@@ -215,7 +273,7 @@ impl<S> Layer<S> for VerifySignatureLayer {
 #[must_use]
 pub struct VerifySignature<S> {
     inner: S,
-    config: Arc<Config>,
+    config: Arc<VerifyConfig>,
 }
 
 impl<S> VerifySignature<S> {
@@ -224,25 +282,15 @@ impl<S> VerifySignature<S> {
         layer.layer(inner)
     }
 
-    /// The layer, to wrap services with.
-    pub fn layer(scheme: impl Scheme, ring: impl Into<KeyRing>) -> VerifySignatureLayer {
+    /// The layer, to wrap services with (same as [`VerifySignatureLayer::new`]).
+    pub fn layer(
+        scheme: impl Scheme,
+        ring: impl Into<KeyRing>,
+    ) -> Result<VerifySignatureLayer, ConfigError> {
         VerifySignatureLayer::new(scheme, ring)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, by value.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tollgate_core::__inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VerifySignature<S>
@@ -253,190 +301,22 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
+    type Future = VerifySignatureFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // 413 before reading a byte when the declared `Content-Length` is too large; a body
+        // whose size hint says so is refused by the buffering before its first read.
+        if let Err(error) = check_content_length(request.headers(), self.config.common.limit) {
+            let response = self.config.responder.respond(error.to_rejection());
+            return VerifySignatureFuture::rejected(response, Arc::clone(&self.config));
+        }
         // The ready service goes into the future; a fresh clone stays here.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let config = Arc::clone(&self.config);
-        let (parts, body) = request.into_parts();
-        // 413 before reading a byte when the declared `Content-Length` is too large; a body
-        // whose size hint says so is refused by `BufferBody` before its first read.
-        let state = match check_content_length(&parts.headers, config.limit) {
-            Err(error) => State::Refused { error: Some(error) },
-            Ok(()) => State::Reading {
-                buffering: BufferBody::new(body, config.limit),
-                parts: Some(parts),
-                inner: Some(inner),
-            },
-        };
-        ResponseFuture { state, config }
-    }
-}
-
-/// The URI the client signed: behind axum's `Router::nest` the request's URI lost its prefix,
-/// and axum keeps the original in an extension.
-#[cfg(feature = "axum")]
-fn signed_uri(parts: &http::request::Parts) -> &http::Uri {
-    parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or(&parts.uri, |original| &original.0)
-}
-
-#[cfg(not(feature = "axum"))]
-fn signed_uri(parts: &http::request::Parts) -> &http::Uri {
-    &parts.uri
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<S, ReqBody>
-    where
-        S: Service<Request<BufferedBody>>,
-    {
-        Reading {
-            #[pin]
-            buffering: BufferBody<ReqBody>,
-            parts: Option<http::request::Parts>,
-            inner: Option<S>,
-        },
-        Refused {
-            error: Option<BufferError>,
-        },
-        Inner {
-            #[pin]
-            future: S::Future,
-        },
-        Done,
-    }
-}
-
-pin_project! {
-    /// The future of [`VerifySignature`]: reads the body, verifies, then runs the inner
-    /// service.
-    ///
-    /// A state machine over the request body and the inner service's future: nothing is
-    /// boxed per request.
-    #[must_use = "futures do nothing unless polled"]
-    pub struct ResponseFuture<S, ReqBody>
-    where
-        S: Service<Request<BufferedBody>>,
-    {
-        #[pin]
-        state: State<S, ReqBody>,
-        config: Arc<Config>,
-    }
-}
-
-impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
-where
-    S: Service<Request<BufferedBody>, Response = Response<ResBody>>,
-    ReqBody: Body,
-    ReqBody::Error: Into<BoxError>,
-{
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let config: &Config = this.config;
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Reading {
-                    buffering,
-                    parts,
-                    inner,
-                } => {
-                    let bytes = match ready!(buffering.poll(cx)) {
-                        Ok(bytes) => bytes,
-                        Err(error) => {
-                            if let BufferError::Read(source) = &error {
-                                tracing::debug!(target: "tollgate", error = %source, "request body could not be read");
-                            }
-                            this.state.set(State::Done);
-                            return Poll::Ready(Ok(config
-                                .responder
-                                .respond_with_body(error.to_rejection())));
-                        }
-                    };
-                    let (Some(parts), Some(mut inner)) = (parts.take(), inner.take()) else {
-                        this.state.set(State::Done);
-                        return Poll::Pending;
-                    };
-                    match verified_request(config, parts, bytes) {
-                        Ok(request) => {
-                            let future = inner.call(request);
-                            this.state.set(State::Inner { future });
-                        }
-                        Err(rejection) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(Ok(config.responder.respond_with_body(rejection)));
-                        }
-                    }
-                }
-                StateProj::Refused { error } => {
-                    let rejection = error
-                        .take()
-                        .unwrap_or(BufferError::TooLarge {
-                            limit: config.limit,
-                        })
-                        .to_rejection();
-                    this.state.set(State::Done);
-                    return Poll::Ready(Ok(config.responder.respond_with_body(rejection)));
-                }
-                StateProj::Inner { future } => {
-                    let output = ready!(future.poll(cx));
-                    this.state.set(State::Done);
-                    return Poll::Ready(output.map(|response| response.map(ResponseBody::inner)));
-                }
-                // Polled after completion: stays pending rather than panicking.
-                StateProj::Done => return Poll::Pending,
-            }
-        }
-    }
-}
-
-/// Verifies the buffered request: the request for the inner service (the same `Bytes` as its
-/// body, the facts in its extensions), or the rejection.
-fn verified_request(
-    config: &Config,
-    mut parts: http::request::Parts,
-    bytes: Bytes,
-) -> Result<Request<BufferedBody>, Rejection> {
-    let now = config.clock.now_unix();
-    let verified = {
-        let uri = signed_uri(&parts);
-        let view = RequestParts::with_body_bytes(&parts.method, uri, &parts.headers, &bytes);
-        config.scheme.verify_prepared(&config.keys, &view, now)
-    };
-    let verified = match verified {
-        Ok(verified) => verified,
-        Err(err) => return Err(err.to_rejection()),
-    };
-    tracing::debug!(
-        target: "tollgate",
-        scheme = verified.scheme(),
-        key_id = verified.key_id(),
-        "signature verified"
-    );
-    if let Some(timestamp) = verified.timestamp() {
-        parts.extensions.insert(RequestTimestamp(timestamp));
-    }
-    parts.extensions.insert(verified);
-    parts.extensions.insert(VerifiedBody(bytes.clone()));
-    Ok(Request::from_parts(parts, BufferedBody::new(bytes)))
-}
-
-impl<S, ReqBody> fmt::Debug for ResponseFuture<S, ReqBody>
-where
-    S: Service<Request<BufferedBody>>,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        VerifySignatureFuture::reading(request, inner, Arc::clone(&self.config))
     }
 }

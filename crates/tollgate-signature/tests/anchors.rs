@@ -34,7 +34,7 @@ fn verify_at(
     }
     let uri: Uri = path.parse().unwrap();
     scheme.verify(
-        ring,
+        &ring.clone().into(),
         &RequestParts::new(&Method::POST, &uri, &map, body),
         now,
     )
@@ -899,7 +899,7 @@ mod empty_keys {
             forged.extend(forge_with_empty_key(&*scheme, &uri, &base));
             let empty_only = KeyRing::single(Secret::from_string(""));
             let result = scheme.verify(
-                &empty_only,
+                &empty_only.into(),
                 &RequestParts::new(&Method::POST, &uri, &forged, b"{}"),
                 T,
             );
@@ -919,7 +919,7 @@ mod empty_keys {
                 .rotate(Key::new("empty", Secret::from_string("")));
             let verified = scheme
                 .verify(
-                    &ring,
+                    &ring.into(),
                     &RequestParts::new(&Method::POST, &uri, &signed, b"{}"),
                     T,
                 )

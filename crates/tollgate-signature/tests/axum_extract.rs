@@ -58,16 +58,14 @@ async fn extractors_give_the_signed_bytes_not_a_re_encoding() {
     let signed = Router::new()
         .route("/json", post(json_handler))
         .route("/raw", post(raw_handler))
-        .layer(VerifySignatureLayer::new(
-            BodyHmac::onekey(),
-            secret.clone(),
-        ));
+        .layer(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).unwrap());
     let app = Router::new()
         .merge(signed)
         .route("/unprotected", post(raw_handler));
     let addr = serve(app).await;
     let upstream = Upstream::parse(&format!("http://{addr}")).unwrap();
-    let sign = || SignRequestLayer::new(BodyHmac::onekey(), secret.clone(), upstream.clone());
+    let sign =
+        || SignRequestLayer::new(BodyHmac::onekey(), secret.clone(), upstream.clone()).unwrap();
 
     // Spacing, `2000.0` and an escaped `é`: re-encoding would change every one of them.
     let body = r#"{ "amount" : 2000.0, "name":"Jos\u00e9" }"#;
@@ -134,6 +132,7 @@ async fn nested_routers_verify_the_path_the_client_signed() {
         )
         .layer(
             VerifySignatureLayer::new(Canonical::new(), KeyRing::single(secret.clone()))
+                .unwrap()
                 .clock(clock.clone()),
         );
     let addr = serve(Router::new().nest("/api", inner)).await;
@@ -147,6 +146,7 @@ async fn nested_routers_verify_the_path_the_client_signed() {
             secret,
             Upstream::parse(&format!("http://{addr}")).unwrap(),
         )
+        .unwrap()
         .clock(clock),
         request,
     )

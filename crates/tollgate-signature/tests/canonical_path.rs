@@ -30,9 +30,12 @@ async fn an_empty_path_is_signed_as_sent_and_verifies_over_tcp() {
         Canonical::new().delimited(),
         Canonical::new().include_query(false),
     ] {
-        let addr =
-            serve(VerifySignatureLayer::new(scheme.clone(), ring()).clock(ManualClock::new(T)))
-                .await;
+        let addr = serve(
+            VerifySignatureLayer::new(scheme.clone(), ring())
+                .unwrap()
+                .clock(ManualClock::new(T)),
+        )
+        .await;
         for (suffix, on_the_wire) in [
             ("?x=1", "/?x=1"),
             ("", "/"),
@@ -43,8 +46,9 @@ async fn an_empty_path_is_signed_as_sent_and_verifies_over_tcp() {
             ("/v1/payments?status=paid", "/v1/payments?status=paid"),
         ] {
             let upstream = Upstream::parse(&format!("http://{addr}")).unwrap();
-            let layer =
-                SignRequestLayer::new(scheme.clone(), ring(), upstream).clock(ManualClock::new(T));
+            let layer = SignRequestLayer::new(scheme.clone(), ring(), upstream)
+                .unwrap()
+                .clock(ManualClock::new(T));
             let request = Request::post(format!("http://{addr}{suffix}"))
                 .header("content-type", "application/json")
                 .body(full(r#"{"amount":1}"#))

@@ -5,9 +5,12 @@
 mod common;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,11 +21,12 @@ use tollgate_core::{
     BufferError, BufferedBody, Key, KeyRing, ManualClock, Rejection, Secret, Upstream,
     VerifiedSignature,
 };
+use tollgate_signature::future::{SignRequestFuture, VerifySignatureFuture};
 use tollgate_signature::{
-    BodyHmac, Canonical, SignError, SignRequestLayer, StandardWebhooks, Stripe, VerifiedBody,
-    VerifySignatureLayer,
+    BodyHmac, Canonical, ConfigError, SignError, SignRequestLayer, StandardWebhooks, Stripe,
+    VerifiedBody, VerifySignatureLayer,
 };
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
 use common::{AnyBody, chunked, full, rejection_json, send_raw, send_signed, serve};
 
@@ -61,7 +65,12 @@ async fn rotation_old_and_new_keys_until_not_after() {
     let new = Key::new("2026-11", Secret::from_string("new-secret"));
     let ring = KeyRing::new(old.clone()).rotate(new.clone());
     let clock = ManualClock::new(T);
-    let addr = serve(VerifySignatureLayer::new(Canonical::new(), ring).clock(clock.clone())).await;
+    let addr = serve(
+        VerifySignatureLayer::new(Canonical::new(), ring)
+            .unwrap()
+            .clock(clock.clone()),
+    )
+    .await;
 
     let send_with = |key: Key, now: u64| async move {
         let layer = SignRequestLayer::new(
@@ -69,6 +78,7 @@ async fn rotation_old_and_new_keys_until_not_after() {
             KeyRing::new(Key::new(key.id(), key.secret().clone())),
             local(addr),
         )
+        .unwrap()
         .clock(ManualClock::new(now));
         send_signed(layer, post(addr, "/rotate").body(full("{}")).unwrap()).await
     };
@@ -103,7 +113,9 @@ async fn signing_with_an_expired_key_is_a_typed_error_and_sends_nothing() {
     let ring = KeyRing::new(Key::new("2026-08", Secret::from_string("old-secret")).not_after(T));
     let service = ServiceBuilder::new()
         .layer(
-            SignRequestLayer::new(BodyHmac::onekey(), ring, api()).clock(ManualClock::new(T + 1)),
+            SignRequestLayer::new(BodyHmac::onekey(), ring, api())
+                .unwrap()
+                .clock(ManualClock::new(T + 1)),
         )
         .service(inner);
     let err = service
@@ -132,8 +144,9 @@ async fn sign_layer_errors_and_sensitive_headers() {
         async { Ok::<_, io::Error>(Response::new(())) }
     });
     let secret = Secret::from_string("k");
-    let layer =
-        SignRequestLayer::new(Canonical::new(), secret.clone(), api()).clock(ManualClock::new(T));
+    let layer = SignRequestLayer::new(Canonical::new(), secret.clone(), api())
+        .unwrap()
+        .clock(ManualClock::new(T));
     let service = ServiceBuilder::new().layer(layer).service(inner);
     service
         .clone()
@@ -162,11 +175,14 @@ async fn sign_layer_errors_and_sensitive_headers() {
 
     // Standard Webhooks: the sender's webhook-id is required.
     let sw = ServiceBuilder::new()
-        .layer(SignRequestLayer::new(
-            StandardWebhooks::new(),
-            Secret::from_bytes(vec![b'k'; 24]),
-            api(),
-        ))
+        .layer(
+            SignRequestLayer::new(
+                StandardWebhooks::new(),
+                Secret::from_bytes(vec![b'k'; 24]),
+                api(),
+            )
+            .unwrap(),
+        )
         .service(service_fn(|_req: Request<BufferedBody>| async {
             Ok::<_, io::Error>(Response::new(()))
         }));
@@ -181,7 +197,11 @@ async fn sign_layer_errors_and_sensitive_headers() {
 
     // Over the limit: a typed error, never a truncated request.
     let small = ServiceBuilder::new()
-        .layer(SignRequestLayer::new(BodyHmac::onekey(), secret, api()).body_limit(4))
+        .layer(
+            SignRequestLayer::new(BodyHmac::onekey(), secret, api())
+                .unwrap()
+                .body_limit(4),
+        )
         .service(service_fn(|_req: Request<BufferedBody>| async {
             Err::<Response<()>, _>(io::Error::other("inner failure"))
         }));
@@ -218,7 +238,9 @@ async fn several_signatures_in_any_order_and_unknown_versions() {
     let stripe_secret = Secret::from_string("whsec_stripe");
     let stripe = Stripe::new();
     let addr = serve(
-        VerifySignatureLayer::new(stripe.clone(), stripe_secret.clone()).clock(ManualClock::new(T)),
+        VerifySignatureLayer::new(stripe.clone(), stripe_secret.clone())
+            .unwrap()
+            .clock(ManualClock::new(T)),
     )
     .await;
     let good = stripe.compute(&stripe_secret, T, b"{}");
@@ -254,9 +276,12 @@ async fn several_signatures_in_any_order_and_unknown_versions() {
 
     let sw_secret = Secret::from_bytes(b"standard-webhooks-key".to_vec());
     let sw = StandardWebhooks::new();
-    let addr =
-        serve(VerifySignatureLayer::new(sw.clone(), sw_secret.clone()).clock(ManualClock::new(T)))
-            .await;
+    let addr = serve(
+        VerifySignatureLayer::new(sw.clone(), sw_secret.clone())
+            .unwrap()
+            .clock(ManualClock::new(T)),
+    )
+    .await;
     let good = sw.compute(&sw_secret, "msg_1", T, b"{}");
     let other = format!(
         "v1,{}",
@@ -289,18 +314,14 @@ async fn several_signatures_in_any_order_and_unknown_versions() {
 #[tokio::test]
 async fn empty_and_non_utf8_bodies_round_trip() {
     let secret = Secret::from_string("k");
-    let addr = serve(VerifySignatureLayer::new(
-        BodyHmac::onekey(),
-        secret.clone(),
-    ))
-    .await;
+    let addr = serve(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).unwrap()).await;
     for body in [
         Vec::new(),
         vec![0xff, 0xfe, 0x00, 0x80, b'{'],
         "José".as_bytes().to_vec(),
     ] {
         let answer = send_signed(
-            SignRequestLayer::new(BodyHmac::onekey(), secret.clone(), local(addr)),
+            SignRequestLayer::new(BodyHmac::onekey(), secret.clone(), local(addr)).unwrap(),
             post(addr, "/").body(full(body.clone())).unwrap(),
         )
         .await;
@@ -317,8 +338,12 @@ async fn empty_and_non_utf8_bodies_round_trip() {
 #[tokio::test]
 async fn body_limit_with_and_without_content_length() {
     let secret = Secret::from_string("k");
-    let addr =
-        serve(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).body_limit(64)).await;
+    let addr = serve(
+        VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone())
+            .unwrap()
+            .body_limit(64),
+    )
+    .await;
     let too_large = rejection_json(
         "payload_too_large",
         "request body is larger than the limit: 64 bytes",
@@ -411,8 +436,12 @@ async fn raw_exchange(
 #[tokio::test]
 async fn lying_content_length() {
     let secret = Secret::from_string("k");
-    let addr =
-        serve(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).body_limit(1024)).await;
+    let addr = serve(
+        VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone())
+            .unwrap()
+            .body_limit(1024),
+    )
+    .await;
 
     // Declares more than the limit but sends three bytes and keeps the connection open:
     // refused from the header alone, before reading the body.
@@ -428,38 +457,62 @@ async fn lying_content_length() {
         )
     );
 
-    // Declares ten, sends five, then closes: the body cannot be read.
-    let signature = BodyHmac::onekey().compute(&secret, b"hello");
-    let head = format!(
-        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\npayload-signature: {signature}\r\n\r\nhello"
-    );
-    let (status, body) = raw_exchange(addr, head.as_bytes(), true).await;
-    assert_eq!(status, 400);
-    assert_eq!(
-        body.as_bytes(),
-        rejection_json("body_read_failed", "request body could not be read")
-    );
-
-    // Declares three, sends six signed as six: the server verifies the three it read.
-    let signature = BodyHmac::onekey().compute(&secret, b"abcdef");
-    let head = format!(
-        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\npayload-signature: {signature}\r\n\r\nabcdef"
-    );
-    let (status, body) = raw_exchange(addr, head.as_bytes(), false).await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        body.as_bytes(),
-        rejection_json("signature_invalid", "the signature does not match")
-    );
-
-    // The same three bytes signed as three pass.
-    let signature = BodyHmac::onekey().compute(&secret, b"abc");
-    let head = format!(
-        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\npayload-signature: {signature}\r\n\r\nabcdef"
-    );
-    let (status, body) = raw_exchange(addr, head.as_bytes(), false).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"body_hex\":\"616263\""), "{body}");
+    /// A request whose `Content-Length` lies, and what the server answers.
+    struct Lie {
+        signed: &'static [u8],
+        declared: usize,
+        sent: &'static str,
+        /// The client closes its side after sending.
+        close: bool,
+        status: u16,
+        rejection: Option<(&'static str, &'static str)>,
+    }
+    for lie in [
+        // Declares ten, sends five, then closes: the body cannot be read.
+        Lie {
+            signed: b"hello",
+            declared: 10,
+            sent: "hello",
+            close: true,
+            status: 400,
+            rejection: Some(("body_read_failed", "request body could not be read")),
+        },
+        // Declares three, sends six signed as six: the server verifies the three it read.
+        Lie {
+            signed: b"abcdef",
+            declared: 3,
+            sent: "abcdef",
+            close: false,
+            status: 401,
+            rejection: Some(("signature_invalid", "the signature does not match")),
+        },
+        // The same three bytes signed as three pass.
+        Lie {
+            signed: b"abc",
+            declared: 3,
+            sent: "abcdef",
+            close: false,
+            status: 200,
+            rejection: None,
+        },
+    ] {
+        let signature = BodyHmac::onekey().compute(&secret, lie.signed);
+        let head = format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\npayload-signature: \
+             {signature}\r\n\r\n{}",
+            lie.declared, lie.sent
+        );
+        let (status, body) = raw_exchange(addr, head.as_bytes(), lie.close).await;
+        assert_eq!(
+            status, lie.status,
+            "{:?} as {}: {body}",
+            lie.sent, lie.declared
+        );
+        match lie.rejection {
+            Some((code, message)) => assert_eq!(body.as_bytes(), rejection_json(code, message)),
+            None => assert!(body.contains("\"body_hex\":\"616263\""), "{body}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -470,10 +523,7 @@ async fn inner_service_receives_the_same_bytes() {
     let seen: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
     let store = Arc::clone(&seen);
     let service = ServiceBuilder::new()
-        .layer(VerifySignatureLayer::new(
-            BodyHmac::onekey(),
-            secret.clone(),
-        ))
+        .layer(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).unwrap())
         .service(service_fn(move |req: Request<BufferedBody>| {
             let body = req.body().bytes().unwrap();
             let ext = req.extensions().get::<VerifiedBody>().unwrap().bytes();
@@ -498,9 +548,12 @@ async fn inner_service_receives_the_same_bytes() {
 async fn clock_skew_at_and_past_the_window() {
     let secret = Secret::from_string("k");
     let server_clock = ManualClock::new(T);
-    let addr =
-        serve(VerifySignatureLayer::new(Canonical::new(), secret.clone()).clock(server_clock))
-            .await;
+    let addr = serve(
+        VerifySignatureLayer::new(Canonical::new(), secret.clone())
+            .unwrap()
+            .clock(server_clock),
+    )
+    .await;
     for (client_time, status, message) in [
         (T - 300, StatusCode::OK, None),
         (T + 300, StatusCode::OK, None),
@@ -522,6 +575,7 @@ async fn clock_skew_at_and_past_the_window() {
         ),
     ] {
         let layer = SignRequestLayer::new(Canonical::new(), secret.clone(), local(addr))
+            .unwrap()
             .clock(ManualClock::new(client_time));
         let answer = send_signed(layer, post(addr, "/skew").body(full("{}")).unwrap()).await;
         assert_eq!(answer.status, status, "{client_time}");
@@ -536,9 +590,12 @@ async fn clock_skew_at_and_past_the_window() {
 
     // Stripe-style and Standard Webhooks read the same window.
     let stripe = Stripe::new().tolerance(Duration::from_secs(60));
-    let addr =
-        serve(VerifySignatureLayer::new(stripe.clone(), secret.clone()).clock(ManualClock::new(T)))
-            .await;
+    let addr = serve(
+        VerifySignatureLayer::new(stripe.clone(), secret.clone())
+            .unwrap()
+            .clock(ManualClock::new(T)),
+    )
+    .await;
     for (ts, status) in [(T - 60, 200), (T + 60, 200), (T - 61, 401), (T * 1000, 401)] {
         let header = ("stripe-signature", stripe.compute(&secret, ts, b"{}"));
         assert_eq!(
@@ -557,18 +614,14 @@ async fn malformed_and_missing_headers() {
     let secret = Secret::from_string("k");
     let hex_sig = BodyHmac::onekey().compute(&secret, b"{}");
 
-    let addr = serve(VerifySignatureLayer::new(
-        BodyHmac::onekey(),
-        secret.clone(),
-    ))
-    .await;
+    let addr = serve(VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone()).unwrap()).await;
     let answer = send_raw(post(addr, "/").body(full("{}")).unwrap()).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         answer.body,
         rejection_json(
             "signature_missing",
-            "the `payload-signature` header is missing"
+            "the signature is missing: `payload-signature`"
         )
     );
     for bad in [
@@ -598,29 +651,28 @@ async fn malformed_and_missing_headers() {
         answer.body,
         rejection_json(
             "signature_malformed",
-            "a signature header is sent more than once"
+            "the signature cannot be parsed: a signature header is sent more than once"
         )
     );
 
-    let addr = serve(VerifySignatureLayer::new(
-        BodyHmac::github(),
-        secret.clone(),
-    ))
-    .await;
+    let addr = serve(VerifySignatureLayer::new(BodyHmac::github(), secret.clone()).unwrap()).await;
     for bad in [hex_sig.clone(), format!("sha1={hex_sig}")] {
         let answer = send_raw(signed_post(addr, ("x-hub-signature-256", bad), full("{}"))).await;
         assert_eq!(
             answer.body,
             rejection_json(
                 "signature_malformed",
-                "the signature does not start with the expected prefix"
+                "the signature cannot be parsed: the signature does not start with the expected \
+                 prefix"
             )
         );
     }
 
     let canonical = Canonical::new();
     let addr = serve(
-        VerifySignatureLayer::new(canonical.clone(), secret.clone()).clock(ManualClock::new(T)),
+        VerifySignatureLayer::new(canonical.clone(), secret.clone())
+            .unwrap()
+            .clock(ManualClock::new(T)),
     )
     .await;
     let sig = canonical.compute(&secret, "POST", "/", b"{}", T);
@@ -664,9 +716,12 @@ async fn malformed_and_missing_headers() {
     assert_eq!(send_raw(request).await.code(), "signature_malformed");
 
     let sw = StandardWebhooks::new();
-    let addr =
-        serve(VerifySignatureLayer::new(sw.clone(), secret.clone()).clock(ManualClock::new(T)))
-            .await;
+    let addr = serve(
+        VerifySignatureLayer::new(sw.clone(), secret.clone())
+            .unwrap()
+            .clock(ManualClock::new(T)),
+    )
+    .await;
     let good = sw.compute(&secret, "msg_1", T, b"{}");
     let send_sw = |id: Option<&'static str>, ts: Option<String>, sig: Option<String>| {
         let mut builder = post(addr, "/");
@@ -730,9 +785,12 @@ async fn malformed_and_missing_headers() {
         assert_eq!(answer.code(), code, "{case}");
     }
 
-    let addr =
-        serve(VerifySignatureLayer::new(Stripe::new(), secret.clone()).clock(ManualClock::new(T)))
-            .await;
+    let addr = serve(
+        VerifySignatureLayer::new(Stripe::new(), secret.clone())
+            .unwrap()
+            .clock(ManualClock::new(T)),
+    )
+    .await;
     let v1 = "ab".repeat(32);
     for (header, status, code) in [
         ("garbage".to_owned(), 400, "signature_malformed"),
@@ -758,14 +816,14 @@ async fn malformed_and_missing_headers() {
 async fn rejection_is_replaceable_and_structured() {
     let service = ServiceBuilder::new()
         .layer(
-            VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("k")).on_rejection(
-                |rejection: &Rejection| {
+            VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("k"))
+                .unwrap()
+                .on_rejection(|rejection: &Rejection| {
                     let mut response =
                         Response::new(Bytes::from(format!("no: {}", rejection.code())));
                     *response.status_mut() = StatusCode::IM_A_TEAPOT;
                     response
-                },
-            ),
+                }),
         )
         .service(service_fn(|_req: Request<BufferedBody>| async {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
@@ -795,19 +853,99 @@ fn public_types_are_send_sync_clone() {
     assert_send_sync_clone::<tollgate_signature::SignRequest<axum::Router>>();
     assert_send_sync_clone::<VerifiedSignature>();
     assert_send_sync_clone::<VerifiedBody>();
-    assert_send::<tollgate_signature::ResponseFuture<axum::Router, hyper::body::Incoming>>();
-    assert_send::<tollgate_signature::ResponseFuture<axum::Router, axum::body::Body>>();
-    assert_send::<tollgate_signature::SignFuture<Response<()>>>();
+    assert_send::<VerifySignatureFuture<axum::Router, hyper::body::Incoming>>();
+    assert_send::<VerifySignatureFuture<axum::Router, axum::body::Body>>();
+    // Nothing is boxed any more, so `Send` follows from the client and the body.
+    type HyperClient = hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        BufferedBody,
+    >;
+    assert_send::<SignRequestFuture<HyperClient, Full<Bytes>>>();
+    assert_send::<SignRequestFuture<HyperClient, axum::body::Body>>();
 }
 
-/// The reference libraries' lax header forms pass through the layer over TCP, and the
-/// SignRequestLayer refuses an empty signing key without sending anything.
+/// Polls `future` to its answer, then once more: the second poll is `Pending` (core's rule
+/// for every tollgate future), never a panic or a second answer.
+fn answer_then_pending<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(output) = future.as_mut().poll(&mut cx) else {
+        panic!("the future was not ready at once");
+    };
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    output
+}
+
+#[test]
+fn polling_after_completion_stays_pending() {
+    let secret = Secret::from_string("k");
+    let echo = service_fn(|_req: Request<BufferedBody>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let mut verify = VerifySignatureLayer::new(BodyHmac::onekey(), secret.clone())
+        .unwrap()
+        .layer(echo);
+    let signed = || {
+        Request::post("/")
+            .header(
+                "payload-signature",
+                BodyHmac::onekey().compute(&secret, b"{}"),
+            )
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap()
+    };
+    // Verified and answered by the inner service; refused by the layer; refused in `call`.
+    let ok = answer_then_pending(Service::call(&mut verify, signed())).unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let refused = answer_then_pending(Service::call(
+        &mut verify,
+        Request::post("/").body(Full::new(Bytes::new())).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let mut too_large = signed();
+    too_large
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, (2 << 20).into());
+    let refused = answer_then_pending(Service::call(&mut verify, too_large)).unwrap();
+    assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    let mut sign = SignRequestLayer::new(BodyHmac::onekey(), secret, api())
+        .unwrap()
+        .layer(echo);
+    let to_api = Request::post(API)
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let sent = answer_then_pending(Service::call(&mut sign, to_api)).unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    let elsewhere = Request::post("http://elsewhere.example/")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let err = answer_then_pending(Service::call(&mut sign, elsewhere)).unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<SignError>(),
+        Some(SignError::UpstreamNotAllowed { .. })
+    ));
+    let too_large = Request::post(API)
+        .body(Full::new(Bytes::from(vec![0; (1 << 20) + 1])))
+        .unwrap();
+    let err = answer_then_pending(Service::call(&mut sign, too_large)).unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<SignError>(),
+        Some(SignError::Body(BufferError::TooLarge { .. }))
+    ));
+}
+
+/// The reference libraries' lax header forms pass through the layer over TCP.
 #[tokio::test]
-async fn reference_header_forms_over_tcp_and_empty_signing_key() {
+async fn reference_header_forms_over_tcp() {
     let secret = Secret::from_string("whsec_test_secret");
-    let addr =
-        serve(VerifySignatureLayer::new(Stripe::new(), secret.clone()).clock(ManualClock::new(T)))
-            .await;
+    let addr = serve(
+        VerifySignatureLayer::new(Stripe::new(), secret.clone())
+            .unwrap()
+            .clock(ManualClock::new(T)),
+    )
+    .await;
     let good = Stripe::new().compute(&secret, T, &b"{}"[..]);
     let v1 = good.split_once(",v1=").unwrap().1.to_owned();
     for header in [
@@ -825,7 +963,9 @@ async fn reference_header_forms_over_tcp_and_empty_signing_key() {
 
     let key = StandardWebhooks::secret_from_base64("c2VjcmV0LWtleS1ieXRlcw==").unwrap();
     let addr = serve(
-        VerifySignatureLayer::new(StandardWebhooks::new(), key.clone()).clock(ManualClock::new(T)),
+        VerifySignatureLayer::new(StandardWebhooks::new(), key.clone())
+            .unwrap()
+            .clock(ManualClock::new(T)),
     )
     .await;
     let good = StandardWebhooks::new().compute(&key, "msg_1", T, b"{}");
@@ -836,24 +976,46 @@ async fn reference_header_forms_over_tcp_and_empty_signing_key() {
         .body(full("{}"))
         .unwrap();
     assert_eq!(send_raw(request).await.status, StatusCode::OK);
+}
 
-    let client = ServiceBuilder::new()
-        .layer(SignRequestLayer::new(
-            BodyHmac::onekey(),
-            Secret::from_string(""),
-            api(),
-        ))
-        .service(service_fn(|_req: Request<BufferedBody>| async {
-            panic!("an unsigned request reached the client");
-            #[allow(unreachable_code)]
-            Ok::<Response<Full<Bytes>>, Infallible>(Response::new(Full::new(Bytes::new())))
-        }));
-    let err = client
-        .oneshot(Request::post(API).body(full("{}")).unwrap())
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err.downcast_ref::<SignError>(),
-        Some(SignError::InvalidKey)
-    ));
+/// Configuration errors surface when a layer is built, never per request. A signing layer
+/// whose signing key is blank used to fail every request with `SignError::InvalidKey`; a
+/// verifying layer whose every key is blank used to answer every request 401
+/// `signature_invalid`. Neither can be built now.
+#[test]
+fn blank_keys_fail_when_the_layer_is_built() {
+    for blank in ["", " ", "\t\n", "\u{3000}"] {
+        assert_eq!(
+            SignRequestLayer::new(BodyHmac::onekey(), Secret::from_string(blank), api())
+                .unwrap_err(),
+            ConfigError::BlankSigningKey {
+                key_id: "default".into()
+            },
+            "{blank:?}"
+        );
+        assert_eq!(
+            VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string(blank)).unwrap_err(),
+            ConfigError::NoUsableKey,
+            "{blank:?}"
+        );
+    }
+    // The signing key is the newest: a blank one is refused even beside a good older key.
+    let rotated = KeyRing::new(Key::new("2026-08", Secret::from_string("old-secret")))
+        .rotate(Key::new("2026-11", Secret::from_bytes(vec![0; 32])));
+    let err = SignRequestLayer::new(Canonical::new(), rotated.clone(), api()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the signing key `2026-11` is empty, all zero bytes or only whitespace; refusing to sign \
+         with it"
+    );
+    // Verifying: one usable key is enough; the blank one is skipped per request.
+    assert!(VerifySignatureLayer::new(Canonical::new(), rotated).is_ok());
+    let all_blank = KeyRing::new(Key::new("a", Secret::from_string("")))
+        .rotate(Key::new("b", Secret::from_string("\u{feff}")));
+    assert_eq!(
+        VerifySignatureLayer::new(Canonical::new(), all_blank)
+            .unwrap_err()
+            .to_string(),
+        "every key of the ring is empty, all zero bytes or only whitespace; nothing could verify"
+    );
 }

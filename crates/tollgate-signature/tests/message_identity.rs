@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use tollgate_core::{Key, KeyRing, Secret};
 use tollgate_signature::{
-    BodyHmac, Canonical, MethodCase, RequestParts, Scheme, StandardWebhooks, Stripe,
+    BodyHmac, Canonical, MethodCase, PreparedKeys, RequestParts, Scheme, StandardWebhooks, Stripe,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -36,16 +36,17 @@ fn replay_key(scheme: &dyn Scheme, secret: &str, method: &Method, body: &'static
         headers.insert::<HeaderName>(name, value);
     }
     // Through the shared-bytes view (what the layer uses) and the borrowed one: same answer.
+    let keys = PreparedKeys::from(ring());
     let shared = scheme
         .verify(
-            &ring(),
+            &keys,
             &RequestParts::with_body_bytes(method, &uri, &headers, &body),
             NOW,
         )
         .unwrap();
     let borrowed = scheme
         .verify(
-            &ring(),
+            &keys,
             &RequestParts::new(method, &uri, &headers, &body),
             NOW,
         )

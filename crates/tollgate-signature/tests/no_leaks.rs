@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
 use http::{Request, StatusCode};
 use tollgate_core::{BufferedBody, Key, KeyRing, ManualClock, Secret, Upstream};
 use tollgate_signature::{Canonical, SignRequestLayer, StandardWebhooks, VerifySignatureLayer};
+use tollgate_test_support::LogCapture;
 use tower::{ServiceBuilder, ServiceExt};
 
 use common::{full, send_raw, send_signed, serve};
@@ -24,38 +22,21 @@ fn post(addr: std::net::SocketAddr, path: &str) -> http::request::Builder {
     Request::post(format!("http://{addr}{path}"))
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_bodies_and_debug_never_show_secrets_or_expected_signatures() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = LogCapture::new();
+    let _guard = capture.install();
 
     let secret_text = "super-secret-key-material";
     let secret = Secret::from_string(secret_text);
     let ring = KeyRing::new(Key::new("k1", secret.clone()).not_after(T + 10));
-    let verify =
-        VerifySignatureLayer::new(Canonical::new(), ring.clone()).clock(ManualClock::new(T));
+    let verify = VerifySignatureLayer::new(Canonical::new(), ring.clone())
+        .unwrap()
+        .clock(ManualClock::new(T));
     let addr = serve(verify.clone()).await;
     let upstream = Upstream::parse(&format!("http://{addr}")).unwrap();
     let sign = SignRequestLayer::new(Canonical::new(), ring.clone(), upstream.clone())
+        .unwrap()
         .clock(ManualClock::new(T));
 
     // A body the client did not sign: the server's expected signature must stay inside.
@@ -71,8 +52,9 @@ async fn logs_bodies_and_debug_never_show_secrets_or_expected_signatures() {
     let ok = send_signed(sign.clone(), post(addr, "/").body(full("{}")).unwrap()).await;
     assert_eq!(ok.status, StatusCode::OK);
 
-    let expired =
-        SignRequestLayer::new(Canonical::new(), ring, upstream).clock(ManualClock::new(T + 11));
+    let expired = SignRequestLayer::new(Canonical::new(), ring, upstream)
+        .unwrap()
+        .clock(ManualClock::new(T + 11));
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<BufferedBody>();
     let err = ServiceBuilder::new()
@@ -82,7 +64,7 @@ async fn logs_bodies_and_debug_never_show_secrets_or_expected_signatures() {
         .await
         .unwrap_err();
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("code=signature_invalid"), "{logs}");
     let everything = [
         logs,

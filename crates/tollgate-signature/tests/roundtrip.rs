@@ -26,6 +26,7 @@ async fn sign(
     let signer = ServiceBuilder::new()
         .layer(
             SignRequestLayer::new(scheme, ring, Upstream::from_static("http://api.example"))
+                .unwrap()
                 .clock(ManualClock::new(now)),
         )
         .service(service_fn(|req: Request<BufferedBody>| async {
@@ -47,7 +48,11 @@ async fn verify(
     request: Request<BufferedBody>,
 ) -> (StatusCode, Option<Bytes>) {
     let verifier = ServiceBuilder::new()
-        .layer(VerifySignatureLayer::new(scheme, ring).clock(ManualClock::new(now)))
+        .layer(
+            VerifySignatureLayer::new(scheme, ring)
+                .unwrap()
+                .clock(ManualClock::new(now)),
+        )
         .service(service_fn(|req: Request<BufferedBody>| async move {
             let body = req.into_body().into_bytes();
             Ok::<_, Infallible>(Response::new(Full::new(body)))

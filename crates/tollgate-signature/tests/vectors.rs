@@ -9,8 +9,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri}
 use serde_json::Value;
 use tollgate_core::{Key, KeyRing, ManualClock, Secret, Upstream};
 use tollgate_signature::{
-    BodyHmac, Canonical, Encoding, RequestParts, Scheme, SignRequestLayer, StandardWebhooks,
-    Stripe, VerifyError, VerifySignatureLayer,
+    BodyHmac, Canonical, Encoding, PreparedKeys, RequestParts, Scheme, SignRequestLayer,
+    StandardWebhooks, Stripe, VerifyError, VerifySignatureLayer,
 };
 
 use common::{AnyBody, full, payload, rejection_json, s, send_raw, send_signed, serve, vectors};
@@ -129,7 +129,7 @@ fn verify_pure(
     }
     scheme
         .verify(
-            ring,
+            &ring.clone().into(),
             &RequestParts::new(&method, &uri, &headers, &req.body),
             now,
         )
@@ -149,8 +149,12 @@ async fn through_layers<S: Scheme + Clone>(
 ) {
     let ring = KeyRing::new(Key::new("vector", secret));
     let clock = ManualClock::new(now);
-    let addr =
-        serve(VerifySignatureLayer::new(scheme.clone(), ring.clone()).clock(clock.clone())).await;
+    let addr = serve(
+        VerifySignatureLayer::new(scheme.clone(), ring.clone())
+            .unwrap()
+            .clock(clock.clone()),
+    )
+    .await;
 
     // Sign side: the headers the client layer adds equal the vector.
     let answer = send_signed(
@@ -159,6 +163,7 @@ async fn through_layers<S: Scheme + Clone>(
             ring.clone(),
             Upstream::parse(&format!("http://{addr}")).unwrap(),
         )
+        .unwrap()
         .clock(clock.clone()),
         unsigned.to_request(addr),
     )
@@ -226,9 +231,9 @@ async fn onekey_payload_signature() {
 
         // Pure API.
         assert_eq!(BodyHmac::onekey().compute(&secret, &body), expected, "{id}");
-        let ring = KeyRing::single(secret.clone());
+        let keys = PreparedKeys::from(KeyRing::single(secret.clone()));
         let verified = BodyHmac::onekey()
-            .verify_value(&ring, 0, Some(expected.as_bytes()), &body)
+            .verify_value(&keys, 0, Some(expected.as_bytes()), &body)
             .unwrap();
         assert_eq!(
             (verified.scheme(), verified.key_id()),
@@ -420,7 +425,9 @@ async fn standard_webhooks_message_id_reaches_the_extension() {
     let secret = StandardWebhooks::secret_from_whsec(s(v, "secret")).unwrap();
     let now: u64 = s(v, "timestamp").parse().unwrap();
     let addr = serve(
-        VerifySignatureLayer::new(StandardWebhooks::new(), secret).clock(ManualClock::new(now)),
+        VerifySignatureLayer::new(StandardWebhooks::new(), secret)
+            .unwrap()
+            .clock(ManualClock::new(now)),
     )
     .await;
     let req = Req::new("POST", "/", payload(v, "payload"))
@@ -489,9 +496,12 @@ async fn stripe_style() {
             verify_pure(&Stripe::new(), &ring, &req, now),
             Ok(key_id.clone())
         );
-        let addr =
-            serve(VerifySignatureLayer::new(Stripe::new(), ring).clock(ManualClock::new(now)))
-                .await;
+        let addr = serve(
+            VerifySignatureLayer::new(Stripe::new(), ring)
+                .unwrap()
+                .clock(ManualClock::new(now)),
+        )
+        .await;
         let answer = send_raw(req.to_request(addr)).await;
         assert_eq!(answer.status, StatusCode::OK);
         let echo = answer.json();
@@ -520,8 +530,12 @@ async fn timestamp_window_cases() {
     let secret = Secret::from_string("window-secret");
     let scheme = Canonical::new();
     let clock = ManualClock::new(0);
-    let addr =
-        serve(VerifySignatureLayer::new(scheme.clone(), secret.clone()).clock(clock.clone())).await;
+    let addr = serve(
+        VerifySignatureLayer::new(scheme.clone(), secret.clone())
+            .unwrap()
+            .clock(clock.clone()),
+    )
+    .await;
     for case in cases {
         let now = case["now"].as_u64().unwrap();
         let ts = s(case, "ts");

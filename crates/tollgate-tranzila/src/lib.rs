@@ -13,7 +13,10 @@
 //!   the scheme as plain functions.
 //! - [`TranzilaSigningLayer`]: for `hyper_util` (or any tower) clients; adds the four headers.
 //! - [`TranzilaVerifyLayer`]: for servers that accept Tranzila-style calls (mock servers,
-//!   gateways, internal APIs); checks the headers, the window, the token and the nonce.
+//!   gateways, internal APIs); checks the headers, the window and the token, and claims the
+//!   nonce through tollgate-replay's `ReplayGuard`, which it builds in.
+//! - [`future`]: [`TranzilaSigningFuture`](future::TranzilaSigningFuture) and
+//!   [`TranzilaVerifyFuture`](future::TranzilaVerifyFuture).
 //!
 //! **Time is in seconds.** Some Tranzila pages say milliseconds; the PHP reference
 //! (`time()`) and the published vectors use seconds, and this crate follows them. The time
@@ -43,8 +46,8 @@
 //!   [`SecretError`](tollgate_core::SecretError) (`Blank`, naming the app key; `Empty`,
 //!   naming the variable), so neither [`TranzilaSigningLayer`] nor [`TranzilaVerifyLayer`]
 //!   can be built with a blank secret from credentials;
-//! - [`TranzilaVerifyLayer::new`] fails when a map of app keys to secrets holds a blank one
-//!   ([`AppKeySecrets::check_secrets`]);
+//! - [`TranzilaVerifyLayer::new`] fails with [`ConfigError::Secret`] when a map of app keys
+//!   to secrets holds a blank one ([`AppKeySecrets::check_secrets`]);
 //! - a secret that a lookup returns blank at request time is refused with 401
 //!   `tranzila_unknown_app_key`, the same answer as an unknown app key.
 //!
@@ -54,11 +57,15 @@
 //! **The access token does not cover the body**, nor the method or the path. Anyone who
 //! sees one signed request can pair its headers with another payload while the time window
 //! lasts. What protects the payload is TLS (call Tranzila over `https` only, never log the
-//! headers) and the server refusing a nonce it has seen before ([`TranzilaVerifyLayer`]
-//! requires a nonce store for that reason; share it between instances). The nonce is claimed
-//! with tollgate-replay's TTL semantics: held at least until the request's time plus the
-//! tolerance by the verifier's clock, and at least the store's minimum retention by the
-//! store's own clock, so skewed clocks cannot shorten a claim.
+//! headers) and the server refusing a nonce it has seen before: [`TranzilaVerifyLayer`]
+//! requires a nonce store for that reason (share it between instances) and claims every
+//! nonce itself, through the tollgate-replay `ReplayGuard` it builds in, so the claim cannot
+//! be left out of a stack. The nonce is claimed with tollgate-replay's TTL semantics: held at
+//! least until the request's time plus the tolerance by the verifier's clock, and at least
+//! the store's minimum retention by the store's own clock, so skewed clocks cannot shorten a
+//! claim; a handling that fails (5xx, 429, an error) releases its claim so the retry is
+//! accepted. Tested in `tests/verify.rs` and `tests/wire.rs` (two skewed instances sharing
+//! Redis).
 //!
 //! **The access token goes to a configured upstream only.** A token is a bearer credential
 //! for one Tranzila call while its time is inside the verifier's window (±300 s), so
@@ -150,14 +157,18 @@
 //! [`SignError`] inside the call's error, and the request is not sent. The server side is [`TranzilaVerifyLayer`]; see its example.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use http::HeaderName;
 
+mod error;
+pub mod future;
 mod sign;
 mod token;
 mod verify;
 
-pub use sign::{ConfigError, SignError, SigningFuture, TranzilaSigning, TranzilaSigningLayer};
+pub use error::{ConfigError, SignError};
+pub use sign::{TranzilaSigning, TranzilaSigningLayer};
 pub use token::{
     ACCESS_TOKEN_LEN, NONCE_BYTES, NONCE_LEN, NonceError, TranzilaCredentials, access_token,
     generate_nonce, is_valid_nonce, verify_access_token,
@@ -165,7 +176,7 @@ pub use token::{
 /// The scheme, host and port a [`TranzilaSigningLayer`] signs for (`tollgate_core`'s, the one
 /// type every tollgate layer pins credentials with).
 pub use tollgate_core::upstream::Upstream;
-pub use verify::{AppKeySecrets, SCHEME, TranzilaVerify, TranzilaVerifyLayer, VerifyFuture};
+pub use verify::{AppKeySecrets, SCHEME, TranzilaVerify, TranzilaVerifyLayer};
 
 /// `X-tranzila-api-app-key`: the public app key.
 pub const APP_KEY: HeaderName = HeaderName::from_static("x-tranzila-api-app-key");
@@ -175,3 +186,8 @@ pub const REQUEST_TIME: HeaderName = HeaderName::from_static("x-tranzila-api-req
 pub const NONCE: HeaderName = HeaderName::from_static("x-tranzila-api-nonce");
 /// `X-tranzila-api-access-token`: the [`access_token`].
 pub const ACCESS_TOKEN: HeaderName = HeaderName::from_static("x-tranzila-api-access-token");
+
+/// The crate's README, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

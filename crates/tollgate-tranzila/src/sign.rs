@@ -2,20 +2,19 @@
 //! outbound request.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request};
-use pin_project_lite::pin_project;
-use tollgate_core::upstream::{self, TargetError, Upstream};
+use tollgate_core::upstream::{self, Upstream};
 use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
 use tower_layer::Layer;
 use tower_service::Service;
 use zeroize::Zeroize;
 
+use crate::error::{ConfigError, SignError};
+use crate::future::TranzilaSigningFuture;
 use crate::token::{
     ACCESS_TOKEN_LEN, NONCE_LEN, TranzilaCredentials, access_token_into, fill_nonce,
     is_valid_app_key, is_valid_nonce,
@@ -107,6 +106,7 @@ pub struct TranzilaSigningLayer {
     config: Arc<SignConfig>,
 }
 
+#[derive(Clone)]
 struct SignConfig {
     credentials: TranzilaCredentials,
     app_key: HeaderValue,
@@ -193,21 +193,9 @@ impl TranzilaSigningLayer {
         &self.config.credentials
     }
 
-    fn map_config(self, change: impl FnOnce(&mut SignConfig)) -> Self {
-        let mut config = match Arc::try_unwrap(self.config) {
-            Ok(config) => config,
-            Err(shared) => SignConfig {
-                credentials: shared.credentials.clone(),
-                app_key: shared.app_key.clone(),
-                clock: shared.clock.clone(),
-                nonce_source: shared.nonce_source.clone(),
-                upstreams: shared.upstreams.clone(),
-            },
-        };
-        change(&mut config);
-        Self {
-            config: Arc::new(config),
-        }
+    fn map_config(mut self, change: impl FnOnce(&mut SignConfig)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
     }
 }
 
@@ -226,10 +214,7 @@ impl<S> Layer<S> for TranzilaSigningLayer {
     type Service = TranzilaSigning<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TranzilaSigning {
-            inner,
-            config: self.config.clone(),
-        }
+        TranzilaSigning::new(inner, self)
     }
 }
 
@@ -244,7 +229,10 @@ pub struct TranzilaSigning<S> {
 impl<S> TranzilaSigning<S> {
     /// Wraps `inner` (usually a `hyper_util` client) with `layer`'s configuration.
     pub fn new(inner: S, layer: &TranzilaSigningLayer) -> Self {
-        layer.layer(inner)
+        Self {
+            inner,
+            config: Arc::clone(&layer.config),
+        }
     }
 
     /// A layer that wraps services in `TranzilaSigning` (same as [`TranzilaSigningLayer::new`]).
@@ -255,20 +243,7 @@ impl<S> TranzilaSigning<S> {
         TranzilaSigningLayer::new(credentials, upstream)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming this one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tollgate_core::__inner_service_accessors!();
 
     /// Computes the four headers for one request.
     ///
@@ -400,7 +375,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = SigningFuture<S::Future>;
+    type Future = TranzilaSigningFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -413,7 +388,7 @@ where
         {
             let error = SignError::refused(refused, request.uri());
             tracing::warn!(target: "tollgate", %error, "Tranzila request not signed; not sent");
-            return SigningFuture::failed(error);
+            return TranzilaSigningFuture::refused(error);
         }
         match self.headers() {
             Ok(signed) => {
@@ -422,174 +397,15 @@ where
                 for name in [APP_KEY, REQUEST_TIME, NONCE, ACCESS_TOKEN] {
                     tollgate_core::InjectedHeaders::record(request.extensions_mut(), name);
                 }
-                SigningFuture::inner(self.inner.call(request))
+                TranzilaSigningFuture::inner(self.inner.call(request))
             }
             Err(error) => {
                 tracing::warn!(target: "tollgate", %error, "Tranzila request not signed; not sent");
-                SigningFuture::failed(error)
+                TranzilaSigningFuture::refused(error)
             }
         }
     }
 }
-
-pin_project! {
-    /// The future of [`TranzilaSigning`]: the inner call, or the signing error.
-    #[must_use = "futures do nothing unless polled"]
-    pub struct SigningFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        // Signing failed; the request was dropped unsent.
-        Failed {
-            error: Option<SignError>,
-        },
-        // The signed request is on its way.
-        Inner {
-            #[pin]
-            future: F,
-        },
-    }
-}
-
-impl<F> SigningFuture<F> {
-    fn failed(error: SignError) -> Self {
-        Self {
-            state: State::Failed { error: Some(error) },
-        }
-    }
-
-    fn inner(future: F) -> Self {
-        Self {
-            state: State::Inner { future },
-        }
-    }
-}
-
-impl<F> fmt::Debug for SigningFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.state {
-            State::Failed { error } => f
-                .debug_struct("SigningFuture")
-                .field("error", error)
-                .finish(),
-            State::Inner { .. } => f.debug_struct("SigningFuture").finish_non_exhaustive(),
-        }
-    }
-}
-
-impl<F, T, E> Future for SigningFuture<F>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<T, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Failed { error } => Poll::Ready(Err(match error.take() {
-                Some(error) => error.into(),
-                None => SignError::Polled.into(),
-            })),
-            StateProj::Inner { future } => future.poll(cx).map_err(Into::into),
-        }
-    }
-}
-
-/// Why [`TranzilaSigningLayer`] could not be built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The app key is empty or holds characters other than visible ASCII.
-    InvalidAppKey,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidAppKey => {
-                f.write_str("the Tranzila app key must be non-empty visible ASCII")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Why a request could not be signed (and was therefore not sent). It reaches the caller
-/// inside the service's [`BoxError`]: `error.downcast_ref::<SignError>()`.
-///
-/// No variant holds a secret, a token, user info, a path or a query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SignError {
-    /// The request goes to a scheme, host or port that is not a configured upstream (or its
-    /// URI is relative or has user info). No token was made; nothing was sent.
-    UpstreamNotAllowed {
-        /// Where the request was going: `scheme://host[:port]` or `a relative URI`
-        /// ([`tollgate_core::upstream::describe_target`]).
-        target: String,
-    },
-    /// The request does not say unambiguously where it goes: its `Host` header disagrees
-    /// with its URI, it has several `Host` headers, or its URI's port is not a valid port.
-    /// No token was made; nothing was sent.
-    AmbiguousTarget {
-        /// What is ambiguous (a fixed text, never a header value).
-        reason: &'static str,
-    },
-    /// The operating system could not provide randomness for the nonce.
-    Randomness,
-    /// The nonce source gave something other than 80 hexadecimal characters.
-    InvalidNonce,
-    /// A header value could not be built.
-    InvalidHeader,
-    /// The future was polled again after it completed.
-    Polled,
-}
-
-impl SignError {
-    fn refused(error: TargetError, uri: &http::Uri) -> Self {
-        match error {
-            TargetError::Ambiguous { reason } => Self::AmbiguousTarget { reason },
-            TargetError::NotAllowed { target } => Self::UpstreamNotAllowed { target },
-            TargetError::OutsideBasePath { target } => Self::UpstreamNotAllowed {
-                target: format!("{target} (outside the configured base path)"),
-            },
-            // Not reachable (the layer always has an upstream); fail closed if it grows.
-            _ => Self::UpstreamNotAllowed {
-                target: upstream::describe_target(uri),
-            },
-        }
-    }
-}
-
-impl fmt::Display for SignError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UpstreamNotAllowed { target } => write!(
-                f,
-                "refusing to sign a Tranzila request to {target}: not a configured upstream; \
-                 the request was not sent"
-            ),
-            Self::AmbiguousTarget { reason } => write!(
-                f,
-                "refusing to sign a Tranzila request: {reason}; the request was not sent"
-            ),
-            Self::Randomness => f.write_str("no randomness available for the Tranzila nonce"),
-            Self::InvalidNonce => {
-                f.write_str("the Tranzila nonce is not 80 hexadecimal characters")
-            }
-            Self::InvalidHeader => f.write_str("a Tranzila header value could not be built"),
-            Self::Polled => f.write_str("the signing future was polled after completion"),
-        }
-    }
-}
-
-impl std::error::Error for SignError {}
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use sha2::Sha256;
 use tollgate_core::{ManualClock, Secret, SecretError};
-use tollgate_tranzila::{AppKeySecrets, TranzilaCredentials, TranzilaVerifyLayer};
+use tollgate_tranzila::{AppKeySecrets, ConfigError, TranzilaCredentials, TranzilaVerifyLayer};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const NOW: u64 = 1_700_000_000;
@@ -44,7 +44,8 @@ fn blank_error(app_key: &str) -> SecretError {
     }
 }
 
-fn verifier(secrets: impl AppKeySecrets) -> Result<TranzilaVerifyLayer, SecretError> {
+/// The verifier, or the error it fails with when it is built.
+fn verifier(secrets: impl AppKeySecrets) -> Result<TranzilaVerifyLayer, ConfigError> {
     let clock = ManualClock::new(NOW);
     Ok(TranzilaVerifyLayer::new(secrets, common::store(clock.clone()))?.clock(clock))
 }
@@ -106,13 +107,16 @@ fn static_maps_are_checked_when_the_verifier_is_built() {
         // The first blank app key in key order, whatever the hash order.
         assert_eq!(
             verifier(hash.clone()).unwrap_err(),
-            blank_error("victim-app")
+            ConfigError::Secret(blank_error("victim-app"))
         );
         assert_eq!(
             verifier(Arc::new(hash)).unwrap_err(),
-            blank_error("victim-app")
+            ConfigError::Secret(blank_error("victim-app"))
         );
-        assert_eq!(verifier(btree).unwrap_err(), blank_error("victim-app"));
+        assert_eq!(
+            verifier(btree).unwrap_err(),
+            ConfigError::Secret(blank_error("victim-app"))
+        );
     }
     let fine = HashMap::from([("good-app".to_owned(), Secret::from_string(" real "))]);
     assert!(verifier(fine).is_ok());

@@ -98,7 +98,7 @@ async fn captured_headers_replayed_or_unsigned_are_refused() {
     assert_eq!(again.headers()["content-type"], "application/json");
     assert_eq!(
         common::text(again.into_body()).await,
-        r#"{"error":{"code":"replayed","message":"nonce was already used"}}"#
+        r#"{"error":{"code":"replayed","message":"request was already received"}}"#
     );
 
     let unsigned = common::client()
@@ -108,7 +108,7 @@ async fn captured_headers_replayed_or_unsigned_are_refused() {
     assert_eq!(unsigned.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         common::text(unsigned.into_body()).await,
-        r#"{"error":{"code":"header_malformed","message":"header `x-tranzila-api-app-key` must be present once, as visible ASCII"}}"#
+        r#"{"error":{"code":"header_malformed","message":"a required header is missing or malformed: `x-tranzila-api-app-key` must be present once, as visible ASCII"}}"#
     );
 
     // Six minutes later the same headers are stale before they are replays.

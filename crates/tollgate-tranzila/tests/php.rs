@@ -120,11 +120,11 @@ async fn php_client_round(secret: &'static str, test: &str) {
 
     assert_eq!(
         lines[1],
-        r#"401 {"error":{"code":"replayed","message":"nonce was already used"}}"#
+        r#"401 {"error":{"code":"replayed","message":"request was already received"}}"#
     );
     assert_eq!(
         lines[2],
-        r#"401 {"error":{"code":"signature_invalid","message":"access token does not match"}}"#
+        r#"401 {"error":{"code":"signature_invalid","message":"the signature does not match: `x-tranzila-api-access-token`"}}"#
     );
 }
 

@@ -5,32 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::Empty;
 use tollgate_core::{BoxError, ManualClock};
+use tollgate_test_support::LogCapture;
 use tollgate_tranzila::{SignError, TranzilaCredentials, TranzilaSigningLayer, Upstream};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const SECRET: &str = "private_secret_demo";
 const NONCE: &str =
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627";
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn s6_errors_debug_and_logs_hold_no_secret_token_user_info_path_or_query() {
@@ -46,19 +31,12 @@ fn s6_errors_debug_and_logs_hold_no_secret_token_user_info_path_or_query() {
             Ok::<_, BoxError>(())
         }));
 
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let logs = LogCapture::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let mut errors = Vec::new();
-    tracing::subscriber::with_default(subscriber, || {
-        tracing::callsite::rebuild_interest_cache();
+    logs.during(|| {
         runtime.block_on(async {
             // Signed: its token must not be logged either.
             service
@@ -97,7 +75,7 @@ fn s6_errors_debug_and_logs_hold_no_secret_token_user_info_path_or_query() {
             }
         });
     });
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(
         logs.contains("Tranzila request not signed; not sent"),
         "{logs}"

@@ -179,7 +179,7 @@ async fn vectors_through_verify_layer() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{}", v.id);
         assert_eq!(
             common::text(response.into_body()).await,
-            r#"{"error":{"code":"signature_invalid","message":"access token does not match"}}"#
+            r#"{"error":{"code":"signature_invalid","message":"the signature does not match: `x-tranzila-api-access-token`"}}"#
         );
     }
 }

@@ -13,20 +13,28 @@ use tower::layer::util::Stack;
 use tower::ServiceBuilder;
 
 #[cfg(feature = "client-ip")]
-use crate::client_ip::{ClientIpLayer, ClientIpSource, ForwardUserIpLayer, IpAllowlistLayer};
+use crate::client_ip::{
+    ClientIpSource, ForwardUserIpLayer, IpAllowlistLayer, IpRanges, ResolveClientIpLayer,
+};
+#[cfg(feature = "signature")]
+use crate::core::KeyRing;
+#[cfg(any(feature = "headers", feature = "signature", feature = "tranzila"))]
+use crate::core::Upstream;
 #[cfg(feature = "headers")]
 use crate::headers::{
-    HeaderHygiene, HeaderHygieneLayer, InboundHygiene, InboundHygieneLayer, RequireHeadersLayer,
-    SecretHeaderLayer, TokenHeaderLayer,
+    HeaderHygieneLayer, InboundHygieneLayer, RequireHeadersLayer, SecretHeaderLayer,
+    TokenHeaderLayer, TokenProvider,
 };
 #[cfg(feature = "origin")]
 use crate::origin::OriginAllowlistLayer;
 #[cfg(feature = "replay")]
-use crate::replay::ReplayGuardLayer;
+use crate::replay::{NonceStore, ReplayGuardLayer};
 #[cfg(feature = "signature")]
-use crate::signature::{SignRequestLayer, VerifySignatureLayer};
+use crate::signature::{Scheme, SignRequestLayer, VerifySignatureLayer};
 #[cfg(feature = "tranzila")]
-use crate::tranzila::{TranzilaSigningLayer, TranzilaVerifyLayer};
+use crate::tranzila::{
+    AppKeySecrets, TranzilaCredentials, TranzilaSigningLayer, TranzilaVerifyLayer,
+};
 
 /// A stacked outbound client with its type erased: a name to store it under (in axum state,
 /// a struct field, a `static`), whatever layers it has.
@@ -107,7 +115,14 @@ mod sealed {
 }
 
 /// Extension methods for [`ServiceBuilder`]: one per tollgate layer, each behind the feature
-/// of its crate.
+/// of its crate, each taking that layer's configuration as tower-http's do.
+///
+/// A method takes what the layer's constructor takes (`resolve_client_ip(source)` is
+/// `.layer(ResolveClientIpLayer::new(source))`) and, where that constructor can meet wrong
+/// configuration, returns its `Result`, so a stack that builds is a stack that works. The
+/// hygiene methods take their rule set (`HeaderHygieneLayer::server_to_server()`,
+/// `HeaderHygieneLayer::only(..)`). For a layer with more settings than its constructor
+/// takes, build it and add it with [`ServiceBuilder::layer`].
 ///
 /// The methods add the layer exactly as [`ServiceBuilder::layer`] would: the first one called
 /// is the outermost. This trait is sealed: it is implemented for `ServiceBuilder` only.
@@ -118,18 +133,13 @@ mod sealed {
 /// # #[cfg(all(feature = "origin", feature = "client-ip"))]
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use tollgate::ServiceBuilderExt;
-/// use tollgate::client_ip::IpAllowlistLayer;
-/// use tollgate::origin::OriginAllowlistLayer;
+/// use tollgate::client_ip::ClientIpSource;
 /// use tower::ServiceBuilder;
 ///
 /// let inbound = ServiceBuilder::new()
-///     .origin_allowlist(
-///         OriginAllowlistLayer::builder()
-///             .allow_origins(["https://app.example.com"])
-///             .build()?,
-///     )
-///     .client_ip("cloudflare".parse()?)
-///     .ip_allowlist(IpAllowlistLayer::new("203.0.113.0/24".parse()?));
+///     .origin_allowlist(["https://app.example.com"])?
+///     .resolve_client_ip(ClientIpSource::cloudflare())
+///     .ip_allowlist("203.0.113.0/24".parse()?);
 /// # let _ = inbound;
 /// # Ok(())
 /// # }
@@ -137,108 +147,158 @@ mod sealed {
 /// # fn main() {}
 /// ```
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
-    /// Refuses foreign origins and writes exact CORS headers
-    /// ([`OriginAllowlistLayer`]). Put it outermost.
+    /// Refuses foreign origins and writes exact CORS headers for `origins`
+    /// ([`OriginAllowlistLayer::new`]). Put it outermost.
     #[cfg(feature = "origin")]
-    fn origin_allowlist(
+    #[cfg_attr(docsrs, doc(cfg(feature = "origin")))]
+    fn origin_allowlist<I>(
         self,
-        layer: OriginAllowlistLayer,
-    ) -> ServiceBuilder<Stack<OriginAllowlistLayer, L>>;
+        origins: I,
+    ) -> Result<ServiceBuilder<Stack<OriginAllowlistLayer, L>>, crate::origin::ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>;
 
     /// Derives the end user's IP from `source` and inserts it as a `ClientIp` extension
-    /// ([`ClientIpLayer`]).
+    /// ([`ResolveClientIpLayer::new`]).
     #[cfg(feature = "client-ip")]
-    fn client_ip(self, source: ClientIpSource) -> ServiceBuilder<Stack<ClientIpLayer, L>>;
+    #[cfg_attr(docsrs, doc(cfg(feature = "client-ip")))]
+    fn resolve_client_ip(
+        self,
+        source: ClientIpSource,
+    ) -> ServiceBuilder<Stack<ResolveClientIpLayer, L>>;
 
-    /// Allows only client IPs inside the configured ranges, 403 otherwise
-    /// ([`IpAllowlistLayer`]). Place it inside [`client_ip`](Self::client_ip).
+    /// Allows only client IPs inside `allowed`, 403 otherwise ([`IpAllowlistLayer::new`]).
+    /// Place it inside [`resolve_client_ip`](Self::resolve_client_ip).
     #[cfg(feature = "client-ip")]
-    fn ip_allowlist(self, layer: IpAllowlistLayer) -> ServiceBuilder<Stack<IpAllowlistLayer, L>>;
+    #[cfg_attr(docsrs, doc(cfg(feature = "client-ip")))]
+    fn ip_allowlist(self, allowed: IpRanges) -> ServiceBuilder<Stack<IpAllowlistLayer, L>>;
 
     /// Sets `x-user-ip` on outbound requests from the `ClientIp` of the request or of the
-    /// inbound task, failing the call when there is none ([`ForwardUserIpLayer`]).
+    /// inbound task, failing the call when there is none ([`ForwardUserIpLayer::new`]).
     #[cfg(feature = "client-ip")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "client-ip")))]
     fn forward_user_ip(self) -> ServiceBuilder<Stack<ForwardUserIpLayer, L>>;
 
-    /// Removes browser-controlled and hop-by-hop headers from outbound requests and
-    /// substitutes backend-owned values ([`HeaderHygieneLayer`]).
+    /// Removes browser-controlled and hop-by-hop headers from outbound requests by the rule
+    /// set `rules` ([`HeaderHygieneLayer`]).
     #[cfg(feature = "headers")]
-    fn header_hygiene(self, hygiene: HeaderHygiene)
-    -> ServiceBuilder<Stack<HeaderHygieneLayer, L>>;
+    #[cfg_attr(docsrs, doc(cfg(feature = "headers")))]
+    fn header_hygiene(
+        self,
+        rules: HeaderHygieneLayer,
+    ) -> ServiceBuilder<Stack<HeaderHygieneLayer, L>>;
 
-    /// Removes client-supplied copies of headers the backend derives itself
-    /// ([`InboundHygieneLayer`]).
+    /// Removes client-supplied copies of headers the backend derives itself, by the rule set
+    /// `rules` ([`InboundHygieneLayer`]).
     #[cfg(feature = "headers")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "headers")))]
     fn inbound_hygiene(
         self,
-        hygiene: InboundHygiene,
+        rules: InboundHygieneLayer,
     ) -> ServiceBuilder<Stack<InboundHygieneLayer, L>>;
 
-    /// Inserts a secret header such as `x-api-key` on outbound requests
-    /// ([`SecretHeaderLayer`]).
+    /// Sets header `name` to `secret` on outbound requests to `upstream` only
+    /// ([`SecretHeaderLayer::new`]).
     #[cfg(feature = "headers")]
-    fn secret_header(self, layer: SecretHeaderLayer)
-    -> ServiceBuilder<Stack<SecretHeaderLayer, L>>;
+    #[cfg_attr(docsrs, doc(cfg(feature = "headers")))]
+    fn secret_header(
+        self,
+        name: http::HeaderName,
+        secret: crate::core::Secret,
+        upstream: Upstream,
+    ) -> Result<ServiceBuilder<Stack<SecretHeaderLayer, L>>, crate::headers::ConfigError>;
 
-    /// Inserts a refreshed token header such as `access-token` ([`TokenHeaderLayer`]).
+    /// Sets header `name` to the token `provider` fetches, on outbound requests to `upstream`
+    /// only ([`TokenHeaderLayer::new`]).
     #[cfg(feature = "headers")]
-    fn token_header(self, layer: TokenHeaderLayer) -> ServiceBuilder<Stack<TokenHeaderLayer, L>>;
+    #[cfg_attr(docsrs, doc(cfg(feature = "headers")))]
+    fn token_header(
+        self,
+        name: http::HeaderName,
+        provider: impl TokenProvider,
+        upstream: Upstream,
+    ) -> ServiceBuilder<Stack<TokenHeaderLayer, L>>;
 
-    /// Fails outbound calls that miss one of `names` ([`RequireHeadersLayer`]).
+    /// Fails outbound calls that miss one of `names` ([`RequireHeadersLayer::new`]).
     #[cfg(feature = "headers")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "headers")))]
     fn require_headers<I>(self, names: I) -> ServiceBuilder<Stack<RequireHeadersLayer, L>>
     where
         I: IntoIterator<Item = http::HeaderName>;
 
-    /// Signs outbound requests ([`SignRequestLayer`]).
+    /// Signs outbound requests to `upstream` with `scheme` and the signing key of `ring`
+    /// ([`SignRequestLayer::new`]).
     #[cfg(feature = "signature")]
-    fn sign_requests(self, layer: SignRequestLayer) -> ServiceBuilder<Stack<SignRequestLayer, L>>;
+    #[cfg_attr(docsrs, doc(cfg(feature = "signature")))]
+    fn sign_requests(
+        self,
+        scheme: impl Scheme,
+        ring: impl Into<KeyRing>,
+        upstream: Upstream,
+    ) -> Result<ServiceBuilder<Stack<SignRequestLayer, L>>, crate::signature::ConfigError>;
 
-    /// Verifies the signature of inbound requests and webhooks ([`VerifySignatureLayer`]).
+    /// Verifies the signature of inbound requests and webhooks with `scheme` against the keys
+    /// of `ring` ([`VerifySignatureLayer::new`]).
     #[cfg(feature = "signature")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "signature")))]
     fn verify_signature(
         self,
-        layer: VerifySignatureLayer,
-    ) -> ServiceBuilder<Stack<VerifySignatureLayer, L>>;
+        scheme: impl Scheme,
+        ring: impl Into<KeyRing>,
+    ) -> Result<ServiceBuilder<Stack<VerifySignatureLayer, L>>, crate::signature::ConfigError>;
 
-    /// Refuses stale timestamps and nonces seen before ([`ReplayGuardLayer`]). Place it inside
-    /// [`verify_signature`](Self::verify_signature).
+    /// Claims each verified message once in `store` ([`ReplayGuardLayer::new`]). Place it
+    /// inside [`verify_signature`](Self::verify_signature).
     #[cfg(feature = "replay")]
-    fn replay_guard(self, layer: ReplayGuardLayer) -> ServiceBuilder<Stack<ReplayGuardLayer, L>>;
+    #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
+    fn replay_guard(self, store: impl NonceStore) -> ServiceBuilder<Stack<ReplayGuardLayer, L>>;
 
-    /// Adds Tranzila's four authentication headers to outbound requests
-    /// ([`TranzilaSigningLayer`]).
+    /// Adds Tranzila's four authentication headers to outbound requests to `upstream`
+    /// ([`TranzilaSigningLayer::new`]).
     #[cfg(feature = "tranzila")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tranzila")))]
     fn tranzila_signing(
         self,
-        layer: TranzilaSigningLayer,
-    ) -> ServiceBuilder<Stack<TranzilaSigningLayer, L>>;
+        credentials: TranzilaCredentials,
+        upstream: Upstream,
+    ) -> Result<ServiceBuilder<Stack<TranzilaSigningLayer, L>>, crate::tranzila::ConfigError>;
 
-    /// Verifies Tranzila-style inbound calls ([`TranzilaVerifyLayer`]).
+    /// Verifies Tranzila-style inbound calls against `secrets`, claiming each nonce once in
+    /// `store` ([`TranzilaVerifyLayer::new`]).
     #[cfg(feature = "tranzila")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tranzila")))]
     fn tranzila_verify(
         self,
-        layer: TranzilaVerifyLayer,
-    ) -> ServiceBuilder<Stack<TranzilaVerifyLayer, L>>;
+        secrets: impl AppKeySecrets,
+        store: impl NonceStore,
+    ) -> Result<ServiceBuilder<Stack<TranzilaVerifyLayer, L>>, crate::tranzila::ConfigError>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     #[cfg(feature = "origin")]
-    fn origin_allowlist(
+    fn origin_allowlist<I>(
         self,
-        layer: OriginAllowlistLayer,
-    ) -> ServiceBuilder<Stack<OriginAllowlistLayer, L>> {
-        self.layer(layer)
+        origins: I,
+    ) -> Result<ServiceBuilder<Stack<OriginAllowlistLayer, L>>, crate::origin::ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Ok(self.layer(OriginAllowlistLayer::new(origins)?))
     }
 
     #[cfg(feature = "client-ip")]
-    fn client_ip(self, source: ClientIpSource) -> ServiceBuilder<Stack<ClientIpLayer, L>> {
-        self.layer(ClientIpLayer::new(source))
+    fn resolve_client_ip(
+        self,
+        source: ClientIpSource,
+    ) -> ServiceBuilder<Stack<ResolveClientIpLayer, L>> {
+        self.layer(ResolveClientIpLayer::new(source))
     }
 
     #[cfg(feature = "client-ip")]
-    fn ip_allowlist(self, layer: IpAllowlistLayer) -> ServiceBuilder<Stack<IpAllowlistLayer, L>> {
-        self.layer(layer)
+    fn ip_allowlist(self, allowed: IpRanges) -> ServiceBuilder<Stack<IpAllowlistLayer, L>> {
+        self.layer(IpAllowlistLayer::new(allowed))
     }
 
     #[cfg(feature = "client-ip")]
@@ -249,30 +309,37 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     #[cfg(feature = "headers")]
     fn header_hygiene(
         self,
-        hygiene: HeaderHygiene,
+        rules: HeaderHygieneLayer,
     ) -> ServiceBuilder<Stack<HeaderHygieneLayer, L>> {
-        self.layer(HeaderHygieneLayer::new(hygiene))
+        self.layer(rules)
     }
 
     #[cfg(feature = "headers")]
     fn inbound_hygiene(
         self,
-        hygiene: InboundHygiene,
+        rules: InboundHygieneLayer,
     ) -> ServiceBuilder<Stack<InboundHygieneLayer, L>> {
-        self.layer(InboundHygieneLayer::new(hygiene))
+        self.layer(rules)
     }
 
     #[cfg(feature = "headers")]
     fn secret_header(
         self,
-        layer: SecretHeaderLayer,
-    ) -> ServiceBuilder<Stack<SecretHeaderLayer, L>> {
-        self.layer(layer)
+        name: http::HeaderName,
+        secret: crate::core::Secret,
+        upstream: Upstream,
+    ) -> Result<ServiceBuilder<Stack<SecretHeaderLayer, L>>, crate::headers::ConfigError> {
+        Ok(self.layer(SecretHeaderLayer::new(name, secret, upstream)?))
     }
 
     #[cfg(feature = "headers")]
-    fn token_header(self, layer: TokenHeaderLayer) -> ServiceBuilder<Stack<TokenHeaderLayer, L>> {
-        self.layer(layer)
+    fn token_header(
+        self,
+        name: http::HeaderName,
+        provider: impl TokenProvider,
+        upstream: Upstream,
+    ) -> ServiceBuilder<Stack<TokenHeaderLayer, L>> {
+        self.layer(TokenHeaderLayer::new(name, provider, upstream))
     }
 
     #[cfg(feature = "headers")]
@@ -284,36 +351,44 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "signature")]
-    fn sign_requests(self, layer: SignRequestLayer) -> ServiceBuilder<Stack<SignRequestLayer, L>> {
-        self.layer(layer)
+    fn sign_requests(
+        self,
+        scheme: impl Scheme,
+        ring: impl Into<KeyRing>,
+        upstream: Upstream,
+    ) -> Result<ServiceBuilder<Stack<SignRequestLayer, L>>, crate::signature::ConfigError> {
+        Ok(self.layer(SignRequestLayer::new(scheme, ring, upstream)?))
     }
 
     #[cfg(feature = "signature")]
     fn verify_signature(
         self,
-        layer: VerifySignatureLayer,
-    ) -> ServiceBuilder<Stack<VerifySignatureLayer, L>> {
-        self.layer(layer)
+        scheme: impl Scheme,
+        ring: impl Into<KeyRing>,
+    ) -> Result<ServiceBuilder<Stack<VerifySignatureLayer, L>>, crate::signature::ConfigError> {
+        Ok(self.layer(VerifySignatureLayer::new(scheme, ring)?))
     }
 
     #[cfg(feature = "replay")]
-    fn replay_guard(self, layer: ReplayGuardLayer) -> ServiceBuilder<Stack<ReplayGuardLayer, L>> {
-        self.layer(layer)
+    fn replay_guard(self, store: impl NonceStore) -> ServiceBuilder<Stack<ReplayGuardLayer, L>> {
+        self.layer(ReplayGuardLayer::new(store))
     }
 
     #[cfg(feature = "tranzila")]
     fn tranzila_signing(
         self,
-        layer: TranzilaSigningLayer,
-    ) -> ServiceBuilder<Stack<TranzilaSigningLayer, L>> {
-        self.layer(layer)
+        credentials: TranzilaCredentials,
+        upstream: Upstream,
+    ) -> Result<ServiceBuilder<Stack<TranzilaSigningLayer, L>>, crate::tranzila::ConfigError> {
+        Ok(self.layer(TranzilaSigningLayer::new(credentials, upstream)?))
     }
 
     #[cfg(feature = "tranzila")]
     fn tranzila_verify(
         self,
-        layer: TranzilaVerifyLayer,
-    ) -> ServiceBuilder<Stack<TranzilaVerifyLayer, L>> {
-        self.layer(layer)
+        secrets: impl AppKeySecrets,
+        store: impl NonceStore,
+    ) -> Result<ServiceBuilder<Stack<TranzilaVerifyLayer, L>>, crate::tranzila::ConfigError> {
+        Ok(self.layer(TranzilaVerifyLayer::new(secrets, store)?))
     }
 }

@@ -36,18 +36,14 @@
 //! use hyper_util::rt::TokioExecutor;
 //! use tollgate::ServiceBuilderExt;
 //! use tollgate::core::{BoxError, Secret};
-//! use tollgate::headers::{HeaderHygiene, SecretHeaderLayer, Upstream};
-//! use tollgate::origin::OriginAllowlistLayer;
+//! use tollgate::headers::{HeaderHygieneLayer, Upstream, X_API_KEY};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
 //!     // Outbound: a hyper_util client with the provider's rules.
 //!     let provider = ServiceBuilder::new()
-//!         .header_hygiene(HeaderHygiene::server_to_server())
-//!         .secret_header(
-//!             SecretHeaderLayer::api_key(Secret::from_env("PROVIDER_API_KEY")?)?
-//!                 .upstream(Upstream::transak()),
-//!         )
+//!         .header_hygiene(HeaderHygieneLayer::server_to_server())
+//!         .secret_header(X_API_KEY, Secret::from_env("PROVIDER_API_KEY")?, Upstream::transak())?
 //!         .forward_user_ip()
 //!         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
 //!
@@ -70,12 +66,8 @@
 //!
 //!     // Inbound: origin allowlist first, then the client IP from the socket peer.
 //!     let inbound = ServiceBuilder::new()
-//!         .origin_allowlist(
-//!             OriginAllowlistLayer::builder()
-//!                 .allow_origins(["https://app.example.com"])
-//!                 .build()?,
-//!         )
-//!         .client_ip("remote-addr".parse()?);
+//!         .origin_allowlist(["https://app.example.com"])?
+//!         .resolve_client_ip("remote-addr".parse()?);
 //!     let app = Router::new()
 //!         .route("/api/widget-url", post(create))
 //!         .layer(inbound);
@@ -90,14 +82,14 @@
 //!
 //! | feature | re-exports | layers |
 //! |---|---|---|
-//! | `client-ip` | [`client_ip`] (`tollgate-client-ip`) | `ClientIpLayer`, `ForwardUserIpLayer`, `IpAllowlistLayer` |
+//! | `client-ip` | [`client_ip`] (`tollgate-client-ip`) | `ResolveClientIpLayer`, `ForwardUserIpLayer`, `IpAllowlistLayer` |
 //! | `origin` | [`origin`] (`tollgate-origin`) | `OriginAllowlistLayer` |
 //! | `headers` | [`headers`] (`tollgate-headers`) | `HeaderHygieneLayer`, `SecretHeaderLayer`, `TokenHeaderLayer`, `RequireHeadersLayer`, `InboundHygieneLayer` |
 //! | `signature` | [`signature`] (`tollgate-signature`) | `SignRequestLayer`, `VerifySignatureLayer` |
 //! | `replay` | [`replay`] (`tollgate-replay`) | `ReplayGuardLayer`, `MemoryNonceStore` |
 //! | `tranzila` | [`tranzila`] (`tollgate-tranzila`) | `TranzilaSigningLayer`, `TranzilaVerifyLayer` |
 //! | `full` (default) | all of the above | |
-//! | `axum` | | axum extractors and `ConnectInfo` support in the layer crates; needed to serve axum (without it the client-IP layers find no peer: 500 `client_ip_misconfigured`) |
+//! | `axum` (default) | | axum extractors and `ConnectInfo` support in the layer crates; needed to serve axum (without it the client-IP layers find no peer: 500 `client_ip_misconfigured`, and the log names this feature) |
 //! | `tonic` | | tonic's `TcpConnectInfo` / `TlsConnectInfo` as the client-IP peer |
 //! | `redis` | | `RedisNonceStore` (enables `replay`) |
 //! | `serde` | | `Deserialize` for client-IP sources |

@@ -47,7 +47,8 @@ mod inbound {
     use tower_layer::Layer;
 
     use crate::client_ip::{
-        ClientIpLayer, ClientIpService, ClientIpSource, IpAllowlist, IpAllowlistLayer, IpRanges,
+        ClientIpSource, IpAllowlist, IpAllowlistLayer, IpRanges, ResolveClientIp,
+        ResolveClientIpLayer,
     };
     use crate::origin::{
         ConfigError, OriginAllowlist, OriginAllowlistBuilder, OriginAllowlistLayer,
@@ -83,7 +84,7 @@ mod inbound {
     #[must_use]
     pub struct TransakInbound {
         origin: OriginAllowlistLayer,
-        client_ip: ClientIpLayer,
+        client_ip: ResolveClientIpLayer,
         allowlist: Option<IpAllowlistLayer>,
     }
 
@@ -136,13 +137,13 @@ mod inbound {
                     .max_age(MAX_AGE),
                 methods: vec![Method::GET.to_string(), Method::POST.to_string()],
                 headers: vec!["content-type".to_owned()],
-                client_ip: ClientIpLayer::new(client_ip),
+                client_ip: ResolveClientIpLayer::new(client_ip),
                 allowlist: None,
             }
         }
 
         /// The stack from layers configured by hand.
-        pub fn from_layers(origin: OriginAllowlistLayer, client_ip: ClientIpLayer) -> Self {
+        pub fn from_layers(origin: OriginAllowlistLayer, client_ip: ResolveClientIpLayer) -> Self {
             Self {
                 origin,
                 client_ip,
@@ -170,7 +171,7 @@ mod inbound {
         origin: OriginAllowlistBuilder,
         methods: Vec<String>,
         headers: Vec<String>,
-        client_ip: ClientIpLayer,
+        client_ip: ResolveClientIpLayer,
         allowlist: Option<IpAllowlistLayer>,
     }
 
@@ -252,7 +253,7 @@ mod inbound {
     }
 
     impl<S> Layer<S> for TransakInbound {
-        type Service = OriginAllowlist<ClientIpService<IpAllowlist<S>>>;
+        type Service = OriginAllowlist<ResolveClientIp<IpAllowlist<S>>>;
 
         fn layer(&self, inner: S) -> Self::Service {
             // Without an allowlist every IP passes: the layer then only costs a range check.
@@ -273,8 +274,7 @@ mod outbound {
     use crate::client_ip::{ForwardUserIp, ForwardUserIpLayer};
     use crate::core::Secret;
     use crate::headers::{
-        HeaderHygiene, HeaderHygieneLayer, HeaderHygieneService, SecretHeader, SecretHeaderLayer,
-        Upstream,
+        ConfigError, HeaderHygiene, HeaderHygieneLayer, SecretHeader, SecretHeaderLayer, Upstream,
     };
 
     /// The outbound stack of a client that calls Transak: header hygiene, then `x-api-key`,
@@ -318,34 +318,34 @@ mod outbound {
 
     impl TransakOutbound {
         /// The stack for `upstream` (e.g. [`Upstream::transak`]) with the partner's API key and
-        /// access token, and [`HeaderHygiene::server_to_server`].
+        /// access token, and [`HeaderHygieneLayer::server_to_server`].
         ///
         /// # Errors
         ///
-        /// [`SecretError::Blank`](crate::core::SecretError::Blank) when either secret is empty
-        /// or only whitespace.
+        /// [`ConfigError::Secret`] when either secret is empty or only whitespace,
+        /// [`ConfigError::InvalidSecret`] when one is not a valid header value.
         pub fn new(
             upstream: Upstream,
             api_key: Secret,
             access_token: Secret,
-        ) -> Result<Self, crate::core::SecretError> {
+        ) -> Result<Self, ConfigError> {
             Ok(Self {
-                hygiene: HeaderHygieneLayer::new(HeaderHygiene::server_to_server()),
-                api_key: SecretHeaderLayer::api_key(api_key)?.upstream(upstream.clone()),
-                access_token: SecretHeaderLayer::access_token(access_token)?.upstream(upstream),
+                hygiene: HeaderHygieneLayer::server_to_server(),
+                api_key: SecretHeaderLayer::api_key(api_key, upstream.clone())?,
+                access_token: SecretHeaderLayer::access_token(access_token, upstream)?,
                 user_ip: ForwardUserIpLayer::new(),
             })
         }
 
         /// Replaces the hygiene rules, e.g. to substitute the backend's own `User-Agent`.
-        pub fn hygiene(mut self, hygiene: HeaderHygiene) -> Self {
-            self.hygiene = HeaderHygieneLayer::new(hygiene);
+        pub fn hygiene(mut self, rules: HeaderHygieneLayer) -> Self {
+            self.hygiene = rules;
             self
         }
     }
 
     impl<S> Layer<S> for TransakOutbound {
-        type Service = HeaderHygieneService<SecretHeader<SecretHeader<ForwardUserIp<S>>>>;
+        type Service = HeaderHygiene<SecretHeader<SecretHeader<ForwardUserIp<S>>>>;
 
         fn layer(&self, inner: S) -> Self::Service {
             let inner = self.user_ip.layer(inner);

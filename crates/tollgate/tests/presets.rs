@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use tollgate::ServiceBuilderExt;
 use tollgate::client_ip::{ClientIp, IpAllowlistLayer, MissingClientIp, PeerAddr};
 use tollgate::core::Secret;
-use tollgate::headers::{HeaderError, HeaderHygiene, Upstream};
+use tollgate::headers::{HeaderError, HeaderHygieneLayer, Upstream};
 use tollgate::transak::{TransakInbound, TransakOutbound};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
@@ -292,7 +292,7 @@ async fn outbound_without_client_ip_fails_and_sends_nothing() {
 async fn outbound_refuses_another_authority() {
     let (seen, client) = recording();
     let service = ServiceBuilder::new()
-        .layer(outbound().hygiene(HeaderHygiene::server_to_server()))
+        .layer(outbound().hygiene(HeaderHygieneLayer::server_to_server()))
         .service(client);
     let request = Request::post("http://127.0.0.1:10/api/v2/auth/session")
         .body(Full::new(Bytes::new()))
@@ -318,7 +318,7 @@ async fn outbound_refuses_another_authority() {
 async fn service_builder_ext_stacks_in_call_order() {
     let (seen, client) = recording();
     let service = ServiceBuilder::new()
-        .header_hygiene(HeaderHygiene::server_to_server())
+        .header_hygiene(HeaderHygieneLayer::server_to_server())
         .forward_user_ip()
         .service(client);
     let request = Request::get("http://127.0.0.1:9/")
@@ -344,7 +344,7 @@ async fn boxed_client_lives_in_axum_state() {
     use axum::extract::State;
     use axum::routing::post;
     use tollgate::BoxedClient;
-    use tollgate::client_ip::{ClientIpLayer, SetPeerAddrLayer};
+    use tollgate::client_ip::{ResolveClientIpLayer, SetPeerAddrLayer};
 
     #[derive(Clone)]
     struct AppState {
@@ -366,7 +366,7 @@ async fn boxed_client_lives_in_axum_state() {
     let app = axum::Router::new()
         .route("/api/widget-url", post(handler))
         .with_state(AppState { transak })
-        .layer(ClientIpLayer::new("remote-addr".parse().unwrap()))
+        .layer(ResolveClientIpLayer::new("remote-addr".parse().unwrap()))
         .layer(SetPeerAddrLayer::new("198.51.100.7:5000".parse().unwrap()));
     let response = app
         .oneshot(

@@ -37,7 +37,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tollgate::ServiceBuilderExt;
-use tollgate::client_ip::{ClientIp, ClientIpSource, IpAllowlistLayer, IpRanges, PeerAddr};
+use tollgate::client_ip::{ClientIp, ClientIpSource, IpRanges, PeerAddr};
 use tollgate::core::BoxError;
 use tollgate::origin::OriginAllowlistLayer;
 use tower::{ServiceBuilder, service_fn};
@@ -117,18 +117,6 @@ async fn whoami(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(response)
 }
 
-/// Whether an accept error concerns only the one connection being accepted (the peer gave up
-/// before we took it), so the loop goes on at once; any other error (`EMFILE`, `ENFILE`,
-/// `ENOBUFS`, ...) is about the process, and the loop pauses before trying again.
-fn is_connection_error(err: &std::io::Error) -> bool {
-    matches!(
-        err.kind(),
-        std::io::ErrorKind::ConnectionRefused
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-    )
-}
-
 /// Accepts connections on `listener` and serves each with the inbound stack, forever.
 ///
 /// Only a failure to build the stack ends it; accept errors are logged and retried (see the
@@ -146,7 +134,7 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<(), BoxError
         let permit = Arc::clone(&connections).acquire_owned().await?;
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
-            Err(err) if is_connection_error(&err) => continue,
+            Err(err) if example_server::is_connection_error(&err) => continue,
             Err(err) => {
                 tracing::error!(%err, "accept error; retrying shortly");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -159,9 +147,9 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<(), BoxError
                 request.extensions_mut().insert(PeerAddr::new(peer));
                 request
             })
-            .origin_allowlist(origins.clone())
-            .client_ip(config.client_ip_source.clone())
-            .ip_allowlist(IpAllowlistLayer::new(config.ip_allowlist.clone()))
+            .layer(origins.clone())
+            .resolve_client_ip(config.client_ip_source.clone())
+            .ip_allowlist(config.ip_allowlist.clone())
             .service(service_fn(whoami));
         let header_read_timeout = config.header_read_timeout;
         tokio::spawn(async move {

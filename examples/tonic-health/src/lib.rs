@@ -24,8 +24,7 @@ use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tollgate::ServiceBuilderExt;
-use tollgate::client_ip::{ClientIpLayer, IpAllowlistLayer, IpRanges};
+use tollgate::client_ip::{IpAllowlistLayer, IpRanges, ResolveClientIpLayer};
 use tollgate::core::{BoxError, RejectionResponder};
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
@@ -201,8 +200,8 @@ pub async fn serve_with(
     // The peer comes from tonic's TcpConnectInfo (feature `tonic`); refusals are gRPC
     // statuses: PERMISSION_DENIED for an IP outside the allowlist.
     let guard = ServiceBuilder::new()
-        .layer(ClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
-        .ip_allowlist(
+        .layer(ResolveClientIpLayer::remote_addr().on_rejection(RejectionResponder::grpc()))
+        .layer(
             IpAllowlistLayer::new(IpRanges::new(config.allowlist))
                 .on_rejection(RejectionResponder::grpc()),
         );

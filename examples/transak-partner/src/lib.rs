@@ -54,7 +54,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tollgate::client_ip::{ClientIpLayer, ClientIpSource, IpAllowlistLayer, IpRanges};
+use tollgate::client_ip::{ClientIpSource, IpAllowlistLayer, IpRanges, ResolveClientIpLayer};
 use tollgate::core::{BoxError, Secret};
 use tollgate::headers::Upstream;
 use tollgate::origin::OriginAllowlistLayer;
@@ -170,8 +170,10 @@ impl Config {
             .allow_headers(["content-type"])
             .max_age(std::time::Duration::from_secs(600))
             .build()?;
-        let inbound =
-            TransakInbound::from_layers(origins, ClientIpLayer::new(self.client_ip_source.clone()));
+        let inbound = TransakInbound::from_layers(
+            origins,
+            ResolveClientIpLayer::new(self.client_ip_source.clone()),
+        );
         Ok(match &self.ip_allowlist {
             Some(ranges) => inbound.ip_allowlist(IpAllowlistLayer::new(ranges.clone())),
             None => inbound,

@@ -11,7 +11,7 @@ use axum::routing::post;
 use http::HeaderMap;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tollgate::core::{SecretError, SharedClock};
+use tollgate::core::SharedClock;
 use tollgate::replay::{DEFAULT_CAPACITY, MemoryNonceStore};
 use tollgate::tranzila::{TranzilaCredentials, TranzilaVerifyLayer};
 
@@ -46,7 +46,7 @@ impl MockTranzila {
     /// # Errors
     ///
     /// A blank secret (never the case for `TranzilaCredentials`, which refuse one).
-    pub fn router(&self) -> Result<Router, SecretError> {
+    pub fn router(&self) -> Result<Router, tollgate::tranzila::ConfigError> {
         let store = MemoryNonceStore::new(DEFAULT_CAPACITY).with_clock(self.clock.clone());
         let verify =
             TranzilaVerifyLayer::new(self.credentials.clone(), store)?.clock(self.clock.clone());

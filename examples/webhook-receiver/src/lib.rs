@@ -53,13 +53,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tollgate::ServiceBuilderExt;
 use tollgate::core::{
     BoxError, BufferedBody, Key, KeyRing, Secret, SharedClock, SystemClock, VerifiedSignature,
 };
-use tollgate::replay::{
-    DEFAULT_CAPACITY, MemoryNonceStore, NonceStore, ReplayGuard, ReplayGuardLayer,
-};
+use tollgate::replay::{DEFAULT_CAPACITY, MemoryNonceStore, NonceStore, ReplayGuardLayer};
 use tollgate::signature::{
     BodyHmac, Scheme, SignRequest, SignRequestLayer, StandardWebhooks, VerifySignatureLayer,
 };
@@ -222,40 +219,38 @@ impl Inbox {
 pub fn app(config: &Config, inbox: Inbox) -> Result<Router, BoxError> {
     let store = config.nonce_store()?;
     let verify = |scheme: BodyHmac, ring: &KeyRing| {
-        VerifySignatureLayer::new(scheme, ring.clone())
-            .body_limit(config.body_limit)
-            .clock(config.clock.clone())
+        VerifySignatureLayer::new(scheme, ring.clone()).map(|layer| {
+            layer
+                .body_limit(config.body_limit)
+                .clock(config.clock.clone())
+        })
     };
     // Body-only schemes sign no time: the signed body is remembered for a stated retention.
     let body_only = |namespace: &'static str| {
-        ReplayGuardLayer::new(
-            ReplayGuard::from_verified_signature()
-                .untimed_retention(BODY_ONLY_RETENTION)
-                .namespace(namespace)
-                .clock(config.clock.clone()),
-            Arc::clone(&store),
-        )
+        ReplayGuardLayer::new(Arc::clone(&store))
+            .untimed_retention(BODY_ONLY_RETENTION)
+            .namespace(namespace)
+            .clock(config.clock.clone())
     };
     let onekey = ServiceBuilder::new()
-        .verify_signature(verify(BodyHmac::onekey(), &config.onekey))
-        .replay_guard(body_only("onekey"));
+        .layer(verify(BodyHmac::onekey(), &config.onekey)?)
+        .layer(body_only("onekey"));
     let generic = ServiceBuilder::new()
-        .verify_signature(verify(BodyHmac::x_webhook_signature(), &config.generic))
-        .replay_guard(body_only("generic"));
+        .layer(verify(BodyHmac::x_webhook_signature(), &config.generic)?)
+        .layer(body_only("generic"));
     // Standard Webhooks signs its timestamp and id: verify first, then claim the message (its
     // id, never the key that verified it) once.
     let standard = ServiceBuilder::new()
-        .verify_signature(
-            VerifySignatureLayer::new(StandardWebhooks::new(), config.standard.clone())
+        .layer(
+            VerifySignatureLayer::new(StandardWebhooks::new(), config.standard.clone())?
                 .body_limit(config.body_limit)
                 .clock(config.clock.clone()),
         )
-        .replay_guard(ReplayGuardLayer::new(
-            ReplayGuard::from_verified_signature()
+        .layer(
+            ReplayGuardLayer::new(store)
                 .namespace("standard")
                 .clock(config.clock.clone()),
-            store,
-        ));
+        );
     Ok(Router::new()
         .route("/webhooks/onekey", post(receive).layer(onekey))
         .route("/webhooks/generic", post(receive).layer(generic))
@@ -300,16 +295,20 @@ pub type Sender = SignRequest<Client<HttpConnector, BufferedBody>>;
 /// Builds a [`Sender`] that signs and sends to `receiver` only (the receiver's
 /// `scheme://host:port`); a request to anywhere else fails with
 /// `SignError::UpstreamNotAllowed` and is not sent.
+///
+/// # Errors
+///
+/// [`ConfigError`](tollgate::signature::ConfigError) when the ring's signing key is blank.
 pub fn sender(
     scheme: impl Scheme,
     ring: KeyRing,
     clock: SharedClock,
     receiver: tollgate::signature::Upstream,
-) -> Sender {
+) -> Result<Sender, tollgate::signature::ConfigError> {
     let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    SignRequestLayer::new(scheme, ring, receiver)
+    Ok(SignRequestLayer::new(scheme, ring, receiver)?
         .clock(clock)
-        .layer(client)
+        .layer(client))
 }
 
 /// Sends `body` as JSON to `url` through `sender`, with extra `headers` (e.g. `webhook-id`),

@@ -8,8 +8,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tollgate::ServiceBuilderExt;
 use tollgate::core::{BoxError, Secret};
-use tollgate::headers::{HeaderHygiene, SecretHeaderLayer, Upstream};
-use tollgate::origin::OriginAllowlistLayer;
+use tollgate::headers::{HeaderHygieneLayer, Upstream, X_API_KEY};
 use tower::{ServiceBuilder, ServiceExt};
 
 /// Serves the partner API on `listener`: `POST /api/widget-url` asks the provider for a
@@ -22,11 +21,12 @@ pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
     // proxy on your host that opens the TLS connection to the provider.
     let base = std::env::var("PROVIDER_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
     let provider = ServiceBuilder::new()
-        .header_hygiene(HeaderHygiene::server_to_server())
+        .header_hygiene(HeaderHygieneLayer::server_to_server())
         .secret_header(
-            SecretHeaderLayer::api_key(Secret::from_env("PROVIDER_API_KEY")?)?
-                .upstream(Upstream::parse(&base)?),
-        )
+            X_API_KEY,
+            Secret::from_env("PROVIDER_API_KEY")?,
+            Upstream::parse(&base)?,
+        )?
         .forward_user_ip()
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
 
@@ -47,12 +47,8 @@ pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
     // Inbound: origin allowlist first, then the client IP from the socket peer (read from
     // axum's `ConnectInfo`: tollgate's `axum` feature).
     let inbound = ServiceBuilder::new()
-        .origin_allowlist(
-            OriginAllowlistLayer::builder()
-                .allow_origins(["https://app.example.com"])
-                .build()?,
-        )
-        .client_ip("remote-addr".parse()?);
+        .origin_allowlist(["https://app.example.com"])?
+        .resolve_client_ip("remote-addr".parse()?);
     let app = Router::new()
         .route("/api/widget-url", post(create))
         .layer(inbound);

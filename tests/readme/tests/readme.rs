@@ -7,8 +7,8 @@
 //! - `readme_example_serves_over_tcp`: `serve` on a real listener, called by a `hyper_util`
 //!   client: an allowed origin reaches an http loopback mock of the provider with the API key
 //!   and `x-user-ip` (the socket peer read through axum's `ConnectInfo`, which needs the
-//!   facade's `axum` feature: without it every request is 500 `client_ip_misconfigured`); a
-//!   foreign origin is refused. `serve` reads `PROVIDER_API_KEY` and `PROVIDER_URL` from the
+//!   facade's `axum` feature, on by default: without it every request is 500
+//!   `client_ip_misconfigured`); a foreign origin is refused. `serve` reads `PROVIDER_API_KEY` and `PROVIDER_URL` from the
 //!   environment, which a test cannot set safely while other threads run, so the test
 //!   re-runs itself as a child process with both set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -70,8 +70,8 @@ fn readme_code_block_is_the_compiled_example() {
 #[test]
 fn readme_cargo_block_is_this_crate() {
     let readme = block("## Add to Cargo.toml", "toml").replace(
-        r#"tollgate = { version = "0.1","#,
-        r#"tollgate = { path = "../../crates/tollgate","#,
+        r#"tollgate = "0.1""#,
+        r#"tollgate = { path = "../../crates/tollgate" }"#,
     );
     let manifest = include_str!("../Cargo.toml");
     let start = manifest.find("[dependencies]\n").expect("[dependencies]");

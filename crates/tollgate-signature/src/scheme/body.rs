@@ -6,9 +6,10 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue};
-use tollgate_core::{KeyRing, Secret, VerifiedSignature};
+use tollgate_core::header::single_value;
+use tollgate_core::{Secret, VerifiedSignature};
 
-use super::mac::{Encoding, Keys, find_match, mac_of, signing_mac};
+use super::mac::{Encoding, mac_with, match_signature, signing_mac};
 use super::{
     ConfigError, PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value,
 };
@@ -115,48 +116,42 @@ impl BodyHmac {
 
     /// The header value that signs `body` with `secret`: `<prefix><encoded MAC>`.
     pub fn compute(&self, secret: &Secret, body: &[u8]) -> String {
-        let mac = mac_of(secret.expose_secret(), &[body]).unwrap_or_default();
-        let mut out = String::with_capacity(self.prefix.len() + 64);
-        out.push_str(&self.prefix);
-        out.push_str(&self.encoding.encode(&mac));
-        out
+        mac_with(secret.expose_secret(), |mac| mac.update(body))
+            .map(|mac| self.encoding.encode_after(&self.prefix, &mac))
+            .unwrap_or_default()
     }
 
     /// Verifies a received header value (`None` when the header is absent) for `body`
-    /// against every key of `ring` usable at `now_unix`.
+    /// against every key of `keys` usable at `now_unix`.
     ///
     /// ```
     /// use tollgate_core::{KeyRing, Secret};
-    /// use tollgate_signature::{BodyHmac, VerifyError};
+    /// use tollgate_signature::{BodyHmac, PreparedKeys, VerifyError};
     ///
-    /// let ring = KeyRing::single(Secret::from_string("cashout_secret_key"));
+    /// let keys = PreparedKeys::from(KeyRing::single(Secret::from_string("cashout_secret_key")));
     /// let good = "8d3e2b061e753c88e401ac8737e6dc7af9e02d590fd1dd4d5e1ded9f4430487c";
-    /// assert!(BodyHmac::onekey().verify_value(&ring, 0, Some(good.as_bytes()), b"").is_ok());
+    /// assert!(BodyHmac::onekey().verify_value(&keys, 0, Some(good.as_bytes()), b"").is_ok());
     /// assert_eq!(
-    ///     BodyHmac::onekey().verify_value(&ring, 0, Some(good.as_bytes()), b" "),
+    ///     BodyHmac::onekey().verify_value(&keys, 0, Some(good.as_bytes()), b" "),
     ///     Err(VerifyError::Invalid)
     /// );
     /// ```
     pub fn verify_value(
         &self,
-        ring: &KeyRing,
+        keys: &PreparedKeys,
         now_unix: u64,
         value: Option<&[u8]>,
         body: &[u8],
     ) -> Result<VerifiedSignature, VerifyError> {
-        self.verify_value_with(ring.into(), now_unix, value, body)
-            .map(|verified| {
-                verified.with_signed_content(
-                    Bytes::new(),
-                    Bytes::copy_from_slice(body),
-                    Bytes::new(),
-                )
-            })
+        self.match_value(keys, now_unix, value, body)
+            .map(|verified| signed_body(verified, Bytes::copy_from_slice(body)))
     }
 
-    fn verify_value_with(
+    /// The key that produced `value` for `body` (the signed content is recorded by the
+    /// caller, who knows whether the body is shared).
+    fn match_value(
         &self,
-        keys: Keys<'_>,
+        keys: &PreparedKeys,
         now_unix: u64,
         value: Option<&[u8]>,
         body: &[u8],
@@ -175,15 +170,15 @@ impl BodyHmac {
             .ok_or(VerifyError::Malformed {
                 reason: "the signature is not one HMAC-SHA256 in the expected encoding",
             })?;
-        let candidates = [received];
-        let (key, _) = find_match(keys, now_unix, &candidates, |mac| mac.update(body))
-            .ok_or(VerifyError::Invalid)?;
-        Ok(VerifiedSignature::from_slice(
-            self.name.clone(),
-            key.shared_id(),
-            &received,
-        ))
+        match_signature(keys, now_unix, self.name.clone(), &[received], |mac| {
+            mac.update(body);
+        })
     }
+}
+
+/// A body-only signature covers the body and nothing else.
+fn signed_body(verified: VerifiedSignature, body: Bytes) -> VerifiedSignature {
+    verified.with_signed_content(Bytes::new(), body, Bytes::new())
 }
 
 impl Scheme for BodyHmac {
@@ -197,49 +192,25 @@ impl Scheme for BodyHmac {
         request: &RequestParts<'_>,
         _now_unix: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
-        let mut mac = signing_mac(key)?;
-        mac.update(request.body());
-        let mac = mac.finalize().into_bytes();
-        let mut text = String::with_capacity(self.prefix.len() + 64);
-        text.push_str(&self.prefix);
-        text.push_str(&self.encoding.encode(&mac));
-        Ok(vec![(self.header.clone(), sensitive_value(text)?)])
+        let mac = signing_mac(key, |mac| mac.update(request.body()))?;
+        let value = sensitive_value(self.encoding.encode_after(&self.prefix, &mac))?;
+        Ok(vec![(self.header.clone(), value)])
     }
 
     fn verify(
-        &self,
-        ring: &KeyRing,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        let value = request.single_header(&self.header)?;
-        self.verify_value_with(
-            ring.into(),
-            now_unix,
-            value.map(HeaderValue::as_bytes),
-            request.body(),
-        )
-        .map(|verified| {
-            verified.with_signed_content(Bytes::new(), request.body_bytes(), Bytes::new())
-        })
-    }
-
-    fn verify_prepared(
         &self,
         keys: &PreparedKeys,
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
-        let value = request.single_header(&self.header)?;
-        self.verify_value_with(
-            keys.into(),
+        let value = single_value(request.headers(), &self.header)?;
+        self.match_value(
+            keys,
             now_unix,
             value.map(HeaderValue::as_bytes),
             request.body(),
         )
-        .map(|verified| {
-            verified.with_signed_content(Bytes::new(), request.body_bytes(), Bytes::new())
-        })
+        .map(|verified| signed_body(verified, request.body_bytes()))
     }
 }
 
@@ -260,7 +231,7 @@ mod tests {
 
     #[test]
     fn malformed_values() {
-        let ring = KeyRing::single(Secret::from_string("k"));
+        let ring = PreparedKeys::from(tollgate_core::KeyRing::single(Secret::from_string("k")));
         let github = BodyHmac::github();
         let hex = BodyHmac::onekey().compute(&Secret::from_string("k"), b"x");
         for bad in [

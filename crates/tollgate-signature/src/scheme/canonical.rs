@@ -6,12 +6,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue, Uri};
-use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
-use tollgate_core::{KeyRing, Secret, VerifiedSignature};
+use tollgate_core::timestamp::TimestampWindow;
+use tollgate_core::{Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, Keys, find_match, keyed, signing_mac};
+use super::mac::{Encoding, HmacSha256, mac_with, match_signature, signing_mac};
 use super::{
-    PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value, timestamp_value,
+    PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value, within_window,
 };
 
 /// How the method is written into the signed message.
@@ -186,11 +186,9 @@ impl Canonical {
         timestamp: u64,
     ) -> String {
         let timestamp = timestamp.to_string();
-        let mac = keyed(secret.expose_secret()).map(|mut mac| {
-            self.feed(&mut mac, method, path, body, timestamp.as_bytes());
-            mac.finalize().into_bytes()
-        });
-        mac.map(|mac| self.encoding.encode(&mac))
+        let message = self.message(method, path, timestamp.as_bytes());
+        mac_with(secret.expose_secret(), |mac| message.feed(mac, body))
+            .map(|mac| self.encoding.encode_after("", &mac))
             .unwrap_or_default()
     }
 
@@ -213,14 +211,11 @@ impl Canonical {
         }
     }
 
-    /// The bytes [`feed`](Self::feed) gives the MAC before and after the body: what the
-    /// signature covers, so that its digest names the message whatever key signed it.
-    fn content_around_body(
-        &self,
-        method: &str,
-        path: &str,
-        timestamp: &[u8],
-    ) -> (Vec<u8>, Vec<u8>) {
+    /// What the signature covers around the body: `method path` before it and `timestamp`
+    /// after it, or, [`delimited`](Self::delimited), `method \n path \n timestamp \n` before
+    /// it. The MAC is fed `head ‖ body ‖ tail`, and the verifier records the same three parts
+    /// so that their digest names the message whatever key signed it.
+    fn message(&self, method: &str, path: &str, timestamp: &[u8]) -> Message {
         let mut head = Vec::with_capacity(method.len() + path.len() + timestamp.len() + 3);
         head.extend(method.bytes().map(|byte| match self.method_case {
             MethodCase::AsSent => byte,
@@ -233,39 +228,31 @@ impl Canonical {
                 head.extend_from_slice(part);
             }
             head.push(b'\n');
-            (head, Vec::new())
+            Message {
+                head,
+                tail: Vec::new(),
+            }
         } else {
             head.extend_from_slice(path.as_bytes());
-            (head, timestamp.to_vec())
+            Message {
+                head,
+                tail: timestamp.to_vec(),
+            }
         }
     }
+}
 
-    fn feed(&self, mac: &mut HmacSha256, method: &str, path: &str, body: &[u8], timestamp: &[u8]) {
-        match self.method_case {
-            MethodCase::AsSent => mac.update(method.as_bytes()),
-            MethodCase::Upper => {
-                for byte in method.bytes() {
-                    mac.update(&[byte.to_ascii_uppercase()]);
-                }
-            }
-            MethodCase::Lower => {
-                for byte in method.bytes() {
-                    mac.update(&[byte.to_ascii_lowercase()]);
-                }
-            }
-        }
-        if self.delimited {
-            mac.update(b"\n");
-            mac.update(path.as_bytes());
-            mac.update(b"\n");
-            mac.update(timestamp);
-            mac.update(b"\n");
-            mac.update(body);
-        } else {
-            mac.update(path.as_bytes());
-            mac.update(body);
-            mac.update(timestamp);
-        }
+/// The signed message around the body (see [`Canonical::message`]).
+struct Message {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl Message {
+    fn feed(&self, mac: &mut HmacSha256, body: &[u8]) {
+        mac.update(&self.head);
+        mac.update(body);
+        mac.update(&self.tail);
     }
 }
 
@@ -280,86 +267,47 @@ impl Scheme for Canonical {
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
-        let timestamp = timestamp_value(now_unix);
-        let mut mac = signing_mac(key)?;
-        self.feed(
-            &mut mac,
-            request.method().as_str(),
-            &self.path_of(request.uri()),
-            request.body(),
-            timestamp.as_bytes(),
-        );
-        let signature = self.encoding.encode(&mac.finalize().into_bytes());
+        let timestamp = HeaderValue::from(now_unix);
+        let path = self.path_of(request.uri());
+        let message = self.message(request.method().as_str(), &path, timestamp.as_bytes());
+        let mac = signing_mac(key, |mac| message.feed(mac, request.body()))?;
+        let signature = sensitive_value(self.encoding.encode_after("", &mac))?;
         Ok(vec![
             (self.timestamp_header.clone(), timestamp),
-            (self.signature_header.clone(), sensitive_value(signature)?),
+            (self.signature_header.clone(), signature),
         ])
     }
 
     fn verify(
         &self,
-        ring: &KeyRing,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        self.verify_with(ring.into(), request, now_unix)
-    }
-
-    fn verify_prepared(
-        &self,
         keys: &PreparedKeys,
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
-        self.verify_with(keys.into(), request, now_unix)
-    }
-}
-
-impl Canonical {
-    /// Verification with keys from a ring or prepared state.
-    fn verify_with(
-        &self,
-        keys: Keys<'_>,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        let value = request
-            .single_header(&self.signature_header)?
-            .ok_or_else(|| VerifyError::Missing {
-                header: self.signature_header.clone(),
-            })?;
+        let value = request.signature_header(&self.signature_header)?;
         let received =
             self.encoding
                 .decode_mac(value.as_bytes())
                 .ok_or(VerifyError::Malformed {
                     reason: "the signature is not one HMAC-SHA256 in the expected encoding",
                 })?;
-        let timestamp_text = request
-            .single_header(&self.timestamp_header)?
-            .ok_or(VerifyError::Timestamp(TimestampError::Malformed))?
-            .as_bytes();
-        let timestamp = parse_unix_seconds(timestamp_text)?;
-
-        let method = request.method().as_str();
+        let (timestamp_text, timestamp) = request.timestamp(&self.timestamp_header)?;
         let path = self.path_of(request.uri());
-        let candidates = [received];
-        let (key, _) = find_match(keys, now_unix, &candidates, |mac| {
-            self.feed(mac, method, &path, request.body(), timestamp_text);
+        let message = self.message(request.method().as_str(), &path, timestamp_text);
+        let verified = match_signature(keys, now_unix, self.name.clone(), &[received], |mac| {
+            message.feed(mac, request.body());
+        })?;
+        let Message { head, tail } = message;
+        within_window(verified, &self.window, timestamp, now_unix).map(|verified| {
+            verified.with_signed_content(Bytes::from(head), request.body_bytes(), Bytes::from(tail))
         })
-        .ok_or(VerifyError::Invalid)?;
-        self.window.check(timestamp, now_unix)?;
-        let (head, tail) = self.content_around_body(method, &path, timestamp_text);
-        Ok(
-            VerifiedSignature::from_slice(self.name.clone(), key.shared_id(), &received)
-                .with_timestamp(timestamp)
-                .with_signed_content(Bytes::from(head), request.body_bytes(), Bytes::from(tail)),
-        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use http::{HeaderMap, Method};
+    use tollgate_core::{KeyRing, TimestampError};
 
     use super::*;
 
@@ -394,7 +342,7 @@ mod tests {
 
     #[test]
     fn query_and_method_case_settings() {
-        let ring = KeyRing::single(Secret::from_string("k"));
+        let ring = PreparedKeys::from(KeyRing::single(Secret::from_string("k")));
         let check = |scheme: &Canonical, method: Method, sign_uri: &str, verify_uri: &str| {
             let headers = sign_then_verify(scheme, &method, sign_uri);
             let uri: Uri = verify_uri.parse().unwrap();
@@ -448,7 +396,7 @@ mod tests {
 
     #[test]
     fn missing_and_malformed_headers() {
-        let ring = KeyRing::single(Secret::from_string("k"));
+        let ring = PreparedKeys::from(KeyRing::single(Secret::from_string("k")));
         let scheme = Canonical::new();
         let uri = Uri::from_static("/p");
         let good = sign_then_verify(&scheme, &Method::POST, "/p");

@@ -3,28 +3,35 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::{HeaderName, StatusCode};
+use http::HeaderName;
+use tollgate_core::header::RepeatedHeader;
 use tollgate_core::rejection::code;
 use tollgate_core::{BufferError, Rejection, TimestampError};
 
 /// Why a received signature was refused. Never carries the expected signature.
 ///
-/// [`VerifyError::to_rejection`] gives the response a server sends:
+/// [`VerifyError::to_rejection`] gives the response a server sends, with core's one status and
+/// one message per code ([`Rejection::from_code`]):
 ///
-/// | error | status | code |
-/// |---|---|---|
-/// | [`Missing`](VerifyError::Missing) | 401 | `signature_missing` |
-/// | [`Malformed`](VerifyError::Malformed) | 400 | `signature_malformed` |
-/// | [`Invalid`](VerifyError::Invalid) | 401 | `signature_invalid` |
-/// | [`Timestamp`](VerifyError::Timestamp), out of window | 401 | `timestamp_out_of_window` |
-/// | [`Timestamp`](VerifyError::Timestamp), missing or not digits | 400 | `timestamp_malformed` |
+/// | error | status | code | detail |
+/// |---|---|---|---|
+/// | [`Missing`](VerifyError::Missing) | 401 | `signature_missing` | the header's name |
+/// | [`Malformed`](VerifyError::Malformed) | 400 | `signature_malformed` | the reason |
+/// | [`Invalid`](VerifyError::Invalid) | 401 | `signature_invalid` | |
+/// | [`Timestamp`](VerifyError::Timestamp), out of window | 401 | `timestamp_out_of_window` | too old / too far in the future |
+/// | [`Timestamp`](VerifyError::Timestamp), missing or not digits | 400 | `timestamp_malformed` | |
 ///
 /// ```
+/// use http::HeaderName;
 /// use tollgate_signature::VerifyError;
 ///
 /// let rejection = VerifyError::Invalid.to_rejection();
 /// assert_eq!(rejection.status().as_u16(), 401);
 /// assert_eq!(rejection.code(), "signature_invalid");
+/// assert_eq!(rejection.message(), "the signature does not match");
+///
+/// let missing = VerifyError::Missing { header: HeaderName::from_static("x-signature") };
+/// assert_eq!(missing.to_rejection().message(), "the signature is missing: `x-signature`");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -50,19 +57,12 @@ impl VerifyError {
     /// The rejection a server answers with (see the table above).
     pub fn to_rejection(&self) -> Rejection {
         match self {
-            Self::Missing { header } => Rejection::new(
-                StatusCode::UNAUTHORIZED,
-                code::SIGNATURE_MISSING,
-                format!("the `{header}` header is missing"),
-            ),
+            Self::Missing { header } => Rejection::from_code(code::SIGNATURE_MISSING)
+                .with_detail(format_args!("`{header}`")),
             Self::Malformed { reason } => {
-                Rejection::new(StatusCode::BAD_REQUEST, code::SIGNATURE_MALFORMED, *reason)
+                Rejection::from_code(code::SIGNATURE_MALFORMED).with_detail(reason)
             }
-            Self::Invalid => Rejection::new(
-                StatusCode::UNAUTHORIZED,
-                code::SIGNATURE_INVALID,
-                "the signature does not match",
-            ),
+            Self::Invalid => Rejection::from_code(code::SIGNATURE_INVALID),
             Self::Timestamp(err) => err.to_rejection(),
         }
     }
@@ -91,6 +91,17 @@ impl std::error::Error for VerifyError {
 impl From<TimestampError> for VerifyError {
     fn from(err: TimestampError) -> Self {
         Self::Timestamp(err)
+    }
+}
+
+/// A header the signature depends on (the signature, its timestamp, Standard Webhooks'
+/// `webhook-id`) was sent more than once: [`VerifyError::Malformed`], since two values leave
+/// it ambiguous which one was signed.
+impl From<RepeatedHeader> for VerifyError {
+    fn from(_: RepeatedHeader) -> Self {
+        Self::Malformed {
+            reason: "a signature header is sent more than once",
+        }
     }
 }
 
@@ -124,8 +135,10 @@ pub enum SignError {
     /// The signature could not be written as a header value (a configured prefix with
     /// characters a header cannot carry).
     InvalidHeaderValue,
-    /// The signing key is empty (anyone could compute its MACs, so nothing is signed with
-    /// it) or cannot be used as an HMAC key.
+    /// The signing key is blank (anyone could compute its MACs, so nothing is signed with
+    /// it) or cannot be used as an HMAC key. Returned by [`Scheme::sign`](crate::Scheme::sign);
+    /// a [`SignRequestLayer`](crate::SignRequestLayer) refuses such a key when it is built
+    /// ([`ConfigError::BlankSigningKey`]).
     InvalidKey,
     /// The request goes to a scheme, host or port that is not a configured upstream of the
     /// [`SignRequestLayer`](crate::SignRequestLayer) (or its URI is relative or has user
@@ -188,7 +201,9 @@ impl std::error::Error for SignError {
     }
 }
 
-/// A scheme or secret could not be configured. Carries no secret bytes.
+/// A scheme, secret or layer could not be configured. Carries no secret bytes.
+///
+/// Every configuration error surfaces when the configuration is built, never per request.
 ///
 /// ```
 /// use tollgate_signature::{ConfigError, StandardWebhooks};
@@ -208,16 +223,36 @@ pub enum ConfigError {
     InvalidBase64Secret,
     /// A secret is empty.
     EmptySecret,
+    /// The ring's signing key is blank (empty, all zero bytes or only whitespace:
+    /// [`Secret::is_blank`](tollgate_core::Secret::is_blank)): anyone could compute its
+    /// signatures, so a [`SignRequestLayer`](crate::SignRequestLayer) is not built with it.
+    BlankSigningKey {
+        /// The signing key's id.
+        key_id: Arc<str>,
+    },
+    /// Every key of the ring is blank, so a
+    /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) could verify nothing (a MAC under
+    /// a blank key proves nothing).
+    NoUsableKey,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::InvalidPrefix => "the signature prefix is not a valid header value",
-            Self::MissingWhsecPrefix => "the secret does not start with `whsec_`",
-            Self::InvalidBase64Secret => "the secret is not valid standard base64",
-            Self::EmptySecret => "the secret is empty",
-        })
+        match self {
+            Self::InvalidPrefix => f.write_str("the signature prefix is not a valid header value"),
+            Self::MissingWhsecPrefix => f.write_str("the secret does not start with `whsec_`"),
+            Self::InvalidBase64Secret => f.write_str("the secret is not valid standard base64"),
+            Self::EmptySecret => f.write_str("the secret is empty"),
+            Self::BlankSigningKey { key_id } => write!(
+                f,
+                "the signing key `{key_id}` is empty, all zero bytes or only whitespace; \
+                 refusing to sign with it"
+            ),
+            Self::NoUsableKey => f.write_str(
+                "every key of the ring is empty, all zero bytes or only whitespace; \
+                 nothing could verify",
+            ),
+        }
     }
 }
 

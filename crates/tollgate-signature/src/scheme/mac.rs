@@ -1,5 +1,7 @@
-//! HMAC-SHA256, the signature encodings, and the constant-time match against a key ring.
+//! HMAC-SHA256, the signature encodings, prepared keys, and the one constant-time match of
+//! received signatures against a key ring that every scheme uses.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -7,9 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tollgate_core::{Key, KeyRing, Secret};
+use tollgate_core::{Key, KeyRing, Secret, VerifiedSignature};
 
-use super::SignError;
+use super::{SignError, VerifyError};
 
 /// HMAC-SHA256.
 pub(crate) type HmacSha256 = Hmac<Sha256>;
@@ -20,24 +22,8 @@ pub(crate) const MAC_LEN: usize = 32;
 /// One HMAC-SHA256 output.
 pub(crate) type MacBytes = [u8; MAC_LEN];
 
-/// Marks a byte that is not lowercase hex in [`LOWER_HEX`].
-const INVALID: u8 = 0x80;
-
-/// The value of each lowercase hex digit; [`INVALID`] for every other byte.
-const LOWER_HEX: [u8; 256] = {
-    let mut table = [INVALID; 256];
-    let mut digit: u8 = 0;
-    while digit < 10 {
-        table[(b'0' + digit) as usize] = digit;
-        digit += 1;
-    }
-    let mut digit: u8 = 0;
-    while digit < 6 {
-        table[(b'a' + digit) as usize] = 10 + digit;
-        digit += 1;
-    }
-    table
-};
+/// Length of one HMAC-SHA256 in padded standard base64.
+const BASE64_MAC_LEN: usize = 44;
 
 /// How the 32 MAC bytes are written in a header.
 ///
@@ -78,30 +64,43 @@ impl Encoding {
         }
     }
 
+    /// `prefix` followed by `mac` in this encoding, written into one string.
+    pub(crate) fn encode_after(self, prefix: &str, mac: &MacBytes) -> String {
+        let mut out = String::with_capacity(prefix.len() + 2 * MAC_LEN);
+        out.push_str(prefix);
+        match self {
+            Self::Hex => {
+                let mut digits = [0u8; 2 * MAC_LEN];
+                // Cannot fail: the buffer is exactly twice the MAC's length.
+                if hex::encode_to_slice(mac, &mut digits).is_ok() {
+                    out.extend(digits.iter().copied().map(char::from));
+                }
+            }
+            Self::Base64 => STANDARD.encode_string(mac, &mut out),
+        }
+        out
+    }
+
     /// The 32 MAC bytes written as `text`, or `None` when `text` is not exactly one MAC in
     /// this encoding.
+    ///
+    /// The received text is public (it came with the request); what must not leak timing is
+    /// the comparison with the expected MAC, which [`match_signature`] does in constant time.
     pub(crate) fn decode_mac(self, text: &[u8]) -> Option<MacBytes> {
         let mut out = [0u8; MAC_LEN];
         match self {
             Self::Hex => {
-                if text.len() != 2 * MAC_LEN {
+                // The hex crate also reads upper case: one spelling only (see above).
+                let lowercase = text
+                    .iter()
+                    .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+                if text.len() != 2 * MAC_LEN || !lowercase {
                     return None;
                 }
-                // One pass, no early exit: every pair is decoded, and any byte that is not
-                // lowercase hex marks the whole text invalid.
-                let mut invalid = 0u8;
-                for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-                    let high = LOWER_HEX[usize::from(pair[0])];
-                    let low = LOWER_HEX[usize::from(pair[1])];
-                    invalid |= (high | low) & INVALID;
-                    *byte = (high << 4) | (low & 0x0f);
-                }
-                if invalid != 0 {
-                    return None;
-                }
+                hex::decode_to_slice(text, &mut out).ok()?;
             }
             Self::Base64 => {
-                if text.len() != 44 {
+                if text.len() != BASE64_MAC_LEN {
                     return None;
                 }
                 let mut buf = [0u8; MAC_LEN + 3];
@@ -117,37 +116,41 @@ impl Encoding {
 }
 
 /// A MAC keyed with `key`. HMAC takes keys of any length, so this never fails in practice;
-/// `None` is handled as "this key cannot verify" rather than a panic.
-pub(crate) fn keyed(key: &[u8]) -> Option<HmacSha256> {
+/// `None` is handled as "this key cannot sign or verify" rather than a panic.
+fn keyed(key: &[u8]) -> Option<HmacSha256> {
     <HmacSha256 as KeyInit>::new_from_slice(key).ok()
 }
 
-/// A MAC to sign with: refuses a blank key (empty or only whitespace, tollgate-core's rule
-/// [`Secret::is_blank`]), whose MACs anyone can compute.
-pub(crate) fn signing_mac(key: &Secret) -> Result<HmacSha256, SignError> {
-    if key.is_blank() {
-        return Err(SignError::InvalidKey);
-    }
-    keyed(key.expose_secret()).ok_or(SignError::InvalidKey)
-}
-
-/// The MAC of the concatenation of `pieces` under `key`.
-pub(crate) fn mac_of(key: &[u8], pieces: &[&[u8]]) -> Option<MacBytes> {
+/// The MAC under `key` of the message `feed` writes.
+pub(crate) fn mac_with(key: &[u8], feed: impl FnOnce(&mut HmacSha256)) -> Option<MacBytes> {
     let mut mac = keyed(key)?;
-    for piece in pieces {
-        mac.update(piece);
-    }
+    feed(&mut mac);
     Some(mac.finalize().into_bytes().into())
 }
 
-/// A [`KeyRing`] with every key's HMAC-SHA256 state computed once.
+/// The MAC to sign with: like [`mac_with`], refusing a blank key (empty or only whitespace,
+/// tollgate-core's rule [`Secret::is_blank`]), whose MACs anyone can compute.
+pub(crate) fn signing_mac(
+    key: &Secret,
+    feed: impl FnOnce(&mut HmacSha256),
+) -> Result<MacBytes, SignError> {
+    if key.is_blank() {
+        return Err(SignError::InvalidKey);
+    }
+    mac_with(key.expose_secret(), feed).ok_or(SignError::InvalidKey)
+}
+
+/// A [`KeyRing`] with every key's HMAC-SHA256 state computed once: what
+/// [`Scheme::verify`](crate::Scheme::verify) takes.
 ///
 /// Keying an HMAC hashes the key padded to a block twice; a verifier that keeps this value
 /// clones the keyed state per request instead.
-/// [`VerifySignatureLayer`](crate::VerifySignatureLayer) builds one when it is configured and
-/// hands it to [`Scheme::verify_prepared`](crate::Scheme::verify_prepared); the schemes of
-/// this crate then verify exactly as [`Scheme::verify`](crate::Scheme::verify) does with the
-/// ring, only without re-keying.
+/// [`VerifySignatureLayer`](crate::VerifySignatureLayer) builds one when it is configured.
+/// To verify with a ring you hold, convert it: `scheme.verify(&ring.into(), ..)` or
+/// `&PreparedKeys::from(ring)` (a [`KeyRing`] is cheap to clone).
+///
+/// Blank keys ([`Secret::is_blank`]: empty, all zero bytes or only whitespace) are never
+/// keyed, so they never verify: anyone can compute a MAC under a blank key.
 ///
 /// The keyed state is as sensitive as the secret (it can compute MACs): `Debug` prints the
 /// ring's redacted form only, and the state is overwritten when the value is dropped.
@@ -157,7 +160,7 @@ pub(crate) fn mac_of(key: &[u8], pieces: &[&[u8]]) -> Option<MacBytes> {
 /// use tollgate_core::{KeyRing, Secret};
 /// use tollgate_signature::{BodyHmac, PreparedKeys, RequestParts, Scheme};
 ///
-/// let keys = PreparedKeys::new(KeyRing::single(Secret::from_string("cashout_secret_key")));
+/// let keys = PreparedKeys::from(KeyRing::single(Secret::from_string("cashout_secret_key")));
 /// let mut headers = HeaderMap::new();
 /// headers.insert(
 ///     "payload-signature",
@@ -165,7 +168,7 @@ pub(crate) fn mac_of(key: &[u8], pieces: &[&[u8]]) -> Option<MacBytes> {
 /// );
 /// let (method, uri) = (Method::POST, Uri::from_static("/cashout"));
 /// let request = RequestParts::new(&method, &uri, &headers, b"");
-/// let verified = BodyHmac::onekey().verify_prepared(&keys, &request, 0).unwrap();
+/// let verified = BodyHmac::onekey().verify(&keys, &request, 0).unwrap();
 /// assert_eq!(verified.key_id(), "default");
 /// assert!(!format!("{keys:?}").contains("cashout_secret_key"));
 /// ```
@@ -199,6 +202,21 @@ impl PreparedKeys {
     pub fn ring(&self) -> &KeyRing {
         &self.ring
     }
+
+    /// Whether any key of the ring can verify (is not blank), whatever its expiry.
+    pub(crate) fn can_verify(&self) -> bool {
+        self.macs.iter().any(Option::is_some)
+    }
+
+    /// Every key usable at `now_unix` (newest first) that can verify, with a MAC keyed by it.
+    fn usable(&self, now_unix: u64) -> impl Iterator<Item = (&Key, HmacSha256)> {
+        self.ring
+            .keys()
+            .iter()
+            .zip(&self.macs)
+            .filter(move |(key, _)| key.is_usable_at(now_unix))
+            .filter_map(|(key, mac)| Some((key, mac.clone()?)))
+    }
 }
 
 impl From<KeyRing> for PreparedKeys {
@@ -228,77 +246,42 @@ impl Drop for PreparedKeys {
     }
 }
 
-/// Where verification takes its keys from: a ring (each key keyed per use) or prepared state.
-#[derive(Clone, Copy)]
-pub(crate) enum Keys<'r> {
-    Ring(&'r KeyRing),
-    Prepared(&'r PreparedKeys),
-}
-
-impl<'r> From<&'r KeyRing> for Keys<'r> {
-    fn from(ring: &'r KeyRing) -> Self {
-        Self::Ring(ring)
-    }
-}
-
-impl<'r> From<&'r PreparedKeys> for Keys<'r> {
-    fn from(keys: &'r PreparedKeys) -> Self {
-        Self::Prepared(keys)
-    }
-}
-
-impl<'r> Keys<'r> {
-    /// Every key usable at `now_unix` (newest first) that can verify, with a MAC keyed by it.
-    /// Blank keys ([`Secret::is_blank`]) are skipped: a MAC under an empty or whitespace-only
-    /// key proves nothing, since anyone can compute it.
-    fn usable(self, now_unix: u64) -> impl Iterator<Item = (&'r Key, HmacSha256)> {
-        let (ring, prepared) = match self {
-            Self::Ring(ring) => (ring, None),
-            Self::Prepared(keys) => (&keys.ring, Some(&keys.macs)),
-        };
-        ring.keys()
-            .iter()
-            .enumerate()
-            .filter(move |(_, key)| key.is_usable_at(now_unix) && !key.secret().is_blank())
-            .filter_map(move |(index, key)| {
-                let mac = match prepared {
-                    Some(macs) => macs.get(index)?.clone()?,
-                    None => keyed(key.secret().expose_secret())?,
-                };
-                Some((key, mac))
-            })
-    }
-}
-
-/// The first key usable at `now_unix` (newest first) whose MAC over the message fed by
-/// `feed` equals one of `candidates`, with the index of that candidate.
+/// The one check every scheme ends with: the first key of `keys` usable at `now_unix`
+/// (newest first) whose MAC over the message `feed` writes equals one of `candidates` (the
+/// signatures the request carries), recorded as a [`VerifiedSignature`] of `scheme` naming
+/// that key and that candidate. [`VerifyError::Invalid`] when no key matches any candidate.
 ///
-/// The message is hashed once per key; each candidate is compared in constant time. Blank
-/// keys are skipped: a MAC under a blank key proves nothing, since anyone can compute it.
-pub(crate) fn find_match<'r>(
-    keys: Keys<'r>,
+/// The message is hashed once per key; every candidate is compared with it in constant time,
+/// whichever matched first. Blank keys are never tried ([`PreparedKeys`]).
+pub(crate) fn match_signature(
+    keys: &PreparedKeys,
     now_unix: u64,
+    scheme: Cow<'static, str>,
     candidates: &[MacBytes],
     feed: impl Fn(&mut HmacSha256),
-) -> Option<(&'r Key, usize)> {
+) -> Result<VerifiedSignature, VerifyError> {
     if candidates.is_empty() {
-        return None;
+        return Err(VerifyError::Invalid);
     }
     for (key, mut mac) in keys.usable(now_unix) {
         feed(&mut mac);
         let expected: MacBytes = mac.finalize().into_bytes().into();
         let mut found = None;
-        for (index, candidate) in candidates.iter().enumerate() {
+        for candidate in candidates {
             let equal: bool = expected.ct_eq(candidate).into();
             if equal && found.is_none() {
-                found = Some(index);
+                found = Some(candidate);
             }
         }
-        if let Some(index) = found {
-            return Some((key, index));
+        if let Some(candidate) = found {
+            return Ok(VerifiedSignature::from_slice(
+                scheme,
+                key.shared_id(),
+                candidate,
+            ));
         }
     }
-    None
+    Err(VerifyError::Invalid)
 }
 
 #[cfg(test)]
@@ -368,29 +351,25 @@ mod tests {
                 matches!(scheme.sign(&secret, &parts, 0), Err(SignError::InvalidKey)),
                 "signed with {blank:?}"
             );
-            let ring = KeyRing::single(secret.clone());
+            let keys = PreparedKeys::from(KeyRing::single(secret.clone()));
+            assert!(!keys.can_verify(), "{blank:?}");
             let mut headers = HeaderMap::new();
             let forged = HeaderValue::try_from(scheme.compute(&secret, body)).unwrap();
             headers.insert("payload-signature", forged);
             let parts = RequestParts::new(&method, &uri, &headers, body);
             assert_eq!(
-                scheme.verify(&ring, &parts, 0),
-                Err(VerifyError::Invalid),
-                "{blank:?}"
-            );
-            let prepared = PreparedKeys::new(ring);
-            assert_eq!(
-                scheme.verify_prepared(&prepared, &parts, 0),
+                scheme.verify(&keys, &parts, 0),
                 Err(VerifyError::Invalid),
                 "{blank:?}"
             );
         }
     }
 
-    /// Prepared keys answer exactly as the ring does: rotation, expiry, empty keys, unknown
-    /// keys, for a body-only and a timestamped scheme.
+    /// Prepared keys answer as the ring says: rotation, expiry, empty keys, unknown keys, for
+    /// a body-only and a timestamped scheme, and a clone of the keyed state (what a layer's
+    /// copy-on-write makes) answers the same.
     #[test]
-    fn prepared_keys_verify_as_the_ring_does() {
+    fn prepared_keys_verify_as_the_ring_says() {
         use http::{HeaderMap, HeaderValue, Method, Uri};
 
         use crate::{BodyHmac, RequestParts, Scheme, Stripe, VerifyError};
@@ -399,7 +378,9 @@ mod tests {
             KeyRing::new(Key::new("old", Secret::from_string("old-secret")).not_after(1_000))
                 .rotate(Key::new("new", Secret::from_string("new-secret")))
                 .with_verification_key(Key::new("empty", Secret::from_string("")));
-        let prepared = PreparedKeys::new(ring.clone());
+        let prepared = PreparedKeys::from(ring);
+        assert!(prepared.can_verify());
+        let copy = prepared.clone();
         let (method, uri, body) = (Method::POST, Uri::from_static("/hook"), b"{\"a\":1}");
         let body_hmac = BodyHmac::onekey();
         let stripe = Stripe::new();
@@ -422,16 +403,16 @@ mod tests {
                     let mut headers = HeaderMap::new();
                     headers.insert(header, HeaderValue::try_from(value).unwrap());
                     let parts = RequestParts::new(&method, &uri, &headers, body);
-                    let from_ring = scheme.verify(&ring, &parts, now);
-                    assert_eq!(scheme.verify_prepared(&prepared, &parts, now), from_ring);
+                    let answer = scheme.verify(&prepared, &parts, now);
+                    assert_eq!(scheme.verify(&copy, &parts, now), answer);
                     let expected = match (secret.expose_secret(), now) {
                         (b"new-secret", _) => Some("new"),
                         (b"old-secret", 500 | 1_000) => Some("old"),
                         _ => None,
                     };
                     match expected {
-                        Some(id) => assert_eq!(from_ring.unwrap().key_id(), id),
-                        None => assert_eq!(from_ring, Err(VerifyError::Invalid)),
+                        Some(id) => assert_eq!(answer.unwrap().key_id(), id),
+                        None => assert_eq!(answer, Err(VerifyError::Invalid)),
                     }
                 }
             }
@@ -440,6 +421,19 @@ mod tests {
         assert!(
             debug.contains("REDACTED") && !debug.contains("-secret"),
             "{debug}"
+        );
+    }
+
+    #[test]
+    fn encode_after_writes_the_prefix_then_the_mac() {
+        let mac = [0xabu8; 32];
+        assert_eq!(
+            Encoding::Hex.encode_after("sha256=", &mac),
+            format!("sha256={}", Encoding::Hex.encode(&mac))
+        );
+        assert_eq!(
+            Encoding::Base64.encode_after("v1,", &mac),
+            format!("v1,{}", Encoding::Base64.encode(&mac))
         );
     }
 }

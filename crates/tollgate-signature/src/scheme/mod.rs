@@ -6,7 +6,9 @@ use std::fmt;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
-use tollgate_core::{KeyRing, Secret, VerifiedSignature};
+use tollgate_core::header::single_value;
+use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
+use tollgate_core::{Secret, VerifiedSignature};
 
 mod body;
 mod canonical;
@@ -110,20 +112,25 @@ impl<'a> RequestParts<'a> {
         self.body
     }
 
-    /// The one value of header `name`: `Ok(None)` when absent, an error when it is sent
-    /// more than once (two values leave it ambiguous which one was signed).
-    pub(crate) fn single_header(
+    /// The one value of the signature header `name`: [`VerifyError::Missing`] when absent,
+    /// [`VerifyError::Malformed`] when sent more than once (two values leave it ambiguous
+    /// which one was signed).
+    pub(crate) fn signature_header(
         &self,
         name: &HeaderName,
-    ) -> Result<Option<&'a HeaderValue>, VerifyError> {
-        let mut values = self.headers.get_all(name).iter();
-        let first = values.next();
-        if values.next().is_some() {
-            return Err(VerifyError::Malformed {
-                reason: "a signature header is sent more than once",
-            });
-        }
-        Ok(first)
+    ) -> Result<&'a HeaderValue, VerifyError> {
+        single_value(self.headers, name)?.ok_or_else(|| VerifyError::Missing {
+            header: name.clone(),
+        })
+    }
+
+    /// The one value of the timestamp header `name` as sent, and the Unix seconds it holds:
+    /// [`TimestampError::Malformed`] when absent or not ASCII digits.
+    pub(crate) fn timestamp(&self, name: &HeaderName) -> Result<(&'a [u8], u64), VerifyError> {
+        let text = single_value(self.headers, name)?
+            .ok_or(VerifyError::Timestamp(TimestampError::Malformed))?
+            .as_bytes();
+        Ok((text, parse_unix_seconds(text)?))
     }
 }
 
@@ -145,6 +152,9 @@ impl fmt::Debug for RequestParts<'_> {
 /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) and
 /// [`SignRequestLayer`](crate::SignRequestLayer) are thin adapters over these two methods, so
 /// every scheme can also be used directly on bytes you already hold.
+///
+/// Verifying takes [`PreparedKeys`], a [`KeyRing`](tollgate_core::KeyRing) whose HMAC state is
+/// keyed once: convert a ring with `&ring.into()` or `&PreparedKeys::from(ring)`.
 ///
 /// Implementations compare signatures in constant time, never put the expected signature into
 /// an error, and try every key of the ring that is usable at `now_unix`. The schemes of this
@@ -170,7 +180,7 @@ impl fmt::Debug for RequestParts<'_> {
 /// );
 ///
 /// // Verify: which key matched.
-/// let verified = scheme.verify(&ring, &RequestParts::new(&method, &uri, &headers, b""), 0).unwrap();
+/// let verified = scheme.verify(&ring.into(), &RequestParts::new(&method, &uri, &headers, b""), 0).unwrap();
 /// assert_eq!((verified.scheme(), verified.key_id()), ("onekey", "default"));
 /// ```
 pub trait Scheme: fmt::Debug + Send + Sync + 'static {
@@ -186,28 +196,14 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
         now_unix: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError>;
 
-    /// Checks the signature `request` carries against every key of `ring` usable at
+    /// Checks the signature `request` carries against every key of `keys` usable at
     /// `now_unix`, and the timestamp (if the scheme has one) against the scheme's window.
     fn verify(
-        &self,
-        ring: &KeyRing,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError>;
-
-    /// [`verify`](Scheme::verify) against the ring of `keys`, whose HMAC state is already
-    /// keyed. The answer must be the one `verify` gives for [`PreparedKeys::ring`]; the
-    /// default calls `verify`, and the schemes of this crate use the prepared state (what
-    /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) calls, so no key is re-hashed
-    /// per request).
-    fn verify_prepared(
         &self,
         keys: &PreparedKeys,
         request: &RequestParts<'_>,
         now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        self.verify(keys.ring(), request, now_unix)
-    }
+    ) -> Result<VerifiedSignature, VerifyError>;
 }
 
 impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
@@ -226,21 +222,26 @@ impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
 
     fn verify(
         &self,
-        ring: &KeyRing,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        (**self).verify(ring, request, now_unix)
-    }
-
-    fn verify_prepared(
-        &self,
         keys: &PreparedKeys,
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
-        (**self).verify_prepared(keys, request, now_unix)
+        (**self).verify(keys, request, now_unix)
     }
+}
+
+/// `verified` with its `timestamp`, once that is inside `window` at `now_unix`.
+///
+/// Timestamped schemes call it after the signature matched, so a forged request is
+/// `signature_invalid` whatever its timestamp.
+pub(crate) fn within_window(
+    verified: VerifiedSignature,
+    window: &TimestampWindow,
+    timestamp: u64,
+    now_unix: u64,
+) -> Result<VerifiedSignature, VerifyError> {
+    window.check(timestamp, now_unix)?;
+    Ok(verified.with_timestamp(timestamp))
 }
 
 /// A header value holding an encoded signature, marked sensitive.
@@ -248,9 +249,4 @@ pub(crate) fn sensitive_value(text: String) -> Result<HeaderValue, SignError> {
     let mut value = HeaderValue::try_from(text).map_err(|_| SignError::InvalidHeaderValue)?;
     value.set_sensitive(true);
     Ok(value)
-}
-
-/// A header value holding decimal Unix seconds.
-pub(crate) fn timestamp_value(now_unix: u64) -> HeaderValue {
-    HeaderValue::from(now_unix)
 }

@@ -8,12 +8,14 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue};
-use tollgate_core::timestamp::{TimestampError, TimestampWindow, parse_unix_seconds};
-use tollgate_core::{KeyRing, Secret, VerifiedSignature};
+use tollgate_core::header::single_value;
+use tollgate_core::timestamp::TimestampWindow;
+use tollgate_core::{Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, Keys, MacBytes, find_match, keyed, signing_mac};
+use super::mac::{Encoding, HmacSha256, MacBytes, mac_with, match_signature, signing_mac};
 use super::{
     ConfigError, PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value,
+    within_window,
 };
 
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
@@ -114,15 +116,11 @@ impl StandardWebhooks {
         body: &[u8],
     ) -> String {
         let timestamp = timestamp.to_string();
-        keyed(secret.expose_secret())
-            .map(|mut mac| {
-                feed(&mut mac, message_id.as_bytes(), timestamp.as_bytes(), body);
-                format!(
-                    "v1,{}",
-                    Encoding::Base64.encode(&mac.finalize().into_bytes())
-                )
-            })
-            .unwrap_or_default()
+        mac_with(secret.expose_secret(), |mac| {
+            feed(mac, message_id.as_bytes(), timestamp.as_bytes(), body);
+        })
+        .map(|mac| Encoding::Base64.encode_after("v1,", &mac))
+        .unwrap_or_default()
     }
 }
 
@@ -184,84 +182,41 @@ impl Scheme for StandardWebhooks {
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
-        let mut ids = request.headers().get_all(WEBHOOK_ID).iter();
-        let id = match (ids.next(), ids.next()) {
-            (Some(id), None) if !id.is_empty() => id,
+        let id = match single_value(request.headers(), WEBHOOK_ID) {
+            Ok(Some(id)) if !id.is_empty() => id,
             _ => return Err(SignError::MissingHeader { header: WEBHOOK_ID }),
         };
         let timestamp = HeaderValue::from(now_unix);
-        let mut mac = signing_mac(key)?;
-        feed(
-            &mut mac,
-            id.as_bytes(),
-            timestamp.as_bytes(),
-            request.body(),
-        );
-        let signature = format!(
-            "v1,{}",
-            Encoding::Base64.encode(&mac.finalize().into_bytes())
-        );
+        let mac = signing_mac(key, |mac| {
+            feed(mac, id.as_bytes(), timestamp.as_bytes(), request.body());
+        })?;
+        let signature = sensitive_value(Encoding::Base64.encode_after("v1,", &mac))?;
         Ok(vec![
             (WEBHOOK_TIMESTAMP, timestamp),
-            (WEBHOOK_SIGNATURE, sensitive_value(signature)?),
+            (WEBHOOK_SIGNATURE, signature),
         ])
     }
 
     fn verify(
         &self,
-        ring: &KeyRing,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        self.verify_with(ring.into(), request, now_unix)
-    }
-
-    fn verify_prepared(
-        &self,
         keys: &PreparedKeys,
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
-        self.verify_with(keys.into(), request, now_unix)
-    }
-}
-
-impl StandardWebhooks {
-    /// Verification with keys from a ring or prepared state.
-    fn verify_with(
-        &self,
-        keys: Keys<'_>,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        let value = request
-            .single_header(&WEBHOOK_SIGNATURE)?
-            .ok_or(VerifyError::Missing {
-                header: WEBHOOK_SIGNATURE,
-            })?;
+        let value = request.signature_header(&WEBHOOK_SIGNATURE)?;
         let signatures = parse_signatures(value.as_bytes())?;
-        let id = request
-            .single_header(&WEBHOOK_ID)?
+        let id = single_value(request.headers(), WEBHOOK_ID)?
             .filter(|id| !id.is_empty())
             .ok_or(VerifyError::Malformed {
                 reason: "the webhook-id header is missing",
             })?
             .as_bytes();
-        let timestamp_text = request
-            .single_header(&WEBHOOK_TIMESTAMP)?
-            .ok_or(VerifyError::Timestamp(TimestampError::Malformed))?
-            .as_bytes();
-        let timestamp = parse_unix_seconds(timestamp_text)?;
-        let (key, index) = find_match(keys, now_unix, &signatures, |mac| {
+        let (timestamp_text, timestamp) = request.timestamp(&WEBHOOK_TIMESTAMP)?;
+        let verified = match_signature(keys, now_unix, self.name(), &signatures, |mac| {
             feed(mac, id, timestamp_text, request.body());
-        })
-        .ok_or(VerifyError::Invalid)?;
-        self.window.check(timestamp, now_unix)?;
-        Ok(
-            VerifiedSignature::from_slice(self.name(), key.shared_id(), &signatures[index])
-                .with_timestamp(timestamp)
-                .with_message_id(Bytes::copy_from_slice(id)),
-        )
+        })?;
+        within_window(verified, &self.window, timestamp, now_unix)
+            .map(|verified| verified.with_message_id(Bytes::copy_from_slice(id)))
     }
 }
 

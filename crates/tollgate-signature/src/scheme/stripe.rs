@@ -7,10 +7,12 @@ use bytes::Bytes;
 use hmac::Mac as _;
 use http::{HeaderName, HeaderValue};
 use tollgate_core::timestamp::{TimestampWindow, parse_unix_seconds};
-use tollgate_core::{KeyRing, Secret, VerifiedSignature};
+use tollgate_core::{Secret, VerifiedSignature};
 
-use super::mac::{Encoding, HmacSha256, Keys, MacBytes, find_match, keyed, signing_mac};
-use super::{PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value};
+use super::mac::{Encoding, HmacSha256, MacBytes, mac_with, match_signature, signing_mac};
+use super::{
+    PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value, within_window,
+};
 
 /// Stripe-style signatures: HMAC-SHA256 over `t + "." + body`, sent as
 /// `t=<unix seconds>,v1=<lowercase hex>`; during a secret roll the header carries several
@@ -92,16 +94,17 @@ impl Stripe {
     /// The header value `t=<timestamp>,v1=<hex>` for `body`.
     pub fn compute(&self, secret: &Secret, timestamp: u64, body: &[u8]) -> String {
         let timestamp = timestamp.to_string();
-        keyed(secret.expose_secret())
-            .map(|mut mac| {
-                feed(&mut mac, timestamp.as_bytes(), body);
-                format!(
-                    "t={timestamp},v1={}",
-                    Encoding::Hex.encode(&mac.finalize().into_bytes())
-                )
-            })
-            .unwrap_or_default()
+        mac_with(secret.expose_secret(), |mac| {
+            feed(mac, timestamp.as_bytes(), body);
+        })
+        .map(|mac| header_value(&timestamp, &mac))
+        .unwrap_or_default()
     }
+}
+
+/// `t=<timestamp>,v1=<hex>`.
+fn header_value(timestamp: &str, mac: &MacBytes) -> String {
+    Encoding::Hex.encode_after(&format!("t={timestamp},v1="), mac)
 }
 
 fn feed(mac: &mut HmacSha256, timestamp: &[u8], body: &[u8]) {
@@ -186,64 +189,33 @@ impl Scheme for Stripe {
         now_unix: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
         let timestamp = now_unix.to_string();
-        let mut mac = signing_mac(key)?;
-        feed(&mut mac, timestamp.as_bytes(), request.body());
-        let value = format!(
-            "t={timestamp},v1={}",
-            Encoding::Hex.encode(&mac.finalize().into_bytes())
-        );
-        Ok(vec![(self.header.clone(), sensitive_value(value)?)])
+        let mac = signing_mac(key, |mac| {
+            feed(mac, timestamp.as_bytes(), request.body());
+        })?;
+        let value = sensitive_value(header_value(&timestamp, &mac))?;
+        Ok(vec![(self.header.clone(), value)])
     }
 
     fn verify(
-        &self,
-        ring: &KeyRing,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        self.verify_with(ring.into(), request, now_unix)
-    }
-
-    fn verify_prepared(
         &self,
         keys: &PreparedKeys,
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
-        self.verify_with(keys.into(), request, now_unix)
-    }
-}
-
-impl Stripe {
-    /// Verification with keys from a ring or prepared state.
-    fn verify_with(
-        &self,
-        keys: Keys<'_>,
-        request: &RequestParts<'_>,
-        now_unix: u64,
-    ) -> Result<VerifiedSignature, VerifyError> {
-        let value = request
-            .single_header(&self.header)?
-            .ok_or_else(|| VerifyError::Missing {
-                header: self.header.clone(),
-            })?;
+        let value = request.signature_header(&self.header)?;
         let parsed = parse(value.as_bytes())?;
         let timestamp = parse_unix_seconds(parsed.timestamp)?;
-        let (key, index) = find_match(keys, now_unix, &parsed.signatures, |mac| {
+        let verified = match_signature(keys, now_unix, self.name(), &parsed.signatures, |mac| {
             feed(mac, parsed.timestamp, request.body());
+        })?;
+        within_window(verified, &self.window, timestamp, now_unix).map(|verified| {
+            // Exactly what was signed: the whole `t` text, `.`, the body.
+            verified.with_signed_content(
+                Bytes::from([parsed.timestamp, b"."].concat()),
+                request.body_bytes(),
+                Bytes::new(),
+            )
         })
-        .ok_or(VerifyError::Invalid)?;
-        self.window.check(timestamp, now_unix)?;
-        Ok(
-            VerifiedSignature::from_slice(self.name(), key.shared_id(), &parsed.signatures[index])
-                .with_timestamp(timestamp)
-                // Exactly what was signed: the whole `t` text, `.`, the body.
-                .with_signed_content(
-                    Bytes::from([parsed.timestamp, b"."].concat()),
-                    request.body_bytes(),
-                    Bytes::new(),
-                ),
-        )
     }
 }
 

@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -124,13 +126,30 @@ pub fn full(bytes: impl Into<Bytes>) -> AnyBody {
 
 /// A body of these chunks with no size hint (sent chunked).
 pub fn chunked(chunks: &[&[u8]]) -> AnyBody {
-    Chunks(chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect())
-        .map_err(|e| match e {})
-        .boxed()
+    Chunks::new(chunks).map_err(|e| match e {}).boxed()
 }
 
-/// Yields its chunks one by one, with no length known in advance.
-pub struct Chunks(pub VecDeque<Bytes>);
+/// Yields its chunks one by one, with no length known in advance, and counts how often it is
+/// polled.
+pub struct Chunks {
+    chunks: VecDeque<Bytes>,
+    polls: Arc<AtomicUsize>,
+}
+
+impl Chunks {
+    /// A body of copies of `chunks`.
+    pub fn new(chunks: &[&[u8]]) -> Self {
+        Self {
+            chunks: chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect(),
+            polls: Arc::default(),
+        }
+    }
+
+    /// How often the body was polled so far (shared: read it after the body moved).
+    pub fn polls(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.polls)
+    }
+}
 
 impl Body for Chunks {
     type Data = Bytes;
@@ -140,7 +159,8 @@ impl Body for Chunks {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
     }
 
     fn size_hint(&self) -> SizeHint {

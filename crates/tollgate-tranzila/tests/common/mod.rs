@@ -1,5 +1,5 @@
 //! Support code shared by the integration tests: a nonce store, the vectors, loopback servers and
-//! clients.
+//! clients; [`verifying`]: what the `TranzilaVerifyLayer` tests share.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -7,6 +7,8 @@
     clippy::expect_used,
     clippy::panic
 )]
+
+pub mod verifying;
 
 use std::net::SocketAddr;
 

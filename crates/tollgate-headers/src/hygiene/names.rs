@@ -1,13 +1,73 @@
-//! Header-name sets and the plain functions behind the layers (no tower in sight).
+//! Header-name sets and the plain functions behind the hygiene layers (no tower in sight).
 
 use http::header::{self, HeaderMap, HeaderName};
+
+/// Browser-controlled and spoofable headers removed by
+/// [`HeaderHygieneLayer::server_to_server`](crate::HeaderHygieneLayer::server_to_server).
+/// The last three are backend-owned: a copy that came with the caller's request is removed,
+/// the backend's own value (recorded in [`InjectedHeaders`](crate::InjectedHeaders)) never
+/// is.
+pub const SERVER_TO_SERVER: [&str; 20] = [
+    "origin",
+    "referer",
+    "cookie",
+    "cookie2",
+    "sec-gpc",
+    "dnt",
+    "priority",
+    "upgrade-insecure-requests",
+    "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-requested-with",
+    "authorization",
+    "proxy-authorization",
+    "host",
+    "x-api-key",
+    "access-token",
+    "x-user-ip",
+];
+
+/// Prefixes removed by
+/// [`HeaderHygieneLayer::server_to_server`](crate::HeaderHygieneLayer::server_to_server).
+pub const SERVER_TO_SERVER_PREFIXES: [&str; 4] =
+    ["sec-fetch-", "sec-ch-", "sec-websocket-", "x-forwarded-"];
+
+/// Credential headers whose every value outbound hygiene marks sensitive, in every mode.
+pub(crate) const SENSITIVE: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "access-token",
+];
+
+/// Headers a backend derives itself; inbound hygiene always removes a client's copy.
+pub(crate) const BACKEND_DERIVED: [&str; 3] = ["x-user-ip", "x-api-key", "access-token"];
+
+/// Forwarding headers inbound hygiene removes unless the peer is trusted (and every header
+/// starting with [`FORWARDING_PREFIX`]).
+pub(crate) const FORWARDING: [&str; 2] = ["forwarded", "x-real-ip"];
+
+/// The prefix of the forwarding headers inbound hygiene removes unless the peer is trusted.
+pub(crate) const FORWARDING_PREFIX: &str = "x-forwarded-";
+
+/// `names` as header names (all valid lowercase names, checked by the tests).
+pub(crate) fn header_names(names: &[&'static str]) -> Vec<HeaderName> {
+    names
+        .iter()
+        .map(|name| HeaderName::from_static(name))
+        .collect()
+}
 
 /// The hop-by-hop headers (besides the ones `Connection` names): the ones RFC 9110 section
 /// 7.6.1 lists (`Connection`, `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`,
 /// `Upgrade`) and the ones RFC 7230 section 6.1 (with erratum 4522) and Go's
 /// `httputil.ReverseProxy` also remove: `Trailer`, `Proxy-Authenticate`,
 /// `Proxy-Authorization`.
-pub(crate) const HOP_BY_HOP: [&str; 9] = [
+pub const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -139,5 +199,23 @@ mod tests {
         assert!(is_hop_by_hop(&header::PROXY_AUTHENTICATE));
         assert!(!is_hop_by_hop(&header::CONTENT_TYPE));
         assert_eq!(join(&[header::ORIGIN, header::REFERER]), "origin, referer");
+    }
+
+    /// Every listed name is a valid lowercase header name (`from_static` would panic).
+    #[test]
+    fn every_listed_name_is_a_header_name() {
+        for list in [
+            &HOP_BY_HOP[..],
+            &SERVER_TO_SERVER,
+            &SENSITIVE,
+            &BACKEND_DERIVED,
+            &FORWARDING,
+        ] {
+            assert_eq!(header_names(list).len(), list.len());
+        }
+        for prefix in SERVER_TO_SERVER_PREFIXES.iter().chain([&FORWARDING_PREFIX]) {
+            assert_eq!(prefix.to_ascii_lowercase(), *prefix);
+            assert!(HeaderName::from_bytes(prefix.trim_end_matches('-').as_bytes()).is_ok());
+        }
     }
 }

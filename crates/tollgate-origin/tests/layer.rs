@@ -1,19 +1,24 @@
-//! Unit tests of the layer: `oneshot` over a `service_fn` handler that counts its calls.
+//! The layer's decisions, driven through a `ServiceBuilder` stack with `oneshot` over a
+//! `service_fn` handler that counts its calls.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
 use tollgate_core::{Rejection, RejectionResponder, ResponseBody};
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tollgate_origin::future::OriginAllowlistFuture;
+use tollgate_origin::{ConfigError, OriginAllowlist, OriginAllowlistLayer};
+use tower::ServiceExt;
 
-use crate::{ConfigError, OriginAllowlist, OriginAllowlistLayer, ResponseFuture};
+use common::{APP, INNER_BODY, preflight, send, send_with};
 
-const APP: &str = "https://app.example.com";
+/// The standard message of `origin_not_allowed`, alone or with a detail.
+const ORIGIN_NOT_ALLOWED: &str = "origin is not allowed";
 
 fn layer() -> OriginAllowlistLayer {
     OriginAllowlistLayer::builder()
@@ -25,91 +30,8 @@ fn layer() -> OriginAllowlistLayer {
         .unwrap()
 }
 
-struct Sent {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-    rejection: Option<Rejection>,
-    calls: usize,
-}
-
-impl Sent {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn vary(&self) -> Vec<&str> {
-        self.headers
-            .get_all("vary")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect()
-    }
-
-    fn has_no_cors_headers(&self) -> bool {
-        !self
-            .headers
-            .keys()
-            .any(|name| name.as_str().starts_with("access-control-"))
-    }
-
-    fn assert_refused(&self, code: &str, message: &str) {
-        assert_eq!(self.status, StatusCode::FORBIDDEN, "{}", self.body);
-        assert_eq!(
-            self.body,
-            format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#)
-        );
-        assert_eq!(self.header("content-type"), Some("application/json"));
-        assert_eq!(self.vary(), ["Origin"]);
-        assert!(self.has_no_cors_headers());
-        assert_eq!(self.calls, 0, "the handler must not run");
-        assert_eq!(self.rejection.as_ref().map(Rejection::code), Some(code));
-    }
-}
-
-/// Sends `request` through `layer` to a handler that answers 200 `{"ok":true}` with the
-/// headers `inner_headers`.
-async fn send_with(
-    layer: &OriginAllowlistLayer,
-    request: Request<Full<Bytes>>,
-    inner_headers: &[(&'static str, &'static str)],
-) -> Sent {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let inner_headers = inner_headers.to_vec();
-    let handler = service_fn(move |_request: Request<Full<Bytes>>| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        let mut response = Response::new(Full::new(Bytes::from_static(br#"{"ok":true}"#)));
-        for (name, value) in &inner_headers {
-            response
-                .headers_mut()
-                .append(*name, HeaderValue::from_static(value));
-        }
-        async move { Ok::<_, Infallible>(response) }
-    });
-    let service = ServiceBuilder::new().layer(layer.clone()).service(handler);
-    let response = service.oneshot(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Sent {
-        status: parts.status,
-        rejection: parts.extensions.get::<Rejection>().cloned(),
-        headers: parts.headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-        calls: calls.load(Ordering::SeqCst),
-    }
-}
-
-async fn send(layer: &OriginAllowlistLayer, request: Request<Full<Bytes>>) -> Sent {
-    send_with(layer, request, &[]).await
-}
-
 fn request(method: Method, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut builder = Request::builder().method(method).uri("/api/session");
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Full::default()).unwrap()
+    common::request(method.as_str(), "/api/session", headers)
 }
 
 fn post_from(origin: &str) -> Request<Full<Bytes>> {
@@ -120,7 +42,7 @@ fn post_from(origin: &str) -> Request<Full<Bytes>> {
 async fn allowed_origin_runs_handler_and_gets_exact_headers() {
     let sent = send(&layer(), post_from(APP)).await;
     assert_eq!(sent.status, StatusCode::OK);
-    assert_eq!(sent.body, r#"{"ok":true}"#);
+    assert_eq!(sent.body, INNER_BODY);
     assert_eq!(sent.calls, 1);
     assert_eq!(sent.header("access-control-allow-origin"), Some(APP));
     assert_eq!(sent.header("access-control-allow-credentials"), None);
@@ -160,7 +82,7 @@ async fn credentials_and_exposed_headers_only_when_configured_and_allowed() {
         Some("x-request-id, x-widget-url")
     );
     let refused = send(&layer, post_from("https://evil.example")).await;
-    refused.assert_refused("origin_not_allowed", "origin is not allowed");
+    refused.assert_refused_with("origin_not_allowed", ORIGIN_NOT_ALLOWED);
 
     // The inner service cannot grant credentials the layer was not configured for.
     let sent = send_with(
@@ -186,14 +108,14 @@ async fn credentials_and_exposed_headers_only_when_configured_and_allowed() {
 #[tokio::test]
 async fn foreign_origin_is_refused_before_the_handler() {
     let sent = send(&layer(), post_from("https://evil.example")).await;
-    sent.assert_refused("origin_not_allowed", "origin is not allowed");
+    sent.assert_refused_with("origin_not_allowed", ORIGIN_NOT_ALLOWED);
     // Also for a simple GET, which a browser would send without a preflight.
     let sent = send(
         &layer(),
         request(Method::GET, &[("origin", "https://evil.example")]),
     )
     .await;
-    sent.assert_refused("origin_not_allowed", "origin is not allowed");
+    sent.assert_refused_with("origin_not_allowed", ORIGIN_NOT_ALLOWED);
 }
 
 #[tokio::test]
@@ -223,7 +145,7 @@ async fn classic_bypasses_are_refused() {
     ] {
         let sent = send(&layer, post_from(origin)).await;
         assert_eq!(sent.status, StatusCode::FORBIDDEN, "{origin}");
-        sent.assert_refused("origin_not_allowed", "origin is not allowed");
+        sent.assert_refused_with("origin_not_allowed", ORIGIN_NOT_ALLOWED);
     }
 }
 
@@ -231,26 +153,32 @@ async fn classic_bypasses_are_refused() {
 async fn ambiguous_origin_values_are_refused() {
     let layer = layer();
     let sent = send(&layer, post_from("null")).await;
-    sent.assert_refused("origin_not_allowed", "the null origin is never allowed");
+    sent.assert_refused_with(
+        "origin_not_allowed",
+        "origin is not allowed: the null origin is never allowed",
+    );
     let sent = send(&layer, post_from("")).await;
-    sent.assert_refused("origin_not_allowed", "the Origin header is empty");
+    sent.assert_refused_with(
+        "origin_not_allowed",
+        "origin is not allowed: the Origin header is empty",
+    );
     let sent = send(
         &layer,
         post_from("https://app.example.com, https://evil.example"),
     )
     .await;
-    sent.assert_refused(
+    sent.assert_refused_with(
         "origin_not_allowed",
-        "the Origin header holds more than one origin",
+        "origin is not allowed: the Origin header holds more than one origin",
     );
     let sent = send(
         &layer,
         post_from("https://app.example.com,https://app.example.com"),
     )
     .await;
-    sent.assert_refused(
+    sent.assert_refused_with(
         "origin_not_allowed",
-        "the Origin header holds more than one origin",
+        "origin is not allowed: the Origin header holds more than one origin",
     );
     // Two Origin headers, even both allowed.
     let sent = send(
@@ -258,23 +186,15 @@ async fn ambiguous_origin_values_are_refused() {
         request(Method::POST, &[("origin", APP), ("origin", APP)]),
     )
     .await;
-    sent.assert_refused("origin_not_allowed", "several Origin headers");
-}
-
-fn preflight(origin: &str, method: &str, headers: Option<&str>) -> Request<Full<Bytes>> {
-    let mut h = vec![
-        ("origin", origin),
-        ("access-control-request-method", method),
-    ];
-    if let Some(headers) = headers {
-        h.push(("access-control-request-headers", headers));
-    }
-    request(Method::OPTIONS, &h)
+    sent.assert_refused_with(
+        "origin_not_allowed",
+        "origin is not allowed: several Origin headers",
+    );
 }
 
 #[tokio::test]
 async fn allowed_preflight_is_answered_by_the_layer() {
-    let sent = send(&layer(), preflight(APP, "POST", Some("content-type"))).await;
+    let sent = send(&layer(), preflight(APP, "POST", &["content-type"])).await;
     assert_eq!(sent.status, StatusCode::NO_CONTENT);
     assert_eq!(sent.body, "");
     assert_eq!(sent.calls, 0);
@@ -306,7 +226,7 @@ async fn allowed_preflight_is_answered_by_the_layer() {
         "",
         "content-type,,",
     ] {
-        let sent = send(&layer(), preflight(APP, "GET", Some(headers))).await;
+        let sent = send(&layer(), preflight(APP, "GET", &[headers])).await;
         assert_eq!(sent.status, StatusCode::NO_CONTENT, "{headers:?}");
     }
     let sent = send(
@@ -328,13 +248,13 @@ async fn allowed_preflight_is_answered_by_the_layer() {
 #[tokio::test]
 async fn refused_preflights() {
     let layer = layer();
-    let sent = send(&layer, preflight("https://evil.example", "POST", None)).await;
-    sent.assert_refused("origin_not_allowed", "origin is not allowed");
+    let sent = send(&layer, preflight("https://evil.example", "POST", &[])).await;
+    sent.assert_refused_with("origin_not_allowed", ORIGIN_NOT_ALLOWED);
 
     // Methods compare case-sensitively: `post` is an extension method, not POST.
     for method in ["post", "DELETE", "PUT", "HEAD", "GET, POST", ""] {
-        let sent = send(&layer, preflight(APP, method, None)).await;
-        sent.assert_refused("method_not_allowed", "the requested method is not allowed");
+        let sent = send(&layer, preflight(APP, method, &[])).await;
+        sent.assert_refused_with("method_not_allowed", "method is not allowed");
     }
     let sent = send(
         &layer,
@@ -348,14 +268,14 @@ async fn refused_preflights() {
         ),
     )
     .await;
-    sent.assert_refused(
+    sent.assert_refused_with(
         "method_not_allowed",
-        "several Access-Control-Request-Method headers",
+        "method is not allowed: several Access-Control-Request-Method headers",
     );
 
     for headers in ["x-evil", "content-type, authorization", "content-type;x"] {
-        let sent = send(&layer, preflight(APP, "POST", Some(headers))).await;
-        sent.assert_refused("header_not_allowed", "a requested header is not allowed");
+        let sent = send(&layer, preflight(APP, "POST", &[headers])).await;
+        sent.assert_refused_with("header_not_allowed", "header is not allowed");
     }
 }
 
@@ -367,7 +287,7 @@ async fn private_network_and_credentials_in_preflight() {
         .allow_private_network(true)
         .build()
         .unwrap();
-    let mut req = preflight(APP, "GET", None);
+    let mut req = preflight(APP, "GET", &[]);
     req.headers_mut().insert(
         "access-control-request-private-network",
         HeaderValue::from_static("true"),
@@ -390,7 +310,7 @@ async fn private_network_and_credentials_in_preflight() {
     assert_eq!(sent.header("access-control-max-age"), None);
 
     // Not configured: no grant (the browser then refuses the private-network request).
-    let mut req = preflight(APP, "GET", None);
+    let mut req = preflight(APP, "GET", &[]);
     req.headers_mut().insert(
         "access-control-request-private-network",
         HeaderValue::from_static("true"),
@@ -428,61 +348,61 @@ async fn requests_without_origin_follow_browser_signals() {
     let refused = [
         (
             vec![("sec-fetch-site", "cross-site")],
-            "cross-site request without an Origin header",
+            "origin is not allowed: cross-site request without an Origin header",
         ),
         (
             vec![
                 ("sec-fetch-site", "cross-site"),
                 ("referer", "https://app.example.com/page"),
             ],
-            "cross-site request without an Origin header",
+            "origin is not allowed: cross-site request without an Origin header",
         ),
         (
             vec![("sec-fetch-site", "same-site")],
-            "same-site request without an Origin header",
+            "origin is not allowed: same-site request without an Origin header",
         ),
         (
             vec![("sec-fetch-site", "Cross-Site")],
-            "unrecognised Sec-Fetch-Site value",
+            "origin is not allowed: unrecognised Sec-Fetch-Site value",
         ),
         (
             vec![("sec-fetch-site", "none"), ("sec-fetch-site", "none")],
-            "several Sec-Fetch-Site headers",
+            "origin is not allowed: several Sec-Fetch-Site headers",
         ),
         (
             vec![("referer", "https://evil.example/")],
-            "the Referer's origin is not allowed",
+            "origin is not allowed: the Referer header's origin",
         ),
         (
             vec![("referer", "https://app.example.com.evil.com/x")],
-            "the Referer's origin is not allowed",
+            "origin is not allowed: the Referer header's origin",
         ),
         (
             vec![("referer", "https://user@app.example.com/x")],
-            "the Referer's origin is not allowed",
+            "origin is not allowed: the Referer header's origin",
         ),
         (
             vec![("referer", "not a url")],
-            "the Referer's origin is not allowed",
+            "origin is not allowed: the Referer header's origin",
         ),
         (
             vec![
                 ("sec-fetch-site", "same-origin"),
                 ("referer", "https://evil.example/"),
             ],
-            "the Referer's origin is not allowed",
+            "origin is not allowed: the Referer header's origin",
         ),
         (
             vec![
                 ("referer", "https://app.example.com/"),
                 ("referer", "https://app.example.com/"),
             ],
-            "several Referer headers",
+            "origin is not allowed: several Referer headers",
         ),
     ];
     for (headers, message) in refused {
         let sent = send(&layer, request(Method::POST, &headers)).await;
-        sent.assert_refused("origin_not_allowed", message);
+        sent.assert_refused_with("origin_not_allowed", message);
     }
 
     let passed = [
@@ -513,9 +433,9 @@ async fn origin_less_options_are_configurable() {
         .build()
         .unwrap();
     let sent = send(&strict, request(Method::POST, &[])).await;
-    sent.assert_refused(
+    sent.assert_refused_with(
         "origin_not_allowed",
-        "request without Origin, Referer or Sec-Fetch-Site",
+        "origin is not allowed: request without Origin, Referer or Sec-Fetch-Site",
     );
     // A browser signal still lets a same-origin request through.
     let sent = send(
@@ -549,7 +469,10 @@ async fn origin_less_options_are_configurable() {
         ),
     )
     .await;
-    sent.assert_refused("origin_not_allowed", "the Referer's origin is not allowed");
+    sent.assert_refused_with(
+        "origin_not_allowed",
+        "origin is not allowed: the Referer header's origin",
+    );
 }
 
 #[tokio::test]
@@ -633,7 +556,7 @@ async fn bypass_path_is_exact_and_explicit() {
         let mut req = post_from("https://evil.example");
         *req.uri_mut() = path.parse().unwrap();
         let sent = send(&layer, req).await;
-        sent.assert_refused("origin_not_allowed", "origin is not allowed");
+        sent.assert_refused_with("origin_not_allowed", ORIGIN_NOT_ALLOWED);
     }
 }
 
@@ -750,7 +673,9 @@ fn public_types_are_send_sync_clone() {
     assert_send_sync::<Svc>();
     assert_clone::<Svc>();
     fn assert_send<T: Send>() {}
-    assert_send::<ResponseFuture<std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>>>();
+    assert_send::<
+        OriginAllowlistFuture<std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>>,
+    >();
     assert_send::<ResponseBody<Full<Bytes>>>();
 }
 
@@ -767,4 +692,115 @@ async fn service_accessors() {
     let inner = service.into_inner();
     let response = inner.oneshot(Request::new(Full::default())).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn named_constructors_and_closure_responders() {
+    // `new` and `OriginAllowlist::layer` are `builder().allow_origins(..).build()`.
+    let new = OriginAllowlistLayer::new([APP, "https://*.shop.example.com"]).unwrap();
+    let via_service = OriginAllowlist::<()>::layer([APP, "https://*.shop.example.com"]).unwrap();
+    for layer in [&new, &via_service] {
+        assert_eq!(
+            layer
+                .allowed_origins()
+                .iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>(),
+            [APP, "https://*.shop.example.com"]
+        );
+        assert_eq!(
+            layer.allowed_methods(),
+            [Method::GET, Method::HEAD, Method::POST]
+        );
+        send(layer, post_from(APP)).await.assert_passed();
+        send(layer, post_from("https://evil.example"))
+            .await
+            .assert_refused_with("origin_not_allowed", ORIGIN_NOT_ALLOWED);
+    }
+    assert_eq!(
+        OriginAllowlistLayer::new(Vec::<String>::new()).unwrap_err(),
+        ConfigError::NoOrigins
+    );
+    assert!(matches!(
+        OriginAllowlist::<()>::layer(["https://*.github.io"]).unwrap_err(),
+        ConfigError::WildcardOnPublicSuffix { .. }
+    ));
+
+    // A closure is a responder, on the builder and on a built layer; the built layer's
+    // setter leaves the original untouched.
+    let teapot = |rejection: &Rejection| {
+        let mut response = Response::new(Bytes::from(rejection.code().to_owned()));
+        *response.status_mut() = StatusCode::IM_A_TEAPOT;
+        response
+    };
+    let built = OriginAllowlistLayer::builder()
+        .allow_origin(APP)
+        .on_rejection(teapot)
+        .build()
+        .unwrap();
+    let replaced = new.clone().on_rejection(teapot);
+    for layer in [&built, &replaced] {
+        let sent = send(layer, post_from("https://evil.example")).await;
+        assert_eq!(sent.status, StatusCode::IM_A_TEAPOT);
+        assert_eq!(sent.body, "origin_not_allowed");
+        assert_eq!(sent.vary(), ["Origin"]);
+        assert_eq!(sent.calls, 0);
+    }
+    assert!(format!("{replaced:?}").contains("RejectionResponder(\"custom\")"));
+    assert!(format!("{new:?}").contains("RejectionResponder(\"json\")"));
+    send(&new, post_from("https://evil.example"))
+        .await
+        .assert_refused_with("origin_not_allowed", ORIGIN_NOT_ALLOWED);
+}
+
+/// Every tollgate future stays pending once it completed: the layer's own answers and the
+/// inner service's future, whose response is not produced (nor the inner future polled) twice.
+#[test]
+fn a_completed_future_stays_pending() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Waker};
+
+    use tower::Service;
+
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&polls);
+    let mut service = OriginAllowlist::new(
+        tower::service_fn(move |_: Request<Full<Bytes>>| {
+            let counter = Arc::clone(&counter);
+            std::future::poll_fn(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Poll::Ready(Ok::<_, Infallible>(Response::new(Full::<Bytes>::default())))
+            })
+        }),
+        &layer(),
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    let requests = [
+        (post_from("https://evil.example"), StatusCode::FORBIDDEN),
+        (preflight(APP, "POST", &[]), StatusCode::NO_CONTENT),
+        (post_from(APP), StatusCode::OK),
+        (request(Method::GET, &[]), StatusCode::OK),
+    ];
+    for (request, status) in requests {
+        let mut future = pin!(service.call(request));
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(response)) => assert_eq!(response.status(), status),
+            other => panic!("{other:?}"),
+        }
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        2,
+        "the inner future is polled once each"
+    );
+
+    let own = service.call(post_from("https://evil.example"));
+    assert_eq!(format!("{own:?}"), r#"OriginAllowlistFuture("own")"#);
+    let inner = service.call(post_from(APP));
+    assert_eq!(format!("{inner:?}"), r#"OriginAllowlistFuture("inner")"#);
 }

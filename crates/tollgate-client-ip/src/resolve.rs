@@ -1,4 +1,4 @@
-//! [`ClientIpLayer`]: derive the client IP of each inbound request.
+//! [`ResolveClientIpLayer`]: derive the client IP of each inbound request.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,20 +9,22 @@ use tollgate_core::{RejectionResponder, ResponseBody};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::future::ResponseFuture;
+use crate::future::{ResolveClientIpFuture, call_or_reject};
 use crate::{ClientIpSource, PeerAddr};
 
 #[derive(Clone)]
 struct Config {
     source: ClientIpSource,
     reject: bool,
+    #[cfg(feature = "task-local")]
     task_local: bool,
     responder: RejectionResponder,
 }
 
-/// Derives the [`ClientIp`](crate::ClientIp) of each request with a [`ClientIpSource`],
-/// inserts it into the request's extensions and runs the inner service inside a task-local
-/// scope holding it ([`ClientIp::current`](crate::ClientIp::current)).
+/// Derives the [`ClientIp`](crate::ClientIp) of each request with a [`ClientIpSource`] and
+/// inserts it into the request's extensions; with feature `task-local` (on by default) the
+/// inner service also runs inside a task-local scope holding it
+/// ([`ClientIp::current`](crate::ClientIp::current)).
 ///
 /// The peer address comes from [`PeerAddr`], then axum's `ConnectInfo<SocketAddr>` (feature
 /// `axum`), then tonic's `TcpConnectInfo` (feature `tonic`).
@@ -30,21 +32,22 @@ struct Config {
 /// When no IP can be derived the layer rejects by default: 400 `invalid_client_ip` when the
 /// request's headers are at fault, 500 `client_ip_misconfigured` (and an `ERROR` log line with
 /// target `tollgate`) when no peer address reached the layer at all. A client's bytes never
-/// cause a 500. With [`continue_on_failure`](ClientIpLayer::continue_on_failure) the request
-/// goes on without a `ClientIp` instead.
+/// cause a 500. With [`continue_on_failure`](ResolveClientIpLayer::continue_on_failure) the
+/// request goes on without a `ClientIp` instead.
 ///
 /// ```
 /// use std::convert::Infallible;
 /// use std::net::SocketAddr;
 /// use http::{Request, Response, StatusCode};
-/// use tollgate_client_ip::{ClientIp, ClientIpLayer, ClientIpSource, PeerAddr};
+/// use tollgate_client_ip::{ClientIp, ClientIpSource, PeerAddr, ResolveClientIpLayer};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let service = ServiceBuilder::new()
-///     .layer(ClientIpLayer::new("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8".parse().unwrap()))
+///     .layer(ResolveClientIpLayer::new("rightmost-trusted-range:x-forwarded-for:10.0.0.0/8".parse().unwrap()))
 ///     .service(service_fn(|request: Request<String>| async move {
 ///         let ip = request.extensions().get::<ClientIp>().unwrap();
+///         # #[cfg(feature = "task-local")]
 ///         assert_eq!(ClientIp::current().as_ref(), Some(ip));
 ///         Ok::<_, Infallible>(Response::new(ip.to_string()))
 ///     }));
@@ -68,17 +71,18 @@ struct Config {
 /// [`IpAllowlistLayer`](crate::IpAllowlistLayer) or rate limits.
 #[derive(Clone)]
 #[must_use]
-pub struct ClientIpLayer {
+pub struct ResolveClientIpLayer {
     config: Arc<Config>,
 }
 
-impl ClientIpLayer {
+impl ResolveClientIpLayer {
     /// A layer that reads the client IP from `source` and rejects when there is none.
     pub fn new(source: ClientIpSource) -> Self {
         Self {
             config: Arc::new(Config {
                 source,
                 reject: true,
+                #[cfg(feature = "task-local")]
                 task_local: true,
                 responder: RejectionResponder::json(),
             }),
@@ -95,10 +99,6 @@ impl ClientIpLayer {
         Self::new(ClientIpSource::cloudflare())
     }
 
-    fn config_mut(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
-    }
-
     /// Let requests without a client IP through, without a `ClientIp` extension (the failure
     /// is logged at `DEBUG`, or `ERROR` when no peer address reached the layer). The reason
     /// is inserted into the request's extensions as an [`ExtractError`](crate::ExtractError),
@@ -111,13 +111,13 @@ impl ClientIpLayer {
     /// [`MissingClientIp`](crate::MissingClientIp) (no task-local scope is opened). Handlers
     /// that read the peer themselves must do the same.
     pub fn continue_on_failure(mut self) -> Self {
-        self.config_mut().reject = false;
+        Arc::make_mut(&mut self.config).reject = false;
         self
     }
 
     /// Reject requests without a client IP (the default).
     pub fn reject_on_failure(mut self) -> Self {
-        self.config_mut().reject = true;
+        Arc::make_mut(&mut self.config).reject = true;
         self
     }
 
@@ -129,17 +129,18 @@ impl ClientIpLayer {
     /// every consumer reads the request extension instead (axum's `ClientIp` extractor,
     /// [`IpAllowlistLayer`](crate::IpAllowlistLayer), or a handler that copies the extension
     /// into its outbound requests): the scope costs a little on every poll of the inner
-    /// future, and without it the inner future is not wrapped at all.
+    /// future, and without it the inner future is not wrapped at all. A build without the
+    /// `task-local` feature never opens the scope.
     ///
     /// ```
     /// use std::convert::Infallible;
     /// use http::{Request, Response, StatusCode};
-    /// use tollgate_client_ip::{ClientIp, ClientIpLayer, ClientIpSource, PeerAddr};
+    /// use tollgate_client_ip::{ClientIp, ClientIpSource, PeerAddr, ResolveClientIpLayer};
     /// use tower::{ServiceBuilder, ServiceExt, service_fn};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let service = ServiceBuilder::new()
-    ///     .layer(ClientIpLayer::new(ClientIpSource::remote_addr()).task_local(false))
+    ///     .layer(ResolveClientIpLayer::new(ClientIpSource::remote_addr()).task_local(false))
     ///     .service(service_fn(|request: Request<()>| async move {
     ///         assert_eq!(ClientIp::current(), None);
     ///         let ip = request.extensions().get::<ClientIp>().unwrap();
@@ -152,14 +153,17 @@ impl ClientIpLayer {
     /// assert_eq!(response.status(), StatusCode::OK);
     /// # });
     /// ```
+    #[cfg(feature = "task-local")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "task-local")))]
     pub fn task_local(mut self, enabled: bool) -> Self {
-        self.config_mut().task_local = enabled;
+        Arc::make_mut(&mut self.config).task_local = enabled;
         self
     }
 
-    /// Replace the rejection response (JSON by default).
-    pub fn on_rejection(mut self, responder: RejectionResponder) -> Self {
-        self.config_mut().responder = responder;
+    /// Replace the rejection response (JSON by default): a [`RejectionResponder`] or a
+    /// closure `Fn(&Rejection) -> Response<Bytes>`.
+    pub fn on_rejection(mut self, responder: impl Into<RejectionResponder>) -> Self {
+        Arc::make_mut(&mut self.config).responder = responder.into();
         self
     }
 
@@ -169,20 +173,20 @@ impl ClientIpLayer {
     }
 }
 
-impl<S> Layer<S> for ClientIpLayer {
-    type Service = ClientIpService<S>;
+impl<S> Layer<S> for ResolveClientIpLayer {
+    type Service = ResolveClientIp<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ClientIpService {
+        ResolveClientIp {
             inner,
             config: Arc::clone(&self.config),
         }
     }
 }
 
-impl fmt::Debug for ClientIpLayer {
+impl fmt::Debug for ResolveClientIpLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientIpLayer")
+        f.debug_struct("ResolveClientIpLayer")
             .field("source", &self.config.source)
             .field("reject", &self.config.reject)
             .field("responder", &self.config.responder)
@@ -190,44 +194,32 @@ impl fmt::Debug for ClientIpLayer {
     }
 }
 
-/// The service of [`ClientIpLayer`].
+/// The service of [`ResolveClientIpLayer`]: resolves the [`ClientIp`](crate::ClientIp) of
+/// each request, then calls the inner service or answers the rejection itself.
 #[derive(Clone)]
 #[must_use]
-pub struct ClientIpService<S> {
+pub struct ResolveClientIp<S> {
     inner: S,
     config: Arc<Config>,
 }
 
-impl<S> ClientIpService<S> {
+impl<S> ResolveClientIp<S> {
     /// Wraps `inner` with the layer's behaviour.
-    pub fn new(inner: S, layer: &ClientIpLayer) -> Self {
+    pub fn new(inner: S, layer: &ResolveClientIpLayer) -> Self {
         layer.layer(inner)
     }
 
-    /// A [`ClientIpLayer`] with `source`.
-    pub fn layer(source: ClientIpSource) -> ClientIpLayer {
-        ClientIpLayer::new(source)
+    /// A [`ResolveClientIpLayer`] with `source` (the same as [`ResolveClientIpLayer::new`]).
+    pub fn layer(source: ClientIpSource) -> ResolveClientIpLayer {
+        ResolveClientIpLayer::new(source)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tollgate_core::__inner_service_accessors!();
 }
 
-impl<S: fmt::Debug> fmt::Debug for ClientIpService<S> {
+impl<S: fmt::Debug> fmt::Debug for ResolveClientIp<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientIpService")
+        f.debug_struct("ResolveClientIp")
             .field("inner", &self.inner)
             .field("source", &self.config.source)
             .field("reject", &self.config.reject)
@@ -235,52 +227,60 @@ impl<S: fmt::Debug> fmt::Debug for ClientIpService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ClientIpService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ResolveClientIp<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResolveClientIpFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
         let peer = PeerAddr::find(request.extensions()).map(|addr| addr.ip());
-        match self.config.source.extract(request.headers(), peer) {
-            Ok(ip) if self.config.task_local => {
-                request.extensions_mut().insert(ip.clone());
-                let inner = &mut self.inner;
-                let future = ip.clone().sync_scope(move || inner.call(request));
-                ResponseFuture::scoped(ip.scope(future))
-            }
+        let verdict = match config.source.extract(request.headers(), peer) {
             Ok(ip) => {
+                #[cfg(feature = "task-local")]
+                if config.task_local {
+                    request.extensions_mut().insert(ip.clone());
+                    let inner = &mut self.inner;
+                    let future = ip.clone().sync_scope(move || inner.call(request));
+                    return ResolveClientIpFuture::scoped(ip.scope(future));
+                }
                 request.extensions_mut().insert(ip);
-                ResponseFuture::inner(self.inner.call(request))
+                Ok(())
             }
             Err(err) => {
                 if err.is_misconfiguration() {
                     tracing::error!(
                         target: "tollgate",
-                        source = %self.config.source,
+                        source = %config.source,
                         "client IP misconfigured: {err}"
                     );
                 } else {
                     tracing::debug!(
                         target: "tollgate",
-                        source = %self.config.source,
+                        source = %config.source,
                         "no client IP: {err}"
                     );
                 }
-                if self.config.reject {
-                    ResponseFuture::rejected(self.config.responder.respond(err.to_rejection()))
+                if config.reject {
+                    Err(err.to_rejection())
                 } else {
                     request.extensions_mut().insert(err);
-                    ResponseFuture::inner(self.inner.call(request))
+                    Ok(())
                 }
             }
-        }
+        };
+        ResolveClientIpFuture::plain(call_or_reject(
+            &mut self.inner,
+            request,
+            verdict,
+            &config.responder,
+        ))
     }
 }

@@ -1,0 +1,250 @@
+//! The futures of [`SignRequest`](crate::SignRequest) and
+//! [`VerifySignature`](crate::VerifySignature).
+//!
+//! Both are named state machines over the request body and the inner service's future:
+//! nothing is boxed per request. Both follow tollgate's one rule for polling after completion
+//! (see [`tollgate_core::future`]): once a future returned `Poll::Ready`, it returns
+//! `Poll::Pending`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tollgate_core::future::{InboundFuture, OutboundFuture};
+use tollgate_core::{BoxError, BufferBody, BufferError, BufferedBody, ResponseBody};
+use tower_service::Service;
+
+use crate::scheme::SignError;
+use crate::sign::SignConfig;
+use crate::verify::VerifyConfig;
+
+pin_project! {
+    /// Read the body, then run the future made from it; then done.
+    #[project = StepProj]
+    enum Step<B, S, F> {
+        Reading {
+            #[pin]
+            body: BufferBody<B>,
+            parts: Option<http::request::Parts>,
+            inner: Option<S>,
+        },
+        Then {
+            #[pin]
+            future: F,
+        },
+        Done,
+    }
+}
+
+impl<B, S, F> Step<B, S, F>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+    F: Future,
+{
+    fn reading(request: Request<B>, inner: S, limit: usize) -> Self {
+        let (parts, body) = request.into_parts();
+        Self::Reading {
+            body: BufferBody::new(body, limit),
+            parts: Some(parts),
+            inner: Some(inner),
+        }
+    }
+
+    /// Polls the body until it is read, hands it with the request's parts and the ready
+    /// inner service to `then`, and polls the future `then` makes. After that future's
+    /// answer, `Poll::Pending`.
+    fn poll_step(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        then: impl FnOnce(http::request::Parts, Result<Bytes, BufferError>, S) -> F,
+    ) -> Poll<F::Output> {
+        if let StepProj::Reading { body, parts, inner } = self.as_mut().project() {
+            let read = ready!(body.poll(cx));
+            let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
+                self.set(Self::Done);
+                return Poll::Pending;
+            };
+            let future = then(parts, read, inner);
+            self.set(Self::Then { future });
+        }
+        match self.as_mut().project() {
+            StepProj::Then { future } => {
+                let output = ready!(future.poll(cx));
+                self.set(Self::Done);
+                Poll::Ready(output)
+            }
+            // Polled after completion: stays pending rather than panicking.
+            StepProj::Reading { .. } | StepProj::Done => Poll::Pending,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`SignRequest`](crate::SignRequest): reads the body, signs it, then runs
+    /// the inner service over exactly the signed bytes.
+    ///
+    /// A request refused in `call` (not a configured upstream, an expired signing key, a
+    /// declared `Content-Length` over the limit) or after reading (body too large or
+    /// unreadable, the scheme cannot sign) resolves to the [`SignError`] boxed in a
+    /// [`BoxError`]; the inner service is not called. Errors of the inner service pass
+    /// through, boxed.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct SignRequestFuture<S, ReqBody>
+    where
+        S: Service<Request<BufferedBody>>,
+    {
+        #[pin]
+        step: Step<ReqBody, S, OutboundFuture<S::Future, SignError>>,
+        config: Arc<SignConfig>,
+        now: u64,
+    }
+}
+
+impl<S, ReqBody> SignRequestFuture<S, ReqBody>
+where
+    S: Service<Request<BufferedBody>>,
+    S::Error: Into<BoxError>,
+    ReqBody: Body,
+    ReqBody::Error: Into<BoxError>,
+{
+    pub(crate) fn refused(error: SignError, config: Arc<SignConfig>) -> Self {
+        Self {
+            step: Step::Then {
+                future: OutboundFuture::refused(error),
+            },
+            config,
+            now: 0,
+        }
+    }
+
+    pub(crate) fn reading(
+        request: Request<ReqBody>,
+        inner: S,
+        now: u64,
+        config: Arc<SignConfig>,
+    ) -> Self {
+        Self {
+            step: Step::reading(request, inner, config.common.limit),
+            config,
+            now,
+        }
+    }
+}
+
+impl<S, ReqBody> Future for SignRequestFuture<S, ReqBody>
+where
+    S: Service<Request<BufferedBody>>,
+    S::Error: Into<BoxError>,
+    ReqBody: Body,
+    ReqBody::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (config, now) = (&**this.config, *this.now);
+        this.step.poll_step(cx, |parts, read, mut inner| {
+            let signed = read
+                .map_err(SignError::Body)
+                .and_then(|bytes| config.sign(parts, bytes, now));
+            match signed {
+                Ok(request) => OutboundFuture::inner(inner.call(request)),
+                Err(error) => OutboundFuture::refused(error),
+            }
+        })
+    }
+}
+
+impl<S, ReqBody> fmt::Debug for SignRequestFuture<S, ReqBody>
+where
+    S: Service<Request<BufferedBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignRequestFuture").finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The future of [`VerifySignature`](crate::VerifySignature): reads the body, verifies
+    /// it, then runs the inner service over the same bytes.
+    ///
+    /// A refused request resolves to the layer's rejection response; the inner service is not
+    /// called. The error is the inner service's.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct VerifySignatureFuture<S, ReqBody>
+    where
+        S: Service<Request<BufferedBody>>,
+    {
+        #[pin]
+        step: Step<ReqBody, S, InboundFuture<S::Future>>,
+        config: Arc<VerifyConfig>,
+    }
+}
+
+impl<S, ReqBody, ResBody> VerifySignatureFuture<S, ReqBody>
+where
+    S: Service<Request<BufferedBody>, Response = Response<ResBody>>,
+    ReqBody: Body,
+    ReqBody::Error: Into<BoxError>,
+{
+    pub(crate) fn rejected(response: Response<Bytes>, config: Arc<VerifyConfig>) -> Self {
+        Self {
+            step: Step::Then {
+                future: InboundFuture::rejected(response),
+            },
+            config,
+        }
+    }
+
+    pub(crate) fn reading(request: Request<ReqBody>, inner: S, config: Arc<VerifyConfig>) -> Self {
+        Self {
+            step: Step::reading(request, inner, config.common.limit),
+            config,
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for VerifySignatureFuture<S, ReqBody>
+where
+    S: Service<Request<BufferedBody>, Response = Response<ResBody>>,
+    ReqBody: Body,
+    ReqBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let config: &VerifyConfig = this.config;
+        this.step.poll_step(cx, |parts, read, mut inner| {
+            let verified = read
+                .map_err(|error| {
+                    if let BufferError::Read(source) = &error {
+                        tracing::debug!(target: "tollgate", error = %source, "request body could not be read");
+                    }
+                    error.to_rejection()
+                })
+                .and_then(|bytes| config.verified_request(parts, bytes));
+            match verified {
+                Ok(request) => InboundFuture::inner(inner.call(request)),
+                Err(rejection) => InboundFuture::rejected(config.responder.respond(rejection)),
+            }
+        })
+    }
+}
+
+impl<S, ReqBody> fmt::Debug for VerifySignatureFuture<S, ReqBody>
+where
+    S: Service<Request<BufferedBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifySignatureFuture")
+            .finish_non_exhaustive()
+    }
+}
