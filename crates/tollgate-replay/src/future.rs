@@ -71,8 +71,10 @@ impl<S, ReqBody> ReplayGuardFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    /// The guard's own answer.
-    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+    /// The guard's own answer, ready at once; also what a verifier that wraps the guard
+    /// answers its own refusals with (tollgate-tranzila's verify layer).
+    #[doc(hidden)]
+    pub fn rejected(response: Response<Bytes>) -> Self {
         Self {
             state: State::Rejected {
                 response: Some(response),

@@ -551,7 +551,7 @@ where
             Ok(verified) => {
                 // The guard reads it (message id = the nonce, the signed time) and claims.
                 request.extensions_mut().insert(verified);
-                TranzilaVerifyFuture::guarded(self.guard.call(request))
+                self.guard.call(request)
             }
             Err(rejection) => {
                 // The code only: header values are the client's and the token is secret-derived.

@@ -713,7 +713,7 @@ fn a_finished_future_stays_pending() {
         ),
     ] {
         let future = service.call(request);
-        assert!(format!("{future:?}").starts_with("TranzilaVerifyFuture("));
+        assert!(format!("{future:?}").starts_with("ReplayGuardFuture("));
         assert_eq!(poll_twice(future).unwrap().status(), status);
     }
     let _: &mut _ = service.get_mut();
