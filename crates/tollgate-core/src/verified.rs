@@ -226,6 +226,26 @@ impl VerifiedSignature {
         self
     }
 
+    /// Whether the scheme recorded the bytes its signature covers, the body among them
+    /// ([`with_signed_content`](Self::with_signed_content)). A signature that covers the body
+    /// authorises one message; one that does not (Tranzila's access token: app key, time and
+    /// nonce) authorises any body sent with it, so its nonce must stay spent whatever the
+    /// answer (tollgate-replay releases a claim after a failed handling only when this is
+    /// `true`).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tollgate_core::VerifiedSignature;
+    ///
+    /// let token = VerifiedSignature::from_slice("tranzila", "app".into(), &[1; 32]);
+    /// assert!(!token.covers_content());
+    /// let body = token.with_signed_content(Bytes::new(), Bytes::from_static(b"{}"), Bytes::new());
+    /// assert!(body.covers_content());
+    /// ```
+    pub fn covers_content(&self) -> bool {
+        self.content.is_some()
+    }
+
     /// The SHA-256 digest of the signed content, when the scheme recorded it
     /// ([`with_signed_content`](Self::with_signed_content)).
     pub fn content_digest(&self) -> Option<&[u8; 32]> {

@@ -12,9 +12,9 @@
 //! falls under the list's default rule `*` (its last label is the public suffix), so a base of
 //! one label (`localhost`, an unlisted top-level domain) is always refused.
 //!
-//! [`NOT_IN_THE_LIST`] adds the few shared-hosting names that the list lacks and that this
-//! crate refused before it used the whole list, so that no wildcard refused then is allowed
-//! now.
+//! [`NOT_IN_THE_LIST`] and [`FAMILIES_NOT_IN_THE_LIST`] add shared-hosting, tunnel and
+//! wildcard-DNS names that the list lacks: where anyone can get a name of their own, a
+//! wildcard on them would admit every other customer's page.
 
 /// The label put in place of the `*` to ask the list about the names a pattern matches. It is
 /// not in any exception rule of the list (`!www.ck`, `!city.kawasaki.jp`), so it answers as
@@ -26,11 +26,34 @@ const PROBE: &str = "tollgate-wildcard-probe";
 /// origin), missing from the Public Suffix List as the `psl` crate embeds it. A wildcard on
 /// exactly these is refused too.
 const NOT_IN_THE_LIST: &[&str] = &[
+    "000webhostapp.com",
     "amazonaws.com",
-    "app.github.dev",
     "glitch.me",
+    "gradio.live",
+    "lhr.life",
     "loca.lt",
+    "localtunnel.me",
+    "neocities.org",
+    // Wildcard DNS: `1-2-3-4.nip.io` resolves to 1.2.3.4, an attacker's own server.
+    "nip.io",
     "railway.app",
+    "serveo.net",
+    "sslip.io",
+    "stackblitz.io",
+    "storage.googleapis.com",
+];
+
+/// Shared-hosting names whose customers get names one region or cluster label below them
+/// (`<name>.eastus.cloudapp.azure.com`, `<name>.z13.web.core.windows.net`,
+/// `<name>.use.devtunnels.ms`, `<workspace>.ws-eu01.gitpod.io`,
+/// `<name>.preview.app.github.dev`): a wildcard on the name itself or on any name one label
+/// below it is refused.
+const FAMILIES_NOT_IN_THE_LIST: &[&str] = &[
+    "app.github.dev",
+    "cloudapp.azure.com",
+    "devtunnels.ms",
+    "gitpod.io",
+    "web.core.windows.net",
 ];
 
 /// Whether a `*.` pattern on `base` (canonical ASCII, lowercase, no trailing dot) would match
@@ -39,6 +62,13 @@ pub(crate) fn wildcard_spans_registrants(base: &str) -> bool {
     let probe = format!("{PROBE}.{base}");
     psl::domain(probe.as_bytes()).is_none_or(|domain| domain.as_bytes().len() == probe.len())
         || NOT_IN_THE_LIST.contains(&base)
+        || FAMILIES_NOT_IN_THE_LIST.iter().any(|family| {
+            base == *family
+                || base
+                    .strip_suffix(family)
+                    .and_then(|rest| rest.strip_suffix('.'))
+                    .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+        })
 }
 
 #[cfg(test)]
@@ -72,7 +102,24 @@ mod tests {
         ] {
             assert!(wildcard_spans_registrants(base), "{base}");
         }
-        for base in NOT_IN_THE_LIST {
+        for base in [
+            "eastus.cloudapp.azure.com",
+            "z13.web.core.windows.net",
+            "use.devtunnels.ms",
+            "ws-eu01.gitpod.io",
+            "preview.app.github.dev",
+        ] {
+            assert!(wildcard_spans_registrants(base), "{base}");
+        }
+        let regions: Vec<String> = FAMILIES_NOT_IN_THE_LIST
+            .iter()
+            .map(|family| format!("region.{family}"))
+            .collect();
+        for base in NOT_IN_THE_LIST
+            .iter()
+            .copied()
+            .chain(regions.iter().map(String::as_str))
+        {
             assert!(wildcard_spans_registrants(base), "{base}");
             // Listed because the Public Suffix List lacks them: drop an entry once it has it.
             let probe = format!("{PROBE}.{base}");

@@ -154,7 +154,10 @@ where
                     match (error, call.take()) {
                         (None, Some((mut inner, request))) => {
                             let future = inner.call(request);
-                            let release = Some((Arc::clone(config), ticket, *id));
+                            // Only a message whose body the signature covers may be retried.
+                            let release = ticket
+                                .releasable()
+                                .then(|| (Arc::clone(config), ticket, *id));
                             state.set(State::Inner { future, release });
                         }
                         (Some(error), _) => {

@@ -219,7 +219,18 @@ impl Policy {
                     None => b"",
                 };
                 let key = replay_key(scheme.as_bytes(), &self.middle(key_id), nonce);
-                Ok(self.ticket(key, ts))
+                // Released after a failed handling only when a verifier outside vouched that
+                // these very headers name a message whose body its signature covers (Standard
+                // Webhooks: the id and timestamp are signed with the body). Tranzila's token
+                // covers no body: never.
+                let releasable = extensions
+                    .get::<VerifiedSignature>()
+                    .is_some_and(|verified| {
+                        verified.covers_content()
+                            && verified.timestamp() == Some(ts)
+                            && verified.message_id().is_some_and(|id| id.as_ref() == nonce)
+                    });
+                Ok(self.ticket(key, ts, releasable))
             }
             Source::Verified { untimed_retention } => {
                 let verified = extensions
@@ -232,10 +243,11 @@ impl Policy {
                 // The message, never the key that verified it: a rotation's second signature
                 // must not make a second claim.
                 let key = replay_key(verified.scheme().as_bytes(), &self.middle(b""), nonce);
+                let releasable = verified.covers_content();
                 match (verified.timestamp(), untimed_retention) {
                     (Some(ts), _) => {
                         self.window.check(ts, now)?;
-                        Ok(self.ticket(key, ts))
+                        Ok(self.ticket(key, ts, releasable))
                     }
                     (None, Some(retention)) => Ok(ReplayTicket {
                         key,
@@ -243,6 +255,7 @@ impl Policy {
                         expires_at: now
                             .saturating_add(*retention)
                             .saturating_add(self.skew_margin),
+                        releasable,
                     }),
                     (None, None) => Err(ReplayError::UntimedSignature),
                 }
@@ -268,9 +281,10 @@ impl Policy {
         Cow::Owned(middle)
     }
 
-    fn ticket(&self, key: Vec<u8>, timestamp: u64) -> ReplayTicket {
+    fn ticket(&self, key: Vec<u8>, timestamp: u64, releasable: bool) -> ReplayTicket {
         ReplayTicket {
             key,
+            releasable,
             timestamp: Some(timestamp),
             expires_at: self
                 .window
@@ -351,6 +365,7 @@ pub struct ReplayTicket {
     key: Vec<u8>,
     timestamp: Option<u64>,
     expires_at: u64,
+    releasable: bool,
 }
 
 impl ReplayTicket {
@@ -370,6 +385,15 @@ impl ReplayTicket {
     pub fn expires_at(&self) -> u64 {
         self.expires_at
     }
+
+    /// Whether a failed handling may release the claim so the sender can retry: only when
+    /// the verified signature covers the body
+    /// ([`VerifiedSignature::covers_content`]), so a retry can only be the same message.
+    /// A nonce whose signature leaves the body out (Tranzila's token, a header-based guard)
+    /// authorises any body sent with it and stays spent whatever the answer.
+    pub fn releasable(&self) -> bool {
+        self.releasable
+    }
 }
 
 impl fmt::Debug for ReplayTicket {
@@ -378,6 +402,7 @@ impl fmt::Debug for ReplayTicket {
             .field("key_len", &self.key.len())
             .field("timestamp", &self.timestamp)
             .field("expires_at", &self.expires_at)
+            .field("releasable", &self.releasable)
             .finish()
     }
 }

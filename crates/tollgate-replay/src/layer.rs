@@ -88,7 +88,9 @@ impl Config {
 ///
 /// A sender retries a delivery that failed, with the same message id (Standard Webhooks) or
 /// the same signed body. So the claim must not outlive a failed handling: when the inner
-/// service returns an error, or answers **5xx or 429**, the guard releases the claim
+/// service returns an error, or answers **5xx or 429**, and the verified signature covers the
+/// body ([`VerifiedSignature::covers_content`](tollgate_core::VerifiedSignature::covers_content),
+/// true for every scheme of tollgate-signature), the guard releases the claim
 /// ([`NonceStore::release`], a compare-and-delete of this request's own claim) before the
 /// response goes out, and the sender's retry is accepted. Any other answer (2xx, 3xx, 4xx)
 /// keeps the claim: the message was handled. While a handling is in progress its claim is
@@ -99,6 +101,14 @@ impl Config {
 /// claim (the handler may have done its work; and a client must not be able to free a claim by
 /// hanging up), so its retry is refused until the claim expires. If the release itself fails
 /// (store down), the claim stays and the failure is logged.
+///
+/// A nonce whose signature does not cover the body is **never** released: Tranzila's access
+/// token signs the app key, time and nonce only, so a released nonce would let the same
+/// headers carry another body; such a sender retries with a fresh nonce. The header-based
+/// guards ([`standard_webhooks`](Self::standard_webhooks), [`headers`](Self::headers),
+/// [`tranzila`](Self::tranzila)) release only when the verifier outside recorded a
+/// [`VerifiedSignature`](tollgate_core::VerifiedSignature) that covers the body and names the same message id and timestamp as
+/// the headers they claim.
 ///
 /// # Configuration errors
 ///

@@ -149,9 +149,13 @@
 //!   [`ReplayGuardLayer::untimed_retention`] says how long to remember it, and then refuses
 //!   the same signed body for that long after its acceptance — not longer. Size it in days,
 //!   on Redis.
-//! - **A failed handling can be retried.** When the inner service fails or answers 5xx / 429,
-//!   the claim is released before the response goes out, so the sender's retry is accepted; a
-//!   concurrent duplicate of a request still being handled is refused, never run twice. A
+//! - **A failed handling can be retried, when the signature covers the body.** When the inner
+//!   service fails or answers 5xx / 429 and the verified signature covers the body
+//!   ([`VerifiedSignature::covers_content`](tollgate_core::VerifiedSignature::covers_content):
+//!   tollgate-signature's schemes), the claim is released before the response goes out, so the
+//!   sender's retry — the same message — is accepted. A nonce whose signature leaves the body
+//!   out (Tranzila's token; the header-based guards `tranzila`, `headers`) is never released:
+//!   the same headers would authorise another body. A concurrent duplicate of a request still being handled is refused, never run twice. A
 //!   Redis claim that timed out or failed (503) is undone when Redis resumes, so its retry is
 //!   accepted too (a retry that reaches another instance before the undo can still be
 //!   refused). See [`ReplayGuardLayer`] ("Failed handling releases the claim").

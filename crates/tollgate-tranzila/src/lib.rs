@@ -63,9 +63,11 @@
 //! be left out of a stack. The nonce is claimed with tollgate-replay's TTL semantics: held at
 //! least until the request's time plus the tolerance by the verifier's clock, and at least
 //! the store's minimum retention by the store's own clock, so skewed clocks cannot shorten a
-//! claim; a handling that fails (5xx, 429, an error) releases its claim so the retry is
-//! accepted. Tested in `tests/verify.rs` and `tests/wire.rs` (two skewed instances sharing
-//! Redis).
+//! claim. **A nonce stays spent whatever the answer**, 5xx and 429 included: the token signs
+//! the app key, time and nonce but not the method, path or body, so a released nonce would let
+//! anyone who saw the headers send them again with another request. A client retries with a
+//! fresh nonce (`TranzilaSigningLayer` makes one per request). Tested in `tests/verify.rs` and
+//! `tests/wire.rs` (two skewed instances sharing Redis).
 //!
 //! **The access token goes to a configured upstream only.** A token is a bearer credential
 //! for one Tranzila call while its time is inside the verifier's window (±300 s), so

@@ -187,8 +187,9 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 ///
 /// An accepted request reaches the inner service with the [`VerifiedSignature`] and a
 /// [`RequestTimestamp`](tollgate_core::RequestTimestamp) in its extensions. The body is not
-/// read. When the inner service fails or answers 5xx / 429 the claim is released, so the
-/// client's retry is accepted (tollgate-replay's "Failed handling releases the claim").
+/// read. The claim is kept whatever the inner service answers, 5xx and 429 included: the
+/// token does not sign the body, so a released nonce would authorise any other request sent
+/// with the same headers. A client retries with a fresh nonce.
 ///
 /// # Security considerations
 ///

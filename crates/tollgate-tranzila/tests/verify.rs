@@ -602,10 +602,11 @@ async fn a_nonce_is_claimed_once_whatever_the_app_key() {
     assert_eq!(store.len(), 1);
 }
 
-/// New with the built-in guard: a handling that fails (5xx, 429, an error) releases its claim,
-/// so the client's retry of the same signed request is accepted; a handled one keeps it.
+/// A nonce stays spent whatever the answer, 5xx and 429 included: the token does not sign
+/// the body, so a released nonce would carry any other request (found by an attacker's review
+/// of the move onto the replay guard, which releases claims of body-signing schemes).
 #[tokio::test]
-async fn a_failed_handling_releases_the_nonce() {
+async fn a_failed_handling_keeps_the_nonce_spent() {
     let store = tollgate_replay::MemoryNonceStore::new(100);
     let layer = TranzilaVerifyLayer::new(TranzilaCredentials::new(APP, SECRET).unwrap(), store)
         .unwrap()
@@ -639,8 +640,8 @@ async fn a_failed_handling_releases_the_nonce() {
         statuses,
         [
             StatusCode::SERVICE_UNAVAILABLE,
-            StatusCode::TOO_MANY_REQUESTS,
-            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             StatusCode::UNAUTHORIZED
         ]
     );

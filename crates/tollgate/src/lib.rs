@@ -120,25 +120,31 @@ pub use tollgate_core as core;
 
 /// The end user's real IP in, `x-user-ip` out, and an IP allowlist (`tollgate-client-ip`).
 #[cfg(feature = "client-ip")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client-ip")))]
 #[doc(inline)]
 pub use tollgate_client_ip as client_ip;
 /// Header hygiene and secret headers (`tollgate-headers`).
 #[cfg(feature = "headers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "headers")))]
 #[doc(inline)]
 pub use tollgate_headers as headers;
 /// The origin allowlist (`tollgate-origin`).
 #[cfg(feature = "origin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "origin")))]
 #[doc(inline)]
 pub use tollgate_origin as origin;
 /// Timestamp window and nonce stores (`tollgate-replay`).
 #[cfg(feature = "replay")]
+#[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
 #[doc(inline)]
 pub use tollgate_replay as replay;
 /// HMAC signing and verification (`tollgate-signature`).
 #[cfg(feature = "signature")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signature")))]
 #[doc(inline)]
 pub use tollgate_signature as signature;
 /// Tranzila signing and verification (`tollgate-tranzila`).
 #[cfg(feature = "tranzila")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tranzila")))]
 #[doc(inline)]
 pub use tollgate_tranzila as tranzila;

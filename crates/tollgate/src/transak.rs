@@ -34,9 +34,11 @@
 //! ```
 
 #[cfg(all(feature = "headers", feature = "client-ip"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "headers", feature = "client-ip"))))]
 pub use outbound::TransakOutbound;
 
 #[cfg(all(feature = "origin", feature = "client-ip"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "origin", feature = "client-ip"))))]
 pub use inbound::{TransakInbound, TransakInboundBuilder};
 
 #[cfg(all(feature = "origin", feature = "client-ip"))]
