@@ -28,8 +28,11 @@ fn app(stacked: bool) -> Result<Router, Box<dyn std::error::Error + Send + Sync>
     }
     // The transak-partner example's own inbound stack (`Config::inbound`, a
     // `tollgate::transak::TransakInbound`), with settings for a deployment behind a loopback
-    // proxy that lets only 203.0.113.0/24 in.
-    let mut config = transak_partner::Config::from_env()?;
+    // proxy that lets only 203.0.113.0/24 in. The inbound stack uses no secret: the demo
+    // values fill the outbound ones.
+    let mut config = transak_partner::Config::from_vars(transak_partner::Secrets::Demo, |name| {
+        std::env::var(name).ok()
+    })?;
     config.allowed_origins = vec![ORIGIN.to_owned()];
     config.allow_http_origins = false;
     config.client_ip_source = "rightmost-trusted-range:x-forwarded-for:loopback".parse()?;
