@@ -16,7 +16,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -59,11 +59,9 @@ pin_project! {
     enum State<F> {
         // Rejected, or passed on without a scope.
         Plain { #[pin] future: InboundFuture<F> },
-        // Passed on inside the task-local scope.
-        Scoped { #[pin] future: Scoped<F> },
-        // Ready was returned: tokio's `TaskLocalFuture` panics when polled again, so it is
-        // dropped here and every further poll is `Pending`.
-        Done,
+        // Passed on inside the task-local scope. Core's future never polls it again once it
+        // has answered (tokio's `TaskLocalFuture` would panic).
+        Scoped { #[pin] future: InboundFuture<Scoped<F>> },
     }
 }
 
@@ -77,7 +75,9 @@ impl<F> ResolveClientIpFuture<F> {
     #[cfg(feature = "task-local")]
     pub(crate) fn scoped(future: Scoped<F>) -> Self {
         Self {
-            state: State::Scoped { future },
+            state: State::Scoped {
+                future: InboundFuture::inner(future),
+            },
         }
     }
 }
@@ -89,16 +89,10 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
-        let output = match state.as_mut().project() {
-            StateProj::Plain { future } => ready!(future.poll(cx)),
-            StateProj::Scoped { future } => {
-                ready!(future.poll(cx)).map(|response| response.map(ResponseBody::inner))
-            }
-            StateProj::Done => return Poll::Pending,
-        };
-        state.set(State::Done);
-        Poll::Ready(output)
+        match self.project().state.project() {
+            StateProj::Plain { future } => future.poll(cx),
+            StateProj::Scoped { future } => future.poll(cx),
+        }
     }
 }
 
@@ -106,9 +100,10 @@ impl<F> fmt::Debug for ResolveClientIpFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut tuple = f.debug_tuple("ResolveClientIpFuture");
         match &self.state {
+            State::Plain { future } if future.is_finished() => tuple.field(&"done"),
+            State::Scoped { future } if future.is_finished() => tuple.field(&"done"),
             State::Plain { future } => tuple.field(future),
             State::Scoped { .. } => tuple.field(&"scoped"),
-            State::Done => tuple.field(&"done"),
         };
         tuple.finish()
     }

@@ -85,6 +85,11 @@ impl<F, E> OutboundFuture<F, E> {
             state: OutboundState::Inner { future },
         }
     }
+
+    /// Whether this future has answered (every later poll is `Pending`).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, OutboundState::Done)
+    }
 }
 
 impl<F, E, T, FE> Future for OutboundFuture<F, E>
@@ -171,6 +176,11 @@ impl<F> InboundFuture<F> {
         Self {
             state: InboundState::Inner { future },
         }
+    }
+
+    /// Whether this future has answered (every later poll is `Pending`).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, InboundState::Done)
     }
 }
 
@@ -260,6 +270,7 @@ mod tests {
         assert!(matches!(inner.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
         assert!(inner.as_mut().poll(&mut cx).is_pending());
         assert_eq!(format!("{inner:?}"), r#"InboundFuture("done")"#);
+        assert!(inner.is_finished());
 
         let mut passed = pin!(OutboundFuture::<_, Refused>::inner(ready(Ok::<
             _,
