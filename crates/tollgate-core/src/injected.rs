@@ -42,6 +42,48 @@ impl InjectedHeaders {
         }
     }
 
+    /// Adds every name of `names` (as [`record`](Self::record) would, one by one), with room
+    /// made once: a layer that sets several headers records them with one allocation.
+    ///
+    /// ```
+    /// use http::{Extensions, HeaderName};
+    /// use tollgate_core::InjectedHeaders;
+    ///
+    /// let mut extensions = Extensions::new();
+    /// InjectedHeaders::record_all(
+    ///     &mut extensions,
+    ///     [HeaderName::from_static("x-a"), HeaderName::from_static("x-b")],
+    /// );
+    /// let injected = extensions.get::<InjectedHeaders>().unwrap();
+    /// assert_eq!(injected.names(), ["x-a", "x-b"]);
+    /// ```
+    pub fn record_all<I>(extensions: &mut Extensions, names: I)
+    where
+        I: IntoIterator<Item = HeaderName>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let names = names.into_iter();
+        match extensions.get_mut::<Self>() {
+            Some(injected) => {
+                injected.names.reserve(names.len());
+                for name in names {
+                    if !injected.names.contains(&name) {
+                        injected.names.push(name);
+                    }
+                }
+            }
+            None => {
+                let mut recorded = Vec::with_capacity(names.len());
+                for name in names {
+                    if !recorded.contains(&name) {
+                        recorded.push(name);
+                    }
+                }
+                extensions.insert(Self { names: recorded });
+            }
+        }
+    }
+
     /// The recorded names, in the order they were recorded.
     pub fn names(&self) -> &[HeaderName] {
         &self.names

@@ -394,9 +394,10 @@ where
             Ok(signed) => {
                 apply(request.headers_mut(), signed);
                 // Backend-owned: header hygiene, wherever it runs, keeps these four.
-                for name in [APP_KEY, REQUEST_TIME, NONCE, ACCESS_TOKEN] {
-                    tollgate_core::InjectedHeaders::record(request.extensions_mut(), name);
-                }
+                tollgate_core::InjectedHeaders::record_all(
+                    request.extensions_mut(),
+                    [APP_KEY, REQUEST_TIME, NONCE, ACCESS_TOKEN],
+                );
                 TranzilaSigningFuture::inner(self.inner.call(request))
             }
             Err(error) => {
