@@ -111,6 +111,8 @@ async fn memory_release_without_id_frees_another_requests_claim() {
 /// Stripe's replay identity was sha256(t[..20] || '.' || body) (fixed: the whole `t`): two
 /// different signed messages (t texts differing after 20 characters) get one identity. Only a
 /// sender can produce them, so this is a correctness (false `replayed`) issue, not a replay.
+/// Since timestamps are read in their one decimal spelling, such zero-padded `t` texts are
+/// refused outright (400 `timestamp_malformed`), so neither is accepted.
 #[tokio::test]
 async fn stripe_identity_truncates_the_signed_timestamp() {
     let clock = ManualClock::new(NOW);
@@ -148,11 +150,16 @@ async fn stripe_identity_truncates_the_signed_timestamp() {
     let zeros = "0".repeat(20);
     assert_eq!(
         status(&svc, signed(&format!("{zeros}1700000000"))).await,
-        200
+        400
     );
-    // A different signed message (another timestamp), never delivered before.
     assert_eq!(
         status(&svc, signed(&format!("{zeros}1700000001"))).await,
+        400
+    );
+    // Distinct messages in the one spelling keep distinct identities.
+    assert_eq!(status(&svc, signed("1700000000")).await, 200);
+    assert_eq!(
+        status(&svc, signed("1700000001")).await,
         200,
         "a distinct signed message was refused as a replay of another"
     );

@@ -64,6 +64,12 @@ impl Kind {
         self != Kind::OneKey
     }
 
+    /// Whether a failed handling frees the claim: the signature must tell the body apart
+    /// (the undelimited canonical layout does not, so its claims are kept).
+    fn releases_on_failure(self) -> bool {
+        self != Kind::Canonical
+    }
+
     fn secret(self, key: usize) -> Secret {
         match self {
             Kind::StandardWebhooks => {
@@ -365,6 +371,17 @@ async fn a_failed_handling_can_be_retried_by_its_sender() {
                 failure
             );
             clock.advance(30);
+            if !kind.releases_on_failure() {
+                // Undelimited canonical: bytes can move between path and body under one
+                // signature, so the claim is kept and the sender signs its retry anew.
+                assert_eq!(
+                    status(&svc, captured.request(kind, None, None)).await,
+                    401,
+                    "{kind:?} retry after {failure}"
+                );
+                assert_eq!(handler.handled(&captured.body), 0);
+                continue;
+            }
             assert_eq!(
                 status(&svc, captured.request(kind, None, None)).await,
                 200,
@@ -488,6 +505,16 @@ async fn the_invariants_hold_on_redis_across_instances() {
         let captured = sign(kind, keys, clock.now_unix(), &id, body.as_bytes());
         handler.fail_next(&captured.body, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(status(&a, captured.request(kind, None, None)).await, 500);
+        if !kind.releases_on_failure() {
+            // The claim is kept (undelimited canonical): the retry is a replay on either
+            // instance.
+            assert_eq!(
+                status(&b, captured.request(kind, None, None)).await,
+                401,
+                "{kind:?}"
+            );
+            continue;
+        }
         assert_eq!(
             status(&b, captured.request(kind, None, None)).await,
             200,
@@ -684,6 +711,14 @@ async fn run_model(
         } else if claimed {
             (StatusCode::UNAUTHORIZED, "replayed")
         } else if fail {
+            if !kind.releases_on_failure() {
+                model.insert(
+                    identity.clone(),
+                    Seen {
+                        handled: Some((now, captured.ts)),
+                    },
+                );
+            }
             (StatusCode::INTERNAL_SERVER_ERROR, "")
         } else {
             model.insert(

@@ -58,18 +58,24 @@ impl fmt::Display for TimestampError {
 
 impl std::error::Error for TimestampError {}
 
-/// Parses Unix seconds: one or more ASCII digits and nothing else, fitting in a `u64`.
+/// Parses Unix seconds: one or more ASCII digits and nothing else, fitting in a `u64`, in
+/// their one decimal spelling (no leading zero but in `0` itself).
+///
+/// One time has one spelling, so a signature over the timestamp text authorises one time text:
+/// where a scheme signs body and timestamp without a separator, `…amount=100` + `1700000000`
+/// and `…amount=1` + `001700000000` would otherwise sign the same bytes for the same time.
 ///
 /// ```
 /// use tollgate_core::timestamp::{parse_unix_seconds, TimestampError};
 ///
 /// assert_eq!(parse_unix_seconds(b"1700000000"), Ok(1_700_000_000));
-/// for bad in [&b"+1700000000"[..], b" 1700000000", b"1700000000.0", b"-1", b"", b"99999999999999999999"] {
+/// assert_eq!(parse_unix_seconds(b"0"), Ok(0));
+/// for bad in [&b"+1700000000"[..], b" 1700000000", b"1700000000.0", b"-1", b"", b"99999999999999999999", b"01700000000", b"00"] {
 ///     assert_eq!(parse_unix_seconds(bad), Err(TimestampError::Malformed));
 /// }
 /// ```
 pub fn parse_unix_seconds(value: &[u8]) -> Result<u64, TimestampError> {
-    if value.is_empty() {
+    if value.is_empty() || (value.len() > 1 && value[0] == b'0') {
         return Err(TimestampError::Malformed);
     }
     value.iter().try_fold(0u64, |acc, &byte| {

@@ -67,6 +67,9 @@ struct SignedContent {
     body: Bytes,
     tail: Bytes,
     digest: OnceLock<[u8; 32]>,
+    /// Whether the signed bytes tell the body apart from the rest (false for a layout that
+    /// concatenates without separators, where bytes can move between path and body).
+    binds_body: bool,
 }
 
 impl SignedContent {
@@ -222,8 +225,39 @@ impl VerifiedSignature {
             body,
             tail,
             digest: OnceLock::new(),
+            binds_body: true,
         });
         self
+    }
+
+    /// Records the signed content as [`with_signed_content`](Self::with_signed_content) does,
+    /// for a layout whose bytes do not tell the body apart from what surrounds it (method,
+    /// path and body concatenated without separators: `POST /orders/` + `42` and
+    /// `POST /orders/4` + `2` sign the same bytes). The message keeps one identity
+    /// ([`replay_key`](Self::replay_key)), but [`covers_content`](Self::covers_content) is
+    /// `false`: a retry after a failed handling could carry another body, so its claim is
+    /// never released.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tollgate_core::VerifiedSignature;
+    ///
+    /// let verified = VerifiedSignature::from_slice("canonical", "k".into(), &[1; 32])
+    ///     .with_ambiguous_signed_content(
+    ///         Bytes::from_static(b"POST/orders/"),
+    ///         Bytes::from_static(b"42"),
+    ///         Bytes::from_static(b"1700000000"),
+    ///     );
+    /// assert!(verified.content_digest().is_some());
+    /// assert!(!verified.covers_content());
+    /// ```
+    #[must_use]
+    pub fn with_ambiguous_signed_content(self, head: Bytes, body: Bytes, tail: Bytes) -> Self {
+        let mut verified = self.with_signed_content(head, body, tail);
+        if let Some(content) = verified.content.as_mut() {
+            content.binds_body = false;
+        }
+        verified
     }
 
     /// Whether the scheme recorded the bytes its signature covers, the body among them
@@ -243,7 +277,9 @@ impl VerifiedSignature {
     /// assert!(body.covers_content());
     /// ```
     pub fn covers_content(&self) -> bool {
-        self.content.is_some()
+        self.content
+            .as_ref()
+            .is_some_and(|content| content.binds_body)
     }
 
     /// The SHA-256 digest of the signed content, when the scheme recorded it

@@ -90,7 +90,8 @@ impl Config {
 /// the same signed body. So the claim must not outlive a failed handling: when the inner
 /// service returns an error, or answers **5xx or 429**, and the verified signature covers the
 /// body ([`VerifiedSignature::covers_content`](tollgate_core::VerifiedSignature::covers_content),
-/// true for every scheme of tollgate-signature), the guard releases the claim
+/// true for tollgate-signature's schemes but the undelimited `Canonical` layout, whose bytes
+/// can move between path and body), the guard releases the claim
 /// ([`NonceStore::release`], a compare-and-delete of this request's own claim) before the
 /// response goes out, and the sender's retry is accepted. Any other answer (2xx, 3xx, 4xx)
 /// keeps the claim: the message was handled. While a handling is in progress its claim is

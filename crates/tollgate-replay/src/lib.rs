@@ -152,7 +152,7 @@
 //! - **A failed handling can be retried, when the signature covers the body.** When the inner
 //!   service fails or answers 5xx / 429 and the verified signature covers the body
 //!   ([`VerifiedSignature::covers_content`](tollgate_core::VerifiedSignature::covers_content):
-//!   tollgate-signature's schemes), the claim is released before the response goes out, so the
+//!   tollgate-signature's schemes but the undelimited `Canonical` layout), the claim is released before the response goes out, so the
 //!   sender's retry — the same message — is accepted. A nonce whose signature leaves the body
 //!   out (Tranzila's token; the header-based guards `tranzila`, `headers`) is never released:
 //!   the same headers would authorise another body. A concurrent duplicate of a request still being handled is refused, never run twice. A

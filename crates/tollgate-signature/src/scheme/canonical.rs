@@ -58,6 +58,14 @@ pub enum MethodCase {
 /// `method "\n" path "\n" timestamp "\n" body`: the method, path and timestamp cannot contain a
 /// newline, so every field is recovered unambiguously.
 ///
+/// What the guard does with that: the undelimited layout records its signed content with
+/// [`VerifiedSignature::with_ambiguous_signed_content`](tollgate_core::VerifiedSignature::with_ambiguous_signed_content),
+/// so a message keeps one replay identity but its claim is never released after a failed
+/// handling (a "retry" could move body bytes into the path); the sender signs its retry anew.
+/// The delimited layout's claims are released, as every body-binding scheme's. A timestamp is
+/// read in its one decimal spelling (no leading zero), so zeros cannot move from the body's end
+/// into it either.
+///
 /// ```
 /// use tollgate_core::Secret;
 /// use tollgate_signature::{Canonical, Encoding};
@@ -299,7 +307,14 @@ impl Scheme for Canonical {
         })?;
         let Message { head, tail } = message;
         within_window(verified, &self.window, timestamp, now_unix).map(|verified| {
-            verified.with_signed_content(Bytes::from(head), request.body_bytes(), Bytes::from(tail))
+            let (head, body, tail) = (Bytes::from(head), request.body_bytes(), Bytes::from(tail));
+            if self.delimited {
+                verified.with_signed_content(head, body, tail)
+            } else {
+                // Without separators bytes can move between path and body under one
+                // signature: one identity, but a failed handling never frees the claim.
+                verified.with_ambiguous_signed_content(head, body, tail)
+            }
         })
     }
 }
