@@ -12,9 +12,31 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tollgate::core::{BufferedBody, Key, KeyRing, Secret};
 use tollgate::signature::{
-    BodyHmac, SignRequestLayer, StandardWebhooks, Upstream, VerifySignatureLayer,
+    BodyHmac, ConfigError, SignRequestLayer, StandardWebhooks, Upstream, VerifySignatureLayer,
 };
 use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+/// The tight limits the receiver runs with here: 2 connections, a 300 ms head timeout, a 500 ms
+/// request timeout.
+fn limits() -> webhook_receiver::Limits {
+    webhook_receiver::Limits {
+        header_read_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(500),
+        max_connections: 2,
+        ..webhook_receiver::Limits::default()
+    }
+}
+
+/// The webhook receiver on a loopback port, within [`limits`].
+async fn start_receiver() -> std::net::SocketAddr {
+    let config =
+        webhook_receiver::Config::from_vars(webhook_receiver::Secrets::Demo, |_| None).unwrap();
+    let app = webhook_receiver::app(&config, webhook_receiver::Inbox::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(webhook_receiver::serve(listener, app, limits()));
+    addr
+}
 
 /// FINDING 1 (slow body after fast headers). The example servers copy-paste the same loop:
 /// a semaphore of `max_connections` plus hyper's `header_read_timeout`. The header timeout
@@ -24,22 +46,11 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 /// hold every slot indefinitely: every other client waits in the backlog and is never served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_never_hold_every_connection_slot() {
-    let config =
-        webhook_receiver::Config::from_vars(webhook_receiver::Secrets::Demo, |_| None).unwrap();
-    let app = webhook_receiver::app(&config, webhook_receiver::Inbox::default()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let limits = webhook_receiver::Limits {
-        header_read_timeout: Duration::from_millis(300),
-        request_timeout: Duration::from_millis(500),
-        max_connections: 2,
-        ..webhook_receiver::Limits::default()
-    };
-    tokio::spawn(webhook_receiver::serve(listener, app, limits));
+    let addr = start_receiver().await;
 
     // The attacker: complete heads at once, then one body byte, then nothing.
     let mut held = Vec::new();
-    for _ in 0..limits.max_connections {
+    for _ in 0..limits().max_connections {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(
             b"POST /webhooks/onekey HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
@@ -94,11 +105,13 @@ async fn an_all_zero_key_is_blank_and_a_mac_under_the_empty_key_never_verifies()
     // ... and a verifier keyed with the all-zero secret accepts it. Now a ring with only that
     // key is refused when the layer is built ...
     assert!(
-        VerifySignatureLayer::new(
-            BodyHmac::onekey(),
-            KeyRing::single(Secret::from_bytes(vec![0u8; 32])),
-        )
-        .is_err(),
+        matches!(
+            VerifySignatureLayer::new(
+                BodyHmac::onekey(),
+                KeyRing::single(Secret::from_bytes(vec![0u8; 32])),
+            ),
+            Err(ConfigError::NoUsableKey)
+        ),
         "a verifier whose only key is all zeros was built"
     );
     // ... and beside a real key, the all-zero key verifies nothing.
@@ -136,7 +149,7 @@ fn the_signer_refuses_a_nul_key() {
         Upstream::parse("http://127.0.0.1:9").unwrap(),
     );
     assert!(
-        built.is_err(),
+        matches!(built, Err(ConfigError::BlankSigningKey { .. })),
         "a signer whose key's MACs equal the empty key's was built"
     );
 }
@@ -145,18 +158,7 @@ fn the_signer_refuses_a_nul_key() {
 /// at once, so the failure above is the slots being held, not the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_honest_client_is_answered_without_the_attack() {
-    let config =
-        webhook_receiver::Config::from_vars(webhook_receiver::Secrets::Demo, |_| None).unwrap();
-    let app = webhook_receiver::app(&config, webhook_receiver::Inbox::default()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let limits = webhook_receiver::Limits {
-        header_read_timeout: Duration::from_millis(300),
-        request_timeout: Duration::from_millis(500),
-        max_connections: 2,
-        ..webhook_receiver::Limits::default()
-    };
-    tokio::spawn(webhook_receiver::serve(listener, app, limits));
+    let addr = start_receiver().await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(
         b"POST /webhooks/onekey HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",

@@ -5,10 +5,7 @@
 mod common;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -67,19 +64,21 @@ async fn send(layer: &ReplayGuardLayer, request: Request<Full<Bytes>>) -> (Statu
 #[tokio::test]
 async fn tranzila_vector_accepted_once_then_replayed() {
     let f = fixture(ReplayGuardLayer::tranzila);
-    let (time, nonce) = match common::vectors("tranzila_vector_accepted_once_then_replayed") {
-        Some(v) => {
-            let case = &v["tranzila"][0]["headers"];
-            (
-                case["X-tranzila-api-request-time"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-                case["X-tranzila-api-nonce"].as_str().unwrap().to_owned(),
-            )
-        }
-        None => ("1700000000".to_owned(), NONCE.to_owned()),
-    };
+    let (time, nonce) =
+        match tollgate_test_support::signing_vectors("tranzila_vector_accepted_once_then_replayed")
+        {
+            Some(v) => {
+                let case = &v["tranzila"][0]["headers"];
+                (
+                    case["X-tranzila-api-request-time"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    case["X-tranzila-api-nonce"].as_str().unwrap().to_owned(),
+                )
+            }
+            None => ("1700000000".to_owned(), NONCE.to_owned()),
+        };
     assert_eq!(
         send(&f.layer, tranzila_request(&time, &nonce)).await,
         (StatusCode::OK, "ok 1700000000".to_owned())
@@ -101,27 +100,28 @@ async fn tranzila_vector_accepted_once_then_replayed() {
 
 #[tokio::test]
 async fn window_edges_from_the_vectors() {
-    let cases: Vec<(u64, String, &str)> = match common::vectors("window_edges_from_the_vectors") {
-        Some(v) => v["timestamp_window"]["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                let expect = match c["expect"].as_str().unwrap() {
-                    "accept" => "accept",
-                    "reject_too_old" | "reject_in_future" => "window",
-                    "reject_malformed" => "malformed",
-                    other => panic!("unknown expectation {other}"),
-                };
-                (
-                    c["now"].as_u64().unwrap(),
-                    c["ts"].as_str().unwrap().to_owned(),
-                    expect,
-                )
-            })
-            .collect(),
-        None => vec![],
-    };
+    let cases: Vec<(u64, String, &str)> =
+        match tollgate_test_support::signing_vectors("window_edges_from_the_vectors") {
+            Some(v) => v["timestamp_window"]["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let expect = match c["expect"].as_str().unwrap() {
+                        "accept" => "accept",
+                        "reject_too_old" | "reject_in_future" => "window",
+                        "reject_malformed" => "malformed",
+                        other => panic!("unknown expectation {other}"),
+                    };
+                    (
+                        c["now"].as_u64().unwrap(),
+                        c["ts"].as_str().unwrap().to_owned(),
+                        expect,
+                    )
+                })
+                .collect(),
+            None => vec![],
+        };
     let mut all = cases;
     all.extend([
         (NOW + 300, NOW.to_string(), "accept"),
@@ -743,21 +743,6 @@ fn services_are_send_clone_and_debug_hides_nothing_secret() {
     assert!(debug.contains("nonce_shape: Hex(80)"), "{debug}");
 }
 
-/// Polls `future` to completion with a no-op waker (the futures here never wait on I/O), then
-/// once more: a finished future stays pending, as every tollgate future does.
-fn poll_twice<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut future = pin!(future);
-    let output = loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            break output;
-        }
-    };
-    assert!(future.as_mut().poll(&mut cx).is_pending());
-    assert!(future.as_mut().poll(&mut cx).is_pending());
-    output
-}
-
 #[test]
 fn a_finished_future_stays_pending() {
     let f = fixture(ReplayGuardLayer::tranzila);
@@ -773,7 +758,12 @@ fn a_finished_future_stays_pending() {
     ] {
         let future = service.call(request);
         assert!(format!("{future:?}").starts_with("ReplayGuardFuture("));
-        assert_eq!(poll_twice(future).unwrap().status(), status);
+        assert_eq!(
+            tollgate_test_support::poll_to_completion_then_pending(future)
+                .unwrap()
+                .status(),
+            status
+        );
     }
     // A failed handling: the claim is released, then the future is done.
     let mut failing = ReplayGuard::new(
@@ -785,7 +775,10 @@ fn a_finished_future_stays_pending() {
         &f.layer,
     );
     let nonce = common::nonce(7);
-    let response = poll_twice(failing.call(tranzila_request("1700000000", &nonce))).unwrap();
+    let response = tollgate_test_support::poll_to_completion_then_pending(
+        failing.call(tranzila_request("1700000000", &nonce)),
+    )
+    .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
 }
 

@@ -29,7 +29,7 @@ struct Vector {
 }
 
 fn tranzila_vectors(test: &str) -> Option<Vec<Vector>> {
-    let all = common::vectors(test)?;
+    let all = tollgate_test_support::signing_vectors(test)?;
     let list = all["tranzila"].as_array().unwrap();
     assert_eq!(
         list.len(),

@@ -6,10 +6,7 @@
 mod common;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -679,20 +676,6 @@ async fn on_rejection_answers_the_guard_s_refusals_too() {
     );
 }
 
-/// Polls `future` to completion with a no-op waker, then again: it stays pending.
-fn poll_twice<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut future = pin!(future);
-    let output = loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            break output;
-        }
-    };
-    assert!(future.as_mut().poll(&mut cx).is_pending());
-    assert!(future.as_mut().poll(&mut cx).is_pending());
-    output
-}
-
 #[test]
 fn a_finished_future_stays_pending() {
     let layer = layer(Arc::new(TestStore::default()), 1_700_000_000);
@@ -715,7 +698,12 @@ fn a_finished_future_stays_pending() {
     ] {
         let future = service.call(request);
         assert!(format!("{future:?}").starts_with("ReplayGuardFuture("));
-        assert_eq!(poll_twice(future).unwrap().status(), status);
+        assert_eq!(
+            tollgate_test_support::poll_to_completion_then_pending(future)
+                .unwrap()
+                .status(),
+            status
+        );
     }
     let _: &mut _ = service.get_mut();
     let _: &_ = service.get_ref();

@@ -11,6 +11,41 @@ pub mod programs;
 
 pub use programs::*;
 
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// The shared signing vectors (`shared/vectors/signing.json`, beside the repository), or
+/// `None` with a skip notice naming `test` when the file is absent.
+pub fn signing_vectors(test: &str) -> Option<serde_json::Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/vectors/signing.json"
+    );
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(serde_json::from_str(&text).expect("signing.json is JSON")),
+        Err(_) => {
+            println!("SKIPPED {test}: shared/vectors/signing.json is not beside the repository");
+            None
+        }
+    }
+}
+
+/// Polls `future` to completion with a no-op waker (for futures that never wait on I/O), then
+/// twice more, asserting both are `Pending`: a finished tollgate future never answers again.
+pub fn poll_to_completion_then_pending<F: Future>(future: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut future = pin!(future);
+    let output = loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            break output;
+        }
+    };
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    output
+}
+
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -32,21 +32,6 @@ pub fn nonce(n: u64) -> String {
     format!("{n:080x}")
 }
 
-/// The shared signing vectors, or `None` (with a skip note) when the file is absent.
-pub fn vectors(test: &str) -> Option<serde_json::Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/signing.json"
-    );
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
-        Err(_) => {
-            println!("SKIPPED {test}: shared/vectors/signing.json is absent");
-            None
-        }
-    }
-}
-
 /// A request with the three headers `ReplayGuardLayer::tranzila` reads (app key
 /// `pub_app_key_demo`).
 pub fn tranzila_request(url: &str, time: &str, nonce: &str) -> Request<Full<Bytes>> {

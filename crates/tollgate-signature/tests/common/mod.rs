@@ -31,20 +31,9 @@ use tollgate_core::{BoxError, BufferedBody, RequestTimestamp, VerifiedSignature}
 use tollgate_signature::{SignRequestLayer, VerifySignatureLayer};
 use tower::{ServiceBuilder, ServiceExt};
 
-/// The shared vectors, or `None` (with a skip note) when the file is absent.
+/// The shared vectors, or `None` (with a skip notice) when the file is absent.
 pub fn vectors() -> Option<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/signing.json"
-    );
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("signing.json is JSON")),
-        Err(_) => {
-            println!("SKIPPED: shared/vectors/signing.json is not present beside the repository");
-            eprintln!("SKIPPED: shared/vectors/signing.json is not present beside the repository");
-            None
-        }
-    }
+    tollgate_test_support::signing_vectors("tollgate-signature vectors")
 }
 
 /// A vector's string field.

@@ -30,21 +30,6 @@ pub fn store(clock: impl Clock) -> MemoryNonceStore {
     MemoryNonceStore::new(10_000).with_clock(clock)
 }
 
-/// The shared signing vectors, or `None` (with a skip note) when the file is absent.
-pub fn vectors(test: &str) -> Option<serde_json::Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/signing.json"
-    );
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
-        Err(_) => {
-            println!("SKIPPED {test}: shared/vectors/signing.json is not beside the repository");
-            None
-        }
-    }
-}
-
 /// Serves `POST /v1/charge` behind `layer` on a free loopback port. The handler answers
 /// `<key id> <nonce> <body>` from the `VerifiedSignature` the layer inserted.
 pub async fn serve(layer: TranzilaVerifyLayer) -> SocketAddr {
