@@ -55,6 +55,9 @@ pub mod code {
     pub const SIGNATURE_LAYER_MISSING: &str = "signature_layer_missing";
     /// 400: the verified body is not JSON of the expected shape.
     pub const JSON_INVALID: &str = "json_invalid";
+    /// 403: the request did not arrive over HTTPS (neither on a TLS connection nor, by a
+    /// trusted proxy's word, over HTTPS before it).
+    pub const HTTPS_REQUIRED: &str = "https_required";
 }
 
 /// A refused request: status, stable code and a human message.
@@ -189,15 +192,32 @@ impl Rejection {
         response
     }
 
-    /// Emits the `tracing` event every rejection gets: target `tollgate`, fields `status`,
-    /// `code` and `message` (never a secret). 5xx at `WARN`, others at `INFO`.
+    /// Emits the `tracing` events of a rejection (target `tollgate`, fields `status`, `code`
+    /// and `message`, never a secret):
+    ///
+    /// - one `DEBUG` event for every rejection;
+    /// - one `INFO` event (`WARN` for a 5xx) per code per second at most, with a `suppressed`
+    ///   field counting the rejections of that code since the last one. A scan or a flood of
+    ///   forged requests therefore costs one line per code per second at `INFO`, and an
+    ///   operator still sees that it happens and how much.
     pub fn trace(&self) {
+        tracing::debug!(
+            target: "tollgate",
+            status = self.status.as_u16(),
+            code = %self.code,
+            message = %self.message,
+            "request rejected"
+        );
+        let Some(suppressed) = sampler::admit(&self.code) else {
+            return;
+        };
         if self.status.is_server_error() {
             tracing::warn!(
                 target: "tollgate",
                 status = self.status.as_u16(),
                 code = %self.code,
                 message = %self.message,
+                suppressed,
                 "request rejected"
             );
         } else {
@@ -206,8 +226,122 @@ impl Rejection {
                 status = self.status.as_u16(),
                 code = %self.code,
                 message = %self.message,
+                suppressed,
                 "request rejected"
             );
+        }
+    }
+}
+
+/// The once-per-second-per-code gate of [`Rejection::trace`]'s `INFO`/`WARN` events.
+mod sampler {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    use super::code;
+
+    /// The codes with a slot of their own; any other code shares the last slot.
+    const CODES: [&str; 22] = [
+        code::ORIGIN_NOT_ALLOWED,
+        code::METHOD_NOT_ALLOWED,
+        code::HEADER_NOT_ALLOWED,
+        code::INVALID_CLIENT_IP,
+        code::CLIENT_IP_MISCONFIGURED,
+        code::IP_NOT_ALLOWED,
+        code::SIGNATURE_MISSING,
+        code::SIGNATURE_INVALID,
+        code::SIGNATURE_MALFORMED,
+        code::TIMESTAMP_OUT_OF_WINDOW,
+        code::TIMESTAMP_MALFORMED,
+        code::NONCE_MALFORMED,
+        code::REPLAYED,
+        code::PAYLOAD_TOO_LARGE,
+        code::BODY_READ_FAILED,
+        code::STORE_UNAVAILABLE,
+        code::TRANZILA_UNKNOWN_APP_KEY,
+        code::HEADER_MALFORMED,
+        code::REPLAY_GUARD_MISCONFIGURED,
+        code::SIGNATURE_LAYER_MISSING,
+        code::JSON_INVALID,
+        code::HTTPS_REQUIRED,
+    ];
+
+    /// Per slot: when its last event was let through (milliseconds since the first rejection
+    /// of the process, plus one; 0 = never), and how many were held back since.
+    struct Slot {
+        last: AtomicU64,
+        suppressed: AtomicU64,
+    }
+
+    #[allow(clippy::declare_interior_mutable_const)]
+    const EMPTY: Slot = Slot {
+        last: AtomicU64::new(0),
+        suppressed: AtomicU64::new(0),
+    };
+    static SLOTS: [Slot; CODES.len() + 1] = [EMPTY; CODES.len() + 1];
+    static START: OnceLock<Instant> = OnceLock::new();
+
+    const INTERVAL_MS: u64 = 1000;
+
+    /// `Some(held back since the last one)` when this rejection's event may be written.
+    pub(super) fn admit(code: &str) -> Option<u64> {
+        let slot = &SLOTS[CODES
+            .iter()
+            .position(|known| *known == code)
+            .unwrap_or(CODES.len())];
+        let elapsed = START.get_or_init(Instant::now).elapsed().as_millis();
+        admit_at(slot, u64::try_from(elapsed).unwrap_or(u64::MAX - 1) + 1)
+    }
+
+    /// [`admit`] for `slot` at `now` (milliseconds, never 0).
+    fn admit_at(slot: &Slot, now: u64) -> Option<u64> {
+        let last = slot.last.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < INTERVAL_MS {
+            slot.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        // One writer per interval: whoever moves `last` forward.
+        if slot
+            .last
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            slot.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(slot.suppressed.swap(0, Ordering::Relaxed))
+    }
+
+    #[cfg(test)]
+    pub(super) fn every_code() -> &'static [&'static str] {
+        &CODES
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn one_event_per_second_with_the_count_held_back() {
+            let slot = EMPTY;
+            assert_eq!(admit_at(&slot, 1), Some(0));
+            for now in 2..=1000 {
+                assert_eq!(admit_at(&slot, now), None, "at {now} ms");
+            }
+            assert_eq!(admit_at(&slot, 1001), Some(999));
+            assert_eq!(admit_at(&slot, 1500), None);
+            assert_eq!(admit_at(&slot, 5000), Some(1));
+            assert_eq!(admit_at(&slot, 5001), None);
+        }
+
+        #[test]
+        fn codes_have_slots_of_their_own() {
+            // A flood of one code does not hide the first event of another.
+            for _ in 0..10 {
+                let _ = admit(code::REPLAYED);
+            }
+            assert_eq!(admit(code::HTTPS_REQUIRED).map(|_| ()), Some(()));
         }
     }
 }
@@ -280,6 +414,7 @@ fn standard(code: &str) -> (StatusCode, &'static str) {
             StatusCode::BAD_REQUEST,
             "the signed body is not JSON of the expected shape",
         ),
+        code::HTTPS_REQUIRED => (StatusCode::FORBIDDEN, "HTTPS is required"),
         _ => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "the request could not be processed",
@@ -468,29 +603,7 @@ mod tests {
 
     #[test]
     fn every_code_has_one_status_and_message() {
-        let all = [
-            code::ORIGIN_NOT_ALLOWED,
-            code::METHOD_NOT_ALLOWED,
-            code::HEADER_NOT_ALLOWED,
-            code::INVALID_CLIENT_IP,
-            code::CLIENT_IP_MISCONFIGURED,
-            code::IP_NOT_ALLOWED,
-            code::SIGNATURE_MISSING,
-            code::SIGNATURE_INVALID,
-            code::SIGNATURE_MALFORMED,
-            code::TIMESTAMP_OUT_OF_WINDOW,
-            code::TIMESTAMP_MALFORMED,
-            code::NONCE_MALFORMED,
-            code::REPLAYED,
-            code::PAYLOAD_TOO_LARGE,
-            code::BODY_READ_FAILED,
-            code::STORE_UNAVAILABLE,
-            code::TRANZILA_UNKNOWN_APP_KEY,
-            code::HEADER_MALFORMED,
-            code::REPLAY_GUARD_MISCONFIGURED,
-            code::SIGNATURE_LAYER_MISSING,
-            code::JSON_INVALID,
-        ];
+        let all = sampler::every_code().iter().copied();
         let unknown = Rejection::from_code("not_a_code");
         let mut messages = std::collections::HashSet::new();
         for code in all {
@@ -532,11 +645,11 @@ mod tests {
         });
         let logs = capture.text();
         assert!(
-            logs.contains("INFO tollgate: request rejected status=401 code=signature_invalid"),
+            logs.contains("DEBUG tollgate: request rejected status=401 code=signature_invalid"),
             "{logs}"
         );
         assert!(
-            logs.contains("WARN tollgate: request rejected status=503 code=store_unavailable"),
+            logs.contains("DEBUG tollgate: request rejected status=503 code=store_unavailable"),
             "{logs}"
         );
     }
