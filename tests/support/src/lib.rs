@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 pub mod programs;
+pub mod tls;
 
 pub use programs::*;
 
