@@ -1,0 +1,330 @@
+//! [`ClientBuilder`]: the settings of a provider client, checked when it is built.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use tollgate_core::upstream::Upstream;
+use tollgate_core::{BoxError, BufferedBody, DEFAULT_BODY_LIMIT};
+use tollgate_https::{HttpsConnector, TlsConfig};
+use tower::ServiceExt as _;
+use tower::limit::ConcurrencyLimit;
+use tower::retry::Retry;
+use tower::util::BoxCloneSyncService;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::attempt::AttemptService;
+use crate::audit::Audit;
+use crate::client::{BaseUrl, ProviderClient, Shared};
+use crate::limit::{RateLimit, RateLimiter};
+use crate::retry::CallPolicy;
+use crate::{ConfigError, RetryPolicy};
+
+/// The default connect timeout: 5 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default attempt timeout: 10 s.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default deadline of a whole call, retries and waits included: 30 s.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The settings of a [`ProviderClient`]; [`build`](ClientBuilder::build) checks them and
+/// assembles the stack (see the [crate docs](crate) for its layers, in order).
+///
+/// | setting | default |
+/// | --- | --- |
+/// | [`base_url`](ClientBuilder::base_url) | none: request URIs must be absolute |
+/// | [`tls`](ClientBuilder::tls) | [`TlsConfig::new`] (Mozilla's roots) |
+/// | [`connect_timeout`](ClientBuilder::connect_timeout) | 5 s |
+/// | [`attempt_timeout`](ClientBuilder::attempt_timeout) | 10 s |
+/// | [`deadline`](ClientBuilder::deadline) | 30 s |
+/// | [`retry`](ClientBuilder::retry) | [`RetryPolicy::default`]: 3 attempts |
+/// | [`rate_limit`](ClientBuilder::rate_limit) | none |
+/// | [`concurrency_limit`](ClientBuilder::concurrency_limit) | none |
+/// | [`max_request_body`](ClientBuilder::max_request_body) | 1 MiB |
+///
+/// Setters never fail; [`build`](ClientBuilder::build) returns every refusal as a
+/// [`ConfigError`].
+#[derive(Clone)]
+#[must_use]
+pub struct ClientBuilder {
+    provider: &'static str,
+    base_url: Option<String>,
+    tls: TlsConfig,
+    connect_timeout: Duration,
+    attempt_timeout: Duration,
+    deadline: Duration,
+    retry: RetryPolicy,
+    rate_limit: Option<(u32, Duration)>,
+    concurrency_limit: Option<usize>,
+    max_request_body: usize,
+}
+
+impl ClientBuilder {
+    /// The settings of a client for `provider` (its name in audit events), with the defaults.
+    pub fn new(provider: &'static str) -> Self {
+        Self {
+            provider,
+            base_url: None,
+            tls: TlsConfig::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            deadline: DEFAULT_DEADLINE,
+            retry: RetryPolicy::default(),
+            rate_limit: None,
+            concurrency_limit: None,
+            max_request_body: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// The base URL relative request URIs (`/v1/charges?x=1`) are joined to:
+    /// `https://host[:port][/base/path]`, where a base path is prefixed to the request's path.
+    /// Absolute request URIs are sent unchanged. Checked by [`build`](ClientBuilder::build):
+    /// `https` only, a host, no user info, query or fragment.
+    pub fn base_url(mut self, url: &str) -> Self {
+        self.base_url = Some(url.to_owned());
+        self
+    }
+
+    /// Which certificates are trusted (tollgate-https's [`TlsConfig`]; verification cannot
+    /// be turned off).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// How long the TCP connection may take (default 5 s). Used by
+    /// [`build`](ClientBuilder::build); a transport given to
+    /// [`build_over`](ClientBuilder::build_over) has its own.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one attempt may wait for the response head, connecting included (default
+    /// 10 s).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// How long a whole call may take, from the call to the response head: reading the
+    /// request body, every attempt, backoff, `Retry-After` and rate-limit waits (default
+    /// 30 s).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Which failed attempts are retried (default [`RetryPolicy::default`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// At most `requests` attempts start in any window of length `per`, across every clone of
+    /// the client (none by default). Retries count.
+    pub fn rate_limit(mut self, requests: u32, per: Duration) -> Self {
+        self.rate_limit = Some((requests, per));
+        self
+    }
+
+    /// At most `max` attempts in flight at once, across every clone of the client (none by
+    /// default).
+    pub fn concurrency_limit(mut self, max: usize) -> Self {
+        self.concurrency_limit = Some(max);
+        self
+    }
+
+    /// The longest request body, in bytes (default 1 MiB). Bodies are read into memory once
+    /// per call, so every attempt sends (and signs) the same bytes.
+    pub fn max_request_body(mut self, bytes: usize) -> Self {
+        self.max_request_body = bytes;
+        self
+    }
+
+    /// Builds the client over tollgate-https's [`HttpsConnector`] (HTTPS only, certificates
+    /// always verified, the connect timeout) and `hyper_util`'s pooled client, with the
+    /// provider's `layers` applied once per attempt (so every attempt is signed again).
+    ///
+    /// `layers` is any `tower::Layer` over [`AttemptService`]: a `ServiceBuilder` of the
+    /// provider's layers, or `tower::layer::util::Identity` for none.
+    ///
+    /// # Errors
+    ///
+    /// Every [`ConfigError`]: a base URL that is not `https://host[:port][/path]`, a zero
+    /// timeout, `RetryPolicy::new(0)`, a zero rate or concurrency limit, a TLS configuration
+    /// that cannot be built.
+    pub fn build<L>(self, layers: L) -> Result<ProviderClient, ConfigError>
+    where
+        L: Layer<AttemptService>,
+        L::Service: Service<Request<BufferedBody>, Response = Response<hyper::body::Incoming>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<BufferedBody>>>::Error: Into<BoxError>,
+        <L::Service as Service<Request<BufferedBody>>>::Future: Send + 'static,
+    {
+        self.check()?;
+        let connector = HttpsConnector::with_connect_timeout(&self.tls, self.connect_timeout)?;
+        let transport = connector.client::<BufferedBody>();
+        self.build_over(layers, transport)
+    }
+
+    /// Builds the client over any `transport` (a test double, another connector): the same
+    /// stack as [`build`](ClientBuilder::build), without tollgate-https's connector. The
+    /// [`tls`](ClientBuilder::tls) and [`connect_timeout`](ClientBuilder::connect_timeout)
+    /// settings are then unused (a zero connect timeout is still refused).
+    ///
+    /// A transport error whose source chain holds a `tollgate_https::ConnectError` is read as
+    /// the connector's: `Connect` and `Timeout` mean nothing was sent (retried for any
+    /// method), `Certificate`, `Tls` and `NotHttps` are never retried.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](ClientBuilder::build), except the TLS errors.
+    pub fn build_over<L, S, ResBody>(
+        self,
+        layers: L,
+        transport: S,
+    ) -> Result<ProviderClient<ResBody>, ConfigError>
+    where
+        S: Service<Request<BufferedBody>, Response = Response<ResBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        ResBody: Send + 'static,
+        L: Layer<AttemptService<ResBody>>,
+        L::Service: Service<Request<BufferedBody>, Response = Response<ResBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<BufferedBody>>>::Error: Into<BoxError>,
+        <L::Service as Service<Request<BufferedBody>>>::Future: Send + 'static,
+    {
+        let base_url = self.check()?;
+        let attempt = AttemptService::new(transport, self.attempt_timeout);
+        let provider_layers = layers.layer(attempt).map_err(Into::<BoxError>::into);
+        let mut stack = BoxCloneSyncService::new(Audit {
+            provider: self.provider,
+            inner: BoxCloneSyncService::new(provider_layers),
+        });
+        if let Some(max) = self.concurrency_limit {
+            stack = BoxCloneSyncService::new(ConcurrencyLimit::new(stack, max));
+        }
+        if let Some((requests, per)) = self.rate_limit {
+            stack = BoxCloneSyncService::new(RateLimit {
+                inner: stack,
+                limiter: Arc::new(RateLimiter::new(requests, per)),
+            });
+        }
+        let stack = BoxCloneSyncService::new(Retry::new(
+            CallPolicy {
+                policy: Arc::new(self.retry.clone()),
+            },
+            stack,
+        ));
+        let summary = format!("{self:?}");
+        Ok(ProviderClient::new(
+            Shared {
+                provider: self.provider,
+                base_url,
+                deadline: self.deadline,
+                max_request_body: self.max_request_body,
+                summary,
+            },
+            stack,
+        ))
+    }
+
+    /// Every check of the settings; the parsed base URL.
+    fn check(&self) -> Result<Option<BaseUrl>, ConfigError> {
+        for (name, value) in [
+            ("connect timeout", self.connect_timeout),
+            ("attempt timeout", self.attempt_timeout),
+            ("deadline", self.deadline),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::ZeroTimeout { name });
+            }
+        }
+        if self.retry.max_attempts() == 0 {
+            return Err(ConfigError::ZeroAttempts);
+        }
+        match self.rate_limit {
+            Some((0, _)) => return Err(ConfigError::ZeroRateLimit),
+            Some((_, per)) if per.is_zero() => return Err(ConfigError::ZeroRatePeriod),
+            _ => {}
+        }
+        if self.concurrency_limit == Some(0) {
+            return Err(ConfigError::ZeroConcurrency);
+        }
+        self.base_url.as_deref().map(parse_base_url).transpose()
+    }
+}
+
+/// `https://host[:port][/base/path]`, with distinct errors for the common mistakes.
+fn parse_base_url(url: &str) -> Result<BaseUrl, ConfigError> {
+    if url.contains('#') {
+        return Err(ConfigError::Fragment);
+    }
+    if let Ok(uri) = url.parse::<Uri>() {
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(ConfigError::UserInfo);
+        }
+        if uri.query().is_some() {
+            return Err(ConfigError::Query);
+        }
+        if let Some(scheme) = uri.scheme_str()
+            && !scheme.eq_ignore_ascii_case("https")
+        {
+            return Err(ConfigError::NotHttps {
+                scheme: scheme.to_owned(),
+            });
+        }
+    }
+    let upstream = Upstream::parse(url).map_err(ConfigError::InvalidBaseUrl)?;
+    if upstream.scheme() != "https" {
+        return Err(ConfigError::NotHttps {
+            scheme: upstream.scheme().to_owned(),
+        });
+    }
+    let authority = if upstream.port() == 443 {
+        upstream.host().to_owned()
+    } else {
+        format!("{}:{}", upstream.host(), upstream.port())
+    };
+    Ok(BaseUrl {
+        authority,
+        path: upstream.base_path().unwrap_or_default().to_owned(),
+    })
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The base URL as scheme://host[:port] only: a mistaken user info never reaches a log.
+        let base_url = self
+            .base_url
+            .as_deref()
+            .and_then(|url| url.parse::<Uri>().ok())
+            .map(|uri| tollgate_core::upstream::describe_target(&uri));
+        f.debug_struct("ClientBuilder")
+            .field("provider", &self.provider)
+            .field("base_url", &base_url)
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("deadline", &self.deadline)
+            .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
+            .field("concurrency_limit", &self.concurrency_limit)
+            .field("max_request_body", &self.max_request_body)
+            .finish()
+    }
+}
