@@ -2,6 +2,7 @@
 
 #[cfg(any(
     feature = "client-ip",
+    feature = "https",
     feature = "headers",
     feature = "origin",
     feature = "replay",
@@ -25,6 +26,8 @@ use crate::headers::{
     HeaderHygieneLayer, InboundHygieneLayer, RequireHeadersLayer, SecretHeaderLayer,
     TokenHeaderLayer, TokenProvider,
 };
+#[cfg(feature = "https")]
+use crate::https::RequireHttpsLayer;
 #[cfg(feature = "origin")]
 use crate::origin::OriginAllowlistLayer;
 #[cfg(feature = "replay")]
@@ -168,6 +171,14 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         source: ClientIpSource,
     ) -> ServiceBuilder<Stack<ResolveClientIpLayer, L>>;
 
+    /// Refuses requests that did not arrive over HTTPS: 403 `https_required`
+    /// ([`RequireHttpsLayer::new`]; HTTPS is known from the `HttpsConnection` marker a TLS
+    /// accept loop inserts). To trust a proxy's `X-Forwarded-Proto`, redirect or add HSTS,
+    /// build the layer and add it with `ServiceBuilder::layer`. Place it outermost.
+    #[cfg(feature = "https")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
+    fn require_https(self) -> ServiceBuilder<Stack<RequireHttpsLayer, L>>;
+
     /// Allows only client IPs inside `allowed`, 403 otherwise ([`IpAllowlistLayer::new`]).
     /// Place it inside [`resolve_client_ip`](Self::resolve_client_ip).
     #[cfg(feature = "client-ip")]
@@ -294,6 +305,11 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         source: ClientIpSource,
     ) -> ServiceBuilder<Stack<ResolveClientIpLayer, L>> {
         self.layer(ResolveClientIpLayer::new(source))
+    }
+
+    #[cfg(feature = "https")]
+    fn require_https(self) -> ServiceBuilder<Stack<RequireHttpsLayer, L>> {
+        self.layer(RequireHttpsLayer::new())
     }
 
     #[cfg(feature = "client-ip")]

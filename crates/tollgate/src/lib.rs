@@ -10,7 +10,9 @@
 //! refused and keys to rotate. tollgate turns each rule into one small `tower::Layer` that you
 //! stack with [`ServiceBuilder`] on any hyper, axum or tonic client or
 //! server. This crate is the facade: it re-exports every layer crate behind a feature, adds
-//! [`ServiceBuilderExt`] and the ready-made [`transak`] stacks.
+//! [`ServiceBuilderExt`], the ready-made [`transak`] stacks, and a ready client per provider
+//! ([`onekey`], [`tranzila`], [`transak`], [`hmac`]): HTTPS only, timeouts, retries that sign
+//! every attempt anew, rate limits and an audit event per call, in a few lines.
 //!
 //! These docs are the whole manual: each layer crate is inlined below as a module
 //! ([`core`], [`client_ip`], [`origin`], [`headers`], [`signature`], [`replay`],
@@ -24,7 +26,7 @@
 //! `x-user-ip` (taken from the inbound request's task, no plumbing needed).
 //!
 //! ```
-//! # #[cfg(all(feature = "origin", feature = "client-ip", feature = "headers"))]
+//! # #[cfg(all(feature = "origin", feature = "client-ip", feature = "headers", feature = "https"))]
 //! # mod example {
 //! use std::net::SocketAddr;
 //!
@@ -32,28 +34,26 @@
 //! use bytes::Bytes;
 //! use http::Request;
 //! use http_body_util::Full;
-//! use hyper_util::client::legacy::Client;
-//! use hyper_util::rt::TokioExecutor;
 //! use tollgate::ServiceBuilderExt;
+//! use tollgate::https::{HttpsConnector, TlsConfig};
 //! use tollgate::core::{BoxError, Secret};
 //! use tollgate::headers::{HeaderHygieneLayer, Upstream, X_API_KEY};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
-//!     // Outbound: a hyper_util client with the provider's rules.
+//!     // Outbound: a hyper_util client over the HTTPS-only connector, with the provider's
+//!     // rules. (The ready clients, `tollgate::transak::TransakClient` and the others, add
+//!     // timeouts, retries that re-sign, rate limits and audit events to the same layers.)
+//!     let https = HttpsConnector::new(&TlsConfig::new())?.client::<Full<Bytes>>();
 //!     let provider = ServiceBuilder::new()
 //!         .header_hygiene(HeaderHygieneLayer::server_to_server())
 //!         .secret_header(X_API_KEY, Secret::from_env("PROVIDER_API_KEY")?, Upstream::transak())?
 //!         .forward_user_ip()
-//!         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+//!         .service(https);
 //!
 //!     let create = move || {
 //!         let provider = provider.clone();
 //!         async move {
-//!             // `build_http` speaks plain HTTP only: until tollgate ships an HTTPS connector,
-//!             // this https:// URL fails with "invalid URL, scheme is not http" (a 502 here).
-//!             // Point the client at an http mock or a local TLS-terminating proxy, as the
-//!             // README's example (compiled and run by tests/readme) does.
 //!             let request = Request::post("https://api-gateway.transak.com/api/v2/auth/session")
 //!                 .body(Full::new(Bytes::from_static(b"{}")))
 //!                 .unwrap_or_default();
@@ -88,6 +88,8 @@
 //! | `signature` | [`signature`] (`tollgate-signature`) | `SignRequestLayer`, `VerifySignatureLayer` |
 //! | `replay` | [`replay`] (`tollgate-replay`) | `ReplayGuardLayer`, `MemoryNonceStore` |
 //! | `tranzila` | [`tranzila`] (`tollgate-tranzila`) | `TranzilaSigningLayer`, `TranzilaVerifyLayer` |
+//! | `https` | [`https`] (`tollgate-https`) | `HttpsConnector` (HTTPS only, certificates always verified), `RequireHttpsLayer` |
+//! | `client` | [`client`] (`tollgate-client`) | `ClientBuilder`: deadline, retries that re-sign, rate and concurrency limits, audit events; with the layer crates, the ready clients [`onekey`], [`tranzila`], [`transak`], [`hmac`] |
 //! | `full` (default) | all of the above | |
 //! | `axum` (default) | | axum extractors and `ConnectInfo` support in the layer crates; needed to serve axum (without it the client-IP layers find no peer: 500 `client_ip_misconfigured`, and the log names this feature) |
 //! | `tonic` | | tonic's `TcpConnectInfo` / `TlsConnectInfo` as the client-IP peer |
@@ -98,9 +100,11 @@
 //!
 //! # Layer order
 //!
-//! Inbound: origin allowlist → client IP → IP allowlist → body limit and signature
-//! verification → replay guard → handler. Outbound: header hygiene → secret headers →
-//! `x-user-ip` → signing → client. The [`ServiceBuilderExt`] methods add layers in the order
+//! Inbound: HTTPS required → origin allowlist → client IP → IP allowlist → body limit and
+//! signature verification → replay guard → handler. Outbound: deadline → retry → rate and
+//! concurrency limits → header hygiene → secret headers → `x-user-ip` → signing (anew on
+//! every attempt) → attempt timeout → HTTPS-only client. The ready provider clients build
+//! the outbound order for you. The [`ServiceBuilderExt`] methods add layers in the order
 //! they are called, the first outermost.
 //!
 //! [tower]: https://docs.rs/tower
@@ -112,7 +116,41 @@
 mod builder;
 pub mod transak;
 
+#[cfg(all(feature = "client", feature = "headers", feature = "signature"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(feature = "client", feature = "headers", feature = "signature")))
+)]
+pub mod hmac;
+#[cfg(all(feature = "client", feature = "headers", feature = "signature"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(feature = "client", feature = "headers", feature = "signature")))
+)]
+pub mod onekey;
+#[cfg(feature = "client")]
+mod provider;
+#[cfg(feature = "tranzila")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tranzila")))]
+pub mod tranzila;
+
 pub use builder::{BoxedClient, ServiceBuilderExt};
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use provider::ProviderConfigError;
+
+/// The provider call stack: HTTPS only, timeouts, a deadline, retries that sign each attempt
+/// anew, shared rate and concurrency limits, an audit event per attempt (`tollgate-client`).
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+#[doc(inline)]
+pub use tollgate_client as client;
+/// HTTPS only, both ways: the certificate-validating rustls connector, and
+/// `RequireHttpsLayer` for servers (`tollgate-https`).
+#[cfg(feature = "https")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https")))]
+#[doc(inline)]
+pub use tollgate_https as https;
 
 /// Secrets, key rings, clocks, body buffering and rejections (`tollgate-core`).
 #[doc(inline)]
@@ -143,8 +181,3 @@ pub use tollgate_replay as replay;
 #[cfg_attr(docsrs, doc(cfg(feature = "signature")))]
 #[doc(inline)]
 pub use tollgate_signature as signature;
-/// Tranzila signing and verification (`tollgate-tranzila`).
-#[cfg(feature = "tranzila")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tranzila")))]
-#[doc(inline)]
-pub use tollgate_tranzila as tranzila;

@@ -41,6 +41,120 @@ pub use outbound::TransakOutbound;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "origin", feature = "client-ip"))))]
 pub use inbound::{TransakInbound, TransakInboundBuilder};
 
+#[cfg(all(feature = "client", feature = "headers", feature = "client-ip"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(feature = "client", feature = "headers", feature = "client-ip")))
+)]
+pub use client::{PRODUCTION, STAGING, TransakClient, TransakClientBuilder};
+
+#[cfg(all(feature = "client", feature = "headers", feature = "client-ip"))]
+mod client {
+    use tower::ServiceBuilder;
+
+    use crate::ProviderConfigError;
+    use crate::client::{ClientBuilder, ProviderClient};
+    use crate::client_ip::ForwardUserIpLayer;
+    use crate::core::Secret;
+    use crate::core::upstream::Upstream;
+    use crate::headers::{HeaderHygieneLayer, SecretHeaderLayer, TokenHeaderLayer, TokenProvider};
+
+    /// Transak's production API gateway.
+    pub const PRODUCTION: &str = "https://api-gateway.transak.com";
+    /// Transak's staging API gateway.
+    pub const STAGING: &str = "https://api-gateway-stg.transak.com";
+
+    /// The ready Transak client: browser headers stripped, `x-api-key` and an `access-token`
+    /// kept fresh by a [`TokenProvider`] (refreshed before it expires, through
+    /// [`TokenHeaderLayer`]), both sent to the configured gateway only, and `x-user-ip` from
+    /// the inbound request's `ClientIp` (the call fails with
+    /// [`MissingClientIp`](crate::client_ip::MissingClientIp) outside a request that resolved
+    /// one); HTTPS only, with timeouts, retries, limits and an audit event per attempt
+    /// ([`client`](crate::client)).
+    ///
+    /// ```no_run
+    /// # async fn run(provider: impl tollgate::headers::TokenProvider) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tollgate::core::Secret;
+    /// use tollgate::transak::{self, TransakClient};
+    ///
+    /// let transak = TransakClient::builder(
+    ///     transak::STAGING,
+    ///     Secret::from_env("TRANSAK_API_KEY")?,
+    ///     provider, // fetches the partner access token, e.g. from Transak's refresh-token API
+    /// )
+    /// .build()?;
+    /// # drop(transak);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[derive(Debug)]
+    #[non_exhaustive]
+    pub struct TransakClient;
+
+    impl TransakClient {
+        /// A builder for the gateway at `base_url` ([`PRODUCTION`] or [`STAGING`]) with the
+        /// partner's API key and the provider of its access token.
+        pub fn builder(
+            base_url: &str,
+            api_key: Secret,
+            access_token: impl TokenProvider,
+        ) -> TransakClientBuilder {
+            TransakClientBuilder {
+                base_url: base_url.to_owned(),
+                api_key,
+                access_token: Box::new(move |upstream| {
+                    TokenHeaderLayer::access_token(access_token, upstream)
+                }),
+                client: ClientBuilder::new("transak").base_url(base_url),
+            }
+        }
+    }
+
+    /// Builds a [`TransakClient`].
+    #[must_use]
+    pub struct TransakClientBuilder {
+        base_url: String,
+        api_key: Secret,
+        access_token: Box<dyn FnOnce(Upstream) -> TokenHeaderLayer + Send>,
+        client: ClientBuilder,
+    }
+
+    impl std::fmt::Debug for TransakClientBuilder {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("TransakClientBuilder")
+                .field("base_url", &self.base_url)
+                .field("api_key", &self.api_key)
+                .field("client", &self.client)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl TransakClientBuilder {
+        /// Changes the call stack: timeouts, retry policy, limits, TLS roots.
+        pub fn configure(mut self, f: impl FnOnce(ClientBuilder) -> ClientBuilder) -> Self {
+            self.client = f(self.client);
+            self
+        }
+
+        /// Builds the client.
+        ///
+        /// # Errors
+        ///
+        /// A blank API key, a base URL that is not `https://host[:port][/base/path]`, or a
+        /// call-stack setting that cannot work.
+        pub fn build(self) -> Result<ProviderClient, ProviderConfigError> {
+            let upstream = Upstream::parse(&self.base_url)?;
+            let layers = ServiceBuilder::new()
+                .layer(HeaderHygieneLayer::server_to_server())
+                .layer(SecretHeaderLayer::api_key(self.api_key, upstream.clone())?)
+                .layer((self.access_token)(upstream))
+                .layer(ForwardUserIpLayer::new())
+                .into_inner();
+            Ok(self.client.build(layers)?)
+        }
+    }
+}
+
 #[cfg(all(feature = "origin", feature = "client-ip"))]
 mod inbound {
     use std::time::Duration;

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 const LIB: &str = include_str!("../src/lib.rs");
+const TRANZILA: &str = include_str!("../src/tranzila.rs");
 
 #[test]
 fn every_layer_crate_is_inlined() {
@@ -26,7 +27,17 @@ fn every_layer_crate_is_inlined() {
             "`{line}` is not `#[doc(inline)]`"
         );
     }
-    assert_eq!(reexports, 7, "core and the six layer crates");
+    assert_eq!(
+        reexports, 8,
+        "core, five layer crates, https and client (tranzila is a module: see below)"
+    );
+    // `tollgate::tranzila` is a module (the crate, glob re-exported, and its ready client).
+    let tranzila: Vec<&str> = TRANZILA.lines().map(str::trim).collect();
+    let glob = tranzila
+        .iter()
+        .position(|line| *line == "pub use tollgate_tranzila::*;")
+        .expect("tranzila re-exports its crate");
+    assert_eq!(tranzila[glob - 1], "#[doc(inline)]");
 }
 
 #[test]

@@ -1,0 +1,107 @@
+//! Tranzila signing and verification (`tollgate-tranzila`, re-exported whole: see its
+//! [crate documentation](https://docs.rs/tollgate-tranzila) for the rules and the "Security
+//! considerations"), and [`TranzilaClient`], the ready client.
+
+#[doc(inline)]
+pub use tollgate_tranzila::*;
+
+#[cfg(all(feature = "client", feature = "headers"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "client", feature = "headers"))))]
+pub use client::{TranzilaClient, TranzilaClientBuilder};
+
+#[cfg(all(feature = "client", feature = "headers"))]
+mod client {
+    use tower::ServiceBuilder;
+
+    use super::{TranzilaCredentials, TranzilaSigningLayer};
+    use crate::ProviderConfigError;
+    use crate::client::{ClientBuilder, ProviderClient};
+    use crate::core::upstream::Upstream;
+    use crate::headers::HeaderHygieneLayer;
+
+    /// Tranzila's API, `https://api.tranzila.com`: the default base URL.
+    const API: &str = "https://api.tranzila.com";
+
+    /// The ready Tranzila client: every attempt carries the four headers
+    /// (`X-tranzila-api-app-key`, `-request-time`, `-nonce`, `-access-token`), made anew for
+    /// that attempt (a retry never resends a nonce), sent to the configured base URL only; no
+    /// browser header is forwarded; HTTPS only, with timeouts, retries, limits and an audit
+    /// event per attempt ([`client`](crate::client)).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use bytes::Bytes;
+    /// use http::Request;
+    /// use http_body_util::Full;
+    /// use tollgate::core::Secret;
+    /// use tollgate::tranzila::{TranzilaClient, TranzilaCredentials};
+    /// use tower::ServiceExt;
+    ///
+    /// let credentials = TranzilaCredentials::new(
+    ///     std::env::var("TRANZILA_APP_KEY")?,
+    ///     Secret::from_env("TRANZILA_SECRET")?,
+    /// )?;
+    /// let tranzila = TranzilaClient::builder(credentials).build()?;
+    /// let request = Request::post("/v1/transactions")
+    ///     .header("content-type", "application/json")
+    ///     .body(Full::new(Bytes::from_static(b"{}")))?;
+    /// let response = tranzila.oneshot(request).await?;
+    /// # drop(response);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[derive(Debug)]
+    #[non_exhaustive]
+    pub struct TranzilaClient;
+
+    impl TranzilaClient {
+        /// A builder for `https://api.tranzila.com` with these credentials.
+        pub fn builder(credentials: TranzilaCredentials) -> TranzilaClientBuilder {
+            TranzilaClientBuilder {
+                base_url: API.to_owned(),
+                credentials,
+                client: ClientBuilder::new("tranzila").base_url(API),
+            }
+        }
+    }
+
+    /// Builds a [`TranzilaClient`].
+    #[derive(Debug)]
+    #[must_use]
+    pub struct TranzilaClientBuilder {
+        base_url: String,
+        credentials: TranzilaCredentials,
+        client: ClientBuilder,
+    }
+
+    impl TranzilaClientBuilder {
+        /// Another base URL (a sandbox, or a local mock in tests). The signed headers are sent
+        /// to it only.
+        pub fn base_url(mut self, base_url: &str) -> Self {
+            base_url.clone_into(&mut self.base_url);
+            self.client = self.client.base_url(base_url);
+            self
+        }
+
+        /// Changes the call stack: timeouts, retry policy, limits, TLS roots.
+        pub fn configure(mut self, f: impl FnOnce(ClientBuilder) -> ClientBuilder) -> Self {
+            self.client = f(self.client);
+            self
+        }
+
+        /// Builds the client.
+        ///
+        /// # Errors
+        ///
+        /// An invalid app key, a blank secret, a base URL that is not
+        /// `https://host[:port][/base/path]`, or a call-stack setting that cannot work.
+        pub fn build(self) -> Result<ProviderClient, ProviderConfigError> {
+            let upstream = Upstream::parse(&self.base_url)?;
+            let layers = ServiceBuilder::new()
+                .layer(HeaderHygieneLayer::server_to_server())
+                .layer(TranzilaSigningLayer::new(self.credentials, upstream)?)
+                .into_inner();
+            Ok(self.client.build(layers)?)
+        }
+    }
+}
