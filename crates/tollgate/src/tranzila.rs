@@ -17,6 +17,7 @@ mod client {
     use crate::ProviderConfigError;
     use crate::client::{ClientBuilder, ProviderClient};
     use crate::core::upstream::Upstream;
+    use crate::core::{Clock, SharedClock};
     use crate::headers::HeaderHygieneLayer;
 
     /// Tranzila's API, `https://api.tranzila.com`: the default base URL.
@@ -60,6 +61,7 @@ mod client {
             TranzilaClientBuilder {
                 base_url: API.to_owned(),
                 credentials,
+                clock: None,
                 client: ClientBuilder::new("tranzila").base_url(API),
             }
         }
@@ -71,6 +73,7 @@ mod client {
     pub struct TranzilaClientBuilder {
         base_url: String,
         credentials: TranzilaCredentials,
+        clock: Option<SharedClock>,
         client: ClientBuilder,
     }
 
@@ -89,6 +92,13 @@ mod client {
             self
         }
 
+        /// The clock the request time is read from (the system clock by default; a test
+        /// clock in tests and demos).
+        pub fn clock(mut self, clock: impl Clock) -> Self {
+            self.clock = Some(std::sync::Arc::new(clock));
+            self
+        }
+
         /// Builds the client.
         ///
         /// # Errors
@@ -97,9 +107,13 @@ mod client {
         /// `https://host[:port][/base/path]`, or a call-stack setting that cannot work.
         pub fn build(self) -> Result<ProviderClient, ProviderConfigError> {
             let upstream = Upstream::parse(&self.base_url)?;
+            let mut signing = TranzilaSigningLayer::new(self.credentials, upstream)?;
+            if let Some(clock) = self.clock {
+                signing = signing.clock(clock);
+            }
             let layers = ServiceBuilder::new()
                 .layer(HeaderHygieneLayer::server_to_server())
-                .layer(TranzilaSigningLayer::new(self.credentials, upstream)?)
+                .layer(signing)
                 .into_inner();
             Ok(self.client.build(layers)?)
         }

@@ -1,6 +1,7 @@
 //! What the example apps share, so that a copied example is not the weak point: an accept
 //! loop ([`serve`]) for an axum `Router` on HTTP/1 with the limits a server on the public
-//! edge needs, and the `--demo` rule for secrets ([`Secrets`]).
+//! edge needs, the same loop over TLS with a local PKI for the provider mocks (the `tls`
+//! module, feature `tls`, on by default), and the `--demo` rule for secrets ([`Secrets`]).
 //!
 //! # The accept loop
 //!
@@ -37,6 +38,9 @@ mod accept;
 
 #[cfg(feature = "axum")]
 pub use accept::{Limits, serve};
+
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// Whether an accept error concerns only the one connection being accepted (the peer gave up
 /// before it was taken), so an accept loop goes on at once; any other error (`EMFILE`,

@@ -24,6 +24,13 @@ async fn main() -> ExitCode {
             }
         });
         println!("tollgate-demo: apps running on loopback; press Ctrl-C to stop.\n");
+        let ca = std::env::temp_dir().join(format!("tollgate-demo-ca-{}.pem", std::process::id()));
+        if let Err(err) = std::fs::write(&ca, demo.ca_pem()) {
+            eprintln!("tollgate-demo: could not write the local CA: {err}");
+            return ExitCode::FAILURE;
+        }
+        println!("# the provider mocks serve HTTPS with a local test CA; curl trusts it with:");
+        println!("export CA={}\n", ca.display());
         for (what, command) in demo.curl_commands() {
             println!("# {what}\n{command}\n");
         }

@@ -1,5 +1,7 @@
-//! A plain `hyper_util` client that can pick its source address on loopback, standing in for
-//! browsers, proxies and partner servers.
+//! A `hyper_util` client that can pick its source address on loopback, standing in for
+//! browsers, proxies and partner servers: `http://` to the example apps, `https://` to the
+//! provider mocks, trusting the local test CA ([`example_server::tls`]) and verifying their
+//! certificates as any client must.
 
 use std::net::IpAddr;
 
@@ -59,10 +61,20 @@ impl Reply {
 }
 
 /// Sends `request` from the loopback address `from` (e.g. `127.0.0.2`, to play a proxy or an
-/// unregistered server) and reads the whole response.
+/// unregistered server) and reads the whole response. An `https://` request verifies the
+/// server's certificate against the local test CA.
 pub async fn send_from(from: IpAddr, request: Request<Full<Bytes>>) -> Result<Reply, BoxError> {
     let mut connector = HttpConnector::new();
     connector.set_local_address(Some(from));
+    connector.enforce_http(false);
+    let mut tls = example_server::tls::client_tls()?.client_config()?;
+    // hyper-rustls sets ALPN itself (HTTP/1.1 here) and refuses a configuration that has it.
+    tls.alpn_protocols.clear();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
     let response = client.request(request).await?;
     let (parts, body) = response.into_parts();

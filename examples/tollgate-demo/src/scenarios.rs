@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
 use serde_json::json;
+use tollgate::client::CallError;
 use tollgate::client_ip::{ClientIp, IpOrigin, MissingClientIp};
 use tollgate::core::{Clock, Secret};
 use tollgate::headers::HeaderError;
@@ -15,8 +16,8 @@ use tower::ServiceExt;
 use crate::net::{self, Reply};
 use crate::runner::Scenario;
 use crate::world::{
-    Demo, FRONTEND_ORIGIN, ONEKEY_SECRET, PROXY_IP, STANDARD_WEBHOOK_SECRET, TRANSAK_ACCESS_TOKEN,
-    TRANSAK_API_KEY, WEBHOOK_BODY_LIMIT, WEBHOOK_NEW_SECRET, WEBHOOK_OLD_NOT_AFTER,
+    Demo, FRONTEND_ORIGIN, ONEKEY_SECRET, PROXY_IP, STANDARD_WEBHOOK_SECRET, TRANSAK_API_KEY,
+    TRANSAK_API_SECRET, WEBHOOK_BODY_LIMIT, WEBHOOK_NEW_SECRET, WEBHOOK_OLD_NOT_AFTER,
     WEBHOOK_OLD_SECRET,
 };
 use transak_partner::mock::SESSION_TTL_SECS;
@@ -25,6 +26,7 @@ use transak_partner::mock::SESSION_TTL_SECS;
 pub fn scenarios() -> Vec<Scenario> {
     let mut list = partner_scenarios();
     list.extend(provider_scenarios());
+    list.extend(crate::https_scenarios::scenarios());
     list.extend(webhook_scenarios());
     list.extend(framework_scenarios());
     list
@@ -410,7 +412,9 @@ fn partner_scenarios() -> Vec<Scenario> {
                         "sent"
                     };
                     match result {
-                        Err(err) if err.downcast_ref::<MissingClientIp>().is_some() => {
+                        Err(CallError::Refused(err))
+                            if err.downcast_ref::<MissingClientIp>().is_some() =>
+                        {
                             format!("MissingClientIp, {sent}")
                         }
                         Err(err) => format!("error: {err}, {sent}"),
@@ -462,24 +466,25 @@ fn partner_scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "API key never sent to another host",
-            request: "outbound call to http://127.0.0.1:9 (not the Transak upstream)",
+            request: "outbound call to https://127.0.0.1:9 (not the Transak upstream)",
             expected: "UpstreamNotAllowed, nothing sent",
             run: |demo| {
                 Box::pin(async move {
                     let mut request = outbound_request(demo, &[]);
                     *request.uri_mut() =
-                        http::Uri::from_static("http://127.0.0.1:9/api/v2/auth/session");
+                        http::Uri::from_static("https://127.0.0.1:9/api/v2/auth/session");
                     request.extensions_mut().insert(ClientIp::new(
                         IpAddr::from([198, 51, 100, 7]),
                         IpOrigin::Peer,
                     ));
                     match demo.partner_client.clone().oneshot(request).await {
-                        Err(err) => match err.downcast_ref::<HeaderError>() {
+                        Err(CallError::Refused(err)) => match err.downcast_ref::<HeaderError>() {
                             Some(HeaderError::UpstreamNotAllowed { .. }) => {
                                 "UpstreamNotAllowed, nothing sent".to_owned()
                             }
                             _ => format!("error: {err}"),
                         },
+                        Err(err) => format!("error: {err}"),
                         Ok(response) => format!("{} (sent!)", response.status().as_u16()),
                     }
                 })
@@ -497,7 +502,8 @@ fn provider_scenarios() -> Vec<Scenario> {
             expected: "400 1004",
             run: |demo| {
                 Box::pin(async move {
-                    let mut request = session_request(demo, Some("198.51.100.7"), TRANSAK_API_KEY);
+                    let mut request =
+                        session_request(demo, Some("198.51.100.7"), TRANSAK_API_KEY).await;
                     request
                         .headers_mut()
                         .insert("origin", http::HeaderValue::from_static(FRONTEND_ORIGIN));
@@ -539,7 +545,8 @@ fn provider_scenarios() -> Vec<Scenario> {
             expected: "403 1006",
             run: |demo| {
                 Box::pin(async move {
-                    let request = session_request(demo, Some("198.51.100.7"), TRANSAK_API_KEY);
+                    let request =
+                        session_request(demo, Some("198.51.100.7"), TRANSAK_API_KEY).await;
                     net::describe(net::send_from(IpAddr::from([127, 0, 0, 2]), request).await)
                 })
             },
@@ -577,16 +584,12 @@ fn provider_scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "Tranzila: signed call accepted",
-            request: "POST /v1/transaction/credit_card/create via TranzilaSigningLayer",
+            request: "POST /v1/transaction/credit_card/create via TranzilaClient (HTTPS)",
             expected: "200",
             run: |demo| {
                 Box::pin(async move {
                     describe_response(
-                        tranzila_client::create_transaction(
-                            &demo.tranzila_client,
-                            &demo.tranzila_url,
-                        )
-                        .await,
+                        tranzila_client::create_transaction(&demo.tranzila_client).await,
                     )
                 })
             },
@@ -630,11 +633,7 @@ fn provider_scenarios() -> Vec<Scenario> {
             run: |demo| {
                 Box::pin(async move {
                     describe_response(
-                        tranzila_client::create_transaction(
-                            &demo.tranzila_wrong_secret,
-                            &demo.tranzila_url,
-                        )
-                        .await,
+                        tranzila_client::create_transaction(&demo.tranzila_wrong_secret).await,
                     )
                 })
             },
@@ -646,11 +645,7 @@ fn provider_scenarios() -> Vec<Scenario> {
             run: |demo| {
                 Box::pin(async move {
                     describe_response(
-                        tranzila_client::create_transaction(
-                            &demo.tranzila_stale,
-                            &demo.tranzila_url,
-                        )
-                        .await,
+                        tranzila_client::create_transaction(&demo.tranzila_stale).await,
                     )
                 })
             },
@@ -659,7 +654,9 @@ fn provider_scenarios() -> Vec<Scenario> {
 }
 
 /// `"<status> <error code>"` of an already-read response.
-fn describe_response(result: Result<http::Response<Bytes>, tollgate::core::BoxError>) -> String {
+pub(crate) fn describe_response(
+    result: Result<http::Response<Bytes>, tollgate::core::BoxError>,
+) -> String {
     match result {
         Ok(response) => {
             let (parts, body) = response.into_parts();
@@ -674,7 +671,7 @@ fn describe_response(result: Result<http::Response<Bytes>, tollgate::core::BoxEr
     }
 }
 
-fn partner_request(
+pub(crate) fn partner_request(
     demo: &Demo,
     origin: Option<&str>,
     headers: &[(&str, &str)],
@@ -725,13 +722,13 @@ fn outbound_request(demo: &Demo, headers: &[(&str, &str)]) -> Request<Full<Bytes
 }
 
 /// Moves the demo clock forward and puts it back when dropped.
-struct ClockRestore<'a> {
+pub(crate) struct ClockRestore<'a> {
     demo: &'a Demo,
     saved: u64,
 }
 
 impl<'a> ClockRestore<'a> {
-    fn advance(demo: &'a Demo, seconds: u64) -> Self {
+    pub(crate) fn advance(demo: &'a Demo, seconds: u64) -> Self {
         let saved = demo.clock.now_unix();
         demo.clock.advance(seconds);
         Self { demo, saved }
@@ -756,7 +753,41 @@ fn get(url: &str) -> Request<Full<Bytes>> {
     request
 }
 
-fn session_request(demo: &Demo, user_ip: Option<&str>, api_key: &str) -> Request<Full<Bytes>> {
+/// A fresh access token from the mock's refresh-token API (empty when refused).
+pub(crate) async fn access_token(demo: &Demo) -> String {
+    let request = Request::post(demo.transak_url(transak_partner::mock::REFRESH_TOKEN_PATH))
+        .header("content-type", "application/json")
+        .header("api-secret", TRANSAK_API_SECRET)
+        .body(Full::new(Bytes::from(
+            json!({ "apiKey": TRANSAK_API_KEY }).to_string(),
+        )))
+        .unwrap_or_default();
+    match net::send(request).await {
+        Ok(reply) => reply.json()["data"]["accessToken"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// A Create Widget URL request straight to the mock, with a fresh access token.
+async fn session_request(
+    demo: &Demo,
+    user_ip: Option<&str>,
+    api_key: &str,
+) -> Request<Full<Bytes>> {
+    let token = access_token(demo).await;
+    session_request_with(demo, user_ip, api_key, &token)
+}
+
+/// A Create Widget URL request straight to the mock with `token`.
+pub(crate) fn session_request_with(
+    demo: &Demo,
+    user_ip: Option<&str>,
+    api_key: &str,
+    token: &str,
+) -> Request<Full<Bytes>> {
     let body = json!({
         "widgetParams": { "apiKey": api_key, "referrerDomain": "partner.example" }
     });
@@ -765,7 +796,7 @@ fn session_request(demo: &Demo, user_ip: Option<&str>, api_key: &str) -> Request
         .uri(demo.transak_url("/api/v2/auth/session"))
         .header("content-type", "application/json")
         .header("x-api-key", api_key)
-        .header("access-token", TRANSAK_ACCESS_TOKEN);
+        .header("access-token", token);
     if let Some(ip) = user_ip {
         builder = builder.header("x-user-ip", ip);
     }
@@ -779,7 +810,7 @@ async fn transak_session(
     user_ip: Option<&str>,
     api_key: &str,
 ) -> Result<Reply, tollgate::core::BoxError> {
-    net::send(session_request(demo, user_ip, api_key)).await
+    net::send(session_request(demo, user_ip, api_key).await).await
 }
 
 /// Creates a session directly at the mock and returns its widget URL (or the outcome text).

@@ -2,12 +2,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tollgate::core::{BoxError, ManualClock};
+use http::HeaderName;
+use onekey_cashout::mock::MockOneKey;
+use tollgate::client::{ProviderClient, RetryPolicy};
+use tollgate::core::{BoxError, Clock, ManualClock, SystemClock};
 use tollgate::core::{Key, KeyRing, Secret};
 use tollgate::tranzila::TranzilaCredentials;
-use transak_partner::TransakClient;
-use transak_partner::mock::{MockTransak, MockTransakConfig};
+use transak_partner::mock::{ACCESS_TOKEN_TTL_SECS, MockTransak, MockTransakConfig};
 use tranzila_client::SigningClient;
 use tranzila_client::mock::MockTranzila;
 
@@ -17,8 +20,9 @@ pub const DEMO_EPOCH: u64 = 1_767_225_600;
 
 /// The Transak partner key the demo registers with the mock.
 pub const TRANSAK_API_KEY: &str = "demo-partner-api-key";
-/// The Transak partner access token the demo registers with the mock.
-pub const TRANSAK_ACCESS_TOKEN: &str = "demo-partner-access-token";
+/// The Transak partner API secret the demo registers with the mock (access tokens are issued
+/// for it by the mock's refresh-token API).
+pub const TRANSAK_API_SECRET: &str = "demo-partner-api-secret";
 
 /// The front-end origin the partner app allows.
 pub const FRONTEND_ORIGIN: &str = "http://localhost:5173";
@@ -28,6 +32,16 @@ pub const PROXY_IP: [u8; 4] = [127, 0, 0, 2];
 /// The Tranzila app key the demo registers with the mock.
 pub const TRANZILA_APP_KEY: &str = "demo-tranzila-app-key";
 const TRANZILA_SECRET: &str = "demo-tranzila-secret";
+/// The idempotency-key header the retrying Tranzila client is configured with (a POST is
+/// retried only when it carries one).
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The OneKey API Key of the demo.
+pub const ONEKEY_API_KEY: &str = "demo-onekey-api-key";
+/// The OneKey API Passphrase of the demo.
+pub const ONEKEY_API_PASSPHRASE: &str = "demo-onekey-api-passphrase";
+/// The OneKey API Signature of the demo.
+pub const ONEKEY_API_SIGNATURE: &str = "demo-onekey-api-signature";
 
 /// The OneKey "API Signature" secret of the demo.
 pub const ONEKEY_SECRET: &str = "demo-onekey-secret";
@@ -50,12 +64,12 @@ pub struct Demo {
     pub clock: ManualClock,
     /// The mock Transak API.
     pub transak: MockTransak,
-    /// Where the mock Transak API listens.
+    /// Where the mock Transak API listens (HTTPS).
     pub transak_addr: SocketAddr,
     /// Where the Transak partner app (axum, inbound stack) listens.
     pub partner_addr: SocketAddr,
-    /// The partner app's outbound client (hyper_util + outbound stack) to the mock.
-    pub partner_client: TransakClient,
+    /// The partner app's outbound client (tollgate's `TransakClient`) to the mock.
+    pub partner_client: ProviderClient,
     /// Where the webhook receiver listens.
     pub webhook_addr: SocketAddr,
     /// What the webhook receiver accepted.
@@ -64,12 +78,27 @@ pub struct Demo {
     pub grpc_addr: SocketAddr,
     /// Where the plain hyper server (inbound stack) listens.
     pub hyper_addr: SocketAddr,
-    /// The mock Tranzila API (verify layer + memory nonce store).
+    /// The mock Tranzila API (verify layer + memory nonce store), over HTTPS, on the system
+    /// clock (what `TranzilaClient` signs with).
     pub tranzila: MockTranzila,
-    /// `http://<tranzila mock>`.
+    /// `https://<tranzila mock>`.
     pub tranzila_url: String,
-    /// A client signing with the registered credentials.
+    /// A client signing with the registered credentials (tollgate's `TranzilaClient`).
     pub tranzila_client: SigningClient,
+    /// A second Tranzila mock whose handler answers 503 to the first verified call.
+    pub tranzila_flaky: MockTranzila,
+    /// `https://<flaky tranzila mock>`.
+    pub tranzila_flaky_url: String,
+    /// `TranzilaClient` to the flaky mock, retrying POSTs that carry [`IDEMPOTENCY_KEY`].
+    pub tranzila_retrying: SigningClient,
+    /// The mock OneKey cashout API, checking every OneKey rule.
+    pub onekey: MockOneKey,
+    /// `https://<onekey mock>`.
+    pub onekey_url: String,
+    /// tollgate's `OneKeyClient` with the demo credentials.
+    pub onekey_client: ProviderClient,
+    /// tollgate's `OneKeyClient` with a wrong API Passphrase.
+    pub onekey_wrong_passphrase: ProviderClient,
     /// A client signing with the right app key but a wrong secret.
     pub tranzila_wrong_secret: SigningClient,
     /// A client whose clock is 301 seconds behind the server's.
@@ -82,21 +111,28 @@ impl Demo {
         let clock = ManualClock::new(DEMO_EPOCH);
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
 
+        // Every provider mock is HTTPS with the local CA; every client trusts that CA only.
+        let tls = example_server::tls::client_tls()?;
+
         let transak = MockTransak::new(MockTransakConfig {
             api_keys: vec![TRANSAK_API_KEY.to_owned()],
-            access_token: TRANSAK_ACCESS_TOKEN.to_owned(),
+            api_secret: TRANSAK_API_SECRET.to_owned(),
+            token_ttl_secs: ACCESS_TOKEN_TTL_SECS,
             allowed_sources: vec!["127.0.0.1/32".parse()?],
             clock: Arc::new(clock.clone()),
         });
         let transak_addr = transak.spawn(any_port).await?;
 
-        let transak_url = format!("http://{transak_addr}");
+        let transak_url = example_server::tls::https_url(transak_addr);
         let partner_config = transak_partner::Config {
             addr: any_port,
             transak_url: Some(transak_url.clone()),
             mock_addr: any_port,
             api_key: TRANSAK_API_KEY.to_owned(),
-            access_token: Secret::from_string(TRANSAK_ACCESS_TOKEN),
+            api_secret: Secret::from_string(TRANSAK_API_SECRET),
+            tls: tls.clone(),
+            // The mock's expiresAt are on the demo clock.
+            transak_clock: Arc::new(clock.clone()),
             allowed_origins: vec![FRONTEND_ORIGIN.to_owned()],
             allow_http_origins: true,
             // Behind "Cloudflare" (127.0.0.2): cf-connecting-ip is believed from it only.
@@ -106,11 +142,7 @@ impl Demo {
         };
         let partner_app = transak_partner::app(&partner_config, &transak_url)?;
         let partner_addr = transak_partner::spawn(any_port, partner_app).await?;
-        let partner_client = transak_partner::transak_client(
-            &transak_url,
-            TRANSAK_API_KEY,
-            Secret::from_string(TRANSAK_ACCESS_TOKEN),
-        )?;
+        let partner_client = transak_partner::transak_client(&partner_config, &transak_url)?;
 
         let standard =
             tollgate::signature::StandardWebhooks::secret_from_whsec(STANDARD_WEBHOOK_SECRET)?;
@@ -151,25 +183,56 @@ impl Demo {
 
         let credentials =
             TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET))?;
-        let tranzila = MockTranzila::new(credentials.clone(), Arc::new(clock.clone()));
-        let tranzila_url = format!("http://{}", tranzila.spawn(any_port).await?);
+        // TranzilaClient signs on the system clock (its builder has no clock setting), so the
+        // Tranzila mocks verify on it too.
+        let tranzila = MockTranzila::new(credentials.clone(), Arc::new(SystemClock));
+        let tranzila_url = example_server::tls::https_url(tranzila.spawn(any_port).await?);
         // The signed clients send their tokens to the mock only.
-        let upstream = tranzila_client::upstream_of(&tranzila_url)?;
-        let tranzila_client = tranzila_client::signing_client(
-            credentials,
-            Arc::new(clock.clone()),
-            upstream.clone(),
-        )?;
+        let tranzila_client =
+            tranzila_client::signing_client(credentials.clone(), &tranzila_url, tls.clone())?;
         let tranzila_wrong_secret = tranzila_client::signing_client(
             TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string("not-the-secret"))?,
-            Arc::new(clock.clone()),
-            upstream.clone(),
+            &tranzila_url,
+            tls.clone(),
         )?;
+        let tranzila_stale = tranzila_client::signing_client_with_clock(
+            credentials.clone(),
+            Arc::new(ManualClock::new(SystemClock.now_unix() - 301)),
+            &tranzila_url,
+            tls.clone(),
+        )?;
+        let tranzila_flaky =
+            MockTranzila::new(credentials.clone(), Arc::new(SystemClock)).unavailable_first(1);
+        let flaky_url = example_server::tls::https_url(tranzila_flaky.spawn(any_port).await?);
+        let retry_tls = tls.clone();
+        let tranzila_flaky_url = flaky_url.clone();
+        let tranzila_retrying =
+            tranzila_client::signing_client_with(credentials, &flaky_url, move |client| {
+                client.tls(retry_tls).retry(
+                    RetryPolicy::new(3)
+                        .backoff(Duration::from_millis(5), Duration::from_millis(20))
+                        .idempotency_key(IDEMPOTENCY_KEY),
+                )
+            })?;
 
-        let tranzila_stale = tranzila_client::signing_client(
-            TranzilaCredentials::new(TRANZILA_APP_KEY, Secret::from_string(TRANZILA_SECRET))?,
-            Arc::new(ManualClock::new(DEMO_EPOCH - 301)),
-            upstream,
+        let onekey_config = onekey_cashout::Config {
+            api_url: None,
+            mock_addr: any_port,
+            api_key: Secret::from_string(ONEKEY_API_KEY),
+            api_passphrase: Secret::from_string(ONEKEY_API_PASSPHRASE),
+            api_signature: Secret::from_string(ONEKEY_API_SIGNATURE),
+        };
+        let onekey = MockOneKey::new(onekey_config.mock_credentials());
+        let onekey_url = example_server::tls::https_url(onekey.spawn(any_port).await?);
+        let onekey_client =
+            onekey_cashout::cashout_client(&onekey_config, &onekey_url, tls.clone())?;
+        let onekey_wrong_passphrase = onekey_cashout::cashout_client(
+            &onekey_cashout::Config {
+                api_passphrase: Secret::from_string("not-the-passphrase"),
+                ..onekey_config
+            },
+            &onekey_url,
+            tls,
         )?;
 
         Ok(Self {
@@ -187,6 +250,13 @@ impl Demo {
             tranzila_url,
             tranzila_client,
             tranzila_wrong_secret,
+            tranzila_flaky,
+            tranzila_flaky_url,
+            tranzila_retrying,
+            onekey,
+            onekey_url,
+            onekey_client,
+            onekey_wrong_passphrase,
         })
     }
 
@@ -200,13 +270,19 @@ impl Demo {
         format!("http://{}{path}", self.webhook_addr)
     }
 
-    /// `http://<transak mock>` + `path`.
+    /// `https://<transak mock>` + `path`.
     pub fn transak_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.transak_addr)
+        format!("https://{}{path}", self.transak_addr)
+    }
+
+    /// The local test CA (PEM) the provider mocks' certificates chain to: `--serve` writes it
+    /// to a file and exports its path as `$CA` for `curl --cacert`.
+    pub fn ca_pem(&self) -> &'static str {
+        &example_server::tls::local_pki().ca_pem
     }
 
     /// Ready-to-paste commands against the running apps (for `--serve`): what each shows, and
-    /// the command.
+    /// the command. Commands to the HTTPS mocks use `--cacert "$CA"`.
     pub fn curl_commands(&self) -> Vec<(String, String)> {
         let partner = self.partner_url("/api/widget-url");
         let body = r#"'{"cryptoCurrencyCode":"ETH"}'"#;
@@ -235,7 +311,8 @@ impl Demo {
             (
                 "mock Transak without x-user-ip: 400 \"`x-user-ip` must be a valid IPv4 or IPv6 address\"".to_owned(),
                 format!(
-                    "curl -i -X POST {} -H 'x-api-key: {TRANSAK_API_KEY}' -H 'access-token: {TRANSAK_ACCESS_TOKEN}' -H 'content-type: application/json' -d '{{\"widgetParams\":{{\"apiKey\":\"{TRANSAK_API_KEY}\",\"referrerDomain\":\"partner.example\"}}}}'",
+                    "token=$(curl -s --cacert \"$CA\" -X POST {} -H 'api-secret: {TRANSAK_API_SECRET}' -H 'content-type: application/json' -d '{{\"apiKey\":\"{TRANSAK_API_KEY}\"}}' | sed 's/.*\"accessToken\":\"\\([^\"]*\\)\".*/\\1/'); curl -i --cacert \"$CA\" -X POST {} -H 'x-api-key: {TRANSAK_API_KEY}' -H \"access-token: $token\" -H 'content-type: application/json' -d '{{\"widgetParams\":{{\"apiKey\":\"{TRANSAK_API_KEY}\",\"referrerDomain\":\"partner.example\"}}}}'",
+                    self.transak_url(transak_partner::mock::REFRESH_TOKEN_PATH),
                     self.transak_url("/api/v2/auth/session")
                 ),
             ),
@@ -256,7 +333,7 @@ impl Demo {
             (
                 "unsigned Tranzila call: 400 header_malformed".to_owned(),
                 format!(
-                    "curl -i -X POST {}{}",
+                    "curl -i --cacert \"$CA\" -X POST {}{}",
                     self.tranzila_url,
                     tranzila_client::CREATE_TRANSACTION_PATH
                 ),

@@ -1,24 +1,29 @@
 //! A Transak partner backend: an axum server behind tollgate's inbound stack that creates
-//! widget URLs through a `hyper_util` client with tollgate's outbound stack.
+//! widget URLs through tollgate's ready Transak client ([`TransakClient`]), over HTTPS only.
 //!
 //! `POST /api/widget-url` (called by the partner's front end) goes through
 //! [`TransakInbound`]: the origin allowlist (foreign origins get 403 before the handler runs),
 //! then the end user's IP from the configured source, then an optional IP allowlist. The
 //! handler calls Transak's Create Widget URL API, `POST /api/v2/auth/session`, with
 //! `widgetParams` (`apiKey`, `referrerDomain` and the browser's parameters) through
-//! [`TransakOutbound`]: browser headers stripped, `x-api-key` and `access-token` added for
-//! the configured upstream only, `x-user-ip` set from the inbound request's client IP. It
-//! answers `{"widgetUrl":"..."}`.
+//! [`TransakClient`]: HTTPS only with certificates verified, a deadline, browser headers
+//! stripped, `x-api-key` and `access-token` added for the configured upstream only,
+//! `x-user-ip` set from the inbound request's client IP. The `access-token` comes from
+//! [`RefreshToken`], a `TokenProvider` calling Transak's refresh-token API with the partner
+//! API secret; the client caches it until a minute before its `expiresAt` and then fetches a
+//! new one. It answers `{"widgetUrl":"..."}`.
 //!
 //! When Transak refuses a call, the browser gets tollgate's own 502
 //! `{"error":{"code":"provider_error","message":"the payment provider refused the request"}}`
 //! and the provider's status and error go to the log only: its messages describe the
 //! partner's credentials and allowlist, which are none of the browser's business.
 //!
-//! `TRANSAK_API_URL`, `TRANSAK_API_KEY` and `TRANSAK_ACCESS_TOKEN` are required
+//! `TRANSAK_API_URL`, `TRANSAK_API_KEY` and `TRANSAK_API_SECRET` are required
 //! ([`REQUIRED_VARS`]); a partner started without one refuses to start and names it. Only
-//! `--demo` ([`Secrets::Demo`]) fills them in: the published demo key and token, and, without
-//! `TRANSAK_API_URL`, a [`mock::MockTransak`] (which enforces what Transak enforces) to call.
+//! `--demo` ([`Secrets::Demo`]) fills them in: the published demo key and secret, and, without
+//! `TRANSAK_API_URL`, a [`mock::MockTransak`] (which enforces what Transak enforces) served
+//! over HTTPS with a local test CA that the partner's client trusts
+//! ([`example_server::tls`]); certificate checks are never turned off.
 //!
 //! [`serve`] keeps going through accept errors, serves at most [`Limits::max_connections`]
 //! connections at once and closes a connection that takes longer than
@@ -29,7 +34,7 @@
 //! curl -i -X POST http://127.0.0.1:3000/api/widget-url \
 //!   -H 'origin: http://localhost:5173' -H 'content-type: application/json' \
 //!   -d '{"cryptoCurrencyCode":"ETH"}'
-//! # 200 {"widgetUrl":"http://127.0.0.1:3001/widget?apiKey=...&sessionId=..."}
+//! # 200 {"widgetUrl":"https://127.0.0.1:3001/widget?apiKey=...&sessionId=..."}
 //! curl -i -X POST http://127.0.0.1:3000/api/widget-url -H 'origin: https://evil.example'
 //! # 403 {"error":{"code":"origin_not_allowed",...}}
 //! ```
@@ -47,19 +52,19 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use http::{Request, StatusCode, header};
+use http::{HeaderName, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
+use tollgate::client::{CallError, ClientBuilder, ProviderClient, TlsConfig};
 use tollgate::client_ip::{ClientIpSource, IpAllowlistLayer, IpRanges, ResolveClientIpLayer};
-use tollgate::core::{BoxError, Secret};
-use tollgate::headers::Upstream;
+use tollgate::core::{BoxError, Clock, Secret, SharedClock, SystemClock};
+use tollgate::headers::{
+    HeaderHygieneLayer, SecretHeaderLayer, Token, TokenFuture, TokenProvider, Upstream,
+};
 use tollgate::origin::OriginAllowlistLayer;
-use tollgate::transak::{TransakInbound, TransakOutbound};
-use tower::{Layer, ServiceExt};
+use tollgate::transak::{TransakClient, TransakInbound};
+use tower::{ServiceBuilder, ServiceExt};
 
 /// The path of Transak's Create Widget URL API.
 pub const SESSION_PATH: &str = "/api/v2/auth/session";
@@ -69,7 +74,7 @@ pub const SESSION_PATH: &str = "/api/v2/auth/session";
 pub const REQUIRED_VARS: [(&str, &str); 3] = [
     ("TRANSAK_API_URL", ""),
     ("TRANSAK_API_KEY", "demo-partner-api-key"),
-    ("TRANSAK_ACCESS_TOKEN", "demo-partner-access-token"),
+    ("TRANSAK_API_SECRET", "demo-partner-api-secret"),
 ];
 
 pub use example_server::Secrets;
@@ -99,8 +104,16 @@ pub struct Config {
     /// `TRANSAK_API_KEY` (public: it is in widget URLs); required (`demo-partner-api-key`
     /// with `--demo`).
     pub api_key: String,
-    /// `TRANSAK_ACCESS_TOKEN`; required (`demo-partner-access-token` with `--demo`).
-    pub access_token: Secret,
+    /// `TRANSAK_API_SECRET`, what the refresh-token API takes to issue access tokens;
+    /// required (`demo-partner-api-secret` with `--demo`).
+    pub api_secret: Secret,
+    /// The roots the client to Transak trusts: Mozilla's ([`TlsConfig::new`], the default).
+    /// `main` trusts the local test CA instead when it starts the mock.
+    pub tls: TlsConfig,
+    /// The clock Transak's `expiresAt` are read on: the system clock, unless the API is a
+    /// mock running on a clock of its own (the walkthrough's manual clock). See
+    /// [`RefreshToken`].
+    pub transak_clock: SharedClock,
     /// `ALLOWED_ORIGINS`: comma-separated front-end origins, default
     /// `http://localhost:5173`.
     pub allowed_origins: Vec<String>,
@@ -137,10 +150,9 @@ impl Config {
             transak_url: var("TRANSAK_API_URL"),
             mock_addr: or("TRANSAK_MOCK_ADDR", "127.0.0.1:3001").parse()?,
             api_key: or("TRANSAK_API_KEY", "demo-partner-api-key"),
-            access_token: Secret::from_string(or(
-                "TRANSAK_ACCESS_TOKEN",
-                "demo-partner-access-token",
-            )),
+            api_secret: Secret::from_string(or("TRANSAK_API_SECRET", "demo-partner-api-secret")),
+            tls: TlsConfig::new(),
+            transak_clock: Arc::new(SystemClock),
             allowed_origins: or("ALLOWED_ORIGINS", "http://localhost:5173")
                 .split(',')
                 .map(|o| o.trim().to_owned())
@@ -181,29 +193,130 @@ impl Config {
     }
 }
 
-/// The client that calls Transak: a `hyper_util` client with [`TransakOutbound`].
-pub type TransakClient = <TransakOutbound as Layer<Client<HttpConnector, Full<Bytes>>>>::Service;
+/// The header carrying the partner API secret on Transak's refresh-token API.
+pub const API_SECRET_HEADER: HeaderName = HeaderName::from_static("api-secret");
 
-/// A `hyper_util` client for `transak_url` with the outbound stack. (Over the internet, build
-/// the client with an HTTPS connector such as hyper-rustls's.)
-pub fn transak_client(
-    transak_url: &str,
-    api_key: &str,
-    access_token: Secret,
-) -> Result<TransakClient, BoxError> {
-    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let outbound = TransakOutbound::new(
-        Upstream::parse(transak_url)?,
-        Secret::from_string(api_key),
-        access_token,
+/// A [`TokenProvider`] for Transak's partner `access-token`: `POST
+/// /partners/api/v2/refresh-token` with the `api-secret` header and `{"apiKey":"..."}`, read
+/// from `{"data":{"accessToken":"...","expiresAt":<unix seconds>}}`.
+///
+/// The refresh call goes through a client of its own (HTTPS only, the `api-secret` header
+/// pinned to Transak's upstream, no `access-token` layer: a refresh never waits for itself).
+/// `expiresAt` is read on `transak_clock` and turned into a lifetime from now on the system
+/// clock, which is what the client's token cache runs on: identical for the real Transak
+/// (both clocks are the system's), and right for a mock on a manual clock.
+#[derive(Clone)]
+pub struct RefreshToken {
+    client: ProviderClient,
+    api_key: Arc<str>,
+    transak_clock: SharedClock,
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshToken")
+            .field("client", &self.client)
+            .field("api_key", &self.api_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RefreshToken {
+    /// A provider calling `transak_url`'s refresh-token API with `api_key` and `api_secret`,
+    /// trusting `tls`.
+    ///
+    /// # Errors
+    ///
+    /// A base URL that is not `https://host[:port]`, a blank secret, a TLS setting that
+    /// cannot work.
+    pub fn new(
+        transak_url: &str,
+        api_key: &str,
+        api_secret: Secret,
+        tls: TlsConfig,
+        transak_clock: SharedClock,
+    ) -> Result<Self, BoxError> {
+        let upstream = Upstream::parse(transak_url)?;
+        let layers = ServiceBuilder::new()
+            .layer(HeaderHygieneLayer::server_to_server())
+            .layer(SecretHeaderLayer::new(
+                API_SECRET_HEADER,
+                api_secret,
+                upstream,
+            )?)
+            .into_inner();
+        let client = ClientBuilder::new("transak-auth")
+            .base_url(transak_url)
+            .tls(tls)
+            .deadline(PROVIDER_TIMEOUT)
+            .build(layers)?;
+        Ok(Self {
+            client,
+            api_key: api_key.into(),
+            transak_clock,
+        })
+    }
+
+    async fn fetch(self) -> Result<Token, BoxError> {
+        let body = json!({ "apiKey": &*self.api_key }).to_string();
+        let request = Request::post(mock::REFRESH_TOKEN_PATH)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let response = self.client.oneshot(request).await?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), PROVIDER_BODY_LIMIT)
+            .collect()
+            .await?
+            .to_bytes();
+        if !status.is_success() {
+            // The provider's words stay out of the error (they may describe our credentials).
+            return Err(format!("the refresh-token API answered {status}").into());
+        }
+        let json: Value = serde_json::from_slice(&body)?;
+        let (Some(token), Some(expires_at)) = (
+            json["data"]["accessToken"].as_str(),
+            json["data"]["expiresAt"].as_u64(),
+        ) else {
+            return Err("the refresh-token answer has no accessToken and expiresAt".into());
+        };
+        let lifetime = expires_at.saturating_sub(self.transak_clock.now_unix());
+        let local_expiry = SystemClock.now_unix().saturating_add(lifetime);
+        Ok(Token::new(Secret::from_string(token)).expires_at(local_expiry))
+    }
+}
+
+impl TokenProvider for RefreshToken {
+    fn fetch_token(&self) -> TokenFuture {
+        Box::pin(self.clone().fetch())
+    }
+}
+
+/// The client that calls Transak: tollgate's [`TransakClient`] for `config`'s API key, API
+/// secret (through [`RefreshToken`]), TLS roots and a [`PROVIDER_TIMEOUT`] deadline.
+///
+/// # Errors
+///
+/// A base URL that is not `https://host[:port]`, a blank secret, a TLS setting that cannot
+/// work.
+pub fn transak_client(config: &Config, transak_url: &str) -> Result<ProviderClient, BoxError> {
+    let tokens = RefreshToken::new(
+        transak_url,
+        &config.api_key,
+        config.api_secret.clone(),
+        config.tls.clone(),
+        config.transak_clock.clone(),
     )?;
-    Ok(outbound.layer(client))
+    let tls = config.tls.clone();
+    Ok(
+        TransakClient::builder(transak_url, Secret::from_string(&config.api_key), tokens)
+            .configure(|client| client.tls(tls).deadline(PROVIDER_TIMEOUT))
+            .build()?,
+    )
 }
 
 #[derive(Clone)]
 struct AppState {
-    client: TransakClient,
-    session_url: Arc<str>,
+    client: ProviderClient,
     api_key: Arc<str>,
     referrer_domain: Arc<str>,
 }
@@ -211,8 +324,7 @@ struct AppState {
 /// The partner app calling Transak at `transak_url`.
 pub fn app(config: &Config, transak_url: &str) -> Result<Router, BoxError> {
     let state = AppState {
-        client: transak_client(transak_url, &config.api_key, config.access_token.clone())?,
-        session_url: format!("{}{SESSION_PATH}", transak_url.trim_end_matches('/')).into(),
+        client: transak_client(config, transak_url)?,
         api_key: config.api_key.as_str().into(),
         referrer_domain: config.referrer_domain.as_str().into(),
     };
@@ -268,7 +380,7 @@ async fn create_widget_url(State(state): State<AppState>, body: Bytes) -> Respon
         Value::from(&*state.referrer_domain),
     );
     let payload = json!({ "widgetParams": params }).to_string();
-    let Ok(request) = Request::post(&*state.session_url)
+    let Ok(request) = Request::post(SESSION_PATH)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(payload)))
     else {
@@ -279,8 +391,8 @@ async fn create_widget_url(State(state): State<AppState>, body: Bytes) -> Respon
         );
     };
     // `x-user-ip` comes from the ClientIp the inbound layer put in this task's scope. The
-    // provider gets PROVIDER_TIMEOUT for its answer, body included, and at most
-    // PROVIDER_BODY_LIMIT bytes of it are read.
+    // provider gets PROVIDER_TIMEOUT for its answer, body included (the client's deadline
+    // covers the head), and at most PROVIDER_BODY_LIMIT bytes of it are read.
     let call = async {
         let response = state.client.clone().oneshot(request).await?;
         let status = response.status();
@@ -290,9 +402,13 @@ async fn create_widget_url(State(state): State<AppState>, body: Bytes) -> Respon
             .to_bytes();
         Ok::<_, BoxError>((status, body))
     };
+    let timed_out = |err: &BoxError| {
+        err.downcast_ref::<CallError>()
+            .is_some_and(CallError::is_timeout)
+    };
     let (status, body) = match tokio::time::timeout(PROVIDER_TIMEOUT, call).await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(err)) => {
+        Ok(Err(err)) if !timed_out(&err) => {
             tracing::error!(%err, "Transak call failed");
             return error(
                 StatusCode::BAD_GATEWAY,
@@ -300,7 +416,7 @@ async fn create_widget_url(State(state): State<AppState>, body: Bytes) -> Respon
                 "the call to Transak could not be made",
             );
         }
-        Err(_elapsed) => {
+        Ok(Err(_)) | Err(_) => {
             tracing::error!(timeout = ?PROVIDER_TIMEOUT, "Transak did not answer in time");
             return error(
                 StatusCode::GATEWAY_TIMEOUT,

@@ -1,10 +1,17 @@
-//! A mock of Transak's Create Widget URL API that enforces what Transak enforces.
+//! A mock of Transak's partner API, served over HTTPS, that enforces what Transak enforces.
+//!
+//! `POST /partners/api/v2/refresh-token` ([`REFRESH_TOKEN_PATH`]) issues partner access
+//! tokens: with the partner's `api-secret` header and `{"apiKey":"..."}` body it answers
+//! `{"data":{"accessToken":"...","expiresAt":<unix seconds>}}`, a fresh random token valid for
+//! [`MockTransakConfig::token_ttl_secs`] on the mock's clock (Transak's last seven days,
+//! [`ACCESS_TOKEN_TTL_SECS`]); a wrong secret or key gets 401.
 //!
 //! `POST /api/v2/auth/session` answers `{"data":{"widgetUrl":"..."}}` when, in this order:
 //!
 //! 1. the TCP source IP is in the partner's registered allowlist (else 403);
 //! 2. `x-api-key` is present and known (else 401);
-//! 3. `access-token` is present and equals the partner access token (else 401);
+//! 3. `access-token` is present and is a token the mock issued that has not expired (else
+//!    401);
 //! 4. no browser-controlled header (`Origin`, `Referer`, `Cookie`, `Sec-Fetch-*`) is present
 //!    (else 400): a backend must not forward them;
 //! 5. `x-user-ip` is exactly one valid IPv4 or IPv6 address (else 400 with Transak's message,
@@ -34,6 +41,12 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tollgate::core::{Clock, SharedClock};
 
+/// Transak's refresh-token API.
+pub const REFRESH_TOKEN_PATH: &str = "/partners/api/v2/refresh-token";
+
+/// How long an access token stays valid, as Transak documents: seven days.
+pub const ACCESS_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
+
 /// How long a widget session stays valid, as Transak documents: five minutes.
 pub const SESSION_TTL_SECS: u64 = 300;
 
@@ -44,8 +57,10 @@ pub const INVALID_USER_IP_MESSAGE: &str = "`x-user-ip` must be a valid IPv4 or I
 pub mod error_code {
     /// Missing or unknown `x-api-key`.
     pub const INVALID_API_KEY: u32 = 1001;
-    /// Missing or wrong `access-token`.
+    /// Missing, unknown or expired `access-token`.
     pub const INVALID_ACCESS_TOKEN: u32 = 1002;
+    /// Wrong `api-secret` (or unknown `apiKey`) on the refresh-token API.
+    pub const INVALID_API_SECRET: u32 = 1010;
     /// Missing or invalid `x-user-ip`.
     pub const INVALID_USER_IP: u32 = 1003;
     /// A browser-controlled header reached the API.
@@ -67,8 +82,10 @@ pub mod error_code {
 pub struct MockTransakConfig {
     /// Known partner API keys (`x-api-key`).
     pub api_keys: Vec<String>,
-    /// The partner access token (`access-token`).
-    pub access_token: String,
+    /// The partner API secret (`api-secret` on the refresh-token API).
+    pub api_secret: String,
+    /// How long an issued access token is accepted, in seconds of [`clock`](Self::clock).
+    pub token_ttl_secs: u64,
     /// Source IPs registered by the partner; others get 403.
     pub allowed_sources: Vec<IpNet>,
     /// The mock's clock (session expiry).
@@ -79,7 +96,8 @@ impl fmt::Debug for MockTransakConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockTransakConfig")
             .field("api_keys", &self.api_keys.len())
-            .field("access_token", &"[REDACTED]")
+            .field("api_secret", &"[REDACTED]")
+            .field("token_ttl_secs", &self.token_ttl_secs)
             .field("allowed_sources", &self.allowed_sources)
             .field("clock", &self.clock)
             .finish()
@@ -105,11 +123,25 @@ struct Session {
     used: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Shared {
     sessions: HashMap<String, Session>,
+    /// Issued access tokens and when they expire.
+    tokens: HashMap<String, u64>,
+    tokens_issued: u64,
     last_call: Option<SessionCall>,
     calls: u64,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("sessions", &self.sessions.len())
+            .field("tokens", &self.tokens.len())
+            .field("tokens_issued", &self.tokens_issued)
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A handle on a running (or routable) mock: its recorded calls and sessions.
@@ -126,16 +158,19 @@ impl MockTransak {
         Self {
             config: Arc::new(config),
             shared: Arc::default(),
-            base_url: Arc::new(Mutex::new(String::from("http://127.0.0.1"))),
+            base_url: Arc::new(Mutex::new(String::from("https://127.0.0.1"))),
         }
     }
 
-    /// Binds `addr` and serves the mock in a spawned task. Returns the bound address.
+    /// Binds `addr` and serves the mock over HTTPS (the local PKI of
+    /// [`example_server::tls`]) in a spawned task. Returns the bound address; the mock's base
+    /// URL is `https://<addr>`, and a client trusts it with
+    /// [`example_server::tls::client_tls`].
     pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        *lock(&self.base_url) = format!("http://{local}");
-        tokio::spawn(crate::serve_with(
+        *lock(&self.base_url) = example_server::tls::https_url(local);
+        tokio::spawn(example_server::tls::serve_tls(
             listener,
             self.router(),
             crate::Limits::default(),
@@ -147,6 +182,7 @@ impl MockTransak {
     /// `into_make_service_with_connect_info`).
     pub fn router(&self) -> Router {
         Router::new()
+            .route(REFRESH_TOKEN_PATH, post(refresh_token))
             .route("/api/v2/auth/session", post(create_session))
             .route("/widget", get(open_widget))
             .with_state(self.clone())
@@ -155,6 +191,11 @@ impl MockTransak {
     /// Number of accepted session calls.
     pub fn calls(&self) -> u64 {
         lock(&self.shared).calls
+    }
+
+    /// Number of access tokens issued.
+    pub fn tokens_issued(&self) -> u64 {
+        lock(&self.shared).tokens_issued
     }
 
     /// The last accepted session call.
@@ -225,9 +266,12 @@ async fn create_session(
             error_code::INVALID_API_KEY,
         );
     };
+    let now = mock.now();
     let token_ok = headers
         .get("access-token")
-        .is_some_and(|v| v.as_bytes() == mock.config.access_token.as_bytes());
+        .and_then(|v| v.to_str().ok())
+        .and_then(|token| lock(&mock.shared).tokens.get(token).copied())
+        .is_some_and(|expires_at| now < expires_at);
     if !token_ok {
         return transak_error(
             StatusCode::UNAUTHORIZED,
@@ -283,7 +327,6 @@ async fn create_session(
     };
     let base = lock(&mock.base_url).clone();
     let widget_url = format!("{base}/widget?apiKey={api_key}&sessionId={session_id}");
-    let now = mock.now();
     {
         let mut shared = lock(&mock.shared);
         shared.sessions.insert(
@@ -302,6 +345,48 @@ async fn create_session(
         });
     }
     axum::Json(json!({ "data": { "widgetUrl": widget_url } })).into_response()
+}
+
+/// `POST /partners/api/v2/refresh-token`: `api-secret` and `{"apiKey"}` in, a fresh access
+/// token out.
+async fn refresh_token(
+    State(mock): State<MockTransak>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let secret_ok = headers
+        .get("api-secret")
+        .is_some_and(|v| constant_time_eq(v.as_bytes(), mock.config.api_secret.as_bytes()));
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let key_ok = body["apiKey"]
+        .as_str()
+        .is_some_and(|key| mock.config.api_keys.iter().any(|k| k == key));
+    if !secret_ok || !key_ok {
+        return transak_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid api-secret or apiKey",
+            error_code::INVALID_API_SECRET,
+        );
+    }
+    let Some(token) = new_session_id() else {
+        return transak_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again later",
+            error_code::INVALID_API_SECRET,
+        );
+    };
+    let expires_at = mock.now().saturating_add(mock.config.token_ttl_secs);
+    {
+        let mut shared = lock(&mock.shared);
+        shared.tokens.insert(token.clone(), expires_at);
+        shared.tokens_issued += 1;
+    }
+    axum::Json(json!({ "data": { "accessToken": token, "expiresAt": expires_at } })).into_response()
+}
+
+/// Compares two secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn open_widget(

@@ -1,6 +1,6 @@
 //! A copied partner backend never runs on the published demo credentials by accident: without
-//! `TRANSAK_API_URL`, `TRANSAK_API_KEY` and `TRANSAK_ACCESS_TOKEN` the binary refuses to start
-//! and names them; `--demo` starts it (against the mock) with a warning.
+//! `TRANSAK_API_URL`, `TRANSAK_API_KEY` and `TRANSAK_API_SECRET` the binary refuses to start
+//! and names them; `--demo` starts it (against the HTTPS mock) with a warning.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -24,7 +24,7 @@ fn partner(args: &[&str], addr: &str) -> Running {
         .env("TRANSAK_PARTNER_ADDR", addr)
         .env("TRANSAK_MOCK_ADDR", "127.0.0.1:0")
         // Set but empty counts as unset.
-        .env("TRANSAK_ACCESS_TOKEN", " ")
+        .env("TRANSAK_API_SECRET", " ")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -56,7 +56,7 @@ fn refuses_to_start_without_its_credentials_naming_them() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(!status.success(), "{stderr}");
-    for var in ["TRANSAK_API_URL", "TRANSAK_API_KEY", "TRANSAK_ACCESS_TOKEN"] {
+    for var in ["TRANSAK_API_URL", "TRANSAK_API_KEY", "TRANSAK_API_SECRET"] {
         assert!(stderr.contains(var), "{var} not named: {stderr}");
     }
     assert!(stderr.contains("--demo"), "{stderr}");
@@ -75,15 +75,19 @@ fn starts_with_demo_and_says_so() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut mock_over_https = false;
     let started = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) if line.starts_with("transak-partner on http://127.0.0.1:") => break true,
-            Ok(_) => {}
+            Ok(line) => {
+                mock_over_https |= line.starts_with("mock Transak API on https://127.0.0.1:");
+            }
             Err(_) => break false,
         }
     };
     assert!(started, "no start line within 10 s");
+    assert!(mock_over_https, "the mock is not announced on an https URL");
     assert!(partner.0.try_wait().unwrap().is_none(), "exited");
     partner.0.kill().unwrap();
     let mut stderr = String::new();
@@ -95,5 +99,5 @@ fn starts_with_demo_and_says_so() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(stderr.contains("WARNING: --demo"), "{stderr}");
-    assert!(stderr.contains("TRANSAK_ACCESS_TOKEN"), "{stderr}");
+    assert!(stderr.contains("TRANSAK_API_SECRET"), "{stderr}");
 }

@@ -13,24 +13,29 @@ use transak_partner::mock::{MockTransak, MockTransakConfig};
 
 const EXPECTED: &str =
     r#"{"error":{"code":"provider_error","message":"the payment provider refused the request"}}"#;
+const CALL_FAILED: &str = r#"{"error":{"code":"provider_call_failed","message":"the call to Transak could not be made"}}"#;
 
-/// Starts a mock Transak with `token` and `sources`, and a partner app that calls it with
-/// `partner_token`; returns the partner's address.
-async fn partner(token: &str, sources: &str, partner_token: &str) -> SocketAddr {
+/// Starts a mock Transak (over HTTPS) with `secret`, tokens valid `ttl` seconds and
+/// `sources`, and a partner app that calls it with `partner_secret`; returns the partner's
+/// address.
+async fn partner(secret: &str, ttl: u64, sources: &str, partner_secret: &str) -> SocketAddr {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let mock = MockTransak::new(MockTransakConfig {
         api_keys: vec!["pk_test".to_owned()],
-        access_token: token.to_owned(),
+        api_secret: secret.to_owned(),
+        token_ttl_secs: ttl,
         allowed_sources: vec![sources.parse().unwrap()],
         clock: Arc::new(SystemClock),
     });
-    let url = format!("http://{}", mock.spawn(any).await.unwrap());
+    let url = example_server::tls::https_url(mock.spawn(any).await.unwrap());
     let config = transak_partner::Config {
         addr: any,
         transak_url: Some(url.clone()),
         mock_addr: any,
         api_key: "pk_test".to_owned(),
-        access_token: Secret::from_string(partner_token),
+        api_secret: Secret::from_string(partner_secret),
+        tls: example_server::tls::client_tls().unwrap(),
+        transak_clock: Arc::new(SystemClock),
         allowed_origins: vec!["http://localhost:5173".to_owned()],
         allow_http_origins: true,
         client_ip_source: "remote-addr".parse().unwrap(),
@@ -63,10 +68,10 @@ async fn browser_call(addr: SocketAddr) -> String {
     .unwrap()
 }
 
-fn assert_nothing_of_the_provider(answer: &str, provider_words: &[&str]) {
+fn assert_nothing_of_the_provider(answer: &str, expected: &str, provider_words: &[&str]) {
     assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    assert_eq!(body, EXPECTED, "{answer}");
+    assert_eq!(body, expected, "{answer}");
     for words in provider_words
         .iter()
         .chain(&["statusCode", "errorCode", "provider\""])
@@ -80,17 +85,40 @@ fn assert_nothing_of_the_provider(answer: &str, provider_words: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_access_token_is_not_described_to_the_browser() {
-    let addr = partner("the-real-token", "127.0.0.0/8", "a-stale-token").await;
+    // Tokens that expire as they are issued: the session call is refused (401 1002).
+    let addr = partner("secret", 0, "127.0.0.0/8", "secret").await;
     let answer = browser_call(addr).await;
-    assert_nothing_of_the_provider(&answer, &["Invalid or missing access-token", "1002"]);
+    assert_nothing_of_the_provider(
+        &answer,
+        EXPECTED,
+        &["Invalid or missing access-token", "1002"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_source_ip_is_not_described_to_the_browser() {
-    let addr = partner("token", "10.0.0.0/8", "token").await;
+    let addr = partner("secret", 3600, "10.0.0.0/8", "secret").await;
     let answer = browser_call(addr).await;
     assert_nothing_of_the_provider(
         &answer,
+        EXPECTED,
         &["Requests from this IP address are not allowed", "1006"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_api_secret_is_not_described_to_the_browser() {
+    // The refresh-token call is refused: no access token, so no session call is sent.
+    let addr = partner("the-real-secret", 3600, "127.0.0.0/8", "a-wrong-secret").await;
+    let answer = browser_call(addr).await;
+    assert_nothing_of_the_provider(
+        &answer,
+        CALL_FAILED,
+        &[
+            "Invalid api-secret",
+            "1010",
+            "the-real-secret",
+            "a-wrong-secret",
+        ],
     );
 }

@@ -1,14 +1,16 @@
-//! A `hyper_util` client calling a Tranzila-style API through tollgate's
-//! `TranzilaSigningLayer`, and a mock Tranzila endpoint that verifies every call with
+//! A client calling a Tranzila-style API through tollgate's ready [`TranzilaClient`], and a
+//! mock Tranzila endpoint, served over HTTPS, that verifies every call with
 //! `TranzilaVerifyLayer` and the in-memory nonce store.
 //!
 //! Tranzila authenticates each call with an app key, the request time, an 80-hex nonce and
 //! `hex(HMAC-SHA256(message = app key, key = secret + time + nonce))`. The secret stays on the
-//! server; the signing layer adds the four headers to every outbound request with a fresh
-//! nonce, and the verifier refuses a wrong token, a stale time and a nonce it has seen. The
-//! token is a bearer credential, so the client is pinned to one upstream (the mock here,
-//! `Upstream::tranzila()` in production): a request to any other scheme, host or port fails
-//! before a token is made or a connection opened.
+//! server; the client adds the four headers to every attempt with a fresh nonce (a retry is
+//! signed anew), and the verifier refuses a wrong token, a stale time and a nonce it has seen.
+//! The token is a bearer credential, so the client is pinned to its base URL (the mock here,
+//! `https://api.tranzila.com` in production): a request to any other scheme, host or port
+//! fails before a token is made or a connection opened. The client speaks HTTPS only and
+//! verifies certificates; the mock's comes from a local test CA that the client trusts
+//! ([`example_server::tls::client_tls`]), never from a skipped check.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), tollgate::core::BoxError> {
@@ -19,10 +21,10 @@
 //! let credentials = TranzilaCredentials::new("demo-app-key", Secret::from_string("demo-secret"))?;
 //! let mock = tranzila_client::mock::MockTranzila::new(credentials.clone(), Arc::new(SystemClock));
 //! let addr = mock.spawn("127.0.0.1:0".parse()?).await?;
-//! let base_url = format!("http://{addr}");
-//! let upstream = tranzila_client::upstream_of(&base_url)?;
-//! let client = tranzila_client::signing_client(credentials, Arc::new(SystemClock), upstream)?;
-//! let reply = tranzila_client::create_transaction(&client, &base_url).await?;
+//! let base_url = example_server::tls::https_url(addr);
+//! let tls = example_server::tls::client_tls()?;
+//! let client = tranzila_client::signing_client(credentials, &base_url, tls)?;
+//! let reply = tranzila_client::create_transaction(&client).await?;
 //! assert_eq!(reply.status(), 200);
 //! # Ok(()) }
 //! ```
@@ -35,12 +37,10 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use tollgate::client::{ClientBuilder, ProviderClient, TlsConfig};
 use tollgate::core::{BoxError, Secret, SecretError, SharedClock, Upstream};
-use tollgate::tranzila::{TranzilaCredentials, TranzilaSigning, TranzilaSigningLayer};
-use tower::{Layer, ServiceExt};
+use tollgate::tranzila::{TranzilaClient, TranzilaCredentials};
+use tower::ServiceExt;
 
 /// The path of the mock's (and Tranzila's) credit card transaction API.
 pub const CREATE_TRANSACTION_PATH: &str = "/v1/transaction/credit_card/create";
@@ -48,7 +48,8 @@ pub const CREATE_TRANSACTION_PATH: &str = "/v1/transaction/credit_card/create";
 /// Settings, from the environment with loopback defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `TRANZILA_API_URL`: the API base URL; unset means "start the mock and call it".
+    /// `TRANZILA_API_URL`: the API base URL (https only); unset means "start the mock and
+    /// call it".
     pub api_url: Option<String>,
     /// `TRANZILA_MOCK_ADDR`: where the mock listens, default `127.0.0.1:8090`.
     pub mock_addr: SocketAddr,
@@ -100,27 +101,66 @@ fn secret_or_demo(
     }
 }
 
-/// A plain `hyper_util` client (HTTP/1 over TCP).
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The signed client: tollgate's [`TranzilaClient`] (HTTPS only, timeouts, retries that sign
+/// each attempt anew, an audit event per attempt).
+pub type SigningClient = ProviderClient;
 
-/// The signed client: every request gets the four Tranzila headers.
-pub type SigningClient = TranzilaSigning<HttpClient>;
+/// The body [`create_transaction`] sends.
+pub const TRANSACTION_BODY: &[u8] =
+    br#"{"terminal_name":"demo","txn_type":"debit","sum":10.5,"currency_code":"ILS"}"#;
 
-/// A `hyper_util` client wrapped in the signing layer, reading time from `clock`, signing
-/// requests to `upstream` only (every other target is refused unsent).
-/// (Over the internet, build the client with an HTTPS connector: Tranzila is HTTPS-only.)
+/// Tollgate's [`TranzilaClient`] for `base_url` with `credentials`, trusting `tls`
+/// ([`TlsConfig::new`] for the real Tranzila; the local CA for the mock).
+///
+/// # Errors
+///
+/// A base URL that is not `https://host[:port][/path]`, a TLS setting that cannot work.
 pub fn signing_client(
     credentials: TranzilaCredentials,
-    clock: SharedClock,
-    upstream: Upstream,
+    base_url: &str,
+    tls: TlsConfig,
 ) -> Result<SigningClient, BoxError> {
-    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-    let layer = TranzilaSigningLayer::new(credentials, upstream)?.clock(clock);
-    Ok(layer.layer(client))
+    signing_client_with(credentials, base_url, |client| client.tls(tls))
+}
+
+/// As [`signing_client`], with the call stack changed by `configure` (TLS roots, timeouts,
+/// retry policy, limits).
+///
+/// # Errors
+///
+/// As [`signing_client`].
+pub fn signing_client_with(
+    credentials: TranzilaCredentials,
+    base_url: &str,
+    configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Result<SigningClient, BoxError> {
+    Ok(TranzilaClient::builder(credentials)
+        .base_url(base_url)
+        .configure(configure)
+        .build()?)
+}
+
+/// [`signing_client`] with the request time read from `clock`: for the walkthrough, whose
+/// stale-clock scenario signs 301 seconds in the past.
+///
+/// # Errors
+///
+/// As [`signing_client`].
+pub fn signing_client_with_clock(
+    credentials: TranzilaCredentials,
+    clock: SharedClock,
+    base_url: &str,
+    tls: TlsConfig,
+) -> Result<SigningClient, BoxError> {
+    Ok(TranzilaClient::builder(credentials)
+        .base_url(base_url)
+        .clock(clock)
+        .configure(|client| client.tls(tls))
+        .build()?)
 }
 
 /// The upstream (scheme, host and port) of an API base URL such as `https://api.tranzila.com`
-/// or `http://127.0.0.1:8090/prefix`: the one place the signed client may send its token.
+/// or `https://127.0.0.1:8090/prefix`: the one place the signed client may send its token.
 /// A base URL with user info is refused (and the error does not repeat it).
 pub fn upstream_of(base_url: &str) -> Result<Upstream, BoxError> {
     let uri: http::Uri = base_url.parse()?;
@@ -130,17 +170,25 @@ pub fn upstream_of(base_url: &str) -> Result<Upstream, BoxError> {
     }
 }
 
+/// The request [`create_transaction`] sends: `POST /v1/transaction/credit_card/create`
+/// (relative: the client joins it to its base URL) with [`TRANSACTION_BODY`].
+pub fn transaction_request() -> Result<Request<Full<Bytes>>, http::Error> {
+    Request::post(CREATE_TRANSACTION_PATH)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(TRANSACTION_BODY)))
+}
+
 /// Calls `POST <base>/v1/transaction/credit_card/create` with a small JSON body through
 /// `client` and reads the whole response.
-pub async fn create_transaction(
+pub async fn create_transaction(client: &SigningClient) -> Result<Response<Bytes>, BoxError> {
+    send(client, transaction_request()?).await
+}
+
+/// Sends `request` through `client` and reads the whole response.
+pub async fn send(
     client: &SigningClient,
-    base_url: &str,
+    request: Request<Full<Bytes>>,
 ) -> Result<Response<Bytes>, BoxError> {
-    let request = Request::post(format!("{base_url}{CREATE_TRANSACTION_PATH}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from_static(
-            br#"{"terminal_name":"demo","txn_type":"debit","sum":10.5,"currency_code":"ILS"}"#,
-        )))?;
     let response = client.clone().oneshot(request).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();

@@ -4,11 +4,13 @@
 //!
 //! `cargo run -p tranzila-client -- --demo` fills the unset ones with the published demo
 //! credentials (with a warning) and, without `TRANZILA_API_URL`, starts the mock Tranzila
-//! endpoint, calls it, and keeps it running for `curl`.
+//! endpoint over HTTPS (a certificate from a test CA made at start, which the client trusts;
+//! `curl --cacert` it), calls it, and keeps it running for `curl`.
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use example_server::Secrets;
+use tollgate::client::TlsConfig;
 use tollgate::core::{BoxError, SystemClock};
 
 /// The variables a real run must set; `--demo` lets the library default them (the mock and
@@ -49,29 +51,34 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), BoxError> {
     let secrets = Secrets::from_args("tranzila-client", std::env::args().skip(1))?;
     let config = config(secrets, |name| std::env::var(name).ok())?;
-    let clock = Arc::new(SystemClock);
-    let (base_url, serving) = match &config.api_url {
-        Some(url) => (url.clone(), false),
+    let (base_url, tls, serving) = match &config.api_url {
+        Some(url) => (url.clone(), TlsConfig::new(), false),
         None => {
-            let mock =
-                tranzila_client::mock::MockTranzila::new(config.credentials.clone(), clock.clone());
+            let mock = tranzila_client::mock::MockTranzila::new(
+                config.credentials.clone(),
+                Arc::new(SystemClock),
+            );
             let addr = mock.spawn(config.mock_addr).await?;
-            println!("mock Tranzila endpoint on http://{addr}");
-            (format!("http://{addr}"), true)
+            let url = example_server::tls::https_url(addr);
+            println!("mock Tranzila endpoint on {url} (certificate from a local test CA)");
+            // Trust the local CA (and only it); nothing turns certificate checks off.
+            (url, example_server::tls::client_tls()?, true)
         }
     };
-    // The token goes to this base URL's scheme, host and port only.
-    let upstream = tranzila_client::upstream_of(&base_url)?;
-    let client = tranzila_client::signing_client(config.credentials, clock, upstream)?;
-    let response = tranzila_client::create_transaction(&client, &base_url).await?;
+    // HTTPS only; the token goes to this base URL's scheme, host and port only.
+    let client = tranzila_client::signing_client(config.credentials, &base_url, tls)?;
+    let response = tranzila_client::create_transaction(&client).await?;
     println!(
         "signed call: {} {}",
         response.status(),
         String::from_utf8_lossy(response.body())
     );
     if serving {
+        let ca = std::env::temp_dir().join(format!("tranzila-mock-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, &example_server::tls::local_pki().ca_pem)?;
         println!(
-            "\nan unsigned call is refused:\n  curl -i -X POST {base_url}{}\n\nCtrl-C to stop.",
+            "\nan unsigned call is refused:\n  curl -i --cacert {} -X POST {base_url}{}\n\nCtrl-C to stop.",
+            ca.display(),
             tranzila_client::CREATE_TRANSACTION_PATH
         );
         std::future::pending::<()>().await;

@@ -1,5 +1,9 @@
-//! A mock Tranzila endpoint: `TranzilaVerifyLayer` with the in-memory nonce store in front of
-//! an axum handler that answers like Tranzila's transaction API.
+//! A mock Tranzila endpoint over HTTPS: `TranzilaVerifyLayer` with the in-memory nonce store
+//! in front of an axum handler that answers like Tranzila's transaction API.
+//!
+//! [`MockTranzila::unavailable_first`] makes the handler answer 503 to the first calls that
+//! pass verification (their nonces are claimed by then, and a Tranzila nonce is never
+//! released): what a client's retry meets, and why each attempt must be signed anew.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,9 +11,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http::HeaderMap;
-use serde_json::{Value, json};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tollgate::core::SharedClock;
 use tollgate::replay::{DEFAULT_CAPACITY, MemoryNonceStore};
@@ -20,7 +26,10 @@ use crate::CREATE_TRANSACTION_PATH;
 #[derive(Debug, Default)]
 struct Shared {
     accepted: AtomicU64,
+    /// How many verified calls are still to be answered 503.
+    unavailable: AtomicU64,
     last_headers: Mutex<Option<HeaderMap>>,
+    verified: Mutex<Vec<(HeaderMap, Bytes)>>,
 }
 
 /// The mock: what it accepted, for demos and tests.
@@ -41,6 +50,14 @@ impl MockTranzila {
         }
     }
 
+    /// Answers 503 `{"error_code":503,...}` to the next `calls` calls that pass
+    /// verification (a provider briefly unavailable), then as usual.
+    #[must_use]
+    pub fn unavailable_first(self, calls: u64) -> Self {
+        self.shared.unavailable.store(calls, Ordering::SeqCst);
+        self
+    }
+
     /// The routes, behind the verify layer (a fresh in-memory nonce store per router).
     ///
     /// # Errors
@@ -56,20 +73,31 @@ impl MockTranzila {
             .with_state(self.shared.clone()))
     }
 
-    /// Binds `addr` and serves in a spawned task; returns the bound address.
+    /// Binds `addr` and serves over HTTPS (the local PKI of [`example_server::tls`]) in a
+    /// spawned task; returns the bound address (the base URL is `https://<addr>`).
     pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let app = self.router().map_err(std::io::Error::other)?;
-        tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                tracing::error!(%err, "mock Tranzila server stopped");
-            }
-        });
+        tokio::spawn(example_server::tls::serve_tls(
+            listener,
+            app,
+            example_server::Limits::default(),
+        ));
         Ok(local)
     }
 
-    /// How many calls passed verification.
+    /// The headers and body of every call that passed verification, answered 200 or 503,
+    /// in order.
+    pub fn verified(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.shared
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many calls passed verification and were answered 200.
     pub fn accepted(&self) -> u64 {
         self.shared.accepted.load(Ordering::SeqCst)
     }
@@ -87,7 +115,27 @@ impl MockTranzila {
 async fn create_transaction(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-) -> axum::Json<Value> {
+    body: Bytes,
+) -> Response {
+    shared
+        .verified
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((headers.clone(), body));
+    let unavailable = shared
+        .unavailable
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok();
+    if unavailable {
+        // Nothing was done: the caller may retry (with a fresh nonce).
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error_code": 503, "message": "Service temporarily unavailable" })),
+        )
+            .into_response();
+    }
     let id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
     *shared
         .last_headers
@@ -98,4 +146,5 @@ async fn create_transaction(
         "message": "Success",
         "transaction_result": { "transaction_id": id, "processor_response_code": "000" }
     }))
+    .into_response()
 }

@@ -4,22 +4,24 @@ use axum::{Router, http::StatusCode, routing::post};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tollgate::ServiceBuilderExt;
 use tollgate::core::{BoxError, Secret};
 use tollgate::headers::{HeaderHygieneLayer, Upstream, X_API_KEY};
+use tollgate::https::{HttpsConnector, TlsConfig};
 use tower::{ServiceBuilder, ServiceExt};
 
 /// Serves the partner API on `listener`: `POST /api/widget-url` asks the provider for a
 /// session.
 pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
-    // Outbound: a hyper_util client with the provider's rules. `build_http` speaks plain
-    // HTTP only, and tollgate ships no HTTPS connector yet: with Transak's own
-    // `https://api-gateway.transak.com` every call fails ("invalid URL, scheme is not http",
-    // answered 502 below). Until then PROVIDER_URL is an http:// base URL: a mock, or a
-    // proxy on your host that opens the TLS connection to the provider.
-    let base = std::env::var("PROVIDER_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    // Outbound: the provider's rules over an HTTPS-only hyper_util client (TLS 1.2+,
+    // certificates always verified, http:// refused). PROVIDER_CA_PEM adds a private CA to
+    // the trusted roots: how the test trusts its local provider mock.
+    let base =
+        std::env::var("PROVIDER_URL").unwrap_or_else(|_| "https://api-gateway.transak.com".into());
+    let mut tls = TlsConfig::new();
+    if let Ok(path) = std::env::var("PROVIDER_CA_PEM") {
+        tls = tls.add_root_pem(&std::fs::read(path)?)?;
+    }
     let provider = ServiceBuilder::new()
         .header_hygiene(HeaderHygieneLayer::server_to_server())
         .secret_header(
@@ -28,7 +30,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
             Upstream::parse(&base)?,
         )?
         .forward_user_ip()
-        .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+        .service(HttpsConnector::new(&tls)?.client::<Full<Bytes>>());
 
     let url = format!("{}/api/v2/auth/session", base.trim_end_matches('/'));
     let create = move || {

@@ -5,10 +5,11 @@
 //!   "Add to Cargo.toml" block is this crate's `[dependencies]` (the facade by path instead of
 //!   by version), so neither can drift from what is built here.
 //! - `readme_example_serves_over_tcp`: `serve` on a real listener, called by a `hyper_util`
-//!   client: an allowed origin reaches an http loopback mock of the provider with the API key
+//!   client: an allowed origin reaches an HTTPS loopback mock of the provider (its test CA
+//!   trusted through `PROVIDER_CA_PEM`) with the API key
 //!   and `x-user-ip` (the socket peer read through axum's `ConnectInfo`, which needs the
 //!   facade's `axum` feature, on by default: without it every request is 500
-//!   `client_ip_misconfigured`); a foreign origin is refused. `serve` reads `PROVIDER_API_KEY` and `PROVIDER_URL` from the
+//!   `client_ip_misconfigured`); a foreign origin is refused. `serve` reads `PROVIDER_API_KEY`, `PROVIDER_URL` and `PROVIDER_CA_PEM` from the
 //!   environment, which a test cannot set safely while other threads run, so the test
 //!   re-runs itself as a child process with both set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,15 +18,14 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::http::StatusCode;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tollgate_test_support::TempDir;
+use tollgate_test_support::tls::{HttpsServer, TestPki, handler};
 
 const README: &str = include_str!("../../../README.md");
 const CHILD: &str = "TOLLGATE_README_CHILD";
@@ -68,6 +68,17 @@ fn readme_code_block_is_the_compiled_example() {
 }
 
 #[test]
+fn readme_provider_block_is_the_compiled_one() {
+    let readme = block("## Calling a provider", "rust");
+    let compiled = include_str!("../src/providers.rs");
+    assert!(
+        readme == compiled,
+        "README.md's code block under \"## Calling a provider\" and tests/readme/src/providers.rs \
+         differ: copy one onto the other (and run rustfmt).\n--- README\n{readme}\n--- providers.rs\n{compiled}"
+    );
+}
+
+#[test]
 fn readme_cargo_block_is_this_crate() {
     let readme = block("## Add to Cargo.toml", "toml").replace(
         r#"tollgate = "0.1""#,
@@ -89,21 +100,6 @@ fn readme_cargo_block_is_this_crate() {
 /// What the provider mock saw: `(x-api-key, x-user-ip, origin present)` per call.
 type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>, bool)>>>;
 
-async fn provider_mock(State(seen): State<Seen>, headers: HeaderMap) -> StatusCode {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    seen.lock().unwrap().push((
-        header("x-api-key"),
-        header("x-user-ip"),
-        headers.contains_key("origin"),
-    ));
-    StatusCode::CREATED
-}
-
 #[test]
 fn readme_example_serves_over_tcp() {
     if std::env::var_os(CHILD).is_some() {
@@ -111,20 +107,53 @@ fn readme_example_serves_over_tcp() {
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let seen = Seen::default();
-    let provider = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = Router::new()
-            .route("/api/v2/auth/session", post(provider_mock))
-            .with_state(seen.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        addr
+    // The provider mock, over HTTPS with a certificate from a CA made now; the example trusts
+    // that CA through PROVIDER_CA_PEM.
+    let pki = TestPki::generate();
+    let dir = TempDir::new("tollgate-readme");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let provider = runtime.block_on({
+        let seen = seen.clone();
+        let leaf = pki.good.clone();
+        async move {
+            HttpsServer::start(
+                &leaf,
+                handler(move |request: Request<Bytes>| {
+                    let seen = seen.clone();
+                    async move {
+                        let headers = request.headers();
+                        let header = |name: &str| {
+                            headers
+                                .get(name)
+                                .and_then(|value| value.to_str().ok())
+                                .map(str::to_owned)
+                        };
+                        let status = if request.uri().path() == "/api/v2/auth/session" {
+                            seen.lock().unwrap().push((
+                                header("x-api-key"),
+                                header("x-user-ip"),
+                                headers.contains_key("origin"),
+                            ));
+                            StatusCode::CREATED
+                        } else {
+                            StatusCode::NOT_FOUND
+                        };
+                        let mut response = http::Response::new(Bytes::new());
+                        *response.status_mut() = status;
+                        response
+                    }
+                }),
+            )
+            .await
+        }
     });
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "readme_example_serves_over_tcp", "--nocapture"])
         .env(CHILD, "1")
         .env("PROVIDER_API_KEY", API_KEY)
-        .env("PROVIDER_URL", format!("http://{provider}"))
+        .env("PROVIDER_URL", provider.url())
+        .env("PROVIDER_CA_PEM", &ca)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
