@@ -2,15 +2,13 @@
 //! the transport that the provider's layers wrap.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use tollgate_core::{BoxError, BufferedBody};
 use tower::ServiceExt as _;
-use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
 use crate::AttemptError;
@@ -49,14 +47,6 @@ impl Attempt {
     }
 }
 
-/// When the call's deadline passes: set by the client, read by the retry policy and the rate
-/// limiter so they never start a wait that would outlast the call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CallDeadline {
-    pub(crate) at: Instant,
-    pub(crate) after: Duration,
-}
-
 /// The innermost service of a client: the attempt timeout over the transport
 /// (`hyper_util`'s client over tollgate-https's `HttpsConnector`, or the transport given to
 /// [`build_over`](crate::ClientBuilder::build_over)). The provider's layers wrap it, once per
@@ -66,7 +56,18 @@ pub(crate) struct CallDeadline {
 /// client tell a transport failure (perhaps retried) from the layer's own refusal (never
 /// retried, [`CallError::Refused`](crate::CallError::Refused)).
 pub struct AttemptService<ResBody = hyper::body::Incoming> {
-    inner: BoxCloneSyncService<Request<BufferedBody>, Response<ResBody>, AttemptError>,
+    // Shared, not boxed per clone: cloning the service (once per attempt, by the layers above)
+    // allocates nothing.
+    inner: Arc<dyn Transport<ResBody>>,
+}
+
+/// The transport behind the attempt timeout, type-erased: each call clones the transport and
+/// returns the attempt's future.
+trait Transport<ResBody>: Send + Sync {
+    fn send(
+        &self,
+        request: Request<BufferedBody>,
+    ) -> crate::BoxFuture<Result<Response<ResBody>, AttemptError>>;
 }
 
 impl<ResBody> AttemptService<ResBody> {
@@ -82,7 +83,7 @@ impl<ResBody> AttemptService<ResBody> {
         ResBody: 'static,
     {
         Self {
-            inner: BoxCloneSyncService::new(Timed { transport, timeout }),
+            inner: Arc::new(Timed { transport, timeout }),
         }
     }
 }
@@ -90,7 +91,7 @@ impl<ResBody> AttemptService<ResBody> {
 impl<ResBody> Clone for AttemptService<ResBody> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -106,37 +107,32 @@ impl<ResBody> Service<Request<BufferedBody>> for AttemptService<ResBody> {
     type Error = AttemptError;
     type Future = AttemptFuture<ResBody>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The transport's readiness is awaited inside the attempt timeout.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
-        AttemptFuture::new(self.inner.call(request))
+        AttemptFuture::new(self.inner.send(request))
     }
 }
 
 /// The transport under the attempt timeout; its readiness is awaited inside the timeout too.
-#[derive(Clone)]
 struct Timed<S> {
     transport: S,
     timeout: Duration,
 }
 
-impl<S, ResBody> Service<Request<BufferedBody>> for Timed<S>
+impl<S, ResBody> Transport<ResBody> for Timed<S>
 where
-    S: Service<Request<BufferedBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<BufferedBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    type Response = Response<ResBody>;
-    type Error = AttemptError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, AttemptError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+    fn send(
+        &self,
+        request: Request<BufferedBody>,
+    ) -> crate::BoxFuture<Result<Response<ResBody>, AttemptError>> {
         let transport = self.transport.clone();
         let timeout = self.timeout;
         Box::pin(async move {

@@ -4,22 +4,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::uri::Authority;
 use http::{Request, Response, Uri};
 use tollgate_core::upstream::Upstream;
 use tollgate_core::{BoxError, BufferedBody, DEFAULT_BODY_LIMIT};
 use tollgate_https::{HttpsConnector, TlsConfig};
 use tower::ServiceExt as _;
 use tower::limit::ConcurrencyLimit;
-use tower::retry::Retry;
-use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::attempt::AttemptService;
-use crate::audit::Audit;
-use crate::client::{BaseUrl, ProviderClient, Shared};
-use crate::limit::{RateLimit, RateLimiter};
-use crate::retry::CallPolicy;
+use crate::client::{BaseUrl, Engine, ProviderClient, Shared};
+use crate::limit::RateLimiter;
 use crate::{ConfigError, RetryPolicy};
 
 /// The default connect timeout: 5 s.
@@ -210,26 +207,19 @@ impl ClientBuilder {
     {
         let base_url = self.check()?;
         let attempt = AttemptService::new(transport, self.attempt_timeout);
-        let provider_layers = layers.layer(attempt).map_err(Into::<BoxError>::into);
-        let mut stack = BoxCloneSyncService::new(Audit {
+        let layers = layers.layer(attempt).map_err(Into::<BoxError>::into);
+        let engine = Engine {
             provider: self.provider,
-            inner: BoxCloneSyncService::new(provider_layers),
-        });
-        if let Some(max) = self.concurrency_limit {
-            stack = BoxCloneSyncService::new(ConcurrencyLimit::new(stack, max));
-        }
-        if let Some((requests, per)) = self.rate_limit {
-            stack = BoxCloneSyncService::new(RateLimit {
-                inner: stack,
-                limiter: Arc::new(RateLimiter::new(requests, per)),
-            });
-        }
-        let stack = BoxCloneSyncService::new(Retry::new(
-            CallPolicy {
-                policy: Arc::new(self.retry.clone()),
-            },
-            stack,
-        ));
+            policy: self.retry.clone(),
+            deadline: self.deadline,
+            rate: self
+                .rate_limit
+                .map(|(requests, per)| RateLimiter::new(requests, per)),
+            limited: self
+                .concurrency_limit
+                .map(|max| ConcurrencyLimit::new(layers.clone(), max)),
+            layers,
+        };
         let summary = format!("{self:?}");
         Ok(ProviderClient::new(
             Shared {
@@ -239,7 +229,7 @@ impl ClientBuilder {
                 max_request_body: self.max_request_body,
                 summary,
             },
-            stack,
+            Arc::new(engine),
         ))
     }
 
@@ -300,7 +290,15 @@ fn parse_base_url(url: &str) -> Result<BaseUrl, ConfigError> {
     } else {
         format!("{}:{}", upstream.host(), upstream.port())
     };
+    // `Upstream` accepted the host and port, so this cannot fail; refuse rather than panic.
+    let parsed = Authority::try_from(authority.as_str()).map_err(|_| {
+        ConfigError::InvalidBaseUrl(tollgate_core::upstream::ConfigError::InvalidUpstream {
+            upstream: String::new(),
+            reason: "the host and port do not form a URI authority",
+        })
+    })?;
     Ok(BaseUrl {
+        parsed,
         authority,
         path: upstream.base_path().unwrap_or_default().to_owned(),
     })

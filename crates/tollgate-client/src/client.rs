@@ -6,18 +6,19 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, Uri};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Request, Response, Uri};
 use http_body::Body;
 use tollgate_core::body::{self, BufferError};
 use tollgate_core::{BoxError, BufferedBody};
 use tower::ServiceExt as _;
-use tower::util::BoxCloneSyncService;
+use tower::limit::ConcurrencyLimit;
 use tower_service::Service;
 
-use crate::CallError;
-use crate::attempt::{Attempt, CallDeadline};
+use crate::attempt::Attempt;
 use crate::future::ProviderClientFuture;
+use crate::limit::RateLimiter;
+use crate::{BoxFuture, CallError, RetryPolicy, audit};
 
 /// The base URL relative request URIs are joined to.
 #[derive(Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub(crate) struct BaseUrl {
     pub(crate) authority: String,
     /// `""` or `/seg[/seg...]`, no trailing `/`.
     pub(crate) path: String,
+    /// `authority`, parsed once (cloning it allocates nothing).
+    pub(crate) parsed: Authority,
 }
 
 impl fmt::Display for BaseUrl {
@@ -35,23 +38,35 @@ impl fmt::Display for BaseUrl {
 }
 
 impl BaseUrl {
-    /// `https://authority` + base path + the request's path and query.
-    fn join(&self, relative: &Uri) -> Result<Uri, CallError> {
-        let path = relative.path_and_query().map_or("/", PathAndQuery::as_str);
-        if !path.starts_with('/') {
+    /// `https://authority` + base path + the request's path and query, built from parts: no
+    /// allocation when the base URL has no path.
+    fn join(&self, relative: Uri) -> Result<Uri, CallError> {
+        let mut parts = relative.into_parts();
+        let path = parts
+            .path_and_query
+            .take()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        if !path.as_str().starts_with('/') {
             return Err(CallError::InvalidUri {
                 reason: "a relative URI must start with `/`",
             });
         }
-        let joined = format!("{}{path}", self.path);
-        Uri::builder()
-            .scheme(Scheme::HTTPS)
-            .authority(self.authority.as_str())
-            .path_and_query(joined)
-            .build()
-            .map_err(|_| CallError::InvalidUri {
-                reason: "the joined URI is not valid",
-            })
+        let invalid = CallError::InvalidUri {
+            reason: "the joined URI is not valid",
+        };
+        parts.path_and_query = Some(if self.path.is_empty() {
+            path
+        } else {
+            let mut joined = String::with_capacity(self.path.len() + path.as_str().len());
+            joined.push_str(&self.path);
+            joined.push_str(path.as_str());
+            PathAndQuery::try_from(joined).map_err(|_| invalid)?
+        });
+        parts.scheme = Some(Scheme::HTTPS);
+        parts.authority = Some(self.parsed.clone());
+        Uri::from_parts(parts).map_err(|_| CallError::InvalidUri {
+            reason: "the joined URI is not valid",
+        })
     }
 }
 
@@ -76,17 +91,15 @@ pub(crate) struct Shared {
 /// [`build`](crate::ClientBuilder::build).
 pub struct ProviderClient<ResBody = hyper::body::Incoming> {
     shared: Arc<Shared>,
-    stack: BoxCloneSyncService<Request<BufferedBody>, Response<ResBody>, BoxError>,
+    // Shared by clones: cloning a client, or calling it, allocates nothing for the stack.
+    engine: Arc<dyn Run<ResBody>>,
 }
 
 impl<ResBody> ProviderClient<ResBody> {
-    pub(crate) fn new(
-        shared: Shared,
-        stack: BoxCloneSyncService<Request<BufferedBody>, Response<ResBody>, BoxError>,
-    ) -> Self {
+    pub(crate) fn new(shared: Shared, engine: Arc<dyn Run<ResBody>>) -> Self {
         Self {
             shared: Arc::new(shared),
-            stack,
+            engine,
         }
     }
 
@@ -105,7 +118,7 @@ impl<ResBody> Clone for ProviderClient<ResBody> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
-            stack: self.stack.clone(),
+            engine: Arc::clone(&self.engine),
         }
     }
 }
@@ -141,7 +154,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        let stack = self.stack.clone();
+        let engine = Arc::clone(&self.engine);
         let started = Instant::now();
         let deadline = shared.deadline;
         ProviderClientFuture::new(async move {
@@ -156,11 +169,7 @@ where
                     .map_err(buffer_error)?;
                 let mut request = Request::from_parts(parts, BufferedBody::new(bytes));
                 request.extensions_mut().insert(Attempt::FIRST);
-                request.extensions_mut().insert(CallDeadline {
-                    at: started + deadline,
-                    after: deadline,
-                });
-                stack.oneshot(request).await.map_err(CallError::from_stack)
+                engine.run(request, started + deadline).await
             };
             match tokio::time::timeout(deadline, call).await {
                 Ok(result) => result,
@@ -184,10 +193,17 @@ fn target(shared: &Shared, uri: Uri) -> Result<Uri, CallError> {
                     reason: "the URI has no host",
                 });
             }
+            // hyper would send it on (in HTTP/2's `:authority`) and log it; the base URL
+            // refuses it too.
+            if authority.as_str().contains('@') {
+                return Err(CallError::InvalidUri {
+                    reason: "user info is not allowed in the URI",
+                });
+            }
             Ok(uri)
         }
         (None, None) => match &shared.base_url {
-            Some(base) => base.join(&uri),
+            Some(base) => base.join(uri),
             None => Err(CallError::InvalidUri {
                 reason: "a relative URI needs a base URL",
             }),
@@ -204,5 +220,179 @@ fn buffer_error(error: BufferError) -> CallError {
         BufferError::Read(error) => CallError::Body(error),
         // `BufferError` is non-exhaustive.
         other => CallError::Body(Box::new(other)),
+    }
+}
+
+/// The part of a call after the body is buffered, type-erased over the provider's layers.
+pub(crate) trait Run<ResBody>: Send + Sync {
+    /// Every attempt of `request` (which carries `Attempt::FIRST`), the waits between them
+    /// ending before `deadline`.
+    fn run(
+        self: Arc<Self>,
+        request: Request<BufferedBody>,
+        deadline: Instant,
+    ) -> BoxFuture<Result<Response<ResBody>, CallError>>;
+}
+
+/// Retry, rate limit, concurrency limit and audit around the provider's layers `S` (over the
+/// `AttemptService`): one future per call, the layers cloned per attempt (no allocation).
+pub(crate) struct Engine<S> {
+    pub(crate) provider: &'static str,
+    pub(crate) policy: RetryPolicy,
+    /// The call's deadline, for `CallError::DeadlineExceeded`.
+    pub(crate) deadline: Duration,
+    pub(crate) rate: Option<RateLimiter>,
+    pub(crate) layers: S,
+    /// `layers` behind the concurrency limit, when there is one (clones share its permits).
+    pub(crate) limited: Option<ConcurrencyLimit<S>>,
+}
+
+impl<S, ResBody> Run<ResBody> for Engine<S>
+where
+    S: Service<Request<BufferedBody>, Response = Response<ResBody>, Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    ResBody: Send + 'static,
+{
+    fn run(
+        self: Arc<Self>,
+        mut request: Request<BufferedBody>,
+        deadline: Instant,
+    ) -> BoxFuture<Result<Response<ResBody>, CallError>> {
+        Box::pin(async move {
+            let method = request.method().clone();
+            let uri = request.uri().clone();
+            let mut attempt = 1;
+            loop {
+                // The copy for the next attempt is taken before the layers change the request
+                // (tower's `Retry` does the same): one clone per attempt that may be retried.
+                let next = (attempt < self.policy.max_attempts()).then(|| {
+                    let mut next = request.clone();
+                    // In place: the clone carries this attempt's `Attempt`.
+                    match next.extensions_mut().get_mut::<Attempt>() {
+                        Some(number) => *number = Attempt::new(attempt + 1),
+                        None => {
+                            next.extensions_mut().insert(Attempt::new(attempt + 1));
+                        }
+                    }
+                    next
+                });
+                let result = self
+                    .attempt(request, attempt, deadline, &method, uri.path())
+                    .await?;
+                let Some(next) = next else {
+                    return result.map_err(CallError::from_stack);
+                };
+                let Some(wait) = self
+                    .policy
+                    .wait_before(attempt + 1, &next, &result, deadline)
+                else {
+                    return result.map_err(CallError::from_stack);
+                };
+                // A retried response's body is dropped before the wait.
+                drop(result);
+                tokio::time::sleep(wait).await;
+                request = next;
+                attempt += 1;
+            }
+        })
+    }
+}
+
+impl<S, ResBody> Engine<S>
+where
+    S: Service<Request<BufferedBody>, Response = Response<ResBody>, Error = BoxError> + Clone,
+{
+    /// One attempt: the concurrency limit, then the rate limit (an `Err` ends the call), the
+    /// layers, the audit event.
+    async fn attempt(
+        &self,
+        request: Request<BufferedBody>,
+        attempt: u32,
+        deadline: Instant,
+        method: &Method,
+        path: &str,
+    ) -> Result<Result<Response<ResBody>, BoxError>, CallError> {
+        let audited = Audited {
+            provider: self.provider,
+            method,
+            path,
+            attempt,
+        };
+        match &self.limited {
+            Some(limited) => self.send(limited.clone(), request, deadline, audited).await,
+            None => {
+                self.send(self.layers.clone(), request, deadline, audited)
+                    .await
+            }
+        }
+    }
+
+    /// Waits for `service` to be ready (a concurrency permit), then for a rate-limit slot,
+    /// then calls it. In that order: a slot reserved before waiting for a permit could lie in
+    /// the past by the time the permit comes, and attempts queued behind the concurrency
+    /// limit would then start together, above the rate.
+    async fn send<T>(
+        &self,
+        mut service: T,
+        request: Request<BufferedBody>,
+        deadline: Instant,
+        audited: Audited<'_>,
+    ) -> Result<Result<Response<ResBody>, BoxError>, CallError>
+    where
+        T: Service<Request<BufferedBody>, Response = Response<ResBody>, Error = BoxError>,
+    {
+        let service = match service.ready().await {
+            Ok(service) => service,
+            Err(error) => return Ok(Err(error)),
+        };
+        if let Some(limiter) = &self.rate {
+            let now = tokio::time::Instant::now();
+            let latest = tokio::time::Instant::from_std(deadline);
+            let Some(at) = limiter.reserve(now, Some(latest)) else {
+                return Err(CallError::DeadlineExceeded {
+                    after: self.deadline,
+                });
+            };
+            if at > now {
+                tokio::time::sleep_until(at).await;
+            }
+        }
+        Ok(audited.call(service, request).await)
+    }
+}
+
+/// What the audit event of one attempt holds, besides its outcome.
+struct Audited<'a> {
+    provider: &'static str,
+    method: &'a Method,
+    path: &'a str,
+    attempt: u32,
+}
+
+impl Audited<'_> {
+    /// Calls `service` (ready); the latency counts from the call.
+    async fn call<T, ResBody>(
+        self,
+        service: &mut T,
+        request: Request<BufferedBody>,
+    ) -> Result<Response<ResBody>, BoxError>
+    where
+        T: Service<Request<BufferedBody>, Response = Response<ResBody>, Error = BoxError>,
+    {
+        let started = Instant::now();
+        let result = service.call(request).await;
+        audit::record(
+            self.provider,
+            self.method,
+            self.path,
+            self.attempt,
+            started,
+            &result,
+        );
+        result
     }
 }

@@ -191,14 +191,6 @@ impl CallError {
 
     /// Sorts an error that came out of the retry stack.
     pub(crate) fn from_stack(error: BoxError) -> Self {
-        let error = match error.downcast::<DeadlineReached>() {
-            Ok(reached) => {
-                return Self::DeadlineExceeded {
-                    after: reached.after,
-                };
-            }
-            Err(error) => error,
-        };
         match error.downcast::<AttemptError>() {
             Ok(attempt) => Self::from_attempt(*attempt),
             Err(error) if find::<AttemptError>(&*error).is_some() => Self::Transport(error),
@@ -323,24 +315,6 @@ impl StdError for AttemptError {
     }
 }
 
-/// A wait (rate limit, backoff) that would end after the call's deadline: the call ends now.
-#[derive(Debug)]
-pub(crate) struct DeadlineReached {
-    pub(crate) after: Duration,
-}
-
-impl fmt::Display for DeadlineReached {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the deadline of {:?} would pass while waiting",
-            self.after
-        )
-    }
-}
-
-impl StdError for DeadlineReached {}
-
 /// The first `T` in `error`'s source chain.
 pub(crate) fn find<'a, T: StdError + 'static>(
     error: &'a (dyn StdError + 'static),
@@ -357,9 +331,6 @@ pub(crate) fn find<'a, T: StdError + 'static>(
 
 /// The [`CallError::kind`] an attempt's error would become, without consuming it.
 pub(crate) fn attempt_kind(error: &(dyn StdError + 'static)) -> &'static str {
-    if error.downcast_ref::<DeadlineReached>().is_some() {
-        return "deadline";
-    }
     let Some(attempt) = error.downcast_ref::<AttemptError>() else {
         return if find::<AttemptError>(error).is_some() {
             "transport"

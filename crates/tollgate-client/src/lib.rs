@@ -20,7 +20,7 @@
 //!  │ prepare              relative URI joined to the base URL (absolute ones unchanged),
 //!  │                      non-https refused, body buffered up to max_request_body (1 MiB),
 //!  │                      Attempt(1) inserted
-//!  ├─ retry               tower::retry::Retry + RetryPolicy; each retry is a fresh copy of the
+//!  ├─ retry               a loop with RetryPolicy; each retry is a fresh copy of the
 //!  │                      buffered request with Attempt(n + 1)                  (default 3 attempts)
 //!  │   rate limit         one sliding window shared by all clones; waits, but never past the
 //!  │                      deadline                                             (none by default)
@@ -31,6 +31,9 @@
 //!  └─ transport          hyper_util's client over tollgate_https::HttpsConnector
 //!                         (connect timeout, default 5 s), body BufferedBody
 //! ```
+//!
+//! Retry, limits and audit run in one future per call; the provider's layers are cloned once
+//! per attempt. Clones of a client share the whole stack (cloning allocates nothing).
 //!
 //! # Example
 //!

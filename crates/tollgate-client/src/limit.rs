@@ -8,18 +8,10 @@
 //! window of length `per`. A caller waits for its time with `tokio::time::sleep_until`.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use http::Request;
 use tokio::time::Instant;
-use tollgate_core::{BoxError, BufferedBody};
-use tower::ServiceExt as _;
-use tower_service::Service;
-
-use crate::attempt::CallDeadline;
-use crate::error::DeadlineReached;
 
 /// At most `requests` grants in any window of length `per`.
 #[derive(Debug)]
@@ -65,44 +57,6 @@ impl RateLimiter {
             granted.pop_front();
         }
         Some(at)
-    }
-}
-
-/// Waits for the shared rate limiter, then calls the inner service.
-#[derive(Clone)]
-pub(crate) struct RateLimit<S> {
-    pub(crate) inner: S,
-    pub(crate) limiter: Arc<RateLimiter>,
-}
-
-impl<S, ResBody> Service<Request<BufferedBody>> for RateLimit<S>
-where
-    S: Service<Request<BufferedBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<ResBody>;
-    type Error = BoxError;
-    type Future = crate::BoxFuture<Result<Self::Response, BoxError>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // The inner service's readiness (the concurrency limit) is awaited after the wait.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
-        let inner = self.inner.clone();
-        let limiter = Arc::clone(&self.limiter);
-        Box::pin(async move {
-            let deadline = request.extensions().get::<CallDeadline>().copied();
-            let latest = deadline.map(|deadline| Instant::from_std(deadline.at));
-            let Some(at) = limiter.reserve(Instant::now(), latest) else {
-                let after = deadline.map_or(Duration::ZERO, |deadline| deadline.after);
-                return Err(Box::new(DeadlineReached { after }) as BoxError);
-            };
-            tokio::time::sleep_until(at).await;
-            inner.oneshot(request).await.map_err(Into::into)
-        })
     }
 }
 

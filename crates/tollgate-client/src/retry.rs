@@ -1,7 +1,6 @@
 //! [`RetryPolicy`]: which calls are retried, how often, and how long to wait; and the
 //! `tower::retry::Policy` that applies it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderName, Method, Request, Response, StatusCode};
@@ -9,7 +8,6 @@ use tollgate_core::{BoxError, BufferedBody};
 use tollgate_https::ConnectError;
 
 use crate::AttemptError;
-use crate::attempt::{Attempt, CallDeadline};
 use crate::retry_after::retry_after;
 
 /// The default number of attempts: 3 (the first and two retries).
@@ -220,52 +218,31 @@ pub(crate) fn judge<B, ResBody>(
     }
 }
 
-/// The `tower::retry::Policy` of a client: [`RetryPolicy`] plus the call's deadline (from the
-/// request's [`CallDeadline`] extension).
-#[derive(Debug, Clone)]
-pub(crate) struct CallPolicy {
-    pub(crate) policy: Arc<RetryPolicy>,
-}
-
-impl<ResBody> tower::retry::Policy<Request<BufferedBody>, Response<ResBody>, BoxError>
-    for CallPolicy
-{
-    type Future = tokio::time::Sleep;
-
-    fn retry(
-        &mut self,
-        request: &mut Request<BufferedBody>,
-        result: &mut Result<Response<ResBody>, BoxError>,
-    ) -> Option<Self::Future> {
-        // `request` is the copy for the next attempt: its `Attempt` is already bumped.
-        let next = request.extensions().get::<Attempt>().map_or(2, |a| a.get());
-        if next > self.policy.max_attempts {
+impl RetryPolicy {
+    /// The wait before attempt `next` (2 for the first retry) after `result`, the outcome of
+    /// attempt `next - 1` of `request`; `None` when `result` is the answer: no attempt left,
+    /// not retryable, or a wait that would not end before `deadline`.
+    pub(crate) fn wait_before<ResBody>(
+        &self,
+        next: u32,
+        request: &Request<BufferedBody>,
+        result: &Result<Response<ResBody>, BoxError>,
+        deadline: Instant,
+    ) -> Option<Duration> {
+        if next > self.max_attempts {
             return None;
         }
-        let retry_after = match judge(&self.policy, request, result, SystemTime::now()) {
+        let retry_after = match judge(self, request, result, SystemTime::now()) {
             Verdict::Final => return None,
             Verdict::Retry { retry_after } => retry_after,
         };
-        let backoff = self.policy.backoff_for(next - 1, random_u64());
+        let backoff = self.backoff_for(next - 1, random_u64());
         let wait = retry_after.map_or(backoff, |at_least| at_least.max(backoff));
-        let now = Instant::now();
-        if let Some(deadline) = request.extensions().get::<CallDeadline>()
-            && now.checked_add(wait).is_none_or(|end| end >= deadline.at)
-        {
+        match Instant::now().checked_add(wait) {
             // The wait would outlast the call: the outcome we have is the answer.
-            return None;
+            Some(end) if end < deadline => Some(wait),
+            _ => None,
         }
-        Some(tokio::time::sleep(wait))
-    }
-
-    fn clone_request(&mut self, request: &Request<BufferedBody>) -> Option<Request<BufferedBody>> {
-        let attempt = request.extensions().get::<Attempt>().map_or(1, |a| a.get());
-        if attempt >= self.policy.max_attempts {
-            return None;
-        }
-        let mut next = request.clone();
-        next.extensions_mut().insert(Attempt::new(attempt + 1));
-        Some(next)
     }
 }
 
