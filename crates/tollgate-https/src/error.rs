@@ -24,12 +24,14 @@ pub enum ConfigError {
         /// Which timeout.
         name: &'static str,
     },
-    /// `RequireHttpsLayer::redirect_to` was given something other than an `https://` origin.
+    /// An [`HttpsOrigin`](crate::HttpsOrigin) (for `RequireHttpsLayer::redirect_to`) was
+    /// parsed from something other than an `https://` origin.
     InvalidRedirectOrigin {
         /// Why.
         reason: &'static str,
     },
-    /// An HSTS `max-age` of zero tells browsers to forget the policy.
+    /// [`Hsts::new`](crate::Hsts::new) was given a `max-age` under one second: `max-age=0`
+    /// tells browsers to forget the policy.
     ZeroHstsMaxAge,
 }
 

@@ -56,7 +56,6 @@
 //! ```no_run
 //! use std::convert::Infallible;
 //! use std::sync::Arc;
-//! use std::time::Duration;
 //!
 //! use bytes::Bytes;
 //! use http::{Request, Response};
@@ -64,7 +63,7 @@
 //! use hyper::body::Incoming;
 //! use hyper_util::rt::{TokioExecutor, TokioIo};
 //! use tollgate_client_ip::PeerAddr;
-//! use tollgate_https::{HttpsConnection, RequireHttpsLayer};
+//! use tollgate_https::{Hsts, HttpsConnection, RequireHttpsLayer};
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! async fn serve(
@@ -72,7 +71,7 @@
 //!     tls: Arc<rustls::ServerConfig>,
 //! ) -> Result<(), Box<dyn std::error::Error>> {
 //!     let app = RequireHttpsLayer::new()
-//!         .hsts(Duration::from_secs(31_536_000))?
+//!         .hsts(Hsts::one_year())
 //!         .layer(service_fn(|_: Request<Incoming>| async {
 //!             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("paid"))))
 //!         }));
@@ -103,21 +102,19 @@
 //! never to a router served over plain HTTP:
 //!
 //! ```
-//! use std::time::Duration;
-//!
 //! use axum::{Extension, Router, routing::post};
-//! use tollgate_https::{HttpsConnection, RequireHttpsLayer};
+//! use tollgate_https::{Hsts, HttpsConnection, RequireHttpsLayer};
 //!
 //! # fn main() -> Result<(), tollgate_https::ConfigError> {
 //! let api = Router::new().route("/pay", post(|| async { "paid" }));
 //! // Served over TLS: every request carries the marker.
 //! let over_tls: Router = api
 //!     .clone()
-//!     .layer(RequireHttpsLayer::new().hsts(Duration::from_secs(31_536_000))?)
+//!     .layer(RequireHttpsLayer::new().hsts(Hsts::one_year()))
 //!     .layer(Extension(HttpsConnection));
 //! // Served on port 80: GET/HEAD redirected, the rest refused.
 //! let over_plain_http: Router = api
-//!     .layer(RequireHttpsLayer::new().redirect_to("https://pay.example.com")?);
+//!     .layer(RequireHttpsLayer::new().redirect_to("https://pay.example.com".parse()?));
 //! # let _ = (over_tls, over_plain_http);
 //! # Ok(())
 //! # }
@@ -182,7 +179,8 @@
 //!   `plain_http_is_refused_with_json_and_no_hsts`,
 //!   `redirect_mode_sends_get_and_head_to_the_configured_origin`).
 //! - **The redirect never goes to a host taken from the request**: the origin is fixed at
-//!   build time and validated (`https`, a host, no path, query, user info or fragment); only
+//!   build time, an [`HttpsOrigin`] validated when parsed (`https`, a host, no path, query,
+//!   user info or fragment); only
 //!   the request's path and query are appended, and only for `GET`/`HEAD`
 //!   (`redirect_mode_sends_get_and_head_to_the_configured_origin`,
 //!   `redirect_mode_refuses_other_methods`, `bad_configurations_are_refused_when_built`).
@@ -204,8 +202,13 @@ mod tls;
 
 pub use connector::{DEFAULT_CONNECT_TIMEOUT, HttpsConnector, HttpsStream};
 pub use error::{ConfigError, ConnectError};
-pub use require::{HttpsConnection, RequireHttps, RequireHttpsLayer};
+pub use require::{Hsts, HttpsConnection, HttpsOrigin, RequireHttps, RequireHttpsLayer};
 pub use tls::TlsConfig;
 
 /// rustls's certificate type, for [`TlsConfig::add_root_certificate`].
 pub use rustls::pki_types::CertificateDer;
+
+/// The crate's README, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

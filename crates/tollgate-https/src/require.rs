@@ -2,6 +2,7 @@
 //! send `Strict-Transport-Security` on the ones that did.
 
 use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -39,16 +40,170 @@ use crate::proto::forwarded_https;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HttpsConnection;
 
-/// The `Strict-Transport-Security` policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Hsts {
+/// The origin plain-HTTP `GET` and `HEAD` requests are redirected to, for
+/// [`RequireHttpsLayer::redirect_to`]: `https://host[:port]`, validated when parsed.
+///
+/// Parsed with [`str::parse`]: the scheme must be `https`, there must be a host, the path may
+/// be at most `/`, and user info, a query or a fragment are refused with
+/// [`ConfigError::InvalidRedirectOrigin`]. A trailing `/` is dropped, so
+/// [`as_str`](Self::as_str) (and [`Display`](fmt::Display)) is the bare origin, to which the
+/// request's path and query are appended.
+///
+/// ```
+/// use tollgate_https::{ConfigError, HttpsOrigin};
+///
+/// # fn main() -> Result<(), ConfigError> {
+/// let origin: HttpsOrigin = "https://pay.example.com:8443/".parse()?;
+/// assert_eq!(origin.as_str(), "https://pay.example.com:8443");
+/// assert_eq!(origin.to_string(), "https://pay.example.com:8443");
+///
+/// assert!(matches!(
+///     "http://pay.example.com".parse::<HttpsOrigin>(),
+///     Err(ConfigError::InvalidRedirectOrigin { reason: "the scheme must be https" })
+/// ));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpsOrigin(String);
+
+impl HttpsOrigin {
+    /// The origin, `https://host[:port]`, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for HttpsOrigin {
+    type Err = ConfigError;
+
+    /// Validates `origin`: `https://host[:port]`, optionally followed by `/`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidRedirectOrigin`] unless `origin` is `https://host[:port]`, with
+    /// at most a `/` as path and no user info, query or fragment.
+    fn from_str(origin: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason| ConfigError::InvalidRedirectOrigin { reason };
+        if origin.contains('#') {
+            return Err(invalid("a fragment is not allowed"));
+        }
+        let uri: Uri = origin
+            .parse()
+            .map_err(|_| invalid("not an absolute https:// URL"))?;
+        if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
+            return Err(invalid("the scheme must be https"));
+        }
+        let authority = uri.authority().ok_or(invalid("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid("user info is not allowed"));
+        }
+        if authority.host().is_empty() {
+            return Err(invalid("no host"));
+        }
+        if uri.query().is_some() || origin.contains('?') {
+            return Err(invalid("a query is not allowed"));
+        }
+        if !matches!(uri.path(), "" | "/") {
+            return Err(invalid("a path other than `/` is not allowed"));
+        }
+        Ok(Self(format!("https://{}", authority.as_str())))
+    }
+}
+
+impl fmt::Display for HttpsOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A `Strict-Transport-Security` policy, for [`RequireHttpsLayer::hsts`]: a `max-age` of at
+/// least one second, optionally `includeSubDomains` and `preload`.
+///
+/// The `max-age` is sent in whole seconds (a fraction of a second is dropped).
+/// [`Hsts::new`] refuses a `max-age` under one second: `max-age=0` tells browsers to
+/// forget the policy. [`Hsts::one_year`] cannot fail.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use tollgate_https::{ConfigError, Hsts};
+///
+/// # fn main() -> Result<(), ConfigError> {
+/// let hsts = Hsts::new(Duration::from_secs(600))?;
+/// assert_eq!(hsts.header_value(), "max-age=600");
+///
+/// let hsts = Hsts::one_year().include_subdomains().preload();
+/// assert_eq!(hsts.max_age(), Duration::from_secs(31_536_000));
+/// assert_eq!(
+///     hsts.header_value(),
+///     "max-age=31536000; includeSubDomains; preload"
+/// );
+///
+/// assert_eq!(Hsts::new(Duration::ZERO), Err(ConfigError::ZeroHstsMaxAge));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Hsts {
     max_age: u64,
     include_subdomains: bool,
     preload: bool,
 }
 
 impl Hsts {
-    fn header(self) -> HeaderValue {
+    /// One year in seconds: the `max-age` browsers' preload lists ask for.
+    const ONE_YEAR: u64 = 31_536_000;
+
+    /// `max-age=<seconds>`, without `includeSubDomains` or `preload`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroHstsMaxAge`] when `max_age` is under one second (`max-age=0` tells
+    /// browsers to forget the policy).
+    pub fn new(max_age: Duration) -> Result<Self, ConfigError> {
+        let max_age = max_age.as_secs();
+        if max_age == 0 {
+            return Err(ConfigError::ZeroHstsMaxAge);
+        }
+        Ok(Self {
+            max_age,
+            include_subdomains: false,
+            preload: false,
+        })
+    }
+
+    /// `max-age=31536000` (one year), without `includeSubDomains` or `preload`.
+    pub fn one_year() -> Self {
+        Self {
+            max_age: Self::ONE_YEAR,
+            include_subdomains: false,
+            preload: false,
+        }
+    }
+
+    /// Adds `includeSubDomains`: the policy also covers every subdomain of the host.
+    pub fn include_subdomains(mut self) -> Self {
+        self.include_subdomains = true;
+        self
+    }
+
+    /// Adds `preload`. Browsers' preload lists also require `includeSubDomains` and a
+    /// `max-age` of at least a year, and leaving a preload list takes months: add it only
+    /// when every subdomain serves HTTPS.
+    pub fn preload(mut self) -> Self {
+        self.preload = true;
+        self
+    }
+
+    /// The `max-age`, in whole seconds.
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs(self.max_age)
+    }
+
+    /// The `Strict-Transport-Security` header value:
+    /// `max-age=<seconds>[; includeSubDomains][; preload]`.
+    pub fn header_value(&self) -> HeaderValue {
         let mut value = format!("max-age={}", self.max_age);
         if self.include_subdomains {
             value.push_str("; includeSubDomains");
@@ -57,30 +212,20 @@ impl Hsts {
             value.push_str("; preload");
         }
         // Digits, letters, `=`, `;` and spaces: always a valid header value.
-        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
+        HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
     }
 }
 
 #[derive(Clone)]
 struct Config {
     trusted_proxies: Option<IpRanges>,
-    redirect_origin: Option<String>,
+    redirect_origin: Option<HttpsOrigin>,
     hsts: Option<Hsts>,
-    include_subdomains: bool,
-    preload: bool,
     hsts_header: Option<HeaderValue>,
     responder: RejectionResponder,
 }
 
 impl Config {
-    fn refresh_hsts(&mut self) {
-        if let Some(hsts) = &mut self.hsts {
-            hsts.include_subdomains = self.include_subdomains;
-            hsts.preload = self.preload;
-        }
-        self.hsts_header = self.hsts.map(Hsts::header);
-    }
-
     /// Whether the request with these extensions and headers arrived over HTTPS.
     fn is_https(&self, extensions: &Extensions, headers: &HeaderMap) -> bool {
         if extensions.get::<HttpsConnection>().is_some() {
@@ -124,7 +269,7 @@ impl Config {
 /// - Forwarding headers from a peer outside the trusted ranges are ignored: anyone can send
 ///   `X-Forwarded-Proto: https`. Trust only the addresses of your own proxies, and make sure
 ///   they overwrite or append these headers.
-/// - The redirect goes to the origin given at build time, never to a host taken from the
+/// - The redirect goes to the [`HttpsOrigin`] given at build time, never to a host taken from the
 ///   request (`Host`, `:authority`, the request line): no open redirect. Only `GET` and
 ///   `HEAD` are redirected; other methods get the 403 (their body has already crossed the
 ///   network in clear, and a client should learn that instead of resending it).
@@ -133,18 +278,16 @@ impl Config {
 ///
 /// ```
 /// use std::convert::Infallible;
-/// use std::time::Duration;
 ///
 /// use http::{Request, Response, StatusCode};
-/// use tollgate_https::{HttpsConnection, RequireHttpsLayer};
+/// use tollgate_https::{Hsts, HttpsConnection, RequireHttpsLayer};
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), tollgate_https::ConfigError> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let layer = RequireHttpsLayer::new()
-///     .trust_forwarded_proto("10.0.0.0/8".parse().unwrap())
-///     .hsts(Duration::from_secs(31_536_000))?
-///     .hsts_include_subdomains();
+///     .trust_forwarded_proto("10.0.0.0/8".parse()?)
+///     .hsts(Hsts::one_year().include_subdomains());
 /// let service = ServiceBuilder::new()
 ///     .layer(layer)
 ///     .service(service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) }));
@@ -181,8 +324,6 @@ impl RequireHttpsLayer {
                 trusted_proxies: None,
                 redirect_origin: None,
                 hsts: None,
-                include_subdomains: false,
-                preload: false,
                 hsts_header: None,
                 responder: RejectionResponder::json(),
             }),
@@ -199,62 +340,41 @@ impl RequireHttpsLayer {
     /// Answers plain-HTTP `GET` and `HEAD` requests with `308 Permanent Redirect` to
     /// `origin` followed by the request's path and query (other methods still get the 403).
     ///
-    /// # Errors
-    ///
-    /// [`ConfigError::InvalidRedirectOrigin`] unless `origin` is `https://host[:port]`, with
-    /// at most a `/` as path and no user info, query or fragment.
+    /// The origin is validated when it is parsed into an [`HttpsOrigin`].
     ///
     /// ```
     /// use tollgate_https::{ConfigError, RequireHttpsLayer};
     ///
-    /// assert!(RequireHttpsLayer::new().redirect_to("https://pay.example.com").is_ok());
-    /// assert!(matches!(
-    ///     RequireHttpsLayer::new().redirect_to("http://pay.example.com"),
-    ///     Err(ConfigError::InvalidRedirectOrigin { .. })
-    /// ));
+    /// # fn main() -> Result<(), ConfigError> {
+    /// let layer = RequireHttpsLayer::new().redirect_to("https://pay.example.com".parse()?);
+    /// assert_eq!(
+    ///     layer.redirect_origin().map(|origin| origin.as_str()),
+    ///     Some("https://pay.example.com")
+    /// );
+    /// # Ok(())
+    /// # }
     /// ```
-    pub fn redirect_to(mut self, origin: &str) -> Result<Self, ConfigError> {
-        let origin = redirect_origin(origin)?;
+    pub fn redirect_to(mut self, origin: HttpsOrigin) -> Self {
         Arc::make_mut(&mut self.config).redirect_origin = Some(origin);
-        Ok(self)
-    }
-
-    /// Adds `Strict-Transport-Security: max-age=<seconds>` to the answers of HTTPS requests
-    /// (never to plain-HTTP ones). A header the inner service set is kept.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::ZeroHstsMaxAge`] when `max_age` is under one second (`max-age=0` tells
-    /// browsers to forget the policy).
-    pub fn hsts(mut self, max_age: Duration) -> Result<Self, ConfigError> {
-        let max_age = max_age.as_secs();
-        if max_age == 0 {
-            return Err(ConfigError::ZeroHstsMaxAge);
-        }
-        let config = Arc::make_mut(&mut self.config);
-        config.hsts = Some(Hsts {
-            max_age,
-            include_subdomains: false,
-            preload: false,
-        });
-        config.refresh_hsts();
-        Ok(self)
-    }
-
-    /// Adds `includeSubDomains` to the HSTS header (only with [`hsts`](Self::hsts)).
-    pub fn hsts_include_subdomains(mut self) -> Self {
-        let config = Arc::make_mut(&mut self.config);
-        config.include_subdomains = true;
-        config.refresh_hsts();
         self
     }
 
-    /// Adds `preload` to the HSTS header (only with [`hsts`](Self::hsts)). Browsers'
-    /// preload lists also require `includeSubDomains` and a `max-age` of at least a year.
-    pub fn hsts_preload(mut self) -> Self {
+    /// Adds `Strict-Transport-Security` ([`Hsts::header_value`]) to the answers of HTTPS
+    /// requests (never to plain-HTTP ones). A header the inner service set is kept.
+    ///
+    /// ```
+    /// use tollgate_https::{Hsts, RequireHttpsLayer};
+    ///
+    /// let layer = RequireHttpsLayer::new().hsts(Hsts::one_year().include_subdomains());
+    /// assert_eq!(
+    ///     layer.hsts_header().unwrap(),
+    ///     "max-age=31536000; includeSubDomains"
+    /// );
+    /// ```
+    pub fn hsts(mut self, hsts: Hsts) -> Self {
         let config = Arc::make_mut(&mut self.config);
-        config.preload = true;
-        config.refresh_hsts();
+        config.hsts_header = Some(hsts.header_value());
+        config.hsts = Some(hsts);
         self
     }
 
@@ -272,8 +392,14 @@ impl RequireHttpsLayer {
     }
 
     /// The HTTPS origin plain-HTTP `GET`/`HEAD` requests are redirected to, if any.
-    pub fn redirect_origin(&self) -> Option<&str> {
-        self.config.redirect_origin.as_deref()
+    pub fn redirect_origin(&self) -> Option<&HttpsOrigin> {
+        self.config.redirect_origin.as_ref()
+    }
+
+    /// The `Strict-Transport-Security` policy of HTTPS answers, if any (named apart from
+    /// the [`hsts`](Self::hsts) setter, which takes the same name).
+    pub fn hsts_policy(&self) -> Option<&Hsts> {
+        self.config.hsts.as_ref()
     }
 
     /// The `Strict-Transport-Security` value added to HTTPS answers, if any.
@@ -298,7 +424,14 @@ impl fmt::Debug for RequireHttpsLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireHttpsLayer")
             .field("trusted_proxies", &self.config.trusted_proxies)
-            .field("redirect_origin", &self.config.redirect_origin)
+            .field(
+                "redirect_origin",
+                &self
+                    .config
+                    .redirect_origin
+                    .as_ref()
+                    .map(HttpsOrigin::as_str),
+            )
             .field("hsts", &self.config.hsts_header)
             .field("responder", &self.config.responder)
             .finish()
@@ -344,7 +477,14 @@ impl<S: fmt::Debug> fmt::Debug for RequireHttps<S> {
         f.debug_struct("RequireHttps")
             .field("inner", &self.inner)
             .field("trusted_proxies", &self.config.trusted_proxies)
-            .field("redirect_origin", &self.config.redirect_origin)
+            .field(
+                "redirect_origin",
+                &self
+                    .config
+                    .redirect_origin
+                    .as_ref()
+                    .map(HttpsOrigin::as_str),
+            )
             .field("hsts", &self.config.hsts_header)
             .finish()
     }
@@ -374,7 +514,8 @@ where
         if let Some(response) = self
             .config
             .redirect_origin
-            .as_deref()
+            .as_ref()
+            .map(HttpsOrigin::as_str)
             .filter(|_| redirectable)
             .and_then(|origin| redirect(origin, request.uri()))
         {
@@ -405,59 +546,41 @@ fn redirect(origin: &str, uri: &Uri) -> Option<Response<Bytes>> {
     Some(response)
 }
 
-/// Validates a redirect origin: `https://host[:port]`, optionally with `/`; returned without
-/// the trailing slash.
-fn redirect_origin(origin: &str) -> Result<String, ConfigError> {
-    let invalid = |reason| ConfigError::InvalidRedirectOrigin { reason };
-    if origin.contains('#') {
-        return Err(invalid("a fragment is not allowed"));
-    }
-    let uri: Uri = origin
-        .parse()
-        .map_err(|_| invalid("not an absolute https:// URL"))?;
-    if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
-        return Err(invalid("the scheme must be https"));
-    }
-    let authority = uri.authority().ok_or(invalid("no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(invalid("user info is not allowed"));
-    }
-    if authority.host().is_empty() {
-        return Err(invalid("no host"));
-    }
-    if uri.query().is_some() || origin.contains('?') {
-        return Err(invalid("a query is not allowed"));
-    }
-    if !matches!(uri.path(), "" | "/") {
-        return Err(invalid("a path other than `/` is not allowed"));
-    }
-    Ok(format!("https://{}", authority.as_str()))
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::{RequireHttpsLayer, redirect_origin};
+    use super::{Hsts, HttpsOrigin, RequireHttpsLayer};
     use crate::ConfigError;
+
+    fn origin(text: &str) -> Result<String, ConfigError> {
+        text.parse::<HttpsOrigin>().map(|origin| origin.to_string())
+    }
 
     #[test]
     fn redirect_origins() {
         assert_eq!(
-            redirect_origin("https://pay.example.com").unwrap(),
+            origin("https://pay.example.com").unwrap(),
             "https://pay.example.com"
         );
         assert_eq!(
-            redirect_origin("https://pay.example.com/").unwrap(),
+            origin("https://pay.example.com/").unwrap(),
             "https://pay.example.com"
         );
         assert_eq!(
-            redirect_origin("https://pay.example.com:8443").unwrap(),
+            origin("https://pay.example.com:8443").unwrap(),
             "https://pay.example.com:8443"
         );
-        let reason = |origin: &str| match redirect_origin(origin) {
+        let parsed: HttpsOrigin = "https://pay.example.com/".parse().unwrap();
+        assert_eq!(parsed.as_str(), "https://pay.example.com");
+        assert_eq!(parsed, "https://pay.example.com".parse().unwrap());
+        assert_eq!(
+            format!("{parsed:?}"),
+            r#"HttpsOrigin("https://pay.example.com")"#
+        );
+        let reason = |text: &str| match origin(text) {
             Err(ConfigError::InvalidRedirectOrigin { reason }) => reason,
-            other => panic!("{origin}: {other:?}"),
+            other => panic!("{text}: {other:?}"),
         };
         assert_eq!(reason("http://pay.example.com"), "the scheme must be https");
         assert_eq!(reason("pay.example.com"), "the scheme must be https");
@@ -491,55 +614,89 @@ mod tests {
     }
 
     #[test]
+    fn redirect_to_sets_the_origin() {
+        assert_eq!(RequireHttpsLayer::new().redirect_origin(), None);
+        let origin: HttpsOrigin = "https://pay.example.com:8443/".parse().unwrap();
+        let layer = RequireHttpsLayer::new().redirect_to(origin.clone());
+        assert_eq!(layer.redirect_origin(), Some(&origin));
+        // The last origin given wins.
+        let other: HttpsOrigin = "https://other.example.com".parse().unwrap();
+        let layer = layer.redirect_to(other.clone());
+        assert_eq!(layer.redirect_origin(), Some(&other));
+    }
+
+    #[test]
     fn hsts_headers() {
-        assert!(matches!(
-            RequireHttpsLayer::new().hsts(Duration::ZERO),
-            Err(ConfigError::ZeroHstsMaxAge)
-        ));
-        assert!(matches!(
-            RequireHttpsLayer::new().hsts(Duration::from_millis(999)),
-            Err(ConfigError::ZeroHstsMaxAge)
-        ));
-        assert_eq!(RequireHttpsLayer::new().hsts_header(), None);
-        // The flags alone send nothing.
+        assert_eq!(Hsts::new(Duration::ZERO), Err(ConfigError::ZeroHstsMaxAge));
         assert_eq!(
-            RequireHttpsLayer::new()
-                .hsts_preload()
-                .hsts_include_subdomains()
-                .hsts_header(),
-            None
+            Hsts::new(Duration::from_millis(999)),
+            Err(ConfigError::ZeroHstsMaxAge)
         );
-        let layer = RequireHttpsLayer::new()
-            .hsts(Duration::from_secs(600))
-            .unwrap();
-        assert_eq!(layer.hsts_header().unwrap(), "max-age=600");
+        // Whole seconds: a fraction is dropped.
+        let hsts = Hsts::new(Duration::from_millis(600_999)).unwrap();
+        assert_eq!(hsts.max_age(), Duration::from_secs(600));
+        assert_eq!(hsts.header_value(), "max-age=600");
+        assert_eq!(
+            Hsts::one_year(),
+            Hsts::new(Duration::from_secs(31_536_000)).unwrap()
+        );
+        assert_eq!(Hsts::one_year().header_value(), "max-age=31536000");
+        assert_eq!(
+            Hsts::one_year().include_subdomains().header_value(),
+            "max-age=31536000; includeSubDomains"
+        );
+        assert_eq!(
+            Hsts::one_year().preload().header_value(),
+            "max-age=31536000; preload"
+        );
         // In either order.
-        let before = RequireHttpsLayer::new()
-            .hsts_preload()
-            .hsts_include_subdomains()
-            .hsts(Duration::from_secs(63_072_000))
-            .unwrap();
-        let after = RequireHttpsLayer::new()
-            .hsts(Duration::from_secs(63_072_000))
-            .unwrap()
-            .hsts_include_subdomains()
-            .hsts_preload();
-        for layer in [before, after] {
-            assert_eq!(
-                layer.hsts_header().unwrap(),
-                "max-age=63072000; includeSubDomains; preload"
-            );
-        }
+        let two_years = Hsts::new(Duration::from_secs(63_072_000)).unwrap();
+        let one = two_years.clone().preload().include_subdomains();
+        let other = two_years.include_subdomains().preload();
+        assert_eq!(one, other);
+        assert_eq!(
+            one.header_value(),
+            "max-age=63072000; includeSubDomains; preload"
+        );
+        assert_eq!(
+            format!("{one:?}"),
+            "Hsts { max_age: 63072000, include_subdomains: true, preload: true }"
+        );
+    }
+
+    #[test]
+    fn the_layer_sends_the_hsts_it_was_given() {
+        let layer = RequireHttpsLayer::new();
+        assert_eq!(layer.hsts_policy(), None);
+        assert_eq!(layer.hsts_header(), None);
+        let policy = Hsts::new(Duration::from_secs(600)).unwrap();
+        let layer = layer.hsts(policy.clone());
+        assert_eq!(layer.hsts_policy(), Some(&policy));
+        assert_eq!(layer.hsts_header().unwrap(), "max-age=600");
+        // The last policy given wins, flags and all.
+        let layer = layer.hsts(Hsts::one_year().include_subdomains().preload());
+        assert_eq!(
+            layer.hsts_header().unwrap(),
+            "max-age=31536000; includeSubDomains; preload"
+        );
+        assert_eq!(
+            layer.hsts_policy().unwrap().max_age(),
+            Duration::from_secs(31_536_000)
+        );
     }
 
     #[test]
     fn debug_shows_the_configuration() {
-        let layer = RequireHttpsLayer::new()
-            .redirect_to("https://pay.example.com")
-            .unwrap();
+        let layer =
+            RequireHttpsLayer::new().redirect_to("https://pay.example.com".parse().unwrap());
         assert_eq!(
             format!("{layer:?}"),
             r#"RequireHttpsLayer { trusted_proxies: None, redirect_origin: Some("https://pay.example.com"), hsts: None, responder: RejectionResponder("json") }"#
+        );
+        let layer = layer.hsts(Hsts::one_year());
+        assert_eq!(
+            format!("{layer:?}"),
+            r#"RequireHttpsLayer { trusted_proxies: None, redirect_origin: Some("https://pay.example.com"), hsts: Some("max-age=31536000"), responder: RejectionResponder("json") }"#
         );
     }
 }

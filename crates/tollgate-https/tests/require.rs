@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use tollgate_client_ip::{IpRanges, PeerAddr};
 use tollgate_core::{Rejection, ResponseBody};
 use tollgate_https::{
-    ConfigError, HttpsConnection, HttpsConnector, RequireHttps, RequireHttpsLayer, TlsConfig,
+    ConfigError, Hsts, HttpsConnection, HttpsConnector, HttpsOrigin, RequireHttps,
+    RequireHttpsLayer, TlsConfig,
 };
 use tollgate_test_support::LogCapture;
 use tollgate_test_support::tls::{ServiceServer, TestPki};
@@ -78,10 +79,11 @@ async fn plain_server(layer: &RequireHttpsLayer) -> ServiceServer {
 }
 
 fn layer() -> RequireHttpsLayer {
-    RequireHttpsLayer::new()
-        .hsts(Duration::from_secs(31_536_000))
-        .unwrap()
-        .hsts_include_subdomains()
+    RequireHttpsLayer::new().hsts(
+        Hsts::new(Duration::from_secs(31_536_000))
+            .unwrap()
+            .include_subdomains(),
+    )
 }
 
 /// Trusts the loopback peer of these tests as a proxy.
@@ -365,7 +367,7 @@ async fn both_headers_must_agree() {
 }
 
 fn redirecting() -> RequireHttpsLayer {
-    layer().redirect_to("https://pay.example.com").unwrap()
+    layer().redirect_to("https://pay.example.com".parse().unwrap())
 }
 
 #[tokio::test]
@@ -412,11 +414,9 @@ async fn redirect_mode_refuses_other_methods() {
 
 #[tokio::test]
 async fn redirect_mode_keeps_a_port_and_passes_https() {
-    let layer = layer()
-        .redirect_to("https://pay.example.com:8443/")
-        .unwrap();
+    let layer = layer().redirect_to("https://pay.example.com:8443/".parse().unwrap());
     assert_eq!(
-        layer.redirect_origin(),
+        layer.redirect_origin().map(HttpsOrigin::as_str),
         Some("https://pay.example.com:8443")
     );
     let server = plain_server(&layer).await;
@@ -434,7 +434,7 @@ async fn redirect_mode_keeps_a_port_and_passes_https() {
 
 #[test]
 fn bad_configurations_are_refused_when_built() {
-    let reason = |origin: &str| match RequireHttpsLayer::new().redirect_to(origin) {
+    let reason = |origin: &str| match origin.parse::<HttpsOrigin>() {
         Err(ConfigError::InvalidRedirectOrigin { reason }) => reason,
         other => panic!("{origin}: {other:?}"),
     };
@@ -457,7 +457,7 @@ fn bad_configurations_are_refused_when_built() {
     );
     assert_eq!(reason("not a url"), "not an absolute https:// URL");
     assert_eq!(
-        RequireHttpsLayer::new().hsts(Duration::ZERO).unwrap_err(),
+        Hsts::new(Duration::ZERO).unwrap_err(),
         ConfigError::ZeroHstsMaxAge
     );
     assert_eq!(
