@@ -58,13 +58,24 @@ impl HmacClient {
 }
 
 /// Builds an [`HmacClient`].
-#[derive(Debug)]
 #[must_use]
 pub struct HmacClientBuilder {
     base_url: String,
     ring: KeyRing,
     scheme: Canonical,
     client: ClientBuilder,
+}
+
+/// Never shows the base URL as given (it may hold user info, refused at build): the call
+/// stack's `Debug` shows its scheme, host and port.
+impl std::fmt::Debug for HmacClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HmacClientBuilder")
+            .field("ring", &self.ring)
+            .field("scheme", &self.scheme)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HmacClientBuilder {

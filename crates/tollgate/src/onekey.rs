@@ -117,13 +117,24 @@ impl OneKeyCredentials {
 
 /// Builds a [`OneKeyClient`]: the base URL and credentials of one environment, the
 /// `User-Agent`, and the call stack's settings.
-#[derive(Debug)]
 #[must_use]
 pub struct OneKeyClientBuilder {
     base_url: String,
     credentials: OneKeyCredentials,
     user_agent: String,
     client: ClientBuilder,
+}
+
+/// Never shows the base URL as given (it may hold user info, refused at build): the call
+/// stack's `Debug` shows its scheme, host and port.
+impl std::fmt::Debug for OneKeyClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneKeyClientBuilder")
+            .field("credentials", &self.credentials)
+            .field("user_agent", &self.user_agent)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The ready OneKey client: a [`ProviderClient`] (a `tower::Service` taking any request body,

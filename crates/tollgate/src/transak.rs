@@ -121,8 +121,9 @@ mod client {
 
     impl std::fmt::Debug for TransakClientBuilder {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            // Not the base URL as given (it may hold user info, refused at build): the call
+            // stack's `Debug` shows its scheme, host and port.
             f.debug_struct("TransakClientBuilder")
-                .field("base_url", &self.base_url)
                 .field("api_key", &self.api_key)
                 .field("client", &self.client)
                 .finish_non_exhaustive()

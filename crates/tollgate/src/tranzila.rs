@@ -68,13 +68,24 @@ mod client {
     }
 
     /// Builds a [`TranzilaClient`].
-    #[derive(Debug)]
     #[must_use]
     pub struct TranzilaClientBuilder {
         base_url: String,
         credentials: TranzilaCredentials,
         clock: Option<SharedClock>,
         client: ClientBuilder,
+    }
+
+    /// Never shows the base URL as given (it may hold user info, refused at build): the call
+    /// stack's `Debug` shows its scheme, host and port.
+    impl std::fmt::Debug for TranzilaClientBuilder {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("TranzilaClientBuilder")
+                .field("credentials", &self.credentials)
+                .field("clock", &self.clock)
+                .field("client", &self.client)
+                .finish_non_exhaustive()
+        }
     }
 
     impl TranzilaClientBuilder {

@@ -115,7 +115,7 @@ fn readme_example_serves_over_tcp() {
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let provider = runtime.block_on({
         let seen = seen.clone();
-        let leaf = pki.good.clone();
+        let leaf = pki.good;
         async move {
             HttpsServer::start(
                 &leaf,
