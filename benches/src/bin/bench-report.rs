@@ -293,6 +293,32 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
         ratio(stack, bare),
         Target::AtLeast(0.9),
     );
+    // Time per call = 1 / requests per second with one call in flight.
+    let per_call = |who: &str| {
+        inputs
+            .result(&format!("tls.{who}.1.rps"))
+            .map(|rps| 1e9 / rps)
+    };
+    row(
+        &mut out,
+        "7. ready Tranzila client over TLS vs the same TLS client without layers (time per call, 1 in flight)",
+        &time(per_call("tranzila")),
+        &time(per_call("raw")),
+        ratio(per_call("tranzila"), per_call("raw")),
+        Target::AtMost(1.05),
+    );
+    let (ours16, raw16) = (
+        inputs.result("tls.tranzila.16.rps"),
+        inputs.result("tls.raw.16.rps"),
+    );
+    row(
+        &mut out,
+        "7. ready Tranzila client over TLS, 16 in flight on one HTTP/2 connection (throughput ratio)",
+        &rate(ours16),
+        &rate(raw16),
+        ratio(ours16, raw16),
+        Target::None,
+    );
 
     let _ = writeln!(out, "\n## Details\n");
     let _ = writeln!(out, "### 1. Origin check\n");
@@ -434,6 +460,37 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
     }
     if let Some(why) = inputs.text("load.skipped") {
         let _ = writeln!(out, "\nThe load test was skipped: {why}.");
+    }
+
+    let _ = writeln!(out, "\n### 7. Ready provider client over TLS\n");
+    let _ = writeln!(
+        out,
+        "`tollgate::tranzila::TranzilaClient` against a local HTTPS mock (tokio-rustls, a \
+         certificate from a CA made at start-up, HTTP/2), side by side with the same \
+         `hyper_util` client over tollgate-https's `HttpsConnector` without tollgate's layers \
+         (`benches/benches/tls_client.rs`). The mock answers 200 without checking anything, so \
+         the difference is the client side: header hygiene, Tranzila signing (a new nonce and \
+         HMAC per call), the deadline, retry, attempt timeout and audit event. Mock and client \
+         run on separate one-worker runtimes; rounds of 3 s alternate (raw, tollgate, twice).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| calls in flight | client | requests/s | p99 latency |\n|---|---|---|---|"
+    );
+    for c in [1, 16] {
+        for (who, label) in [
+            ("raw", "same TLS client, no layers"),
+            ("tranzila", "TranzilaClient"),
+        ] {
+            let p99 = inputs
+                .result(&format!("tls.{who}.{c}.p99_us"))
+                .map_or_else(|| "n/a".to_owned(), |us| time(Some(us * 1e3)));
+            let _ = writeln!(
+                out,
+                "| {c} | {label} | {} | {p99} |",
+                rate(inputs.result(&format!("tls.{who}.{c}.rps")))
+            );
+        }
     }
     let _ = writeln!(out);
     out.push_str(notes.trim_end());
