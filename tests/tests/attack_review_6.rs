@@ -3,8 +3,8 @@
 //! deadline, retries, rate and concurrency limits, audit), the ready provider clients
 //! (OneKey, Tranzila, Transak, HMAC) and the rejection-log sampler.
 //!
-//! A test marked `// FINDING:` demonstrates a weakness of the code as reviewed: it asserts
-//! the secure behaviour and fails until the weakness is fixed. A test marked
+//! A test marked `// FINDING:` demonstrated a weakness of the code as reviewed: it asserts
+//! the secure behaviour, failed before the fix and passes since. A test marked
 //! `// control: holds` documents an attack that was tried and refused; it stays as a
 //! regression test. Everything runs over real sockets, real TLS on loopback where a
 //! connection matters.

@@ -44,3 +44,25 @@ pub(crate) fn record<ResBody>(
         ),
     }
 }
+
+/// Logs an attempt whose future was dropped before it ended (the call's deadline passed, or
+/// the caller went away): `error="abandoned"`. It may have reached the provider.
+pub(crate) fn abandoned(
+    provider: &'static str,
+    method: &Method,
+    path: &str,
+    attempt: u32,
+    started: Instant,
+) {
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        target: AUDIT_TARGET,
+        provider,
+        method = %method,
+        path = %path,
+        error = "abandoned",
+        attempt,
+        latency_ms,
+        "provider call"
+    );
+}

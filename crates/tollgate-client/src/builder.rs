@@ -56,6 +56,7 @@ pub struct ClientBuilder {
     rate_limit: Option<(u32, Duration)>,
     concurrency_limit: Option<usize>,
     max_request_body: usize,
+    signed_time_resolution: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -72,6 +73,7 @@ impl ClientBuilder {
             rate_limit: None,
             concurrency_limit: None,
             max_request_body: DEFAULT_BODY_LIMIT,
+            signed_time_resolution: None,
         }
     }
 
@@ -131,6 +133,16 @@ impl ClientBuilder {
     /// default).
     pub fn concurrency_limit(mut self, max: usize) -> Self {
         self.concurrency_limit = Some(max);
+        self
+    }
+
+    /// The resolution of the time the provider's layers sign (one second for a Unix-seconds
+    /// timestamp): each retry then starts in a new tick of that clock, so it never repeats the
+    /// previous attempt's timestamp and signature (a server's replay guard would refuse the
+    /// repeat as replayed). The wait is taken before the retry's rate-limit slot, within the
+    /// deadline. None by default: layers that sign a fresh nonce (Tranzila) need none.
+    pub fn signed_time_resolution(mut self, tick: Duration) -> Self {
+        self.signed_time_resolution = Some(tick);
         self
     }
 
@@ -215,6 +227,7 @@ impl ClientBuilder {
             rate: self
                 .rate_limit
                 .map(|(requests, per)| RateLimiter::new(requests, per)),
+            new_tick_per_attempt: self.signed_time_resolution,
             limited: self
                 .concurrency_limit
                 .map(|max| ConcurrencyLimit::new(layers.clone(), max)),
@@ -239,6 +252,10 @@ impl ClientBuilder {
             ("connect timeout", self.connect_timeout),
             ("attempt timeout", self.attempt_timeout),
             ("deadline", self.deadline),
+            (
+                "signed time resolution",
+                self.signed_time_resolution.unwrap_or(Duration::MAX),
+            ),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::ZeroTimeout { name });
@@ -323,6 +340,7 @@ impl fmt::Debug for ClientBuilder {
             .field("rate_limit", &self.rate_limit)
             .field("concurrency_limit", &self.concurrency_limit)
             .field("max_request_body", &self.max_request_body)
+            .field("signed_time_resolution", &self.signed_time_resolution)
             .finish()
     }
 }

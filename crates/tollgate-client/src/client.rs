@@ -16,6 +16,7 @@ use tower::limit::ConcurrencyLimit;
 use tower_service::Service;
 
 use crate::attempt::Attempt;
+use crate::error::may_have_been_sent;
 use crate::future::ProviderClientFuture;
 use crate::limit::RateLimiter;
 use crate::{BoxFuture, CallError, RetryPolicy, audit};
@@ -242,6 +243,8 @@ pub(crate) struct Engine<S> {
     /// The call's deadline, for `CallError::DeadlineExceeded`.
     pub(crate) deadline: Duration,
     pub(crate) rate: Option<RateLimiter>,
+    /// Each retry waits for the next whole multiple of this since the Unix epoch.
+    pub(crate) new_tick_per_attempt: Option<Duration>,
     pub(crate) layers: S,
     /// `layers` behind the concurrency limit, when there is one (clones share its permits).
     pub(crate) limited: Option<ConcurrencyLimit<S>>,
@@ -266,6 +269,19 @@ where
             let method = request.method().clone();
             let uri = request.uri().clone();
             let mut attempt = 1;
+            // Whether an attempt so far may have reached the provider: then a last attempt
+            // that sent nothing does not make the call "nothing sent".
+            let mut delivered_before = false;
+            let finish = |result: Result<Response<ResBody>, BoxError>, delivered_before: bool| {
+                result.map_err(|error| match CallError::from_stack(error) {
+                    error if delivered_before && error.nothing_sent() => {
+                        CallError::MaybeDelivered {
+                            last: Box::new(error),
+                        }
+                    }
+                    error => error,
+                })
+            };
             loop {
                 // The copy for the next attempt is taken before the layers change the request
                 // (tower's `Retry` does the same): one clone per attempt that may be retried.
@@ -280,18 +296,45 @@ where
                     }
                     next
                 });
-                let result = self
+                let result = match self
                     .attempt(request, attempt, deadline, &method, uri.path())
-                    .await?;
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(error) if delivered_before && error.nothing_sent() => {
+                        return Err(CallError::MaybeDelivered {
+                            last: Box::new(error),
+                        });
+                    }
+                    Err(error) => return Err(error),
+                };
                 let Some(next) = next else {
-                    return result.map_err(CallError::from_stack);
+                    return finish(result, delivered_before);
                 };
                 let Some(wait) = self
                     .policy
                     .wait_before(attempt + 1, &next, &result, deadline)
                 else {
-                    return result.map_err(CallError::from_stack);
+                    return finish(result, delivered_before);
                 };
+                delivered_before |= match &result {
+                    Ok(_) => true,
+                    Err(error) => may_have_been_sent(&**error),
+                };
+                // Providers whose signed timestamps count whole ticks (seconds): the retry
+                // starts in a new tick, so its timestamp and signature differ from the last
+                // attempt's (a replay guard would refuse a repeat). Waited for here, before the
+                // rate-limit slot is taken, so the slot is not spent waiting.
+                let wait = match self.new_tick_per_attempt {
+                    Some(tick) => wait.max(until_next_tick(tick)),
+                    None => wait,
+                };
+                if tokio::time::Instant::now()
+                    .checked_add(wait)
+                    .is_none_or(|end| end.into_std() >= deadline)
+                {
+                    return finish(result, delivered_before);
+                }
                 // A retried response's body is dropped before the wait.
                 drop(result);
                 tokio::time::sleep(wait).await;
@@ -365,6 +408,17 @@ where
     }
 }
 
+/// The time to the next whole multiple of `tick` since the Unix epoch, plus a millisecond.
+fn until_next_tick(tick: Duration) -> Duration {
+    let tick_nanos = tick.as_nanos().max(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let left = tick_nanos - now % tick_nanos;
+    Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX)) + Duration::from_millis(1)
+}
+
 /// What the audit event of one attempt holds, besides its outcome.
 struct Audited<'a> {
     provider: &'static str,
@@ -374,7 +428,9 @@ struct Audited<'a> {
 }
 
 impl Audited<'_> {
-    /// Calls `service` (ready); the latency counts from the call.
+    /// Calls `service` (ready); the latency counts from the call. An attempt whose future is
+    /// dropped before it ends (the call's deadline, or the caller went away) is logged too,
+    /// as `abandoned`: it may have reached the provider.
     async fn call<T, ResBody>(
         self,
         service: &mut T,
@@ -383,16 +439,41 @@ impl Audited<'_> {
     where
         T: Service<Request<BufferedBody>, Response = Response<ResBody>, Error = BoxError>,
     {
-        let started = Instant::now();
+        let mut pending = PendingAudit {
+            audited: Some(self),
+            started: Instant::now(),
+        };
         let result = service.call(request).await;
-        audit::record(
-            self.provider,
-            self.method,
-            self.path,
-            self.attempt,
-            started,
-            &result,
-        );
+        if let Some(audited) = pending.audited.take() {
+            audit::record(
+                audited.provider,
+                audited.method,
+                audited.path,
+                audited.attempt,
+                pending.started,
+                &result,
+            );
+        }
         result
+    }
+}
+
+/// The audit event of an attempt still in flight: written as `abandoned` if dropped.
+struct PendingAudit<'a> {
+    audited: Option<Audited<'a>>,
+    started: Instant,
+}
+
+impl Drop for PendingAudit<'_> {
+    fn drop(&mut self) {
+        if let Some(audited) = self.audited.take() {
+            audit::abandoned(
+                audited.provider,
+                audited.method,
+                audited.path,
+                audited.attempt,
+                self.started,
+            );
+        }
     }
 }

@@ -147,31 +147,47 @@ pub enum CallError {
     /// The transport failed after the request may have been sent (connection reset, protocol
     /// error), on the last attempt.
     Transport(BoxError),
+    /// The last attempt failed before sending anything (`last`), but an earlier attempt of the
+    /// same call may have reached the provider (it answered, or failed after sending): whether
+    /// the provider acted on the call is unknown. Never treat this as "nothing happened"
+    /// ([`nothing_sent`](CallError::nothing_sent) is false); look the operation up, or retry
+    /// it with the same idempotency key.
+    MaybeDelivered {
+        /// The last attempt's error.
+        last: Box<CallError>,
+    },
 }
 
 impl CallError {
-    /// Whether no byte of the request reached the server in the last attempt: the scheme,
-    /// URI, body, certificate, TLS, connect and refusal errors.
+    /// Whether no byte of the request reached the server in any attempt of the call: the
+    /// scheme, URI, body, certificate, TLS, connect and refusal errors, unless an earlier
+    /// attempt may have been delivered ([`MaybeDelivered`](CallError::MaybeDelivered)).
     pub fn nothing_sent(&self) -> bool {
         !matches!(
             self,
-            Self::AttemptTimeout { .. } | Self::DeadlineExceeded { .. } | Self::Transport(_)
+            Self::AttemptTimeout { .. }
+                | Self::DeadlineExceeded { .. }
+                | Self::Transport(_)
+                | Self::MaybeDelivered { .. }
         )
     }
 
     /// Whether this is a timeout (connect, attempt or deadline).
     pub fn is_timeout(&self) -> bool {
-        matches!(
-            self,
-            Self::ConnectTimeout { .. }
-                | Self::AttemptTimeout { .. }
-                | Self::DeadlineExceeded { .. }
-        )
+        match self {
+            Self::MaybeDelivered { last } => last.is_timeout(),
+            _ => matches!(
+                self,
+                Self::ConnectTimeout { .. }
+                    | Self::AttemptTimeout { .. }
+                    | Self::DeadlineExceeded { .. }
+            ),
+        }
     }
 
     /// A short, stable name for logs and metrics: `not_https`, `invalid_uri`, `certificate`,
     /// `tls`, `connect_timeout`, `connect`, `attempt_timeout`, `deadline`, `body_too_large`,
-    /// `body`, `refused`, `transport`.
+    /// `body`, `refused`, `transport`, `maybe_delivered`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::NotHttps { .. } => "not_https",
@@ -186,6 +202,7 @@ impl CallError {
             Self::Body(_) => "body",
             Self::Refused(_) => "refused",
             Self::Transport(_) => "transport",
+            Self::MaybeDelivered { .. } => "maybe_delivered",
         }
     }
 
@@ -252,6 +269,10 @@ impl fmt::Display for CallError {
             Self::Body(error) => write!(f, "reading the request body failed: {error}"),
             Self::Refused(error) => write!(f, "a layer refused to send the request: {error}"),
             Self::Transport(error) => write!(f, "the transport failed: {error}"),
+            Self::MaybeDelivered { last } => write!(
+                f,
+                "an earlier attempt may have reached the provider; the last one failed: {last}"
+            ),
         }
     }
 }
@@ -263,6 +284,7 @@ impl StdError for CallError {
             | Self::Body(error)
             | Self::Refused(error)
             | Self::Transport(error) => Some(&**error),
+            Self::MaybeDelivered { last } => Some(&**last),
             _ => None,
         }
     }
@@ -327,6 +349,11 @@ pub(crate) fn find<'a, T: StdError + 'static>(
         current = error.source();
     }
     None
+}
+
+/// Whether an attempt that ended in `error` may have reached the provider.
+pub(crate) fn may_have_been_sent(error: &(dyn StdError + 'static)) -> bool {
+    matches!(attempt_kind(error), "transport" | "attempt_timeout")
 }
 
 /// The [`CallError::kind`] an attempt's error would become, without consuming it.

@@ -86,7 +86,18 @@
 //!   would end after it fails the call at once with [`CallError::DeadlineExceeded`].
 //! - **Audit events never hold a header value or a query.** Each holds the provider name,
 //!   method, URI path, status (or error kind), attempt number and latency; an API key, an
-//!   `Authorization` header or a card number in a query never reaches the log.
+//!   `Authorization` header or a card number in a query never reaches the log. Every attempt
+//!   is logged exactly once, also one cut off by the deadline or dropped by its caller
+//!   (`error="abandoned"`: it may have reached the provider).
+//! - **"Nothing sent" means the whole call.** [`CallError::nothing_sent`] is true only when no
+//!   attempt may have reached the provider; when an earlier attempt may have (it was answered,
+//!   or failed after sending) and the last one sent nothing, the error is
+//!   [`CallError::MaybeDelivered`].
+//! - **A retry of a time-signed request starts in a new tick**
+//!   ([`ClientBuilder::signed_time_resolution`]), before its rate-limit slot is taken: its
+//!   signature never repeats the previous attempt's, and the wait does not spend the slot.
+//! - **A request URI with user info is refused** unsent ([`CallError::InvalidUri`]), as a base
+//!   URL with user info is at build: hyper would carry it in HTTP/2's `:authority` and log it.
 //! - **The rate limit is one budget for every clone of a client** and counts retries: at most
 //!   `requests` attempts start in any window of `per`. tower's `RateLimit` counts per service
 //!   instance and is not `Clone`, so this crate has its own (a mutex-guarded sliding window,

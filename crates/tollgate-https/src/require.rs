@@ -101,6 +101,16 @@ impl FromStr for HttpsOrigin {
         if authority.host().is_empty() {
             return Err(invalid("no host"));
         }
+        // `Authority` keeps any digits after the colon; a browser cannot follow a port
+        // outside 1..=65535. (An empty port, `host:`, is the default one.)
+        let port = authority
+            .as_str()
+            .get(authority.host().len()..)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .unwrap_or("");
+        if !port.is_empty() && !port.parse::<u16>().is_ok_and(|port| port != 0) {
+            return Err(invalid("the port is not a number from 1 to 65535"));
+        }
         if uri.query().is_some() || origin.contains('?') {
             return Err(invalid("a query is not allowed"));
         }

@@ -1,7 +1,8 @@
 //! The ready client for any API signed with HMAC over Method + Path + Body + Timestamp.
 //!
 //! Every attempt gets a fresh timestamp and signature ([`Canonical`], ±5 minutes on the
-//! server), over the exact bytes sent, to the configured base URL only; browser headers are
+//! server; a retry starts in a new second, so its signature never repeats the attempt before
+//! it), over the exact bytes sent, to the configured base URL only; browser headers are
 //! not forwarded; HTTPS only, with timeouts, retries, limits and an audit event per attempt
 //! ([`client`](crate::client)).
 //!
@@ -23,17 +24,12 @@
 //! # }
 //! ```
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use http::Request;
-use tower::{Service, ServiceBuilder};
-use tower_layer::Layer;
+use tower::ServiceBuilder;
 
 use crate::ProviderConfigError;
-use crate::client::{Attempt, ClientBuilder, ProviderClient};
+use crate::client::{ClientBuilder, ProviderClient};
 use crate::core::KeyRing;
 use crate::core::upstream::Upstream;
 use crate::headers::HeaderHygieneLayer;
@@ -101,73 +97,13 @@ impl HmacClientBuilder {
         let upstream = Upstream::parse(&self.base_url)?;
         let layers = ServiceBuilder::new()
             .layer(HeaderHygieneLayer::server_to_server())
-            .layer(NewSecondOnRetryLayer)
             .layer(SignRequestLayer::new(self.scheme, self.ring, upstream)?)
             .into_inner();
-        Ok(self.client.build(layers)?)
-    }
-}
-
-/// Holds a retry until the next Unix second, so its timestamp, and therefore its signature,
-/// differ from the attempt before it.
-///
-/// The timestamp has a resolution of one second: a retry signed in the same second as the
-/// attempt it repeats carries the very same signature, and a server's replay guard that keeps
-/// that claim (the undelimited canonical layout's claims are never released) refuses it as
-/// `replayed`. Waiting for the next second costs a retry at most one second, within the call's
-/// deadline.
-#[derive(Clone, Copy, Debug)]
-struct NewSecondOnRetryLayer;
-
-impl<S> Layer<S> for NewSecondOnRetryLayer {
-    type Service = NewSecondOnRetry<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        NewSecondOnRetry { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct NewSecondOnRetry<S> {
-    inner: S,
-}
-
-/// Time to the start of the next Unix second (plus a millisecond of margin).
-fn until_next_second() -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Duration::from_nanos(u64::from(1_000_000_000 - now.subsec_nanos())) + Duration::from_millis(1)
-}
-
-impl<S, B> Service<Request<B>> for NewSecondOnRetry<S>
-where
-    S: Service<Request<B>> + Clone + Send + 'static,
-    S::Future: Send,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let retry = request
-            .extensions()
-            .get::<Attempt>()
-            .is_some_and(|attempt| attempt.is_retry());
-        if !retry {
-            return Box::pin(self.inner.call(request));
-        }
-        // The service made ready for this call goes with it; a clone stays behind.
-        let clone = self.inner.clone();
-        let mut ready = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            tokio::time::sleep(until_next_second()).await;
-            ready.call(request).await
-        })
+        // The timestamp counts whole seconds: a retry signed in the same second would carry
+        // the very signature of the attempt before it, and a server's replay guard (whose
+        // undelimited canonical claims are never released) would refuse it as replayed. Set
+        // after `configure`, so no setting can take it away.
+        let client = self.client.signed_time_resolution(Duration::from_secs(1));
+        Ok(client.build(layers)?)
     }
 }
