@@ -3,6 +3,7 @@
 //! without allocating.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+pub(crate) use tollgate_core::header::trim_ows;
 
 /// The canonical form of an address: IPv4-mapped IPv6 (`::ffff:a.b.c.d`) folded to IPv4.
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
@@ -13,19 +14,6 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
         },
         v4 @ IpAddr::V4(_) => v4,
     }
-}
-
-/// Optional whitespace around list elements and parameters (SP and HTAB).
-pub(crate) fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| *b != b' ' && *b != b'\t')
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| *b != b' ' && *b != b'\t')
-        .map_or(start, |i| i + 1);
-    &bytes[start..end.max(start)]
 }
 
 /// A port after an address: decimal digits, or an RFC 7239 obfuscated port (`_abc`).

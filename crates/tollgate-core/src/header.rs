@@ -1,4 +1,4 @@
-//! Reading a header that must be sent once.
+//! Reading headers: one that must be sent once, and the whitespace around list elements.
 
 use std::fmt;
 
@@ -45,4 +45,25 @@ pub fn single_value<K: AsHeaderName>(
         return Err(RepeatedHeader);
     }
     Ok(first)
+}
+
+/// `bytes` without the optional whitespace (spaces and tabs, RFC 9110 `OWS`) around a list
+/// element or parameter.
+///
+/// ```
+/// use tollgate_core::header::trim_ows;
+///
+/// assert_eq!(trim_ows(b" \tproto=https "), b"proto=https");
+/// assert_eq!(trim_ows(b" \t "), b"");
+/// ```
+pub fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |last| last + 1);
+    &bytes[start..end.max(start)]
 }

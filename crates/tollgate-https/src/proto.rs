@@ -7,6 +7,7 @@
 
 use http::HeaderMap;
 use http::header::{FORWARDED, HeaderName};
+use tollgate_core::header::trim_ows;
 
 /// `X-Forwarded-Proto` (not in `http`'s constants).
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -179,18 +180,6 @@ fn split_unquoted(bytes: &[u8], delim: u8) -> impl Iterator<Item = &[u8]> {
             b == delim
         }
     })
-}
-
-fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    &bytes[start..end]
 }
 
 /// RFC 9110 `tchar`.

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::time::Duration;
+use tollgate_core::header::trim_ows;
 
 use bytes::Bytes;
 use hmac::Mac as _;
@@ -118,19 +119,6 @@ fn feed(mac: &mut HmacSha256, timestamp: &[u8], body: &[u8]) {
 struct Parsed<'a> {
     timestamp: &'a [u8],
     signatures: Vec<MacBytes>,
-}
-
-/// `bytes` without leading and trailing spaces and tabs.
-fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |last| last + 1);
-    &bytes[start..end]
 }
 
 /// Parses `t=<ts>,v1=<hex>[,v1=<hex>...]` the way Stripe's own libraries read it: elements
