@@ -113,6 +113,9 @@ impl<ResBody> Service<Request<BufferedBody>> for AttemptService<ResBody> {
     }
 
     fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        if let Some(probe) = request.extensions().get::<KeyProbe>() {
+            probe.record(request.headers());
+        }
         AttemptFuture::new(self.inner.send(request))
     }
 }
@@ -147,5 +150,29 @@ where
                 Err(_elapsed) => Err(AttemptError::Timeout { after: timeout }),
             }
         })
+    }
+}
+
+/// Whether the idempotency-key header survived the provider's layers: set by the client on
+/// each attempt when its policy names a key, recorded here, under the layers, on the request
+/// as it is sent. A layer that strips the key (an allowlist of headers) must not leave the
+/// retry rules believing the provider can tell the attempts apart.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyProbe {
+    pub(crate) name: http::HeaderName,
+    pub(crate) sent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl KeyProbe {
+    fn record(&self, headers: &http::HeaderMap) {
+        self.sent.store(
+            headers.contains_key(&self.name),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Whether the last attempt went out with the key.
+    pub(crate) fn was_sent(&self) -> bool {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use http::{Method, Response};
+use http::{Method, Response, StatusCode};
 use tollgate_core::BoxError;
 
 use crate::error::attempt_kind;
@@ -20,27 +20,15 @@ pub(crate) fn record<ResBody>(
     started: Instant,
     result: &Result<Response<ResBody>, BoxError>,
 ) {
-    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match result {
-        Ok(response) => tracing::info!(
-            target: AUDIT_TARGET,
+        Ok(response) => record_status(provider, method, path, attempt, started, response.status()),
+        Err(error) => record_error(
             provider,
-            method = %method,
-            path = %path,
-            status = response.status().as_u16(),
+            method,
+            path,
             attempt,
-            latency_ms,
-            "provider call"
-        ),
-        Err(error) => tracing::info!(
-            target: AUDIT_TARGET,
-            provider,
-            method = %method,
-            path = %path,
-            error = attempt_kind(&**error),
-            attempt,
-            latency_ms,
-            "provider call"
+            started,
+            attempt_kind(&**error),
         ),
     }
 }
@@ -54,13 +42,53 @@ pub(crate) fn abandoned(
     attempt: u32,
     started: Instant,
 ) {
+    record_error(provider, method, path, attempt, started, "abandoned");
+}
+
+/// The audit event of one answered attempt (target [`AUDIT_TARGET`], INFO, message
+/// `provider call`): `provider`, `method`, `path`, `status`, `attempt`, `latency_ms` since
+/// `started`. Pass the URI's path only, never its query; no header value is logged.
+///
+/// Public so that other transports (tollgate-reqwest) log exactly the same event.
+pub fn record_status(
+    provider: &'static str,
+    method: &Method,
+    path: &str,
+    attempt: u32,
+    started: Instant,
+    status: StatusCode,
+) {
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
         target: AUDIT_TARGET,
         provider,
         method = %method,
         path = %path,
-        error = "abandoned",
+        status = status.as_u16(),
+        attempt,
+        latency_ms,
+        "provider call"
+    );
+}
+
+/// The audit event of one failed attempt: as [`record_status`], with `error` (a fixed kind
+/// such as `connect`, `connect_timeout`, `attempt_timeout`, `certificate`, `tls`,
+/// `transport`, `refused`, `abandoned`) instead of `status`.
+pub fn record_error(
+    provider: &'static str,
+    method: &Method,
+    path: &str,
+    attempt: u32,
+    started: Instant,
+    error: &'static str,
+) {
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        target: AUDIT_TARGET,
+        provider,
+        method = %method,
+        path = %path,
+        error,
         attempt,
         latency_ms,
         "provider call"

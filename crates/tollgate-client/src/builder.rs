@@ -246,8 +246,43 @@ impl ClientBuilder {
         ))
     }
 
+    /// A read-only view of every setting, for other transports built from the same settings
+    /// (tollgate-reqwest). Check them first with [`validate`](ClientBuilder::validate).
+    pub fn settings(&self) -> Settings<'_> {
+        Settings {
+            provider: self.provider,
+            base_url: self.base_url.as_deref(),
+            tls: &self.tls,
+            connect_timeout: self.connect_timeout,
+            attempt_timeout: self.attempt_timeout,
+            deadline: self.deadline,
+            retry: &self.retry,
+            rate_limit: self.rate_limit,
+            concurrency_limit: self.concurrency_limit,
+            max_request_body: self.max_request_body,
+            signed_time_resolution: self.signed_time_resolution,
+        }
+    }
+
+    /// Every check [`build`](ClientBuilder::build) makes, except TLS: the base URL as an
+    /// [`Upstream`] (see [`parse_base_url`]), if one is set.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] `build` would return.
+    pub fn validate(&self) -> Result<Option<Upstream>, ConfigError> {
+        self.check_numbers()?;
+        self.base_url.as_deref().map(parse_base_url).transpose()
+    }
+
     /// Every check of the settings; the parsed base URL.
     fn check(&self) -> Result<Option<BaseUrl>, ConfigError> {
+        self.check_numbers()?;
+        self.base_url.as_deref().map(base_url).transpose()
+    }
+
+    /// The checks of the durations, attempts and limits.
+    fn check_numbers(&self) -> Result<(), ConfigError> {
         for (name, value) in [
             ("connect timeout", self.connect_timeout),
             ("attempt timeout", self.attempt_timeout),
@@ -272,12 +307,71 @@ impl ClientBuilder {
         if self.concurrency_limit == Some(0) {
             return Err(ConfigError::ZeroConcurrency);
         }
-        self.base_url.as_deref().map(parse_base_url).transpose()
+        Ok(())
     }
 }
 
-/// `https://host[:port][/base/path]`, with distinct errors for the common mistakes.
-fn parse_base_url(url: &str) -> Result<BaseUrl, ConfigError> {
+/// A read-only view of a [`ClientBuilder`]'s settings ([`ClientBuilder::settings`]); the
+/// table of [`ClientBuilder`] gives their meaning and defaults. Its `Debug` shows the base
+/// URL as `scheme://host[:port]` only.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Settings<'a> {
+    /// The provider's name, as in audit events.
+    pub provider: &'static str,
+    /// The base URL as given (unchecked: see [`ClientBuilder::validate`]).
+    pub base_url: Option<&'a str>,
+    /// The certificates trusted.
+    pub tls: &'a TlsConfig,
+    /// How long the TCP connection may take.
+    pub connect_timeout: Duration,
+    /// How long one attempt may take.
+    pub attempt_timeout: Duration,
+    /// How long a whole call may take, retries and waits included.
+    pub deadline: Duration,
+    /// Which failed attempts are retried.
+    pub retry: &'a RetryPolicy,
+    /// At most `.0` attempts in any window of `.1`, if set.
+    pub rate_limit: Option<(u32, Duration)>,
+    /// At most this many attempts in flight, if set.
+    pub concurrency_limit: Option<usize>,
+    /// The longest request body, in bytes.
+    pub max_request_body: usize,
+    /// Each retry starts in a new tick of this clock, if set.
+    pub signed_time_resolution: Option<Duration>,
+}
+
+impl fmt::Debug for Settings<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let base_url = self
+            .base_url
+            .and_then(|url| url.parse::<Uri>().ok())
+            .map(|uri| tollgate_core::upstream::describe_target(&uri));
+        f.debug_struct("Settings")
+            .field("provider", &self.provider)
+            .field("base_url", &base_url)
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("deadline", &self.deadline)
+            .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
+            .field("concurrency_limit", &self.concurrency_limit)
+            .field("max_request_body", &self.max_request_body)
+            .field("signed_time_resolution", &self.signed_time_resolution)
+            .finish()
+    }
+}
+
+/// Checks a base URL as [`ClientBuilder::build`] does — `https://host[:port][/base/path]`,
+/// with distinct errors for the common mistakes (a fragment, user info, a query, another
+/// scheme) — and returns it as an [`Upstream`] (scheme, host, port and base path).
+///
+/// # Errors
+///
+/// [`ConfigError::Fragment`], [`ConfigError::UserInfo`], [`ConfigError::Query`],
+/// [`ConfigError::NotHttps`] or [`ConfigError::InvalidBaseUrl`].
+pub fn parse_base_url(url: &str) -> Result<Upstream, ConfigError> {
     if url.contains('#') {
         return Err(ConfigError::Fragment);
     }
@@ -302,6 +396,12 @@ fn parse_base_url(url: &str) -> Result<BaseUrl, ConfigError> {
             scheme: upstream.scheme().to_owned(),
         });
     }
+    Ok(upstream)
+}
+
+/// [`parse_base_url`], as the client's [`BaseUrl`].
+fn base_url(url: &str) -> Result<BaseUrl, ConfigError> {
+    let upstream = parse_base_url(url)?;
     let authority = if upstream.port() == 443 {
         upstream.host().to_owned()
     } else {

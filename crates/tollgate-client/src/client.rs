@@ -15,10 +15,11 @@ use tower::ServiceExt as _;
 use tower::limit::ConcurrencyLimit;
 use tower_service::Service;
 
-use crate::attempt::Attempt;
+use crate::attempt::{Attempt, KeyProbe};
 use crate::error::may_have_been_sent;
 use crate::future::ProviderClientFuture;
 use crate::limit::RateLimiter;
+use crate::retry::until_next_tick;
 use crate::{BoxFuture, CallError, RetryPolicy, audit};
 
 /// The base URL relative request URIs are joined to.
@@ -282,6 +283,14 @@ where
                     error => error,
                 })
             };
+            // With an idempotency key configured, whether it went out (a layer may strip it).
+            let probe = self.policy.idempotency_key_header().map(|name| KeyProbe {
+                name: name.clone(),
+                sent: Arc::default(),
+            });
+            if let Some(probe) = &probe {
+                request.extensions_mut().insert(probe.clone());
+            }
             loop {
                 // The copy for the next attempt is taken before the layers change the request
                 // (tower's `Retry` does the same): one clone per attempt that may be retried.
@@ -308,9 +317,15 @@ where
                     }
                     Err(error) => return Err(error),
                 };
-                let Some(next) = next else {
+                let Some(mut next) = next else {
                     return finish(result, delivered_before);
                 };
+                if let Some(probe) = &probe
+                    && !probe.was_sent()
+                {
+                    // The provider never saw the key: the retry rules must not count on it.
+                    next.headers_mut().remove(&probe.name);
+                }
                 let Some(wait) = self
                     .policy
                     .wait_before(attempt + 1, &next, &result, deadline)
@@ -406,17 +421,6 @@ where
         }
         Ok(audited.call(service, request).await)
     }
-}
-
-/// The time to the next whole multiple of `tick` since the Unix epoch, plus a millisecond.
-fn until_next_tick(tick: Duration) -> Duration {
-    let tick_nanos = tick.as_nanos().max(1);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let left = tick_nanos - now % tick_nanos;
-    Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX)) + Duration::from_millis(1)
 }
 
 /// What the audit event of one attempt holds, besides its outcome.

@@ -117,15 +117,17 @@ mod retry;
 mod retry_after;
 
 pub use attempt::{Attempt, AttemptService};
-pub use audit::AUDIT_TARGET;
+pub use audit::{AUDIT_TARGET, record_error, record_status};
 pub use builder::{
-    ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE,
+    ClientBuilder, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE, Settings,
+    parse_base_url,
 };
 pub use client::ProviderClient;
 pub use error::{AttemptError, CallError, ConfigError};
+pub use limit::RateLimiter;
 pub use retry::{
     DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_AFTER,
-    RetryPolicy,
+    RetryPolicy, until_next_tick,
 };
 /// tollgate-https's TLS settings, for [`ClientBuilder::tls`].
 pub use tollgate_https::TlsConfig;

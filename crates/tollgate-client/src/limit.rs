@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// At most `requests` grants in any window of length `per`.
+/// At most `requests` grants in any window of length `per`: the rate limit of
+/// [`ClientBuilder::rate_limit`](crate::ClientBuilder::rate_limit), public so that other
+/// transports (tollgate-reqwest) share the same logic. Share one limiter (in an `Arc`) between
+/// everything that spends the same budget.
 #[derive(Debug)]
-pub(crate) struct RateLimiter {
+pub struct RateLimiter {
     requests: usize,
     per: Duration,
     /// The times of the last (at most) `requests` grants, ascending; some may lie ahead.
@@ -23,7 +26,8 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub(crate) fn new(requests: u32, per: Duration) -> Self {
+    /// At most `requests` grants (at least one) in any window of length `per`.
+    pub fn new(requests: u32, per: Duration) -> Self {
         Self {
             requests: usize::try_from(requests).unwrap_or(usize::MAX).max(1),
             per,
@@ -33,7 +37,9 @@ impl RateLimiter {
 
     /// Reserves the earliest time a request may start, at `now` or later; `None` (nothing
     /// reserved) when that time is after `latest`.
-    pub(crate) fn reserve(&self, now: Instant, latest: Option<Instant>) -> Option<Instant> {
+    ///
+    /// Wait for the returned time with `tokio::time::sleep_until` before starting the request.
+    pub fn reserve(&self, now: Instant, latest: Option<Instant>) -> Option<Instant> {
         let mut granted = match self.granted.lock() {
             Ok(granted) => granted,
             // A panic while the lock was held cannot leave the deque inconsistent (every

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderName, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode};
 use tollgate_core::{BoxError, BufferedBody};
 use tollgate_https::ConnectError;
 
@@ -105,6 +105,11 @@ impl RetryPolicy {
         self
     }
 
+    /// The idempotency-key header, if one is configured.
+    pub fn idempotency_key_header(&self) -> Option<&HeaderName> {
+        self.idempotency_key.as_ref()
+    }
+
     /// The most attempts per call.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
@@ -112,9 +117,9 @@ impl RetryPolicy {
 
     /// Whether a retry is safe for `request` when it may have been sent: an idempotent
     /// method, or the idempotency key header.
-    fn may_resend<B>(&self, request: &Request<B>) -> bool {
+    fn may_resend(&self, method: &Method, headers: &HeaderMap) -> bool {
         let idempotent = matches!(
-            *request.method(),
+            *method,
             Method::GET
                 | Method::HEAD
                 | Method::OPTIONS
@@ -126,7 +131,7 @@ impl RetryPolicy {
             || self
                 .idempotency_key
                 .as_ref()
-                .is_some_and(|name| request.headers().contains_key(name))
+                .is_some_and(|name| headers.contains_key(name))
     }
 
     /// The wait before the retry that follows attempt `failed` (1-based): equal jitter over
@@ -155,6 +160,20 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The time to the next whole multiple of `tick` since the Unix epoch, plus a millisecond:
+/// the wait of [`ClientBuilder::signed_time_resolution`](crate::ClientBuilder::signed_time_resolution)
+/// before a retry, so that a time-signed retry never repeats the previous attempt's
+/// timestamp. A zero `tick` counts as one nanosecond.
+pub fn until_next_tick(tick: Duration) -> Duration {
+    let tick_nanos = tick.as_nanos().max(1);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let left = tick_nanos - now % tick_nanos;
+    Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX)) + Duration::from_millis(1)
+}
+
 /// The decision for one attempt's outcome, before timing is considered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -164,6 +183,24 @@ pub(crate) enum Verdict {
     Retry { retry_after: Option<Duration> },
 }
 
+/// What became of one attempt, as far as retrying is concerned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome<'a> {
+    /// A response arrived.
+    Response {
+        status: StatusCode,
+        headers: &'a HeaderMap,
+    },
+    /// Nothing was sent: the TCP connection was refused, reset or timed out while connecting.
+    NotSent,
+    /// The request may have been sent, then the attempt failed (a transport error after
+    /// connecting, or the attempt timeout).
+    Failed,
+    /// Never retried: a refused certificate, a failed TLS handshake, a non-https URI, a
+    /// layer's refusal.
+    Refused,
+}
+
 /// What to do after an attempt, from its outcome alone.
 pub(crate) fn judge<B, ResBody>(
     policy: &RetryPolicy,
@@ -171,9 +208,37 @@ pub(crate) fn judge<B, ResBody>(
     result: &Result<Response<ResBody>, BoxError>,
     now: SystemTime,
 ) -> Verdict {
-    match result {
-        Ok(response) => {
-            let status = response.status();
+    let outcome = match result {
+        Ok(response) => Outcome::Response {
+            status: response.status(),
+            headers: response.headers(),
+        },
+        Err(error) => match error.downcast_ref::<AttemptError>() {
+            // A layer's refusal (or the deadline): never retried.
+            None => Outcome::Refused,
+            Some(attempt) if attempt.is_connect_retryable() => Outcome::NotSent,
+            Some(AttemptError::Transport(error)) if ConnectError::find(&**error).is_some() => {
+                Outcome::Refused
+            }
+            Some(_) => Outcome::Failed,
+        },
+    };
+    verdict(policy, request.method(), request.headers(), outcome, now)
+}
+
+/// What to do after an attempt of a `method` request with `headers` ended in `outcome`.
+fn verdict(
+    policy: &RetryPolicy,
+    method: &Method,
+    headers: &HeaderMap,
+    outcome: Outcome<'_>,
+    now: SystemTime,
+) -> Verdict {
+    match outcome {
+        Outcome::Response {
+            status,
+            headers: response_headers,
+        } => {
             let retryable = matches!(
                 status,
                 StatusCode::BAD_GATEWAY
@@ -181,14 +246,14 @@ pub(crate) fn judge<B, ResBody>(
                     | StatusCode::GATEWAY_TIMEOUT
                     | StatusCode::TOO_MANY_REQUESTS
             );
-            if !retryable || !policy.may_resend(request) {
+            if !retryable || !policy.may_resend(method, headers) {
                 return Verdict::Final;
             }
             let retry_after = if matches!(
                 status,
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
             ) {
-                retry_after(response.headers(), now)
+                retry_after(response_headers, now)
             } else {
                 None
             };
@@ -197,22 +262,13 @@ pub(crate) fn judge<B, ResBody>(
                 retry_after => Verdict::Retry { retry_after },
             }
         }
-        Err(error) => {
-            let Some(attempt) = error.downcast_ref::<AttemptError>() else {
-                // A layer's refusal (or the deadline): never retried.
-                return Verdict::Final;
-            };
-            if attempt.is_connect_retryable() {
-                return Verdict::Retry { retry_after: None };
-            }
-            let refused_before_sending = match attempt {
-                AttemptError::Transport(error) => ConnectError::find(&**error).is_some(),
-                AttemptError::Timeout { .. } => false,
-            };
-            if refused_before_sending || !policy.may_resend(request) {
-                Verdict::Final
-            } else {
+        Outcome::NotSent => Verdict::Retry { retry_after: None },
+        Outcome::Refused => Verdict::Final,
+        Outcome::Failed => {
+            if policy.may_resend(method, headers) {
                 Verdict::Retry { retry_after: None }
+            } else {
+                Verdict::Final
             }
         }
     }
@@ -229,20 +285,104 @@ impl RetryPolicy {
         result: &Result<Response<ResBody>, BoxError>,
         deadline: Instant,
     ) -> Option<Duration> {
-        if next > self.max_attempts {
-            return None;
-        }
-        let retry_after = match judge(self, request, result, SystemTime::now()) {
-            Verdict::Final => return None,
-            Verdict::Retry { retry_after } => retry_after,
-        };
-        let backoff = self.backoff_for(next - 1, random_u64());
-        let wait = retry_after.map_or(backoff, |at_least| at_least.max(backoff));
+        let wait = self.wait_for(next, judge(self, request, result, SystemTime::now()))?;
         match Instant::now().checked_add(wait) {
             // The wait would outlast the call: the outcome we have is the answer.
             Some(end) if end < deadline => Some(wait),
             _ => None,
         }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `next` (2 for the first retry) after attempt `next - 1` of a
+    /// `method` request carrying `request_headers` was answered with `status` and
+    /// `response_headers`; `None` when that response is the answer (no attempt left, a status
+    /// or method that is not retried, a `Retry-After` over
+    /// [`max_retry_after`](RetryPolicy::max_retry_after)).
+    ///
+    /// The rules of the type's table and its backoff, for HTTP clients other than
+    /// tollgate's own (tollgate-reqwest); the caller enforces any deadline of its own.
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method, StatusCode};
+    /// use tollgate_client::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::new(2);
+    /// let none = HeaderMap::new();
+    /// assert!(policy.retry_after_response(2, &Method::GET, &none, StatusCode::SERVICE_UNAVAILABLE, &none).is_some());
+    /// // No attempt left, a POST without the idempotency key, a final status.
+    /// assert!(policy.retry_after_response(3, &Method::GET, &none, StatusCode::SERVICE_UNAVAILABLE, &none).is_none());
+    /// assert!(policy.retry_after_response(2, &Method::POST, &none, StatusCode::SERVICE_UNAVAILABLE, &none).is_none());
+    /// assert!(policy.retry_after_response(2, &Method::GET, &none, StatusCode::NOT_FOUND, &none).is_none());
+    /// ```
+    pub fn retry_after_response(
+        &self,
+        next: u32,
+        method: &Method,
+        request_headers: &HeaderMap,
+        status: StatusCode,
+        response_headers: &HeaderMap,
+    ) -> Option<Duration> {
+        let outcome = Outcome::Response {
+            status,
+            headers: response_headers,
+        };
+        self.wait_for(
+            next,
+            verdict(self, method, request_headers, outcome, SystemTime::now()),
+        )
+    }
+
+    /// The wait before attempt `next` (2 for the first retry) after attempt `next - 1` of a
+    /// `method` request carrying `request_headers` failed without a response: `sent` is
+    /// `false` when nothing was sent (the TCP connection was refused, reset or timed out while
+    /// connecting: retried for any method), `true` when the request may have been sent (a
+    /// transport error after connecting, or the attempt timeout: retried for idempotent
+    /// methods and the idempotency key). `None` when no attempt is left or the failure is not
+    /// retried. Failures never retried (a refused certificate, a failed TLS handshake, a
+    /// layer's refusal) are not asked about.
+    ///
+    /// ```
+    /// use http::{HeaderMap, Method};
+    /// use tollgate_client::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::new(3);
+    /// let none = HeaderMap::new();
+    /// assert!(policy.retry_after_failure(2, &Method::POST, &none, false).is_some());
+    /// assert!(policy.retry_after_failure(2, &Method::POST, &none, true).is_none());
+    /// assert!(policy.retry_after_failure(2, &Method::GET, &none, true).is_some());
+    /// ```
+    pub fn retry_after_failure(
+        &self,
+        next: u32,
+        method: &Method,
+        request_headers: &HeaderMap,
+        sent: bool,
+    ) -> Option<Duration> {
+        let outcome = if sent {
+            Outcome::Failed
+        } else {
+            Outcome::NotSent
+        };
+        self.wait_for(
+            next,
+            verdict(self, method, request_headers, outcome, SystemTime::now()),
+        )
+    }
+
+    /// The wait a `verdict` on attempt `next - 1` asks for: the backoff, at least the
+    /// `Retry-After`; `None` when the outcome is the answer or no attempt is left.
+    fn wait_for(&self, next: u32, verdict: Verdict) -> Option<Duration> {
+        if next > self.max_attempts || next < 2 {
+            return None;
+        }
+        let retry_after = match verdict {
+            Verdict::Final => return None,
+            Verdict::Retry { retry_after } => retry_after,
+        };
+        let backoff = self.backoff_for(next - 1, random_u64());
+        Some(retry_after.map_or(backoff, |at_least| at_least.max(backoff)))
     }
 }
 
@@ -453,6 +593,83 @@ mod tests {
         assert_eq!(
             judge(&policy, &request(Method::GET), &refusal, now),
             Verdict::Final
+        );
+    }
+
+    #[test]
+    fn public_rules_are_the_same_rules() {
+        let policy = RetryPolicy::new(3)
+            .backoff(Duration::from_millis(10), Duration::from_millis(10))
+            .idempotency_key(HeaderName::from_static("idempotency-key"));
+        let none = HeaderMap::new();
+        let mut keyed = HeaderMap::new();
+        keyed.insert("idempotency-key", HeaderValue::from_static("k"));
+        let mut later = HeaderMap::new();
+        later.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let wait = policy
+            .retry_after_response(
+                2,
+                &Method::GET,
+                &none,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &none,
+            )
+            .unwrap();
+        assert!(wait >= Duration::from_millis(5) && wait <= Duration::from_millis(10));
+        assert_eq!(
+            policy.retry_after_response(
+                2,
+                &Method::GET,
+                &none,
+                StatusCode::TOO_MANY_REQUESTS,
+                &later
+            ),
+            Some(Duration::from_secs(1))
+        );
+        assert!(
+            policy
+                .retry_after_response(2, &Method::POST, &keyed, StatusCode::BAD_GATEWAY, &none)
+                .is_some()
+        );
+        assert!(
+            policy
+                .retry_after_response(2, &Method::POST, &none, StatusCode::BAD_GATEWAY, &none)
+                .is_none()
+        );
+        assert!(
+            policy
+                .retry_after_response(4, &Method::GET, &none, StatusCode::BAD_GATEWAY, &none)
+                .is_none()
+        );
+        assert!(
+            policy
+                .retry_after_response(1, &Method::GET, &none, StatusCode::BAD_GATEWAY, &none)
+                .is_none()
+        );
+        assert!(
+            policy
+                .retry_after_failure(3, &Method::POST, &none, false)
+                .is_some()
+        );
+        assert!(
+            policy
+                .retry_after_failure(4, &Method::POST, &none, false)
+                .is_none()
+        );
+        assert!(
+            policy
+                .retry_after_failure(2, &Method::POST, &none, true)
+                .is_none()
+        );
+        assert!(
+            policy
+                .retry_after_failure(2, &Method::POST, &keyed, true)
+                .is_some()
+        );
+        assert!(
+            policy
+                .retry_after_failure(2, &Method::PUT, &none, true)
+                .is_some()
         );
     }
 

@@ -477,3 +477,32 @@ async fn every_attempt_sends_the_same_body() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_post_whose_idempotency_key_the_layers_strip_is_not_retried() {
+    let pki = TestPki::generate();
+    let (server, _seen) = scripted(&pki, &[(503, None), (503, None)]).await;
+    // A provider layer that drops the key (an allowlist of headers would): the provider
+    // cannot tell two attempts apart, so the POST must go out once.
+    let strip = tower::util::MapRequestLayer::new(|mut request: http::Request<_>| {
+        request.headers_mut().remove("idempotency-key");
+        request
+    });
+    let client = ClientBuilder::new("acme")
+        .base_url(&url(&server))
+        .tls(trust(&pki))
+        .retry(
+            RetryPolicy::new(3)
+                .backoff(FAST, FAST)
+                .idempotency_key(HeaderName::from_static("idempotency-key")),
+        )
+        .build(strip)
+        .unwrap();
+    let mut keyed = post("/v1/charges", "{}");
+    keyed
+        .headers_mut()
+        .insert("idempotency-key", "order-43".parse().unwrap());
+    let response = client.oneshot(keyed).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(server.requests(), 1, "the key never reached the provider");
+}
