@@ -27,6 +27,7 @@
 use std::time::Duration;
 
 use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 
 use crate::ProviderConfigError;
 use crate::client::{ClientBuilder, ProviderClient};
@@ -94,6 +95,27 @@ impl HmacClientBuilder {
     /// A blank signing key, a base URL that is not `https://host[:port][/base/path]`, or a
     /// call-stack setting that cannot work.
     pub fn build(self) -> Result<ProviderClient, ProviderConfigError> {
+        let (client, layers) = self.into_parts()?;
+        Ok(client.build(layers)?)
+    }
+
+    /// Builds the same client for reqwest: the same layers and settings, as a
+    /// `reqwest_middleware::ClientWithMiddleware` ([`reqwest`](crate::reqwest)).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+    pub fn build_reqwest(
+        self,
+    ) -> Result<crate::reqwest::reqwest_middleware::ClientWithMiddleware, ProviderConfigError> {
+        let (client, layers) = self.into_parts()?;
+        Ok(crate::reqwest::client(client, layers)?)
+    }
+
+    /// The call-stack settings and the provider's layers, checked.
+    fn into_parts(self) -> Result<(ClientBuilder, HmacLayers), ProviderConfigError> {
         let upstream = Upstream::parse(&self.base_url)?;
         let layers = ServiceBuilder::new()
             .layer(HeaderHygieneLayer::server_to_server())
@@ -104,6 +126,9 @@ impl HmacClientBuilder {
         // undelimited canonical claims are never released) would refuse it as replayed. Set
         // after `configure`, so no setting can take it away.
         let client = self.client.signed_time_resolution(Duration::from_secs(1));
-        Ok(client.build(layers)?)
+        Ok((client, layers))
     }
 }
+
+/// The HMAC client's layers, outermost first: hygiene, then signing.
+type HmacLayers = Stack<SignRequestLayer, Stack<HeaderHygieneLayer, Identity>>;

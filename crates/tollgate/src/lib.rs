@@ -151,6 +151,12 @@ pub use tollgate_client as client;
 #[cfg_attr(docsrs, doc(cfg(feature = "https")))]
 #[doc(inline)]
 pub use tollgate_https as https;
+/// The outbound rules as reqwest middleware, and the ready clients' `build_reqwest()`
+/// (`tollgate-reqwest`).
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+#[doc(inline)]
+pub use tollgate_reqwest as reqwest;
 
 /// Secrets, key rings, clocks, body buffering and rejections (`tollgate-core`).
 #[doc(inline)]

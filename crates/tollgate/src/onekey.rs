@@ -53,6 +53,7 @@ use base64::Engine as _;
 use http::{HeaderValue, Request, header};
 use tower::Service;
 use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 use tower_layer::Layer;
 use zeroize::Zeroizing;
 
@@ -195,6 +196,27 @@ impl OneKeyClientBuilder {
     /// A base URL that is not `https://host[:port][/base/path]`, a blank secret, a
     /// `User-Agent` that is not a header value, or a call-stack setting that cannot work.
     pub fn build(self) -> Result<ProviderClient, ProviderConfigError> {
+        let (client, layers) = self.into_parts()?;
+        Ok(client.build(layers)?)
+    }
+
+    /// Builds the same client for reqwest: the same layers and settings, as a
+    /// `reqwest_middleware::ClientWithMiddleware` ([`reqwest`](crate::reqwest)).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+    pub fn build_reqwest(
+        self,
+    ) -> Result<crate::reqwest::reqwest_middleware::ClientWithMiddleware, ProviderConfigError> {
+        let (client, layers) = self.into_parts()?;
+        Ok(crate::reqwest::client(client, layers)?)
+    }
+
+    /// The call-stack settings and the provider's layers, checked.
+    fn into_parts(self) -> Result<(ClientBuilder, OneKeyLayers), ProviderConfigError> {
         let upstream = Upstream::parse(&self.base_url)?;
         let user_agent =
             HeaderValue::from_str(&self.user_agent).map_err(|_| ProviderConfigError::Invalid {
@@ -221,9 +243,16 @@ impl OneKeyClientBuilder {
             .layer(authorization)
             .layer(signing)
             .into_inner();
-        Ok(self.client.build(layers)?)
+        Ok((self.client, layers))
     }
 }
+
+/// OneKey's layers, outermost first: hygiene, the mandatory headers, Basic auth, the
+/// Payload-Signature.
+type OneKeyLayers = Stack<
+    SignRequestLayer,
+    Stack<SecretHeaderLayer, Stack<OneKeyHeadersLayer, Stack<HeaderHygieneLayer, Identity>>>,
+>;
 
 /// A request the OneKey client refused to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,10 @@ pub enum ProviderConfigError {
     Secret(crate::core::SecretError),
     /// The base URL or an upstream is not of the form `https://host[:port][/base/path]`.
     Upstream(crate::core::upstream::ConfigError),
+    /// The reqwest client could not be built ([`build_reqwest`](crate::onekey::OneKeyClientBuilder::build_reqwest)).
+    #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+    Reqwest(crate::reqwest::ConfigError),
     /// A setting of the provider itself (a `User-Agent` that is not a header value, ...).
     Invalid {
         /// What is wrong.
@@ -46,6 +50,8 @@ impl fmt::Display for ProviderConfigError {
             Self::Tranzila(error) => error.fmt(f),
             Self::Upstream(error) => error.fmt(f),
             Self::Secret(error) => error.fmt(f),
+            #[cfg(feature = "reqwest")]
+            Self::Reqwest(error) => error.fmt(f),
             Self::Invalid { reason } => f.write_str(reason),
         }
     }
@@ -63,6 +69,8 @@ impl StdError for ProviderConfigError {
             Self::Tranzila(error) => Some(error),
             Self::Upstream(error) => Some(error),
             Self::Secret(error) => Some(error),
+            #[cfg(feature = "reqwest")]
+            Self::Reqwest(error) => Some(error),
             Self::Invalid { .. } => None,
         }
     }
@@ -104,5 +112,12 @@ impl From<crate::core::upstream::ConfigError> for ProviderConfigError {
 impl From<crate::core::SecretError> for ProviderConfigError {
     fn from(error: crate::core::SecretError) -> Self {
         Self::Secret(error)
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl From<crate::reqwest::ConfigError> for ProviderConfigError {
+    fn from(error: crate::reqwest::ConfigError) -> Self {
+        Self::Reqwest(error)
     }
 }

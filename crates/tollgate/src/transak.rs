@@ -51,12 +51,13 @@ pub use client::{PRODUCTION, STAGING, TransakClient, TransakClientBuilder};
 #[cfg(all(feature = "client", feature = "headers", feature = "client-ip"))]
 mod client {
     use tower::ServiceBuilder;
+    use tower::layer::util::{Identity, Stack};
 
     use crate::ProviderConfigError;
     use crate::client::{ClientBuilder, ProviderClient};
     use crate::client_ip::ForwardUserIpLayer;
-    use crate::core::Secret;
     use crate::core::upstream::Upstream;
+    use crate::core::{Clock, Secret, SharedClock};
     use crate::headers::{HeaderHygieneLayer, SecretHeaderLayer, TokenHeaderLayer, TokenProvider};
 
     /// Transak's production API gateway.
@@ -102,6 +103,7 @@ mod client {
             TransakClientBuilder {
                 base_url: base_url.to_owned(),
                 api_key,
+                clock: None,
                 access_token: Box::new(move |upstream| {
                     TokenHeaderLayer::access_token(access_token, upstream)
                 }),
@@ -116,6 +118,7 @@ mod client {
         base_url: String,
         api_key: Secret,
         access_token: Box<dyn FnOnce(Upstream) -> TokenHeaderLayer + Send>,
+        clock: Option<SharedClock>,
         client: ClientBuilder,
     }
 
@@ -137,6 +140,13 @@ mod client {
             self
         }
 
+        /// The clock the access token's expiry is read from (the system clock by default; a
+        /// test clock in tests and demos).
+        pub fn clock(mut self, clock: impl Clock) -> Self {
+            self.clock = Some(std::sync::Arc::new(clock));
+            self
+        }
+
         /// Builds the client.
         ///
         /// # Errors
@@ -144,16 +154,47 @@ mod client {
         /// A blank API key, a base URL that is not `https://host[:port][/base/path]`, or a
         /// call-stack setting that cannot work.
         pub fn build(self) -> Result<ProviderClient, ProviderConfigError> {
+            let (client, layers) = self.into_parts()?;
+            Ok(client.build(layers)?)
+        }
+
+        /// Builds the same client for reqwest: the same layers and settings, as a
+        /// `reqwest_middleware::ClientWithMiddleware` ([`reqwest`](crate::reqwest)).
+        ///
+        /// # Errors
+        ///
+        /// As [`build`](Self::build).
+        #[cfg(feature = "reqwest")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+        pub fn build_reqwest(
+            self,
+        ) -> Result<crate::reqwest::reqwest_middleware::ClientWithMiddleware, ProviderConfigError>
+        {
+            let (client, layers) = self.into_parts()?;
+            Ok(crate::reqwest::client(client, layers)?)
+        }
+
+        /// The call-stack settings and the provider's layers, checked.
+        fn into_parts(self) -> Result<(ClientBuilder, TransakLayers), ProviderConfigError> {
             let upstream = Upstream::parse(&self.base_url)?;
             let layers = ServiceBuilder::new()
                 .layer(HeaderHygieneLayer::server_to_server())
                 .layer(SecretHeaderLayer::api_key(self.api_key, upstream.clone())?)
-                .layer((self.access_token)(upstream))
+                .layer(match self.clock {
+                    Some(clock) => (self.access_token)(upstream).clock(clock),
+                    None => (self.access_token)(upstream),
+                })
                 .layer(ForwardUserIpLayer::new())
                 .into_inner();
-            Ok(self.client.build(layers)?)
+            Ok((self.client, layers))
         }
     }
+
+    /// Transak's layers, outermost first: hygiene, `x-api-key`, `access-token`, `x-user-ip`.
+    type TransakLayers = Stack<
+        ForwardUserIpLayer,
+        Stack<TokenHeaderLayer, Stack<SecretHeaderLayer, Stack<HeaderHygieneLayer, Identity>>>,
+    >;
 }
 
 #[cfg(all(feature = "origin", feature = "client-ip"))]

@@ -12,6 +12,7 @@ pub use client::{TranzilaClient, TranzilaClientBuilder};
 #[cfg(all(feature = "client", feature = "headers"))]
 mod client {
     use tower::ServiceBuilder;
+    use tower::layer::util::{Identity, Stack};
 
     use super::{TranzilaCredentials, TranzilaSigningLayer};
     use crate::ProviderConfigError;
@@ -117,6 +118,28 @@ mod client {
         /// An invalid app key, a blank secret, a base URL that is not
         /// `https://host[:port][/base/path]`, or a call-stack setting that cannot work.
         pub fn build(self) -> Result<ProviderClient, ProviderConfigError> {
+            let (client, layers) = self.into_parts()?;
+            Ok(client.build(layers)?)
+        }
+
+        /// Builds the same client for reqwest: the same layers and settings, as a
+        /// `reqwest_middleware::ClientWithMiddleware` ([`reqwest`](crate::reqwest)).
+        ///
+        /// # Errors
+        ///
+        /// As [`build`](Self::build).
+        #[cfg(feature = "reqwest")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+        pub fn build_reqwest(
+            self,
+        ) -> Result<crate::reqwest::reqwest_middleware::ClientWithMiddleware, ProviderConfigError>
+        {
+            let (client, layers) = self.into_parts()?;
+            Ok(crate::reqwest::client(client, layers)?)
+        }
+
+        /// The call-stack settings and the provider's layers, checked.
+        fn into_parts(self) -> Result<(ClientBuilder, TranzilaLayers), ProviderConfigError> {
             let upstream = Upstream::parse(&self.base_url)?;
             let mut signing = TranzilaSigningLayer::new(self.credentials, upstream)?;
             if let Some(clock) = self.clock {
@@ -126,7 +149,10 @@ mod client {
                 .layer(HeaderHygieneLayer::server_to_server())
                 .layer(signing)
                 .into_inner();
-            Ok(self.client.build(layers)?)
+            Ok((self.client, layers))
         }
     }
+
+    /// Tranzila's layers, outermost first: hygiene, then signing.
+    type TranzilaLayers = Stack<TranzilaSigningLayer, Stack<HeaderHygieneLayer, Identity>>;
 }
