@@ -59,6 +59,12 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             run: |demo| Box::pin(onekey_accepted(demo)),
         },
         Scenario {
+            name: "OneKey cashout through reqwest",
+            request: "POST /api/v3/cashout via OneKeyClient::builder(..).build_reqwest() (reqwest-middleware, same layers and settings)",
+            expected: "200 PENDING, 1 cashout created",
+            run: |demo| Box::pin(onekey_through_reqwest(demo)),
+        },
+        Scenario {
             name: "OneKey cashout refused",
             request: "wrong API Passphrase; then the right Payload-Signature over a body whose amount changed",
             expected: "401 basic_auth_invalid, 401 signature_invalid, no cashout created",
@@ -239,6 +245,42 @@ async fn timeout_is_typed() -> String {
 async fn onekey_accepted(demo: &Demo) -> String {
     let before = demo.onekey.accepted();
     match onekey_cashout::create_cashout(&demo.onekey_client, "demo-order-1", 2000).await {
+        Ok(response) if response.status().is_success() => {
+            let json: serde_json::Value =
+                serde_json::from_slice(response.body()).unwrap_or_default();
+            format!(
+                "{} {}, {} cashout created",
+                response.status().as_u16(),
+                json["status"].as_str().unwrap_or("?"),
+                demo.onekey.accepted() - before
+            )
+        }
+        other => describe_response(other),
+    }
+}
+
+/// The same cashout as "OneKey cashout accepted", through reqwest (`reqwest-onekey`).
+async fn onekey_through_reqwest(demo: &Demo) -> String {
+    let before = demo.onekey.accepted();
+    let config =
+        reqwest_onekey::Config::from_vars(reqwest_onekey::Secrets::Required, |name| match name {
+            "ONEKEY_API_URL" => Some(demo.onekey_url.clone()),
+            "ONEKEY_API_KEY" => Some(ONEKEY_API_KEY.to_owned()),
+            "ONEKEY_API_PASSPHRASE" => Some(ONEKEY_API_PASSPHRASE.to_owned()),
+            "ONEKEY_API_SIGNATURE" => Some(ONEKEY_API_SIGNATURE.to_owned()),
+            _ => None,
+        });
+    let client = config.and_then(|config| {
+        let tls = example_server::tls::client_tls()?;
+        reqwest_onekey::cashout_client(&config, &demo.onekey_url, tls)
+    });
+    let client = match client {
+        Ok(client) => client,
+        Err(err) => return format!("error: {err}"),
+    };
+    match reqwest_onekey::create_cashout(&client, &demo.onekey_url, "demo-order-reqwest", 2000)
+        .await
+    {
         Ok(response) if response.status().is_success() => {
             let json: serde_json::Value =
                 serde_json::from_slice(response.body()).unwrap_or_default();
