@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -27,39 +27,14 @@ use tollgate::signature::{BodyHmac, Canonical, VerifySignatureLayer};
 use tollgate::transak::TransakClient;
 use tollgate::tranzila::{TranzilaClient, TranzilaCredentials, TranzilaVerifyLayer};
 use tollgate::{ProviderConfigError, onekey};
-use tollgate_test_support::tls::{HttpsServer, TestPki, handler};
+use tollgate_test_support::tls::{HttpsServer, Seen, TestPki, serve_recording};
 use tower::ServiceExt as _;
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
-/// What reached the mock, before its layers: headers and body of every request.
-type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
-
 /// Serves `app` over TLS with the good leaf, recording each request as it arrived.
 async fn serve(pki: &TestPki, app: Router) -> (HttpsServer, Seen) {
-    let seen: Seen = Arc::default();
-    let record = Arc::clone(&seen);
-    let server = HttpsServer::start(
-        &pki.good,
-        handler(move |request: Request<Bytes>| {
-            let app = app.clone();
-            let record = Arc::clone(&record);
-            async move {
-                record
-                    .lock()
-                    .unwrap()
-                    .push((request.headers().clone(), request.body().clone()));
-                let response = app
-                    .oneshot(request.map(axum::body::Body::from))
-                    .await
-                    .unwrap();
-                let (parts, body) = response.into_parts();
-                Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
-            }
-        }),
-    )
-    .await;
-    (server, seen)
+    serve_recording::<_, axum::body::Body, _>(&pki.good, app).await
 }
 
 fn tls(pki: &TestPki) -> TlsConfig {

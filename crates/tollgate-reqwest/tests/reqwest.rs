@@ -5,15 +5,14 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
 use reqwest_middleware::ClientWithMiddleware;
 use tollgate_client_ip::{ClientIp, IpOrigin, MissingClientIp};
 use tollgate_core::{BufferedBody, KeyRing, ManualClock, Secret, Upstream};
@@ -23,41 +22,16 @@ use tollgate_reqwest::{
     ClientBuilder, ConfigError, Error, RetryPolicy, TlsConfig, TowerMiddleware, find_error,
 };
 use tollgate_signature::{BodyHmac, Canonical, SignRequestLayer, VerifySignatureLayer};
-use tollgate_test_support::tls::{HttpsServer, TestPki, handler};
+use tollgate_test_support::tls::{HttpsServer, Seen, TestPki, handler, serve_recording};
 use tollgate_tranzila::{TranzilaCredentials, TranzilaSigningLayer, TranzilaVerifyLayer};
 use tower::{Layer as _, ServiceExt as _, service_fn};
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const API_KEY: &str = "sk_test_reqwest_key";
 
-/// What reached the mock, before its layers: headers and body of every request.
-type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
-
 /// Serves `app` over TLS with the good leaf, recording each request as it arrived.
 async fn serve(pki: &TestPki, app: Router) -> (HttpsServer, Seen) {
-    let seen: Seen = Arc::default();
-    let record = Arc::clone(&seen);
-    let server = HttpsServer::start(
-        &pki.good,
-        handler(move |request: Request<Bytes>| {
-            let app = app.clone();
-            let record = Arc::clone(&record);
-            async move {
-                record
-                    .lock()
-                    .unwrap()
-                    .push((request.headers().clone(), request.body().clone()));
-                let response = app
-                    .oneshot(request.map(axum::body::Body::from))
-                    .await
-                    .unwrap();
-                let (parts, body) = response.into_parts();
-                Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
-            }
-        }),
-    )
-    .await;
-    (server, seen)
+    serve_recording::<_, axum::body::Body, _>(&pki.good, app).await
 }
 
 /// A server answering every request with `status`, `headers` and "ok".

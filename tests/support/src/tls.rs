@@ -375,3 +375,48 @@ impl Drop for ServiceServer {
         self.task.abort();
     }
 }
+
+/// What a [`serve_recording`] server saw, before the service: the headers and body of every
+/// request, in order.
+pub type Seen = Arc<std::sync::Mutex<Vec<(http::HeaderMap, Bytes)>>>;
+
+/// Serves `service` (an axum `Router` with tollgate's server layers, say) over TLS with `leaf`,
+/// recording each request as it arrived, before the service ran.
+pub async fn serve_recording<S, B, RB>(leaf: &Leaf, service: S) -> (HttpsServer, Seen)
+where
+    S: tower_service::Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    B: From<Bytes> + Send + 'static,
+    RB: http_body::Body + Send + 'static,
+    RB::Data: Send,
+    RB::Error: std::fmt::Debug,
+{
+    let seen: Seen = Arc::default();
+    let record = Arc::clone(&seen);
+    let server = HttpsServer::start(
+        leaf,
+        handler(move |request: Request<Bytes>| {
+            let mut service = service.clone();
+            let record = Arc::clone(&record);
+            async move {
+                record
+                    .lock()
+                    .expect("the record")
+                    .push((request.headers().clone(), request.body().clone()));
+                std::future::poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .expect("the service is ready");
+                let response = service
+                    .call(request.map(B::from))
+                    .await
+                    .expect("the service answers");
+                let (parts, body) = response.into_parts();
+                let body = body.collect().await.expect("the body").to_bytes();
+                Response::from_parts(parts, body)
+            }
+        }),
+    )
+    .await;
+    (server, seen)
+}
