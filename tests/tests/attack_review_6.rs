@@ -125,14 +125,6 @@ fn json(body: &'static str) -> Full<Bytes> {
     Full::new(Bytes::from_static(body.as_bytes()))
 }
 
-/// A loopback port with nothing listening.
-async fn closed_port() -> u16 {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    port
-}
-
 // ---------------------------------------------------------------------------------------
 // Rate and concurrency limits
 // ---------------------------------------------------------------------------------------
@@ -375,7 +367,15 @@ async fn onekey_credentials_never_leave_the_configured_base_url() {
         .unwrap();
     let _ = client.clone().oneshot(slashes).await;
 
+    // A control: a request the client may send reaches the provider, so the checks below
+    // look at real traffic.
+    let control = Request::post("/v3/cashout").body(json("{}")).unwrap();
+    assert_eq!(
+        client.clone().oneshot(control).await.unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(evil.connections(), 0, "{:?}", evil_log.lock().unwrap());
+    assert!(!provider_log.lock().unwrap().is_empty());
     for seen in provider_log.lock().unwrap().iter() {
         assert_eq!(seen.authority, format!("localhost:{p}"), "{seen:?}");
         assert!(seen.target.starts_with("/api/"), "{seen:?}");
@@ -607,7 +607,7 @@ async fn tranzila_retry_never_resends_a_nonce_or_signature() {
 async fn tollgate_errors_and_audit_never_show_uri_user_info_or_query() {
     let pki = TestPki::generate();
     let (server, _log) = recording(&pki, |_, _| async { ok() }).await;
-    let port = closed_port().await;
+    let port = tollgate_test_support::free_port();
     let logs = LogCapture::new();
     let _guard = logs.install();
     let client = ClientBuilder::new("attack6")
@@ -708,7 +708,6 @@ async fn a_lying_content_length_smuggles_nothing() {
     let (server, log) = recording(&pki, |_, _| async { ok() }).await;
     let client = ClientBuilder::new("attack6")
         .base_url(&server.url())
-        .tls(tls(&pki))
         .tls(tls(&pki).http1_only())
         .retry(RetryPolicy::none())
         .max_request_body(1024)
@@ -722,7 +721,8 @@ async fn a_lying_content_length_smuggles_nothing() {
         .unwrap();
     let _ = client.clone().oneshot(request).await;
     let request = Request::get("/v1/second").body(empty()).unwrap();
-    let _ = client.clone().oneshot(request).await;
+    let second = client.clone().oneshot(request).await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
     let too_big = Request::post("/v1/big")
         .header("content-length", "4096")
         .body(json("{}"))
@@ -739,6 +739,7 @@ async fn a_lying_content_length_smuggles_nothing() {
         .collect();
     assert!(!targets.iter().any(|t| t == "/smuggled"), "{targets:?}");
     assert!(!targets.iter().any(|t| t == "/v1/big"), "{targets:?}");
+    assert!(targets.iter().any(|t| t == "/v1/second"), "{targets:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1003,7 +1004,7 @@ fn a_flood_of_one_code_does_not_hide_another() {
 #[tokio::test]
 async fn a_refused_connection_under_provider_layers_is_retried_and_typed() {
     let pki = TestPki::generate();
-    let port = closed_port().await;
+    let port = tollgate_test_support::free_port();
     let logs = LogCapture::new();
     let _guard = logs.install();
     let client = OneKeyClient::builder(&format!("https://localhost:{port}"), onekey_credentials())

@@ -116,12 +116,6 @@ fn api_key(server: &HttpsServer) -> SecretHeaderLayer {
     SecretHeaderLayer::api_key(Secret::from_string(API_KEY), upstream(server)).unwrap()
 }
 
-/// A loopback port with nothing listening.
-async fn closed_port() -> u16 {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// Every text a caller could log of an error: Display, Debug and each source.
 fn error_texts(error: &reqwest_middleware::Error) -> Vec<String> {
     let mut texts = vec![error.to_string(), format!("{error:?}")];
@@ -295,6 +289,12 @@ async fn onekey_reqwest_redirect_is_not_followed() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(
+        response.headers()["location"],
+        format!("{}/api/steal", evil.url()).as_str(),
+        "the 302 comes back as it was sent"
+    );
+    assert_eq!(redirecting.requests(), 1);
     assert_eq!(evil.connections(), 0);
 }
 
@@ -714,7 +714,7 @@ async fn concurrency_limit_shared_by_clones_and_released_on_cancel() {
 #[tokio::test]
 async fn reqwest_errors_never_show_query_values() {
     let pki = TestPki::generate();
-    let port = closed_port().await;
+    let port = tollgate_test_support::free_port();
     let base = format!("https://localhost:{port}");
     let settings = tollgate::client::ClientBuilder::new("attack8")
         .base_url(&base)
@@ -750,7 +750,10 @@ async fn bad_certificates_are_refused_through_reqwest() {
             .get(format!("{}/v1/orders", server.url()))
             .send()
             .await;
-        assert!(result.is_err(), "{result:?}");
+        assert!(
+            matches!(&result, Err(reqwest_middleware::Error::Reqwest(error)) if error.is_connect()),
+            "{result:?}"
+        );
         let facade = OneKeyClient::builder(&format!("{}/api", server.url()), onekey_credentials())
             .configure(|c| c.tls(tls(&pki)))
             .build_reqwest()
@@ -760,8 +763,17 @@ async fn bad_certificates_are_refused_through_reqwest() {
             .body("{}")
             .send()
             .await;
-        assert!(result.is_err(), "{result:?}");
+        assert!(
+            matches!(&result, Err(reqwest_middleware::Error::Reqwest(error)) if error.is_connect()),
+            "{result:?}"
+        );
         assert_eq!(server.requests(), 0);
+        assert_eq!(server.handshakes(), 0);
+        assert_eq!(
+            server.connections(),
+            2,
+            "one refused handshake per client, no retry"
+        );
     }
 }
 

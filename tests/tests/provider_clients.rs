@@ -254,6 +254,18 @@ async fn onekey_sends_basic_auth_user_agent_json_and_the_payload_signature_of_th
         Some(&OneKeyError::ContentTypeNotJson),
         "{error:?}"
     );
+    // Two Content-Type headers: which one was meant is ambiguous, refused unsent.
+    let request = Request::post("/api/v3/cashout")
+        .header("content-type", "application/json")
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let error = client.clone().oneshot(request).await.unwrap_err();
+    assert_eq!(
+        std::error::Error::source(&error).and_then(|e| e.downcast_ref::<OneKeyError>()),
+        Some(&OneKeyError::ContentTypeNotJson),
+        "{error:?}"
+    );
     // An absolute URI to another host gets no credential: refused, nothing sent.
     let request = Request::post("https://127.0.0.1:9/api/v3/cashout")
         .body(Full::new(Bytes::from_static(b"{}")))
@@ -344,6 +356,23 @@ fn bad_configuration_is_refused_when_the_client_is_built() {
             .build(),
         Err(ProviderConfigError::Invalid { .. })
     ));
+    assert!(matches!(
+        OneKeyClient::builder(onekey::STAGING, onekey_credentials())
+            .user_agent("  ")
+            .build(),
+        Err(ProviderConfigError::Invalid {
+            reason: "the User-Agent is empty"
+        })
+    ));
+    let colon = OneKeyCredentials::new(
+        Secret::from_string("key:with-colon"),
+        Secret::from_string("p"),
+        Secret::from_string("s"),
+    );
+    match OneKeyClient::builder(onekey::STAGING, colon).build() {
+        Err(ProviderConfigError::Invalid { reason }) => assert!(reason.contains("`:`"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         OneKeyClient::builder(onekey::STAGING, onekey_credentials())
             .configure(|c| c.retry(RetryPolicy::new(0)))

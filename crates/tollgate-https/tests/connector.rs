@@ -106,6 +106,8 @@ async fn good_certificate_by_ip_address() {
     let url = format!("https://127.0.0.1:{}/", server.addr().port());
     let response = get(&client(&trusting(&pki)), &url).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.body(), "hello over HTTP/2.0");
+    assert_eq!(server.requests(), 1);
 }
 
 /// A bad certificate: `ConnectError::Certificate`, the handshake never completes on the

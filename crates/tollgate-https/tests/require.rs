@@ -502,6 +502,10 @@ async fn the_redirect_is_logged_without_the_path() {
         app_oneshot(&redirecting(), request).await
     };
     assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        response.headers()["location"],
+        "https://pay.example.com/pay?token=secret123"
+    );
     let text = logs.text();
     assert!(text.contains("status=308"), "{text}");
     assert!(!text.contains("secret123"), "{text}");

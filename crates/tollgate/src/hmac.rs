@@ -32,8 +32,8 @@ use tower::layer::util::{Identity, Stack};
 use crate::ProviderConfigError;
 use crate::client::{ClientBuilder, ProviderClient};
 use crate::core::KeyRing;
-use crate::core::upstream::Upstream;
 use crate::headers::HeaderHygieneLayer;
+use crate::provider::pinned_upstream;
 use crate::signature::{Canonical, SignRequestLayer};
 
 /// The ready HMAC client. See the [module](self).
@@ -46,7 +46,6 @@ impl HmacClient {
     /// `ring`'s signing key and [`Canonical::new`].
     pub fn builder(provider: &'static str, base_url: &str, ring: KeyRing) -> HmacClientBuilder {
         HmacClientBuilder {
-            base_url: base_url.to_owned(),
             ring,
             scheme: Canonical::new(),
             client: ClientBuilder::new(provider).base_url(base_url),
@@ -57,7 +56,6 @@ impl HmacClient {
 /// Builds an [`HmacClient`].
 #[must_use]
 pub struct HmacClientBuilder {
-    base_url: String,
     ring: KeyRing,
     scheme: Canonical,
     client: ClientBuilder,
@@ -116,7 +114,7 @@ impl HmacClientBuilder {
 
     /// The call-stack settings and the provider's layers, checked.
     fn into_parts(self) -> Result<(ClientBuilder, HmacLayers), ProviderConfigError> {
-        let upstream = Upstream::parse(&self.base_url)?;
+        let upstream = pinned_upstream(&self.client)?;
         let layers = ServiceBuilder::new()
             .layer(HeaderHygieneLayer::server_to_server())
             .layer(SignRequestLayer::new(self.scheme, self.ring, upstream)?)

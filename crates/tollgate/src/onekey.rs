@@ -60,9 +60,10 @@ use zeroize::Zeroizing;
 use crate::ProviderConfigError;
 use crate::client::{ClientBuilder, ProviderClient};
 use crate::core::future::OutboundFuture;
-use crate::core::upstream::Upstream;
+use crate::core::header::single_value;
 use crate::core::{KeyRing, Secret};
 use crate::headers::{HeaderHygieneLayer, SecretHeaderLayer};
+use crate::provider::pinned_upstream;
 use crate::signature::{BodyHmac, SignRequestLayer};
 
 /// OneKey's staging (STG) environment, where every integration starts. The production domain
@@ -120,7 +121,6 @@ impl OneKeyCredentials {
 /// `User-Agent`, and the call stack's settings.
 #[must_use]
 pub struct OneKeyClientBuilder {
-    base_url: String,
     credentials: OneKeyCredentials,
     user_agent: String,
     client: ClientBuilder,
@@ -149,7 +149,6 @@ impl OneKeyClient {
     /// with its credentials.
     pub fn builder(base_url: &str, credentials: OneKeyCredentials) -> OneKeyClientBuilder {
         OneKeyClientBuilder {
-            base_url: base_url.to_owned(),
             credentials,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             client: ClientBuilder::new("onekey").base_url(base_url),
@@ -217,7 +216,7 @@ impl OneKeyClientBuilder {
 
     /// The call-stack settings and the provider's layers, checked.
     fn into_parts(self) -> Result<(ClientBuilder, OneKeyLayers), ProviderConfigError> {
-        let upstream = Upstream::parse(&self.base_url)?;
+        let upstream = pinned_upstream(&self.client)?;
         let user_agent =
             HeaderValue::from_str(&self.user_agent).map_err(|_| ProviderConfigError::Invalid {
                 reason: "the User-Agent is not a valid header value",
@@ -238,8 +237,10 @@ impl OneKeyClientBuilder {
             upstream,
         )?;
         let layers = ServiceBuilder::new()
-            .layer(HeaderHygieneLayer::server_to_server())
-            .layer(OneKeyHeadersLayer { user_agent })
+            .layer(
+                HeaderHygieneLayer::server_to_server().substitute(header::USER_AGENT, user_agent),
+            )
+            .layer(OneKeyHeadersLayer)
             .layer(authorization)
             .layer(signing)
             .into_inner();
@@ -274,28 +275,22 @@ impl fmt::Display for OneKeyError {
 
 impl StdError for OneKeyError {}
 
-/// Sets OneKey's mandatory headers: the configured `User-Agent` (replacing any), and
-/// `Content-Type: application/json` when absent; refuses another content type.
-#[derive(Clone, Debug)]
-struct OneKeyHeadersLayer {
-    user_agent: HeaderValue,
-}
+/// OneKey's mandatory `Content-Type: application/json`: set when absent, another type (or
+/// two `Content-Type` headers) refused. (The `User-Agent` is hygiene's `substitute`.)
+#[derive(Clone, Copy, Debug)]
+struct OneKeyHeadersLayer;
 
 impl<S> Layer<S> for OneKeyHeadersLayer {
     type Service = OneKeyHeaders<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        OneKeyHeaders {
-            inner,
-            user_agent: self.user_agent.clone(),
-        }
+        OneKeyHeaders { inner }
     }
 }
 
 #[derive(Clone, Debug)]
 struct OneKeyHeaders<S> {
     inner: S,
-    user_agent: HeaderValue,
 }
 
 /// Whether `value` is `application/json`, with or without parameters (`; charset=utf-8`).
@@ -321,19 +316,17 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let headers = request.headers_mut();
-        let mut content_types = headers.get_all(header::CONTENT_TYPE).iter();
-        match (content_types.next(), content_types.next()) {
-            (None, _) => {
-                headers.insert(
+        match single_value(request.headers(), header::CONTENT_TYPE) {
+            Ok(None) => {
+                request.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
             }
-            (Some(value), None) if is_json(value) => {}
+            Ok(Some(value)) if is_json(value) => {}
+            // Another type, or two `Content-Type` headers.
             _ => return OutboundFuture::refused(OneKeyError::ContentTypeNotJson),
         }
-        headers.insert(header::USER_AGENT, self.user_agent.clone());
         OutboundFuture::inner(self.inner.call(request))
     }
 }

@@ -121,3 +121,17 @@ impl From<crate::reqwest::ConfigError> for ProviderConfigError {
         Self::Reqwest(error)
     }
 }
+
+#[cfg(all(
+    feature = "headers",
+    any(feature = "signature", feature = "tranzila", feature = "client-ip")
+))]
+/// The upstream a ready client pins its credentials to: the call stack's own base URL, checked
+/// by tollgate-client's rules (one place: `configure(|c| c.base_url(..))` moves both).
+pub(crate) fn pinned_upstream(
+    client: &tollgate_client::ClientBuilder,
+) -> Result<crate::core::upstream::Upstream, ProviderConfigError> {
+    client.validate()?.ok_or(ProviderConfigError::Invalid {
+        reason: "a ready client needs a base URL",
+    })
+}

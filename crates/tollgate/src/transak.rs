@@ -59,6 +59,7 @@ mod client {
     use crate::core::upstream::Upstream;
     use crate::core::{Clock, Secret, SharedClock};
     use crate::headers::{HeaderHygieneLayer, SecretHeaderLayer, TokenHeaderLayer, TokenProvider};
+    use crate::provider::pinned_upstream;
 
     /// Transak's production API gateway.
     pub const PRODUCTION: &str = "https://api-gateway.transak.com";
@@ -101,7 +102,6 @@ mod client {
             access_token: impl TokenProvider,
         ) -> TransakClientBuilder {
             TransakClientBuilder {
-                base_url: base_url.to_owned(),
                 api_key,
                 clock: None,
                 access_token: Box::new(move |upstream| {
@@ -115,7 +115,6 @@ mod client {
     /// Builds a [`TransakClient`].
     #[must_use]
     pub struct TransakClientBuilder {
-        base_url: String,
         api_key: Secret,
         access_token: Box<dyn FnOnce(Upstream) -> TokenHeaderLayer + Send>,
         clock: Option<SharedClock>,
@@ -176,7 +175,7 @@ mod client {
 
         /// The call-stack settings and the provider's layers, checked.
         fn into_parts(self) -> Result<(ClientBuilder, TransakLayers), ProviderConfigError> {
-            let upstream = Upstream::parse(&self.base_url)?;
+            let upstream = pinned_upstream(&self.client)?;
             let layers = ServiceBuilder::new()
                 .layer(HeaderHygieneLayer::server_to_server())
                 .layer(SecretHeaderLayer::api_key(self.api_key, upstream.clone())?)

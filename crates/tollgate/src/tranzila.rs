@@ -17,9 +17,9 @@ mod client {
     use super::{TranzilaCredentials, TranzilaSigningLayer};
     use crate::ProviderConfigError;
     use crate::client::{ClientBuilder, ProviderClient};
-    use crate::core::upstream::Upstream;
     use crate::core::{Clock, SharedClock};
     use crate::headers::HeaderHygieneLayer;
+    use crate::provider::pinned_upstream;
 
     /// Tranzila's API, `https://api.tranzila.com`: the default base URL.
     const API: &str = "https://api.tranzila.com";
@@ -60,7 +60,6 @@ mod client {
         /// A builder for `https://api.tranzila.com` with these credentials.
         pub fn builder(credentials: TranzilaCredentials) -> TranzilaClientBuilder {
             TranzilaClientBuilder {
-                base_url: API.to_owned(),
                 credentials,
                 clock: None,
                 client: ClientBuilder::new("tranzila").base_url(API),
@@ -71,7 +70,6 @@ mod client {
     /// Builds a [`TranzilaClient`].
     #[must_use]
     pub struct TranzilaClientBuilder {
-        base_url: String,
         credentials: TranzilaCredentials,
         clock: Option<SharedClock>,
         client: ClientBuilder,
@@ -93,7 +91,6 @@ mod client {
         /// Another base URL (a sandbox, or a local mock in tests). The signed headers are sent
         /// to it only.
         pub fn base_url(mut self, base_url: &str) -> Self {
-            base_url.clone_into(&mut self.base_url);
             self.client = self.client.base_url(base_url);
             self
         }
@@ -140,7 +137,7 @@ mod client {
 
         /// The call-stack settings and the provider's layers, checked.
         fn into_parts(self) -> Result<(ClientBuilder, TranzilaLayers), ProviderConfigError> {
-            let upstream = Upstream::parse(&self.base_url)?;
+            let upstream = pinned_upstream(&self.client)?;
             let mut signing = TranzilaSigningLayer::new(self.credentials, upstream)?;
             if let Some(clock) = self.clock {
                 signing = signing.clock(clock);
