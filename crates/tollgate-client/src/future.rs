@@ -12,12 +12,10 @@ use std::task::{Context, Poll};
 
 use http::Response;
 
-use crate::{AttemptError, CallError};
-
-type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+use crate::{AttemptError, BoxFuture, CallError};
 
 /// A boxed future that answers once.
-struct Once<T>(Option<Boxed<T>>);
+struct Once<T>(Option<BoxFuture<T>>);
 
 impl<T> Once<T> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<T> {
@@ -71,7 +69,7 @@ pub struct AttemptFuture<ResBody> {
 }
 
 impl<ResBody> AttemptFuture<ResBody> {
-    pub(crate) fn new(future: Boxed<Result<Response<ResBody>, AttemptError>>) -> Self {
+    pub(crate) fn new(future: BoxFuture<Result<Response<ResBody>, AttemptError>>) -> Self {
         Self {
             inner: Once(Some(future)),
         }

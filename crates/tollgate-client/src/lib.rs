@@ -22,9 +22,9 @@
 //!  │                      Attempt(1) inserted
 //!  ├─ retry               a loop with RetryPolicy; each retry is a fresh copy of the
 //!  │                      buffered request with Attempt(n + 1)                  (default 3 attempts)
-//!  │   rate limit         one sliding window shared by all clones; waits, but never past the
-//!  │                      deadline                                             (none by default)
 //!  │   concurrency limit  tower::limit::ConcurrencyLimit, shared by all clones  (none by default)
+//!  │   rate limit         one sliding window shared by all clones, its slot taken after the
+//!  │                      permit; waits, but never past the deadline           (none by default)
 //!  │   audit              one INFO event per attempt, target `tollgate::audit`
 //!  │   provider layers L  signing, API key, x-user-ip, ... : run again on every attempt
 //!  │   attempt timeout    AttemptService: tokio::time::timeout                  (default 10 s)
@@ -64,8 +64,10 @@
 //!
 //! # Security considerations
 //!
-//! Each statement is tested (`tests/*.rs` of this crate, over real TLS on loopback where a
-//! socket matters).
+//! Each statement is tested over real TLS on loopback where a socket matters: in this
+//! crate's `tests/*.rs`, and through the ready clients in the workspace's
+//! `tests/tests/provider_clients.rs` and `attack_review_6.rs` / `attack_review_7.rs`
+//! (delivery, abandoned attempts, user info, the new tick of a time-signed retry).
 //!
 //! - **Nothing is sent on a scheme or TLS refusal.** A non-https base URL is refused at build
 //!   ([`ConfigError::NotHttps`]); a non-https absolute request URI is refused per call

@@ -1,5 +1,4 @@
-//! [`RetryPolicy`]: which calls are retried, how often, and how long to wait; and the
-//! `tower::retry::Policy` that applies it.
+//! [`RetryPolicy`]: which calls are retried, how often, and how long to wait.
 
 use std::time::{Duration, Instant, SystemTime};
 

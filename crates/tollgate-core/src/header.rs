@@ -65,5 +65,5 @@ pub fn trim_ows(bytes: &[u8]) -> &[u8] {
         .iter()
         .rposition(|&b| b != b' ' && b != b'\t')
         .map_or(start, |last| last + 1);
-    &bytes[start..end.max(start)]
+    &bytes[start..end]
 }

@@ -602,6 +602,17 @@ mod tests {
     }
 
     #[test]
+    fn every_code_constant_is_in_the_one_list() {
+        // `sampler::every_code()` is what the table test below and the log sampler walk: a
+        // constant added to `code` but not to that list would go untested and unsampled.
+        let source = include_str!("rejection.rs");
+        let module = &source[source.find("pub mod code {").unwrap()..];
+        let module = &module[..module.find("\n}").unwrap()];
+        let constants = module.matches("pub const ").count();
+        assert_eq!(constants, sampler::every_code().len());
+    }
+
+    #[test]
     fn every_code_has_one_status_and_message() {
         let all = sampler::every_code().iter().copied();
         let unknown = Rejection::from_code("not_a_code");

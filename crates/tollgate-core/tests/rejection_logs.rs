@@ -13,6 +13,9 @@ fn a_flood_of_rejections_writes_one_info_line_per_code_per_second() {
             RejectionResponder::json().respond(Rejection::from_code(code::SIGNATURE_INVALID));
         }
         RejectionResponder::json().respond(Rejection::from_code(code::ORIGIN_NOT_ALLOWED));
+        for _ in 0..50 {
+            RejectionResponder::json().respond(Rejection::from_code(code::STORE_UNAVAILABLE));
+        }
     });
     let logs = capture.text();
     let count = |needle: &str| logs.lines().filter(|line| line.contains(needle)).count();
@@ -25,10 +28,18 @@ fn a_flood_of_rejections_writes_one_info_line_per_code_per_second() {
     // inside the loop.
     let info = count("INFO tollgate: request rejected status=401 code=signature_invalid");
     assert!((1..=2).contains(&info), "{info} INFO lines:\n{logs}");
-    assert_eq!(count("suppressed=0"), 2, "{logs}");
+    assert_eq!(count("suppressed=0"), 3, "{logs}");
     assert_eq!(
         count("INFO tollgate: request rejected status=403 code=origin_not_allowed"),
         1,
+        "{logs}"
+    );
+    // A 5xx (an outage) is a WARN, sampled the same way; every one is still a DEBUG line.
+    let warn = count("WARN tollgate: request rejected status=503 code=store_unavailable");
+    assert!((1..=2).contains(&warn), "{warn} WARN lines:\n{logs}");
+    assert_eq!(
+        count("DEBUG tollgate: request rejected status=503 code=store_unavailable"),
+        50,
         "{logs}"
     );
 }

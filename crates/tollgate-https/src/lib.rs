@@ -139,7 +139,7 @@
 //! | feature | what it adds |
 //! | --- | --- |
 //! | `axum` | the trusted-proxy check reads axum's `ConnectInfo<SocketAddr>` |
-//! | `tonic` | the trusted-proxy check reads tonic's `TcpConnectInfo` |
+//! | `tonic` | the trusted-proxy check reads tonic's `TcpConnectInfo` (and `TlsConnectInfo`) |
 //!
 //! # Security considerations
 //!

@@ -222,7 +222,8 @@ impl Hsts {
             value.push_str("; preload");
         }
         // Digits, letters, `=`, `;` and spaces: always a valid header value.
-        HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
+        HeaderValue::try_from(value)
+            .unwrap_or_else(|_| HeaderValue::from_static("max-age=31536000"))
     }
 }
 
@@ -529,7 +530,9 @@ where
             .filter(|_| redirectable)
             .and_then(|origin| redirect(origin, request.uri()))
         {
-            tracing::info!(
+            // DEBUG, as every refusal's own event: a scan of port 80 must not write one INFO
+            // line per request.
+            tracing::debug!(
                 target: "tollgate",
                 status = 308u16,
                 code = code::HTTPS_REQUIRED,

@@ -223,6 +223,16 @@ async fn connector_refuses_other_schemes_and_missing_hosts_directly() {
             other => panic!("{uri}: {other:?}"),
         }
     }
+    // An https URI whose authority names no host.
+    let uri: http::Uri = "https://:443/".parse().unwrap();
+    let error = connector
+        .ready()
+        .await
+        .unwrap()
+        .call(uri)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ConnectError::MissingHost), "{error:?}");
     let error = connector
         .ready()
         .await

@@ -91,7 +91,7 @@ where
 ///   always verified; no `danger_*` setting is reachable through this builder.
 /// - Redirects are never followed (`redirect::Policy::none()`): a `302` comes back as it is,
 ///   and no pinned secret or signature is carried to another host.
-/// - Every request is pinned to the base URL's scheme, host and port ([`Error::NotBaseUrl`](crate::Error::NotBaseUrl)).
+/// - Every request is pinned to the base URL's scheme, host, port and base path ([`Error::NotBaseUrl`](crate::Error::NotBaseUrl)).
 /// - Then [`RetryMiddleware`], then the layers as one [`TowerMiddleware`]: every attempt runs
 ///   the layers again (fresh nonce, time and signature).
 /// - A connect timeout and a per-attempt timeout.

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! ClientWithMiddleware (ClientBuilder::build)
-//!  ├─ PinMiddleware      every request goes to the base URL's scheme, host and port
+//!  ├─ PinMiddleware      every request goes to the base URL's scheme, host, port and path
 //!  ├─ RetryMiddleware    tollgate-client's RetryPolicy; each attempt is a fresh clone
 //!  ├─ TowerMiddleware    the layers, run again on every attempt (new nonce, time, signature)
 //!  └─ reqwest::Client    https_only, no redirects, rustls (ring) with verified certificates

@@ -131,6 +131,10 @@ impl RetryMiddleware {
         }
         let mut request = request;
         loop {
+            // The last attempt sends the request itself: no copy is kept for a retry.
+            if attempt >= self.policy.max_attempts() {
+                return self.attempt(request, attempt, extensions, next, end).await;
+            }
             let Some(copy) = request.try_clone() else {
                 return self.attempt(request, attempt, extensions, next, end).await;
             };

@@ -12,11 +12,12 @@
 //! server. This crate is the facade: it re-exports every layer crate behind a feature, adds
 //! [`ServiceBuilderExt`], the ready-made [`transak`] stacks, and a ready client per provider
 //! ([`onekey`], [`tranzila`], [`transak`], [`hmac`]): HTTPS only, timeouts, retries that sign
-//! every attempt anew, rate limits and an audit event per call, in a few lines.
+//! every attempt anew, rate limits and an audit event per attempt, in a few lines.
 //!
 //! These docs are the whole manual: each layer crate is inlined below as a module
 //! ([`core`], [`client_ip`], [`origin`], [`headers`], [`signature`], [`replay`],
-//! [`tranzila`]), with its own docs, examples and "Security considerations".
+//! [`tranzila`], [`https`], [`client`], and with its feature `reqwest`), with its own docs,
+//! examples and "Security considerations".
 //!
 //! # Example
 //!
@@ -89,6 +90,7 @@
 //! | `replay` | [`replay`] (`tollgate-replay`) | `ReplayGuardLayer`, `MemoryNonceStore` |
 //! | `tranzila` | [`tranzila`] (`tollgate-tranzila`) | `TranzilaSigningLayer`, `TranzilaVerifyLayer` |
 //! | `https` | [`https`] (`tollgate-https`) | `HttpsConnector` (HTTPS only, certificates always verified), `RequireHttpsLayer` |
+//! | `reqwest` (opt-in) | `reqwest` (`tollgate-reqwest`) | the outbound layers as reqwest middleware; `build_reqwest()` on every ready client |
 //! | `client` | [`client`] (`tollgate-client`) | `ClientBuilder`: deadline, retries that re-sign, rate and concurrency limits, audit events; with the layer crates, the ready clients [`onekey`], [`tranzila`], [`transak`], [`hmac`] |
 //! | `full` (default) | all of the above | |
 //! | `axum` (default) | | axum extractors and `ConnectInfo` support in the layer crates; needed to serve axum (without it the client-IP layers find no peer: 500 `client_ip_misconfigured`, and the log names this feature) |
