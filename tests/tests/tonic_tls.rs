@@ -1,16 +1,16 @@
 //! tonic served over TLS: tonic puts `TlsConnectInfo<TcpConnectInfo>` (not `TcpConnectInfo`)
 //! into each request, and the client-IP layers must read the peer from it, as they do from
 //! the plain `TcpConnectInfo`. A real tonic TLS server with a certificate made at test time
-//! (rcgen), called by a tonic `Channel` that trusts only the test CA.
+//! (the test PKI of `tollgate-test-support`), called by a tonic `Channel` that trusts only the test CA.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use hyper_util::client::legacy::connect::HttpConnector;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::net::TcpListener;
 use tollgate::client_ip::{IpAllowlistLayer, ResolveClientIpLayer};
 use tollgate::core::RejectionResponder;
+use tollgate_test_support::tls::{TestPki, pem};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -22,53 +22,12 @@ use tower::ServiceBuilder;
 const ALLOWED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const OUTSIDER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
-/// `der` as PEM with `label` (rcgen's own PEM output would pull a second base64 into the tree).
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in text.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-/// A CA and a `localhost` server certificate signed by it, made now: the CA as PEM (what the
-/// client trusts) and the server's certificate and PKCS#8 key as DER.
-struct Certificates {
-    ca_pem: String,
-    server_der: Vec<u8>,
-    key_der: Vec<u8>,
-}
-
-fn certificates() -> Certificates {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_params(&ca_params, &ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
-    Certificates {
-        ca_pem: pem("CERTIFICATE", ca.der()),
-        server_der: server.der().to_vec(),
-        key_der: server_key.serialize_der(),
-    }
-}
-
-impl Certificates {
-    /// The server's identity for tonic's own TLS.
-    fn identity(&self) -> Identity {
-        Identity::from_pem(
-            pem("CERTIFICATE", &self.server_der),
-            pem("PRIVATE KEY", &self.key_der),
-        )
-    }
+/// The server's identity for tonic's own TLS: the test PKI's good leaf (`localhost`).
+fn identity(pki: &TestPki) -> Identity {
+    Identity::from_pem(
+        pem("CERTIFICATE", &pki.good.chain[0]),
+        pem("PRIVATE KEY", &pki.good.key),
+    )
 }
 
 async fn spawn_tls_server(identity: Identity) -> SocketAddr {
@@ -123,9 +82,9 @@ async fn check(server: SocketAddr, from: Ipv4Addr, ca: &str) -> Result<CheckStat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tonic_over_tls_finds_the_peer_and_refuses_outsiders() {
-    let certs = certificates();
-    let ca = certs.ca_pem.clone();
-    let server = spawn_tls_server(certs.identity()).await;
+    let pki = TestPki::generate();
+    let ca = pki.ca_pem.clone();
+    let server = spawn_tls_server(identity(&pki)).await;
     assert_eq!(
         check(server, ALLOWED, &ca).await.unwrap(),
         CheckStatus::Serving
@@ -147,20 +106,9 @@ async fn tonic_with_its_own_tls_acceptor_finds_the_peer() {
     use std::sync::Arc;
 
     use tokio_rustls::TlsAcceptor;
-    use tokio_rustls::rustls::ServerConfig;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-    let certs = certificates();
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(certs.server_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs.key_der.clone())),
-        )
-        .unwrap();
+    let pki = TestPki::generate();
+    let mut config = pki.good.server_config();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
 
@@ -196,7 +144,7 @@ async fn tonic_with_its_own_tls_acceptor_finds_the_peer() {
             .await
             .unwrap();
     });
-    let ca = certs.ca_pem;
+    let ca = pki.ca_pem;
     assert_eq!(
         check(addr, ALLOWED, &ca).await.unwrap(),
         CheckStatus::Serving

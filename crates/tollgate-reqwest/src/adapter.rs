@@ -6,7 +6,6 @@ use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Extensions, Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use tollgate_core::{BoxError, BufferedBody};
@@ -118,16 +117,18 @@ impl Service<Request<BufferedBody>> for Capture {
 }
 
 /// `request` as an `http::Request` over its bytes; [`Error::StreamingBody`] for a stream.
-pub(crate) fn to_http(request: reqwest::Request) -> Result<Request<BufferedBody>, Error> {
+///
+/// A reusable reqwest body yields its own `Bytes` in one frame: tollgate-core's buffering
+/// takes them as they are, so the body is not copied.
+pub(crate) async fn to_http(request: reqwest::Request) -> Result<Request<BufferedBody>, Error> {
     if request.body().is_some_and(|body| body.as_bytes().is_none()) {
         return Err(Error::StreamingBody);
     }
     let request = Request::<reqwest::Body>::try_from(request).map_err(|_| Error::InvalidRequest)?;
     let (parts, body) = request.into_parts();
-    let bytes = body
-        .as_bytes()
-        .map(Bytes::copy_from_slice)
-        .ok_or(Error::StreamingBody)?;
+    let bytes = tollgate_core::body::buffer(body, usize::MAX)
+        .await
+        .map_err(|_| Error::StreamingBody)?;
     Ok(Request::from_parts(parts, BufferedBody::new(bytes)))
 }
 
@@ -164,7 +165,7 @@ where
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let request = run_layers(&self.layer, to_http(request)?).await?;
+        let request = run_layers(&self.layer, to_http(request).await?).await?;
         // Whether the retry rules' idempotency key survived the layers (an allowlist of
         // headers may strip it): the retry middleware asks, the request as sent answers.
         if let Some(probe) = extensions.get::<KeyProbe>() {
