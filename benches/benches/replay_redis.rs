@@ -8,6 +8,14 @@
 //! `-c <concurrency>` connections, random keys (`-r`) and its default 3-byte values, 100,000
 //! requests, once just before and once just after tollgate's measurement at the same
 //! concurrency; the mean of its own requests-per-second figures is recorded. Skipped (with a note) when `redis-server` or `redis-benchmark` is missing.
+//!
+//! Then the topologies, at concurrency 16 (no target): the same claims on a 3-master Redis
+//! Cluster (`replay_redis_topology/cluster/16`, against `replay_redis/tollgate/16` on one
+//! node), and on a master with one replica without and with `WAIT 1`
+//! (`replay_redis_topology/master_replica/16`, `…/master_replica_wait1/16`). And Redis's
+//! memory per claim with the default prefix and 900 s retention: `MEMORY USAGE` of one claim
+//! key (`replay.redis.memory_usage_bytes`) and the `used_memory` delta over 100,000 claims
+//! divided by 100,000 (`replay.redis.bytes_per_claim`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
@@ -18,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tollgate_benches::results::record;
 use tollgate_replay::{Claim, NonceStore, RedisNonceStore};
-use tollgate_test_support::{RedisServer, which};
+use tollgate_test_support::{RedisCluster, RedisServer, redis_cli, wait_for, which};
 
 /// Requests of each `redis-benchmark` run.
 const REDIS_BENCHMARK_REQUESTS: u64 = 100_000;
@@ -135,5 +143,154 @@ fn replay_redis(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, replay_redis);
+/// Runs `iters` fresh claims from `concurrency` tasks; the time, scaled to `iters`.
+fn claims(
+    runtime: &tokio::runtime::Runtime,
+    store: &Arc<RedisNonceStore>,
+    next: &Arc<AtomicU64>,
+    concurrency: u64,
+    iters: u64,
+) -> Duration {
+    let per_task = iters.div_ceil(concurrency);
+    runtime.block_on(async {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (store, next) = (Arc::clone(store), Arc::clone(next));
+                tokio::spawn(async move {
+                    let first = next.fetch_add(per_task, Relaxed);
+                    for n in first..first + per_task {
+                        let claim = store.claim(&n.to_le_bytes(), now_unix()).await;
+                        assert!(matches!(claim, Ok(Claim::Claimed)), "{claim:?}");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_task * concurrency) as f64)
+    })
+}
+
+/// A store built inside `runtime`, its claims expiring after a second (so the servers'
+/// memory stays small).
+fn bench_store(
+    runtime: &tokio::runtime::Runtime,
+    builder: tollgate_replay::RedisNonceStoreBuilder,
+) -> Arc<RedisNonceStore> {
+    let _guard = runtime.enter();
+    let store = builder
+        .prefix("bench:replay:")
+        .timeout(Duration::from_secs(2))
+        .min_retention(Duration::ZERO)
+        .build()
+        .unwrap();
+    runtime.block_on(store.verify()).unwrap();
+    Arc::new(store)
+}
+
+/// `INFO memory`'s `used_memory`, in bytes.
+fn used_memory(port: u16) -> f64 {
+    redis_cli(port, &["INFO", "memory"])
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.trim().strip_prefix("used_memory:"))
+                .and_then(|v| v.parse().ok())
+        })
+        .expect("INFO memory names used_memory")
+}
+
+fn replay_redis_topology(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicU64::new(1 << 40));
+    let concurrency = 16u64;
+    let mut group = c.benchmark_group("replay_redis_topology");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+
+    if let Some(cluster) = RedisCluster::start_or_skip("replay_redis_topology") {
+        let store = bench_store(&runtime, RedisNonceStore::cluster(cluster.urls()));
+        group.bench_function(BenchmarkId::new("cluster", concurrency), |b| {
+            b.iter_custom(|iters| claims(&runtime, &store, &next, concurrency, iters));
+        });
+    } else {
+        record(
+            "replay.redis.cluster.skipped",
+            "redis-server or redis-cli not found",
+        );
+    }
+
+    // A master and its replica (no Sentinels: a failover under load would spoil the figure).
+    let master = RedisServer::start_with_args_or_skip(
+        "replay_redis_topology",
+        &["--repl-diskless-sync-delay", "0"],
+    );
+    if let Some(master) = master {
+        let port = master.port().to_string();
+        let replica = RedisServer::start_with_args_or_skip(
+            "replay_redis_topology",
+            &["--replicaof", "127.0.0.1", &port],
+        )
+        .unwrap();
+        wait_for(
+            Duration::from_secs(10),
+            || {
+                redis_cli(replica.port(), &["INFO", "replication"])
+                    .is_some_and(|info| info.contains("master_link_status:up"))
+            },
+            "the replica to sync",
+        );
+        // WAIT first, so the replica is not still catching up with the other run.
+        let waiting = bench_store(
+            &runtime,
+            RedisNonceStore::builder(master.url()).wait_for_replicas(1, Duration::from_millis(100)),
+        );
+        group.bench_function(BenchmarkId::new("master_replica_wait1", concurrency), |b| {
+            b.iter_custom(|iters| claims(&runtime, &waiting, &next, concurrency, iters));
+        });
+        let plain = bench_store(&runtime, RedisNonceStore::builder(master.url()));
+        group.bench_function(BenchmarkId::new("master_replica", concurrency), |b| {
+            b.iter_custom(|iters| claims(&runtime, &plain, &next, concurrency, iters));
+        });
+    }
+    group.finish();
+
+    // Memory per claim, with the default prefix and retention.
+    let Some(server) = RedisServer::start_or_skip("replay_redis_memory") else {
+        return;
+    };
+    let store = {
+        let _guard = runtime.enter();
+        Arc::new(RedisNonceStore::builder(server.url()).build().unwrap())
+    };
+    const CLAIMS: u64 = 100_000;
+    let before = used_memory(server.port());
+    let _ = claims(
+        &runtime,
+        &store,
+        &Arc::new(AtomicU64::new(0)),
+        concurrency,
+        CLAIMS,
+    );
+    let after = used_memory(server.port());
+    record(
+        "replay.redis.bytes_per_claim",
+        (after - before) / CLAIMS as f64,
+    );
+    let key = store.redis_key(&0u64.to_le_bytes());
+    let usage = redis_cli(server.port(), &["MEMORY", "USAGE", &key]).unwrap();
+    record("replay.redis.memory_usage_bytes", usage);
+}
+
+criterion_group!(benches, replay_redis, replay_redis_topology);
 criterion_main!(benches);

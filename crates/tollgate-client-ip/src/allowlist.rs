@@ -11,11 +11,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::{IpAllowlistFuture, call_or_reject};
-use crate::{ClientIp, ExtractError, IpRanges, PeerAddr};
+use crate::handle::Ranges;
+use crate::{ClientIp, ExtractError, IpRanges, IpRangesHandle, PeerAddr};
 
 #[derive(Clone)]
 struct Config {
-    allowed: IpRanges,
+    allowed: Ranges,
     responder: RejectionResponder,
 }
 
@@ -62,6 +63,42 @@ pub struct IpAllowlistLayer {
 impl IpAllowlistLayer {
     /// Allows only client IPs inside `allowed`.
     pub fn new(allowed: IpRanges) -> Self {
+        Self::with_ranges(Ranges::Fixed(allowed))
+    }
+
+    /// Allows only client IPs inside the ranges `allowed` holds when each request arrives:
+    /// [`store`](IpRangesHandle::store) new ranges to change the allowlist of a running
+    /// service. Each request loads the handle once; a stored allowlist applies from the next
+    /// request on.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response, StatusCode};
+    /// use tollgate_client_ip::{IpAllowlistLayer, IpRangesHandle, PeerAddr};
+    /// use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let allowed = IpRangesHandle::new("192.0.2.0/24".parse().unwrap());
+    /// let service = ServiceBuilder::new()
+    ///     .layer(IpAllowlistLayer::with_handle(allowed.clone()))
+    ///     .service(service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) }));
+    /// let from = |peer: &str| {
+    ///     let mut request = Request::new(());
+    ///     request.extensions_mut().insert(PeerAddr::new(peer.parse().unwrap()));
+    ///     request
+    /// };
+    /// let status = service.clone().oneshot(from("198.51.100.1:3000")).await.unwrap().status();
+    /// assert_eq!(status, StatusCode::FORBIDDEN);
+    /// allowed.store("192.0.2.0/24, 198.51.100.0/24".parse().unwrap());
+    /// let status = service.oneshot(from("198.51.100.1:3000")).await.unwrap().status();
+    /// assert_eq!(status, StatusCode::OK);
+    /// # });
+    /// ```
+    pub fn with_handle(allowed: IpRangesHandle) -> Self {
+        Self::with_ranges(Ranges::new(allowed))
+    }
+
+    fn with_ranges(allowed: Ranges) -> Self {
         Self {
             config: Arc::new(Config {
                 allowed,
@@ -77,9 +114,12 @@ impl IpAllowlistLayer {
         self
     }
 
-    /// The allowed ranges.
-    pub fn allowed(&self) -> &IpRanges {
-        &self.config.allowed
+    /// The allowed ranges now (for a handle, the version current at this call).
+    pub fn allowed(&self) -> Arc<IpRanges> {
+        match &self.config.allowed {
+            Ranges::Fixed(ranges) => Arc::new(ranges.clone()),
+            Ranges::Live(handle) => handle.load_full(),
+        }
     }
 }
 
@@ -155,7 +195,7 @@ impl Config {
             (None, None) => PeerAddr::find(extensions).map(|addr| addr.ip()),
         };
         match ip {
-            Some(ip) if self.allowed.contains(ip) => Ok(()),
+            Some(ip) if self.allowed.with(|allowed| allowed.contains(ip)) => Ok(()),
             Some(_) => Err(Rejection::from_code(code::IP_NOT_ALLOWED)),
             None => {
                 tracing::error!(
@@ -183,6 +223,12 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let verdict = self.config.verdict(request.extensions());
-        call_or_reject(&mut self.inner, request, verdict, &self.config.responder)
+        call_or_reject(
+            &mut self.inner,
+            request,
+            verdict,
+            &self.config.responder,
+            tollgate_core::metrics::LayerName::IpAllowlist,
+        )
     }
 }

@@ -72,7 +72,7 @@ fn parse_one(text: &str) -> Result<ClientIpSource, ConfigError> {
             })?;
             Ok(ClientIpSource::rightmost_trusted_range(
                 list,
-                ranges.parse()?,
+                ranges.parse::<IpRanges>()?,
             ))
         }
         ("rightmost-trusted-count", Some(rest)) => {

@@ -53,7 +53,7 @@ impl IntoResponse for ClientIpRejection {
             }
         };
         RejectionResponder::json()
-            .respond(rejection)
+            .refuse(tollgate_core::metrics::LayerName::ClientIp, rejection)
             .map(axum::body::Body::from)
     }
 }

@@ -21,6 +21,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tollgate_core::future::{InboundFuture, OutboundFuture};
+use tollgate_core::metrics::{self, LayerName};
 use tollgate_core::{Rejection, RejectionResponder, ResponseBody};
 use tower_service::Service;
 
@@ -111,17 +112,25 @@ impl<F> fmt::Debug for ResolveClientIpFuture<F> {
 
 /// How a server layer of this crate ends `call`: the request goes on to `inner` (`Ok`), or
 /// the layer answers the rejection itself through `responder` and `inner` never sees it.
+///
+/// `layer` names the layer in the metrics: the pass is counted in
+/// `tollgate_requests_allowed_total`, the refusal (by the responder) in
+/// `tollgate_requests_refused_total`.
 pub(crate) fn call_or_reject<S, ReqBody>(
     inner: &mut S,
-    request: Request<ReqBody>,
+    mut request: Request<ReqBody>,
     verdict: Result<(), Rejection>,
     responder: &RejectionResponder,
+    layer: LayerName,
 ) -> InboundFuture<S::Future>
 where
     S: Service<Request<ReqBody>>,
 {
     match verdict {
-        Ok(()) => InboundFuture::inner(inner.call(request)),
-        Err(rejection) => InboundFuture::rejected(responder.respond(rejection)),
+        Ok(()) => {
+            metrics::allowed(layer, request.extensions_mut());
+            InboundFuture::inner(inner.call(request))
+        }
+        Err(rejection) => InboundFuture::rejected(responder.refuse(layer, rejection)),
     }
 }

@@ -235,6 +235,15 @@
 //! that names it, as any other address can: which headers are believed is the choice of
 //! source described in the deployment guide.
 //!
+//! **Ranges swapped while running** ([`IpRangesHandle`]: trusted proxies of a source, an
+//! allowlist) are loaded once per request: the peer check and the whole right-to-left walk
+//! use one version, never the old ranges for one hop and the new for the next, and a stored
+//! set applies from the next request on (tested in `tests/rotation.rs`: a loop swapping
+//! between two versions while clients resolve never yields an address no single version
+//! gives, and loses no request). Cloudflare's compiled-in ranges are dated
+//! ([`CLOUDFLARE_RANGES_DATE`]); put them in a handle to refresh them from Cloudflare's list
+//! without a redeploy.
+//!
 //! # Configuration grammar
 //!
 //! [`ClientIpSource`] implements [`FromStr`](std::str::FromStr) (and `serde::Deserialize`
@@ -321,6 +330,7 @@ mod error;
 mod extract;
 mod forward;
 pub mod future;
+mod handle;
 mod parse;
 mod ranges;
 mod resolve;
@@ -333,6 +343,7 @@ pub use error::{ConfigError, ExtractError, MissingClientIp};
 #[cfg(feature = "axum")]
 pub use extract::ClientIpRejection;
 pub use forward::{ForwardUserIp, ForwardUserIpLayer, X_USER_IP};
+pub use handle::{IpRangesGuard, IpRangesHandle};
 pub use parse::parse_ip;
 pub use ranges::{CLOUDFLARE_IPV4, CLOUDFLARE_IPV6, CLOUDFLARE_RANGES_DATE, IpRanges};
 pub use resolve::{ResolveClientIp, ResolveClientIpLayer};

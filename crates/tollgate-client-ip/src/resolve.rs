@@ -244,8 +244,13 @@ where
         let peer = PeerAddr::find(request.extensions()).map(|addr| addr.ip());
         let verdict = match config.source.extract(request.headers(), peer) {
             Ok(ip) => {
+                tollgate_core::metrics::record_client_ip(&ip);
                 #[cfg(feature = "task-local")]
                 if config.task_local {
+                    tollgate_core::metrics::allowed(
+                        tollgate_core::metrics::LayerName::ClientIp,
+                        request.extensions_mut(),
+                    );
                     request.extensions_mut().insert(ip.clone());
                     let inner = &mut self.inner;
                     let future = ip.clone().sync_scope(move || inner.call(request));
@@ -281,6 +286,7 @@ where
             request,
             verdict,
             &config.responder,
+            tollgate_core::metrics::LayerName::ClientIp,
         ))
     }
 }

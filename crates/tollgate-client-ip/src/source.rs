@@ -8,8 +8,9 @@ use std::ops::ControlFlow;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::error::ExtractError;
+use crate::handle::Ranges;
 use crate::parse::{ForwardedElements, canonical, forwarded_for, parse_node, parse_node_with_port};
-use crate::{ClientIp, IpOrigin, IpRanges};
+use crate::{ClientIp, IpOrigin, IpRanges, IpRangesHandle};
 
 /// A list header that proxies append to: `X-Forwarded-For` or RFC 7239 `Forwarded`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,13 +125,13 @@ enum Kind {
     RemoteAddr,
     Header {
         name: HeaderName,
-        proxies: IpRanges,
+        proxies: Ranges,
         /// The value always ends in `:port` (`cloudfront-viewer-address`).
         with_port: bool,
     },
     RightmostTrustedRange {
         list: ListHeader,
-        proxies: IpRanges,
+        proxies: Ranges,
     },
     RightmostTrustedCount {
         list: ListHeader,
@@ -172,12 +173,15 @@ impl ClientIpSource {
     /// Do not name a list header (`x-forwarded-for`, `forwarded`) here: a client's own
     /// entries come first in it. The configuration grammar refuses them; use
     /// [`rightmost_trusted_range`](Self::rightmost_trusted_range).
-    pub fn header(name: HeaderName, trusted_proxies: IpRanges) -> Self {
+    ///
+    /// `trusted_proxies` is an [`IpRanges`] (fixed) or an [`IpRangesHandle`] to refresh the
+    /// proxies' ranges while the service runs (loaded once per request).
+    pub fn header(name: HeaderName, trusted_proxies: impl Into<IpRangesHandle>) -> Self {
         let with_port = name == "cloudfront-viewer-address";
         Self {
             kind: Kind::Header {
                 name,
-                proxies: trusted_proxies,
+                proxies: Ranges::new(trusted_proxies.into()),
                 with_port,
             },
         }
@@ -202,11 +206,32 @@ impl ClientIpSource {
     /// hop is trusted there is no client IP ([`ExtractError::AllTrusted`]).
     ///
     /// This is the recommended source behind proxies whose addresses you know.
-    pub fn rightmost_trusted_range(list: ListHeader, trusted_proxies: IpRanges) -> Self {
+    ///
+    /// `trusted_proxies` is an [`IpRanges`] (fixed) or an [`IpRangesHandle`] to refresh the
+    /// proxies' ranges while the service runs: each request loads it once, so the whole walk
+    /// is judged against one version.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use tollgate_client_ip::{ClientIpSource, IpRangesHandle, ListHeader};
+    ///
+    /// let proxies = IpRangesHandle::new("10.0.0.5".parse().unwrap());
+    /// let source = ClientIpSource::rightmost_trusted_range(ListHeader::XForwardedFor, proxies.clone());
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+    /// let from = |peer: &str| source.extract(&headers, Some(peer.parse().unwrap())).unwrap().ip().to_string();
+    /// assert_eq!(from("10.0.0.6"), "10.0.0.6"); // not a trusted proxy: the peer is the client
+    /// proxies.store("10.0.0.5, 10.0.0.6".parse().unwrap());
+    /// assert_eq!(from("10.0.0.6"), "203.0.113.9");
+    /// ```
+    pub fn rightmost_trusted_range(
+        list: ListHeader,
+        trusted_proxies: impl Into<IpRangesHandle>,
+    ) -> Self {
         Self {
             kind: Kind::RightmostTrustedRange {
                 list,
-                proxies: trusted_proxies,
+                proxies: Ranges::new(trusted_proxies.into()),
             },
         }
     }
@@ -349,7 +374,7 @@ impl ClientIpSource {
                 name,
                 proxies,
                 with_port,
-            } => {
+            } => proxies.with(|proxies| {
                 if let Some(client) = untrusted_peer(peer, proxies)? {
                     return Ok(Resolved::Untrusted(client));
                 }
@@ -372,13 +397,14 @@ impl ClientIpSource {
                         header: name.clone(),
                     }),
                 }
-            }
-            Kind::RightmostTrustedRange { list, proxies } => {
+            }),
+            // One version of the trusted proxies for the peer check and the whole walk.
+            Kind::RightmostTrustedRange { list, proxies } => proxies.with(|proxies| {
                 if let Some(client) = untrusted_peer(peer, proxies)? {
                     return Ok(Resolved::Untrusted(client));
                 }
                 rightmost_outside(headers, *list, proxies).map(Resolved::Read)
-            }
+            }),
             Kind::RightmostNonPrivate { list, private } => {
                 if let Some(client) = untrusted_peer(peer, private)? {
                     return Ok(Resolved::Untrusted(client));
@@ -665,7 +691,7 @@ impl fmt::Display for ClientIpSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::RemoteAddr => f.write_str("remote-addr"),
-            Kind::Header { name, proxies, .. } => {
+            Kind::Header { name, proxies, .. } => proxies.with(|proxies| {
                 if proxies.is_any() {
                     write!(f, "header:{name}")
                 } else if *proxies == IpRanges::cloudflare() {
@@ -673,7 +699,7 @@ impl fmt::Display for ClientIpSource {
                 } else {
                     write!(f, "header:{name}:{proxies}")
                 }
-            }
+            }),
             Kind::RightmostTrustedRange { list, proxies } => {
                 write!(f, "rightmost-trusted-range:{list}:{proxies}")
             }

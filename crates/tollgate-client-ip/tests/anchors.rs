@@ -405,7 +405,7 @@ fn realclientip_chain() {
     // With a header source that trusts only named proxies, other peers are the client.
     let source = ClientIpSource::header(
         HeaderName::from_static("cf-connecting-ip"),
-        "10.0.0.0/8".parse().unwrap(),
+        "10.0.0.0/8".parse::<IpRanges>().unwrap(),
     )
     .or(ClientIpSource::remote_addr());
     assert_eq!(get(&source, &garbage, peer("2.2.2.2")), "2.2.2.2");

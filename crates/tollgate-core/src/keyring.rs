@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::Secret;
+use crate::{Secret, SecretError};
 
 /// A secret with an id and an optional expiry, one member of a [`KeyRing`].
 ///
@@ -160,6 +160,50 @@ impl KeyRing {
     /// All keys, newest first, expired ones included.
     pub fn keys(&self) -> &[Key] {
         &self.keys
+    }
+
+    /// This ring without the keys whose id is `id`: how a leaked or retired key is revoked
+    /// (store the result in a [`KeyRingHandle`](crate::KeyRingHandle)). `None` when no key
+    /// would remain. When the signing key goes, the next key in the ring signs.
+    ///
+    /// ```
+    /// use tollgate_core::{Key, KeyRing, Secret};
+    ///
+    /// let ring = KeyRing::new(Key::new("old", Secret::from_string("old-secret")))
+    ///     .rotate(Key::new("new", Secret::from_string("new-secret")));
+    /// let revoked = ring.without("old").unwrap();
+    /// assert_eq!(revoked.keys().iter().map(|k| k.id()).collect::<Vec<_>>(), ["new"]);
+    /// assert!(revoked.without("new").is_none());
+    /// ```
+    #[must_use]
+    pub fn without(&self, id: &str) -> Option<Self> {
+        let keys: Vec<Key> = self
+            .keys
+            .iter()
+            .filter(|key| key.id() != id)
+            .cloned()
+            .collect();
+        (!keys.is_empty()).then(|| Self {
+            keys: Arc::from(keys),
+        })
+    }
+
+    /// Fails with [`SecretError::Blank`] (naming the key id, never the secret) when the
+    /// signing key is [blank](Secret::is_blank): no layer may sign with it, and a ring whose
+    /// newest key is blank is a configuration mistake. What
+    /// [`KeyRingHandle::store`](crate::KeyRingHandle::store) checks before installing a ring.
+    ///
+    /// ```
+    /// use tollgate_core::{Key, KeyRing, Secret, SecretError};
+    ///
+    /// assert!(KeyRing::single(Secret::from_string("s3cr3t")).check_signing_key().is_ok());
+    /// let err = KeyRing::new(Key::new("k2", Secret::from_string(" "))).check_signing_key().unwrap_err();
+    /// assert_eq!(err, SecretError::Blank { name: "signing key `k2`".into() });
+    /// ```
+    pub fn check_signing_key(&self) -> Result<(), SecretError> {
+        let key = self.signing_key();
+        key.secret()
+            .check_usable(&format!("signing key `{}`", key.id()))
     }
 
     /// The first usable key (newest first) for which `verifies` returns true.

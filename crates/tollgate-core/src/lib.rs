@@ -7,6 +7,8 @@
 //!
 //! - [`Secret`]: key bytes, wiped on drop, never printed, turned into *sensitive* header values.
 //! - [`KeyRing`] and [`Key`]: one signing key plus older keys still accepted until their expiry.
+//! - [`KeyRingHandle`]: a ring swappable while the service runs (rotate, revoke), read
+//!   without locking.
 //! - [`Clock`], [`SystemClock`], [`ManualClock`]: the current Unix time, injectable for tests.
 //! - [`body`]: read a body into one `Bytes` with a limit (413 vs 400), and hand the same bytes on.
 //! - [`timestamp`]: the digits-only Unix-seconds parse and the inclusive ±300 s window.
@@ -15,6 +17,8 @@
 //! - [`VerifiedSignature`], [`RequestTimestamp`]: facts verifiers put into request extensions.
 //! - [`Rejection`] and [`RejectionResponder`]: the one error shape of every server layer,
 //!   `{"error":{"code":"...","message":"..."}}`, replaceable, logged with target `tollgate`.
+//! - [`metrics`]: the metric names every layer records through the `metrics` facade (feature
+//!   `metrics`, on by default), and the span fields it records for request tracing.
 //!
 //! # Example
 //!
@@ -49,6 +53,13 @@
 //!     when verifying;
 //!   - [`Secret::from_env`] refuses a variable that is set but blank
 //!     ([`SecretError::Empty`], naming the variable), exactly as it refuses a missing one.
+//! - **Key rings swap whole.** A [`KeyRingHandle`] is read with one lock-free load that
+//!   returns one version of the ring; a concurrent [`KeyRingHandle::store`] is seen by the
+//!   next load, never half-way through a reader's use (tested in `handle.rs`,
+//!   `a_loaded_version_stays_whole_across_a_store`, and across layers in tollgate-signature's
+//!   `tests/rotation.rs`). [`KeyRingHandle::store`] refuses a ring whose signing key is blank
+//!   and keeps the current one (`store_refuses_a_blank_signing_key_and_keeps_the_ring`), so a
+//!   swap never installs a ring a layer would refuse when built.
 //! - **Body memory follows the bytes that arrived, never a declared length.** [`body::buffer`]
 //!   refuses a body whose declared length (or size hint) is over the limit before reading,
 //!   but never allocates from that declaration: while the body is read its buffer holds at most
@@ -61,11 +72,13 @@
 pub mod body;
 mod clock;
 pub mod future;
+mod handle;
 pub mod header;
 mod injected;
 mod keyring;
 #[doc(hidden)]
 pub mod macros;
+pub mod metrics;
 pub mod rejection;
 mod response;
 mod secret;
@@ -75,6 +88,7 @@ mod verified;
 
 pub use body::{BoxError, BufferBody, BufferError, BufferedBody, DEFAULT_BODY_LIMIT};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use handle::{KeyRingGuard, KeyRingHandle};
 pub use injected::InjectedHeaders;
 pub use keyring::{Key, KeyRing};
 pub use rejection::{Rejection, RejectionResponder, RespondRejection};

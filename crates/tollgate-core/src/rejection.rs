@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::metrics::LayerName;
 use crate::response::ResponseBody;
 
 /// The stable, machine-readable codes tollgate's layers use. Clients may match on them.
@@ -286,10 +287,7 @@ mod sampler {
 
     /// `Some(held back since the last one)` when this rejection's event may be written.
     pub(super) fn admit(code: &str) -> Option<u64> {
-        let slot = &SLOTS[CODES
-            .iter()
-            .position(|known| *known == code)
-            .unwrap_or(CODES.len())];
+        let slot = &SLOTS[super::code_index(code).unwrap_or(CODES.len())];
         let elapsed = START.get_or_init(Instant::now).elapsed().as_millis();
         admit_at(slot, u64::try_from(elapsed).unwrap_or(u64::MAX - 1) + 1)
     }
@@ -313,7 +311,6 @@ mod sampler {
         Some(slot.suppressed.swap(0, Ordering::Relaxed))
     }
 
-    #[cfg(test)]
     pub(super) fn every_code() -> &'static [&'static str] {
         &CODES
     }
@@ -344,6 +341,16 @@ mod sampler {
             assert_eq!(admit(code::HTTPS_REQUIRED).map(|_| ()), Some(()));
         }
     }
+}
+
+/// Every code of [`code`], in one list (the log sampler's slots, the metrics' `code` labels).
+pub(crate) fn all_codes() -> &'static [&'static str] {
+    sampler::every_code()
+}
+
+/// The index of `code` in [`all_codes`], `None` for a code of someone else's.
+pub(crate) fn code_index(code: &str) -> Option<usize> {
+    all_codes().iter().position(|known| *known == code)
 }
 
 impl fmt::Display for Rejection {
@@ -500,9 +507,29 @@ impl RejectionResponder {
         }
     }
 
-    /// The response for `rejection`, with the event logged and the rejection in the
-    /// response's extensions.
+    /// The response for `rejection`, with the event logged, the refusal counted (layer
+    /// [`LayerName::Other`]: tollgate's layers call [`refuse`](RejectionResponder::refuse), which
+    /// names them) and the rejection in the response's extensions.
     pub fn respond(&self, rejection: Rejection) -> Response<Bytes> {
+        self.refuse(LayerName::Other, rejection)
+    }
+
+    /// The response `layer` answers `rejection` with: the event logged
+    /// ([`Rejection::trace`]), the refusal counted in
+    /// [`REQUESTS_REFUSED_TOTAL`](crate::metrics::REQUESTS_REFUSED_TOTAL)`{layer, code}` and
+    /// recorded in the current span ([`crate::metrics`]), and the rejection in the response's
+    /// extensions. Counted here, whatever builds the response, so a replaced responder's
+    /// refusals count too; once per refusal.
+    ///
+    /// ```
+    /// use tollgate_core::metrics::LayerName;
+    /// use tollgate_core::{Rejection, RejectionResponder, rejection::code};
+    ///
+    /// let response = RejectionResponder::json().refuse(LayerName::IpAllowlist, Rejection::from_code(code::IP_NOT_ALLOWED));
+    /// assert_eq!(response.status(), 403);
+    /// ```
+    pub fn refuse(&self, layer: LayerName, rejection: Rejection) -> Response<Bytes> {
+        crate::metrics::refused(layer, rejection.code());
         rejection.trace();
         let mut response = match (&self.custom, self.grpc) {
             (Some(custom), _) => custom.respond(&rejection),
@@ -516,6 +543,15 @@ impl RejectionResponder {
     /// [`respond`](RejectionResponder::respond), with the body as a layer's [`ResponseBody`].
     pub fn respond_with_body<B>(&self, rejection: Rejection) -> Response<ResponseBody<B>> {
         self.respond(rejection).map(ResponseBody::own)
+    }
+
+    /// [`refuse`](RejectionResponder::refuse), with the body as a layer's [`ResponseBody`].
+    pub fn refuse_with_body<B>(
+        &self,
+        layer: LayerName,
+        rejection: Rejection,
+    ) -> Response<ResponseBody<B>> {
+        self.refuse(layer, rejection).map(ResponseBody::own)
     }
 }
 

@@ -44,6 +44,13 @@
 //! header, which disagrees with the provider's URI, and refuses the call with
 //! [`HeaderError::AmbiguousTarget`].
 //!
+//! # Metrics
+//!
+//! [`TokenHeaderLayer`] counts each token fetch in `tollgate_token_refreshes_total{outcome}`
+//! (`success`, `error`, `timeout`, `invalid`: a blank token or one that is no header value),
+//! through the `metrics` facade (`tollgate_core::metrics`). Never a label from the token or
+//! the provider's error text.
+//!
 //! # Security considerations
 //!
 //! Each statement here is tested, in `tests/security.rs` unless said otherwise.

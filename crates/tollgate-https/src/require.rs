@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::header::LOCATION;
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use tollgate_client_ip::{IpRanges, PeerAddr};
+use tollgate_core::metrics::{self, LayerName};
 use tollgate_core::rejection::code;
 use tollgate_core::{Rejection, RejectionResponder, ResponseBody};
 use tower_layer::Layer;
@@ -513,11 +514,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         if self
             .config
             .is_https(request.extensions(), request.headers())
         {
+            metrics::allowed(LayerName::Https, request.extensions_mut());
             let hsts = self.config.hsts_header.clone();
             return RequireHttpsFuture::inner(self.inner.call(request), hsts);
         }
@@ -538,10 +540,12 @@ where
                 code = code::HTTPS_REQUIRED,
                 "plain-HTTP request redirected to HTTPS"
             );
+            // A refusal too (the request does not go on), answered without the responder.
+            metrics::refused(LayerName::Https, code::HTTPS_REQUIRED);
             return RequireHttpsFuture::own(response);
         }
         let rejection = Rejection::from_code(code::HTTPS_REQUIRED);
-        RequireHttpsFuture::own(self.config.responder.respond(rejection))
+        RequireHttpsFuture::own(self.config.responder.refuse(LayerName::Https, rejection))
     }
 }
 

@@ -9,6 +9,7 @@ use tollgate_core::RejectionResponder;
 
 use crate::config::Config;
 use crate::error::ConfigError;
+use crate::handle::{Origins, OriginsHandle, parse_origins};
 use crate::origin::AllowedOrigin;
 use crate::policy::Policy;
 
@@ -70,9 +71,11 @@ impl OriginAllowlistLayer {
         OriginAllowlistBuilder::default()
     }
 
-    /// The allowlist in canonical form, in the order configured (duplicates removed).
-    pub fn allowed_origins(&self) -> &[AllowedOrigin] {
-        &self.config.policy.origins
+    /// The allowlist in canonical form, in the order configured (duplicates removed); for
+    /// a layer built with [`build_swappable`](OriginAllowlistBuilder::build_swappable), the
+    /// list stored last.
+    pub fn allowed_origins(&self) -> Arc<[AllowedOrigin]> {
+        self.config.policy.origins.current()
     }
 
     /// The methods a preflight may ask for.
@@ -292,17 +295,31 @@ impl OriginAllowlistBuilder {
     /// assert_eq!(layer.allowed_origins()[0].as_str(), "http://127.0.0.1:3000");
     /// ```
     pub fn build(self) -> Result<OriginAllowlistLayer, ConfigError> {
-        let mut origins: Vec<AllowedOrigin> = Vec::with_capacity(self.origins.len());
-        for origin in &self.origins {
-            let parsed = AllowedOrigin::parse(origin, self.http)?;
-            if !origins.contains(&parsed) {
-                origins.push(parsed);
-            }
-        }
-        if origins.is_empty() {
-            return Err(ConfigError::NoOrigins);
-        }
+        let origins = parse_origins(&self.origins, self.http)?;
+        self.build_with(Origins::Fixed(Arc::from(origins)))
+    }
 
+    /// Like [`build`](Self::build), with the allowed origins in an [`OriginsHandle`] to
+    /// replace them while the service runs ([`OriginsHandle::store`] validates a new list as
+    /// `build` does). Each request loads the list once; the other settings stay as built.
+    ///
+    /// ```
+    /// use tollgate_origin::OriginAllowlistLayer;
+    ///
+    /// let (layer, origins) = OriginAllowlistLayer::builder()
+    ///     .allow_origin("https://app.example.com")
+    ///     .build_swappable()
+    ///     .unwrap();
+    /// origins.store(["https://app2.example.com"]).unwrap();
+    /// assert_eq!(layer.allowed_origins()[0].as_str(), "https://app2.example.com");
+    /// ```
+    pub fn build_swappable(self) -> Result<(OriginAllowlistLayer, OriginsHandle), ConfigError> {
+        let handle = OriginsHandle::new(parse_origins(&self.origins, self.http)?, self.http);
+        let layer = self.build_with(Origins::Live(handle.clone()))?;
+        Ok((layer, handle))
+    }
+
+    fn build_with(self, origins: Origins) -> Result<OriginAllowlistLayer, ConfigError> {
         let methods = match self.methods {
             Some(methods) => {
                 let mut parsed: Vec<Method> = Vec::with_capacity(methods.len());

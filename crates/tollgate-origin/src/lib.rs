@@ -187,6 +187,11 @@
 //! - Wildcards are checked against the Public Suffix List compiled into the `psl` crate
 //!   version in use: a suffix added to the list later is refused once `psl` is updated
 //!   (`cargo update -p psl`). Until then, prefer exact origins on hosting platforms.
+//! - Origins swapped while running
+//!   ([`build_swappable`](OriginAllowlistBuilder::build_swappable), [`OriginsHandle`]): a
+//!   stored list is validated exactly as `build` validates (the same [`ConfigError`], nothing
+//!   changed on error), each request is decided against one version, and a store applies
+//!   from the next request on (tested in `tests/rotation.rs`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -194,6 +199,7 @@
 mod config;
 mod error;
 pub mod future;
+mod handle;
 mod layer;
 mod origin;
 mod policy;
@@ -201,6 +207,7 @@ mod public_suffix;
 mod service;
 
 pub use error::ConfigError;
+pub use handle::OriginsHandle;
 pub use layer::{OriginAllowlistBuilder, OriginAllowlistLayer};
 pub use origin::AllowedOrigin;
 pub use service::OriginAllowlist;

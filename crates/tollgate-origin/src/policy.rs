@@ -13,6 +13,7 @@ use tollgate_core::Rejection;
 use tollgate_core::header::single_value;
 use tollgate_core::rejection::code;
 
+use crate::handle::Origins;
 use crate::origin::{AllowedOrigin, referer_origin};
 
 pub(crate) const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
@@ -29,7 +30,7 @@ const VARY_PREFLIGHT: HeaderValue =
 /// headers to write.
 #[derive(Clone, Debug)]
 pub(crate) struct Policy {
-    pub(crate) origins: Vec<AllowedOrigin>,
+    pub(crate) origins: Origins,
     pub(crate) methods: Vec<Method>,
     pub(crate) headers: Vec<HeaderName>,
     pub(crate) allow_methods: HeaderValue,
@@ -75,7 +76,20 @@ fn reject_because(code: &'static str, detail: &'static str) -> Decision {
 }
 
 impl Policy {
+    /// What to do with the request, decided against one version of the allowed origins
+    /// (a handle is loaded once, here).
     pub(crate) fn decide(&self, method: &Method, path: &str, headers: &HeaderMap) -> Decision {
+        self.origins
+            .with(|origins| self.decide_with(origins, method, path, headers))
+    }
+
+    fn decide_with(
+        &self,
+        origins: &[AllowedOrigin],
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Decision {
         if !self.bypass_paths.is_empty() && self.bypass_paths.iter().any(|p| p == path) {
             return Decision::Bypass;
         }
@@ -83,9 +97,9 @@ impl Policy {
             return reject_because(code::ORIGIN_NOT_ALLOWED, "several Origin headers");
         };
         let Some(origin) = origin else {
-            return self.without_origin(headers);
+            return self.without_origin(origins, headers);
         };
-        let allowed = match self.match_origin(origin) {
+        let allowed = match Self::match_origin(origins, origin) {
             Ok(allowed) => allowed,
             Err(Some(detail)) => return reject_because(code::ORIGIN_NOT_ALLOWED, detail),
             Err(None) => return reject(code::ORIGIN_NOT_ALLOWED),
@@ -98,7 +112,10 @@ impl Policy {
 
     /// The `Access-Control-Allow-Origin` value for an allowed `Origin`; else the detail of
     /// the refusal, `None` for an origin that is simply not on the list.
-    fn match_origin(&self, value: &HeaderValue) -> Result<HeaderValue, Option<&'static str>> {
+    fn match_origin(
+        origins: &[AllowedOrigin],
+        value: &HeaderValue,
+    ) -> Result<HeaderValue, Option<&'static str>> {
         let bytes = value.as_bytes();
         if bytes.is_empty() {
             return Err(Some("the Origin header is empty"));
@@ -109,7 +126,7 @@ impl Policy {
         if bytes.contains(&b',') {
             return Err(Some("the Origin header holds more than one origin"));
         }
-        let allowed = self.origins.iter().find(|o| o.matches(bytes));
+        let allowed = origins.iter().find(|o| o.matches(bytes));
         match allowed {
             Some(allowed) => Ok(allowed
                 .exact_value()
@@ -159,7 +176,7 @@ impl Policy {
         }
     }
 
-    fn without_origin(&self, headers: &HeaderMap) -> Decision {
+    fn without_origin(&self, origins: &[AllowedOrigin], headers: &HeaderMap) -> Decision {
         let Ok(site) = single_value(headers, SEC_FETCH_SITE) else {
             return reject_because(code::ORIGIN_NOT_ALLOWED, "several Sec-Fetch-Site headers");
         };
@@ -188,9 +205,7 @@ impl Policy {
         match single_value(headers, REFERER) {
             Err(_) => reject_because(code::ORIGIN_NOT_ALLOWED, "several Referer headers"),
             Ok(Some(referer)) => match referer_origin(referer.as_bytes()) {
-                Some(origin) if self.origins.iter().any(|o| o.matches(origin)) => {
-                    Decision::NoOrigin
-                }
+                Some(origin) if origins.iter().any(|o| o.matches(origin)) => Decision::NoOrigin,
                 _ => reject_because(code::ORIGIN_NOT_ALLOWED, "the Referer header's origin"),
             },
             Ok(None) if site.is_some() || self.server_to_server => Decision::NoOrigin,

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use http::header::{ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN};
 use http::{Request, Response};
 use tollgate_core::ResponseBody;
+use tollgate_core::metrics::{self, LayerName};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -116,15 +117,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
         let decision =
             config
                 .policy
                 .decide(request.method(), request.uri().path(), request.headers());
+        if !matches!(decision, Decision::Reject(_)) {
+            // Let through, or an allowed preflight answered here.
+            metrics::allowed(LayerName::Origin, request.extensions_mut());
+        }
         match decision {
             Decision::Reject(rejection) => {
-                let mut response = config.responder.respond(rejection);
+                let mut response = config.responder.refuse(LayerName::Origin, rejection);
                 // A refusal never grants anything, whatever a replaced responder wrote.
                 let headers = response.headers_mut();
                 headers.remove(ACCESS_CONTROL_ALLOW_ORIGIN);

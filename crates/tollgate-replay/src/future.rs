@@ -9,11 +9,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tollgate_core::ResponseBody;
+use tollgate_core::metrics::{self, ClaimOutcome, LayerName};
 use tower_service::Service;
 
 use crate::guard::{ReplayError, ReplayTicket};
@@ -92,9 +94,17 @@ where
         let store = Arc::clone(&config.store);
         let id = ClaimId::new();
         let claim: OwnedClaim = Box::pin(async move {
+            let started = Instant::now();
             let outcome = store
                 .claim_with_id(ticket.key(), ticket.expires_at(), id)
                 .await;
+            let recorded = match &outcome {
+                Ok(Claim::Claimed) => ClaimOutcome::Claimed,
+                Ok(Claim::AlreadySeen) => ClaimOutcome::Replayed,
+                Err(StoreError::Full) => ClaimOutcome::Full,
+                Err(_) => ClaimOutcome::Error,
+            };
+            metrics::nonce_claim(store.kind(), recorded, started.elapsed());
             (outcome, ticket)
         });
         Self {
@@ -152,7 +162,8 @@ where
                         }
                     };
                     match (error, call.take()) {
-                        (None, Some((mut inner, request))) => {
+                        (None, Some((mut inner, mut request))) => {
+                            metrics::allowed(LayerName::Replay, request.extensions_mut());
                             let future = inner.call(request);
                             // Only a message whose body the signature covers may be retried.
                             let release = ticket
@@ -161,7 +172,9 @@ where
                             state.set(State::Inner { future, release });
                         }
                         (Some(error), _) => {
-                            let response = config.responder.respond(error.to_rejection());
+                            let response = config
+                                .responder
+                                .refuse(LayerName::Replay, error.to_rejection());
                             state.set(State::Done);
                             return Poll::Ready(Ok(response.map(ResponseBody::own)));
                         }
@@ -176,10 +189,13 @@ where
                     let output = ready!(future.poll(cx));
                     match release.take() {
                         Some((config, ticket, id)) if handling_failed(&output) => {
-                            let release: OwnedRelease =
-                                Box::pin(
-                                    async move { config.store.release(ticket.key(), id).await },
-                                );
+                            let release: OwnedRelease = Box::pin(async move {
+                                let released = config.store.release(ticket.key(), id).await;
+                                if released.is_err() {
+                                    metrics::nonce_store_error(config.store.kind());
+                                }
+                                released
+                            });
                             state.set(State::Releasing {
                                 release,
                                 output: Some(output),
@@ -239,5 +255,145 @@ where
             State::Done => "done",
         };
         f.debug_tuple("ReplayGuardFuture").field(&state).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use tollgate_core::ManualClock;
+    use tower::{ServiceExt, service_fn};
+
+    use crate::store::{ClaimFuture, NonceStore};
+    use crate::{MemoryNonceStore, ReplayGuardLayer};
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    /// A store that always fails: `custom`, `error`.
+    #[derive(Debug)]
+    struct Down;
+
+    impl NonceStore for Down {
+        fn claim<'a>(&'a self, _: &'a [u8], _: u64) -> ClaimFuture<'a> {
+            Box::pin(std::future::ready(Err(StoreError::Timeout)))
+        }
+    }
+
+    /// Sends one Standard Webhooks request with message id `id` (and time `time`) through
+    /// `layer`; answers the status.
+    async fn send(layer: &ReplayGuardLayer, id: &str, time: &str) -> u16 {
+        let service = tower::ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(service_fn(|_: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(()))
+            }));
+        let request = Request::builder()
+            .header("webhook-id", id)
+            .header("webhook-timestamp", time)
+            .body(())
+            .unwrap();
+        service.oneshot(request).await.unwrap().status().as_u16()
+    }
+
+    fn lines(snapshot: metrics_util::debugging::Snapshot) -> Vec<String> {
+        let mut lines: Vec<String> = snapshot
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|label| format!("{}={}", label.key(), label.value()))
+                    .collect();
+                let value = match value {
+                    DebugValue::Counter(n) => n.to_string(),
+                    DebugValue::Gauge(g) => g.to_string(),
+                    DebugValue::Histogram(values) => format!("{} samples", values.len()),
+                };
+                format!("{}{{{}}} {value}", key.name(), labels.join(","))
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[tokio::test]
+    async fn claims_refusals_fullness_and_store_errors_are_counted() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = ::metrics::set_default_local_recorder(&recorder);
+
+        let clock = ManualClock::new(NOW);
+        // One shard of 4 slots: an effective capacity of 3.
+        let store = MemoryNonceStore::new(3)
+            .with_shards(1)
+            .with_clock(clock.clone());
+        let guard = ReplayGuardLayer::standard_webhooks(store).clock(clock.clone());
+        let now = NOW.to_string();
+        assert_eq!(send(&guard, "msg_1", &now).await, 200);
+        assert_eq!(send(&guard, "msg_1", &now).await, 401); // replayed
+        assert_eq!(send(&guard, "msg_2", &now).await, 200);
+        assert_eq!(send(&guard, "msg_3", &now).await, 200);
+        assert_eq!(send(&guard, "msg_4", &now).await, 503); // full
+        assert_eq!(send(&guard, "msg_5", "+1").await, 400); // never reaches the store
+        let down = ReplayGuardLayer::standard_webhooks(Down).clock(clock);
+        assert_eq!(send(&down, "msg_6", &now).await, 503);
+        drop(guard);
+
+        assert_eq!(
+            lines(snapshotter.snapshot()),
+            [
+                "tollgate_nonce_claim_duration_seconds{store=custom} 1 samples",
+                "tollgate_nonce_claim_duration_seconds{store=memory} 5 samples",
+                "tollgate_nonce_claims_total{store=custom,outcome=error} 1",
+                "tollgate_nonce_claims_total{store=memory,outcome=claimed} 3",
+                "tollgate_nonce_claims_total{store=memory,outcome=full} 1",
+                "tollgate_nonce_claims_total{store=memory,outcome=replayed} 1",
+                // Three entries held by the store, then dropped with it; the capacity of
+                // the stores built (and dropped) on the way: 3 each.
+                "tollgate_nonce_store_capacity{store=memory} 0",
+                "tollgate_nonce_store_entries{store=memory} 0",
+                "tollgate_nonce_store_errors_total{store=custom} 1",
+                "tollgate_nonce_store_errors_total{store=memory} 1",
+                "tollgate_requests_allowed_total{layer=replay} 3",
+                "tollgate_requests_refused_total{layer=replay,code=replayed} 1",
+                "tollgate_requests_refused_total{layer=replay,code=store_unavailable} 2",
+                "tollgate_requests_refused_total{layer=replay,code=timestamp_malformed} 1",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_entries_gauge_follows_a_live_store() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = ::metrics::set_default_local_recorder(&recorder);
+
+        let clock = ManualClock::new(NOW);
+        let store = MemoryNonceStore::new(3)
+            .with_shards(1)
+            .with_clock(clock.clone());
+        let guard = ReplayGuardLayer::standard_webhooks(store.clone()).clock(clock.clone());
+        let now = NOW.to_string();
+        assert_eq!(send(&guard, "msg_1", &now).await, 200);
+        assert_eq!(send(&guard, "msg_2", &now).await, 200);
+        let snapshot = lines(snapshotter.snapshot());
+        assert!(
+            snapshot.contains(&"tollgate_nonce_store_entries{store=memory} 2".to_owned()),
+            "{snapshot:?}"
+        );
+        // Gauges are sums of increments: each store built adds its capacity, each dropped
+        // one takes it off. `new` then `with_shards` then `with_clock`: 3 stores, 2 dropped.
+        assert!(
+            snapshot.contains(&"tollgate_nonce_store_capacity{store=memory} 3".to_owned()),
+            "{snapshot:?}"
+        );
+        drop((guard, store));
     }
 }

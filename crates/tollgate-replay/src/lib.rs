@@ -75,8 +75,16 @@
 //!     `appendfsync always` loses no acknowledged claim; `everysec` up to a second of them;
 //!   - **survive failover** (not checked): replication is asynchronous, so a claim acknowledged
 //!     by a master that dies before replicating it is lost on the promoted replica, and that
-//!     request can be replayed once. The store does not `WAIT`; narrow the window with
-//!     `min-replicas-to-write` / `min-replicas-max-lag`, or accept it.
+//!     request can be replayed once. `RedisNonceStoreBuilder::wait_for_replicas(1, t)` (off
+//!     by default) lets a request proceed only once its claim is on a replica (`WAIT 1 t`),
+//!     and refuses it (503) otherwise; or narrow the window with `min-replicas-to-write` /
+//!     `min-replicas-max-lag`, or accept it.
+//!
+//!   With feature `redis-cluster`, the same store runs on a Redis Cluster
+//!   (`RedisNonceStore::cluster(nodes)`: each claim is one key, on the master of its hash
+//!   slot) or behind Redis Sentinel (`RedisNonceStore::sentinel(sentinels, service)`: the
+//!   master the Sentinels name, asked again after a failed claim, so a failover heals
+//!   without a restart and is 503 until then).
 //!
 //!   The `RedisNonceStore` docs ("what Redis must guarantee") give the details.
 //! - Your own: implement [`NonceStore`] (atomic claim, fail with a [`StoreError`]).
@@ -124,6 +132,24 @@
 //! never safety). After a claim expires the same request is refused by the window
 //! (`timestamp_out_of_window`), never accepted again. When `expires_at` is already past by the
 //! store's clock, the store logs a `debug` event (target `tollgate`): the clocks disagree.
+//!
+//! # Metrics
+//!
+//! Through the `metrics` facade (names in `tollgate_core::metrics`; nothing is kept until the
+//! application installs a recorder). The guard records around **every** store's claim, so a
+//! store of your own is covered too; its `store` label is [`NonceStore::kind`] (`memory`,
+//! `redis`, …; `custom` unless the store names itself):
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `tollgate_requests_allowed_total` | counter | `layer="replay"` |
+//! | `tollgate_requests_refused_total` | counter | `layer="replay"`, `code` (`replayed`, `store_unavailable`, `timestamp_*`, …) |
+//! | `tollgate_nonce_claims_total` | counter | `store`, `outcome` = `claimed` / `replayed` / `full` / `error` |
+//! | `tollgate_nonce_store_errors_total` | counter | `store` (claims answered `full` or `error`, failed releases) |
+//! | `tollgate_nonce_claim_duration_seconds` | histogram | `store` |
+//! | `tollgate_nonce_store_entries`, `tollgate_nonce_store_capacity` | gauges | `store="memory"`: the process's [`MemoryNonceStore`]s, summed; alert on `entries / capacity` |
+//!
+//! No label comes from a request: not the nonce, not the key id, not the client's address.
 //!
 //! # Security considerations
 //!

@@ -5,6 +5,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tollgate_core::metrics;
 use tollgate_core::{Clock, SharedClock, SystemClock};
 
 use crate::store::{
@@ -15,6 +16,9 @@ use crate::store::{
 /// The capacity [`MemoryNonceStore::default`] asks for: 100,000 live claims (rounded up to an
 /// effective 196,608 in 6 MiB of tables; see [`MemoryNonceStore::memory_bytes`]).
 pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// The `store` label of this store's metrics.
+const KIND: &str = "memory";
 
 /// The number of shards (independent locks) unless configured otherwise.
 pub const DEFAULT_SHARDS: usize = 64;
@@ -219,6 +223,7 @@ impl MemoryNonceStore {
                 })
             })
             .collect();
+        metrics::nonce_store_size(KIND, 0.0, (limit * shard_count) as f64);
         Self {
             inner: Arc::new(Inner {
                 shards,
@@ -298,8 +303,17 @@ impl MemoryNonceStore {
         let mut shard = inner.shards[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let before = shard.len;
         // Past the year 2514 every time is that year's (see `EXPIRY_BITS`).
-        shard.claim(fingerprint, pack(expires_at, tag), now.min(EXPIRY_MASK - 1))
+        let claimed = shard.claim(fingerprint, pack(expires_at, tag), now.min(EXPIRY_MASK - 1));
+        let after = shard.len;
+        drop(shard);
+        if after != before {
+            // The process's `tollgate_nonce_store_entries{store="memory"}`: a new entry, or
+            // the expired ones a rebuild dropped.
+            metrics::nonce_store_size(KIND, after as f64 - before as f64, 0.0);
+        }
+        claimed
     }
 
     /// Releases the live claim of `key` made with `id` ([`claim_now_with_id`](Self::claim_now_with_id);
@@ -316,6 +330,18 @@ impl MemoryNonceStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         shard.release(fingerprint, now.min(EXPIRY_MASK - 1), tag_of(id))
+    }
+}
+
+/// Takes this store's entries and capacity off the process's gauges.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let entries: usize = self
+            .shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).len)
+            .sum();
+        metrics::nonce_store_size(KIND, -(entries as f64), -(self.capacity as f64));
     }
 }
 
@@ -449,6 +475,11 @@ impl NonceStore for MemoryNonceStore {
 
     fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {
         Box::pin(std::future::ready(Ok(self.release_now(key, id))))
+    }
+
+    /// `memory`.
+    fn kind(&self) -> &'static str {
+        KIND
     }
 }
 

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 use tollgate_core::{BoxError, Clock, SharedClock, SystemClock};
 
@@ -15,6 +14,10 @@ use crate::store::{
     Claim, ClaimFuture, ClaimId, DEFAULT_SHARED_MIN_RETENTION, NonceStore, ReleaseFuture,
     StoreError, held_until,
 };
+
+mod topology;
+
+use topology::{Backend, Connection, Target};
 
 /// Deletes `KEYS[1]` only while its value is `ARGV[1]`: releases one claim, never another's.
 const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
@@ -92,6 +95,41 @@ fn set_outcome(reply: Value) -> Result<Claim, redis::RedisError> {
             "unexpected reply to SET NX",
             format!("{other:?}"),
         ))),
+    }
+}
+
+/// `WAIT <replicas> <timeout>` after each claim: see
+/// [`RedisNonceStoreBuilder::wait_for_replicas`].
+#[derive(Debug, Clone, Copy)]
+struct WaitForReplicas {
+    replicas: u32,
+    timeout: Duration,
+}
+
+impl WaitForReplicas {
+    fn cmd(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("WAIT");
+        // `0` would mean "block forever" to Redis: at least one millisecond.
+        let ms = u64::try_from(self.timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        cmd.arg(self.replicas).arg(ms);
+        cmd
+    }
+
+    /// `Ok` when `WAIT` answered with at least `replicas`.
+    fn verdict(&self, reply: Option<Value>) -> Result<(), BoxError> {
+        match reply {
+            Some(Value::Int(n)) if n >= i64::from(self.replicas) => Ok(()),
+            Some(Value::Int(n)) => Err(format!(
+                "{n} of the {} replicas asked for acknowledged the claim within {:?}",
+                self.replicas, self.timeout
+            )
+            .into()),
+            Some(Value::ServerError(err)) => Err(Box::new(redis::RedisError::from(err))),
+            Some(other) => Err(format!("unexpected reply to WAIT: {other:?}").into()),
+            None => Err("no reply to WAIT".into()),
+        }
     }
 }
 
@@ -174,7 +212,7 @@ impl std::error::Error for ConfigError {
 /// Every claim has a timeout ([`DEFAULT_TIMEOUT`], configurable), connecting included. A
 /// timeout, a connection error or any Redis error is a [`StoreError`], which the replay guard
 /// answers with 503 `store_unavailable`: fail closed, never a silent pass. The store uses the
-/// `redis` crate's [`ConnectionManager`], created lazily: the service starts even while Redis
+/// `redis` crate's [`ConnectionManager`](redis::aio::ConnectionManager), created lazily: the service starts even while Redis
 /// is down, and the connection is re-established after an outage without a restart.
 ///
 /// A claim whose answer does not arrive in time (Redis paused or slow) is refused with 503,
@@ -223,12 +261,53 @@ impl std::error::Error for ConfigError {
 ///   `appendfsync always` loses no acknowledged claim, `everysec` up to about a second of them
 ///   on a crash) or accept that window. RDB snapshots alone lose every claim since the last
 ///   snapshot.
-/// - **Replication failover: not checked, yours to accept or narrow.** Replication is
-///   asynchronous: a claim acknowledged by a master that dies before a replica received it is
-///   lost when the replica is promoted, so that request can be replayed once against the new
-///   master. The store does not issue `WAIT`; narrow the window with `min-replicas-to-write` /
-///   `min-replicas-max-lag` on the master (it then refuses writes, so 503, when replicas lag),
-///   or accept the risk of the last instant's claims.
+/// - **Replication failover: what is lost, and what [`wait_for_replicas`] does about it.**
+///   Replication is asynchronous: the master acknowledges a claim before any replica has
+///   it. A master that dies before a replica received the claim loses it when the replica
+///   is promoted (Sentinel's failover, or a Cluster replica taking over its slots), so that
+///   request is accepted a second time against the new master: **one replay per claim
+///   acknowledged in the last instant before the crash** (the replication lag, usually
+///   under a millisecond, longer when the link to the replica is down). The
+///   `redis_sentinel` test does exactly this (a replica cut off, its master killed) and
+///   sees the request accepted twice. Three ways to narrow it:
+///   - [`RedisNonceStoreBuilder::wait_for_replicas`]`(1, t)` (`WAIT 1 t` after each
+///     claim, in its round trip): a request proceeds only once its claim is on a replica;
+///     otherwise the claim is undone and the request refused with 503 (its sender retries).
+///     With one replica per master (or `replicas` = all of them) Sentinel promotes a
+///     replica that has every acknowledged claim, so no request is accepted twice across
+///     the failover: the same test, with `WAIT 1`, refuses the claim the master alone held
+///     (503) and accepts its retry exactly once after the failover. With more replicas than
+///     `replicas`, Sentinel promotes the replica with the most data, normally one that
+///     acknowledged; Redis does not promise it (see `WAIT` in Redis's documentation). While
+///     no replica answers (a failover, the new master alone), every claim is refused:
+///     availability is traded for the guarantee. It costs throughput (see `BENCHMARKS.md`).
+///   - `min-replicas-to-write 1` / `min-replicas-max-lag 1` on the masters: Redis refuses
+///     writes (503) while no replica is within a second; claims acknowledged within that
+///     second can still be lost.
+///   - Neither, accepting that a crash of the master lets each of the last instant's
+///     requests be replayed once. A retention margin does not help here (the claim is
+///     gone, not short-lived); what it does help with is the clocks (see "Time").
+///
+///   Whatever the topology, the store fails closed in a failover: a claim while no master
+///   answers is 503, never an accept. With Sentinel (`RedisNonceStore::sentinel`) the
+///   store asks the Sentinels again after any failed claim, so it heals as soon as they
+///   name the promoted replica, without a restart (tested).
+///
+/// # Topologies
+///
+/// - One Redis: [`RedisNonceStore::builder`]`(url)`.
+/// - Redis Cluster (feature `redis-cluster`): `RedisNonceStore::cluster(nodes)`. One claim
+///   is one key, so it lives in the hash slot of its (hashed) key, on one master: claims
+///   spread over the masters and need no cross-slot command. [`connect`] checks the eviction
+///   policy of **every** master; at run time the check rides with a claim to the master
+///   that holds its key.
+/// - Sentinel (feature `redis-cluster`): `RedisNonceStore::sentinel(sentinels, service)`,
+///   one master at a time, found through the Sentinels.
+///
+/// Every topology gives the same [`NonceStore`], the same timeouts, the same 503s.
+///
+/// [`wait_for_replicas`]: RedisNonceStoreBuilder::wait_for_replicas
+/// [`connect`]: RedisNonceStoreBuilder::connect
 ///
 /// # Time
 ///
@@ -263,11 +342,13 @@ impl std::error::Error for ConfigError {
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Clone)]
 pub struct RedisNonceStore {
-    manager: ConnectionManager,
+    backend: Backend,
     config: Arc<Settings>,
 }
 
 struct Settings {
+    topology: &'static str,
+    wait: Option<WaitForReplicas>,
     prefix: String,
     timeout: Duration,
     clock: SharedClock,
@@ -342,7 +423,8 @@ impl PolicyCheck {
 #[must_use]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct RedisNonceStoreBuilder {
-    url: String,
+    target: Target,
+    wait: Option<WaitForReplicas>,
     prefix: String,
     timeout: Duration,
     clock: SharedClock,
@@ -359,8 +441,83 @@ impl RedisNonceStore {
 
     /// A builder for the Redis at `url`.
     pub fn builder(url: impl Into<String>) -> RedisNonceStoreBuilder {
-        RedisNonceStoreBuilder {
-            url: url.into(),
+        RedisNonceStoreBuilder::with_target(Target::Single(url.into()))
+    }
+
+    /// A builder for the Redis Cluster reached through `nodes` (`redis://host:port`; one is
+    /// enough, the client learns the others and the slot map from it). Each claim is one key,
+    /// so it goes to the master that owns the key's hash slot; a `MOVED` after a resharding
+    /// or a failover is followed. Feature `redis-cluster`.
+    ///
+    /// ```no_run
+    /// use tollgate_replay::{RedisNonceStore, ReplayGuardLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisNonceStore::cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .connect() // checks every master's maxmemory-policy
+    ///     .await?;
+    /// let layer = ReplayGuardLayer::new(store);
+    /// # let _ = layer;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn cluster<I, S>(nodes: I) -> RedisNonceStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisNonceStoreBuilder::with_target(Target::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// A builder for the master that the Sentinels at `sentinels` (`redis://host:26379`)
+    /// name for `service` (the name in `sentinel monitor <name> …`). The store asks the
+    /// Sentinels, checks with `ROLE` that the server it reaches is a master, and keeps that
+    /// connection; after any failed claim (the master died, or answered `READONLY` because
+    /// it was demoted) the next claim asks the Sentinels again. So a failover heals without
+    /// restarting the service; until the Sentinels have promoted a replica, every claim fails
+    /// closed (503). Feature `redis-cluster`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tollgate_replay::{RedisNonceStore, ReplayGuardLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sentinels = ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"];
+    /// let store = RedisNonceStore::sentinel(sentinels, "replay")
+    ///     // A claim is acknowledged by one replica before the request proceeds.
+    ///     .wait_for_replicas(1, Duration::from_millis(50))
+    ///     .connect()
+    ///     .await?;
+    /// let layer = ReplayGuardLayer::new(store);
+    /// # let _ = layer;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn sentinel<I, S>(sentinels: I, service: impl Into<String>) -> RedisNonceStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisNonceStoreBuilder::with_target(Target::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            service: service.into(),
+        })
+    }
+}
+
+impl RedisNonceStoreBuilder {
+    fn with_target(target: Target) -> Self {
+        Self {
+            target,
+            wait: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             clock: Arc::new(SystemClock),
@@ -368,7 +525,9 @@ impl RedisNonceStore {
             policy_check: Some(DEFAULT_POLICY_CHECK_INTERVAL),
         }
     }
+}
 
+impl RedisNonceStore {
     /// The Redis key for `key`: the prefix and the lowercase hex SHA-256 of the key.
     pub fn redis_key(&self, key: &[u8]) -> String {
         let mut out = String::with_capacity(self.config.prefix.len() + 64);
@@ -412,11 +571,28 @@ impl RedisNonceStore {
     /// [`ConfigError::EvictionPolicyUnreadable`] when Redis refuses `CONFIG GET`,
     /// [`ConfigError::Unreachable`] when Redis does not answer within the store's timeout.
     pub async fn verify(&self) -> Result<(), ConfigError> {
-        let mut connection = self.manager.clone();
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let mut connection =
+            match tokio::time::timeout_at(deadline, self.backend.connection()).await {
+                Err(_elapsed) => {
+                    return Err(ConfigError::Unreachable(
+                        "no connection to Redis within the timeout".into(),
+                    ));
+                }
+                Ok(Err(err)) => {
+                    self.backend.failed();
+                    return Err(ConfigError::Unreachable(Box::new(err)));
+                }
+                Ok(Ok(connection)) => connection,
+            };
+        #[cfg(feature = "redis-cluster")]
+        if let Some(cluster) = self.backend.cluster() {
+            return self.verify_cluster(cluster.clone(), deadline).await;
+        }
         let Some(check) = &self.config.policy_check else {
             let cmd = redis::cmd("PING");
             let ping = cmd.query_async::<String>(&mut connection);
-            return match tokio::time::timeout(self.config.timeout, ping).await {
+            return match tokio::time::timeout_at(deadline, ping).await {
                 Err(_elapsed) => Err(ConfigError::Unreachable(
                     "Redis did not answer PING within the timeout".into(),
                 )),
@@ -428,7 +604,7 @@ impl RedisNonceStore {
         let mut pipe = redis::pipe();
         pipe.add_command(policy_cmd()).ignore_errors();
         let query = pipe.query_async::<Vec<Value>>(&mut connection);
-        let reply = match tokio::time::timeout(self.config.timeout, query).await {
+        let reply = match tokio::time::timeout_at(deadline, query).await {
             Err(_elapsed) => {
                 return Err(ConfigError::Unreachable(
                     "Redis did not answer CONFIG GET within the timeout".into(),
@@ -447,6 +623,54 @@ impl RedisNonceStore {
                 Err(err)
             }
         }
+    }
+
+    /// [`verify`](Self::verify) on a cluster: every master must answer, and every master's
+    /// policy must be `noeviction` (a claim can land on any of them).
+    #[cfg(feature = "redis-cluster")]
+    async fn verify_cluster(
+        &self,
+        mut cluster: redis::cluster_async::ClusterConnection,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ConfigError> {
+        use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+        let all_masters = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        let (cmd, what) = match self.config.policy_check {
+            Some(_) => (policy_cmd(), "CONFIG GET"),
+            None => (redis::cmd("PING"), "PING"),
+        };
+        let sent_at = self.config.clock.now_unix();
+        let query = cluster.route_command(cmd, all_masters);
+        let replies = match tokio::time::timeout_at(deadline, query).await {
+            Err(_elapsed) => {
+                return Err(ConfigError::Unreachable(
+                    format!("the cluster's masters did not answer {what} within the timeout")
+                        .into(),
+                ));
+            }
+            Ok(Err(err)) => return Err(ConfigError::Unreachable(Box::new(err))),
+            Ok(Ok(Value::Map(replies))) => replies,
+            Ok(Ok(other)) => vec![(Value::Nil, other)],
+        };
+        let Some(check) = &self.config.policy_check else {
+            return match replies.into_iter().find_map(|(_, reply)| match reply {
+                Value::ServerError(err) => Some(err),
+                _ => None,
+            }) {
+                Some(err) => Err(ConfigError::Unreachable(Box::new(redis::RedisError::from(
+                    err,
+                )))),
+                None => Ok(()),
+            };
+        };
+        for (_node, reply) in replies {
+            if let Err(err) = policy_verdict(reply) {
+                check.refuse(&err);
+                return Err(err);
+            }
+        }
+        check.confirm(sent_at);
+        Ok(())
     }
 
     /// The TTL in milliseconds of a claim asked for with `expires_at` when the store's clock
@@ -482,21 +706,39 @@ impl RedisNonceStore {
         if check.is_some() {
             pipe.add_command(policy_cmd());
         }
-        pipe.add_command(set).ignore_errors();
-        let mut connection = self.manager.clone();
+        pipe.add_command(set);
+        if let Some(wait) = &self.config.wait {
+            pipe.add_command(wait.cmd());
+        }
+        pipe.ignore_errors();
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        // Connecting (with Sentinel: asking the Sentinels which server is the master) shares
+        // the claim's timeout; nothing was sent when it fails, so there is nothing to undo.
+        let mut connection =
+            match tokio::time::timeout_at(deadline, self.backend.connection()).await {
+                Ok(Ok(connection)) => connection,
+                Err(_elapsed) => {
+                    self.claim_failed();
+                    return Err(StoreError::Timeout);
+                }
+                Ok(Err(err)) => {
+                    self.claim_failed();
+                    return Err(StoreError::Unavailable(Box::new(err)));
+                }
+            };
         let query = pipe.query_async::<Vec<Value>>(&mut connection);
-        let result = tokio::time::timeout(self.config.timeout, query).await;
+        let result = tokio::time::timeout_at(deadline, query).await;
         let mut replies = match result {
             Ok(Ok(replies)) => replies.into_iter(),
             Err(_elapsed) => {
-                self.invalidate_policy();
-                self.undo_unanswered(redis_key, id);
+                self.claim_failed();
+                self.undo_unanswered(connection, redis_key, id);
                 return Err(StoreError::Timeout);
             }
             // The connection's own response timeout: as unanswered as the one above.
             Ok(Err(err)) if err.is_timeout() => {
-                self.invalidate_policy();
-                self.undo_unanswered(redis_key, id);
+                self.claim_failed();
+                self.undo_unanswered(connection, redis_key, id);
                 return Err(StoreError::Timeout);
             }
             // The `SET` may have been written before the connection failed (a reset, a
@@ -504,12 +746,12 @@ impl RedisNonceStore {
             Ok(Err(err)) => {
                 // A connection error: the manager reconnects, maybe to another server, so
                 // the next claim checks the policy again.
-                self.invalidate_policy();
+                self.claim_failed();
                 // A refused connection sent nothing.
                 if !err.is_connection_refusal()
                     && (err.is_io_error() || err.is_connection_dropped())
                 {
-                    self.undo_unanswered(redis_key, id);
+                    self.undo_unanswered(connection, redis_key, id);
                 }
                 return Err(StoreError::Unavailable(Box::new(err)));
             }
@@ -526,28 +768,47 @@ impl RedisNonceStore {
             },
             set_outcome,
         );
+        // `WAIT`'s verdict, when asked for and the claim is new (a key already held is a
+        // replay whatever the replicas have).
+        let acknowledged = match (&self.config.wait, &outcome) {
+            (Some(wait), Ok(Claim::Claimed)) => Some(wait.verdict(replies.next())),
+            _ => None,
+        };
         match verdict {
             Some((check, Err(err))) => {
                 check.refuse(&err);
                 if matches!(outcome, Ok(Claim::Claimed)) {
-                    self.undo_unanswered(redis_key, id);
+                    self.undo_unanswered(connection, redis_key, id);
                 }
                 return Err(StoreError::Unavailable(Box::new(err)));
             }
             Some((check, Ok(()))) => check.confirm(now),
             None => {}
         }
+        if let Some(Err(err)) = acknowledged {
+            // The claim is on the master only: refuse the request (503) and undo the claim, so
+            // the sender's retry is not refused as replayed.
+            tracing::warn!(
+                target: "tollgate",
+                error = %err,
+                "nonce claim not acknowledged by enough replicas; request refused"
+            );
+            self.undo_unanswered(connection, redis_key, id);
+            return Err(StoreError::Unavailable(err));
+        }
         outcome.map_err(|err| {
-            self.invalidate_policy();
+            self.claim_failed();
             StoreError::Unavailable(Box::new(err))
         })
     }
 
-    /// After a failed claim, the next claim checks the policy again.
-    fn invalidate_policy(&self) {
+    /// After a failed claim, the next claim checks the policy again (and, with Sentinel, asks
+    /// the Sentinels which server is the master).
+    fn claim_failed(&self) {
         if let Some(check) = &self.config.policy_check {
             check.invalidate();
         }
+        self.backend.failed();
     }
 
     /// A claim whose answer did not arrive may still be applied when Redis resumes (and a
@@ -555,8 +816,7 @@ impl RedisNonceStore {
     /// its sender will retry, and that retry must not find the key held. Queue a
     /// compare-and-delete behind the `SET` on the same connection, in the background: it
     /// removes the key only if this claim wrote it.
-    fn undo_unanswered(&self, redis_key: String, id: ClaimId) {
-        let mut connection = self.manager.clone();
+    fn undo_unanswered(&self, mut connection: Connection, redis_key: String, id: ClaimId) {
         let deadline = self
             .config
             .timeout
@@ -585,12 +845,17 @@ impl RedisNonceStore {
     }
 
     async fn release_claim(&self, key: &[u8], id: ClaimId) -> Result<bool, StoreError> {
-        let mut connection = self.manager.clone();
         let cmd = release_cmd(&self.redis_key(key), id);
-        let release = cmd.query_async::<i64>(&mut connection);
+        let release = async {
+            let mut connection = self.backend.connection().await?;
+            cmd.query_async::<i64>(&mut connection).await
+        };
         match tokio::time::timeout(self.config.timeout, release).await {
             Err(_elapsed) => Err(StoreError::Timeout),
-            Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
+            Ok(Err(err)) => {
+                self.backend.failed();
+                Err(StoreError::Unavailable(Box::new(err)))
+            }
             Ok(Ok(removed)) => Ok(removed == 1),
         }
     }
@@ -635,6 +900,29 @@ impl RedisNonceStoreBuilder {
     /// claim.
     pub fn policy_check_interval(mut self, interval: Duration) -> Self {
         self.policy_check = Some(interval);
+        self
+    }
+
+    /// After each new claim, waits until `replicas` replicas have acknowledged it (Redis's
+    /// `WAIT <replicas> <timeout>`, in the claim's own round trip), for at most `timeout`
+    /// (whole milliseconds; keep it below the store's [`timeout`](Self::timeout)). When fewer
+    /// replicas acknowledge in time the claim fails closed: the request is refused with 503
+    /// `store_unavailable` and the claim is undone, so the sender's retry is not `replayed`.
+    /// Off by default.
+    ///
+    /// Without it a claim is acknowledged by the master alone, and replication is
+    /// asynchronous: a master that dies before a replica received the claim loses it on
+    /// failover, and that request can be replayed once. With it, a request proceeds only
+    /// once its claim is on `replicas` replicas. Redis (and Sentinel) promote the replica
+    /// with the most replicated data, so with one replica, or `replicas` equal to the number
+    /// of replicas, an acknowledged claim survives the failover of its master. See
+    /// "Security considerations: what Redis must guarantee" on [`RedisNonceStore`].
+    ///
+    /// Cost: a `WAIT` holds the connection until the replicas answer (a round trip from the
+    /// master to a replica), and the store's claims share one connection, so claims per
+    /// second fall (measured in `BENCHMARKS.md`).
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = Some(WaitForReplicas { replicas, timeout });
         self
     }
 
@@ -700,21 +988,12 @@ impl RedisNonceStoreBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::NoRuntime);
         }
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|err| ConfigError::Redis(err.into()))?;
-        // Short connection attempts and few, short retries: a claim during an outage fails
-        // within the timeout, and the next claim after the outage starts a fresh attempt.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(self.timeout.min(Duration::from_millis(100)));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|err| ConfigError::Redis(err.into()))?;
+        let backend = self.target.backend(self.timeout)?;
         Ok(RedisNonceStore {
-            manager,
+            backend,
             config: Arc::new(Settings {
+                topology: self.target.kind(),
+                wait: self.wait,
                 prefix: self.prefix,
                 timeout: self.timeout,
                 clock: self.clock,
@@ -737,12 +1016,19 @@ impl NonceStore for RedisNonceStore {
     fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {
         Box::pin(self.release_claim(key, id))
     }
+
+    /// `redis`, whatever the topology (one node, Cluster or Sentinel).
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
 }
 
 impl fmt::Debug for RedisNonceStore {
     // The URL is left out: it may hold a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisNonceStore")
+            .field("topology", &self.config.topology)
+            .field("wait_for_replicas", &self.config.wait)
             .field("prefix", &self.config.prefix)
             .field("timeout", &self.config.timeout)
             .field("min_retention", &self.config.min_retention)
@@ -755,6 +1041,8 @@ impl fmt::Debug for RedisNonceStore {
 impl fmt::Debug for RedisNonceStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisNonceStoreBuilder")
+            .field("topology", &self.target.kind())
+            .field("wait_for_replicas", &self.wait)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("min_retention", &self.min_retention)

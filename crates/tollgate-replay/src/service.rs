@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use tollgate_core::metrics::LayerName;
 use tollgate_core::{RequestTimestamp, ResponseBody};
 use tower_service::Service;
 
@@ -69,7 +70,10 @@ where
         {
             Ok(ticket) => ticket,
             Err(error) => {
-                let response = self.config.responder.respond(error.to_rejection());
+                let response = self
+                    .config
+                    .responder
+                    .refuse(LayerName::Replay, error.to_rejection());
                 return ReplayGuardFuture::rejected(response);
             }
         };

@@ -189,6 +189,14 @@ pub trait NonceStore: fmt::Debug + Send + Sync + 'static {
         let _ = (key, id);
         Box::pin(std::future::ready(Ok(false)))
     }
+
+    /// The store's kind, the `store` label of the nonce-store metrics
+    /// (`tollgate_nonce_claims_total{store,outcome}` and the others: see the crate docs'
+    /// "Metrics"): `memory`, `redis`, … The default is `custom`. A fixed name, never
+    /// anything from a request or an address, so the label set stays bounded.
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
 }
 
 impl<S: NonceStore + ?Sized> NonceStore for Arc<S> {
@@ -202,5 +210,9 @@ impl<S: NonceStore + ?Sized> NonceStore for Arc<S> {
 
     fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {
         (**self).release(key, id)
+    }
+
+    fn kind(&self) -> &'static str {
+        (**self).kind()
     }
 }

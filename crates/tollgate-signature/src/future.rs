@@ -11,13 +11,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tollgate_core::future::{InboundFuture, OutboundFuture};
-use tollgate_core::{BoxError, BufferBody, BufferError, BufferedBody, ResponseBody};
+use tollgate_core::metrics::{self, LayerName};
+use tollgate_core::{BoxError, BufferBody, BufferError, BufferedBody, KeyRing, ResponseBody};
 use tower_service::Service;
 
 use crate::scheme::SignError;
@@ -104,6 +106,8 @@ pin_project! {
         step: Step<ReqBody, S, OutboundFuture<S::Future, SignError>>,
         config: Arc<SignConfig>,
         now: u64,
+        // The version of a `KeyRingHandle`'s ring loaded in `call` (`None`: a fixed ring).
+        ring: Option<Arc<KeyRing>>,
     }
 }
 
@@ -121,6 +125,7 @@ where
             },
             config,
             now: 0,
+            ring: None,
         }
     }
 
@@ -128,12 +133,14 @@ where
         request: Request<ReqBody>,
         inner: S,
         now: u64,
+        ring: Option<Arc<KeyRing>>,
         config: Arc<SignConfig>,
     ) -> Self {
         Self {
             step: Step::reading(request, inner, config.common.limit),
             config,
             now,
+            ring,
         }
     }
 }
@@ -149,11 +156,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let (config, now) = (&**this.config, *this.now);
+        let (config, now, ring) = (&**this.config, *this.now, this.ring.as_deref());
         this.step.poll_step(cx, |parts, read, mut inner| {
             let signed = read
                 .map_err(SignError::Body)
-                .and_then(|bytes| config.sign(parts, bytes, now));
+                .and_then(|bytes| config.sign(parts, bytes, now, ring));
             match signed {
                 Ok(request) => OutboundFuture::inner(inner.call(request)),
                 Err(error) => OutboundFuture::refused(error),
@@ -230,10 +237,21 @@ where
                     }
                     error.to_rejection()
                 })
-                .and_then(|bytes| config.verified_request(parts, bytes));
+                .and_then(|bytes| {
+                    let started = Instant::now();
+                    let verified = config.verified_request(parts, bytes);
+                    metrics::verify_duration(LayerName::Signature, started.elapsed());
+                    verified
+                });
             match verified {
-                Ok(request) => InboundFuture::inner(inner.call(request)),
-                Err(rejection) => InboundFuture::rejected(config.responder.respond(rejection)),
+                Ok(mut request) => {
+                    metrics::record_verified(request.extensions());
+                    metrics::allowed(LayerName::Signature, request.extensions_mut());
+                    InboundFuture::inner(inner.call(request))
+                }
+                Err(rejection) => {
+                    InboundFuture::rejected(config.responder.refuse(LayerName::Signature, rejection))
+                }
             }
         })
     }

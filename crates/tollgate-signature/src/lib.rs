@@ -106,6 +106,22 @@
 //!   when the layer is built; the schemes never verify with a blank key of a ring and refuse
 //!   to sign with one ([`SignError::InvalidKey`]). Tested in `tests/layers.rs`
 //!   (`blank_keys_fail_when_the_layer_is_built`) and `tests/anchors.rs`.
+//! - **Rotating keys while running.** Give either layer a [`KeyRingHandle`] (kept by you) in
+//!   place of a [`KeyRing`], and [`store`](KeyRingHandle::store) new rings into it: new key,
+//!   deploy, verify, revoke old, without rebuilding the service. Each statement is tested in
+//!   `tests/rotation.rs`:
+//!   1. A request is verified by exactly one version of the ring: the verifier loads the
+//!      handle once, when the body has arrived, and a request whose body is still arriving
+//!      during a swap is judged wholly by the new version (its key id names it).
+//!   2. Revocation takes effect on the very next request: a key removed from the stored ring
+//!      fails its next use with 401 `signature_invalid`.
+//!   3. The handle refuses what a layer refuses when built: a ring whose signing key is blank
+//!      is never installed (the ring in place stays).
+//!   4. Many clients verifying over real sockets while another task swaps rings in a loop:
+//!      every request is answered, and every accepted one names a key of one version holding
+//!      exactly the secret it was signed with.
+//!
+//!   The signer loads its handle once in `call` and signs that request with that version.
 //! - **Clock skew.** Timestamped schemes accept `|now - ts| <= 300 s` by default, inclusive;
 //!   keep servers on NTP and change the window per scheme with `tolerance`.
 //! - **Replays.** A valid request can be captured and sent again inside the window (and forever
@@ -140,7 +156,7 @@ pub use scheme::{
 };
 pub use sign::{SignRequest, SignRequestLayer};
 pub use tollgate_core::upstream::Upstream;
-pub use tollgate_core::{KeyRing, VerifiedSignature};
+pub use tollgate_core::{KeyRing, KeyRingHandle, VerifiedSignature};
 pub use verify::{VerifiedBody, VerifySignature, VerifySignatureLayer};
 
 /// The README's example, compiled and run as a doctest.

@@ -9,7 +9,7 @@ use http::Request;
 use http_body::Body;
 use tollgate_core::body::check_content_length;
 use tollgate_core::upstream::{self, TargetError, Upstream};
-use tollgate_core::{BoxError, BufferedBody, Clock, KeyRing};
+use tollgate_core::{BoxError, BufferedBody, Clock, Key, KeyRing, KeyRingHandle};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -21,7 +21,7 @@ use crate::scheme::{ConfigError, RequestParts, Scheme, SignError};
 #[derive(Clone)]
 pub(crate) struct SignConfig {
     pub(crate) common: Common,
-    ring: KeyRing,
+    keys: SignKeys,
     /// Never empty: [`SignRequestLayer::new`] takes the first one.
     upstreams: Vec<Upstream>,
 }
@@ -29,8 +29,9 @@ pub(crate) struct SignConfig {
 impl SignConfig {
     /// What `call` checks before anything is read: the target is a configured upstream, the
     /// signing key is usable now, and the declared `Content-Length` fits the limit. The time
-    /// to sign at, or the refusal.
-    fn admit<B>(&self, request: &Request<B>) -> Result<u64, SignError> {
+    /// to sign at and, for a [`KeyRingHandle`], the one version of the ring this request
+    /// signs with (loaded here, once); or the refusal.
+    fn admit<B>(&self, request: &Request<B>) -> Result<(u64, Option<Arc<KeyRing>>), SignError> {
         // Pinned first: nothing is read, looked up or signed for a refused request, and the
         // inner service (the client that would connect) is never called.
         upstream::check(&self.upstreams, request.uri(), request.headers()).map_err(|error| {
@@ -39,17 +40,30 @@ impl SignConfig {
             error
         })?;
         let now = self.common.clock.now_unix();
-        self.signing_key(now)?;
+        let loaded = match &self.keys {
+            SignKeys::Fixed(_) => None,
+            SignKeys::Live(handle) => Some(handle.load_full()),
+        };
+        self.signing_key(now, loaded.as_deref())?;
         check_content_length(request.headers(), self.common.limit).map_err(SignError::Body)?;
-        Ok(now)
+        Ok((now, loaded))
     }
 
-    /// The signing key, if it is usable at `now`.
-    fn signing_key(&self, now: u64) -> Result<&tollgate_core::Key, SignError> {
-        self.ring
-            .signing_key_at(now)
+    /// The signing key of the request's ring (`loaded` for a handle, else the fixed ring), if
+    /// it is usable at `now`.
+    fn signing_key<'a>(
+        &'a self,
+        now: u64,
+        loaded: Option<&'a KeyRing>,
+    ) -> Result<&'a Key, SignError> {
+        let ring = match (&self.keys, loaded) {
+            (_, Some(ring)) | (SignKeys::Fixed(ring), None) => ring,
+            // Not reachable (`admit` loads a handle's ring); fail closed.
+            (SignKeys::Live(_), None) => return Err(SignError::InvalidKey),
+        };
+        ring.signing_key_at(now)
             .ok_or_else(|| SignError::KeyExpired {
-                key_id: self.ring.signing_key().shared_id(),
+                key_id: ring.signing_key().shared_id(),
             })
     }
 
@@ -60,8 +74,9 @@ impl SignConfig {
         mut parts: http::request::Parts,
         bytes: Bytes,
         now: u64,
+        loaded: Option<&KeyRing>,
     ) -> Result<Request<BufferedBody>, SignError> {
-        let key = self.signing_key(now)?;
+        let key = self.signing_key(now, loaded)?;
         let headers = self.common.scheme.sign(
             key.secret(),
             &RequestParts::new(&parts.method, &parts.uri, &parts.headers, &bytes),
@@ -72,6 +87,23 @@ impl SignConfig {
         }
         tracing::trace!(target: "tollgate", key_id = key.id(), "request signed");
         Ok(Request::from_parts(parts, BufferedBody::new(bytes)))
+    }
+}
+
+/// The ring a signer uses: fixed when the layer was built, or a [`KeyRingHandle`] loaded
+/// once per request in `call`.
+#[derive(Clone)]
+enum SignKeys {
+    Fixed(KeyRing),
+    Live(KeyRingHandle),
+}
+
+impl fmt::Debug for SignKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(ring) => ring.fmt(f),
+            Self::Live(handle) => handle.fmt(f),
+        }
     }
 }
 
@@ -93,7 +125,7 @@ fn refused(error: TargetError, uri: &http::Uri) -> SignError {
 impl fmt::Debug for SignConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("SignRequestLayer");
-        out.field("ring", &self.ring)
+        out.field("ring", &self.keys)
             .field("upstreams", &self.upstreams);
         self.common.debug_fields(&mut out);
         out.finish()
@@ -172,6 +204,10 @@ impl SignRequestLayer {
     /// requests to `upstream` only (the provider; a mock or a sandbox in tests). Allow more
     /// upstreams with [`upstream`](SignRequestLayer::upstream).
     ///
+    /// `ring` is a [`KeyRing`] (or a [`Secret`](tollgate_core::Secret)), fixed for the
+    /// layer's life, or a [`KeyRingHandle`] to rotate keys while the service runs: each
+    /// request loads it once in `call` and is signed with that version's signing key.
+    ///
     /// Fails with [`ConfigError::BlankSigningKey`] when the ring's signing key is blank
     /// (empty, all zero bytes or only whitespace): anyone could compute its signatures. An
     /// [`Upstream`] is parsed when the configuration is built
@@ -201,20 +237,33 @@ impl SignRequestLayer {
     /// ```
     pub fn new(
         scheme: impl Scheme,
-        ring: impl Into<KeyRing>,
+        ring: impl Into<KeyRingHandle>,
         upstream: Upstream,
     ) -> Result<Self, ConfigError> {
-        let ring = ring.into();
-        let signing = ring.signing_key();
-        if signing.secret().is_blank() {
-            return Err(ConfigError::BlankSigningKey {
-                key_id: signing.shared_id(),
-            });
+        let keys = match ring.into().into_unshared() {
+            Ok(ring) => SignKeys::Fixed(Arc::unwrap_or_clone(ring)),
+            Err(handle) => SignKeys::Live(handle),
+        };
+        {
+            let current;
+            let ring = match &keys {
+                SignKeys::Fixed(ring) => ring,
+                SignKeys::Live(handle) => {
+                    current = handle.load_full();
+                    &*current
+                }
+            };
+            let signing = ring.signing_key();
+            if signing.secret().is_blank() {
+                return Err(ConfigError::BlankSigningKey {
+                    key_id: signing.shared_id(),
+                });
+            }
         }
         Ok(Self {
             config: Arc::new(SignConfig {
                 common: Common::new(scheme),
-                ring,
+                keys,
                 upstreams: vec![upstream],
             }),
         })
@@ -271,7 +320,7 @@ impl<S> SignRequest<S> {
     /// The layer, to wrap services with (same as [`SignRequestLayer::new`]).
     pub fn layer(
         scheme: impl Scheme,
-        ring: impl Into<KeyRing>,
+        ring: impl Into<KeyRingHandle>,
         upstream: Upstream,
     ) -> Result<SignRequestLayer, ConfigError> {
         SignRequestLayer::new(scheme, ring, upstream)
@@ -296,13 +345,13 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let now = match self.config.admit(&request) {
-            Ok(now) => now,
+        let (now, ring) = match self.config.admit(&request) {
+            Ok(admitted) => admitted,
             Err(error) => return SignRequestFuture::refused(error, Arc::clone(&self.config)),
         };
         // The ready service goes into the future; a fresh clone stays here.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        SignRequestFuture::reading(request, inner, now, Arc::clone(&self.config))
+        SignRequestFuture::reading(request, inner, now, ring, Arc::clone(&self.config))
     }
 }

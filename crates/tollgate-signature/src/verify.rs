@@ -4,13 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use tollgate_core::body::check_content_length;
+use tollgate_core::metrics::LayerName;
 use tollgate_core::{
-    BoxError, BufferedBody, Clock, KeyRing, Rejection, RejectionResponder, RequestTimestamp,
-    ResponseBody,
+    BoxError, BufferedBody, Clock, KeyRing, KeyRingHandle, Rejection, RejectionResponder,
+    RequestTimestamp, ResponseBody,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -67,8 +69,94 @@ impl fmt::Debug for VerifiedBody {
 pub(crate) struct VerifyConfig {
     pub(crate) common: Common,
     /// The ring, with each key's HMAC state keyed once.
-    keys: PreparedKeys,
+    keys: VerifyKeys,
     pub(crate) responder: RejectionResponder,
+}
+
+/// The keys a verifier checks against: a ring fixed when the layer was built, or a
+/// [`KeyRingHandle`] shared with whoever rotates it.
+enum VerifyKeys {
+    /// Keyed once, when the layer was built; nothing is loaded per request.
+    Fixed(PreparedKeys),
+    /// Loaded once per request. The keyed state of the ring last seen is cached and used only
+    /// when it was computed from that very ring (`Arc::ptr_eq`), so a request never mixes the
+    /// keys of one version with the state of another.
+    Live {
+        handle: KeyRingHandle,
+        prepared: ArcSwap<Prepared>,
+    },
+}
+
+/// The keyed state of one version of a handle's ring.
+struct Prepared {
+    ring: Arc<KeyRing>,
+    keys: PreparedKeys,
+}
+
+impl Prepared {
+    fn new(ring: Arc<KeyRing>) -> Self {
+        let keys = PreparedKeys::new(KeyRing::clone(&ring));
+        Self { ring, keys }
+    }
+}
+
+impl VerifyKeys {
+    /// Fixed when nobody else holds `handle` (a plain ring was passed), else live.
+    fn new(handle: KeyRingHandle) -> Self {
+        match handle.into_unshared() {
+            Ok(ring) => Self::Fixed(PreparedKeys::new(Arc::unwrap_or_clone(ring))),
+            Err(handle) => {
+                let prepared = ArcSwap::from_pointee(Prepared::new(handle.load_full()));
+                Self::Live { handle, prepared }
+            }
+        }
+    }
+
+    /// Runs `verify` with the keys of exactly one version of the ring: the handle is loaded
+    /// once, here.
+    fn with<R>(&self, verify: impl FnOnce(&PreparedKeys) -> R) -> R {
+        match self {
+            Self::Fixed(keys) => verify(keys),
+            Self::Live { handle, prepared } => {
+                let ring = handle.load();
+                let cached = prepared.load();
+                if Arc::ptr_eq(&cached.ring, &ring) {
+                    return verify(&cached.keys);
+                }
+                // The ring was swapped since the last request: key it once, for this
+                // request and the next ones.
+                let fresh = Arc::new(Prepared::new(Arc::clone(&ring)));
+                prepared.store(Arc::clone(&fresh));
+                verify(&fresh.keys)
+            }
+        }
+    }
+
+    /// Whether the current ring has a key that can verify.
+    fn can_verify(&self) -> bool {
+        self.with(PreparedKeys::can_verify)
+    }
+}
+
+impl Clone for VerifyKeys {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Fixed(keys) => Self::Fixed(keys.clone()),
+            Self::Live { handle, prepared } => Self::Live {
+                handle: handle.clone(),
+                prepared: ArcSwap::new(prepared.load_full()),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for VerifyKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(keys) => keys.ring().fmt(f),
+            Self::Live { handle, .. } => handle.fmt(f),
+        }
+    }
 }
 
 impl VerifyConfig {
@@ -83,7 +171,8 @@ impl VerifyConfig {
         let verified = {
             let uri = signed_uri(&parts);
             let view = RequestParts::with_body_bytes(&parts.method, uri, &parts.headers, &bytes);
-            self.common.scheme.verify(&self.keys, &view, now)
+            self.keys
+                .with(|keys| self.common.scheme.verify(keys, &view, now))
         }
         .map_err(|err| err.to_rejection())?;
         tracing::debug!(
@@ -104,7 +193,7 @@ impl VerifyConfig {
 impl fmt::Debug for VerifyConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("VerifySignatureLayer");
-        out.field("ring", self.keys.ring());
+        out.field("ring", &self.keys);
         self.common.debug_fields(&mut out);
         out.field("responder", &self.responder).finish()
     }
@@ -194,12 +283,19 @@ impl VerifySignatureLayer {
     /// Verifies with `scheme` against `ring`, using the system clock, a 1 MiB body limit and
     /// JSON rejections. Each key's HMAC state is keyed here, once.
     ///
+    /// `ring` is a [`KeyRing`] (or a [`Secret`](tollgate_core::Secret)), fixed for the
+    /// layer's life, or a [`KeyRingHandle`] to rotate and revoke keys while the service runs:
+    /// each request then loads the handle once, when its body has arrived, and is verified
+    /// against exactly that version (its keyed state is computed once per version). A key
+    /// removed from the handle's ring fails the very next request signed with it.
+    ///
     /// Fails with [`ConfigError::NoUsableKey`] when every key of `ring` is blank (empty, all
     /// zero bytes or only whitespace): nothing could verify. Blank keys next to usable ones
-    /// are skipped.
+    /// are skipped. A handle refuses a later ring whose signing key is blank
+    /// ([`KeyRingHandle::store`]), so it never holds one this check would refuse.
     ///
     /// ```
-    /// use tollgate_core::{Key, KeyRing, Secret};
+    /// use tollgate_core::{Key, KeyRing, KeyRingHandle, Secret};
     /// use tollgate_signature::{BodyHmac, ConfigError, VerifySignatureLayer};
     ///
     /// assert!(VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("s3cr3t")).is_ok());
@@ -207,9 +303,16 @@ impl VerifySignatureLayer {
     ///     VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("")).unwrap_err(),
     ///     ConfigError::NoUsableKey
     /// );
+    ///
+    /// // Swappable: keep a clone of the handle and store new rings into it.
+    /// let keys = KeyRingHandle::new(KeyRing::new(Key::new("2026-08", Secret::from_string("old"))));
+    /// let layer = VerifySignatureLayer::new(BodyHmac::onekey(), keys.clone())?;
+    /// keys.store(KeyRing::new(Key::new("2026-11", Secret::from_string("new"))))?;
+    /// # let _ = layer;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(scheme: impl Scheme, ring: impl Into<KeyRing>) -> Result<Self, ConfigError> {
-        let keys = PreparedKeys::new(ring);
+    pub fn new(scheme: impl Scheme, ring: impl Into<KeyRingHandle>) -> Result<Self, ConfigError> {
+        let keys = VerifyKeys::new(ring.into());
         if !keys.can_verify() {
             return Err(ConfigError::NoUsableKey);
         }
@@ -285,7 +388,7 @@ impl<S> VerifySignature<S> {
     /// The layer, to wrap services with (same as [`VerifySignatureLayer::new`]).
     pub fn layer(
         scheme: impl Scheme,
-        ring: impl Into<KeyRing>,
+        ring: impl Into<KeyRingHandle>,
     ) -> Result<VerifySignatureLayer, ConfigError> {
         VerifySignatureLayer::new(scheme, ring)
     }
@@ -311,7 +414,10 @@ where
         // 413 before reading a byte when the declared `Content-Length` is too large; a body
         // whose size hint says so is refused by the buffering before its first read.
         if let Err(error) = check_content_length(request.headers(), self.config.common.limit) {
-            let response = self.config.responder.respond(error.to_rejection());
+            let response = self
+                .config
+                .responder
+                .refuse(LayerName::Signature, error.to_rejection());
             return VerifySignatureFuture::rejected(response, Arc::clone(&self.config));
         }
         // The ready service goes into the future; a fresh clone stays here.

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Request, Response};
 use tollgate_core::header::single_value;
+use tollgate_core::metrics::{self, LayerName};
 use tollgate_core::rejection::code;
 use tollgate_core::timestamp::TimestampWindow;
 use tollgate_core::{
@@ -548,8 +549,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match check(&self.config, request.headers()) {
+        let started = Instant::now();
+        let checked = check(&self.config, request.headers());
+        metrics::verify_duration(LayerName::Tranzila, started.elapsed());
+        match checked {
             Ok(verified) => {
+                // The app key, once its token verified: found in the secrets, not a guess.
+                metrics::record_key_id(verified.key_id());
+                metrics::allowed(LayerName::Tranzila, request.extensions_mut());
                 // The guard reads it (message id = the nonce, the signed time) and claims.
                 request.extensions_mut().insert(verified);
                 self.guard.call(request)
@@ -557,7 +564,9 @@ where
             Err(rejection) => {
                 // The code only: header values are the client's and the token is secret-derived.
                 tracing::debug!(target: "tollgate", code = rejection.code(), "Tranzila request refused");
-                TranzilaVerifyFuture::rejected(self.config.responder.respond(rejection))
+                TranzilaVerifyFuture::rejected(
+                    self.config.responder.refuse(LayerName::Tranzila, rejection),
+                )
             }
         }
     }

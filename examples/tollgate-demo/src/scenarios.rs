@@ -16,9 +16,9 @@ use tower::ServiceExt;
 use crate::net::{self, Reply};
 use crate::runner::Scenario;
 use crate::world::{
-    Demo, FRONTEND_ORIGIN, ONEKEY_SECRET, PROXY_IP, STANDARD_WEBHOOK_SECRET, TRANSAK_API_KEY,
-    TRANSAK_API_SECRET, WEBHOOK_BODY_LIMIT, WEBHOOK_NEW_SECRET, WEBHOOK_OLD_NOT_AFTER,
-    WEBHOOK_OLD_SECRET,
+    Demo, FRONTEND_ORIGIN, ONEKEY_SECRET, PROXY_IP, ROTATION_NEW_SECRET, ROTATION_OLD_SECRET,
+    STANDARD_WEBHOOK_SECRET, TRANSAK_API_KEY, TRANSAK_API_SECRET, WEBHOOK_BODY_LIMIT,
+    WEBHOOK_NEW_SECRET, WEBHOOK_OLD_NOT_AFTER, WEBHOOK_OLD_SECRET,
 };
 use transak_partner::mock::SESSION_TTL_SECS;
 
@@ -29,7 +29,57 @@ pub fn scenarios() -> Vec<Scenario> {
     list.extend(crate::https_scenarios::scenarios());
     list.extend(webhook_scenarios());
     list.extend(framework_scenarios());
+    // Appended last: the numbers of the scenarios above stay as they were.
+    list.extend(rotation_scenarios());
     list
+}
+
+/// Keys swapped in a running server (the key-rotation example app), no restart.
+fn rotation_scenarios() -> Vec<Scenario> {
+    vec![Scenario {
+        name: "key swap takes effect without a restart",
+        request: "keys file: rotation-1 replaced by rotation-2, reloaded (as on SIGHUP); then POST /webhooks signed with each",
+        expected: "rotation-1: 401 signature_invalid; rotation-2: 200 key rotation-2",
+        run: |demo| {
+            Box::pin(async move {
+                let post = |secret: &'static str| async move {
+                    let signature = BodyHmac::x_webhook_signature()
+                        .compute(&Secret::from_string(secret), NOTIFICATION);
+                    let request = Request::post(format!("http://{}/webhooks", demo.rotation_addr))
+                        .header("content-type", "application/json")
+                        .header("x-webhook-signature", signature)
+                        .body(Full::new(Bytes::from_static(NOTIFICATION)))
+                        .unwrap_or_default();
+                    match net::send(request).await {
+                        Ok(reply) if reply.status.is_success() => format!(
+                            "{} key {}",
+                            reply.status.as_u16(),
+                            String::from_utf8_lossy(&reply.body)
+                        ),
+                        other => net::describe(other),
+                    }
+                };
+                let before = post(ROTATION_OLD_SECRET).await;
+                if before != "200 key rotation-1" {
+                    return format!("before the swap: {before}");
+                }
+                let keys = demo.rotation_dir.0.join("keys");
+                if let Err(err) =
+                    std::fs::write(&keys, format!("rotation-2 = {ROTATION_NEW_SECRET}\n"))
+                {
+                    return format!("error: {err}");
+                }
+                if let Err(err) = demo.rotation.reload().await {
+                    return format!("reload refused: {err}");
+                }
+                format!(
+                    "rotation-1: {}; rotation-2: {}",
+                    post(ROTATION_OLD_SECRET).await,
+                    post(ROTATION_NEW_SECRET).await
+                )
+            })
+        },
+    }]
 }
 
 /// The same layers on a tonic server and on a plain hyper server.

@@ -29,6 +29,11 @@ pub const FRONTEND_ORIGIN: &str = "http://localhost:5173";
 /// The loopback address that plays Cloudflare in front of the partner app.
 pub const PROXY_IP: [u8; 4] = [127, 0, 0, 2];
 
+/// The key the key-rotation app starts with (id `rotation-1`).
+pub const ROTATION_OLD_SECRET: &str = "demo-rotation-secret-1";
+/// The key swapped in while it runs (id `rotation-2`); `rotation-1` is revoked by the swap.
+pub const ROTATION_NEW_SECRET: &str = "demo-rotation-secret-2";
+
 /// The Tranzila app key the demo registers with the mock.
 pub const TRANZILA_APP_KEY: &str = "demo-tranzila-app-key";
 const TRANZILA_SECRET: &str = "demo-tranzila-secret";
@@ -103,6 +108,55 @@ pub struct Demo {
     pub tranzila_wrong_secret: SigningClient,
     /// A client whose clock is 301 seconds behind the server's.
     pub tranzila_stale: SigningClient,
+    /// Where the key-rotation app (keys, ranges and origins re-read without a restart)
+    /// listens.
+    pub rotation_addr: SocketAddr,
+    /// Its handles and files: what `SIGHUP` or its admin endpoint reloads.
+    pub rotation: Arc<key_rotation::Reloader>,
+    /// The directory of its files (removed when the demo drops).
+    pub rotation_dir: RotationDir,
+}
+
+/// The key-rotation app's settings directory, removed on drop.
+#[derive(Debug)]
+pub struct RotationDir(pub std::path::PathBuf);
+
+impl Drop for RotationDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts the key-rotation app with `rotation-1` as its key, files in a fresh directory.
+async fn start_rotation() -> Result<(SocketAddr, Arc<key_rotation::Reloader>, RotationDir), BoxError>
+{
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = RotationDir(std::env::temp_dir().join(format!(
+        "tollgate-demo-rotation-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )));
+    std::fs::create_dir_all(&dir.0)?;
+    let file = |name: &str, text: &str| -> std::io::Result<std::path::PathBuf> {
+        let path = dir.0.join(name);
+        std::fs::write(&path, text)?;
+        Ok(path)
+    };
+    let files = key_rotation::Files {
+        keys: file("keys", &format!("rotation-1 = {ROTATION_OLD_SECRET}\n"))?,
+        proxies: file("proxies", "")?,
+        allowlist: file("allowlist", "loopback\n")?,
+        origins: file("origins", "https://app.example.com\n")?,
+    };
+    let (router, reloader) = key_rotation::build(files).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(example_server::serve(
+        listener,
+        router,
+        example_server::Limits::default(),
+    ));
+    Ok((addr, reloader, dir))
 }
 
 impl Demo {
@@ -235,9 +289,14 @@ impl Demo {
             tls,
         )?;
 
+        let (rotation_addr, rotation, rotation_dir) = start_rotation().await?;
+
         Ok(Self {
             clock,
             tranzila_stale,
+            rotation_addr,
+            rotation,
+            rotation_dir,
             transak,
             transak_addr,
             partner_addr,

@@ -1,5 +1,5 @@
-//! Free loopback ports and the outside programs tests start themselves (`redis-server`,
-//! Debian's `chromium`, `php-cli`).
+//! Free loopback ports and the outside programs tests start themselves (`redis-server`, a
+//! Redis Cluster and a Sentinel group with `redis-cli`, Debian's `chromium`, `php-cli`).
 //!
 //! Tests that need a program call [`program_or_skip`]: when the program is missing it prints a
 //! skip notice and returns `None`, unless the matching `TOLLGATE_REQUIRE_*` variable is `1`
@@ -97,6 +97,22 @@ impl ChildGuard {
     /// Guards `child`.
     pub fn new(child: Child) -> Self {
         Self(Some(child))
+    }
+
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (a name for `kill -s`: `STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.id() {
+            let status = Command::new("kill")
+                .args(["-s", signal, &pid.to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -s {signal} {pid} failed");
+        }
     }
 
     /// Kills the process and waits for it.
@@ -311,5 +327,323 @@ impl Php {
             .stdin(Stdio::null())
             .output()
             .expect("run php")
+    }
+}
+
+/// `redis-cli -h 127.0.0.1 -p <port> <args…>`: its standard output, trimmed (errors appear
+/// there as text, e.g. `MOVED 866 127.0.0.1:7001`), or `None` when it could not run or reach
+/// the server in time.
+pub fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !stdout.starts_with("Could not connect")).then_some(stdout)
+}
+
+/// One `redis-server` process of a [`RedisCluster`] or [`RedisSentinels`].
+#[derive(Debug)]
+struct RedisProcess {
+    port: u16,
+    child: ChildGuard,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` on `port` (no persistence, loopback) with `args`, and waits for
+    /// `PING`.
+    fn spawn(program: &Path, port: u16, dir: &Path, args: &[String]) -> Self {
+        let dir = dir.join(port.to_string());
+        std::fs::create_dir_all(&dir).expect("create the server's directory");
+        let child = Command::new(program)
+            .args(args)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let child = ChildGuard::new(child);
+        wait_for(
+            Duration::from_secs(10),
+            || redis_ping(port),
+            "redis-server to answer PING",
+        );
+        Self { port, child }
+    }
+}
+
+/// `redis-server` and `redis-cli`, or `None` after a skip notice (a panic when
+/// `TOLLGATE_REQUIRE_REDIS=1`).
+fn redis_programs(test: &str) -> Option<PathBuf> {
+    let server = program_or_skip("redis-server", REQUIRE_REDIS, test)?;
+    program_or_skip("redis-cli", REQUIRE_REDIS, test)?;
+    Some(server)
+}
+
+/// A Redis Cluster of three masters (no replicas) of the test's own on free loopback ports,
+/// created with `redis-cli --cluster create` and ready (`cluster_state:ok` on every node)
+/// when returned. Killed when dropped.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisProcess>,
+    _dir: TempDir,
+}
+
+impl RedisCluster {
+    /// Starts the cluster, or returns `None` after a skip notice when `redis-server` or
+    /// `redis-cli` is missing (a panic instead when `TOLLGATE_REQUIRE_REDIS=1`).
+    pub fn start_or_skip(test: &str) -> Option<Self> {
+        let program = redis_programs(test)?;
+        let dir = TempDir::new("redis-cluster");
+        let nodes: Vec<RedisProcess> = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let args = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &free_port().to_string(),
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--cluster-node-timeout",
+                    "2000",
+                ]
+                .map(str::to_owned);
+                RedisProcess::spawn(&program, port, dir.path(), &args)
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = Self { nodes, _dir: dir };
+        wait_for(
+            Duration::from_secs(20),
+            || {
+                cluster.ports().into_iter().all(|port| {
+                    redis_cli(port, &["CLUSTER", "INFO"])
+                        .is_some_and(|info| info.contains("cluster_state:ok"))
+                })
+            },
+            "the cluster to report cluster_state:ok on every node",
+        );
+        Some(cluster)
+    }
+
+    /// The masters' ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|node| node.port).collect()
+    }
+
+    /// `redis://127.0.0.1:<port>` of every master.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports()
+            .into_iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// The port of the master that holds `key` (the one that answers `EXISTS` with `1`),
+    /// or `None` when no master holds it.
+    pub fn holder_of(&self, key: &str) -> Option<u16> {
+        self.ports()
+            .into_iter()
+            .find(|&port| redis_cli(port, &["EXISTS", key]).as_deref() == Some("1"))
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &str) -> u16 {
+        redis_cli(self.nodes[0].port, &["CLUSTER", "KEYSLOT", key])
+            .and_then(|slot| slot.parse().ok())
+            .expect("CLUSTER KEYSLOT answers a number")
+    }
+}
+
+/// The service name the [`RedisSentinels`] monitor.
+pub const SENTINEL_SERVICE: &str = "tollgate";
+
+/// A master, one replica and three Sentinels (quorum 2, `down-after-milliseconds 1000`,
+/// `failover-timeout 2000`) of the test's own on free loopback ports, ready when returned:
+/// the replica in sync and every Sentinel aware of the replica and of the two other
+/// Sentinels. Killed when dropped.
+#[derive(Debug)]
+pub struct RedisSentinels {
+    master: RedisProcess,
+    replica: RedisProcess,
+    sentinels: Vec<RedisProcess>,
+    dir: TempDir,
+}
+
+impl RedisSentinels {
+    /// Starts the group, or returns `None` after a skip notice when `redis-server` or
+    /// `redis-cli` is missing (a panic instead when `TOLLGATE_REQUIRE_REDIS=1`). The
+    /// Sentinels are `redis-server --sentinel`, which every `redis-server` can run.
+    pub fn start_or_skip(test: &str) -> Option<Self> {
+        let program = redis_programs(test)?;
+        let dir = TempDir::new("redis-sentinel");
+        let fast_sync = ["--repl-diskless-sync-delay", "0"].map(str::to_owned);
+        let master = RedisProcess::spawn(&program, free_port(), dir.path(), &fast_sync);
+        let mut replica_args = fast_sync.to_vec();
+        replica_args.extend([
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master.port.to_string(),
+        ]);
+        let replica = RedisProcess::spawn(&program, free_port(), dir.path(), &replica_args);
+        wait_for(
+            Duration::from_secs(10),
+            || {
+                redis_cli(replica.port, &["INFO", "replication"])
+                    .is_some_and(|info| info.contains("master_link_status:up"))
+            },
+            "the replica to sync with the master",
+        );
+        let sentinels = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let conf = dir.path().join(format!("sentinel-{port}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {master} 2\n\
+                         sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n\
+                         sentinel failover-timeout {SENTINEL_SERVICE} 2000\n\
+                         sentinel parallel-syncs {SENTINEL_SERVICE} 1\n",
+                        master = master.port
+                    ),
+                )
+                .expect("write sentinel.conf");
+                let args = [conf.display().to_string(), "--sentinel".into()];
+                RedisProcess::spawn(&program, port, dir.path(), &args)
+            })
+            .collect::<Vec<_>>();
+        let group = Self {
+            master,
+            replica,
+            sentinels,
+            dir,
+        };
+        wait_for(
+            Duration::from_secs(20),
+            || {
+                group.sentinels.iter().all(|sentinel| {
+                    let count = |what: &str| {
+                        redis_cli(sentinel.port, &["SENTINEL", what, SENTINEL_SERVICE])
+                            .map_or(0, |out| out.lines().filter(|l| *l == "ip").count())
+                    };
+                    count("replicas") == 1 && count("sentinels") == 2
+                })
+            },
+            "every Sentinel to know the replica and the two other Sentinels",
+        );
+        Some(group)
+    }
+
+    /// `redis://127.0.0.1:<port>` of every Sentinel.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|sentinel| format!("redis://127.0.0.1:{}", sentinel.port))
+            .collect()
+    }
+
+    /// The port of the master the group started with.
+    pub fn master_port(&self) -> u16 {
+        self.master.port
+    }
+
+    /// The port of the replica the group started with.
+    pub fn replica_port(&self) -> u16 {
+        self.replica.port
+    }
+
+    /// Kills the master (`SIGKILL`: no goodbye to the replica or the Sentinels).
+    pub fn kill_master(&mut self) {
+        self.master.child.kill();
+    }
+
+    /// Starts the killed master again on its port, empty and with its old arguments: it
+    /// says it is a master until the Sentinels turn it into a replica of the new master.
+    pub fn restart_master(&mut self) {
+        self.master.child.kill();
+        let program = which("redis-server").expect("redis-server was found at start");
+        self.master = RedisProcess::spawn(
+            &program,
+            self.master.port,
+            self.dir.path(),
+            &["--repl-diskless-sync-delay", "0"].map(str::to_owned),
+        );
+    }
+
+    /// Blocks until the server restarted on the old master's port is a replica in sync with
+    /// the new master (`master_link_status:up`). Panics after `timeout`.
+    pub fn wait_for_old_master_to_replicate(&self, timeout: Duration) {
+        wait_for(
+            timeout,
+            || {
+                redis_cli(self.master.port, &["INFO", "replication"]).is_some_and(|info| {
+                    info.contains("role:slave") && info.contains("master_link_status:up")
+                })
+            },
+            "the old master to replicate the new one",
+        );
+    }
+
+    /// Freezes the replica (`SIGSTOP`): it neither reads from the master nor reconnects.
+    pub fn pause_replica(&self) {
+        self.replica.child.signal("STOP");
+    }
+
+    /// Lets a paused replica run again (`SIGCONT`).
+    pub fn resume_replica(&self) {
+        self.replica.child.signal("CONT");
+    }
+
+    /// The port every Sentinel names as the master (`SENTINEL get-master-addr-by-name`), if
+    /// they agree.
+    pub fn named_master(&self) -> Option<u16> {
+        let mut named = self.sentinels.iter().map(|sentinel| {
+            redis_cli(
+                sentinel.port,
+                &["SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE],
+            )
+            .and_then(|out| out.lines().nth(1).and_then(|port| port.trim().parse().ok()))
+        });
+        let first = named.next().flatten()?;
+        named.all(|port| port == Some(first)).then_some(first)
+    }
+
+    /// Blocks until every Sentinel names the replica as the master and the replica says it
+    /// is one (`ROLE`); how long that took. Panics after `timeout`.
+    pub fn wait_for_failover(&self, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        wait_for(
+            timeout,
+            || {
+                self.named_master() == Some(self.replica.port)
+                    && redis_cli(self.replica.port, &["ROLE"])
+                        .is_some_and(|role| role.lines().next() == Some("master"))
+            },
+            "the Sentinels to promote the replica",
+        );
+        start.elapsed()
     }
 }

@@ -47,7 +47,7 @@ fn grammar_round_trips() {
         src("  remote-addr   or   header:X-Real-IP:10.0.0.1 "),
         ClientIpSource::remote_addr().or(ClientIpSource::header(
             name("x-real-ip"),
-            "10.0.0.1/32".parse().unwrap()
+            "10.0.0.1/32".parse::<IpRanges>().unwrap()
         ))
     );
     assert_eq!(

@@ -108,7 +108,8 @@ fn spoofed_cf_connecting_ip_sent_directly_is_ignored() {
 
 #[test]
 fn single_header_values() {
-    let source = ClientIpSource::header(name("x-real-ip"), "10.0.0.0/8".parse().unwrap());
+    let source =
+        ClientIpSource::header(name("x-real-ip"), "10.0.0.0/8".parse::<IpRanges>().unwrap());
     let from = peer("10.0.0.1");
     let get = |value: &str| source.extract(&headers(&[("x-real-ip", value)]), from);
     assert_eq!(get("192.0.2.1").unwrap().ip(), ip("192.0.2.1"));

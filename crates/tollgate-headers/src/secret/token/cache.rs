@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use tollgate_core::metrics::{self, TokenRefresh};
 use tollgate_core::{BoxError, SharedClock, Upstream};
 
 use super::{TokenFetchError, TokenProvider};
@@ -185,7 +186,7 @@ impl Shared {
             ..
         } = &self.config;
         let fetched = tokio::time::timeout(*fetch_timeout, provider.fetch_token()).await;
-        match fetched {
+        let outcome = match fetched {
             // A blank token is a credential anyone has: never sent (core's blank-secret rule).
             Ok(Ok(token)) if token.secret.is_blank() => {
                 tracing::warn!(
@@ -227,7 +228,15 @@ impl Shared {
                     after: *fetch_timeout,
                 })
             }
-        }
+        };
+        // `tollgate_token_refreshes_total{outcome}`: a bounded set, never the provider's text.
+        metrics::token_refresh(match &outcome {
+            Outcome::Value { .. } => TokenRefresh::Success,
+            Outcome::Invalid => TokenRefresh::Invalid,
+            Outcome::Failed { .. } => TokenRefresh::Error,
+            Outcome::Error(_) => TokenRefresh::Timeout,
+        });
+        outcome
     }
 
     /// Ends the fetch `id`: stores its token (if it is still the current fetch, i.e. no

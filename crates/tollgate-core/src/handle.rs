@@ -1,0 +1,251 @@
+//! [`KeyRingHandle`]: a key ring that can be replaced while the service runs.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::{KeyRing, SecretError};
+
+/// A shared, swappable [`KeyRing`]: rotate or revoke keys without rebuilding the service.
+///
+/// The providers' rotation rule is "new key, deploy, verify, revoke old", and *immediately*
+/// when a key leaks. A layer built with a handle (tollgate-signature's
+/// `VerifySignatureLayer` and `SignRequestLayer` take `impl Into<KeyRingHandle>`) reads the
+/// ring through it; [`store`](Self::store) replaces the ring for every layer holding a clone of
+/// the handle.
+///
+/// - **Readers never lock.** [`load`](Self::load) is an [`arc_swap`] load: no mutex, no
+///   reference-count bump, so a swap never stalls requests and requests never stall a swap.
+/// - **One version per use.** A reader loads the ring once and uses that one value; a
+///   concurrent [`store`](Self::store) is seen by the *next* load. The layers load once per
+///   request, so a request is checked against exactly one version, never half of each.
+/// - **Store refuses what a layer refuses.** [`store`](Self::store) and [`swap`](Self::swap)
+///   check the ring ([`KeyRing::check_signing_key`]: the signing key must not be blank) and
+///   leave the current ring in place when it fails; a swap can never install a ring a layer
+///   would have refused when built.
+/// - `Clone` shares the cell (every clone sees every store); `Debug` prints the current ring,
+///   whose secrets are redacted.
+///
+/// A [`KeyRing`] (or a [`Secret`](crate::Secret)) converts into a handle nobody else holds:
+/// existing call sites keep working, and a layer given such a handle treats the ring as fixed
+/// (see [`into_unshared`](Self::into_unshared)).
+///
+/// ```
+/// use tollgate_core::{Key, KeyRing, KeyRingHandle, Secret};
+///
+/// let handle = KeyRingHandle::new(KeyRing::new(Key::new("2026-08", Secret::from_string("old"))));
+/// let layer_side = handle.clone(); // what a layer holds
+///
+/// // New key, deployed: it signs; the old one still verifies.
+/// handle.store(handle.load().as_ref().clone().rotate(Key::new("2026-11", Secret::from_string("new"))))?;
+/// assert_eq!(layer_side.load().signing_key().id(), "2026-11");
+///
+/// // Revoke the old key: the very next load no longer has it.
+/// handle.store(handle.load().without("2026-08").unwrap())?;
+/// assert_eq!(layer_side.load().keys().len(), 1);
+///
+/// // A blank signing key is refused; the ring in place stays.
+/// assert!(handle.store(KeyRing::single(Secret::from_string(" "))).is_err());
+/// assert_eq!(layer_side.load().signing_key().id(), "2026-11");
+/// assert!(!format!("{handle:?}").contains("new"));
+/// # Ok::<(), tollgate_core::SecretError>(())
+/// ```
+#[derive(Clone)]
+pub struct KeyRingHandle {
+    cell: Arc<ArcSwap<KeyRing>>,
+}
+
+/// The ring a [`KeyRingHandle::load`] returned: one version, held without a reference-count
+/// bump. Dereferences to `Arc<KeyRing>` (and so to [`KeyRing`]).
+///
+/// Keep it for one use (a request's check), not across awaits: a long-lived guard pins the
+/// version it loaded. To keep a version, use [`KeyRingHandle::load_full`].
+pub struct KeyRingGuard {
+    guard: arc_swap::Guard<Arc<KeyRing>>,
+}
+
+impl Deref for KeyRingGuard {
+    type Target = Arc<KeyRing>;
+
+    fn deref(&self) -> &Arc<KeyRing> {
+        &self.guard
+    }
+}
+
+impl fmt::Debug for KeyRingGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KeyRingGuard").field(&**self.guard).finish()
+    }
+}
+
+impl KeyRingHandle {
+    /// A handle holding `ring`.
+    ///
+    /// Not checked here: a layer built with the handle checks the ring as it checks a plain
+    /// ring, and every later [`store`](Self::store) is checked.
+    pub fn new(ring: KeyRing) -> Self {
+        Self {
+            cell: Arc::new(ArcSwap::from_pointee(ring)),
+        }
+    }
+
+    /// The current ring: one version, without locking or a reference-count bump.
+    pub fn load(&self) -> KeyRingGuard {
+        KeyRingGuard {
+            guard: self.cell.load(),
+        }
+    }
+
+    /// The current ring as an `Arc` to keep (one reference-count bump).
+    pub fn load_full(&self) -> Arc<KeyRing> {
+        self.cell.load_full()
+    }
+
+    /// Replaces the ring for every clone of this handle; the next load sees it.
+    ///
+    /// Fails with [`SecretError::Blank`] (naming the key id) when `ring`'s signing key is
+    /// blank ([`KeyRing::check_signing_key`]); the current ring then stays.
+    pub fn store(&self, ring: KeyRing) -> Result<(), SecretError> {
+        self.swap(ring).map(drop)
+    }
+
+    /// Like [`store`](Self::store), returning the ring it replaced.
+    pub fn swap(&self, ring: KeyRing) -> Result<Arc<KeyRing>, SecretError> {
+        ring.check_signing_key()?;
+        let signing_key = ring.signing_key().shared_id();
+        let previous = self.cell.swap(Arc::new(ring));
+        tracing::info!(
+            target: "tollgate",
+            signing_key = &*signing_key,
+            "key ring replaced"
+        );
+        Ok(previous)
+    }
+
+    /// Whether `self` and `other` share one cell (a store through one is seen by the other).
+    pub fn shares_cell_with(&self, other: &KeyRingHandle) -> bool {
+        Arc::ptr_eq(&self.cell, &other.cell)
+    }
+
+    /// The current ring when no other handle shares this cell, so nothing can ever store
+    /// into it again; else the handle back.
+    ///
+    /// Layers call this when they are built: a ring passed as a plain [`KeyRing`] becomes a
+    /// handle nobody else holds, and is then used as a fixed ring at no per-request cost.
+    ///
+    /// ```
+    /// use tollgate_core::{KeyRing, KeyRingHandle, Secret};
+    ///
+    /// let fixed = KeyRingHandle::from(Secret::from_string("s3cr3t"));
+    /// assert!(fixed.into_unshared().is_ok());
+    ///
+    /// let shared = KeyRingHandle::new(KeyRing::single(Secret::from_string("s3cr3t")));
+    /// let kept = shared.clone();
+    /// assert!(shared.into_unshared().is_err());
+    /// # drop(kept);
+    /// ```
+    pub fn into_unshared(self) -> Result<Arc<KeyRing>, Self> {
+        match Arc::try_unwrap(self.cell) {
+            Ok(cell) => Ok(cell.into_inner()),
+            Err(cell) => Err(Self { cell }),
+        }
+    }
+}
+
+impl<T: Into<KeyRing>> From<T> for KeyRingHandle {
+    fn from(ring: T) -> Self {
+        Self::new(ring.into())
+    }
+}
+
+impl fmt::Debug for KeyRingHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRingHandle")
+            .field("ring", &**self.cell.load())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Key, Secret};
+
+    fn ring(id: &str, secret: &str) -> KeyRing {
+        KeyRing::new(Key::new(id, Secret::from_string(secret)))
+    }
+
+    #[test]
+    fn clones_share_one_cell_and_see_every_store() {
+        let handle = KeyRingHandle::new(ring("a", "secret-a"));
+        let other = handle.clone();
+        assert!(handle.shares_cell_with(&other));
+        handle.store(ring("b", "secret-b")).unwrap();
+        assert_eq!(other.load().signing_key().id(), "b");
+        let previous = other.swap(ring("c", "secret-c")).unwrap();
+        assert_eq!(previous.signing_key().id(), "b");
+        assert_eq!(handle.load_full().signing_key().id(), "c");
+        assert!(!handle.shares_cell_with(&KeyRingHandle::new(ring("c", "secret-c"))));
+    }
+
+    #[test]
+    fn a_loaded_version_stays_whole_across_a_store() {
+        let handle = KeyRingHandle::new(
+            ring("a", "secret-a").rotate(Key::new("a2", Secret::from_string("secret-a2"))),
+        );
+        let loaded = handle.load();
+        handle.store(ring("b", "secret-b")).unwrap();
+        let ids: Vec<_> = loaded.keys().iter().map(Key::id).collect();
+        assert_eq!(ids, ["a2", "a"]);
+        assert_eq!(handle.load().keys().len(), 1);
+    }
+
+    #[test]
+    fn store_refuses_a_blank_signing_key_and_keeps_the_ring() {
+        let handle = KeyRingHandle::new(ring("a", "secret-a"));
+        for blank in ["", " ", "\t\n", "\u{3000}"] {
+            let err = handle.store(ring("bad", blank)).unwrap_err();
+            assert_eq!(
+                err,
+                SecretError::Blank {
+                    name: "signing key `bad`".into()
+                }
+            );
+            assert!(handle.swap(ring("bad", blank)).is_err());
+            assert_eq!(handle.load().signing_key().id(), "a");
+        }
+        // A blank verification-only key next to a usable signing key is the layers' rule too.
+        let mixed =
+            ring("ok", "secret").with_verification_key(Key::new("old", Secret::from_string("")));
+        assert!(handle.store(mixed).is_ok());
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let handle = KeyRingHandle::new(ring("k1", "very-secret-value"));
+        let debug = format!("{handle:?}");
+        assert!(
+            debug.starts_with("KeyRingHandle { ring: KeyRing"),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("k1") && debug.contains("Secret([REDACTED])"),
+            "{debug}"
+        );
+        assert!(!debug.contains("very-secret-value"), "{debug}");
+        let guard = format!("{:?}", handle.load());
+        assert!(!guard.contains("very-secret-value"), "{guard}");
+    }
+
+    #[test]
+    fn a_converted_ring_is_unshared_a_kept_handle_is_not() {
+        let fixed: KeyRingHandle = ring("a", "secret-a").into();
+        assert_eq!(fixed.into_unshared().unwrap().signing_key().id(), "a");
+        let handle = KeyRingHandle::new(ring("a", "secret-a"));
+        let _kept = handle.clone();
+        let back = handle.into_unshared().unwrap_err();
+        assert_eq!(back.load().signing_key().id(), "a");
+    }
+}
