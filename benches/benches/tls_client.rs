@@ -5,8 +5,11 @@
 //! local test CA added to Mozilla's roots, HTTP/2) and the same mock, which answers every
 //! request with 200 without checking it, so the difference is the client-side stack:
 //! hygiene, Tranzila signing (a fresh nonce and HMAC per request), retry, limits, deadline,
-//! attempt timeout and the audit event. The mock and the clients run on separate one-worker
-//! runtimes; rounds alternate (raw, tollgate, raw, tollgate) so drift hits both.
+//! attempt timeout and the audit event. A third side, *hand-signed*, is the same TLS client with
+//! Tranzila's four headers made by hand (the time, 40 bytes of OS randomness, one HMAC-SHA256,
+//! as a partner without tollgate would write it): what a Tranzila call costs without tollgate.
+//! The mock and the clients run on separate one-worker runtimes; rounds alternate (raw,
+//! hand-signed, tollgate, and again) so drift hits every side.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -33,6 +36,37 @@ const CONCURRENCY: [usize; 2] = [1, 16];
 const WARM_UP: Duration = Duration::from_secs(1);
 const ROUND: Duration = Duration::from_secs(3);
 const BODY: &[u8] = br#"{"terminal_name":"demo","txn_type":"debit","items":[{"name":"x","unit_price":1,"units_number":1}]}"#;
+
+const APP_KEY: &str = "pub_app_key_demo";
+const SECRET: &str = "private_secret_demo";
+
+/// Tranzila's four headers made by hand, with nothing around them: the Unix time, a nonce of
+/// 40 bytes from the OS (hex), and `hex(HMAC-SHA256(secret + time + nonce, app key))`.
+fn hand_signed(request: &mut Request<Full<Bytes>>) {
+    use hmac::{Hmac, KeyInit as _, Mac as _};
+    use http::HeaderValue;
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut random = [0u8; 40];
+    getrandom::fill(&mut random).unwrap();
+    let nonce = hex::encode(random);
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(
+        [SECRET.as_bytes(), time.as_bytes(), nonce.as_bytes()]
+            .concat()
+            .as_slice(),
+    )
+    .unwrap();
+    mac.update(APP_KEY.as_bytes());
+    let token = hex::encode(mac.finalize().into_bytes());
+    let headers = request.headers_mut();
+    headers.insert("x-tranzila-api-app-key", HeaderValue::from_static(APP_KEY));
+    headers.insert("x-tranzila-api-request-time", time.parse().unwrap());
+    headers.insert("x-tranzila-api-nonce", nonce.parse().unwrap());
+    headers.insert("x-tranzila-api-access-token", token.parse().unwrap());
+}
 
 /// Runs `concurrency` loops of `call` for `length`; returns (requests/s, latencies in µs).
 async fn round<F, Fut>(call: F, concurrency: usize, length: Duration) -> (f64, Vec<u32>)
@@ -167,6 +201,7 @@ fn main() {
         let raw_client = HttpsConnector::new(&tls).unwrap().client::<Full<Bytes>>();
         let raw = {
             let url = format!("{url}/v1/transaction");
+            let raw_client = raw_client.clone();
             move || {
                 let client = raw_client.clone();
                 let request = Request::post(url.as_str())
@@ -176,13 +211,23 @@ fn main() {
                 async move { drain(client.request(request).await.unwrap()).await }
             }
         };
-        let tranzila = TranzilaClient::builder(
-            TranzilaCredentials::new("pub_app_key_demo", "private_secret_demo").unwrap(),
-        )
-        .base_url(&url)
-        .configure(|client| client.tls(tls.clone()))
-        .build()
-        .unwrap();
+        let signed = {
+            let url = format!("{url}/v1/transaction");
+            move || {
+                let client = raw_client.clone();
+                let mut request = Request::post(url.as_str())
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from_static(BODY)))
+                    .unwrap();
+                hand_signed(&mut request);
+                async move { drain(client.request(request).await.unwrap()).await }
+            }
+        };
+        let tranzila = TranzilaClient::builder(TranzilaCredentials::new(APP_KEY, SECRET).unwrap())
+            .base_url(&url)
+            .configure(|client| client.tls(tls.clone()))
+            .build()
+            .unwrap();
         let ours = move || {
             let client = tranzila.clone();
             let request = Request::post("/v1/transaction")
@@ -204,11 +249,28 @@ fn main() {
                 .unwrap();
             async move { drain(client.oneshot(request).await.unwrap()).await }
         };
+        // `TLS_BENCH_PROFILE=raw|stack-only|tranzila`: one kind of call, one in flight, for
+        // 10 s, and the number of calls (for a profiler's per-call figures).
+        if let Some(kind) = std::env::var_os("TLS_BENCH_PROFILE") {
+            let (rps, _) = match kind.to_str() {
+                Some("raw") => round(raw.clone(), 1, Duration::from_secs(10)).await,
+                Some("hand-signed") => round(signed.clone(), 1, Duration::from_secs(10)).await,
+                Some("stack-only") => round(bare_call.clone(), 1, Duration::from_secs(10)).await,
+                _ => round(ours.clone(), 1, Duration::from_secs(10)).await,
+            };
+            println!(
+                "{kind:?}: {:.0} calls in 10 s ({:.1} us per call)",
+                rps * 10.0,
+                1e6 / rps
+            );
+            return;
+        }
         // `TLS_BENCH_BREAKDOWN=1`: the time of one call without layers, with the stack only
         // (no provider layer), and with Tranzila's layers; then the figures for the report.
         for _ in 0..usize::from(std::env::var_os("TLS_BENCH_BREAKDOWN").is_some()) * 2 {
             for (name, rps) in [
                 ("raw", round(raw.clone(), 1, ROUND).await.0),
+                ("hand-signed", round(signed.clone(), 1, ROUND).await.0),
                 ("stack-only", round(bare_call.clone(), 1, ROUND).await.0),
                 ("tranzila", round(ours.clone(), 1, ROUND).await.0),
             ] {
@@ -216,14 +278,18 @@ fn main() {
             }
         }
         round(raw.clone(), 16, WARM_UP).await;
+        round(signed.clone(), 16, WARM_UP).await;
         round(ours.clone(), 16, WARM_UP).await;
         for concurrency in CONCURRENCY {
-            let (mut raw_rps, mut ours_rps) = (Vec::new(), Vec::new());
-            let (mut raw_lat, mut ours_lat) = (Vec::new(), Vec::new());
+            let (mut raw_rps, mut signed_rps, mut ours_rps) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut raw_lat, mut signed_lat, mut ours_lat) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..2 {
                 let (rps, lat) = round(raw.clone(), concurrency, ROUND).await;
                 raw_rps.push(rps);
                 raw_lat.extend(lat);
+                let (rps, lat) = round(signed.clone(), concurrency, ROUND).await;
+                signed_rps.push(rps);
+                signed_lat.extend(lat);
                 let (rps, lat) = round(ours.clone(), concurrency, ROUND).await;
                 ours_rps.push(rps);
                 ours_lat.extend(lat);
@@ -234,6 +300,11 @@ fn main() {
                 &format!("tls.raw.{c}.rps"),
                 format!("{:.0}", mean(&raw_rps)),
             );
+            record(
+                &format!("tls.signed.{c}.rps"),
+                format!("{:.0}", mean(&signed_rps)),
+            );
+            record(&format!("tls.signed.{c}.p99_us"), p99(&mut signed_lat));
             record(
                 &format!("tls.tranzila.{c}.rps"),
                 format!("{:.0}", mean(&ours_rps)),

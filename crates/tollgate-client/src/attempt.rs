@@ -120,6 +120,40 @@ impl<ResBody> Service<Request<BufferedBody>> for AttemptService<ResBody> {
     }
 }
 
+/// `hyper_util`'s client over tollgate-https's connector: what [`build`](crate::ClientBuilder::build) sends with.
+type HyperClient = hyper_util::client::legacy::Client<tollgate_https::HttpsConnector, BufferedBody>;
+
+impl AttemptService {
+    /// Over `hyper_util`'s client, called by reference: no clone of the client per attempt.
+    pub(crate) fn hyper(client: HyperClient, timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(TimedHyper { client, timeout }),
+        }
+    }
+}
+
+/// `hyper_util`'s client under the attempt timeout (its `request` takes `&self`).
+struct TimedHyper {
+    client: HyperClient,
+    timeout: Duration,
+}
+
+impl Transport<hyper::body::Incoming> for TimedHyper {
+    fn send(
+        &self,
+        request: Request<BufferedBody>,
+    ) -> crate::BoxFuture<Result<Response<hyper::body::Incoming>, AttemptError>> {
+        let sending = self.client.request(request);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, sending).await {
+                Ok(result) => result.map_err(|error| AttemptError::Transport(error.into())),
+                Err(_elapsed) => Err(AttemptError::Timeout { after: timeout }),
+            }
+        })
+    }
+}
+
 /// The transport under the attempt timeout; its readiness is awaited inside the timeout too.
 struct Timed<S> {
     transport: S,

@@ -178,8 +178,9 @@ impl ClientBuilder {
     {
         self.check()?;
         let connector = HttpsConnector::with_connect_timeout(&self.tls, self.connect_timeout)?;
-        let transport = connector.client::<BufferedBody>();
-        self.build_over(layers, transport)
+        let attempt =
+            AttemptService::hyper(connector.client::<BufferedBody>(), self.attempt_timeout);
+        self.build_over_attempt(layers, attempt)
     }
 
     /// Builds the client over any `transport` (a test double, another connector): the same
@@ -217,8 +218,28 @@ impl ClientBuilder {
         <L::Service as Service<Request<BufferedBody>>>::Error: Into<BoxError>,
         <L::Service as Service<Request<BufferedBody>>>::Future: Send + 'static,
     {
-        let base_url = self.check()?;
         let attempt = AttemptService::new(transport, self.attempt_timeout);
+        self.build_over_attempt(layers, attempt)
+    }
+
+    /// The stack over `attempt`, the transport under its timeout.
+    fn build_over_attempt<L, ResBody>(
+        self,
+        layers: L,
+        attempt: AttemptService<ResBody>,
+    ) -> Result<ProviderClient<ResBody>, ConfigError>
+    where
+        ResBody: Send + 'static,
+        L: Layer<AttemptService<ResBody>>,
+        L::Service: Service<Request<BufferedBody>, Response = Response<ResBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<BufferedBody>>>::Error: Into<BoxError>,
+        <L::Service as Service<Request<BufferedBody>>>::Future: Send + 'static,
+    {
+        let base_url = self.check()?;
         let layers = layers.layer(attempt).map_err(Into::<BoxError>::into);
         let engine = Engine {
             provider: self.provider,

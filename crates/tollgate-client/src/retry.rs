@@ -284,6 +284,18 @@ impl RetryPolicy {
         result: &Result<Response<ResBody>, BoxError>,
         deadline: Instant,
     ) -> Option<Duration> {
+        // The usual answer, decided without reading the clocks.
+        if let Ok(response) = result
+            && !matches!(
+                response.status(),
+                StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+                    | StatusCode::TOO_MANY_REQUESTS
+            )
+        {
+            return None;
+        }
         let wait = self.wait_for(next, judge(self, request, result, SystemTime::now()))?;
         match Instant::now().checked_add(wait) {
             // The wait would outlast the call: the outcome we have is the answer.

@@ -32,9 +32,13 @@ type NonceSource = Arc<dyn Fn() -> Result<String, BoxError> + Send + Sync>;
 /// | header | value |
 /// |---|---|
 /// | `X-tranzila-api-app-key` | the app key |
-/// | `X-tranzila-api-request-time` | the clock's Unix seconds |
-/// | `X-tranzila-api-nonce` | 80 lowercase hex characters |
+/// | `X-tranzila-api-request-time` | the clock's Unix seconds, marked sensitive |
+/// | `X-tranzila-api-nonce` | 80 lowercase hex characters, marked sensitive |
 /// | `X-tranzila-api-access-token` | the token, marked sensitive |
+///
+/// *Sensitive* values are never put in HTTP/2's header compression table (HPACK's
+/// "never indexed"): the token because it is a credential, the time and nonce because they
+/// are new on every request and would only push out the values that repeat.
 ///
 /// Headers of those names already on the request are replaced, never duplicated. The body is
 /// passed through untouched and may be of any type.
@@ -283,11 +287,18 @@ impl<S> TranzilaSigning<S> {
         let mut time = Bytes::from_owner(values);
         let token = time.split_to(ACCESS_TOKEN_LEN);
         let nonce = time.split_to(NONCE_LEN);
-        let time = HeaderValue::from_maybe_shared(time).map_err(|_| SignError::InvalidHeader)?;
-        let nonce = HeaderValue::from_maybe_shared(nonce).map_err(|_| SignError::InvalidNonce)?;
+        let mut time =
+            HeaderValue::from_maybe_shared(time).map_err(|_| SignError::InvalidHeader)?;
+        let mut nonce =
+            HeaderValue::from_maybe_shared(nonce).map_err(|_| SignError::InvalidNonce)?;
         let mut token =
             HeaderValue::from_maybe_shared(token).map_err(|_| SignError::InvalidHeader)?;
+        // Never indexed by HTTP/2's header compression (HPACK): the token is a credential,
+        // and the time and nonce are new on every request, so indexing them would only
+        // churn both ends' tables and push out the values that do repeat (the app key).
         token.set_sensitive(true);
+        time.set_sensitive(true);
+        nonce.set_sensitive(true);
         Ok(SignedHeaders {
             app_key: config.app_key.clone(),
             time,
@@ -362,6 +373,7 @@ where
 
 /// Sets (replacing) the four headers.
 fn apply(headers: &mut HeaderMap, signed: SignedHeaders) {
+    headers.reserve(4);
     headers.insert(APP_KEY, signed.app_key);
     headers.insert(REQUEST_TIME, signed.time);
     headers.insert(NONCE, signed.nonce);
@@ -489,7 +501,7 @@ mod tests {
             "856f5100b954853bf4470826f7eb85376958d000c1a9b5c872b9f5e42dac3b16"
         );
         assert!(token.is_sensitive());
-        assert!(!headers["x-tranzila-api-nonce"].is_sensitive());
+        assert!(headers["x-tranzila-api-nonce"].is_sensitive());
         assert_eq!(headers["x-other"], "kept");
         assert_eq!(headers.len(), 5);
     }
@@ -610,8 +622,9 @@ mod tests {
                     .as_str()
             );
             assert!(headers[ACCESS_TOKEN].is_sensitive());
-            assert!(!headers[REQUEST_TIME].is_sensitive());
-            assert!(!headers[super::NONCE].is_sensitive());
+            assert!(headers[REQUEST_TIME].is_sensitive());
+            assert!(headers[super::NONCE].is_sensitive());
+            assert!(!headers[APP_KEY].is_sensitive());
             // The three values share one buffer: each outlives the others.
             let nonce = headers.remove(super::NONCE).unwrap();
             drop(headers);
