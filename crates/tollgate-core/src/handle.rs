@@ -3,6 +3,7 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -54,7 +55,13 @@ use crate::{KeyRing, SecretError};
 /// ```
 #[derive(Clone)]
 pub struct KeyRingHandle {
-    cell: Arc<ArcSwap<KeyRing>>,
+    cell: Arc<Cell>,
+}
+
+/// The ring, and a count of the stores into it.
+struct Cell {
+    ring: ArcSwap<KeyRing>,
+    version: AtomicU64,
 }
 
 /// The ring a [`KeyRingHandle::load`] returned: one version, held without a reference-count
@@ -87,20 +94,41 @@ impl KeyRingHandle {
     /// ring, and every later [`store`](Self::store) is checked.
     pub fn new(ring: KeyRing) -> Self {
         Self {
-            cell: Arc::new(ArcSwap::from_pointee(ring)),
+            cell: Arc::new(Cell {
+                ring: ArcSwap::from_pointee(ring),
+                version: AtomicU64::new(0),
+            }),
         }
     }
 
     /// The current ring: one version, without locking or a reference-count bump.
     pub fn load(&self) -> KeyRingGuard {
         KeyRingGuard {
-            guard: self.cell.load(),
+            guard: self.cell.ring.load(),
         }
     }
 
     /// The current ring as an `Arc` to keep (one reference-count bump).
     pub fn load_full(&self) -> Arc<KeyRing> {
-        self.cell.load_full()
+        self.cell.ring.load_full()
+    }
+
+    /// How many rings were stored into this cell: a reading of it taken before a
+    /// [`load`](Self::load) is never newer than the ring that load returns. One atomic read,
+    /// cheaper than a load: layers that derive state from the ring (keyed MAC states) keep it
+    /// with the version it came from and reload only when the version moved.
+    ///
+    /// ```
+    /// use tollgate_core::{KeyRing, KeyRingHandle, Secret};
+    ///
+    /// let handle = KeyRingHandle::new(KeyRing::single(Secret::from_string("a")));
+    /// let before = handle.version();
+    /// handle.store(KeyRing::single(Secret::from_string("b")))?;
+    /// assert!(handle.version() > before);
+    /// # Ok::<(), tollgate_core::SecretError>(())
+    /// ```
+    pub fn version(&self) -> u64 {
+        self.cell.version.load(Ordering::Acquire)
     }
 
     /// Replaces the ring for every clone of this handle; the next load sees it.
@@ -115,7 +143,9 @@ impl KeyRingHandle {
     pub fn swap(&self, ring: KeyRing) -> Result<Arc<KeyRing>, SecretError> {
         ring.check_signing_key()?;
         let signing_key = ring.signing_key().shared_id();
-        let previous = self.cell.swap(Arc::new(ring));
+        let previous = self.cell.ring.swap(Arc::new(ring));
+        // After the swap: whoever reads the new count loads the new ring (or a later one).
+        self.cell.version.fetch_add(1, Ordering::Release);
         tracing::info!(
             target: "tollgate",
             signing_key = &*signing_key,
@@ -148,7 +178,7 @@ impl KeyRingHandle {
     /// ```
     pub fn into_unshared(self) -> Result<Arc<KeyRing>, Self> {
         match Arc::try_unwrap(self.cell) {
-            Ok(cell) => Ok(cell.into_inner()),
+            Ok(cell) => Ok(cell.ring.into_inner()),
             Err(cell) => Err(Self { cell }),
         }
     }
@@ -163,7 +193,7 @@ impl<T: Into<KeyRing>> From<T> for KeyRingHandle {
 impl fmt::Debug for KeyRingHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyRingHandle")
-            .field("ring", &**self.cell.load())
+            .field("ring", &**self.cell.ring.load())
             .finish()
     }
 }

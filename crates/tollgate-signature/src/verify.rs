@@ -78,9 +78,10 @@ pub(crate) struct VerifyConfig {
 enum VerifyKeys {
     /// Keyed once, when the layer was built; nothing is loaded per request.
     Fixed(PreparedKeys),
-    /// Loaded once per request. The keyed state of the ring last seen is cached and used only
-    /// when it was computed from that very ring (`Arc::ptr_eq`), so a request never mixes the
-    /// keys of one version with the state of another.
+    /// Loaded once per request. The keyed state of the ring last seen is cached with the
+    /// handle's [version](KeyRingHandle::version) it was loaded at, and used only while the
+    /// version has not moved: a request never mixes the keys of one version with the state of
+    /// another, and a store is seen by the next request.
     Live {
         handle: KeyRingHandle,
         prepared: ArcSwap<Prepared>,
@@ -89,14 +90,16 @@ enum VerifyKeys {
 
 /// The keyed state of one version of a handle's ring.
 struct Prepared {
-    ring: Arc<KeyRing>,
+    /// The handle's version read before `ring` was loaded: `ring` is that version or newer.
+    version: u64,
     keys: PreparedKeys,
 }
 
 impl Prepared {
-    fn new(ring: Arc<KeyRing>) -> Self {
-        let keys = PreparedKeys::new(KeyRing::clone(&ring));
-        Self { ring, keys }
+    fn load(handle: &KeyRingHandle) -> Self {
+        let version = handle.version();
+        let keys = PreparedKeys::new(KeyRing::clone(&handle.load()));
+        Self { version, keys }
     }
 }
 
@@ -106,26 +109,27 @@ impl VerifyKeys {
         match handle.into_unshared() {
             Ok(ring) => Self::Fixed(PreparedKeys::new(Arc::unwrap_or_clone(ring))),
             Err(handle) => {
-                let prepared = ArcSwap::from_pointee(Prepared::new(handle.load_full()));
+                let prepared = ArcSwap::from_pointee(Prepared::load(&handle));
                 Self::Live { handle, prepared }
             }
         }
     }
 
-    /// Runs `verify` with the keys of exactly one version of the ring: the handle is loaded
-    /// once, here.
+    /// Runs `verify` with the keys of exactly one version of the ring, loaded once, here: the
+    /// cached keyed state when the handle's version has not moved since it was loaded (one
+    /// atomic read and one lock-free load), else the ring loaded and keyed afresh.
     fn with<R>(&self, verify: impl FnOnce(&PreparedKeys) -> R) -> R {
         match self {
             Self::Fixed(keys) => verify(keys),
             Self::Live { handle, prepared } => {
-                let ring = handle.load();
+                let version = handle.version();
                 let cached = prepared.load();
-                if Arc::ptr_eq(&cached.ring, &ring) {
+                if cached.version == version {
                     return verify(&cached.keys);
                 }
-                // The ring was swapped since the last request: key it once, for this
+                // The ring was swapped since the state was keyed: key it once, for this
                 // request and the next ones.
-                let fresh = Arc::new(Prepared::new(Arc::clone(&ring)));
+                let fresh = Arc::new(Prepared::load(handle));
                 prepared.store(Arc::clone(&fresh));
                 verify(&fresh.keys)
             }
