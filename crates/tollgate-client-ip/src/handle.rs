@@ -149,6 +149,39 @@ impl Ranges {
     }
 }
 
+/// The versions of the handles one request has loaded, so that every source of a chain that
+/// reads the same handle sees the same version (a chain of two sources sharing one handle
+/// must never judge one header by the old ranges and the next by the new).
+#[derive(Default)]
+pub(crate) struct Pinned(Vec<(usize, arc_swap::Guard<Arc<IpRanges>>)>);
+
+impl Ranges {
+    /// [`with`](Self::with), loading a live handle at most once per `pinned` (once per
+    /// request when the request's sources share `pinned`).
+    pub(crate) fn with_in<R>(
+        &self,
+        pinned: Option<&mut Pinned>,
+        f: impl FnOnce(&IpRanges) -> R,
+    ) -> R {
+        match (self, pinned) {
+            (Self::Fixed(ranges), _) => f(ranges),
+            (Self::Live(handle), None) => f(&handle.cell.load()),
+            (Self::Live(handle), Some(pinned)) => {
+                // The cell's address: the same for every clone of the handle while it lives.
+                let id = Arc::as_ptr(&handle.cell) as usize;
+                let at = match pinned.0.iter().position(|(cell, _)| *cell == id) {
+                    Some(at) => at,
+                    None => {
+                        pinned.0.push((id, handle.cell.load()));
+                        pinned.0.len() - 1
+                    }
+                };
+                f(&pinned.0[at].1)
+            }
+        }
+    }
+}
+
 impl PartialEq for Ranges {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {

@@ -215,6 +215,20 @@
 //!   unterminated quote sent by a client could otherwise swallow the element a proxy
 //!   appended on the same line.
 //!
+//! # Metrics
+//!
+//! Through the `metrics` facade (names in `tollgate_core::metrics`):
+//! [`ResolveClientIpLayer`] (and the [`ClientIp`] extractor's refusals) count
+//! `tollgate_requests_allowed_total` / `tollgate_requests_refused_total` with
+//! `layer="client_ip"`, [`IpAllowlistLayer`] with `layer="ip_allowlist"` (`code` on refusals:
+//! `ip_not_allowed`, `invalid_client_ip`, `client_ip_misconfigured`, …). The resolved IP goes
+//! into the span field `tollgate.client_ip` when the current span declares it, never into a
+//! label.
+//!
+//! Recorded when tollgate-core's `metrics` feature is on: the `tollgate` facade's default; with
+//! this crate alone, depend on `tollgate-core` with its default features (or feature
+//! `metrics`). Nothing is kept until the application installs a recorder.
+//!
 //! # Security considerations
 //!
 //! The guarantee every source, chain and layer here keeps (property-tested over arbitrary
@@ -240,7 +254,12 @@
 //! use one version, never the old ranges for one hop and the new for the next, and a stored
 //! set applies from the next request on (tested in `tests/rotation.rs`: a loop swapping
 //! between two versions while clients resolve never yields an address no single version
-//! gives, and loses no request). Cloudflare's compiled-in ranges are dated
+//! gives, and loses no request). A chain of sources that share one handle (`header(..,
+//! h).or(rightmost_trusted_range(.., h))`) loads it once for the whole chain (tested in
+//! `tests/tests/attack_review_9.rs`). Two *different* handles are two cells: a reload that
+//! stores the trusted proxies and then the allowlist lets a request in between resolve with
+//! the new proxies and be checked against the old allowlist; store the one that narrows
+//! access first. Cloudflare's compiled-in ranges are dated
 //! ([`CLOUDFLARE_RANGES_DATE`]); put them in a handle to refresh them from Cloudflare's list
 //! without a redeploy.
 //!

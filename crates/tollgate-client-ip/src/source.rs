@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::error::ExtractError;
-use crate::handle::Ranges;
+use crate::handle::{Pinned, Ranges};
 use crate::parse::{ForwardedElements, canonical, forwarded_for, parse_node, parse_node_with_port};
 use crate::{ClientIp, IpOrigin, IpRanges, IpRangesHandle};
 
@@ -358,13 +358,19 @@ impl ClientIpSource {
                 peer_ip(peer)?;
                 rightmost_count(headers, *list, *count)
             }
-            _ => match self.resolve(headers, peer)? {
+            _ => match self.resolve(headers, peer, None)? {
                 Resolved::Read(ip) | Resolved::Untrusted(ip) => Ok(ip),
             },
         }
     }
 
-    fn resolve(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Resolved, ExtractError> {
+    /// `pinned`: the handle versions this request has loaded (a chain's sources share it).
+    fn resolve(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        pinned: Option<&mut Pinned>,
+    ) -> Result<Resolved, ExtractError> {
         match &self.kind {
             // `remote-addr` trusts no proxy: like a source that does not trust the peer, it
             // passes inside a chain, so the peer answers only when no source trusts it.
@@ -374,7 +380,7 @@ impl ClientIpSource {
                 name,
                 proxies,
                 with_port,
-            } => proxies.with(|proxies| {
+            } => proxies.with_in(pinned, |proxies| {
                 if let Some(client) = untrusted_peer(peer, proxies)? {
                     return Ok(Resolved::Untrusted(client));
                 }
@@ -399,7 +405,7 @@ impl ClientIpSource {
                 }
             }),
             // One version of the trusted proxies for the peer check and the whole walk.
-            Kind::RightmostTrustedRange { list, proxies } => proxies.with(|proxies| {
+            Kind::RightmostTrustedRange { list, proxies } => proxies.with_in(pinned, |proxies| {
                 if let Some(client) = untrusted_peer(peer, proxies)? {
                     return Ok(Resolved::Untrusted(client));
                 }
@@ -428,8 +434,10 @@ impl ClientIpSource {
                 let mut first: Option<ExtractError> = None;
                 let mut missing_peer = false;
                 let mut passed: Option<ClientIp> = None;
+                // One version of each handle for the whole chain.
+                let mut pinned = Pinned::default();
                 for source in sources {
-                    match source.resolve(headers, peer) {
+                    match source.resolve(headers, peer, Some(&mut pinned)) {
                         Ok(Resolved::Read(ip)) => return Ok(Resolved::Read(ip)),
                         Ok(Resolved::Untrusted(ip)) => {
                             passed.get_or_insert(ip);

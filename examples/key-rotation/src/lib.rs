@@ -20,7 +20,7 @@
 //!
 //! | variable | content |
 //! | --- | --- |
-//! | `KEY_ROTATION_KEYS_FILE` | one `key-id = secret` per line, newest (signing) first; `#` comments |
+//! | `KEY_ROTATION_KEYS_FILE` | one `key-id = secret` per line, newest (signing) first; lines starting with `#` are comments (a `#` elsewhere is part of the secret) |
 //! | `KEY_ROTATION_PROXIES_FILE` | trusted proxy ranges (`10.0.0.5, cloudflare`), commas or lines |
 //! | `KEY_ROTATION_ALLOWLIST_FILE` | the client IP allowlist, same grammar |
 //! | `KEY_ROTATION_ORIGINS_FILE` | one allowed origin per line |
@@ -155,12 +155,13 @@ async fn read_file(path: &Path) -> Result<String, ReloadError> {
         })
 }
 
-/// Non-empty lines without `#` comments.
+/// Non-empty lines that are not comments (a comment line *starts* with `#`; a `#` inside a
+/// line is data: a secret may contain one, and cutting it there would install a shorter key).
 fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
         .enumerate()
-        .map(|(i, line)| (i + 1, line.split('#').next().unwrap_or("").trim()))
-        .filter(|(_, line)| !line.is_empty())
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
 }
 
 /// `key-id = secret` lines, newest first: the first signs, the others still verify.
@@ -178,7 +179,13 @@ fn parse_keys(path: &Path, text: &str) -> Result<KeyRing, ReloadError> {
         if id.is_empty() {
             return Err(error(format!("line {number} has no key id")));
         }
-        let key = Key::new(id, Secret::from_string(secret));
+        let secret = Secret::from_string(secret);
+        // Every key, not only the signing one: a blank key in the file is a mistake to
+        // report, never a key to install (the layers would skip it silently).
+        secret
+            .check_usable(&format!("key `{id}` (line {number})"))
+            .map_err(|err| error(err.to_string()))?;
+        let key = Key::new(id, secret);
         ring = Some(match ring {
             None => KeyRing::new(key),
             Some(ring) => ring.with_verification_key(key),
@@ -231,11 +238,17 @@ pub struct Reloader {
     /// The allowed origins.
     pub origins: OriginsHandle,
     reloads: watch::Sender<u64>,
+    /// Held from reading the files to storing them: two reloads that overlap (a SIGHUP
+    /// during an admin reload) run one after the other, so the last to finish is the last
+    /// to have read, and a stale read never reinstates a key revoked in between.
+    serial: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    /// Re-reads every file and installs them, or changes nothing and says why.
+    /// Re-reads every file and installs them, or changes nothing and says why. Reloads run
+    /// one at a time.
     pub async fn reload(&self) -> Result<(), ReloadError> {
+        let _serial = self.serial.lock().await;
         let snapshot = read(&self.files).await?;
         // The origins validate as they are stored (build's rules): first, so a refusal
         // leaves every handle as it was. The ring was checked when parsed.
@@ -303,6 +316,7 @@ pub async fn build(files: Files) -> Result<(Router, Arc<Reloader>), ReloadError>
         allowlist,
         origins,
         reloads: watch::channel(0).0,
+        serial: tokio::sync::Mutex::new(()),
     });
     Ok((router, reloader))
 }
@@ -398,16 +412,21 @@ mod tests {
         let path = Path::new("keys");
         let ring = parse_keys(
             path,
-            "# rotation\nnew = s3cr3t-new\n\nold = s3cr3t-old # until May\n",
+            "# rotation\nnew = s3cr3t-new\n\n  # until May\nold = s3cr3t#old\n",
         )
         .unwrap();
         let ids: Vec<_> = ring.keys().iter().map(Key::id).collect();
         assert_eq!(ids, ["new", "old"]);
+        // A `#` inside a line is part of the secret, never the start of a comment.
+        assert_eq!(ring.keys()[1].secret().expose_secret(), b"s3cr3t#old");
         let err = parse_keys(path, "new s3cr3t-value\n").unwrap_err();
         assert_eq!(err.to_string(), "keys: line 1 is not `key-id = secret`");
         let err = parse_keys(path, "blank =   \nold = s3cr3t-old\n").unwrap_err();
-        assert!(err.to_string().contains("signing key `blank`"), "{err}");
+        assert!(err.to_string().contains("key `blank` (line 1)"), "{err}");
         assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        // A blank verification key is refused too, naming its line.
+        let err = parse_keys(path, "new = s3cr3t-new\nold = \n").unwrap_err();
+        assert!(err.to_string().contains("key `old` (line 2)"), "{err}");
         assert!(parse_keys(path, "# nothing\n").is_err());
     }
 }

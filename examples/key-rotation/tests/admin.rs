@@ -94,7 +94,7 @@ async fn a_wrong_file_changes_nothing_and_names_no_secret() {
     write(&app.dir, "keys", &format!("blank =  \nold = {OLD}\n"));
     let (status, body) = app.admin_reload(admin).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body.contains("signing key `blank`"), "{body}");
+    assert!(body.contains("key `blank` (line 1)"), "{body}");
     assert!(!body.contains(OLD), "{body}");
     assert_eq!(app.webhook(OLD).await, (StatusCode::OK, "old".into()));
     assert_eq!(*app.reloader.subscribe().borrow(), 0);
