@@ -235,6 +235,28 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
         ratio(sig("raw-hmac", "1MiB"), sig("tollgate", "1MiB")),
         Target::AtLeast(0.9),
     );
+    row(
+        &mut out,
+        "3. signature verify, 1 KiB, ring read through a `KeyRingHandle` vs a fixed ring (time ratio)",
+        &time(sig("tollgate-handle", "1KiB")),
+        &time(sig("tollgate", "1KiB")),
+        ratio(sig("tollgate-handle", "1KiB"), sig("tollgate", "1KiB")),
+        Target::AtMost(1.02),
+    );
+    for hops in [1, 5, 20] {
+        let live = inputs.median(&format!("client_ip/tollgate-range-handle/{hops}"));
+        let fixed = inputs.median(&format!("client_ip/tollgate-range/{hops}"));
+        row(
+            &mut out,
+            &format!(
+                "2. client IP, trusted ranges read through an `IpRangesHandle` vs fixed, {hops} hop(s) (time ratio)"
+            ),
+            &time(live),
+            &time(fixed),
+            ratio(live, fixed),
+            Target::AtMost(1.02),
+        );
+    }
     let tz = (
         inputs.median("tranzila/tollgate"),
         inputs.median("tranzila/raw"),
@@ -283,6 +305,36 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
             Target::AtLeast(0.7),
         );
     }
+    let per_second = |id: &str| inputs.median(id).map(|ns| 1e9 / ns);
+    let single = per_second("replay_redis/tollgate/16");
+    let cluster = per_second("replay_redis_topology/cluster/16");
+    row(
+        &mut out,
+        "5. Redis Cluster (3 masters) vs one node, concurrency 16 (throughput ratio)",
+        &rate(cluster),
+        &rate(single),
+        ratio(cluster, single),
+        Target::None,
+    );
+    let no_wait = per_second("replay_redis_topology/master_replica/16");
+    let wait = per_second("replay_redis_topology/master_replica_wait1/16");
+    row(
+        &mut out,
+        "5. Redis master + replica, claims with `WAIT 1` vs without, concurrency 16 (throughput ratio)",
+        &rate(wait),
+        &rate(no_wait),
+        ratio(wait, no_wait),
+        Target::None,
+    );
+    let per_claim = inputs.result("replay.redis.bytes_per_claim");
+    row(
+        &mut out,
+        "5. Redis memory per claim (`used_memory` delta over 100,000 claims, bytes)",
+        &show(per_claim),
+        "—",
+        None,
+        Target::None,
+    );
     let bare = inputs.result("load.bare.rps");
     let stack = inputs.result("load.stack.rps");
     row(

@@ -171,6 +171,7 @@ pub enum LayerName {
 
 impl LayerName {
     /// Every layer, in the order of their index.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     const ALL: [LayerName; 8] = [
         LayerName::Origin,
         LayerName::ClientIp,
@@ -196,6 +197,7 @@ impl LayerName {
         }
     }
 
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     const fn index(self) -> usize {
         self as usize
     }

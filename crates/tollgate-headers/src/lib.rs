@@ -51,6 +51,10 @@
 //! through the `metrics` facade (`tollgate_core::metrics`). Never a label from the token or
 //! the provider's error text.
 //!
+//! Recorded when tollgate-core's `metrics` feature is on: the `tollgate` facade's default; with
+//! this crate alone, depend on `tollgate-core` with its default features (or feature
+//! `metrics`).
+//!
 //! # Security considerations
 //!
 //! Each statement here is tested, in `tests/security.rs` unless said otherwise.

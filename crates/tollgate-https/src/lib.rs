@@ -141,6 +141,17 @@
 //! | `axum` | the trusted-proxy check reads axum's `ConnectInfo<SocketAddr>` |
 //! | `tonic` | the trusted-proxy check reads tonic's `TcpConnectInfo` (and `TlsConnectInfo`) |
 //!
+//! # Metrics
+//!
+//! [`RequireHttpsLayer`] counts `tollgate_requests_allowed_total` and
+//! `tollgate_requests_refused_total{code="https_required"}` with `layer="https"` (a redirect to
+//! HTTPS counts as refused too), through the `metrics` facade (names in
+//! `tollgate_core::metrics`). The connector records nothing.
+//!
+//! Recorded when tollgate-core's `metrics` feature is on: the `tollgate` facade's default; with
+//! this crate alone, depend on `tollgate-core` with its default features (or feature
+//! `metrics`). Nothing is kept until the application installs a recorder.
+//!
 //! # Security considerations
 //!
 //! Each statement is tested; the test is named.

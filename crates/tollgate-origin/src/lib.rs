@@ -169,6 +169,17 @@
 //! # }
 //! ```
 //!
+//! # Metrics
+//!
+//! [`OriginAllowlistLayer`] counts `tollgate_requests_allowed_total` and
+//! `tollgate_requests_refused_total` (by `code`, e.g. `origin_not_allowed`) with
+//! `layer="origin"`, through the `metrics` facade (names in `tollgate_core::metrics`); a
+//! refused origin is never a label.
+//!
+//! Recorded when tollgate-core's `metrics` feature is on: the `tollgate` facade's default; with
+//! this crate alone, depend on `tollgate-core` with its default features (or feature
+//! `metrics`). Nothing is kept until the application installs a recorder.
+//!
 //! # Security considerations
 //!
 //! - Checks based on `Origin`, `Referer` and `Sec-Fetch-Site` protect **browser** users;

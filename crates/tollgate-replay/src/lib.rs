@@ -151,6 +151,10 @@
 //!
 //! No label comes from a request: not the nonce, not the key id, not the client's address.
 //!
+//! Recorded when tollgate-core's `metrics` feature is on: the `tollgate` facade's default; with
+//! this crate alone, depend on `tollgate-core` with its default features (or feature
+//! `metrics`).
+//!
 //! # Security considerations
 //!
 //! What the guard promises, each statement tested in `tests/tests/seams.rs` of the workspace

@@ -71,6 +71,20 @@
 //! # }
 //! ```
 //!
+//! # Metrics
+//!
+//! [`VerifySignatureLayer`] records through the `metrics` facade (names in
+//! `tollgate_core::metrics`) with `layer="signature"`: `tollgate_requests_allowed_total`,
+//! `tollgate_requests_refused_total` by `code` (`signature_missing`, `signature_invalid`,
+//! `timestamp_out_of_window`, `payload_too_large`, …), and `tollgate_verify_duration_seconds`, the
+//! time of the check once the body has arrived, whatever its outcome. It records the id of the
+//! key that verified into the span field `tollgate.key_id` when the current span declares it.
+//! [`SignRequestLayer`] (client side) records nothing.
+//!
+//! Recorded when tollgate-core's `metrics` feature is on: the `tollgate` facade's default; with
+//! this crate alone, depend on `tollgate-core` with its default features (or feature
+//! `metrics`). Nothing is kept until the application installs a recorder.
+//!
 //! # Security considerations
 //!
 //! - **Signatures are pinned to their upstreams.** A payload or canonical signature is a

@@ -35,6 +35,20 @@
 //! [`TranzilaSigningLayer::new`] refuses any other ([`ConfigError::InvalidAppKey`]) and
 //! [`TranzilaVerifyLayer`] answers 400 `header_malformed`.
 //!
+//! # Metrics
+//!
+//! [`TranzilaVerifyLayer`] records through the `metrics` facade (names in
+//! `tollgate_core::metrics`) with `layer="tranzila"`: `tollgate_requests_allowed_total`,
+//! `tollgate_requests_refused_total` by `code`, and `tollgate_verify_duration_seconds`, the
+//! time of the token check, whatever its outcome; then its built-in nonce claim counts as the
+//! replay guard's (`layer="replay"`, `tollgate_nonce_claims_total` and the other store
+//! metrics). The app key whose token verified goes into the span field `tollgate.key_id`.
+//! [`TranzilaSigningLayer`] (client side) records nothing.
+//!
+//! Recorded when tollgate-core's `metrics` feature is on: the `tollgate` facade's default; with
+//! this crate alone, depend on `tollgate-core` with its default features (or feature
+//! `metrics`). Nothing is kept until the application installs a recorder.
+//!
 //! # Security considerations
 //!
 //! **A blank secret is refused when a layer is built.** With an empty or whitespace-only

@@ -96,9 +96,22 @@
 //! | `axum` (default) | | axum extractors and `ConnectInfo` support in the layer crates; needed to serve axum (without it the client-IP layers find no peer: 500 `client_ip_misconfigured`, and the log names this feature) |
 //! | `tonic` | | tonic's `TcpConnectInfo` / `TlsConnectInfo` as the client-IP peer |
 //! | `redis` | | `RedisNonceStore` (enables `replay`) |
+//! | `redis-cluster` | | `RedisNonceStore::cluster` (Redis Cluster) and `RedisNonceStore::sentinel` (Sentinel failover); `wait_for_replicas` (`WAIT`) works on every topology (enables `redis`) |
+//! | `metrics` (default) | | every layer records allowed and refused requests, verify latency, nonce-store claims and errors, token refreshes through the [`metrics`](https://docs.rs/metrics) facade ([`core::metrics`]: names, labels; you install the recorder). Without it the recording is compiled out; span fields are recorded either way |
 //! | `serde` | | `Deserialize` for client-IP sources |
 //!
-//! [`core`] (`tollgate-core`: `Secret`, `KeyRing`, `Clock`, rejections) is always there.
+//! [`core`] (`tollgate-core`: `Secret`, `KeyRing`, `KeyRingHandle`, `Clock`, rejections,
+//! metric names) is always there.
+//!
+//! # Changing keys, ranges and origins while running
+//!
+//! Keys, trusted-proxy and allowlist ranges, and allowed origins can be swapped without
+//! rebuilding the service: give the layer a handle and store into it (readers never lock; a
+//! request sees one version). [`core::KeyRingHandle`] for `VerifySignatureLayer` and
+//! `SignRequestLayer`; `client_ip::IpRangesHandle` for `ClientIpSource::header`,
+//! `rightmost_trusted_range` and `IpAllowlistLayer::with_handle`; `origin::OriginsHandle`
+//! from `OriginAllowlistBuilder::build_swappable`. The `key-rotation` example reloads all of
+//! them on `SIGHUP`.
 //!
 //! # Layer order
 //!
@@ -160,7 +173,8 @@ pub use tollgate_https as https;
 #[doc(inline)]
 pub use tollgate_reqwest as reqwest;
 
-/// Secrets, key rings, clocks, body buffering and rejections (`tollgate-core`).
+/// Secrets, key rings and their handle, clocks, body buffering, rejections and metric names
+/// (`tollgate-core`).
 #[doc(inline)]
 pub use tollgate_core as core;
 

@@ -1,0 +1,45 @@
+use tollgate::core::{BoxError, Key, KeyRing, KeyRingHandle, Secret};
+use tollgate::signature::{BodyHmac, VerifySignatureLayer};
+
+/// At start-up: the layer holds one clone of the handle, you keep the other.
+pub fn webhook_layer(keys: &KeyRingHandle) -> Result<VerifySignatureLayer, BoxError> {
+    Ok(VerifySignatureLayer::new(
+        BodyHmac::x_webhook_signature(),
+        keys.clone(),
+    )?)
+}
+
+/// "New key, deploy, verify, revoke old", while the service runs.
+pub fn rotate(keys: &KeyRingHandle, new_secret: Secret) -> Result<(), BoxError> {
+    // 1. The new key signs from now on; the old one still verifies.
+    let rotated = keys
+        .load()
+        .as_ref()
+        .clone()
+        .rotate(Key::new("2026-11", new_secret));
+    keys.store(rotated)?;
+    // 2. Give the sender the new secret. 3. Check that `VerifiedSignature::key_id()` reads
+    //    "2026-11" on what arrives. 4. Revoke the old key: its very next use is refused.
+    let revoked = keys
+        .load()
+        .without("2026-08")
+        .ok_or("no key would remain")?;
+    keys.store(revoked)?;
+    Ok(())
+}
+
+/// `kill -HUP <pid>` after updating `WEBHOOK_SECRET`: a missing or blank secret is refused
+/// and the ring in place stays.
+#[cfg(unix)]
+pub async fn reload_on_sighup(keys: KeyRingHandle) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    while hangups.recv().await.is_some() {
+        let stored = Secret::from_env("WEBHOOK_SECRET")
+            .and_then(|secret| keys.store(KeyRing::new(Key::new("current", secret))));
+        if let Err(err) = stored {
+            tracing::warn!(%err, "SIGHUP: keys not reloaded");
+        }
+    }
+    Ok(())
+}
