@@ -4,7 +4,7 @@
 //! - `readme_*_block_is_compiled`: the first `rust` block under each heading is the file in
 //!   `sections/`, so the README cannot show code that does not build.
 //! - `rotation_swaps_the_key_of_a_built_layer`: the "Rotating keys" functions on a real
-//!   verifier: the old key verifies, then after `rotate` its very next use is 401 while the
+//!   verifier: the old key verifies, then after `revoke_old_key` its very next use is 401 while the
 //!   new key verifies, and a blank secret is never installed.
 //! - The "Metrics" block is in `metrics_section.rs`: its test installs the process's one
 //!   recorder and counts exactly, so no other test may share its process.
@@ -112,7 +112,11 @@ async fn rotation_swaps_the_key_of_a_built_layer() {
         StatusCode::UNAUTHORIZED
     );
 
-    rotating_keys::rotate(&keys, Secret::from_string("new-secret")).unwrap();
+    rotating_keys::deploy_new_key(&keys, Secret::from_string("new-secret")).unwrap();
+    // Both verify while the sender moves to the new key.
+    assert_eq!(status(sign(body, "new-secret")).await, StatusCode::OK);
+    assert_eq!(status(sign(body, "old-secret")).await, StatusCode::OK);
+    rotating_keys::revoke_old_key(&keys).unwrap();
     assert_eq!(status(sign(body, "new-secret")).await, StatusCode::OK);
     assert_eq!(
         status(sign(body, "old-secret")).await,
@@ -130,7 +134,7 @@ async fn rotation_swaps_the_key_of_a_built_layer() {
 
     // A blank secret is never installed: the ring in place stays.
     assert!(
-        rotating_keys::rotate(&keys, Secret::from_string(" ")).is_err(),
+        rotating_keys::deploy_new_key(&keys, Secret::from_string(" ")).is_err(),
         "a blank signing key must be refused"
     );
     assert_eq!(keys.load().signing_key().id(), "2026-11");

@@ -9,23 +9,24 @@ pub fn webhook_layer(keys: &KeyRingHandle) -> Result<VerifySignatureLayer, BoxEr
     )?)
 }
 
-/// "New key, deploy, verify, revoke old", while the service runs.
-pub fn rotate(keys: &KeyRingHandle, new_secret: Secret) -> Result<(), BoxError> {
-    // 1. The new key signs from now on; the old one still verifies.
+/// "New key, deploy": the new key signs from now on; the old one still verifies.
+pub fn deploy_new_key(keys: &KeyRingHandle, new_secret: Secret) -> Result<(), BoxError> {
     let rotated = keys
         .load()
         .as_ref()
         .clone()
         .rotate(Key::new("2026-11", new_secret));
-    keys.store(rotated)?;
-    // 2. Give the sender the new secret. 3. Check that `VerifiedSignature::key_id()` reads
-    //    "2026-11" on what arrives. 4. Revoke the old key: its very next use is refused.
+    Ok(keys.store(rotated)?)
+}
+
+/// "Verify, revoke old": once `VerifiedSignature::key_id()` reads "2026-11" on what the
+/// sender sends, revoke the old key. Its very next use is refused.
+pub fn revoke_old_key(keys: &KeyRingHandle) -> Result<(), BoxError> {
     let revoked = keys
         .load()
         .without("2026-08")
         .ok_or("no key would remain")?;
-    keys.store(revoked)?;
-    Ok(())
+    Ok(keys.store(revoked)?)
 }
 
 /// `kill -HUP <pid>` after updating `WEBHOOK_SECRET`: a missing or blank secret is refused
