@@ -491,7 +491,7 @@ impl RedisNonceStore {
     /// let sentinels = ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"];
     /// let store = RedisNonceStore::sentinel(sentinels, "replay")
     ///     // A claim is acknowledged by one replica before the request proceeds.
-    ///     .wait_for_replicas(1, Duration::from_millis(50))
+    ///     .wait_for_replicas(1, Duration::from_millis(100))
     ///     .connect()
     ///     .await?;
     /// let layer = ReplayGuardLayer::new(store);
@@ -920,7 +920,11 @@ impl RedisNonceStoreBuilder {
     ///
     /// Cost: a `WAIT` holds the connection until the replicas answer (a round trip from the
     /// master to a replica), and the store's claims share one connection, so claims per
-    /// second fall (measured in `BENCHMARKS.md`).
+    /// second fall (measured in `BENCHMARKS.md`). Leave the replicas room: in the benchmark,
+    /// right after a burst of claims made without `WAIT`, a replica still catching up did not
+    /// acknowledge within 100 ms, and every claim until it did was a 503. Size `timeout` for
+    /// your replicas' lag under load, below the store's [`timeout`](Self::timeout) (500 ms by
+    /// default).
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
         self.wait = Some(WaitForReplicas { replicas, timeout });
         self
