@@ -83,9 +83,19 @@ fn policy_verdict(reply: Value) -> Result<(), ConfigError> {
     }
 }
 
-/// The outcome of a `SET … NX` reply.
+/// One claim: `SET key id NX PX ttl`, and when the key is already there, whether it holds this
+/// claim's own id: a round trip the client resent after losing its reply (the cluster client
+/// retries on I/O errors) finds its own first write, which is this claim, not a replay.
+/// `1` = claimed, `0` = held by another claim. Ids are unique per claim (`ClaimId`), so a
+/// replay never matches.
+const CLAIM_SCRIPT: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end \
+     if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0";
+
+/// The outcome of a claim's reply ([`CLAIM_SCRIPT`]'s, or a plain `SET … NX`'s).
 fn set_outcome(reply: Value) -> Result<Claim, redis::RedisError> {
     match reply {
+        Value::Int(1) => Ok(Claim::Claimed),
+        Value::Int(0) => Ok(Claim::AlreadySeen),
         Value::Okay => Ok(Claim::Claimed),
         Value::SimpleString(s) if s == "OK" => Ok(Claim::Claimed),
         Value::Nil => Ok(Claim::AlreadySeen),
@@ -199,9 +209,14 @@ impl std::error::Error for ConfigError {
 /// A nonce store on Redis, shared by every instance of a service behind a load balancer:
 /// a request accepted by one instance is refused as replayed by all the others.
 ///
-/// Each claim is one atomic `SET <prefix><hex(sha256(key))> <claim id> NX PX <ttl>`: Redis answers
-/// `OK` to exactly one of many concurrent claims of a key; a claim that finds the key does not
-/// touch its TTL. The TTL is `(held_until − now + 1)` seconds in milliseconds, where
+/// Each claim is one atomic script (`EVAL`): `SET <prefix><hex(sha256(key))> <claim id> NX PX
+/// <ttl>`, and when the key is already there, whether it holds this claim's own id. Redis
+/// answers "claimed" to exactly one of many concurrent claims of a key; a claim that finds the
+/// key does not touch its TTL. The id check makes a resent round trip harmless: the Cluster
+/// client resends a pipeline whose reply was lost, and the resent claim finds its own first
+/// write (claimed), never reading it as a replay of itself (tested in
+/// `tests/tests/attack_review_10.rs`). Claim ids are unique per claim, so a replay never
+/// matches. The TTL is `(held_until − now + 1)` seconds in milliseconds, where
 /// [`held_until`]`(expires_at, now, min_retention)` is the later of `expires_at` and
 /// `now + min_retention`, so the key is held through that second whatever the fraction of the
 /// current second; Redis drops it after. Keys are hashed, so their length and content never
@@ -293,14 +308,26 @@ impl std::error::Error for ConfigError {
 ///   store asks the Sentinels again after any failed claim, so it heals as soon as they
 ///   name the promoted replica, without a restart (tested).
 ///
+///   **A partitioned master that comes back.** A store keeps its connection to the master
+///   it found until a claim fails. When the master is cut off (a network partition, a
+///   paused process) long enough to be failed over and then comes back, it still takes
+///   writes until the Sentinels demote it: a store that sent nothing during the outage
+///   claims there while the others claim on the new master, and the same request can be
+///   accepted by both (the old master's copy is dropped when it resyncs). The store cannot
+///   see this by itself; `wait_for_replicas(1, t)` closes it (the old master has no replica
+///   left to acknowledge, so its claims are refused), as `min-replicas-to-write 1` narrows
+///   it (tested in `tests/tests/attack_review_10.rs`, both ways).
+///
 /// # Topologies
 ///
 /// - One Redis: [`RedisNonceStore::builder`]`(url)`.
 /// - Redis Cluster (feature `redis-cluster`): `RedisNonceStore::cluster(nodes)`. One claim
 ///   is one key, so it lives in the hash slot of its (hashed) key, on one master: claims
 ///   spread over the masters and need no cross-slot command. [`connect`] checks the eviction
-///   policy of **every** master; at run time the check rides with a claim to the master
-///   that holds its key.
+///   policy of **every** master, and so does the run-time re-check: when the verdict is
+///   stale, the next claim first asks every master (once per interval), so a master switched
+///   to an evicting policy after `connect()` is caught wherever claims land (tested in
+///   `tests/tests/attack_review_10.rs`).
 /// - Sentinel (feature `redis-cluster`): `RedisNonceStore::sentinel(sentinels, service)`,
 ///   one master at a time, found through the Sentinels.
 ///
@@ -687,18 +714,31 @@ impl RedisNonceStore {
     /// cached verdict is stale: the hot path is one atomic load and the `SET` alone.
     async fn set_nx(&self, key: &[u8], expires_at: u64, id: ClaimId) -> Result<Claim, StoreError> {
         let now = self.config.clock.now_unix();
-        let check = self
+        #[cfg_attr(not(feature = "redis-cluster"), allow(unused_mut))]
+        let mut check = self
             .config
             .policy_check
             .as_ref()
             .filter(|check| check.is_stale(now));
+        // On a cluster a claim's round trip reaches the master of its slot only, while the
+        // verdict it would refresh covers every master: a stale verdict is refreshed by
+        // asking every master first (once per interval), so a master switched to an evicting
+        // policy after `connect()` is caught wherever the next claims land.
+        #[cfg(feature = "redis-cluster")]
+        if check.is_some() && self.backend.cluster().is_some() {
+            if let Err(err) = self.verify().await {
+                self.claim_failed();
+                return Err(StoreError::Unavailable(Box::new(err)));
+            }
+            check = None;
+        }
         let ttl_ms = self.ttl_ms(expires_at, now);
         let redis_key = self.redis_key(key);
-        let mut set = redis::cmd("SET");
-        set.arg(&redis_key)
+        let mut set = redis::cmd("EVAL");
+        set.arg(CLAIM_SCRIPT)
+            .arg(1)
+            .arg(&redis_key)
             .arg(id.get())
-            .arg("NX")
-            .arg("PX")
             .arg(ttl_ms);
         // One pipeline: error replies stay values, so an error of the `CONFIG GET` does not
         // hide the outcome of the `SET` (which Redis runs either way).
