@@ -178,6 +178,10 @@ pub trait NonceStore: fmt::Debug + Send + Sync + 'static {
 
     /// [`claim`](NonceStore::claim), tagging the claim with `id` for a later
     /// [`release`](NonceStore::release). The default ignores `id`.
+    ///
+    /// Give every claim a fresh id ([`ClaimId::new`], as the replay guard does): a store may
+    /// take a claim carrying the id that already holds the key for that same claim resent
+    /// (`RedisNonceStore` does, so a round trip its client resent is not read as a replay).
     fn claim_with_id<'a>(&'a self, key: &'a [u8], expires_at: u64, id: ClaimId) -> ClaimFuture<'a> {
         let _ = id;
         self.claim(key, expires_at)
