@@ -189,24 +189,25 @@ pub(crate) fn without_url(error: reqwest_middleware::Error) -> reqwest_middlewar
 }
 
 /// Set by [`RetryMiddleware`](crate::RetryMiddleware) in the middleware extensions when its
-/// policy names an idempotency key; [`TowerMiddleware`] records whether the request went out
-/// with it.
+/// policy names an idempotency key; [`TowerMiddleware`] records whether its layers stripped
+/// the key from the request. Without a `TowerMiddleware` nothing is recorded and the key, as
+/// the caller set it, counts.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyProbe {
     pub(crate) name: http::HeaderName,
-    pub(crate) sent: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) stripped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl KeyProbe {
     fn record(&self, headers: &http::HeaderMap) {
-        self.sent.store(
-            headers.contains_key(&self.name),
+        self.stripped.store(
+            !headers.contains_key(&self.name),
             std::sync::atomic::Ordering::Relaxed,
         );
     }
 
-    /// Whether the last attempt went out with the key.
-    pub(crate) fn was_sent(&self) -> bool {
-        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    /// Whether the layers took the key off the last attempt.
+    pub(crate) fn was_stripped(&self) -> bool {
+        self.stripped.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -124,7 +124,7 @@ impl RetryMiddleware {
         // With an idempotency key configured: whether it went out (a layer may strip it).
         let probe = self.policy.idempotency_key_header().map(|name| KeyProbe {
             name: name.clone(),
-            sent: std::sync::Arc::default(),
+            stripped: std::sync::Arc::default(),
         });
         if let Some(probe) = &probe {
             extensions.insert(probe.clone());
@@ -143,7 +143,7 @@ impl RetryMiddleware {
                 .await;
             let following = attempt.saturating_add(1);
             if let Some(probe) = &probe
-                && !probe.was_sent()
+                && probe.was_stripped()
             {
                 // The provider never saw the key: the retry rules must not count on it.
                 request.headers_mut().remove(&probe.name);

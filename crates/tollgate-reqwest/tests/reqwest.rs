@@ -19,7 +19,8 @@ use tollgate_core::{BufferedBody, KeyRing, ManualClock, Secret, Upstream};
 use tollgate_headers::{HeaderError, HeaderHygieneLayer, SecretHeaderLayer};
 use tollgate_replay::MemoryNonceStore;
 use tollgate_reqwest::{
-    ClientBuilder, ConfigError, Error, RetryPolicy, TlsConfig, TowerMiddleware, find_error,
+    ClientBuilder, ConfigError, Error, RetryMiddleware, RetryPolicy, TlsConfig, TowerMiddleware,
+    find_error,
 };
 use tollgate_signature::{BodyHmac, Canonical, SignRequestLayer, VerifySignatureLayer};
 use tollgate_test_support::tls::{HttpsServer, Seen, TestPki, handler, serve_recording};
@@ -552,4 +553,61 @@ async fn hygiene_presets_strip_what_the_browser_sent() {
         }
         assert_eq!(headers["content-type"], "application/json");
     }
+}
+
+/// `RetryMiddleware` alone (no `TowerMiddleware` to report what the layers sent) keeps the
+/// caller's idempotency key: a POST carrying it is retried after a 503, and the retry still
+/// carries it (the key is taken off only when a layer is seen stripping it).
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_middleware_alone_keeps_the_idempotency_key() {
+    let pki = TestPki::generate();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let server = {
+        let (calls, keys) = (Arc::clone(&calls), Arc::clone(&keys));
+        HttpsServer::start(
+            &pki.good,
+            handler(move |request: Request<Bytes>| {
+                let (calls, keys) = (Arc::clone(&calls), Arc::clone(&keys));
+                async move {
+                    keys.lock().unwrap().push(
+                        request
+                            .headers()
+                            .get(&IDEMPOTENCY_KEY)
+                            .map(|value| value.to_str().unwrap().to_owned()),
+                    );
+                    let status = if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        503
+                    } else {
+                        200
+                    };
+                    Response::builder()
+                        .status(status)
+                        .body(Bytes::from_static(b"ok"))
+                        .unwrap()
+                }
+            }),
+        )
+        .await
+    };
+    let retry = RetryMiddleware::new(
+        RetryPolicy::new(3)
+            .backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .idempotency_key(IDEMPOTENCY_KEY),
+    );
+    let client = reqwest_middleware::ClientBuilder::new(plain(&pki))
+        .with(retry)
+        .build();
+    let response = client
+        .post(format!("{}/v1/charge", server.url()))
+        .header(&IDEMPOTENCY_KEY, "charge-42")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        *keys.lock().unwrap(),
+        [Some("charge-42".to_owned()), Some("charge-42".to_owned())]
+    );
 }
