@@ -264,7 +264,12 @@ impl TokenRefresh {
 /// The `code` label of `code`: the known code itself, else `other` (so a code of your own, or
 /// any string, never grows the label set).
 pub fn code_label(code: &str) -> &'static str {
-    crate::rejection::code_index(code)
+    label_of(crate::rejection::code_index(code))
+}
+
+/// The `code` label of the known code at `index`, `other` for none.
+fn label_of(index: Option<usize>) -> &'static str {
+    index
         .and_then(|index| crate::rejection::all_codes().get(index))
         .copied()
         .unwrap_or("other")
@@ -294,10 +299,7 @@ pub fn allowed(layer: LayerName, extensions: &mut http::Extensions) {
 #[doc(hidden)]
 pub fn refused(layer: LayerName, code: &str) {
     let index = crate::rejection::code_index(code);
-    let code = index
-        .and_then(|index| crate::rejection::all_codes().get(index))
-        .copied()
-        .unwrap_or("other");
+    let code = label_of(index);
     imp::refused(layer, index);
     let span = tracing::Span::current();
     if !span.is_disabled() {
@@ -452,31 +454,106 @@ mod imp {
         }
     }
 
-    pub(super) fn nonce_claim(store: &'static str, outcome: ClaimOutcome, elapsed: Duration) {
-        metrics::counter!(
-            super::NONCE_CLAIMS_TOTAL,
-            label::STORE => store,
-            label::OUTCOME => outcome.as_str()
-        )
-        .increment(1);
-        metrics::histogram!(super::NONCE_CLAIM_DURATION_SECONDS, label::STORE => store)
-            .record(elapsed.as_secs_f64());
-        if matches!(outcome, ClaimOutcome::Full | ClaimOutcome::Error) {
-            nonce_store_error(store);
+    /// The nonce-store series of one store kind, built once for the crate's own stores.
+    struct StoreKeys {
+        /// By `ClaimOutcome` index.
+        claims: [Key; 4],
+        duration: Key,
+        errors: Key,
+        entries: Key,
+        capacity: Key,
+    }
+
+    impl StoreKeys {
+        fn new(store: &'static str) -> Self {
+            let key = |name: &'static str| {
+                Key::from_parts(name, vec![Label::from_static_parts(label::STORE, store)])
+            };
+            let claim = |outcome: ClaimOutcome| {
+                Key::from_parts(
+                    super::NONCE_CLAIMS_TOTAL,
+                    vec![
+                        Label::from_static_parts(label::STORE, store),
+                        Label::from_static_parts(label::OUTCOME, outcome.as_str()),
+                    ],
+                )
+            };
+            Self {
+                claims: [
+                    claim(ClaimOutcome::Claimed),
+                    claim(ClaimOutcome::Replayed),
+                    claim(ClaimOutcome::Full),
+                    claim(ClaimOutcome::Error),
+                ],
+                duration: key(super::NONCE_CLAIM_DURATION_SECONDS),
+                errors: key(super::NONCE_STORE_ERRORS_TOTAL),
+                entries: key(super::NONCE_STORE_ENTRIES),
+                capacity: key(super::NONCE_STORE_CAPACITY),
+            }
         }
+    }
+
+    /// Runs `f` with the series of `store`: built once for `memory` and `redis` (recording
+    /// then allocates nothing), per call for a store kind of your own.
+    fn with_store_keys<R>(store: &'static str, f: impl FnOnce(&StoreKeys) -> R) -> R {
+        static MEMORY: OnceLock<StoreKeys> = OnceLock::new();
+        static REDIS: OnceLock<StoreKeys> = OnceLock::new();
+        match store {
+            "memory" => f(MEMORY.get_or_init(|| StoreKeys::new("memory"))),
+            "redis" => f(REDIS.get_or_init(|| StoreKeys::new("redis"))),
+            other => f(&StoreKeys::new(other)),
+        }
+    }
+
+    fn outcome_index(outcome: ClaimOutcome) -> usize {
+        match outcome {
+            ClaimOutcome::Claimed => 0,
+            ClaimOutcome::Replayed => 1,
+            ClaimOutcome::Full => 2,
+            ClaimOutcome::Error => 3,
+        }
+    }
+
+    pub(super) fn nonce_claim(store: &'static str, outcome: ClaimOutcome, elapsed: Duration) {
+        with_store_keys(store, |keys| {
+            metrics::with_recorder(|recorder| {
+                recorder
+                    .register_counter(&keys.claims[outcome_index(outcome)], &METADATA)
+                    .increment(1);
+                recorder
+                    .register_histogram(&keys.duration, &METADATA)
+                    .record(elapsed.as_secs_f64());
+                if matches!(outcome, ClaimOutcome::Full | ClaimOutcome::Error) {
+                    recorder
+                        .register_counter(&keys.errors, &METADATA)
+                        .increment(1);
+                }
+            });
+        });
     }
 
     pub(super) fn nonce_store_error(store: &'static str) {
-        metrics::counter!(super::NONCE_STORE_ERRORS_TOTAL, label::STORE => store).increment(1);
+        with_store_keys(store, |keys| {
+            metrics::with_recorder(|recorder| recorder.register_counter(&keys.errors, &METADATA))
+                .increment(1);
+        });
     }
 
     pub(super) fn nonce_store_size(store: &'static str, entries: f64, capacity: f64) {
-        if entries != 0.0 {
-            metrics::gauge!(super::NONCE_STORE_ENTRIES, label::STORE => store).increment(entries);
-        }
-        if capacity != 0.0 {
-            metrics::gauge!(super::NONCE_STORE_CAPACITY, label::STORE => store).increment(capacity);
-        }
+        with_store_keys(store, |keys| {
+            metrics::with_recorder(|recorder| {
+                if entries != 0.0 {
+                    recorder
+                        .register_gauge(&keys.entries, &METADATA)
+                        .increment(entries);
+                }
+                if capacity != 0.0 {
+                    recorder
+                        .register_gauge(&keys.capacity, &METADATA)
+                        .increment(capacity);
+                }
+            });
+        });
     }
 
     pub(super) fn token_refresh(outcome: TokenRefresh) {
