@@ -225,6 +225,17 @@ pub(crate) fn judge<B, ResBody>(
     verdict(policy, request.method(), request.headers(), outcome, now)
 }
 
+/// The statuses a retry may follow (for a request that may be resent): 502, 503, 504, 429.
+fn retryable_status(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+            | StatusCode::TOO_MANY_REQUESTS
+    )
+}
+
 /// What to do after an attempt of a `method` request with `headers` ended in `outcome`.
 fn verdict(
     policy: &RetryPolicy,
@@ -238,14 +249,7 @@ fn verdict(
             status,
             headers: response_headers,
         } => {
-            let retryable = matches!(
-                status,
-                StatusCode::BAD_GATEWAY
-                    | StatusCode::SERVICE_UNAVAILABLE
-                    | StatusCode::GATEWAY_TIMEOUT
-                    | StatusCode::TOO_MANY_REQUESTS
-            );
-            if !retryable || !policy.may_resend(method, headers) {
+            if !retryable_status(status) || !policy.may_resend(method, headers) {
                 return Verdict::Final;
             }
             let retry_after = if matches!(
@@ -286,13 +290,7 @@ impl RetryPolicy {
     ) -> Option<Duration> {
         // The usual answer, decided without reading the clocks.
         if let Ok(response) = result
-            && !matches!(
-                response.status(),
-                StatusCode::BAD_GATEWAY
-                    | StatusCode::SERVICE_UNAVAILABLE
-                    | StatusCode::GATEWAY_TIMEOUT
-                    | StatusCode::TOO_MANY_REQUESTS
-            )
+            && !retryable_status(response.status())
         {
             return None;
         }
