@@ -6,85 +6,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use key_rotation::{AdminError, Files, Reloader};
+use key_rotation::AdminError;
 use tollgate::client_ip::{ClientIpSource, IpRanges, IpRangesHandle, ListHeader};
 use tollgate::core::{Key, KeyRing, KeyRingHandle, Secret, VerifiedSignature};
-use tollgate::signature::{BodyHmac, RequestParts, Scheme, VerifySignatureLayer};
-use tollgate_test_support::TempDir;
+use tollgate::signature::{BodyHmac, VerifySignatureLayer};
 
-const BODY: &[u8] = br#"{"event":"payment.completed"}"#;
-const OLD: &str = "old-webhook-secret-0123456789";
-const NEW: &str = "new-webhook-secret-9876543210";
+// The key-rotation example in-process on loopback: its own tests' harness.
+#[path = "../../examples/key-rotation/tests/common/mod.rs"]
+mod rotation;
 
-// ---------------------------------------------------------------------------------------
-// Helpers: the key-rotation example in-process on loopback.
-// ---------------------------------------------------------------------------------------
-
-struct Running {
-    addr: SocketAddr,
-    reloader: Arc<Reloader>,
-    dir: TempDir,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-fn write(dir: &TempDir, name: &str, text: &str) {
-    std::fs::write(dir.path().join(name), text).unwrap();
-}
-
-async fn start_example(keys: &str) -> Running {
-    let dir = TempDir::new("attack9-rotation");
-    write(&dir, "keys", keys);
-    write(&dir, "proxies", "# none\n");
-    write(&dir, "allowlist", "loopback\n");
-    write(&dir, "origins", "https://app.example.com\n");
-    let path = |name: &str| -> PathBuf { dir.path().join(name) };
-    let files = Files {
-        keys: path("keys"),
-        proxies: path("proxies"),
-        allowlist: path("allowlist"),
-        origins: path("origins"),
-    };
-    let (router, reloader) = key_rotation::build(files).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(example_server::serve(
-        listener,
-        router,
-        example_server::Limits::default(),
-    ));
-    Running {
-        addr,
-        reloader,
-        dir,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    }
-}
-
-fn signature(secret: &str) -> String {
-    let (method, uri, headers) = (
-        Method::POST,
-        Uri::from_static("/webhooks"),
-        HeaderMap::new(),
-    );
-    let added = BodyHmac::x_webhook_signature()
-        .sign(
-            &Secret::from_string(secret),
-            &RequestParts::new(&method, &uri, &headers, BODY),
-            0,
-        )
-        .unwrap();
-    added[0].1.to_str().unwrap().to_owned()
-}
+use rotation::{BODY, NEW, OLD, signature, start_with_keys as start_example, write};
 
 async fn send(
     client: &Client<HttpConnector, Full<Bytes>>,
@@ -94,24 +34,6 @@ async fn send(
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-impl Running {
-    async fn webhook(&self, secret: &str) -> (StatusCode, String) {
-        let request = Request::post(format!("http://{}/webhooks", self.addr))
-            .header("x-webhook-signature", signature(secret))
-            .body(Full::new(Bytes::from_static(BODY)))
-            .unwrap();
-        send(&self.client, request).await
-    }
-
-    async fn whoami(&self, origin: &str) -> (StatusCode, String) {
-        let request = Request::get(format!("http://{}/api/whoami", self.addr))
-            .header("origin", origin)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        send(&self.client, request).await
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -351,7 +273,7 @@ async fn an_overlapping_stale_reload_never_reinstates_a_revoked_key() {
 async fn bad_keys_file_on_reload_keeps_every_old_setting() {
     let running = start_example(&format!("old = {OLD}\n")).await;
     assert_eq!(
-        running.whoami("https://app.example.com").await,
+        running.whoami("https://app.example.com", "").await,
         (StatusCode::OK, "127.0.0.1".into())
     );
     write(&running.dir, "origins", "https://evil.example.net\n");
@@ -368,11 +290,11 @@ async fn bad_keys_file_on_reload_keeps_every_old_setting() {
         assert!(text.contains("keys"), "{text}");
         assert_eq!(running.webhook(OLD).await, (StatusCode::OK, "old".into()));
         assert_eq!(
-            running.whoami("https://app.example.com").await.0,
+            running.whoami("https://app.example.com", "").await.0,
             StatusCode::OK
         );
         assert_eq!(
-            running.whoami("https://evil.example.net").await.0,
+            running.whoami("https://evil.example.net", "").await.0,
             StatusCode::FORBIDDEN
         );
     }
@@ -408,16 +330,13 @@ async fn admin_endpoint_is_loopback_only() {
     let get = Request::get(format!("http://{admin}/reload"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    assert_eq!(
-        send(&running.client, get).await.0,
-        StatusCode::METHOD_NOT_ALLOWED
-    );
+    assert_eq!(running.send(get).await.0, StatusCode::METHOD_NOT_ALLOWED);
     // A refused reload answers the file and line, never the key.
     write(&running.dir, "keys", "blank = \nold = s3cr3t-in-file\n");
     let post = Request::post(format!("http://{admin}/reload"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let (status, body) = send(&running.client, post).await;
+    let (status, body) = running.send(post).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!body.contains("s3cr3t"), "{body}");
     assert_eq!(running.webhook(OLD).await, (StatusCode::OK, "old".into()));

@@ -35,8 +35,13 @@ pub fn write(dir: &TempDir, name: &str, text: &str) {
 /// Starts the example with `old = OLD` as its key, no trusted proxy, loopback allowed and
 /// one origin.
 pub async fn start() -> Running {
+    start_with_keys(&format!("old = {OLD}\n")).await
+}
+
+/// [`start`] with `keys` as the keys file.
+pub async fn start_with_keys(keys: &str) -> Running {
     let dir = TempDir::new("key-rotation");
-    write(&dir, "keys", &format!("old = {OLD}\n"));
+    write(&dir, "keys", keys);
     write(&dir, "proxies", "# none yet\n");
     write(&dir, "allowlist", "loopback\n");
     write(&dir, "origins", "https://app.example.com\n");
@@ -63,7 +68,8 @@ pub async fn start() -> Running {
     }
 }
 
-fn signature(secret: &str) -> String {
+/// The `x-webhook-signature` of [`BODY`] under `secret`.
+pub fn signature(secret: &str) -> String {
     let (method, uri, headers) = (
         Method::POST,
         Uri::from_static("/webhooks"),
