@@ -178,21 +178,21 @@ impl<S: fmt::Debug> fmt::Debug for IpAllowlist<S> {
 impl Config {
     /// Whether the request whose extensions these are may pass: `Err` with the refusal.
     fn verdict(&self, extensions: &Extensions) -> Result<(), Rejection> {
-        let ip = match (
-            extensions.get::<ClientIp>(),
-            extensions.get::<ExtractError>(),
-        ) {
-            (Some(ip), _) => Some(ip.ip()),
-            // A continuing ResolveClientIpLayer found no client IP: the peer may be a trusted
-            // proxy, never judge it in the client's place.
-            (None, Some(err)) => {
-                tracing::debug!(
-                    target: "tollgate",
-                    "IP allowlist refused a request without a client IP: {err}"
-                );
-                return Err(err.to_rejection());
-            }
-            (None, None) => PeerAddr::find(extensions).map(|addr| addr.ip()),
+        // The reason for a missing `ClientIp` is looked up only when there is none.
+        let ip = match extensions.get::<ClientIp>() {
+            Some(ip) => Some(ip.ip()),
+            None => match extensions.get::<ExtractError>() {
+                // A continuing ResolveClientIpLayer found no client IP: the peer may be a
+                // trusted proxy, never judge it in the client's place.
+                Some(err) => {
+                    tracing::debug!(
+                        target: "tollgate",
+                        "IP allowlist refused a request without a client IP: {err}"
+                    );
+                    return Err(err.to_rejection());
+                }
+                None => PeerAddr::find(extensions).map(|addr| addr.ip()),
+            },
         };
         match ip {
             Some(ip) if self.allowed.with(|allowed| allowed.contains(ip)) => Ok(()),

@@ -47,34 +47,43 @@ fn parse_v4(bytes: &[u8]) -> Option<Ipv4Addr> {
         return None;
     }
     let mut octets = [0u8; 4];
-    let mut index = 0usize;
-    let mut value = 0u8;
-    let mut digits = 0u8;
-    for &b in bytes {
-        if b == b'.' {
-            if digits == 0 || index == 3 {
+    let mut at = 0usize;
+    for (index, octet) in octets.iter_mut().enumerate() {
+        if index > 0 {
+            if bytes.get(at) != Some(&b'.') {
                 return None;
             }
-            octets[index] = value;
-            index += 1;
-            value = 0;
-            digits = 0;
-        } else if b.is_ascii_digit() {
-            // A second digit after a leading `0` (`01`, `00`): refused, as octal would be.
-            if digits > 0 && value == 0 {
-                return None;
-            }
-            value = value.checked_mul(10)?.checked_add(b - b'0')?;
-            digits += 1;
-        } else {
-            return None;
+            at += 1;
         }
+        // One to three digits per octet, read octet by octet rather than byte by byte.
+        let first = digit(bytes.get(at))?;
+        at += 1;
+        let mut value = u16::from(first);
+        if let Some(second) = digit(bytes.get(at)) {
+            // A second digit after a leading `0` (`01`, `00`): refused, as octal would be.
+            if first == 0 {
+                return None;
+            }
+            value = value * 10 + u16::from(second);
+            at += 1;
+            if let Some(third) = digit(bytes.get(at)) {
+                value = value * 10 + u16::from(third);
+                at += 1;
+            }
+        }
+        *octet = u8::try_from(value).ok()?;
     }
-    if digits == 0 || index != 3 {
+    if at != bytes.len() {
         return None;
     }
-    octets[3] = value;
     Some(Ipv4Addr::from(octets))
+}
+
+/// The value of an ASCII digit, `None` for anything else (or nothing).
+#[inline]
+fn digit(byte: Option<&u8>) -> Option<u8> {
+    let value = byte?.wrapping_sub(b'0');
+    (value < 10).then_some(value)
 }
 
 /// An IPv6 literal with an optional `%zone`, which is dropped (an empty zone too, as Go's

@@ -479,6 +479,9 @@ fn rightmost_count(
     count: NonZeroUsize,
 ) -> Result<ClientIp, ExtractError> {
     let want = count.get() - 1;
+    if want == 0 && list == ListHeader::XForwardedFor {
+        return rightmost_xff(headers);
+    }
     let walked = walk_right(headers, list, |hop, ip| match ip {
         None => ControlFlow::Break(Err(hop)),
         Some(ip) if hop == want => ControlFlow::Break(Ok(ip)),
@@ -503,6 +506,34 @@ fn rightmost_count(
             header: list.name(),
             needed: count.get(),
             found,
+        }),
+    }
+}
+
+/// `rightmost-trusted-count:x-forwarded-for:1`, the common case, without the general walk:
+/// the rightmost element of the last line, as [`walk_right`] visits it first.
+fn rightmost_xff(headers: &HeaderMap) -> Result<ClientIp, ExtractError> {
+    let Some(line) = headers.get_all(&X_FORWARDED_FOR_REF).iter().next_back() else {
+        return Err(ExtractError::MissingHeader {
+            header: X_FORWARDED_FOR,
+        });
+    };
+    let bytes = line.as_bytes();
+    let last = match bytes.iter().rposition(|b| *b == b',') {
+        Some(comma) => &bytes[comma + 1..],
+        None => bytes,
+    };
+    match parse_node(last) {
+        Some(ip) => Ok(ClientIp::from_canonical(
+            ip,
+            IpOrigin::ListHop {
+                header: X_FORWARDED_FOR,
+                hop: 0,
+            },
+        )),
+        None => Err(ExtractError::InvalidHop {
+            header: X_FORWARDED_FOR,
+            hop: 0,
         }),
     }
 }
