@@ -73,6 +73,7 @@
 //! Put a pinned layer *inside* (after) any layer that follows redirects, so every hop is
 //! checked.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::Ipv6Addr;
 use std::str::FromStr;
@@ -201,13 +202,13 @@ impl Upstream {
         if authority.host().is_empty() {
             return Err(invalid("the host is missing"));
         }
-        let port = match explicit_port(authority) {
+        let port = match explicit_port(authority, authority.host()) {
             Err(()) => return Err(invalid("the port is not a number from 0 to 65535")),
             Ok(Some(port)) => port,
             Ok(None) => default_port(&scheme).ok_or_else(|| invalid("the port is missing"))?,
         };
         Ok(Self {
-            host: canonical_host(authority.host()),
+            host: canonical_host(authority.host()).into_owned(),
             scheme,
             port,
             base_path,
@@ -300,7 +301,7 @@ impl Upstream {
         Fit::Inside
     }
 
-    fn is(&self, target: &Target) -> bool {
+    fn is(&self, target: &Target<'_>) -> bool {
         target.scheme == self.scheme && target.host == self.host && target.port == self.port
     }
 }
@@ -401,13 +402,14 @@ fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// The port written in `authority`: `Ok(None)` when there is none (or it is empty, which
-/// RFC 3986 section 3.2.3 reads as the default), `Err` when it is not a `u16` in digits.
-fn explicit_port(authority: &Authority) -> Result<Option<u16>, ()> {
+/// The port written in `authority`, whose host is `host` (`authority.host()`, read once by
+/// the caller): `Ok(None)` when there is none (or it is empty, which RFC 3986 section 3.2.3
+/// reads as the default), `Err` when it is not a `u16` in digits.
+fn explicit_port(authority: &Authority, host: &str) -> Result<Option<u16>, ()> {
     let text = authority.as_str();
     let after_host = text.rsplit_once('@').map_or(text, |(_, rest)| rest);
     let Some(port) = after_host
-        .strip_prefix(authority.host())
+        .strip_prefix(host)
         .and_then(|rest| rest.strip_prefix(':'))
     else {
         return Ok(None);
@@ -422,21 +424,32 @@ fn explicit_port(authority: &Authority) -> Result<Option<u16>, ()> {
 }
 
 /// A host in the form hosts are compared in: lowercase, IPv6 literals in their canonical
-/// text (`[0:0::1]` becomes `[::1]`).
-fn canonical_host(host: &str) -> String {
+/// text (`[0:0::1]` becomes `[::1]`). Borrowed when `host` is in that form already (the
+/// common case: no allocation per request).
+fn canonical_host(host: &str) -> Cow<'_, str> {
     if let Some(literal) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'))
         && let Ok(address) = literal.parse::<Ipv6Addr>()
     {
-        return format!("[{address}]");
+        return Cow::Owned(format!("[{address}]"));
     }
-    host.to_ascii_lowercase()
+    lowercase(host)
 }
 
-/// Where a request goes: scheme, canonical host, effective port.
+/// `text` in ASCII lowercase, borrowed when it has no uppercase letter.
+fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Where a request goes: scheme, canonical host, effective port (borrowed from the URI where
+/// it is in canonical form already).
 #[derive(Debug, PartialEq, Eq)]
-struct Target {
-    scheme: String,
-    host: String,
+struct Target<'a> {
+    scheme: Cow<'a, str>,
+    host: Cow<'a, str>,
     port: u16,
 }
 
@@ -452,29 +465,29 @@ enum Unclear {
     NoDefaultPort,
 }
 
-impl Target {
-    fn of_uri(uri: &Uri) -> Result<Self, Unclear> {
+impl<'a> Target<'a> {
+    fn of_uri(uri: &'a Uri) -> Result<Self, Unclear> {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(Unclear::Relative);
         };
-        let scheme = scheme.to_ascii_lowercase();
-        Self::of_authority(scheme, authority)
+        Self::of_authority(lowercase(scheme), authority)
     }
 
-    fn of_authority(scheme: String, authority: &Authority) -> Result<Self, Unclear> {
+    fn of_authority(scheme: Cow<'a, str>, authority: &'a Authority) -> Result<Self, Unclear> {
         if authority.as_str().contains('@') {
             return Err(Unclear::UserInfo);
         }
-        if authority.host().is_empty() {
+        let host = authority.host();
+        if host.is_empty() {
             return Err(Unclear::Relative);
         }
-        let port = match explicit_port(authority) {
+        let port = match explicit_port(authority, host) {
             Ok(Some(port)) => port,
             Ok(None) => default_port(&scheme).ok_or(Unclear::NoDefaultPort)?,
             Err(()) => return Err(Unclear::Port),
         };
         Ok(Self {
-            host: canonical_host(authority.host()),
+            host: canonical_host(host),
             scheme,
             port,
         })
@@ -596,10 +609,12 @@ pub fn check(upstreams: &[Upstream], uri: &Uri, headers: &HeaderMap) -> Result<(
             reason: "the request has several Host headers",
         });
     }
-    let agrees = Authority::try_from(host.as_bytes())
-        .ok()
-        .and_then(|authority| Target::of_authority(target.scheme.clone(), &authority).ok())
-        .is_some_and(|host| host == target);
+    let agrees = match Authority::try_from(host.as_bytes()) {
+        Ok(authority) => {
+            Target::of_authority(target.scheme.clone(), &authority).is_ok_and(|host| host == target)
+        }
+        Err(_) => false,
+    };
     if agrees {
         Ok(())
     } else {
@@ -1026,6 +1041,17 @@ mod tests {
             assert_eq!(checked(base, hosts), Ok(()), "{hosts:?}");
         }
         assert_eq!(checked("http://[::1]:8080/", &["[0:0::1]:8080"]), Ok(()));
+        // The URI's side in canonical form too (compared borrowed when already canonical,
+        // lowered or rewritten when not).
+        assert_eq!(
+            checked(
+                "HTTPS://API-Gateway.Transak.COM/v2",
+                &["api-gateway.transak.com"]
+            ),
+            Ok(())
+        );
+        assert_eq!(checked("http://[0:0::1]:8080/", &["[::1]:8080"]), Ok(()));
+        assert_eq!(checked("http://[0:0::1]:8080/", &[]), Ok(()));
 
         for hosts in [
             &["evil.example"][..],
