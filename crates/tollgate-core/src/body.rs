@@ -5,11 +5,17 @@
 //! then give the inner service a [`BufferedBody`] over the *same* `Bytes`: nothing is copied a
 //! second time. Responses a layer makes itself (rejections) travel in a
 //! [`ResponseBody`](crate::ResponseBody).
+//!
+//! A server layer also bounds the *time* the whole body may take
+//! ([`BufferBody::timeout`], [`DEFAULT_BODY_TIMEOUT`]): a client that trickles its body, or
+//! declares a length and stops sending, is answered 408 `body_timeout` once the timeout has
+//! passed since reading began, however often single bytes arrive.
 
 use std::convert::Infallible;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::HeaderMap;
@@ -24,6 +30,19 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body limit layers use unless configured otherwise: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+/// How long a server layer waits for the **whole** request body unless configured otherwise:
+/// 10 seconds, counted from the first read, not reset by each chunk that arrives.
+///
+/// Why 10 s: the bodies tollgate verifies are webhook and API payloads of at most the body
+/// limit (1 MiB by default), which a sender writes at once; 10 s for 1 MiB is 100 KiB/s,
+/// far below any real link. Webhook senders give up on their side after 10 to 30 s (and
+/// retry), so a receiver that waits longer only holds a connection nobody waits for. It is
+/// shorter than hyper's default header read timeout (30 s) because it bounds a different
+/// thing: tower-http's `RequestBodyTimeout` (no default) and nginx's
+/// `client_body_timeout` (60 s) time each read, so a peer sending one byte per interval
+/// keeps them waiting forever; this one times the whole body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a body could not be buffered.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -35,22 +54,47 @@ pub enum BufferError {
     },
     /// Reading the body failed (the peer went away, a protocol error): answer 400.
     Read(BoxError),
+    /// The whole body did not arrive within the timeout ([`BufferBody::timeout`]): answer
+    /// 408.
+    TimedOut {
+        /// The timeout.
+        timeout: Duration,
+    },
 }
 
 impl BufferError {
-    /// The rejection a server answers with: 413 `payload_too_large` or 400 `body_read_failed`.
-    /// The read error's text is not included (it can carry peer details); log it instead.
+    /// The rejection a server answers with: 413 `payload_too_large`, 400 `body_read_failed`
+    /// or 408 `body_timeout`. The read error's text is not included (it can carry peer
+    /// details); log it instead.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::StatusCode;
+    /// use tollgate_core::BufferError;
+    ///
+    /// let rejection = BufferError::TimedOut { timeout: Duration::from_secs(10) }.to_rejection();
+    /// assert_eq!(rejection.status(), StatusCode::REQUEST_TIMEOUT);
+    /// assert_eq!(rejection.code(), "body_timeout");
+    /// assert_eq!(rejection.message(), "request body did not arrive in time: 10000 ms");
+    /// ```
     pub fn to_rejection(&self) -> Rejection {
         match self {
             Self::TooLarge { limit } => Rejection::from_code(code::PAYLOAD_TOO_LARGE)
                 .with_detail(format_args!("{limit} bytes")),
             Self::Read(_) => Rejection::from_code(code::BODY_READ_FAILED),
+            Self::TimedOut { timeout } => Rejection::from_code(code::BODY_TIMEOUT)
+                .with_detail(format_args!("{} ms", timeout.as_millis())),
         }
     }
 
     /// Whether this is [`BufferError::TooLarge`].
     pub fn is_too_large(&self) -> bool {
         matches!(self, Self::TooLarge { .. })
+    }
+
+    /// Whether this is [`BufferError::TimedOut`].
+    pub fn is_timed_out(&self) -> bool {
+        matches!(self, Self::TimedOut { .. })
     }
 }
 
@@ -59,6 +103,9 @@ impl fmt::Display for BufferError {
         match self {
             Self::TooLarge { limit } => write!(f, "body is larger than the limit of {limit} bytes"),
             Self::Read(err) => write!(f, "body could not be read: {err}"),
+            Self::TimedOut { timeout } => {
+                write!(f, "body did not arrive within {} ms", timeout.as_millis())
+            }
         }
     }
 }
@@ -66,7 +113,7 @@ impl fmt::Display for BufferError {
 impl std::error::Error for BufferError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::TooLarge { .. } => None,
+            Self::TooLarge { .. } | Self::TimedOut { .. } => None,
             Self::Read(err) => Some(&**err),
         }
     }
@@ -109,6 +156,8 @@ pub fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), Buf
 /// `Content-Length` (or size hint) promised. A peer that declares 1 MiB, sends two bytes and
 /// stalls costs two bytes of buffer, not a megabyte (see the crate's "Security
 /// considerations").
+///
+/// No time limit applies: a server layer adds one with [`BufferBody::timeout`].
 ///
 /// The returned [`BufferBody`] is a named future, so a layer can keep it in its own
 /// response future without boxing.
@@ -154,11 +203,18 @@ pin_project! {
         // the bytes that arrived (see `grow`), never with a declared length.
         gathered: Option<Vec<u8>>,
         total: usize,
+        // How long the whole body may take (`None`: no limit).
+        timeout: Option<Duration>,
+        // Started the first time the body is not complete at once (boxed: a body that is
+        // already complete, the common case of an in-memory body, costs no timer and no
+        // allocation, and the future stays small).
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     }
 }
 
 impl<B> BufferBody<B> {
-    /// A future reading `body` with a limit of `limit` bytes (see [`buffer`]).
+    /// A future reading `body` with a limit of `limit` bytes (see [`buffer`]), with no time
+    /// limit.
     pub fn new(body: B, limit: usize) -> Self {
         Self {
             body,
@@ -167,7 +223,63 @@ impl<B> BufferBody<B> {
             first: None,
             gathered: None,
             total: 0,
+            timeout: None,
+            deadline: None,
         }
+    }
+
+    /// Fails with [`BufferError::TimedOut`] when the **whole** body has not arrived within
+    /// `timeout`, counted from the first poll. The deadline is set once: chunks that keep
+    /// arriving do not move it, so a peer that trickles a byte at a time is cut off at
+    /// `timeout` exactly as one that sends nothing.
+    ///
+    /// The timer is started only when the body is not already complete at the first poll (an
+    /// in-memory body costs no timer). It is tokio's, so a body that has to be waited for
+    /// must be polled inside a tokio runtime with the time driver enabled (`#[tokio::main]`,
+    /// `Runtime::new`, or `Builder::enable_time`/`enable_all`), as for tower-http's timeouts
+    /// and hyper's `TokioTimer`. Outside any tokio runtime no timer can be started and the
+    /// timeout does not apply.
+    ///
+    /// `Duration::ZERO` waits for nothing: a body that is not complete at the first poll
+    /// fails at once. A timeout too long to represent is no limit.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use http_body::{Body, Frame};
+    /// use http_body_util::Full;
+    /// use tollgate_core::body::BufferBody;
+    ///
+    /// /// A peer that declared a body and stopped sending.
+    /// struct Stalled;
+    /// impl Body for Stalled {
+    ///     type Data = Bytes;
+    ///     type Error = Infallible;
+    ///     fn poll_frame(
+    ///         self: Pin<&mut Self>,
+    ///         _cx: &mut Context<'_>,
+    ///     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ///         Poll::Pending
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// // A complete body: read at once, no timer.
+    /// let full = Full::new(Bytes::from_static(b"{}"));
+    /// let bytes = BufferBody::new(full, 1024).timeout(Duration::from_millis(50)).await.unwrap();
+    /// assert_eq!(bytes, &b"{}"[..]);
+    ///
+    /// // A body that never ends: refused once the timeout has passed.
+    /// let err = BufferBody::new(Stalled, 1024).timeout(Duration::from_millis(50)).await.unwrap_err();
+    /// assert!(err.is_timed_out());
+    /// # });
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 }
 
@@ -175,6 +287,7 @@ impl<B> fmt::Debug for BufferBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BufferBody")
             .field("limit", &self.limit)
+            .field("timeout", &self.timeout)
             .field("read", &self.total)
             .finish_non_exhaustive()
     }
@@ -198,7 +311,7 @@ where
         }
         loop {
             let frame = match this.body.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => return wait(*this.timeout, this.deadline, cx),
                 Poll::Ready(None) => {
                     return Poll::Ready(Ok(match (this.first.take(), this.gathered.take()) {
                         (_, Some(buf)) => Bytes::from(buf),
@@ -240,6 +353,35 @@ where
     }
 }
 
+/// The body is not complete: starts the deadline the first time (none without a timeout, or
+/// outside a tokio runtime, where no timer can be started), and fails once it passed. The
+/// deadline is set once, so chunks that keep arriving never move it.
+fn wait(
+    timeout: Option<Duration>,
+    deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Bytes, BufferError>> {
+    let Some(timeout) = timeout else {
+        return Poll::Pending;
+    };
+    let sleep = match deadline {
+        Some(sleep) => sleep,
+        None => {
+            if timeout.is_zero() {
+                return Poll::Ready(Err(BufferError::TimedOut { timeout }));
+            }
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Poll::Pending;
+            }
+            deadline.insert(Box::pin(tokio::time::sleep(timeout)))
+        }
+    };
+    match sleep.as_mut().poll(cx) {
+        Poll::Ready(()) => Poll::Ready(Err(BufferError::TimedOut { timeout })),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
 /// Appends a `Buf` chunk by chunk, with no intermediate `Bytes`, growing `buf` with [`grow`].
 fn put_chunks(buf: &mut Vec<u8>, mut data: impl Buf, limit: usize) {
     grow(buf, data.remaining(), limit);
@@ -269,6 +411,9 @@ fn grow(buf: &mut Vec<u8>, additional: usize, limit: usize) {
 ///
 /// Put the bytes back with `Request::from_parts(parts, BufferedBody::new(bytes.clone()))`:
 /// the clone shares the same memory.
+///
+/// No time limit applies; a server that reads a peer's body uses
+/// [`buffer_request_within`] (or [`BufferBody::timeout`]).
 pub async fn buffer_request<B>(
     request: http::Request<B>,
     limit: usize,
@@ -280,6 +425,24 @@ where
     let (parts, body) = request.into_parts();
     check_content_length(&parts.headers, limit)?;
     let bytes = buffer(body, limit).await?;
+    Ok((parts, bytes))
+}
+
+/// [`buffer_request`] with a time limit: fails with [`BufferError::TimedOut`] when the whole
+/// body has not arrived within `timeout` (see [`BufferBody::timeout`]). A declared
+/// `Content-Length` over `limit` still fails at once, without waiting for the body.
+pub async fn buffer_request_within<B>(
+    request: http::Request<B>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<(http::request::Parts, Bytes), BufferError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    check_content_length(&parts.headers, limit)?;
+    let bytes = buffer(body, limit).timeout(timeout).await?;
     Ok((parts, bytes))
 }
 
@@ -588,6 +751,163 @@ mod tests {
             assert!(bytes[..chunks * chunk_len].iter().all(|&b| b == b'x'));
             assert!(bytes[chunks * chunk_len..].iter().all(|&b| b == b'y'));
         }
+    }
+
+    /// A peer that sends one byte every `every`, forever: each chunk arrives well within
+    /// any per-chunk timeout.
+    struct Trickle {
+        interval: tokio::time::Interval,
+        sent: usize,
+    }
+
+    impl Trickle {
+        fn every(every: std::time::Duration) -> Self {
+            Self {
+                interval: tokio::time::interval(every),
+                sent: 0,
+            }
+        }
+    }
+
+    impl Body for Trickle {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            std::task::ready!(self.interval.poll_tick(cx));
+            self.sent += 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+        }
+    }
+
+    /// Security considerations: the timeout counts the whole body from the first read; a
+    /// byte every 5 ms does not move it, and the answer is 408 `body_timeout`.
+    #[tokio::test]
+    async fn a_trickle_is_cut_off_at_the_whole_body_timeout() {
+        let timeout = Duration::from_millis(120);
+        let started = std::time::Instant::now();
+        let mut future = std::pin::pin!(
+            buffer(Trickle::every(Duration::from_millis(5)), 1 << 20).timeout(timeout)
+        );
+        let err = std::future::poll_fn(|cx| future.as_mut().poll(cx))
+            .await
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(matches!(err, BufferError::TimedOut { timeout: t } if t == timeout));
+        assert!(err.is_timed_out() && !err.is_too_large());
+        // tokio's timer works in whole milliseconds: it may fire up to a tick early.
+        assert!(
+            elapsed + Duration::from_millis(2) >= timeout,
+            "cut off after {elapsed:?}"
+        );
+        assert!(elapsed < timeout * 4, "cut off only after {elapsed:?}");
+        // Bytes kept arriving the whole time: a per-chunk timeout would never have fired.
+        assert!(future.body.sent >= 5, "{} bytes arrived", future.body.sent);
+        let rejection = err.to_rejection();
+        assert_eq!(rejection.status(), http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(rejection.code(), "body_timeout");
+        assert_eq!(
+            rejection.message(),
+            "request body did not arrive in time: 120 ms"
+        );
+        assert_eq!(err.to_string(), "body did not arrive within 120 ms");
+    }
+
+    /// A body that declares a length and never sends it is cut off the same way.
+    #[tokio::test]
+    async fn a_declared_body_that_never_comes_times_out() {
+        let timeout = Duration::from_millis(30);
+        let stalled = Stalling {
+            declared: 100,
+            chunks: VecDeque::new(),
+            finished: false,
+        };
+        let started = std::time::Instant::now();
+        let request = http::Request::builder()
+            .header("content-length", "100")
+            .body(stalled)
+            .unwrap();
+        let err = buffer_request_within(request, 1000, timeout)
+            .await
+            .unwrap_err();
+        assert!(err.is_timed_out());
+        assert!(started.elapsed() + Duration::from_millis(2) >= timeout);
+
+        // Over the limit: refused at once, without waiting for the timeout.
+        let request = http::Request::builder()
+            .header("content-length", "10000000000")
+            .body(Stalling {
+                declared: 10_000_000_000,
+                chunks: VecDeque::new(),
+                finished: false,
+            })
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = buffer_request_within(request, 1000, Duration::from_secs(3600))
+            .await
+            .unwrap_err();
+        assert!(err.is_too_large());
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    /// A body complete at the first poll starts no timer (and so needs no runtime); the
+    /// timer is started once, when the body first has to be waited for.
+    #[test]
+    fn a_complete_body_starts_no_timer() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut future = buffer(Full::new(Bytes::from_static(b"ok")), 10).timeout(Duration::ZERO);
+        assert!(matches!(
+            Pin::new(&mut future).poll(&mut cx),
+            Poll::Ready(Ok(ref b)) if b == &b"ok"[..]
+        ));
+        assert!(future.deadline.is_none());
+
+        // Outside a tokio runtime no timer can start: pending, no panic.
+        let mut stalled = buffer(
+            Stalling {
+                declared: 5,
+                chunks: VecDeque::new(),
+                finished: false,
+            },
+            10,
+        )
+        .timeout(Duration::from_secs(1));
+        assert!(Pin::new(&mut stalled).poll(&mut cx).is_pending());
+        assert!(stalled.deadline.is_none());
+
+        // Inside one, the first wait starts the timer.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        assert!(Pin::new(&mut stalled).poll(&mut cx).is_pending());
+        assert!(stalled.deadline.is_some());
+    }
+
+    /// `Duration::ZERO` waits for nothing: a body not complete at the first poll fails at
+    /// once, without a timer.
+    #[test]
+    fn a_zero_timeout_fails_a_body_that_must_be_waited_for() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut future = buffer(
+            Stalling {
+                declared: 5,
+                chunks: [Bytes::from_static(b"ab")].into_iter().collect(),
+                finished: false,
+            },
+            10,
+        )
+        .timeout(Duration::ZERO);
+        assert!(matches!(
+            Pin::new(&mut future).poll(&mut cx),
+            Poll::Ready(Err(BufferError::TimedOut {
+                timeout: Duration::ZERO
+            }))
+        ));
+        assert!(future.deadline.is_none());
     }
 
     #[tokio::test]

@@ -66,6 +66,14 @@
 //!   twice the bytes received and never more than the limit. A peer that declares
 //!   `content-length: 1048576`, sends two bytes and stalls holds two bytes of buffer, so many
 //!   such connections (or HTTP/2 streams) cost what they sent, not what they promised.
+//! - **A slow body is cut off at a deadline, not per chunk.** [`BufferBody::timeout`] sets one
+//!   deadline for the whole body when reading first has to wait; chunks that keep arriving
+//!   never move it, so a peer that trickles one byte at a time fails with
+//!   [`BufferError::TimedOut`] (408 `body_timeout`) no sooner than the timeout (to tokio's
+//!   millisecond timer granularity) and as soon as the timer fires after it, exactly like a
+//!   peer that sends nothing. A body complete at the
+//!   first read starts no timer. `Duration::ZERO` fails any body that must be waited for.
+//!   Outside a tokio runtime no timer can start and the timeout does not apply (no panic).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -86,7 +94,9 @@ pub mod timestamp;
 pub mod upstream;
 mod verified;
 
-pub use body::{BoxError, BufferBody, BufferError, BufferedBody, DEFAULT_BODY_LIMIT};
+pub use body::{
+    BoxError, BufferBody, BufferError, BufferedBody, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
+};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use handle::{KeyRingGuard, KeyRingHandle};
 pub use injected::InjectedHeaders;

@@ -42,8 +42,14 @@ pub mod code {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// 400: the body could not be read.
     pub const BODY_READ_FAILED: &str = "body_read_failed";
+    /// 408: the whole body did not arrive within the layer's body timeout (a client that
+    /// trickles its body, or declares a length and stops sending).
+    pub const BODY_TIMEOUT: &str = "body_timeout";
     /// 503: the nonce store could not be reached; the request was refused (fail closed).
     pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+    /// 503: the nonce store is full of unexpired claims and refuses new ones until some
+    /// expire; the request was refused (fail closed, nothing unexpired is evicted).
+    pub const STORE_FULL: &str = "store_full";
     /// 401: the Tranzila app key is not known.
     pub const TRANZILA_UNKNOWN_APP_KEY: &str = "tranzila_unknown_app_key";
     /// 400: a required header is missing or malformed.
@@ -243,7 +249,7 @@ mod sampler {
     use super::code;
 
     /// The codes with a slot of their own; any other code shares the last slot.
-    const CODES: [&str; 22] = [
+    const CODES: [&str; 24] = [
         code::ORIGIN_NOT_ALLOWED,
         code::METHOD_NOT_ALLOWED,
         code::HEADER_NOT_ALLOWED,
@@ -259,7 +265,9 @@ mod sampler {
         code::REPLAYED,
         code::PAYLOAD_TOO_LARGE,
         code::BODY_READ_FAILED,
+        code::BODY_TIMEOUT,
         code::STORE_UNAVAILABLE,
+        code::STORE_FULL,
         code::TRANZILA_UNKNOWN_APP_KEY,
         code::HEADER_MALFORMED,
         code::REPLAY_GUARD_MISCONFIGURED,
@@ -400,9 +408,17 @@ fn standard(code: &str) -> (StatusCode, &'static str) {
             "request body is larger than the limit",
         ),
         code::BODY_READ_FAILED => (StatusCode::BAD_REQUEST, "request body could not be read"),
+        code::BODY_TIMEOUT => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request body did not arrive in time",
+        ),
         code::STORE_UNAVAILABLE => (
             StatusCode::SERVICE_UNAVAILABLE,
             "replay protection is temporarily unavailable",
+        ),
+        code::STORE_FULL => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replay protection is at capacity; retry later",
         ),
         code::TRANZILA_UNKNOWN_APP_KEY => (StatusCode::UNAUTHORIZED, "app key is not known"),
         code::HEADER_MALFORMED => (

@@ -363,7 +363,8 @@ mod tests {
                 "tollgate_nonce_store_errors_total{store=memory} 1",
                 "tollgate_requests_allowed_total{layer=replay} 3",
                 "tollgate_requests_refused_total{layer=replay,code=replayed} 1",
-                "tollgate_requests_refused_total{layer=replay,code=store_unavailable} 2",
+                "tollgate_requests_refused_total{layer=replay,code=store_full} 1",
+                "tollgate_requests_refused_total{layer=replay,code=store_unavailable} 1",
                 "tollgate_requests_refused_total{layer=replay,code=timestamp_malformed} 1",
             ]
         );

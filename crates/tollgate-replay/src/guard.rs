@@ -426,7 +426,7 @@ pub enum ReplayError {
     },
     /// The nonce was claimed before and has not expired: 401 `replayed`.
     Replayed,
-    /// The store failed: 503 `store_unavailable` (fail closed).
+    /// The store failed: 503 `store_full` or `store_unavailable` (fail closed).
     Store(StoreError),
     /// No [`VerifiedSignature`] to read: 500
     /// [`REPLAY_GUARD_MISCONFIGURED`](code::REPLAY_GUARD_MISCONFIGURED).

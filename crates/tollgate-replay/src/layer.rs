@@ -44,7 +44,8 @@ impl Config {
 /// 3. with [`key_id_header`](ReplayGuardLayer::key_id_header), that header is present once
 ///    and not empty (400 `header_malformed`);
 /// 4. the store claims the nonce until `timestamp + tolerance` (401 `replayed` when it was
-///    already claimed, 503 `store_unavailable` when the store fails: fail closed).
+///    already claimed, 503 `store_full` when the store is full of unexpired claims, 503
+///    `store_unavailable` when the store fails: fail closed).
 ///
 /// Only a request whose claim succeeded reaches the inner service, with a
 /// [`RequestTimestamp`](tollgate_core::RequestTimestamp) in its extensions. Steps 1 to 3 are

@@ -47,7 +47,8 @@
 //! | 400 | `nonce_malformed` | the nonce is missing, repeated or not of its [`NonceShape`] (Tranzila: exactly 80 hex digits) |
 //! | 400 | `header_malformed` | the [`key_id_header`](ReplayGuardLayer::key_id_header) (Tranzila's app key) is missing, empty or repeated |
 //! | 401 | `replayed` | the nonce was claimed before and its claim has not expired |
-//! | 503 | `store_unavailable` | the store failed: full, timed out or unreachable (fail closed) |
+//! | 503 | `store_full` | the store is full of unexpired claims (fail closed; nothing unexpired is evicted) |
+//! | 503 | `store_unavailable` | the store failed: timed out, unreachable or an error answer (fail closed) |
 //! | 500 | `replay_guard_misconfigured` | [`ReplayGuardLayer::new`] found no verified signature, or one that signs no timestamp without [`ReplayGuardLayer::untimed_retention`] |
 //!
 //! Each is [`Rejection::from_code`](tollgate_core::Rejection::from_code): one status and one
@@ -99,7 +100,7 @@
 //! tables are allocated when the store is created; [`MemoryNonceStore::memory_bytes`] says
 //! how large. With the default ±300 s window and 600 s minimum retention every claim lives
 //! about 600 s, so a capacity of `600 × requests per second` is what a steady load needs.
-//! When the store is full of unexpired claims it refuses new ones (503 `store_unavailable`)
+//! When the store is full of unexpired claims it refuses new ones (503 `store_full`)
 //! rather than evict one, since an eviction would reopen the replay window for that request.
 //!
 //! # TTL semantics

@@ -92,7 +92,7 @@ fn tag_of(id: ClaimId) -> u64 {
 /// shard that reaches its limit is rebuilt without its expired entries. An unexpired entry is
 /// **never evicted** (that would reopen the replay window for its request): when a shard is
 /// full of unexpired entries, `claim` returns [`StoreError::Full`], which the replay guard
-/// answers with 503 `store_unavailable`. Size the store so that this does not happen in normal
+/// answers with 503 `store_full`. Size the store so that this does not happen in normal
 /// traffic; place the guard inside the signature verifier so forged requests cannot fill it.
 ///
 /// # Time
@@ -706,7 +706,7 @@ mod tests {
             store.claim_now(b"later-x", NOW + 600),
             Err(StoreError::Full)
         ));
-        assert_eq!(StoreError::Full.to_rejection().code(), "store_unavailable");
+        assert_eq!(StoreError::Full.to_rejection().code(), "store_full");
         assert_eq!(StoreError::Full.to_rejection().status().as_u16(), 503);
     }
 

@@ -125,9 +125,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// 503 `store_unavailable`, whatever the cause; the cause is logged, not sent.
+    /// 503 `store_full` when the store is full of unexpired claims, 503 `store_unavailable`
+    /// for any other cause (timeout, unreachable, an error answer); the cause is logged, not
+    /// sent.
     pub fn to_rejection(&self) -> Rejection {
-        Rejection::from_code(code::STORE_UNAVAILABLE)
+        match self {
+            Self::Full => Rejection::from_code(code::STORE_FULL),
+            Self::Timeout | Self::Unavailable(_) => Rejection::from_code(code::STORE_UNAVAILABLE),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! A flood of unique nonces at full speed through the replay guard on a memory store of
-//! 100,000 claims: the store fills, then refuses with 503 (never an accept it cannot record),
-//! its memory stays at the bound it was built with, no unexpired claim is evicted to make
+//! 100,000 claims: the store fills, then refuses with 503 `store_full` (never an accept it
+//! cannot record), its memory stays at the bound it was built with, no unexpired claim is evicted to make
 //! room, and it accepts again once claims expire.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -50,16 +50,25 @@ async fn a_flood_of_unique_nonces_fills_the_store_then_is_refused_until_claims_e
     let total = capacity + capacity / 10;
     let mut accepted = Vec::with_capacity(capacity);
     let mut refused = Vec::new();
+    let started = std::time::Instant::now();
     for n in 0..total as u64 {
         match send(&mut service, &time, &common::nonce(n)).await {
             (StatusCode::OK, _) => accepted.push(n),
             (StatusCode::SERVICE_UNAVAILABLE, code) => {
-                assert_eq!(code, "store_unavailable", "nonce {n}");
+                assert_eq!(code, "store_full", "nonce {n}");
                 refused.push(n);
             }
             other => panic!("nonce {n}: unexpected answer {other:?}"),
         }
     }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "nonce flood: {total} unique nonces in {elapsed:.2?} ({:.0}/s), {} accepted, {} refused \
+         503 store_full; capacity {capacity}, store memory {memory} bytes",
+        total as f64 / elapsed.as_secs_f64(),
+        accepted.len(),
+        refused.len(),
+    );
     // Never more accepted than the store holds; keys spread over shards by hash, so a
     // shard may fill a little before the whole store does, never much.
     assert!(accepted.len() <= capacity, "{} accepted", accepted.len());
@@ -104,4 +113,63 @@ async fn a_flood_of_unique_nonces_fills_the_store_then_is_refused_until_claims_e
         );
     }
     assert_eq!(store.memory_bytes(), memory);
+}
+
+/// The same flood from 8 tasks at once on a 2-worker runtime, each with its own clone of the
+/// service (as a server's connections have): the store still never accepts more than it
+/// holds, refuses the rest with 503 `store_full`, and keeps every accepted claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_flood_never_accepts_more_than_the_store_holds() {
+    const TASKS: u64 = 8;
+    let clock = ManualClock::new(NOW);
+    let store = MemoryNonceStore::new(100_000).with_clock(clock.clone());
+    let capacity = store.capacity() as u64;
+    let memory = store.memory_bytes();
+    let layer = ReplayGuardLayer::tranzila(store.clone()).clock(clock.clone());
+    let service = ServiceBuilder::new().layer(layer).service(service_fn(ok));
+    let time = NOW.to_string();
+
+    let per_task = (capacity + capacity / 10) / TASKS + 1;
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let mut service = service.clone();
+        let time = time.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut accepted, mut refused) = (Vec::new(), 0u64);
+            for i in 0..per_task {
+                let n = task * per_task + i;
+                match send(&mut service, &time, &common::nonce(n)).await {
+                    (StatusCode::OK, _) => accepted.push(n),
+                    (StatusCode::SERVICE_UNAVAILABLE, code) => {
+                        assert_eq!(code, "store_full", "nonce {n}");
+                        refused += 1;
+                    }
+                    other => panic!("nonce {n}: unexpected answer {other:?}"),
+                }
+            }
+            (accepted, refused)
+        }));
+    }
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (mut a, r) = task.await.unwrap();
+        accepted.append(&mut a);
+        refused += r;
+    }
+    assert!(accepted.len() as u64 <= capacity, "{} accepted", accepted.len());
+    assert!(accepted.len() as u64 >= capacity * 95 / 100);
+    assert_eq!(accepted.len() as u64 + refused, per_task * TASKS);
+    assert_eq!(store.len(), accepted.len());
+    assert_eq!(store.memory_bytes(), memory);
+
+    // Every accepted claim is still held: its resend is a replay.
+    let mut service = service;
+    for &n in accepted.iter().step_by(7) {
+        assert_eq!(
+            send(&mut service, &time, &common::nonce(n)).await,
+            (StatusCode::UNAUTHORIZED, "replayed".to_owned()),
+            "accepted nonce {n} was evicted"
+        );
+    }
 }

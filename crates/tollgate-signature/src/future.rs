@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -50,10 +50,16 @@ where
     B::Error: Into<BoxError>,
     F: Future,
 {
-    fn reading(request: Request<B>, inner: S, limit: usize) -> Self {
+    /// Reads `request`'s body with `limit`, and with `timeout` for the whole body (`None`:
+    /// none).
+    fn reading(request: Request<B>, inner: S, limit: usize, timeout: Option<Duration>) -> Self {
         let (parts, body) = request.into_parts();
+        let body = BufferBody::new(body, limit);
         Self::Reading {
-            body: BufferBody::new(body, limit),
+            body: match timeout {
+                Some(timeout) => body.timeout(timeout),
+                None => body,
+            },
             parts: Some(parts),
             inner: Some(inner),
         }
@@ -137,7 +143,7 @@ where
         config: Arc<SignConfig>,
     ) -> Self {
         Self {
-            step: Step::reading(request, inner, config.common.limit),
+            step: Step::reading(request, inner, config.common.limit, None),
             config,
             now,
             ring,
@@ -212,7 +218,12 @@ where
 
     pub(crate) fn reading(request: Request<ReqBody>, inner: S, config: Arc<VerifyConfig>) -> Self {
         Self {
-            step: Step::reading(request, inner, config.common.limit),
+            step: Step::reading(
+                request,
+                inner,
+                config.common.limit,
+                Some(config.body_timeout),
+            ),
             config,
         }
     }

@@ -148,6 +148,18 @@
 //!   retention you choose" (`ReplayGuardLayer::untimed_retention` in tollgate-replay).
 //! - **Layer order.** Verify before anything changes the body, path or signed headers.
 //! - **Body limits.** Bodies are buffered in memory up to the limit (1 MiB by default).
+//! - **Slow bodies.** [`VerifySignatureLayer`] waits at most its
+//!   [`body_timeout`](VerifySignatureLayer::body_timeout) (10 s by default) for the whole
+//!   body, counted from when it starts reading and never reset by bytes that keep arriving:
+//!   a client that trickles its body, or declares a `Content-Length` and sends nothing, is
+//!   answered 408 `body_timeout` no sooner than the timeout (to tokio's millisecond timer
+//!   granularity) and, in the tests, within 1.5 s after it on a loaded machine; the inner
+//!   service is not called, and hyper then closes the connection. A declared `Content-Length` over the limit is answered 413 at once, without
+//!   waiting. Memory held meanwhile follows the bytes that arrived, not the declared length.
+//!   Tested over TCP in the workspace's `tests/tests/hostile_clients.rs` (Content-Length and
+//!   chunked trickles, a declared body that never comes, `Content-Length: 10000000000`, the
+//!   webhook-receiver example cutting off one byte a second after the default 10 s, and 200
+//!   such clients at once).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

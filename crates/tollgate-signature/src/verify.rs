@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -11,8 +12,8 @@ use http_body::Body;
 use tollgate_core::body::check_content_length;
 use tollgate_core::metrics::LayerName;
 use tollgate_core::{
-    BoxError, BufferedBody, Clock, KeyRing, KeyRingHandle, Rejection, RejectionResponder,
-    RequestTimestamp, ResponseBody,
+    BoxError, BufferedBody, Clock, DEFAULT_BODY_TIMEOUT, KeyRing, KeyRingHandle, Rejection,
+    RejectionResponder, RequestTimestamp, ResponseBody,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -71,6 +72,8 @@ pub(crate) struct VerifyConfig {
     /// The ring, with each key's HMAC state keyed once.
     keys: VerifyKeys,
     pub(crate) responder: RejectionResponder,
+    /// How long the whole body may take to arrive.
+    pub(crate) body_timeout: Duration,
 }
 
 /// The keys a verifier checks against: a ring fixed when the layer was built, or a
@@ -199,7 +202,9 @@ impl fmt::Debug for VerifyConfig {
         let mut out = f.debug_struct("VerifySignatureLayer");
         out.field("ring", &self.keys);
         self.common.debug_fields(&mut out);
-        out.field("responder", &self.responder).finish()
+        out.field("body_timeout", &self.body_timeout)
+            .field("responder", &self.responder)
+            .finish()
     }
 }
 
@@ -226,7 +231,10 @@ fn signed_uri(parts: &http::request::Parts) -> &http::Uri {
 ///    (default [`DEFAULT_BODY_LIMIT`](tollgate_core::DEFAULT_BODY_LIMIT), 1 MiB), before
 ///    reading a byte;
 /// 2. reads the body into one `Bytes`, answering 413 once more than the limit arrives (chunked
-///    bodies too) and 400 `body_read_failed` when reading fails;
+///    bodies too), 400 `body_read_failed` when reading fails and 408 `body_timeout` when the
+///    whole body has not arrived within the [body timeout](Self::body_timeout) (default
+///    [`DEFAULT_BODY_TIMEOUT`], 10 s, counted from the start of reading, not reset by each
+///    chunk);
 /// 3. verifies it with the [`Scheme`] against every key of the [`KeyRing`] usable at the
 ///    [`Clock`]'s now, answering 401 `signature_missing` / `signature_invalid` /
 ///    `timestamp_out_of_window` or 400 `signature_malformed` / `timestamp_malformed`;
@@ -249,6 +257,10 @@ fn signed_uri(parts: &http::request::Parts) -> &http::Uri {
 /// - A replay guard that reads [`VerifiedSignature`](tollgate_core::VerifiedSignature) goes
 ///   *inside* this layer.
 /// - The body limit bounds memory per request; raise it only as far as your provider needs.
+/// - The body timeout bounds how long a slow or stalled client holds a request: a body that
+///   trickles in a byte at a time, or never comes after its `Content-Length`, is answered
+///   408 `body_timeout` once the timeout has passed since reading began. Keep it below the
+///   server's own whole-request timeout so the answer is tollgate's.
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -325,11 +337,41 @@ impl VerifySignatureLayer {
                 common: Common::new(scheme),
                 keys,
                 responder: RejectionResponder::json(),
+                body_timeout: DEFAULT_BODY_TIMEOUT,
             }),
         })
     }
 
     common_setters!();
+
+    /// Sets how long the **whole** body may take to arrive (default
+    /// [`DEFAULT_BODY_TIMEOUT`](tollgate_core::DEFAULT_BODY_TIMEOUT), 10 s); past it the
+    /// answer is 408 `body_timeout` and the inner service is not called.
+    ///
+    /// The time counts from when the layer starts reading the body and is not reset by the
+    /// bytes that keep arriving: a client that trickles one byte a second, or declares a
+    /// `Content-Length` and sends nothing, holds the request for this long at most. A declared
+    /// `Content-Length` over the [body limit](Self::body_limit) is still answered 413 at once.
+    /// `Duration::ZERO` waits for nothing (only a body already complete when the layer reads
+    /// it passes); there is no "no timeout" value short of one too long to represent
+    /// (`Duration::MAX`). The timer is tokio's, started only for a body that has to be waited
+    /// for (see [`BufferBody::timeout`](tollgate_core::BufferBody::timeout)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tollgate_core::Secret;
+    /// use tollgate_signature::{BodyHmac, VerifySignatureLayer};
+    ///
+    /// let layer = VerifySignatureLayer::new(BodyHmac::onekey(), Secret::from_string("s3cr3t"))?
+    ///     .body_limit(64 * 1024)
+    ///     .body_timeout(Duration::from_secs(5));
+    /// # let _ = layer;
+    /// # Ok::<(), tollgate_signature::ConfigError>(())
+    /// ```
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        Arc::make_mut(&mut self.config).body_timeout = timeout;
+        self
+    }
 
     /// Replaces the rejection response: a closure `Fn(&Rejection) -> Response<Bytes>`, any
     /// [`RespondRejection`](tollgate_core::RespondRejection), or a whole

@@ -182,7 +182,8 @@ impl<T: AppKeySecrets + ?Sized> AppKeySecrets for Arc<T> {
 ///    [`replay_key`](tollgate_replay::replay_key)`("tranzila", "", nonce)` until
 ///    [`TimestampWindow::last_valid_second`] (plus the optional
 ///    [`clock_skew_margin`](TranzilaVerifyLayer::clock_skew_margin)): 401 `replayed` when
-///    already claimed, 503 `store_unavailable` when the store fails (fail closed). The key
+///    already claimed, 503 `store_full` when a memory store is full of unexpired claims and
+///    503 `store_unavailable` when the store fails (both fail closed). The key
 ///    has tollgate-replay's one format, so a `ReplayGuardLayer::new` sharing the store claims
 ///    a Tranzila nonce under the same key.
 ///

@@ -17,7 +17,9 @@
 //!
 //! Refusals are tollgate's JSON rejections: 401 `signature_missing` / `signature_invalid` /
 //! `timestamp_out_of_window` / `replayed`, 400 `signature_malformed`, 413
-//! `payload_too_large`, 503 `store_unavailable`.
+//! `payload_too_large`, 408 `body_timeout` (the whole body did not arrive within the
+//! verifier's body timeout, 10 s by default), 503 `store_full` (memory store) /
+//! `store_unavailable`.
 //!
 //! The secrets ([`SECRET_VARS`]) are required: a receiver started without one refuses to
 //! start and names it. Only `--demo` ([`Secrets::Demo`]) fills unset ones with the demo
