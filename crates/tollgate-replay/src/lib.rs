@@ -190,7 +190,21 @@
 //!   Redis claim that timed out or failed (503) is undone when Redis resumes, so its retry is
 //!   accepted too (a retry that reaches another instance before the undo can still be
 //!   refused). See [`ReplayGuardLayer`] ("Failed handling releases the claim").
-//! - **Fail closed.** Any store error is 503 `store_unavailable`, never a pass.
+//! - **Fail closed.** Any store error is 503, never a pass: `store_full` when a memory store
+//!   is full of unexpired claims (none is evicted to make room; tested by a flood of unique
+//!   nonces in `tests/nonce_flood.rs`), `store_unavailable` for anything else.
+//! - **Redis faults under load** (tested in `tests/tests/redis_faults.rs` of the workspace,
+//!   with a real `redis-server` paused, killed and restarted while eight clients send):
+//!   while Redis is paused every claim is answered 503 `store_unavailable` within the store's
+//!   timeout (500 ms by default), never 200 and never a hang; while it is down, at once. A
+//!   claim answered 200 just before a pause was recorded (its resend is `replayed`); one that
+//!   timed out is undone when Redis resumes, so its retry is accepted. When Redis answers
+//!   again — resumed, or restarted on the same address — the next claim succeeds without
+//!   restarting the service (within 1 s, asserted). Without persistence a restarted Redis
+//!   has forgotten every claim: a request accepted before the restart can be accepted once
+//!   more, for timestamped schemes only while its timestamp is inside the window. Run Redis
+//!   with an append-only file (`appendfsync always`; tested: the claim survives `SIGKILL`) or
+//!   wait out the window before serving after a restart.
 //! - **Redis never evicts a claim unnoticed.** `RedisNonceStore` refuses to start
 //!   (`RedisNonceStoreBuilder::connect`: `ConfigError::EvictionPolicy`) unless Redis's
 //!   `maxmemory-policy` is `noeviction`, and fails claims closed (503) within 5 s (its policy
