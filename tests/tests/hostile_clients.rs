@@ -701,13 +701,11 @@ async fn two_hundred_trickling_clients_cost_what_they_sent() {
 // ---------------------------------------------------------------------------------------------
 // The README's "Slow clients" block, compiled and exercised.
 
-use tollgate::signature::ConfigError;
-
-fn webhook_verifier(secret: Secret) -> Result<VerifySignatureLayer, ConfigError> {
-    Ok(VerifySignatureLayer::new(BodyHmac::onekey(), secret)?
-        .body_limit(64 * 1024)
-        .body_timeout(Duration::from_secs(5)))
-}
+// The README's "Slow clients" block, byte for byte (checked by the readme crate).
+#[allow(dead_code, unreachable_pub)]
+#[path = "../readme/tests/sections/slow_clients.rs"]
+mod slow_clients;
+use slow_clients::webhook_verifier;
 
 /// The README's verifier, on a route over TCP: a body that never comes after its
 /// `Content-Length` is answered 408 `body_timeout` after its 5 s. (Run alongside the

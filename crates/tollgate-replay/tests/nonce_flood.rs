@@ -157,7 +157,11 @@ async fn a_concurrent_flood_never_accepts_more_than_the_store_holds() {
         accepted.append(&mut a);
         refused += r;
     }
-    assert!(accepted.len() as u64 <= capacity, "{} accepted", accepted.len());
+    assert!(
+        accepted.len() as u64 <= capacity,
+        "{} accepted",
+        accepted.len()
+    );
     assert!(accepted.len() as u64 >= capacity * 95 / 100);
     assert_eq!(accepted.len() as u64 + refused, per_task * TASKS);
     assert_eq!(store.len(), accepted.len());

@@ -8,6 +8,8 @@
 //!   new key verifies, and a blank secret is never installed.
 //! - The "Metrics" block is in `metrics_section.rs`: its test installs the process's one
 //!   recorder and counts exactly, so no other test may share its process.
+//! - The "Slow clients" block (under "Deployment notes") is exercised over TCP by
+//!   `tests/tests/hostile_clients.rs` of the workspace, which includes the same file.
 //! - The "Running several instances" block is compiled only (it needs Sentinels); the
 //!   replay crate's `redis_sentinel` tests run the same calls against real ones.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -19,6 +21,9 @@ mod rotating_keys;
 #[allow(unreachable_pub, dead_code)]
 #[path = "sections/several_instances.rs"]
 mod several_instances;
+#[allow(unreachable_pub, dead_code)]
+#[path = "sections/slow_clients.rs"]
+mod slow_clients;
 
 use std::convert::Infallible;
 
@@ -51,6 +56,15 @@ fn assert_same(heading: &str, file: &str, compiled: &str) {
         readme == compiled,
         "README.md's block under \"{heading}\" and tests/readme/tests/sections/{file} differ: \
          copy one onto the other (and run rustfmt).\n--- README\n{readme}\n--- {file}\n{compiled}"
+    );
+}
+
+#[test]
+fn readme_slow_clients_block_is_compiled() {
+    assert_same(
+        "## Deployment notes",
+        "slow_clients.rs",
+        include_str!("sections/slow_clients.rs"),
     );
 }
 
