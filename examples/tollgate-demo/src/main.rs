@@ -2,8 +2,35 @@
 //! `curl` commands instead.
 use std::process::ExitCode;
 
+/// Logs on stderr at the levels `RUST_LOG` names (`trace`, `tollgate=debug,h2=info`, every
+/// target's events and spans, and the `log` records of rustls and reqwest); nothing without it.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let Some(spec) = std::env::var_os("RUST_LOG") else {
+        return;
+    };
+    let filter: tracing_subscriber::filter::Targets = match spec.to_string_lossy().parse() {
+        Ok(filter) => filter,
+        Err(err) => {
+            eprintln!("tollgate-demo: RUST_LOG ignored: {err}");
+            return;
+        }
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .finish()
+        .with(filter);
+    if let Err(err) = subscriber.try_init() {
+        eprintln!("tollgate-demo: no log subscriber: {err}");
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    init_logging();
     let serve = std::env::args().skip(1).any(|arg| arg == "--serve");
     let demo = match tollgate_demo::Demo::start().await {
         Ok(demo) => demo,

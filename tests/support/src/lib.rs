@@ -8,7 +8,9 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 pub mod programs;
+pub mod secrets;
 pub mod tls;
+pub mod trace_log;
 
 pub use programs::*;
 
@@ -69,6 +71,7 @@ pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 impl LogCapture {
     /// An empty capture.
     pub fn new() -> Self {
+        crate::trace_log::init();
         Self::default()
     }
 

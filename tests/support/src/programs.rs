@@ -35,6 +35,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
 /// The program's path; when it is missing, a skip notice (and `None`) or, when `require_var`
 /// is `1`, a panic that fails the test.
 pub fn program_or_skip(program: &str, require_var: &str, test: &str) -> Option<PathBuf> {
+    crate::trace_log::init();
     if let Some(path) = which(program) {
         return Some(path);
     }
@@ -51,6 +52,7 @@ pub fn program_or_skip(program: &str, require_var: &str, test: &str) -> Option<P
 
 /// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
+    crate::trace_log::init();
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -64,6 +66,7 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     /// Creates `<tmp>/tollgate-<prefix>-<unique>`.
     pub fn new(prefix: &str) -> Self {
+        crate::trace_log::init();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

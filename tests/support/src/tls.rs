@@ -99,6 +99,7 @@ fn leaf_params(names: &[&str]) -> CertificateParams {
 impl TestPki {
     /// Makes a fresh CA and leaves (ECDSA P-256; a few milliseconds).
     pub fn generate() -> Self {
+        crate::trace_log::init();
         let ca_key = KeyPair::generate().expect("key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -181,6 +182,7 @@ impl HttpsServer {
 
     /// Serves `handler` over TLS on `listener` with `config`.
     pub fn serve(listener: TcpListener, config: rustls::ServerConfig, handler: Handler) -> Self {
+        crate::trace_log::init();
         let addr = listener.local_addr().expect("local addr");
         let counters = Arc::new(Counters::default());
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
