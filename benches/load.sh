@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# Whole-stack load test: `wrk` against a trivial axum handler, bare and behind the Transak
-# partner's inbound stack (origin allowlist + client IP + IP allowlist), on loopback.
+# Whole-stack load test on loopback: a trivial axum handler, bare and behind the Transak
+# partner's inbound stack (origin allowlist + client IP + IP allowlist), over HTTP/1.1 (`wrk`)
+# and HTTP/2 with prior knowledge (`h2load`), on a server with 1 and with 4 worker threads.
 #
 #   bash benches/load.sh            # results printed; appended to $TOLLGATE_BENCH_RESULTS if set
 #
-# Settings (environment): LOAD_DURATION (default 10s per run), LOAD_CONNECTIONS (32),
-# LOAD_THREADS (1), LOAD_ROUNDS (3: bare, stack, bare, stack, ..., so drift hits both alike).
-# Only 127.0.0.1 is loaded; every run is bounded by its duration and the servers are stopped
-# on exit.
+# Settings (environment):
+#   LOAD_DURATION      per run, default 10s
+#   LOAD_ROUNDS        default 3; bare and stack alternate in every round, and which of the two
+#                      goes first flips from round to round, so drift hits both alike
+#   LOAD_WORKERS       server worker threads to measure, default "1 4"
+#   LOAD_PROTOCOLS     default "h1 h2"
+#   LOAD_CONNECTIONS   HTTP/1.1 connections (one request in flight each), default 32
+#   LOAD_H2_CONNECTIONS, LOAD_H2_STREAMS
+#                      HTTP/2 connections and streams in flight on each, default 4 and 8
+#   LOAD_THREADS       wrk/h2load threads; default 1, or up to 4 when the load generator has
+#                      cores of its own
+# With more than 2 cores, the servers are pinned (`taskset`) to the first half of the cores this
+# script may use and the load generator to the other half; with 2 or fewer nothing is pinned.
+# What was done is printed and recorded as `load.pinning`. A missing `wrk` or `h2load` (Debian
+# packages wrk and nghttp2-client) skips its protocol, reported as skipped. Only 127.0.0.1 is
+# loaded; every run is bounded by its duration and the servers are stopped on exit.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 duration="${LOAD_DURATION:-10s}"
-connections="${LOAD_CONNECTIONS:-32}"
-threads="${LOAD_THREADS:-1}"
 rounds="${LOAD_ROUNDS:-3}"
+workers_list="${LOAD_WORKERS:-1 4}"
+protocols="${LOAD_PROTOCOLS:-h1 h2}"
+connections="${LOAD_CONNECTIONS:-32}"
+h2_connections="${LOAD_H2_CONNECTIONS:-4}"
+h2_streams="${LOAD_H2_STREAMS:-8}"
 results="${TOLLGATE_BENCH_RESULTS:-}"
 
 record() {
@@ -22,11 +38,80 @@ record() {
     if [[ -n "$results" ]]; then echo "$1=$2" >>"$results"; fi
 }
 
-if ! command -v wrk >/dev/null; then
-    echo "skipping the load test: wrk not found (Debian package wrk)" >&2
-    record load.skipped "wrk not found"
+# Which protocols can run here.
+runnable=()
+for protocol in $protocols; do
+    case "$protocol" in
+    h1)
+        if command -v wrk >/dev/null; then
+            runnable+=(h1)
+        else
+            echo "skipping HTTP/1.1: wrk not found (Debian package wrk)" >&2
+            record load.h1.skipped "wrk not found"
+        fi
+        ;;
+    h2)
+        if command -v h2load >/dev/null; then
+            runnable+=(h2)
+        else
+            echo "skipping HTTP/2: h2load not found (Debian package nghttp2-client)" >&2
+            record load.h2.skipped "h2load not found"
+        fi
+        ;;
+    *)
+        echo "unknown protocol '$protocol' in LOAD_PROTOCOLS (h1, h2)" >&2
+        exit 2
+        ;;
+    esac
+done
+if [[ ${#runnable[@]} == 0 ]]; then
+    echo "skipping the load test: neither wrk nor h2load found" >&2
+    record load.skipped "wrk and h2load not found"
     exit 0
 fi
+for workers in $workers_list; do
+    if ! [[ "$workers" =~ ^[1-9][0-9]?$ ]]; then
+        echo "LOAD_WORKERS must list numbers from 1 to 64, got '$workers'" >&2
+        exit 2
+    fi
+done
+
+# Pinning: the cores this script may run on (its affinity list), split in two halves.
+expand_cpus() { # "0-3,8,10-11" -> "0 1 2 3 8 10 11"
+    local part out=()
+    IFS=',' read -ra parts <<<"$1"
+    for part in "${parts[@]}"; do
+        if [[ "$part" == *-* ]]; then
+            out+=($(seq "${part%-*}" "${part#*-}"))
+        else
+            out+=("$part")
+        fi
+    done
+    echo "${out[@]}"
+}
+cpus=()
+if command -v taskset >/dev/null; then
+    read -ra cpus <<<"$(expand_cpus "$(taskset -cp $$ | awk -F': ' '{print $2}' | tr -d ' ')")"
+fi
+server_pin=()
+load_pin=()
+if ((${#cpus[@]} > 2)); then
+    half=$((${#cpus[@]} / 2))
+    server_cpus="$(IFS=,; echo "${cpus[*]:0:$half}")"
+    load_cpus="$(IFS=,; echo "${cpus[*]:$half}")"
+    server_pin=(taskset -c "$server_cpus")
+    load_pin=(taskset -c "$load_cpus")
+    pinning="server on cores $server_cpus, load generator on cores $load_cpus"
+    load_cores=$((${#cpus[@]} - half))
+    threads="${LOAD_THREADS:-$((load_cores < 4 ? load_cores : 4))}"
+else
+    pinning="not pinned (${#cpus[@]} cores)"
+    if ((${#cpus[@]} == 0)); then pinning="not pinned (taskset not found)"; fi
+    threads="${LOAD_THREADS:-1}"
+fi
+# h2load wants at least one connection per thread.
+h2_threads=$((threads < h2_connections ? threads : h2_connections))
+echo "load: $pinning"
 
 cd "$root"
 cargo build --release --quiet -p tollgate-benches --bin stack-server
@@ -42,87 +127,175 @@ cleanup() {
 }
 trap cleanup EXIT
 
-started_port=""
-start() { # mode; sets started_port to the port the server bound
-    "$server" "$1" 0 >"$scratch/$1.port" &
+declare -A port server_pid
+start() { # mode workers; records the port the server bound in port[mode.workers]
+    local name="$1.$2"
+    "${server_pin[@]}" "$server" "$1" 0 "$2" >"$scratch/$name.port" &
     pids+=("$!")
+    server_pid[$name]="$!"
     for _ in $(seq 1 200); do
-        if [[ -s "$scratch/$1.port" ]]; then
-            started_port="$(head -n1 "$scratch/$1.port")"
+        if [[ -s "$scratch/$name.port" ]]; then
+            port[$name]="$(head -n1 "$scratch/$name.port")"
             return 0
         fi
         sleep 0.05
     done
-    echo "the $1 server did not start" >&2
+    echo "the $1 server with $2 worker(s) did not start" >&2
     exit 1
 }
+for workers in $workers_list; do
+    start bare "$workers"
+    start stack "$workers"
+done
 
-start bare
-bare_port="$started_port"
-start stack
-stack_port="$started_port"
+allowed=(-H "Origin: https://app.example.com" -H "X-Forwarded-For: 203.0.113.7")
 
-headers=(-H "Origin: https://app.example.com" -H "X-Forwarded-For: 203.0.113.7")
-
-# The stack must allow the load's request and refuse a foreign origin, or the figures mean
-# nothing.
-check() { # expected-status url extra-curl-args...
-    local expected="$1" url="$2"
-    shift 2
-    local got
-    got="$(curl -s -o /dev/null -w '%{http_code}' "$@" "$url")"
-    if [[ "$got" != "$expected" ]]; then
-        echo "expected $expected from $url, got $got" >&2
+# The stack must allow the load's request and refuse a foreign origin and a client outside the
+# allowlist, on every server and protocol measured, or the figures mean nothing.
+curl_version() { # h1|h2 -> curl's flag and the %{http_version} expected
+    if [[ "$1" == h2 ]]; then echo "--http2-prior-knowledge 2"; else echo "--http1.1 1.1"; fi
+}
+check() { # protocol expected-status url extra-curl-args...
+    local protocol="$1" expected="$2" url="$3"
+    shift 3
+    local flag want got
+    read -r flag want <<<"$(curl_version "$protocol")"
+    got="$(curl -s -o /dev/null -w '%{http_code} %{http_version}' "$flag" "$@" "$url")"
+    if [[ "$got" != "$expected $want" ]]; then
+        echo "expected $expected over HTTP/$want from $url, got '$got' (status, HTTP version)" >&2
         exit 1
     fi
 }
-check 200 "http://127.0.0.1:$bare_port/api/ping" "${headers[@]}"
-check 200 "http://127.0.0.1:$stack_port/api/ping" "${headers[@]}"
-check 403 "http://127.0.0.1:$stack_port/api/ping" -H "Origin: https://evil.example" -H "X-Forwarded-For: 203.0.113.7"
-check 403 "http://127.0.0.1:$stack_port/api/ping" -H "Origin: https://app.example.com" -H "X-Forwarded-For: 198.51.100.9"
-acao="$(curl -s -D - -o /dev/null "${headers[@]}" "http://127.0.0.1:$stack_port/api/ping" | tr -d '\r' | awk -F': ' 'tolower($1)=="access-control-allow-origin"{print $2}')"
-if [[ "$acao" != "https://app.example.com" ]]; then
-    echo "the stack did not answer with Access-Control-Allow-Origin (got '$acao')" >&2
-    exit 1
-fi
+for workers in $workers_list; do
+    for protocol in "${runnable[@]}"; do
+        bare_url="http://127.0.0.1:${port[bare.$workers]}/api/ping"
+        stack_url="http://127.0.0.1:${port[stack.$workers]}/api/ping"
+        check "$protocol" 200 "$bare_url" "${allowed[@]}"
+        check "$protocol" 200 "$stack_url" "${allowed[@]}"
+        check "$protocol" 403 "$stack_url" -H "Origin: https://evil.example" -H "X-Forwarded-For: 203.0.113.7"
+        check "$protocol" 403 "$stack_url" -H "Origin: https://app.example.com" -H "X-Forwarded-For: 198.51.100.9"
+        read -r flag _ <<<"$(curl_version "$protocol")"
+        acao="$(curl -s -D - -o /dev/null "$flag" "${allowed[@]}" "$stack_url" | tr -d '\r' | awk -F': ' 'tolower($1)=="access-control-allow-origin"{print $2}')"
+        if [[ "$acao" != "https://app.example.com" ]]; then
+            echo "the stack ($protocol, $workers worker(s)) did not answer with Access-Control-Allow-Origin (got '$acao')" >&2
+            exit 1
+        fi
+        echo "load: checked $protocol, $workers worker(s): the stack allows the load's request, refuses a foreign origin and a client outside the allowlist"
+    done
+done
 
-# Latency from wrk's --latency table in microseconds.
+# wrk's latencies (`--latency` table) in microseconds.
 to_us() {
     awk '{ v=$1; if (v ~ /us$/) { sub(/us$/,"",v); print v } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000000 } else print v }'
 }
 
-declare -A total_requests=([bare]=0 [stack]=0)
-declare -A total_seconds=([bare]=0 [stack]=0)
-declare -A worst_p99=([bare]=0 [stack]=0)
-declare -A errors=([bare]=0 [stack]=0)
-for round in $(seq 1 "$rounds"); do
-    for mode in bare stack; do
-        port="$bare_port"
-        [[ "$mode" == stack ]] && port="$stack_port"
-        out="$(wrk -t"$threads" -c"$connections" -d"$duration" --latency "${headers[@]}" "http://127.0.0.1:$port/api/ping")"
-        echo "== $mode, round $round"
+# The CPU time a server has used so far (user + system), in clock ticks; empty without /proc.
+clock_ticks="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+cpu_ticks() { # pid
+    if [[ -r "/proc/$1/stat" ]]; then awk '{print $14 + $15}' "/proc/$1/stat"; fi
+}
+
+# One run; sets run_requests, run_seconds, run_p99 (µs) and run_errors, or exits on an answer
+# other than 2xx.
+run() { # protocol mode url
+    local protocol="$1" mode="$2" url="$3" out
+    run_errors=""
+    if [[ "$protocol" == h1 ]]; then
+        out="$("${load_pin[@]}" wrk -t"$threads" -c"$connections" -d"$duration" --latency "${allowed[@]}" "$url")"
         echo "$out"
-        requests="$(awk '/requests in/ {print $1}' <<<"$out")"
-        seconds="$(awk '/requests in/ {v=$4; sub(/,$/,"",v); if (v ~ /ms$/) {sub(/ms$/,"",v); v=v/1000} else if (v ~ /m$/) {sub(/m$/,"",v); v=v*60} else sub(/s$/,"",v); print v}' <<<"$out")"
-        p99="$(awk '$1=="99%" {print $2}' <<<"$out" | to_us)"
+        run_requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+        run_seconds="$(awk '/requests in/ {v=$4; sub(/,$/,"",v); if (v ~ /ms$/) {sub(/ms$/,"",v); v=v/1000} else if (v ~ /m$/) {sub(/m$/,"",v); v=v*60} else sub(/s$/,"",v); print v}' <<<"$out")"
+        run_p99="$(awk '$1=="99%" {print $2}' <<<"$out" | to_us)"
+        local non2xx
         non2xx="$(awk '/Non-2xx/ {print $NF}' <<<"$out")"
-        sockerr="$(awk '/Socket errors/ {print}' <<<"$out")"
         if [[ -n "$non2xx" && "$non2xx" != 0 ]]; then
             echo "the $mode server answered $non2xx non-2xx responses under load" >&2
             exit 1
         fi
-        if [[ -n "$sockerr" ]]; then errors[$mode]="${errors[$mode]} $sockerr"; fi
-        record "load.$mode.round$round.rps" "$(awk -v r="$requests" -v s="$seconds" 'BEGIN {printf "%.0f", r/s}')"
-        record "load.$mode.round$round.p99_us" "$p99"
-        total_requests[$mode]=$((total_requests[$mode] + requests))
-        total_seconds[$mode]="$(awk -v a="${total_seconds[$mode]}" -v b="$seconds" 'BEGIN {print a+b}')"
-        worst_p99[$mode]="$(awk -v a="${worst_p99[$mode]}" -v b="$p99" 'BEGIN {print (b>a)?b:a}')"
+        run_errors="$(awk '/Socket errors/ {sub(/^ +/, ""); print}' <<<"$out")"
+    else
+        local log="$scratch/h2load.log"
+        out="$("${load_pin[@]}" h2load -t"$h2_threads" -c"$h2_connections" -m"$h2_streams" -D"$duration" --log-file="$log" "${allowed[@]}" "$url")"
+        sed -n '/^finished in/,$p' <<<"$out"
+        if ! grep -q '^Application protocol: h2c$' <<<"$out"; then
+            echo "h2load did not speak HTTP/2 with prior knowledge (h2c) to the $mode server" >&2
+            exit 1
+        fi
+        # "finished in 10.00s, 41234.50 req/s, ..." and
+        # "requests: N total, N started, N done, N succeeded, F failed, E errored, T timeout"
+        run_seconds="$(awk '/^finished in/ {v=$3; sub(/,$/,"",v); if (v ~ /ms$/) {sub(/ms$/,"",v); v=v/1000} else sub(/s$/,"",v); print v}' <<<"$out")"
+        run_requests="$(awk '/^requests:/ {print $8}' <<<"$out")"
+        local bad
+        bad="$(awk '/^status codes:/ {n+=$5+$7+$9} /^requests:/ {n+=$10+$12+$14} END {print n+0}' <<<"$out")"
+        if [[ -z "$run_requests" || "$bad" != 0 ]]; then
+            echo "the $mode server answered $bad requests with other than 2xx, or they failed, under load" >&2
+            exit 1
+        fi
+        run_p99="$(awk -F'\t' '{print $3}' "$log" | sort -n | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; print v[i]}')"
+        rm -f "$log"
+    fi
+    if [[ -z "$run_requests" || -z "$run_seconds" || -z "$run_p99" ]]; then
+        echo "could not read the figures of the $mode run ($protocol)" >&2
+        exit 1
+    fi
+}
+
+declare -A total_requests total_seconds worst_p99 errors total_ticks
+for round in $(seq 1 "$rounds"); do
+    order=(bare stack)
+    if ((round % 2 == 0)); then order=(stack bare); fi
+    for workers in $workers_list; do
+        for protocol in "${runnable[@]}"; do
+            for mode in "${order[@]}"; do
+                key="$protocol.w$workers.$mode"
+                echo "== $protocol, $workers worker(s), $mode, round $round"
+                pid="${server_pid[$mode.$workers]}"
+                ticks_before="$(cpu_ticks "$pid")"
+                run "$protocol" "$mode" "http://127.0.0.1:${port[$mode.$workers]}/api/ping"
+                ticks_after="$(cpu_ticks "$pid")"
+                if [[ -n "$ticks_before" && -n "$ticks_after" ]]; then
+                    total_ticks[$key]=$((${total_ticks[$key]:-0} + ticks_after - ticks_before))
+                fi
+                record "load.$key.round$round.rps" "$(awk -v r="$run_requests" -v s="$run_seconds" 'BEGIN {printf "%.0f", r/s}')"
+                record "load.$key.round$round.p99_us" "$run_p99"
+                total_requests[$key]=$((${total_requests[$key]:-0} + run_requests))
+                total_seconds[$key]="$(awk -v a="${total_seconds[$key]:-0}" -v b="$run_seconds" 'BEGIN {print a+b}')"
+                worst_p99[$key]="$(awk -v a="${worst_p99[$key]:-0}" -v b="$run_p99" 'BEGIN {print (b>a)?b:a}')"
+                if [[ -n "$run_errors" ]]; then errors[$key]="${errors[$key]:-}${errors[$key]:+; }round $round: $run_errors"; fi
+            done
+        done
     done
 done
 
-for mode in bare stack; do
-    record "load.$mode.rps" "$(awk -v r="${total_requests[$mode]}" -v s="${total_seconds[$mode]}" 'BEGIN {printf "%.0f", r/s}')"
-    record "load.$mode.p99_us" "${worst_p99[$mode]}"
-    if [[ "${errors[$mode]}" != 0 ]]; then record "load.$mode.socket_errors" "${errors[$mode]#0 }"; fi
+for workers in $workers_list; do
+    for protocol in "${runnable[@]}"; do
+        for mode in bare stack; do
+            key="$protocol.w$workers.$mode"
+            rps="$(awk -v r="${total_requests[$key]}" -v s="${total_seconds[$key]}" 'BEGIN {printf "%.0f", r/s}')"
+            record "load.$key.rps" "$rps"
+            record "load.$key.p99_us" "${worst_p99[$key]}"
+            if [[ -n "${total_ticks[$key]:-}" ]]; then
+                # The server's CPU time per request (user + system, all its threads), which the
+                # load generator's share of the cores does not move as much as requests/s.
+                record "load.$key.cpu_us" "$(awk -v t="${total_ticks[$key]}" -v hz="$clock_ticks" -v r="${total_requests[$key]}" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')"
+            fi
+            if [[ -n "${errors[$key]:-}" ]]; then record "load.$key.socket_errors" "${errors[$key]}"; fi
+            # The keys of the pages before HTTP/2 and worker counts: HTTP/1.1, one worker.
+            if [[ "$protocol.$workers" == h1.1 ]]; then
+                record "load.$mode.rps" "$rps"
+                record "load.$mode.p99_us" "${worst_p99[$key]}"
+            fi
+        done
+        key="$protocol.w$workers"
+        record "load.$key.ratio" "$(awk -v s="${total_requests[$key.stack]}" -v ss="${total_seconds[$key.stack]}" -v b="${total_requests[$key.bare]}" -v bs="${total_seconds[$key.bare]}" 'BEGIN {printf "%.3f", (s/ss)/(b/bs)}')"
+    done
 done
-record load.settings "wrk -t$threads -c$connections -d$duration --latency, $rounds rounds, server on a 1-worker Tokio runtime"
+record load.pinning "$pinning"
+for protocol in "${runnable[@]}"; do
+    if [[ "$protocol" == h1 ]]; then
+        record load.settings.h1 "wrk $( (wrk --version 2>&1 || true) | awk 'NR==1 {print $2}') -t$threads -c$connections -d$duration --latency"
+    else
+        record load.settings.h2 "h2load $( (h2load --version 2>&1 || true) | awk 'NR==1 {sub(/^nghttp2\//, "", $2); print $2}') -t$h2_threads -c$h2_connections -m$h2_streams -D$duration (HTTP/2 with prior knowledge)"
+    fi
+done
+record load.settings "$rounds rounds of $duration per server and protocol, bare and stack alternating (the first of the two flips each round); server workers: $workers_list"

@@ -6,8 +6,9 @@
 # = `cargo bench -p tollgate-benches` (criterion; origin, client IP, signature, Tranzila,
 # replay stores with a local redis-server) + `bash benches/load.sh` (wrk, whole stack), then
 # `bench-report`, which reads criterion's medians and the results file and adds
-# `benches/notes.md`. About 5 minutes on 2 cores once built. Needs redis-server,
-# redis-benchmark and wrk (Debian packages); a missing one is reported as skipped.
+# `benches/notes.md`. About 10 minutes on 2 cores once built. Needs redis-server,
+# redis-benchmark, wrk and h2load (Debian packages redis-server, redis-tools, wrk,
+# nghttp2-client); a missing one is reported as skipped.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +36,7 @@ first_line() { "$@" 2>/dev/null | head -n1 || true; }
     echo "rustc=$(rustc -V)"
     echo "redis=$(first_line redis-server --version | awk '{print $3}')"
     echo "wrk=$(first_line wrk --version | awk '{print $2}')"
+    echo "h2load=$(first_line h2load --version | awk '{print $NF}')"
     echo "load=load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null) at the end of the run"
     echo "command=$command"
 } >"$meta"

@@ -1,11 +1,14 @@
-//! The whole-stack server that `load.sh` drives with `wrk`: a trivial axum handler, bare or
-//! behind the `transak-partner` example's inbound stack (origin allowlist, then client IP, then
-//! IP allowlist: `tollgate::transak::TransakInbound`).
+//! The whole-stack server that `load.sh` drives with `wrk` (HTTP/1.1) and `h2load` (HTTP/2):
+//! a trivial axum handler, bare or behind the `transak-partner` example's inbound stack
+//! (origin allowlist, then client IP, then IP allowlist: `tollgate::transak::TransakInbound`).
 //!
-//! `stack-server <bare|stack> <port>` serves `GET`/`POST /api/ping` on `127.0.0.1:<port>` on a
-//! one-worker Tokio runtime until killed; with port 0 it binds a free port. It prints the
-//! port it listens on as its first line. The stack trusts loopback as the proxy, reads the
-//! client from `X-Forwarded-For` and allows `203.0.113.0/24`; requests must come from
+//! `stack-server <bare|stack> <port> [workers]` serves `GET`/`POST /api/ping` on
+//! `127.0.0.1:<port>` on a Tokio runtime of `workers` worker threads (1 when left out, at most
+//! 64) until killed; with port 0 it binds a free port. It prints the port it listens on as its
+//! first line. Each connection speaks HTTP/1.1 or HTTP/2 with prior knowledge (h2c), whichever
+//! the client opens with (`axum::serve` with its `http1` and `http2` features: hyper-util's
+//! auto builder). The stack trusts loopback as the proxy, reads the client from
+//! `X-Forwarded-For` and allows `203.0.113.0/24`; requests must come from
 //! `https://app.example.com`.
 
 use std::net::SocketAddr;
@@ -16,6 +19,9 @@ use axum::routing::get;
 
 /// The front end the stack allows.
 const ORIGIN: &str = "https://app.example.com";
+
+/// The most worker threads the server accepts.
+const MAX_WORKERS: usize = 64;
 
 async fn ping() -> &'static str {
     "ok"
@@ -42,17 +48,25 @@ fn app(stacked: bool) -> Result<Router, Box<dyn std::error::Error + Send + Sync>
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (stacked, port) = match (args.get(1).map(String::as_str), args.get(2)) {
-        (Some("bare"), Some(port)) => (false, port.parse::<u16>()),
-        (Some("stack"), Some(port)) => (true, port.parse::<u16>()),
+    let (stacked, port) = match (args.get(1).map(String::as_str), args.get(2), args.get(4)) {
+        (Some("bare"), Some(port), None) => (false, port.parse::<u16>()),
+        (Some("stack"), Some(port), None) => (true, port.parse::<u16>()),
         _ => {
-            eprintln!("usage: stack-server <bare|stack> <port>");
+            eprintln!("usage: stack-server <bare|stack> <port> [workers]");
             return ExitCode::from(2);
         }
     };
     let Ok(port) = port else {
         eprintln!("the port must be a number from 0 to 65535");
         return ExitCode::from(2);
+    };
+    let workers = match args.get(3).map(|w| w.parse::<usize>()) {
+        None => 1,
+        Some(Ok(workers @ 1..=MAX_WORKERS)) => workers,
+        Some(_) => {
+            eprintln!("the number of workers must be from 1 to {MAX_WORKERS}");
+            return ExitCode::from(2);
+        }
     };
     let app = match app(stacked) {
         Ok(app) => app,
@@ -62,7 +76,7 @@ fn main() -> ExitCode {
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
