@@ -237,8 +237,9 @@ impl<B> BufferBody<B> {
     /// in-memory body costs no timer). It is tokio's, so a body that has to be waited for
     /// must be polled inside a tokio runtime with the time driver enabled (`#[tokio::main]`,
     /// `Runtime::new`, or `Builder::enable_time`/`enable_all`), as for tower-http's timeouts
-    /// and hyper's `TokioTimer`. Outside any tokio runtime no timer can be started and the
-    /// timeout does not apply.
+    /// and hyper's `TokioTimer`. Outside any tokio runtime, or in one built without its time
+    /// driver, no timer can be started: the timeout does not apply (a warning is logged; the
+    /// body is read as if no timeout were set, never a panic).
     ///
     /// `Duration::ZERO` waits for nothing: a body that is not complete at the first poll
     /// fails at once. A timeout too long to represent is no limit.
@@ -311,7 +312,7 @@ where
         }
         loop {
             let frame = match this.body.as_mut().poll_frame(cx) {
-                Poll::Pending => return wait(*this.timeout, this.deadline, cx),
+                Poll::Pending => return wait(this.timeout, this.deadline, cx),
                 Poll::Ready(None) => {
                     return Poll::Ready(Ok(match (this.first.take(), this.gathered.take()) {
                         (_, Some(buf)) => Bytes::from(buf),
@@ -354,14 +355,15 @@ where
 }
 
 /// The body is not complete: starts the deadline the first time (none without a timeout, or
-/// outside a tokio runtime, where no timer can be started), and fails once it passed. The
-/// deadline is set once, so chunks that keep arriving never move it.
+/// outside a tokio runtime, or in one built without its time driver, where no timer can be
+/// started), and fails once it passed. The deadline is set once, so chunks that keep arriving
+/// never move it.
 fn wait(
-    timeout: Option<Duration>,
+    timeout_slot: &mut Option<Duration>,
     deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<Bytes, BufferError>> {
-    let Some(timeout) = timeout else {
+    let Some(timeout) = *timeout_slot else {
         return Poll::Pending;
     };
     let sleep = match deadline {
@@ -373,7 +375,22 @@ fn wait(
             if tokio::runtime::Handle::try_current().is_err() {
                 return Poll::Pending;
             }
-            deadline.insert(Box::pin(tokio::time::sleep(timeout)))
+            // A runtime built without `enable_time` panics when asked for a timer, and tokio
+            // cannot be asked first: a client's slow body must not take the connection task
+            // down, so the panic is caught and this body waits without a deadline (logged).
+            let started = std::panic::catch_unwind(|| tokio::time::sleep(timeout));
+            match started {
+                Ok(sleep) => deadline.insert(Box::pin(sleep)),
+                Err(_) => {
+                    *timeout_slot = None;
+                    tracing::warn!(
+                        target: "tollgate",
+                        "body timeout not enforced: the tokio runtime has no time driver \
+                         (build it with enable_time or enable_all)"
+                    );
+                    return Poll::Pending;
+                }
+            }
         }
     };
     match sleep.as_mut().poll(cx) {

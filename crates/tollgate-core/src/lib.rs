@@ -71,9 +71,10 @@
 //!   never move it, so a peer that trickles one byte at a time fails with
 //!   [`BufferError::TimedOut`] (408 `body_timeout`) no sooner than the timeout (to tokio's
 //!   millisecond timer granularity) and as soon as the timer fires after it, exactly like a
-//!   peer that sends nothing. A body complete at the
-//!   first read starts no timer. `Duration::ZERO` fails any body that must be waited for.
-//!   Outside a tokio runtime no timer can start and the timeout does not apply (no panic).
+//!   peer that sends nothing. A body complete at the first read starts no timer.
+//!   `Duration::ZERO` fails any body that must be waited for. Outside a tokio runtime, or in
+//!   one built without its time driver, no timer can start and the timeout does not apply (a
+//!   warning is logged, never a panic).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -331,6 +331,8 @@ pub fn forms(name: &str, bytes: &[u8]) -> Vec<Needle> {
         ("byte-list", format!("{bytes:?}").into_bytes()),
         ("percent-encoded", percent_encode(bytes).into_bytes()),
     ];
+    let mut candidates = candidates;
+    candidates.extend(embedded_base64(bytes));
     let mut out: Vec<Needle> = Vec::new();
     for (form, form_bytes) in candidates {
         if form_bytes.len() < MIN_FORM_LEN || out.iter().any(|n| n.bytes == form_bytes) {
@@ -341,6 +343,43 @@ pub fn forms(name: &str, bytes: &[u8]) -> Vec<Needle> {
             form,
             bytes: form_bytes,
         });
+    }
+    out
+}
+
+/// The base64 characters that encode `bytes` wherever they sit inside a longer encoded
+/// text (a Basic-auth pair with another user, a base64 JSON body, gRPC `-bin` metadata):
+/// base64 works on 3-byte groups, so the secret's own characters depend on its offset modulo 3.
+/// For each offset, the characters that also carry bits of the bytes before or after are cut
+/// off; what is left appears in any encoding of a text holding the secret at that offset.
+fn embedded_base64(bytes: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    const FORMS: [[&str; 3]; 2] = [
+        [
+            "base64, inside a longer text (offset 0 mod 3)",
+            "base64, inside a longer text (offset 1 mod 3)",
+            "base64, inside a longer text (offset 2 mod 3)",
+        ],
+        [
+            "base64url, inside a longer text (offset 0 mod 3)",
+            "base64url, inside a longer text (offset 1 mod 3)",
+            "base64url, inside a longer text (offset 2 mod 3)",
+        ],
+    ];
+    let mut out = Vec::new();
+    for (alphabet, forms) in [STANDARD_NO_PAD, URL_SAFE_NO_PAD].iter().zip(FORMS) {
+        for (offset, form) in forms.iter().enumerate() {
+            let mut shifted = vec![0u8; offset];
+            shifted.extend_from_slice(bytes);
+            let encoded = alphabet.encode(&shifted).into_bytes();
+            // Characters wholly or partly from the prefix: 0, 2 or 3 of them.
+            let head = [0, 2, 3][offset];
+            // The last character is partial (it also carries the next byte's bits) unless the
+            // shifted text ends on a 3-byte group.
+            let tail = usize::from(shifted.len() % 3 != 0);
+            if encoded.len() > head + tail {
+                out.push((*form, encoded[head..encoded.len() - tail].to_vec()));
+            }
+        }
     }
     out
 }
