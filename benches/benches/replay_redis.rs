@@ -253,7 +253,7 @@ fn replay_redis_topology(c: &mut Criterion) {
         // WAIT first, so the replica is not still catching up with the other run.
         let waiting = bench_store(
             &runtime,
-            RedisNonceStore::builder(master.url()).wait_for_replicas(1, Duration::from_millis(100)),
+            RedisNonceStore::builder(master.url()).wait_for_replicas(1, Duration::from_secs(1)),
         );
         group.bench_function(BenchmarkId::new("master_replica_wait1", concurrency), |b| {
             b.iter_custom(|iters| claims(&runtime, &waiting, &next, concurrency, iters));
