@@ -141,6 +141,9 @@ fn fixed_sources() -> &'static [ClientIpSource] {
             "header:cloudfront-viewer-address:0.0.0.0/0,::/0",
             "rightmost-trusted-range:x-forwarded-for:10.0.0.0/8,2001:db8::/32",
             "rightmost-trusted-range:forwarded:private,loopback",
+            // count 1 on X-Forwarded-For has a fast path of its own (the last element read
+            // directly), count 2 takes the general walk.
+            "rightmost-trusted-count:x-forwarded-for:1",
             "rightmost-trusted-count:x-forwarded-for:2",
             "rightmost-trusted-count:forwarded:1",
             "rightmost-non-private:x-forwarded-for",

@@ -2,8 +2,9 @@
 //! per-thread cache of `IpRangesHandle`, the `rightmost-trusted-count:x-forwarded-for:1` fast
 //! path and its IPv4 parser, and the secret scan of TRACE logs).
 //!
-//! A test whose doc starts with `FINDING:` asserts the secure behaviour and fails today; the
-//! others are regression tests of attacks the code withstands.
+//! A test whose doc starts with `FINDING (fixed):` asserts the secure behaviour and failed on
+//! the code as reviewed (both are fixed); the others are regression tests of attacks the code
+//! withstood from the start.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
@@ -31,12 +32,12 @@ const SECRET: &str = "attack11-onekey-secret";
 // 1. The body timeout in a tokio runtime without the time driver.
 // ---------------------------------------------------------------------------------------------
 
-/// FINDING: a server whose tokio runtime has IO but no time driver (hyper needs no timer
-/// unless a timeout is configured, so `Builder::new_current_thread().enable_io()` serves it
-/// fine) is taken down by any client that sends its body a few milliseconds after its head:
+/// FINDING (fixed): a server whose tokio runtime has IO but no time driver (hyper needs no
+/// timer unless a timeout is configured, so `Builder::new_current_thread().enable_io()` serves
+/// it fine) was taken down by any client that sends its body a few milliseconds after its head:
 /// `BufferBody`'s `wait` sees a runtime (`Handle::try_current()` is `Ok`) and calls
-/// `tokio::time::sleep`, which panics ("timers are disabled"). The connection task dies and
-/// the client gets no answer at all. The docs say the time driver is required, but "never a
+/// `tokio::time::sleep`, which panics ("timers are disabled"). The connection task died and
+/// the client got no answer at all. The docs say the time driver is required, but "never a
 /// panic on input": the expected answer is the verifier's (here 401 `signature_missing`,
 /// the body is not signed) or a 500, never a panic.
 #[test]
@@ -321,12 +322,12 @@ fn secret(name: &str) -> TestSecret {
         .unwrap()
 }
 
-/// FINDING: a secret base64-encoded *after a prefix* is not found. base64 encodes by groups
-/// of three bytes, so `base64(prefix + secret)` contains `base64(secret)` only when the
+/// FINDING (fixed): a secret base64-encoded *after a prefix* was not found. base64 encodes by
+/// groups of three bytes, so `base64(prefix + secret)` contains `base64(secret)` only when the
 /// prefix length is a multiple of three. `Authorization: Basic base64(user:secret)` for any
 /// user/secret pair not listed in `BASIC_PAIRS` (a `SecretHeaderLayer` configured with a
 /// Basic value, a provider client logging its request at TRACE), or a base64 JSON body or
-/// gRPC `-bin` metadata carrying a secret, leaks unseen. Fix: for each secret also scan the
+/// gRPC `-bin` metadata carrying a secret, leaked unseen. Fixed: for each secret also scan the
 /// three alignment-shifted base64 cores (encode `[0; k] + secret` for k = 1, 2, drop the
 /// characters that depend on the prefix and on the tail), in both alphabets.
 #[test]

@@ -194,7 +194,9 @@ impl IpRangesHandle {
         drop(self.swap(ranges));
     }
 
-    /// Like [`store`](Self::store), returning the ranges it replaced.
+    /// Like [`store`](Self::store), returning the ranges it replaced. Threads that read the
+    /// handle keep a reference to the version they last read until they read it again, so
+    /// the returned `Arc` may not be the only one (`Arc::try_unwrap` can fail).
     pub fn swap(&self, ranges: IpRanges) -> Arc<IpRanges> {
         tracing::info!(target: "tollgate", ranges = %ranges, "IP ranges replaced");
         self.cell.swap(ranges)

@@ -229,7 +229,8 @@ impl<B> BufferBody<B> {
     }
 
     /// Fails with [`BufferError::TimedOut`] when the **whole** body has not arrived within
-    /// `timeout`, counted from the first poll. The deadline is set once: chunks that keep
+    /// `timeout`, counted from the first time reading has to wait. The deadline is set once:
+    /// chunks that keep
     /// arriving do not move it, so a peer that trickles a byte at a time is cut off at
     /// `timeout` exactly as one that sends nothing.
     ///
@@ -237,9 +238,12 @@ impl<B> BufferBody<B> {
     /// in-memory body costs no timer). It is tokio's, so a body that has to be waited for
     /// must be polled inside a tokio runtime with the time driver enabled (`#[tokio::main]`,
     /// `Runtime::new`, or `Builder::enable_time`/`enable_all`), as for tower-http's timeouts
-    /// and hyper's `TokioTimer`. Outside any tokio runtime, or in one built without its time
-    /// driver, no timer can be started: the timeout does not apply (a warning is logged; the
-    /// body is read as if no timeout were set, never a panic).
+    /// and hyper's `TokioTimer`. Outside any tokio runtime no timer can be started and the
+    /// timeout does not apply. In a runtime built without its time driver tokio panics when
+    /// asked for a timer and cannot be asked first: the panic is caught (your panic hook sees
+    /// it, once per thread), a warning is logged, and bodies on that thread are read without a
+    /// deadline rather than taking the connection down. With `panic = "abort"` the catch
+    /// cannot help: enable the time driver.
     ///
     /// `Duration::ZERO` waits for nothing: a body that is not complete at the first poll
     /// fails at once. A timeout too long to represent is no limit.
@@ -311,6 +315,17 @@ where
             }
         }
         loop {
+            // The deadline also binds a body that keeps answering at once (empty frames,
+            // trailers), and is checked before the timer's own poll, which tokio's task budget
+            // may hold back.
+            if this
+                .deadline
+                .as_ref()
+                .is_some_and(|sleep| sleep.is_elapsed())
+                && let Some(timeout) = *this.timeout
+            {
+                return Poll::Ready(Err(BufferError::TimedOut { timeout }));
+            }
             let frame = match this.body.as_mut().poll_frame(cx) {
                 Poll::Pending => return wait(this.timeout, this.deadline, cx),
                 Poll::Ready(None) => {
@@ -354,6 +369,11 @@ where
     }
 }
 
+thread_local! {
+    /// This thread's runtime was found to have no time driver: no timer is asked for again.
+    static NO_TIMER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The body is not complete: starts the deadline the first time (none without a timeout, or
 /// outside a tokio runtime, or in one built without its time driver, where no timer can be
 /// started), and fails once it passed. The deadline is set once, so chunks that keep arriving
@@ -372,16 +392,18 @@ fn wait(
             if timeout.is_zero() {
                 return Poll::Ready(Err(BufferError::TimedOut { timeout }));
             }
-            if tokio::runtime::Handle::try_current().is_err() {
+            if tokio::runtime::Handle::try_current().is_err() || NO_TIMER.get() {
                 return Poll::Pending;
             }
             // A runtime built without `enable_time` panics when asked for a timer, and tokio
             // cannot be asked first: a client's slow body must not take the connection task
-            // down, so the panic is caught and this body waits without a deadline (logged).
+            // down, so the panic is caught, remembered for this thread (a worker thread serves
+            // one runtime) and this body waits without a deadline (logged).
             let started = std::panic::catch_unwind(|| tokio::time::sleep(timeout));
             match started {
                 Ok(sleep) => deadline.insert(Box::pin(sleep)),
                 Err(_) => {
+                    NO_TIMER.set(true);
                     *timeout_slot = None;
                     tracing::warn!(
                         target: "tollgate",

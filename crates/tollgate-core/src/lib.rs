@@ -72,9 +72,10 @@
 //!   [`BufferError::TimedOut`] (408 `body_timeout`) no sooner than the timeout (to tokio's
 //!   millisecond timer granularity) and as soon as the timer fires after it, exactly like a
 //!   peer that sends nothing. A body complete at the first read starts no timer.
-//!   `Duration::ZERO` fails any body that must be waited for. Outside a tokio runtime, or in
-//!   one built without its time driver, no timer can start and the timeout does not apply (a
-//!   warning is logged, never a panic).
+//!   `Duration::ZERO` fails any body that must be waited for. The timer is tokio's: outside a
+//!   tokio runtime, or in one built without its time driver, the timeout does not apply (in
+//!   the latter tokio's panic is caught once per thread and a warning logged, so a slow body
+//!   never takes the connection down, unless the binary is built with `panic = "abort"`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

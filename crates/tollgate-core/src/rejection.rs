@@ -48,7 +48,9 @@ pub mod code {
     /// 503: the nonce store could not be reached; the request was refused (fail closed).
     pub const STORE_UNAVAILABLE: &str = "store_unavailable";
     /// 503: the nonce store is full of unexpired claims and refuses new ones until some
-    /// expire; the request was refused (fail closed, nothing unexpired is evicted).
+    /// expire; the request was refused (fail closed, nothing unexpired is evicted). Answered
+    /// by tollgate-replay's `MemoryNonceStore`; a Redis that runs out of memory answers
+    /// `store_unavailable`.
     pub const STORE_FULL: &str = "store_full";
     /// 401: the Tranzila app key is not known.
     pub const TRANZILA_UNKNOWN_APP_KEY: &str = "tranzila_unknown_app_key";
