@@ -79,12 +79,14 @@ fn check_parse_ip(s: &str) {
     }
 }
 
-/// Every address a header value could name, by an independent reading: elements split at
-/// `,` and `;`, an optional `for=` and quotes removed, then the address with its optional
-/// port, brackets and zone read by the standard library.
+/// Every address a header value could name, by an independent reading: the whole value (a
+/// single-IP header such as `x-real-ip` is not split, and its zone may hold `;` or `,`), and
+/// elements split at `,` and `;`, an optional `for=` and quotes removed, then the address with
+/// its optional port, brackets and zone read by the standard library.
 fn candidates(headers: &HeaderMap, out: &mut Vec<IpAddr>) {
     for value in headers.values() {
         let value = String::from_utf8_lossy(value.as_bytes());
+        reference_node(value.trim_matches([' ', '\t']), out);
         for piece in value.split([',', ';']) {
             let piece = piece.trim_matches([' ', '\t']);
             reference_node(piece, out);
