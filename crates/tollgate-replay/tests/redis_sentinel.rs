@@ -198,7 +198,7 @@ async fn with_wait_no_claim_is_accepted_twice_across_the_failover() {
     group = blocking(move || {
         group.wait_for_failover(Duration::from_secs(30));
         group.restart_master();
-        group.wait_for_old_master_to_replicate(Duration::from_secs(30));
+        group.wait_for_old_master_to_replicate(Duration::from_secs(40));
         group
     })
     .await;

@@ -598,16 +598,35 @@ impl RedisSentinels {
 
     /// Blocks until the server restarted on the old master's port is a replica in sync with
     /// the new master (`master_link_status:up`). Panics after `timeout`.
+    ///
+    /// The Sentinels turn a returning master into a replica only after it has reported its
+    /// old role for a while (8 s), and not at all while they are in TILT mode (30 s after their
+    /// timer stalled for 2 s, which a loaded machine can cause). After half of `timeout` the
+    /// server is told with `REPLICAOF`, as an operator would, so the wait does not depend on
+    /// the Sentinels' timers.
     pub fn wait_for_old_master_to_replicate(&self, timeout: Duration) {
-        wait_for(
-            timeout,
-            || {
-                redis_cli(self.master.port, &["INFO", "replication"]).is_some_and(|info| {
-                    info.contains("role:slave") && info.contains("master_link_status:up")
-                })
-            },
-            "the old master to replicate the new one",
-        );
+        let start = Instant::now();
+        let in_sync = || {
+            redis_cli(self.master.port, &["INFO", "replication"]).is_some_and(|info| {
+                info.contains("role:slave") && info.contains("master_link_status:up")
+            })
+        };
+        let mut told = false;
+        while !in_sync() {
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for the old master to replicate the new one"
+            );
+            if !told && start.elapsed() >= timeout / 2 {
+                let new_master = self.replica.port.to_string();
+                redis_cli(
+                    self.master.port,
+                    &["REPLICAOF", "127.0.0.1", new_master.as_str()],
+                );
+                told = true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Freezes the replica (`SIGSTOP`): it neither reads from the master nor reconnects.
