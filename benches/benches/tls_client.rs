@@ -8,8 +8,10 @@
 //! attempt timeout and the audit event. A third side, *hand-signed*, is the same TLS client with
 //! Tranzila's four headers made by hand (the time, 40 bytes of OS randomness, one HMAC-SHA256,
 //! as a partner without tollgate would write it): what a Tranzila call costs without tollgate.
-//! The mock and the clients run on separate one-worker runtimes; rounds alternate (raw,
-//! hand-signed, tollgate, and again) so drift hits every side.
+//! The mock and the clients run on separate one-worker runtimes. Each round runs the three
+//! sides in turn, the side that goes first rotating, so drift hits every side; with one call
+//! in flight there are 15 rounds of 1 s, and the ratios reported are the medians of the
+//! rounds' ratios (one slow second moves a mean, not a median).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -35,6 +37,9 @@ static ALLOC: CountingAlloc = CountingAlloc;
 const CONCURRENCY: [usize; 2] = [1, 16];
 const WARM_UP: Duration = Duration::from_secs(1);
 const ROUND: Duration = Duration::from_secs(3);
+/// With one call in flight: many short rounds (the time of a call moves with the machine).
+const ROUNDS_ONE: usize = 15;
+const ROUND_ONE: Duration = Duration::from_secs(1);
 const BODY: &[u8] = br#"{"terminal_name":"demo","txn_type":"debit","items":[{"name":"x","unit_price":1,"units_number":1}]}"#;
 
 const APP_KEY: &str = "pub_app_key_demo";
@@ -101,6 +106,16 @@ where
     (rps, all)
 }
 
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
 fn p99(latencies: &mut [u32]) -> u32 {
     latencies.sort_unstable();
     latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]
@@ -122,7 +137,11 @@ fn stack_alone() {
     use tollgate::headers::HeaderHygieneLayer;
     use tollgate::tranzila::TranzilaSigningLayer;
 
-    const CALLS: u32 = 200_000;
+    // `TLS_BENCH_STACK_CALLS`: fewer calls, for a profiler.
+    let calls: u32 = std::env::var("TLS_BENCH_STACK_CALLS")
+        .ok()
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(200_000);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,14 +175,14 @@ fn stack_alone() {
                     .unwrap()
                     .status()
             };
-            for _ in 0..CALLS / 10 {
+            for _ in 0..calls / 10 {
                 call();
             }
             let started = Instant::now();
-            for _ in 0..CALLS {
+            for _ in 0..calls {
                 call();
             }
-            let ns = started.elapsed().as_nanos() / u128::from(CALLS);
+            let ns = started.elapsed().as_nanos() / u128::from(calls);
             let allocations = allocations_per_call_with(1000, request, |request| {
                 rt.block_on(client.clone().oneshot(request)).unwrap()
             });
@@ -281,36 +300,57 @@ fn main() {
         round(signed.clone(), 16, WARM_UP).await;
         round(ours.clone(), 16, WARM_UP).await;
         for concurrency in CONCURRENCY {
-            let (mut raw_rps, mut signed_rps, mut ours_rps) = (Vec::new(), Vec::new(), Vec::new());
-            let (mut raw_lat, mut signed_lat, mut ours_lat) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..2 {
-                let (rps, lat) = round(raw.clone(), concurrency, ROUND).await;
-                raw_rps.push(rps);
-                raw_lat.extend(lat);
-                let (rps, lat) = round(signed.clone(), concurrency, ROUND).await;
-                signed_rps.push(rps);
-                signed_lat.extend(lat);
-                let (rps, lat) = round(ours.clone(), concurrency, ROUND).await;
-                ours_rps.push(rps);
-                ours_lat.extend(lat);
-            }
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
             let c = concurrency;
-            record(
-                &format!("tls.raw.{c}.rps"),
-                format!("{:.0}", mean(&raw_rps)),
-            );
-            record(
-                &format!("tls.signed.{c}.rps"),
-                format!("{:.0}", mean(&signed_rps)),
-            );
-            record(&format!("tls.signed.{c}.p99_us"), p99(&mut signed_lat));
-            record(
-                &format!("tls.tranzila.{c}.rps"),
-                format!("{:.0}", mean(&ours_rps)),
-            );
-            record(&format!("tls.raw.{c}.p99_us"), p99(&mut raw_lat));
-            record(&format!("tls.tranzila.{c}.p99_us"), p99(&mut ours_lat));
+            // Short rounds, the three sides in turn, which one goes first rotating: a drift of
+            // the machine (another process, the CPU's clock) hits the three sides of a round
+            // alike, and the ratios are taken round by round, then their median.
+            let rounds = if c == 1 { ROUNDS_ONE } else { 2 };
+            let length = if c == 1 { ROUND_ONE } else { ROUND };
+            let mut calls = [0f64; 3];
+            let mut seconds = [0f64; 3];
+            let mut latencies: [Vec<u32>; 3] = Default::default();
+            let mut ratios_signed = Vec::new();
+            let mut ratios_raw = Vec::new();
+            for r in 0..rounds {
+                let mut rps = [0f64; 3];
+                for k in 0..3 {
+                    let side = (r + k) % 3;
+                    let (side_rps, lat) = match side {
+                        0 => round(raw.clone(), c, length).await,
+                        1 => round(signed.clone(), c, length).await,
+                        _ => round(ours.clone(), c, length).await,
+                    };
+                    rps[side] = side_rps;
+                    calls[side] += side_rps * length.as_secs_f64();
+                    seconds[side] += length.as_secs_f64();
+                    latencies[side].extend(lat);
+                }
+                // Time per call is 1 / rps: ours over theirs.
+                ratios_signed.push(rps[1] / rps[2]);
+                ratios_raw.push(rps[0] / rps[2]);
+            }
+            for (side, who) in ["raw", "signed", "tranzila"].into_iter().enumerate() {
+                record(
+                    &format!("tls.{who}.{c}.rps"),
+                    format!("{:.0}", calls[side] / seconds[side]),
+                );
+                record(&format!("tls.{who}.{c}.p99_us"), p99(&mut latencies[side]));
+            }
+            if c == 1 {
+                record(
+                    "tls.tranzila_vs_signed.1.median",
+                    format!("{:.4}", median(&mut ratios_signed)),
+                );
+                record(
+                    "tls.tranzila_vs_raw.1.median",
+                    format!("{:.4}", median(&mut ratios_raw)),
+                );
+                record("tls.rounds.1", rounds);
+                if std::env::var_os("TLS_BENCH_VERBOSE").is_some() {
+                    println!("tranzila / hand-signed per round: {ratios_signed:.3?}");
+                    println!("tranzila / raw per round: {ratios_raw:.3?}");
+                }
+            }
         }
     });
     drop(server);
