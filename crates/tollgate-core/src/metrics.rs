@@ -275,6 +275,16 @@ fn label_of(index: Option<usize>) -> &'static str {
         .unwrap_or("other")
 }
 
+/// The current span when it can record anything: none without a subscriber (one atomic read
+/// when no subscriber was ever set, instead of looking the current span up) or when disabled.
+fn current_span() -> Option<tracing::Span> {
+    if !tracing::dispatcher::has_been_set() {
+        return None;
+    }
+    let span = tracing::Span::current();
+    (!span.is_disabled()).then_some(span)
+}
+
 /// Marks a request whose `allowed` decision is in its span already.
 #[derive(Clone, Copy, Debug)]
 struct DecisionRecorded;
@@ -285,8 +295,10 @@ struct DecisionRecorded;
 #[doc(hidden)]
 pub fn allowed(layer: LayerName, extensions: &mut http::Extensions) {
     imp::allowed(layer);
-    let span = tracing::Span::current();
-    if !span.is_disabled() && extensions.get::<DecisionRecorded>().is_none() {
+    let Some(span) = current_span() else {
+        return;
+    };
+    if extensions.get::<DecisionRecorded>().is_none() {
         extensions.insert(DecisionRecorded);
         span.record(span_field::DECISION, "allowed");
     }
@@ -301,8 +313,7 @@ pub fn refused(layer: LayerName, code: &str) {
     let index = crate::rejection::code_index(code);
     let code = label_of(index);
     imp::refused(layer, index);
-    let span = tracing::Span::current();
-    if !span.is_disabled() {
+    if let Some(span) = current_span() {
         span.record(span_field::DECISION, "refused");
         span.record(span_field::LAYER, layer.as_str());
         span.record(span_field::CODE, code);
@@ -345,8 +356,7 @@ pub fn token_refresh(outcome: TokenRefresh) {
 /// Records the resolved client IP in the current span ([`span_field::CLIENT_IP`]).
 #[doc(hidden)]
 pub fn record_client_ip(ip: &dyn fmt::Display) {
-    let span = tracing::Span::current();
-    if !span.is_disabled() {
+    if let Some(span) = current_span() {
         span.record(span_field::CLIENT_IP, tracing::field::display(ip));
     }
 }
@@ -355,8 +365,7 @@ pub fn record_client_ip(ip: &dyn fmt::Display) {
 /// ([`span_field::KEY_ID`]). Never pass a value the request chose unless it was verified.
 #[doc(hidden)]
 pub fn record_key_id(key_id: &str) {
-    let span = tracing::Span::current();
-    if !span.is_disabled() {
+    if let Some(span) = current_span() {
         span.record(span_field::KEY_ID, key_id);
     }
 }
@@ -365,10 +374,9 @@ pub fn record_key_id(key_id: &str) {
 /// a verifier put into these extensions ([`span_field::KEY_ID`]).
 #[doc(hidden)]
 pub fn record_verified(extensions: &http::Extensions) {
-    let span = tracing::Span::current();
-    if span.is_disabled() {
+    let Some(span) = current_span() else {
         return;
-    }
+    };
     if let Some(verified) = extensions.get::<crate::VerifiedSignature>() {
         span.record(span_field::KEY_ID, verified.key_id());
     }
