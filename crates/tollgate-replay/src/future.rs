@@ -95,9 +95,15 @@ where
         let id = ClaimId::new();
         let claim: OwnedClaim = Box::pin(async move {
             let started = Instant::now();
-            let outcome = store
-                .claim_with_id(ticket.key(), ticket.expires_at(), id)
-                .await;
+            // A timestamped message may come again signed later (a resent Standard Webhooks
+            // id): a refused one extends the claim to its own window. A body-only message's
+            // retention counts from its acceptance, so its replays do not.
+            let outcome = if ticket.timestamp().is_some() {
+                store.claim_extending(ticket.key(), ticket.expires_at(), id)
+            } else {
+                store.claim_with_id(ticket.key(), ticket.expires_at(), id)
+            }
+            .await;
             let recorded = match &outcome {
                 Ok(Claim::Claimed) => ClaimOutcome::Claimed,
                 Ok(Claim::AlreadySeen) => ClaimOutcome::Replayed,

@@ -170,7 +170,12 @@
 //! - **Timestamped schemes: never accepted twice.** A claim is held at least until the signed
 //!   timestamp leaves the window (and for the store's minimum retention); after that the
 //!   window refuses the request. So a signed request is never accepted twice, however far the
-//!   clock moves forward, while the stores' requirements below hold. `RedisNonceStore`'s TTLs
+//!   clock moves forward, while the stores' requirements below hold. A message claimed by its
+//!   signed id (Standard Webhooks' `webhook-id`) that comes again signed with a later
+//!   timestamp, as a sender's resend does, is refused and extends the claim to that later
+//!   signature's window ([`NonceStore::claim_extending`], atomic with the claim in both
+//!   stores): bytes once refused as a replay stay refused while they can verify.
+//!   `RedisNonceStore`'s TTLs
 //!   run on Redis's real time: a verifier clock stepped *back* by more than the minimum
 //!   retention minus twice the tolerance (300 s with the defaults) could re-open a captured
 //!   request's window after its claim expired. Keep clocks slewed by NTP, never stepped back.
@@ -183,7 +188,8 @@
 //! - **A failed handling can be retried, when the signature covers the body.** When the inner
 //!   service fails or answers 5xx / 429 and the verified signature covers the body
 //!   ([`VerifiedSignature::covers_content`](tollgate_core::VerifiedSignature::covers_content):
-//!   tollgate-signature's schemes but the undelimited `Canonical` layout), the claim is released before the response goes out, so the
+//!   tollgate-signature's schemes but the undelimited `Canonical` layout and one that leaves the
+//!   query out), the claim is released before the response goes out, so the
 //!   sender's retry — the same message — is accepted. A nonce whose signature leaves the body
 //!   out (Tranzila's token; the header-based guards `tranzila`, `headers`) is never released:
 //!   the same headers would authorise another body. A concurrent duplicate of a request still being handled is refused, never run twice. A

@@ -279,7 +279,7 @@ impl MemoryNonceStore {
     /// [`held_until`]`(expires_at, now, min_retention)` (Unix seconds, inclusive) or reports it
     /// as already seen, or [`StoreError::Full`].
     pub fn claim_now(&self, key: &[u8], expires_at: u64) -> Result<Claim, StoreError> {
-        self.claim_tagged(key, expires_at, 0)
+        self.claim_tagged(key, expires_at, 0, false)
     }
 
     /// [`claim_now`](Self::claim_now), tagged with `id` so that
@@ -290,10 +290,18 @@ impl MemoryNonceStore {
         expires_at: u64,
         id: ClaimId,
     ) -> Result<Claim, StoreError> {
-        self.claim_tagged(key, expires_at, tag_of(id))
+        self.claim_tagged(key, expires_at, tag_of(id), false)
     }
 
-    fn claim_tagged(&self, key: &[u8], expires_at: u64, tag: u64) -> Result<Claim, StoreError> {
+    /// `extend`: a key already held is kept until at least `expires_at` (see
+    /// [`NonceStore::claim_extending`]).
+    fn claim_tagged(
+        &self,
+        key: &[u8],
+        expires_at: u64,
+        tag: u64,
+        extend: bool,
+    ) -> Result<Claim, StoreError> {
         let inner = &*self.inner;
         let fingerprint = inner.fingerprint(key);
         let shard_count = inner.shards.len() as u64;
@@ -305,7 +313,12 @@ impl MemoryNonceStore {
             .unwrap_or_else(PoisonError::into_inner);
         let before = shard.len;
         // Past the year 2514 every time is that year's (see `EXPIRY_BITS`).
-        let claimed = shard.claim(fingerprint, pack(expires_at, tag), now.min(EXPIRY_MASK - 1));
+        let claimed = shard.claim(
+            fingerprint,
+            pack(expires_at, tag),
+            now.min(EXPIRY_MASK - 1),
+            extend,
+        );
         let after = shard.len;
         drop(shard);
         if after != before {
@@ -386,8 +399,15 @@ impl Shard {
         usize::try_from(fingerprint[0] & mask).unwrap_or(0)
     }
 
-    /// Claims `fp` with `word` (the packed expiry and tag).
-    fn claim(&mut self, fp: [u64; 2], word: u64, now: u64) -> Result<Claim, StoreError> {
+    /// Claims `fp` with `word` (the packed expiry and tag); with `extend`, a live claim of
+    /// `fp` is kept until at least `word`'s expiry (its tag unchanged).
+    fn claim(
+        &mut self,
+        fp: [u64; 2],
+        word: u64,
+        now: u64,
+        extend: bool,
+    ) -> Result<Claim, StoreError> {
         let expires_at = expiry(word);
         let mask = self.slots.len() - 1;
         let mut i = self.home(fp);
@@ -400,6 +420,10 @@ impl Shard {
             }
             if slot[0] == fp[0] && slot[1] == fp[1] {
                 if expiry(slot[2]) >= now {
+                    if extend && expires_at > expiry(slot[2]) {
+                        // Later only: `min_expiry` (a lower bound) stays true.
+                        self.slots[i][2] = pack(expires_at, tag(slot[2]));
+                    }
                     return Ok(Claim::AlreadySeen);
                 }
                 self.slots[i][2] = word;
@@ -473,6 +497,20 @@ impl NonceStore for MemoryNonceStore {
         ))
     }
 
+    fn claim_extending<'a>(
+        &'a self,
+        key: &'a [u8],
+        expires_at: u64,
+        id: ClaimId,
+    ) -> ClaimFuture<'a> {
+        Box::pin(std::future::ready(self.claim_tagged(
+            key,
+            expires_at,
+            tag_of(id),
+            true,
+        )))
+    }
+
     fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {
         Box::pin(std::future::ready(Ok(self.release_now(key, id))))
     }
@@ -514,6 +552,40 @@ mod tests {
 
     fn claimed(result: Result<Claim, StoreError>) -> Claim {
         result.unwrap()
+    }
+
+    #[test]
+    fn a_claim_refused_as_seen_extends_the_held_key_never_shortens_it() {
+        let clock = ManualClock::new(1_000);
+        let store = MemoryNonceStore::new(100)
+            .with_clock(clock.clone())
+            .with_min_retention(std::time::Duration::ZERO);
+        // What `NonceStore::claim_extending` runs.
+        let extending = |key: &[u8], expires_at| {
+            claimed(store.claim_tagged(key, expires_at, tag_of(ClaimId::new()), true))
+        };
+        let first = ClaimId::new();
+        for key in [&b"msg"[..], b"msg2"] {
+            assert_eq!(
+                claimed(store.claim_now_with_id(key, 1_300, first)),
+                Claim::Claimed
+            );
+            // Seen again with a later expiry: refused, and held through it.
+            assert_eq!(extending(key, 1_890), Claim::AlreadySeen);
+            // An earlier expiry never shortens it; a plain claim never extends it.
+            assert_eq!(extending(key, 1_010), Claim::AlreadySeen);
+            assert_eq!(claimed(store.claim_now(key, 5_000)), Claim::AlreadySeen);
+        }
+        // Still the first claim's: another id does not release it, its own does.
+        clock.set(1_500);
+        assert!(!store.release_now(b"msg2", ClaimId::new()));
+        assert!(store.release_now(b"msg2", first));
+        assert_eq!(claimed(store.claim_now(b"msg2", 1_600)), Claim::Claimed);
+        // Held through the extended second, free after it.
+        clock.set(1_890);
+        assert_eq!(claimed(store.claim_now(b"msg", 1_890)), Claim::AlreadySeen);
+        clock.set(1_891);
+        assert_eq!(claimed(store.claim_now(b"msg", 1_900)), Claim::Claimed);
     }
 
     #[test]

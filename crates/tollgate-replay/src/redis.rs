@@ -87,9 +87,14 @@ fn policy_verdict(reply: Value) -> Result<(), ConfigError> {
 /// claim's own id: a round trip the client resent after losing its reply (the cluster client
 /// retries on I/O errors) finds its own first write, which is this claim, not a replay.
 /// `1` = claimed, `0` = held by another claim. Ids are unique per claim (`ClaimId`), so a
-/// replay never matches.
+/// replay never matches. With `ARGV[3]` = `1` ([`NonceStore::claim_extending`]), a key held by
+/// another claim is kept at least `ttl` from now (`PEXPIRE` only when that is later than its
+/// TTL: never shortened; a key without a TTL is left alone).
 const CLAIM_SCRIPT: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end \
-     if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0";
+     if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end \
+     if ARGV[3] == '1' then local left = redis.call('PTTL', KEYS[1]) \
+     if left >= 0 and left < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end end \
+     return 0";
 
 /// The outcome of a claim's reply ([`CLAIM_SCRIPT`]'s, or a plain `SET … NX`'s).
 fn set_outcome(reply: Value) -> Result<Claim, redis::RedisError> {
@@ -712,7 +717,16 @@ impl RedisNonceStore {
 
     /// `SET NX PX`, preceded in the same round trip by `CONFIG GET maxmemory-policy` when the
     /// cached verdict is stale: the hot path is one atomic load and the `SET` alone.
-    async fn set_nx(&self, key: &[u8], expires_at: u64, id: ClaimId) -> Result<Claim, StoreError> {
+    ///
+    /// `extend`: a key held by another claim is kept until at least this claim's expiry
+    /// ([`NonceStore::claim_extending`]).
+    async fn set_nx(
+        &self,
+        key: &[u8],
+        expires_at: u64,
+        id: ClaimId,
+        extend: bool,
+    ) -> Result<Claim, StoreError> {
         let now = self.config.clock.now_unix();
         #[cfg_attr(not(feature = "redis-cluster"), allow(unused_mut))]
         let mut check = self
@@ -739,7 +753,8 @@ impl RedisNonceStore {
             .arg(1)
             .arg(&redis_key)
             .arg(id.get())
-            .arg(ttl_ms);
+            .arg(ttl_ms)
+            .arg(if extend { "1" } else { "0" });
         // One pipeline: error replies stay values, so an error of the `CONFIG GET` does not
         // hide the outcome of the `SET` (which Redis runs either way).
         let mut pipe = redis::pipe();
@@ -1050,11 +1065,20 @@ impl RedisNonceStoreBuilder {
 
 impl NonceStore for RedisNonceStore {
     fn claim<'a>(&'a self, key: &'a [u8], expires_at: u64) -> ClaimFuture<'a> {
-        Box::pin(self.set_nx(key, expires_at, ClaimId::new()))
+        Box::pin(self.set_nx(key, expires_at, ClaimId::new(), false))
     }
 
     fn claim_with_id<'a>(&'a self, key: &'a [u8], expires_at: u64, id: ClaimId) -> ClaimFuture<'a> {
-        Box::pin(self.set_nx(key, expires_at, id))
+        Box::pin(self.set_nx(key, expires_at, id, false))
+    }
+
+    fn claim_extending<'a>(
+        &'a self,
+        key: &'a [u8],
+        expires_at: u64,
+        id: ClaimId,
+    ) -> ClaimFuture<'a> {
+        Box::pin(self.set_nx(key, expires_at, id, true))
     }
 
     fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {

@@ -192,6 +192,25 @@ pub trait NonceStore: fmt::Debug + Send + Sync + 'static {
         self.claim(key, expires_at)
     }
 
+    /// [`claim_with_id`](NonceStore::claim_with_id) for a message its sender can sign again
+    /// with a later timestamp (a Standard Webhooks id, resent): when `key` is already held,
+    /// the store also keeps it until at least `expires_at` (never shortening it), in the same
+    /// atomic step, and answers [`Claim::AlreadySeen`]. The message then stays refused while
+    /// any signature of it seen so far is inside its window: a later delivery refused as a
+    /// replay is not accepted once the first claim lapses.
+    ///
+    /// The replay guard claims every timestamped message with it (and body-only messages with
+    /// `claim_with_id`, so their retention counts from the acceptance). The default is
+    /// `claim_with_id`, without the extension: implement it for a store of your own.
+    fn claim_extending<'a>(
+        &'a self,
+        key: &'a [u8],
+        expires_at: u64,
+        id: ClaimId,
+    ) -> ClaimFuture<'a> {
+        self.claim_with_id(key, expires_at, id)
+    }
+
     /// Removes the claim of `key` made with `id`, if it is still held by that claim; answers
     /// whether it removed it. The default removes nothing (`Ok(false)`).
     fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {
@@ -215,6 +234,15 @@ impl<S: NonceStore + ?Sized> NonceStore for Arc<S> {
 
     fn claim_with_id<'a>(&'a self, key: &'a [u8], expires_at: u64, id: ClaimId) -> ClaimFuture<'a> {
         (**self).claim_with_id(key, expires_at, id)
+    }
+
+    fn claim_extending<'a>(
+        &'a self,
+        key: &'a [u8],
+        expires_at: u64,
+        id: ClaimId,
+    ) -> ClaimFuture<'a> {
+        (**self).claim_extending(key, expires_at, id)
     }
 
     fn release<'a>(&'a self, key: &'a [u8], id: ClaimId) -> ReleaseFuture<'a> {

@@ -12,7 +12,8 @@ use http::StatusCode;
 use redis::aio::MultiplexedConnection;
 use tollgate_core::ManualClock;
 use tollgate_replay::{
-    Claim, DEFAULT_SHARED_MIN_RETENTION, NonceStore, RedisNonceStore, ReplayGuardLayer, StoreError,
+    Claim, ClaimId, DEFAULT_SHARED_MIN_RETENTION, NonceStore, RedisNonceStore, ReplayGuardLayer,
+    StoreError,
 };
 use tollgate_test_support::RedisServer;
 
@@ -220,6 +221,61 @@ async fn set_nx_px_with_the_window_ttl_and_one_winner() {
     let debug = format!("{store:?}");
     assert!(!debug.contains("127.0.0.1"), "{debug}");
     assert!(debug.contains("min_retention: 900s"), "{debug}");
+}
+
+/// `claim_extending`: a key held by another claim is kept until the later expiry (never
+/// shortened), atomically with the claim, and still released only by its own claim's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_refused_as_seen_extends_the_held_key_never_shortens_it() {
+    let Some(redis) = RedisServer::start_or_skip("a_claim_refused_as_seen_extends") else {
+        return;
+    };
+    let clock = ManualClock::new(NOW);
+    let store = RedisNonceStore::builder(redis.url())
+        .prefix("test:extend:")
+        .clock(clock.clone())
+        .min_retention(Duration::ZERO)
+        .build()
+        .unwrap();
+    let mut admin = connection(&redis).await;
+    let key = store.redis_key(b"msg");
+    let first = ClaimId::new();
+    assert_eq!(
+        store
+            .claim_extending(b"msg", NOW + 300, first)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let ttl = pttl(&mut admin, &key).await;
+    assert!((300_000..=301_000).contains(&ttl), "{ttl}");
+    // Seen again with a later expiry: refused, and held that long.
+    assert_eq!(
+        store
+            .claim_extending(b"msg", NOW + 890, ClaimId::new())
+            .await
+            .unwrap(),
+        Claim::AlreadySeen
+    );
+    let ttl = pttl(&mut admin, &key).await;
+    assert!((890_000..=891_000).contains(&ttl), "{ttl}");
+    // An earlier expiry never shortens it; a plain claim never extends it.
+    for claim in [
+        store
+            .claim_extending(b"msg", NOW + 10, ClaimId::new())
+            .await,
+        store
+            .claim_with_id(b"msg", NOW + 5_000, ClaimId::new())
+            .await,
+    ] {
+        assert_eq!(claim.unwrap(), Claim::AlreadySeen);
+    }
+    let ttl = pttl(&mut admin, &key).await;
+    assert!((890_000..=891_000).contains(&ttl), "{ttl}");
+    // The key still belongs to the first claim: only its id releases it.
+    assert!(!store.release(b"msg", ClaimId::new()).await.unwrap());
+    assert!(store.release(b"msg", first).await.unwrap());
+    assert_eq!(pttl(&mut admin, &key).await, -2);
 }
 
 /// Redis's clock cannot be moved, so time passing is simulated on the key: its remaining TTL
