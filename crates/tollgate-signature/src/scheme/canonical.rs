@@ -62,7 +62,9 @@ pub enum MethodCase {
 /// [`VerifiedSignature::with_ambiguous_signed_content`](tollgate_core::VerifiedSignature::with_ambiguous_signed_content),
 /// so a message keeps one replay identity but its claim is never released after a failed
 /// handling (a "retry" could move body bytes into the path); the sender signs its retry anew.
-/// The delimited layout's claims are released, as every body-binding scheme's. A timestamp is
+/// The delimited layout's claims are released, as every body-binding scheme's, unless the
+/// query is left out ([`include_query(false)`](Canonical::include_query)): then the query is
+/// not signed and the claim is kept, as for the undelimited layout. A timestamp is
 /// read in its one decimal spelling (no leading zero), so zeros cannot move from the body's end
 /// into it either.
 ///
@@ -138,6 +140,11 @@ impl Canonical {
     }
 
     /// Whether the query string is part of the signed path (default `true`).
+    ///
+    /// Without it the query is not signed: anyone who sees a request can send it again with
+    /// another query under the same signature. The replay guard then never releases the
+    /// claim after a failed handling (a "retry" could carry another query), and the handler
+    /// must not trust the query.
     #[must_use]
     pub fn include_query(mut self, include: bool) -> Self {
         self.include_query = include;
@@ -308,11 +315,13 @@ impl Scheme for Canonical {
         let Message { head, tail } = message;
         within_window(verified, &self.window, timestamp, now_unix).map(|verified| {
             let (head, body, tail) = (Bytes::from(head), request.body_bytes(), Bytes::from(tail));
-            if self.delimited {
+            if self.delimited && self.include_query {
                 verified.with_signed_content(head, body, tail)
             } else {
                 // Without separators bytes can move between path and body under one
-                // signature: one identity, but a failed handling never frees the claim.
+                // signature, and without the query the request's query is not signed: one
+                // identity, but a failed handling never frees the claim (a "retry" with
+                // another query, or bytes moved, would be accepted).
                 verified.with_ambiguous_signed_content(head, body, tail)
             }
         })
@@ -375,6 +384,17 @@ mod tests {
         );
         let without_query = Canonical::new().include_query(false);
         assert!(check(&without_query, Method::GET, "/p?a=1", "/p?a=2").is_ok());
+        // Only the delimited layout with the query signed covers the whole request: the
+        // guard may release its claim after a failed handling, never the others'.
+        for (scheme, covers) in [
+            (Canonical::new().delimited(), true),
+            (Canonical::new().delimited().include_query(false), false),
+            (Canonical::new(), false),
+            (Canonical::new().include_query(false), false),
+        ] {
+            let verified = check(&scheme, Method::POST, "/p?a=1", "/p?a=1").unwrap();
+            assert_eq!(verified.covers_content(), covers, "{scheme:?}");
+        }
         // The client's absolute URI signs the same path as the server's origin form.
         assert!(check(&with_query, Method::GET, "http://h:1/p?a=1", "/p?a=1").is_ok());
         assert!(check(&with_query, Method::GET, "http://h:1", "/").is_ok());
