@@ -11,7 +11,9 @@ use crate::parse::canonical;
 
 #[cfg(feature = "task-local")]
 tokio::task_local! {
-    static CURRENT: ClientIp;
+    /// `None` inside a scope that hides an outer one: a `ResolveClientIpLayer` that found no
+    /// client IP (and continues) must not leave an outer layer's IP visible.
+    static CURRENT: Option<ClientIp>;
 }
 
 /// Where a [`ClientIp`] was read from.
@@ -139,7 +141,7 @@ impl ClientIp {
     #[cfg(feature = "task-local")]
     #[cfg_attr(docsrs, doc(cfg(feature = "task-local")))]
     pub fn current() -> Option<ClientIp> {
-        CURRENT.try_with(Clone::clone).ok()
+        CURRENT.try_with(Clone::clone).ok().flatten()
     }
 
     /// Runs `future` inside a task-local scope holding this `ClientIp`, so
@@ -149,15 +151,30 @@ impl ClientIp {
     pub fn scope<F: std::future::Future>(
         self,
         future: F,
-    ) -> tokio::task::futures::TaskLocalFuture<ClientIp, F> {
-        CURRENT.scope(self, future)
+    ) -> tokio::task::futures::TaskLocalFuture<Option<ClientIp>, F> {
+        CURRENT.scope(Some(self), future)
     }
 
     /// Runs `f` synchronously inside a task-local scope holding this `ClientIp`.
     #[cfg(feature = "task-local")]
     #[cfg_attr(docsrs, doc(cfg(feature = "task-local")))]
     pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self, f)
+        CURRENT.sync_scope(Some(self), f)
+    }
+
+    /// Runs `future` in a scope where [`ClientIp::current`] is `None`, whatever an outer
+    /// scope holds.
+    #[cfg(feature = "task-local")]
+    pub(crate) fn scope_none<F: std::future::Future>(
+        future: F,
+    ) -> tokio::task::futures::TaskLocalFuture<Option<ClientIp>, F> {
+        CURRENT.scope(None, future)
+    }
+
+    /// [`scope_none`](Self::scope_none), synchronously.
+    #[cfg(feature = "task-local")]
+    pub(crate) fn sync_scope_none<R>(f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(None, f)
     }
 }
 

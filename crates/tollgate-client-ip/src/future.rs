@@ -38,7 +38,7 @@ pub type ForwardUserIpFuture<F> = OutboundFuture<F, MissingClientIp>;
 
 /// The inner future run inside the client-IP task-local scope.
 #[cfg(feature = "task-local")]
-type Scoped<F> = tokio::task::futures::TaskLocalFuture<crate::ClientIp, F>;
+type Scoped<F> = tokio::task::futures::TaskLocalFuture<Option<crate::ClientIp>, F>;
 /// Without feature `task-local` there is no scope, and the variant holding it is never built.
 #[cfg(not(feature = "task-local"))]
 type Scoped<F> = F;

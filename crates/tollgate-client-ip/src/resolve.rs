@@ -10,7 +10,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::{ResolveClientIpFuture, call_or_reject};
-use crate::{ClientIpSource, PeerAddr};
+use crate::{ClientIp, ClientIpSource, PeerAddr};
 
 #[derive(Clone)]
 struct Config {
@@ -110,6 +110,12 @@ impl ResolveClientIpLayer {
     /// [`ForwardUserIpLayer`](crate::ForwardUserIpLayer) fails the outbound call with
     /// [`MissingClientIp`](crate::MissingClientIp) (no task-local scope is opened). Handlers
     /// that read the peer themselves must do the same.
+    ///
+    /// Under another `ResolveClientIpLayer` (one for the whole router, one with a proxy-aware
+    /// source on a route), a failure here also takes away what the outer layer found: its
+    /// `ClientIp` extension is removed and its task-local scope is hidden
+    /// ([`ClientIp::current`](crate::ClientIp::current) is `None` inside), so the allowlist
+    /// and `x-user-ip` never fall back to it.
     pub fn continue_on_failure(mut self) -> Self {
         Arc::make_mut(&mut self.config).reject = false;
         self
@@ -276,7 +282,21 @@ where
                 if config.reject {
                     Err(err.to_rejection())
                 } else {
+                    // No client IP: an outer layer's must not stand in for it, neither in
+                    // the extensions (the IP allowlist, extractors) nor in the task-local
+                    // scope (`ForwardUserIpLayer`).
+                    request.extensions_mut().remove::<ClientIp>();
                     request.extensions_mut().insert(err);
+                    #[cfg(feature = "task-local")]
+                    if ClientIp::current().is_some() {
+                        tollgate_core::metrics::allowed(
+                            tollgate_core::metrics::LayerName::ClientIp,
+                            request.extensions_mut(),
+                        );
+                        let inner = &mut self.inner;
+                        let future = ClientIp::sync_scope_none(move || inner.call(request));
+                        return ResolveClientIpFuture::scoped(ClientIp::scope_none(future));
+                    }
                     Ok(())
                 }
             }

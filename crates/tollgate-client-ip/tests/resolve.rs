@@ -12,9 +12,9 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-#[cfg(feature = "task-local")]
-use tollgate_client_ip::ClientIp;
-use tollgate_client_ip::{ClientIpSource, ExtractError, ResolveClientIp, ResolveClientIpLayer};
+use tollgate_client_ip::{
+    ClientIp, ClientIpSource, ExtractError, ResolveClientIp, ResolveClientIpLayer,
+};
 use tollgate_core::{Rejection, RejectionResponder};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -189,6 +189,53 @@ fn continuing_layer_leaves_the_reason_in_extensions() {
             r#"Some(InvalidHeader { header: "x-real-ip" })"#
         );
     });
+}
+
+/// Under an outer layer that found an IP (the peer), an inner continuing layer that trusts
+/// the peer as its proxy and finds no header leaves no IP at all: the outer one's extension
+/// is removed and its scope hidden, so nothing falls back to the proxy's address.
+#[tokio::test]
+async fn a_continuing_inner_layer_takes_away_the_outer_layers_ip() {
+    let seen = service_fn(|request: Request<()>| async move {
+        let ext = request
+            .extensions()
+            .get::<ClientIp>()
+            .map(ToString::to_string);
+        #[cfg(feature = "task-local")]
+        let current = ClientIp::current().map(|ip| ip.to_string());
+        #[cfg(not(feature = "task-local"))]
+        let current: Option<String> = None;
+        let reason = request.extensions().get::<ExtractError>().cloned();
+        Ok::<_, Infallible>(Response::new(format!("{ext:?} {current:?} {reason:?}")))
+    });
+    let service = ServiceBuilder::new()
+        .layer(ResolveClientIpLayer::remote_addr())
+        .layer(ResolveClientIpLayer::new(src("header:x-real-ip:10.0.0.0/8")).continue_on_failure())
+        .service(seen);
+    // From the proxy without its header: nothing, and the reason.
+    let response = service
+        .clone()
+        .oneshot(request(Some("10.0.0.1:9"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        body_string(response).await,
+        r#"None None Some(MissingHeader { header: "x-real-ip" })"#
+    );
+    // With it: the inner layer's answer replaces the outer one's, in both places.
+    let response = service
+        .oneshot(request(Some("10.0.0.1:9"), &[("x-real-ip", "192.0.2.7")]))
+        .await
+        .unwrap();
+    let scoped = if SCOPED {
+        r#"Some("192.0.2.7")"#
+    } else {
+        "None"
+    };
+    assert_eq!(
+        body_string(response).await,
+        format!(r#"Some("192.0.2.7") {scoped} None"#)
+    );
 }
 
 #[tokio::test]
