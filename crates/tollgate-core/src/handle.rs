@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 
@@ -62,6 +62,9 @@ pub struct KeyRingHandle {
 struct Cell {
     ring: ArcSwap<KeyRing>,
     version: AtomicU64,
+    /// Taken by writers only (`store`, `swap`, `update`), so an `update`'s read and write
+    /// are one step; readers never touch it.
+    writer: Mutex<()>,
 }
 
 /// The ring a [`KeyRingHandle::load`] returned: one version, held without a reference-count
@@ -97,6 +100,7 @@ impl KeyRingHandle {
             cell: Arc::new(Cell {
                 ring: ArcSwap::from_pointee(ring),
                 version: AtomicU64::new(0),
+                writer: Mutex::new(()),
             }),
         }
     }
@@ -141,6 +145,66 @@ impl KeyRingHandle {
 
     /// Like [`store`](Self::store), returning the ring it replaced.
     pub fn swap(&self, ring: KeyRing) -> Result<Arc<KeyRing>, SecretError> {
+        let _writer = self
+            .cell
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.swap_locked(ring)
+    }
+
+    /// Replaces the ring with what `f` makes of the current one, in one step: `update`,
+    /// [`store`](Self::store) and [`swap`](Self::swap) on this handle's cell run one at a
+    /// time, so two changes made at once (a deploy and a revoke) both take effect, where a
+    /// [`load`](Self::load) followed by a `store` can lose the other one's change. Returns the
+    /// ring it replaced.
+    ///
+    /// `f` runs once. Readers are not held up (they keep loading the ring in place until
+    /// the new one is stored), but other writers wait for it: keep it short, and never store
+    /// into the same handle from inside it (that waits for itself). Fails with `f`'s error
+    /// (nothing is stored), or with [`SecretError::Blank`] (converted into `E`) when the new
+    /// ring's signing key is blank, as [`store`](Self::store) does; the current ring then stays.
+    ///
+    /// ```
+    /// use tollgate_core::{BoxError, Key, KeyRing, KeyRingHandle, Secret};
+    ///
+    /// let keys = KeyRingHandle::new(KeyRing::new(Key::new("2026-08", Secret::from_string("old"))));
+    /// // Deploy a new key and revoke the old one, from two threads at once: both happen.
+    /// std::thread::scope(|scope| {
+    ///     scope.spawn(|| {
+    ///         keys.update(|ring| {
+    ///             Ok::<_, BoxError>(ring.clone().rotate(Key::new("2026-11", Secret::from_string("new"))))
+    ///         })
+    ///     });
+    ///     scope.spawn(|| {
+    ///         keys.update(|ring| ring.without("2026-08").ok_or_else(|| BoxError::from("last key")))
+    ///     });
+    /// });
+    /// let ring = keys.load();
+    /// // Whichever ran first, the new key was added; the old one is gone unless it was the
+    /// // last key when the revoke ran (then the revoke failed and changed nothing).
+    /// assert_eq!(ring.signing_key().id(), "2026-11");
+    /// # Ok::<(), BoxError>(())
+    /// ```
+    pub fn update<E>(
+        &self,
+        f: impl FnOnce(&KeyRing) -> Result<KeyRing, E>,
+    ) -> Result<Arc<KeyRing>, E>
+    where
+        E: From<SecretError>,
+    {
+        let _writer = self
+            .cell
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.cell.ring.load_full();
+        let ring = f(&current)?;
+        Ok(self.swap_locked(ring)?)
+    }
+
+    /// [`swap`](Self::swap), with the writer lock held.
+    fn swap_locked(&self, ring: KeyRing) -> Result<Arc<KeyRing>, SecretError> {
         ring.check_signing_key()?;
         let signing_key = ring.signing_key().shared_id();
         let previous = self.cell.ring.swap(Arc::new(ring));
@@ -205,6 +269,65 @@ mod tests {
 
     fn ring(id: &str, secret: &str) -> KeyRing {
         KeyRing::new(Key::new(id, Secret::from_string(secret)))
+    }
+
+    #[test]
+    fn concurrent_updates_never_lose_one() {
+        // A deploy and a revoke released together, many times: both always take effect.
+        for _ in 0..2_000 {
+            let keys = KeyRingHandle::new(
+                ring("a", "old").rotate(Key::new("b", Secret::from_string("current"))),
+            );
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    keys.update(|ring| {
+                        Ok::<_, SecretError>(
+                            ring.clone()
+                                .rotate(Key::new("c", Secret::from_string("new"))),
+                        )
+                    })
+                    .unwrap();
+                });
+                scope.spawn(|| {
+                    barrier.wait();
+                    keys.update(|ring| Ok::<_, SecretError>(ring.without("a").unwrap()))
+                        .unwrap();
+                });
+            });
+            let mut ids: Vec<String> = keys
+                .load()
+                .keys()
+                .iter()
+                .map(|key| key.id().to_owned())
+                .collect();
+            ids.sort();
+            assert_eq!(ids, ["b", "c"]);
+        }
+    }
+
+    #[test]
+    fn a_failed_update_stores_nothing() {
+        let keys = KeyRingHandle::new(ring("a", "secret"));
+        let version = keys.version();
+        let failed: Result<_, crate::BoxError> = keys.update(|_| Err("no".into()));
+        assert_eq!(failed.unwrap_err().to_string(), "no");
+        let blank = keys.update(|_| Ok::<_, SecretError>(ring("z", " ")));
+        assert!(matches!(blank, Err(SecretError::Blank { .. })), "{blank:?}");
+        assert_eq!(keys.version(), version);
+        assert_eq!(keys.load().signing_key().id(), "a");
+        let old = keys
+            .update(|current| {
+                Ok::<_, SecretError>(
+                    current
+                        .clone()
+                        .rotate(Key::new("b", Secret::from_string("s2"))),
+                )
+            })
+            .unwrap();
+        assert_eq!(old.signing_key().id(), "a");
+        assert_eq!(keys.version(), version + 1);
     }
 
     #[test]

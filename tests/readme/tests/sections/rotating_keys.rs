@@ -11,22 +11,19 @@ pub fn webhook_layer(keys: &KeyRingHandle) -> Result<VerifySignatureLayer, BoxEr
 
 /// "New key, deploy": the new key signs from now on; the old one still verifies.
 pub fn deploy_new_key(keys: &KeyRingHandle, new_secret: Secret) -> Result<(), BoxError> {
-    let rotated = keys
-        .load()
-        .as_ref()
-        .clone()
-        .rotate(Key::new("2026-11", new_secret));
-    Ok(keys.store(rotated)?)
+    keys.update(|ring| Ok::<_, BoxError>(ring.clone().rotate(Key::new("2026-11", new_secret))))?;
+    Ok(())
 }
 
 /// "Verify, revoke old": once `VerifiedSignature::key_id()` reads "2026-11" on what the
-/// sender sends, revoke the old key. Its very next use is refused.
+/// sender sends, revoke the old key. Its very next use is refused. `update` reads the ring
+/// and stores the new one in one step: a deploy and a revoke made at once both take effect.
 pub fn revoke_old_key(keys: &KeyRingHandle) -> Result<(), BoxError> {
-    let revoked = keys
-        .load()
-        .without("2026-08")
-        .ok_or("no key would remain")?;
-    Ok(keys.store(revoked)?)
+    keys.update(|ring| {
+        ring.without("2026-08")
+            .ok_or_else(|| BoxError::from("no key would remain"))
+    })?;
+    Ok(())
 }
 
 /// `kill -HUP <pid>` after updating `WEBHOOK_SECRET`: a missing or blank secret is refused
