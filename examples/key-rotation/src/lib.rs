@@ -25,8 +25,9 @@
 //! | `KEY_ROTATION_ALLOWLIST_FILE` | the client IP allowlist, same grammar |
 //! | `KEY_ROTATION_ORIGINS_FILE` | one allowed origin per line |
 //!
-//! Routes: `POST /webhooks` (verified with `X-Webhook-Signature` against the key ring;
-//! answers the key id that verified) and `GET /api/whoami` (origin allowlist, client IP
+//! Routes: `POST /webhooks` (verified with `X-Webhook-Signature` against the key ring, then
+//! each signed body accepted once for [`WEBHOOK_RETENTION`]: the scheme signs no time, so a
+//! captured delivery never expires; answers the key id that verified) and `GET /api/whoami` (origin allowlist, client IP
 //! behind the trusted proxies, IP allowlist; answers the client IP).
 #![forbid(unsafe_code)]
 
@@ -47,7 +48,13 @@ use tollgate::client_ip::{
 };
 use tollgate::core::{Key, KeyRing, KeyRingHandle, Secret, VerifiedSignature};
 use tollgate::origin::{OriginAllowlistLayer, OriginsHandle};
+use tollgate::replay::{MemoryNonceStore, ReplayGuardLayer};
 use tollgate::signature::{BodyHmac, VerifySignatureLayer};
+
+/// How long `POST /webhooks` remembers a signed body (7 days): `X-Webhook-Signature` signs no
+/// time, so the replay guard needs a stated retention; beyond it, deduplicate on the event's
+/// id in the handler.
+pub const WEBHOOK_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Where the reloadable settings live.
 #[derive(Debug, Clone)]
@@ -305,8 +312,12 @@ pub async fn build(files: Files) -> Result<(Router, Arc<Reloader>), ReloadError>
         .layer(IpAllowlistLayer::with_handle(allowlist.clone()))
         .layer(ResolveClientIpLayer::new(source))
         .layer(origin_layer);
+    // Inside the verifier: a claim names the signed body, whichever key of the ring verified
+    // it, so a delivery signed under the old and the new key is accepted once.
+    let replay =
+        ReplayGuardLayer::new(MemoryNonceStore::default()).untimed_retention(WEBHOOK_RETENTION);
     let router = Router::new()
-        .route("/webhooks", post(webhook))
+        .route("/webhooks", post(webhook).layer(replay))
         .layer(verify)
         .merge(api);
     let reloader = Arc::new(Reloader {

@@ -42,13 +42,15 @@ fn rotation_scenarios() -> Vec<Scenario> {
         expected: "rotation-1: 401 signature_invalid; rotation-2: 200 key rotation-2",
         run: |demo| {
             Box::pin(async move {
-                let post = |secret: &'static str| async move {
+                // Each post is a delivery of its own: the route accepts a signed body once.
+                let post = |secret: &'static str, delivery: u32| async move {
+                    let body = format!(r#"{{"event":"key.rotated","delivery":{delivery}}}"#);
                     let signature = BodyHmac::x_webhook_signature()
-                        .compute(&Secret::from_string(secret), NOTIFICATION);
+                        .compute(&Secret::from_string(secret), body.as_bytes());
                     let request = Request::post(format!("http://{}/webhooks", demo.rotation_addr))
                         .header("content-type", "application/json")
                         .header("x-webhook-signature", signature)
-                        .body(Full::new(Bytes::from_static(NOTIFICATION)))
+                        .body(Full::new(Bytes::from(body)))
                         .unwrap_or_default();
                     match net::send(request).await {
                         Ok(reply) if reply.status.is_success() => format!(
@@ -59,7 +61,7 @@ fn rotation_scenarios() -> Vec<Scenario> {
                         other => net::describe(other),
                     }
                 };
-                let before = post(ROTATION_OLD_SECRET).await;
+                let before = post(ROTATION_OLD_SECRET, 1).await;
                 if before != "200 key rotation-1" {
                     return format!("before the swap: {before}");
                 }
@@ -74,8 +76,8 @@ fn rotation_scenarios() -> Vec<Scenario> {
                 }
                 format!(
                     "rotation-1: {}; rotation-2: {}",
-                    post(ROTATION_OLD_SECRET).await,
-                    post(ROTATION_NEW_SECRET).await
+                    post(ROTATION_OLD_SECRET, 2).await,
+                    post(ROTATION_NEW_SECRET, 3).await
                 )
             })
         },

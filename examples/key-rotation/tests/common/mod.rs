@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
@@ -18,6 +19,9 @@ use tollgate::signature::{BodyHmac, RequestParts, Scheme};
 use tollgate_test_support::TempDir;
 
 pub const BODY: &[u8] = br#"{"event":"payment.completed"}"#;
+
+/// Deliveries sent by [`Running::webhook`], numbered so that each has its own body.
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 pub const OLD: &str = "old-webhook-secret-0123456789";
 pub const NEW: &str = "new-webhook-secret-9876543210";
 
@@ -70,6 +74,11 @@ pub async fn start_with_keys(keys: &str) -> Running {
 
 /// The `x-webhook-signature` of [`BODY`] under `secret`.
 pub fn signature(secret: &str) -> String {
+    signature_of(secret, BODY)
+}
+
+/// The `x-webhook-signature` of `body` under `secret`.
+pub fn signature_of(secret: &str, body: &[u8]) -> String {
     let (method, uri, headers) = (
         Method::POST,
         Uri::from_static("/webhooks"),
@@ -78,7 +87,7 @@ pub fn signature(secret: &str) -> String {
     let added = BodyHmac::x_webhook_signature()
         .sign(
             &Secret::from_string(secret),
-            &RequestParts::new(&method, &uri, &headers, BODY),
+            &RequestParts::new(&method, &uri, &headers, body),
             0,
         )
         .unwrap();
@@ -93,11 +102,19 @@ impl Running {
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
-    /// A webhook signed with `secret`: the status and the key id that verified it.
+    /// A new delivery (a body of its own: the route claims each signed body once) signed with
+    /// `secret`: the status and the key id that verified it.
     pub async fn webhook(&self, secret: &str) -> (StatusCode, String) {
+        let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
+        let body = format!(r#"{{"event":"payment.completed","delivery":{n}}}"#);
+        self.webhook_body(secret, Bytes::from(body)).await
+    }
+
+    /// `body`, signed with `secret`: the status and the key id that verified it.
+    pub async fn webhook_body(&self, secret: &str, body: Bytes) -> (StatusCode, String) {
         let request = Request::post(format!("http://{}/webhooks", self.addr))
-            .header("x-webhook-signature", signature(secret))
-            .body(Full::new(Bytes::from_static(BODY)))
+            .header("x-webhook-signature", signature_of(secret, &body))
+            .body(Full::new(body))
             .unwrap();
         self.send(request).await
     }
