@@ -105,6 +105,11 @@
 //! send any `cf-connecting-ip`; it is ignored and the peer is the client. Refresh the ranges
 //! when Cloudflare publishes changes, or pass your own with
 //! `header:cf-connecting-ip:<ranges>`. Better still, firewall the origin to Cloudflare.
+//! Cloudflare's ranges are shared by every Cloudflare customer: anyone can put their own zone
+//! (and their own Worker) in front of your origin's address and send a `cf-connecting-ip` of
+//! their choice from a Cloudflare address. Where the client IP decides something, also have
+//! the origin accept only your zone's connections (Cloudflare's Authenticated Origin Pulls,
+//! TLS client certificates checked by your TLS terminator).
 //! If Cloudflare sits in front of your own proxy, list both:
 //! `rightmost-trusted-range:x-forwarded-for:cloudflare,10.0.0.5` (Cloudflare appends to
 //! `X-Forwarded-For` too).
