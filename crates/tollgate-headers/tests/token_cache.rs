@@ -238,8 +238,15 @@ async fn expiry_exactly_at_the_refresh_margin_edge() {
         (60, 3_600, 3_600 - 60, true),
         (0, 3_600, 3_599, false),
         (0, 3_600, 3_600, true),
-        (u64::MAX, 3_600, 0, true),
-        (7_200, 3_600, 0, true),
+        // A margin as long as the token's life or longer: refreshed from half its life on,
+        // not on every call.
+        (u64::MAX, 3_600, 0, false),
+        (u64::MAX, 3_600, 1_799, false),
+        (u64::MAX, 3_600, 1_800, true),
+        (7_200, 3_600, 1_799, false),
+        (7_200, 3_600, 1_800, true),
+        (60, 30, 14, false),
+        (60, 30, 15, true),
     ] {
         let clock = ManualClock::new(1_000_000);
         let calls = Arc::new(AtomicUsize::new(0));
@@ -281,8 +288,11 @@ async fn expiry_exactly_at_the_refresh_margin_edge() {
                 .clock(ManualClock::new(1_000)),
         )
         .service(echo());
-    let sent = service.oneshot(request()).await.unwrap();
-    assert_eq!(sent["access-token"], "already-old");
+    // Expired on arrival: never sent.
+    assert_eq!(
+        fetch_error(service.oneshot(request()).await),
+        TokenFetchError::Expired { expires_at: 1 }
+    );
 }
 
 fn fetch_error(result: Result<HeaderMap, BoxError>) -> TokenFetchError {

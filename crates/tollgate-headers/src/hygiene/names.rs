@@ -7,7 +7,7 @@ use http::header::{self, HeaderMap, HeaderName};
 /// The last three are backend-owned: a copy that came with the caller's request is removed,
 /// the backend's own value (recorded in [`InjectedHeaders`](crate::InjectedHeaders)) never
 /// is.
-pub const SERVER_TO_SERVER: [&str; 20] = [
+pub const SERVER_TO_SERVER: [&str; 24] = [
     "origin",
     "referer",
     "cookie",
@@ -21,6 +21,10 @@ pub const SERVER_TO_SERVER: [&str; 20] = [
     "true-client-ip",
     "cf-connecting-ip",
     "fastly-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "client-ip",
     "x-requested-with",
     "authorization",
     "proxy-authorization",

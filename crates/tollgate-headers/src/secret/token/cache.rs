@@ -34,7 +34,10 @@ pub(super) struct Config {
 #[derive(Clone)]
 struct Cached {
     value: HeaderValue,
-    expires_at: Option<u64>,
+    /// From this second on the token is refreshed: `refresh_margin` before its expiry, or
+    /// half-way through its life when that is shorter than the margin (a 30 s token under the
+    /// 60 s default margin would otherwise be fetched again for every call).
+    refresh_from: Option<u64>,
 }
 
 /// Locks `mutex`, going on with the data of a poisoned one (every critical section here
@@ -102,14 +105,13 @@ impl Shared {
     }
 
     /// The cached value if it is still fresh: `now + refresh_margin < expires_at`, so a
-    /// token is refreshed from exactly `refresh_margin` seconds before its expiry on.
+    /// token is refreshed from exactly `refresh_margin` seconds before its expiry on (or from
+    /// half its life, when that is shorter).
     fn cached(&self) -> Option<HeaderValue> {
         let now = self.config.clock.now_unix();
         let cache = lock(&self.cache);
         let cached = cache.as_ref()?;
-        let fresh = cached
-            .expires_at
-            .is_none_or(|expiry| now.saturating_add(self.config.refresh_margin) < expiry);
+        let fresh = cached.refresh_from.is_none_or(|from| now < from);
         fresh.then(|| cached.value.clone())
     }
 
@@ -197,13 +199,32 @@ impl Shared {
                 );
                 Outcome::Invalid
             }
-            Ok(Ok(token)) => match token.secret.to_header_value() {
-                Ok(value) => Outcome::Value {
-                    value,
-                    expires_at: token.expires_at,
-                },
-                Err(_) => Outcome::Invalid,
-            },
+            Ok(Ok(token)) => {
+                let now = self.config.clock.now_unix();
+                match (token.secret.to_header_value(), token.expires_at) {
+                    // Expired on arrival: sending it would fail at best.
+                    (Ok(_), Some(expires_at)) if expires_at <= now => {
+                        tracing::warn!(
+                            target: "tollgate",
+                            layer = "token_header",
+                            header = %name,
+                            expires_at,
+                            now,
+                            "token provider answered an expired token; the request was not sent"
+                        );
+                        Outcome::Error(TokenFetchError::Expired { expires_at })
+                    }
+                    (Ok(value), expires_at) => Outcome::Value {
+                        value,
+                        expires_at,
+                        refresh_from: expires_at.map(|expiry| {
+                            let margin = self.config.refresh_margin.min((expiry - now) / 2);
+                            expiry - margin
+                        }),
+                    },
+                    (Err(_), _) => Outcome::Invalid,
+                }
+            }
             Ok(Err(source)) => {
                 tracing::warn!(
                     target: "tollgate",
@@ -246,10 +267,15 @@ impl Shared {
         if slot.as_ref().is_none_or(|current| current.id != id) {
             return;
         }
-        if let Outcome::Value { value, expires_at } = outcome {
+        if let Outcome::Value {
+            value,
+            expires_at,
+            refresh_from,
+        } = outcome
+        {
             *lock(&self.cache) = Some(Cached {
                 value: value.clone(),
-                expires_at: *expires_at,
+                refresh_from: *refresh_from,
             });
             tracing::debug!(
                 target: "tollgate",
@@ -274,6 +300,17 @@ impl Shared {
             *slot = None;
         }
         flight.abort.abort();
+    }
+
+    /// [`invalidate`](Self::invalidate) if the cached token is `sent`; else nothing (a newer
+    /// token, or a fetch of one, is already there).
+    pub(super) fn invalidate_sent(&self, sent: &HeaderValue) {
+        let mut flight = lock(&self.flight);
+        let mut cache = lock(&self.cache);
+        if cache.as_ref().is_some_and(|cached| cached.value == sent) {
+            *cache = None;
+            *flight = None;
+        }
     }
 
     /// Drops the cached token and forgets the fetch under way (its waiters still get its
@@ -311,6 +348,7 @@ enum Outcome {
     Value {
         value: HeaderValue,
         expires_at: Option<u64>,
+        refresh_from: Option<u64>,
     },
     Invalid,
     /// The provider's error: the first call to read it gets the error itself, the others

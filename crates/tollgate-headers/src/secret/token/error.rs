@@ -40,6 +40,12 @@ pub enum TokenFetchError {
     Aborted,
     /// There is no Tokio runtime to run the fetch on (it runs as a task of its own).
     NoRuntime,
+    /// The provider answered a token whose expiry had already passed by the layer's clock:
+    /// never sent (the provider would refuse it, or a stale cache served it).
+    Expired {
+        /// The token's expiry, Unix seconds.
+        expires_at: u64,
+    },
 }
 
 impl fmt::Display for TokenFetchError {
@@ -53,6 +59,10 @@ impl fmt::Display for TokenFetchError {
             }
             Self::Aborted => f.write_str("the token fetch ended without an answer"),
             Self::NoRuntime => f.write_str("no Tokio runtime to run the token fetch on"),
+            Self::Expired { expires_at } => write!(
+                f,
+                "the token provider answered a token that expired at {expires_at} (Unix time)"
+            ),
         }
     }
 }

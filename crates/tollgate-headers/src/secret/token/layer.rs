@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use tollgate_core::{Clock, SystemClock, Upstream};
 use tower_layer::Layer;
 
@@ -27,7 +27,10 @@ use crate::secret::ACCESS_TOKEN;
 /// on a layer that is shared gives that layer a cache of its own (starting from the cached
 /// token). Time comes from a [`Clock`] ([`SystemClock`] unless set), so tests move it with a
 /// `ManualClock`. A token is used while `now + refresh_margin < expires_at` and refreshed
-/// from exactly `refresh_margin` seconds before its expiry on.
+/// from exactly `refresh_margin` seconds before its expiry on; for a token whose life (from
+/// its fetch) is shorter than twice the margin, from half its life on, so a short-lived token
+/// is not fetched again for every call. A token that has already expired when it arrives is
+/// never sent: the call fails with [`TokenFetchError::Expired`](crate::TokenFetchError::Expired).
 ///
 /// Concurrent calls that find the cache stale share one fetch (single flight): the provider
 /// is called once, every waiting call gets the same token, or the same failure (the first
@@ -143,7 +146,8 @@ impl TokenHeaderLayer {
     }
 
     /// Refresh the token this many seconds before it expires
-    /// ([`DEFAULT_REFRESH_MARGIN`] unless set).
+    /// ([`DEFAULT_REFRESH_MARGIN`] unless set), or from half its life on when that comes
+    /// later (a token that lives less than twice the margin).
     pub fn refresh_margin(mut self, seconds: u64) -> Self {
         self.config_mut().refresh_margin = seconds;
         self
@@ -173,6 +177,26 @@ impl TokenHeaderLayer {
     /// its token is not cached.
     pub fn invalidate(&self) {
         self.shared.invalidate();
+    }
+
+    /// Drops the cached token if it is `sent`, the value a call carried (read from that
+    /// call's request): what to do when the provider answers that call 401. A newer token,
+    /// cached by another call meanwhile, stays, so many calls refused at once cause one
+    /// fetch, not one each.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use tollgate_core::{BoxError, Secret};
+    /// use tollgate_headers::{Token, TokenHeaderLayer, Upstream};
+    ///
+    /// let refresh = || async { Ok::<_, BoxError>(Token::new(Secret::from_string("t"))) };
+    /// let layer = TokenHeaderLayer::access_token(refresh, Upstream::transak());
+    /// // After `response.status() == 401` for a request that carried `sent`:
+    /// let sent = HeaderValue::from_static("t");
+    /// layer.invalidate_sent(&sent);
+    /// ```
+    pub fn invalidate_sent(&self, sent: &HeaderValue) {
+        self.shared.invalidate_sent(sent);
     }
 
     /// The header this layer sets.
