@@ -98,7 +98,9 @@ impl RetryPolicy {
     }
 
     /// Requests carrying `header` (the provider's documented idempotency key) are retried
-    /// like idempotent ones, whatever their method.
+    /// like idempotent ones, whatever their method. Only one non-blank value counts: an
+    /// empty or whitespace-only key, or several values, cannot tell two attempts' effects
+    /// apart, so such a request is retried only as its method allows.
     pub fn idempotency_key(mut self, header: HeaderName) -> Self {
         self.idempotency_key = Some(header);
         self
@@ -130,7 +132,7 @@ impl RetryPolicy {
             || self
                 .idempotency_key
                 .as_ref()
-                .is_some_and(|name| headers.contains_key(name))
+                .is_some_and(|name| is_one_key(headers, name))
     }
 
     /// The wait before the retry that follows attempt `failed` (1-based): equal jitter over
@@ -395,6 +397,15 @@ impl RetryPolicy {
     }
 }
 
+/// Whether `headers` carry exactly one value of `name` with something in it.
+fn is_one_key(headers: &HeaderMap, name: &HeaderName) -> bool {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => !value.as_bytes().trim_ascii().is_empty(),
+        _ => false,
+    }
+}
+
 /// Randomness for the jitter. It needs to differ between clients and calls, not to be secret:
 /// std's `RandomState` (keys seeded from the OS once per thread, then advanced for every new
 /// state) gives that with no dependency.
@@ -494,6 +505,19 @@ mod tests {
             judge(&policy, &post, &response(503, None), now),
             Verdict::Retry { retry_after: None }
         );
+        // A blank key, or two, tell nothing apart: the POST is not resent.
+        for values in [&[""][..], &[" \t"], &["order-1", "order-2"]] {
+            let mut post = request(Method::POST);
+            for value in values {
+                post.headers_mut()
+                    .append("idempotency-key", HeaderValue::from_static(value));
+            }
+            assert_eq!(
+                judge(&policy, &post, &response(503, None), now),
+                Verdict::Final,
+                "{values:?}"
+            );
+        }
     }
 
     #[test]
