@@ -24,6 +24,38 @@ pub(crate) struct SignConfig {
     keys: SignKeys,
     /// Never empty: [`SignRequestLayer::new`] takes the first one.
     upstreams: Vec<Upstream>,
+    /// The signatures made lately (shared by the layer's clones): see [`Recent`].
+    recent: Arc<Recent>,
+}
+
+/// The signatures a signer made at times not yet past, so that it never makes one twice: two
+/// calls of one message (method, path, body) in one second would carry the same timestamped
+/// signature, and a server's replay guard would refuse the second. The second is signed one
+/// second later instead (a second ahead of the clock, well inside any verifier's window).
+/// Signatures are told apart by a keyed hash of the headers the scheme added; at most
+/// [`Recent::KEPT`] are kept, the oldest dropped first.
+#[derive(Default)]
+struct Recent {
+    hasher: std::collections::hash_map::RandomState,
+    /// (hash of the signature headers, the time signed at), oldest first.
+    made: std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>,
+}
+
+impl Recent {
+    const KEPT: usize = 256;
+    /// How far ahead of the clock a repeated message may be signed, in seconds: beyond it,
+    /// the same signature is made again (and a replay guard refuses it).
+    const AHEAD: u64 = 30;
+
+    fn hash(&self, headers: &[(http::HeaderName, http::HeaderValue)]) -> u64 {
+        use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+        let mut hasher = self.hasher.build_hasher();
+        for (name, value) in headers {
+            name.as_str().hash(&mut hasher);
+            value.as_bytes().hash(&mut hasher);
+        }
+        hasher.finish()
+    }
 }
 
 impl SignConfig {
@@ -77,11 +109,38 @@ impl SignConfig {
         loaded: Option<&KeyRing>,
     ) -> Result<Request<BufferedBody>, SignError> {
         let key = self.signing_key(now, loaded)?;
-        let headers = self.common.scheme.sign(
-            key.secret(),
-            &RequestParts::new(&parts.method, &parts.uri, &parts.headers, &bytes),
-            now,
-        )?;
+        let sign = |at: u64| {
+            self.common.scheme.sign(
+                key.secret(),
+                &RequestParts::new(&parts.method, &parts.uri, &parts.headers, &bytes),
+                at,
+            )
+        };
+        let mut headers = sign(now)?;
+        {
+            let mut made = self
+                .recent
+                .made
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Signed before this second: its time is not this one's, so it never repeats.
+            made.retain(|&(_, at)| at >= now);
+            let mut hash = self.recent.hash(&headers);
+            let mut at = now;
+            while made.iter().any(|&(seen, _)| seen == hash) && at < now + Recent::AHEAD {
+                let later = sign(at + 1)?;
+                let later_hash = self.recent.hash(&later);
+                if later_hash == hash {
+                    // The scheme signs no time: every signature of this message is the same.
+                    break;
+                }
+                (headers, hash, at) = (later, later_hash, at + 1);
+            }
+            if made.len() >= Recent::KEPT {
+                made.pop_front();
+            }
+            made.push_back((hash, at));
+        }
         for (name, value) in headers {
             parts.headers.insert(name, value);
         }
@@ -142,6 +201,13 @@ impl fmt::Debug for SignConfig {
 /// marked sensitive; timestamp where the scheme has one, replacing any value already there),
 /// and sends a [`BufferedBody`] over exactly the signed bytes (with an exact
 /// `Content-Length`).
+///
+/// **No signature is made twice.** A timestamped scheme without a nonce (the canonical
+/// layout, Stripe's) gives two calls of one message (method, path, body) in one second the
+/// same signature, and a verifier's replay guard accepts only the first. The layer (and its
+/// clones) remembers the signatures it made for times not yet past and signs such a repeat
+/// one second later (up to 30 s ahead of its clock for a burst of one message, inside any
+/// verifier's window); schemes that sign no time are unaffected.
 ///
 /// When it cannot sign, the call fails with a [`SignError`] inside the [`BoxError`] and
 /// nothing is sent; errors of the inner service pass through unchanged. A ring whose signing
@@ -265,6 +331,7 @@ impl SignRequestLayer {
                 common: Common::new(scheme),
                 keys,
                 upstreams: vec![upstream],
+                recent: Arc::default(),
             }),
         })
     }

@@ -1019,3 +1019,76 @@ fn blank_keys_fail_when_the_layer_is_built() {
         "every key of the ring is empty, all zero bytes or only whitespace; nothing could verify"
     );
 }
+
+/// One message signed twice in one second (two separate calls, not a retry): the second is
+/// signed a second ahead, so no signature repeats; a burst stops 30 s ahead; a scheme that
+/// signs no time signs the same every time. Clones share the memory.
+#[tokio::test]
+async fn no_signature_is_made_twice() {
+    let clock = ManualClock::new(1_700_000_000);
+    let seen = service_fn(|request: Request<BufferedBody>| async move {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        Ok::<_, Infallible>(Response::new((
+            header("x-timestamp"),
+            header("x-signature"),
+        )))
+    });
+    let layer = SignRequestLayer::new(Canonical::new(), Secret::from_string("k"), api())
+        .unwrap()
+        .clock(clock.clone());
+    let call = |layer: &SignRequestLayer, body: &'static str| {
+        let service = layer.layer(seen);
+        async move {
+            let request = Request::post("http://api.example/v1/balance")
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap();
+            service.oneshot(request).await.unwrap().into_body()
+        }
+    };
+    let (first_ts, first_sig) = call(&layer, "{}").await;
+    let (second_ts, second_sig) = call(&layer.clone(), "{}").await;
+    assert_eq!(first_ts.as_deref(), Some("1700000000"));
+    assert_eq!(second_ts.as_deref(), Some("1700000001"));
+    assert_ne!(first_sig, second_sig);
+    // Another message in the same second: signed at the clock's time.
+    assert_eq!(
+        call(&layer, "{\"a\":1}").await.0.as_deref(),
+        Some("1700000000")
+    );
+    // A burst: at most 30 s ahead, then the same signature again.
+    let mut last = String::new();
+    for _ in 0..40 {
+        last = call(&layer, "{}").await.0.unwrap();
+    }
+    assert_eq!(last, "1700000030");
+    // Once the clock passes them, the times are free again.
+    clock.set(1_700_000_100);
+    assert_eq!(call(&layer, "{}").await.0.as_deref(), Some("1700000100"));
+    // A scheme that signs no time: the same signature, at once.
+    let untimed = SignRequestLayer::new(BodyHmac::onekey(), Secret::from_string("k"), api())
+        .unwrap()
+        .clock(clock.clone());
+    let header = |request: Request<BufferedBody>| async move {
+        Ok::<_, Infallible>(Response::new(
+            request.headers().get("payload-signature").cloned(),
+        ))
+    };
+    let mut signatures = Vec::new();
+    for _ in 0..2 {
+        let request = Request::post("http://api.example/v1/cashout")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let response = untimed
+            .layer(service_fn(header))
+            .oneshot(request)
+            .await
+            .unwrap();
+        signatures.push(response.into_body());
+    }
+    assert_eq!(signatures[0], signatures[1]);
+}
