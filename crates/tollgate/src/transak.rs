@@ -72,7 +72,10 @@ mod client {
     /// the inbound request's `ClientIp` (the call fails with
     /// [`MissingClientIp`](crate::client_ip::MissingClientIp) outside a request that resolved
     /// one); HTTPS only, with timeouts, retries, limits and an audit event per attempt
-    /// ([`client`](crate::client)).
+    /// ([`client`](crate::client)). When the gateway answers 401, the access token that call
+    /// carried is dropped and the next call fetches a new one: a token revoked before its
+    /// expiry (a partner key rotated after a leak) is not sent again. A token that has
+    /// already expired when the provider returns it is never sent.
     ///
     /// ```no_run
     /// # async fn run(provider: impl tollgate::headers::TokenProvider) -> Result<(), Box<dyn std::error::Error>> {
@@ -176,24 +179,91 @@ mod client {
         /// The call-stack settings and the provider's layers, checked.
         fn into_parts(self) -> Result<(ClientBuilder, TransakLayers), ProviderConfigError> {
             let upstream = pinned_upstream(&self.client)?;
+            let token = match self.clock {
+                Some(clock) => (self.access_token)(upstream.clone()).clock(clock),
+                None => (self.access_token)(upstream.clone()),
+            };
             let layers = ServiceBuilder::new()
                 .layer(HeaderHygieneLayer::server_to_server())
-                .layer(SecretHeaderLayer::api_key(self.api_key, upstream.clone())?)
-                .layer(match self.clock {
-                    Some(clock) => (self.access_token)(upstream).clock(clock),
-                    None => (self.access_token)(upstream),
-                })
+                .layer(SecretHeaderLayer::api_key(self.api_key, upstream)?)
+                .layer(token.clone())
+                .layer(RefetchOnUnauthorizedLayer { token })
                 .layer(ForwardUserIpLayer::new())
                 .into_inner();
             Ok((self.client, layers))
         }
     }
 
-    /// Transak's layers, outermost first: hygiene, `x-api-key`, `access-token`, `x-user-ip`.
+    /// Transak's layers, outermost first: hygiene, `x-api-key`, `access-token`, the 401
+    /// check, `x-user-ip`.
     type TransakLayers = Stack<
         ForwardUserIpLayer,
-        Stack<TokenHeaderLayer, Stack<SecretHeaderLayer, Stack<HeaderHygieneLayer, Identity>>>,
+        Stack<
+            RefetchOnUnauthorizedLayer,
+            Stack<TokenHeaderLayer, Stack<SecretHeaderLayer, Stack<HeaderHygieneLayer, Identity>>>,
+        >,
     >;
+
+    /// Under the token layer: when the gateway answers 401 to a call, the access token that
+    /// call carried is dropped from the cache, so the next call fetches a new one (a token
+    /// revoked before its expiry, after a partner key rotation, is not sent until it
+    /// expires). A newer token cached meanwhile stays.
+    #[derive(Clone)]
+    struct RefetchOnUnauthorizedLayer {
+        token: TokenHeaderLayer,
+    }
+
+    impl<S> tower_layer::Layer<S> for RefetchOnUnauthorizedLayer {
+        type Service = RefetchOnUnauthorized<S>;
+
+        fn layer(&self, inner: S) -> Self::Service {
+            RefetchOnUnauthorized {
+                inner,
+                token: self.token.clone(),
+            }
+        }
+    }
+
+    #[derive(Clone)]
+    struct RefetchOnUnauthorized<S> {
+        inner: S,
+        token: TokenHeaderLayer,
+    }
+
+    impl<S, B, R> tower::Service<http::Request<B>> for RefetchOnUnauthorized<S>
+    where
+        S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+        S::Future: Send + 'static,
+        R: Send + 'static,
+    {
+        type Response = http::Response<R>;
+        type Error = S::Error;
+        type Future = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<http::Response<R>, S::Error>> + Send>,
+        >;
+
+        fn poll_ready(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: http::Request<B>) -> Self::Future {
+            let sent = request.headers().get(self.token.header_name()).cloned();
+            let future = self.inner.call(request);
+            let token = self.token.clone();
+            Box::pin(async move {
+                let response = future.await?;
+                if response.status() == http::StatusCode::UNAUTHORIZED
+                    && let Some(sent) = &sent
+                {
+                    token.invalidate_sent(sent);
+                }
+                Ok(response)
+            })
+        }
+    }
 }
 
 #[cfg(all(feature = "origin", feature = "client-ip"))]
