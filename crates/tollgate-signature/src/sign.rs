@@ -28,24 +28,30 @@ pub(crate) struct SignConfig {
     recent: Arc<Recent>,
 }
 
-/// The signatures a signer made at times not yet past, so that it never makes one twice: two
+/// The signatures a signer made for times not yet past, so that it never makes one twice: two
 /// calls of one message (method, path, body) in one second would carry the same timestamped
-/// signature, and a server's replay guard would refuse the second. The second is signed one
-/// second later instead (a second ahead of the clock, well inside any verifier's window).
-/// Signatures are told apart by a keyed hash of the headers the scheme added; at most
-/// [`Recent::KEPT`] are kept, the oldest dropped first.
+/// signature, and a verifier's replay guard would refuse the second. The second is signed one
+/// second later instead, within half the scheme's tolerance ahead of the clock
+/// ([`Scheme::timestamp_tolerance`]; never ahead for a scheme that does not say).
+/// Signatures are told apart by a keyed hash of the headers the scheme added. An entry is
+/// dropped only once its time has passed; past [`Recent::KEPT`] live entries a new signature
+/// is not remembered (more than that many distinct signatures within a few seconds).
 #[derive(Default)]
 struct Recent {
     hasher: std::collections::hash_map::RandomState,
-    /// (hash of the signature headers, the time signed at), oldest first.
-    made: std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>,
+    made: std::sync::Mutex<RecentState>,
+}
+
+#[derive(Default)]
+struct RecentState {
+    /// Hash of the signature headers → the time signed at.
+    made: std::collections::HashMap<u64, u64>,
+    /// The clock's second of the last sweep of past entries.
+    swept: u64,
 }
 
 impl Recent {
-    const KEPT: usize = 256;
-    /// How far ahead of the clock a repeated message may be signed, in seconds: beyond it,
-    /// the same signature is made again (and a replay guard refuses it).
-    const AHEAD: u64 = 30;
+    const KEPT: usize = 1 << 16;
 
     fn hash(&self, headers: &[(http::HeaderName, http::HeaderValue)]) -> u64 {
         use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
@@ -117,17 +123,23 @@ impl SignConfig {
             )
         };
         let mut headers = sign(now)?;
+        // How far ahead a repeat may be signed: half the scheme's tolerance, so a verifier
+        // whose clock is behind by as much still accepts it.
+        let ahead = self.common.scheme.timestamp_tolerance().unwrap_or(0) / 2;
         {
-            let mut made = self
+            let mut state = self
                 .recent
                 .made
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Signed before this second: its time is not this one's, so it never repeats.
-            made.retain(|&(_, at)| at >= now);
+            if now > state.swept {
+                // Signed before this second: its time is not this one's, so never repeated.
+                state.made.retain(|_, at| *at >= now);
+                state.swept = now;
+            }
             let mut hash = self.recent.hash(&headers);
             let mut at = now;
-            while made.iter().any(|&(seen, _)| seen == hash) && at < now + Recent::AHEAD {
+            while state.made.contains_key(&hash) && at < now + ahead {
                 let later = sign(at + 1)?;
                 let later_hash = self.recent.hash(&later);
                 if later_hash == hash {
@@ -136,10 +148,9 @@ impl SignConfig {
                 }
                 (headers, hash, at) = (later, later_hash, at + 1);
             }
-            if made.len() >= Recent::KEPT {
-                made.pop_front();
+            if state.made.len() < Recent::KEPT {
+                state.made.insert(hash, at);
             }
-            made.push_back((hash, at));
         }
         for (name, value) in headers {
             parts.headers.insert(name, value);
@@ -206,8 +217,11 @@ impl fmt::Debug for SignConfig {
 /// layout, Stripe's) gives two calls of one message (method, path, body) in one second the
 /// same signature, and a verifier's replay guard accepts only the first. The layer (and its
 /// clones) remembers the signatures it made for times not yet past and signs such a repeat
-/// one second later (up to 30 s ahead of its clock for a burst of one message, inside any
-/// verifier's window); schemes that sign no time are unaffected.
+/// one second later, up to half the scheme's tolerance ahead of its clock (150 s with the
+/// default ±300 s; [`Scheme::timestamp_tolerance`]), so a verifier still accepts it; past
+/// that a burst of one message repeats a signature. Schemes that sign no time are
+/// unaffected. Separate layers (and processes) do not share this memory: give each message
+/// its own bytes (a request id) when several signers may send the same one.
 ///
 /// When it cannot sign, the call fails with a [`SignError`] inside the [`BoxError`] and
 /// nothing is sent; errors of the inner service pass through unchanged. A ring whose signing

@@ -1060,15 +1060,42 @@ async fn no_signature_is_made_twice() {
         call(&layer, "{\"a\":1}").await.0.as_deref(),
         Some("1700000000")
     );
-    // A burst: at most 30 s ahead, then the same signature again.
+    // A burst: at most half the tolerance (300 s) ahead, then the same signature again.
     let mut last = String::new();
-    for _ in 0..40 {
+    for _ in 0..160 {
         last = call(&layer, "{}").await.0.unwrap();
     }
-    assert_eq!(last, "1700000030");
+    assert_eq!(last, "1700000150");
+    // A narrow window: never signed where its verifier would refuse it.
+    let narrow = SignRequestLayer::new(
+        Canonical::new().tolerance(Duration::from_secs(5)),
+        Secret::from_string("k"),
+        api(),
+    )
+    .unwrap()
+    .clock(clock.clone());
+    let mut times = Vec::new();
+    for _ in 0..4 {
+        times.push(call(&narrow, "{\"n\":1}").await.0.unwrap());
+    }
+    assert_eq!(
+        times,
+        ["1700000000", "1700000001", "1700000002", "1700000002"]
+    );
+    // More distinct messages in one second than the old limit of 256, then a repeat of the
+    // first: still signed apart.
+    let many = SignRequestLayer::new(Canonical::new(), Secret::from_string("k"), api())
+        .unwrap()
+        .clock(clock.clone());
+    let first = call(&many, "{}").await.0;
+    for i in 0..300 {
+        let body: &'static str = Box::leak(format!("{{\"i\":{i}}}").into_boxed_str());
+        call(&many, body).await;
+    }
+    assert_ne!(call(&many, "{}").await.0, first);
     // Once the clock passes them, the times are free again.
-    clock.set(1_700_000_100);
-    assert_eq!(call(&layer, "{}").await.0.as_deref(), Some("1700000100"));
+    clock.set(1_700_000_200);
+    assert_eq!(call(&layer, "{}").await.0.as_deref(), Some("1700000200"));
     // A scheme that signs no time: the same signature, at once.
     let untimed = SignRequestLayer::new(BodyHmac::onekey(), Secret::from_string("k"), api())
         .unwrap()

@@ -9,8 +9,8 @@
 //! The scheme signs no nonce, so two *separate* calls with the same method, path and body in
 //! the same second would carry the same timestamp and signature, and a server with a replay
 //! guard would refuse the second as `replayed`. The signer never makes one signature twice:
-//! such a call is signed one second ahead instead (up to 30 s ahead for a burst of one
-//! message, well inside the ±5 minutes a verifier accepts).
+//! such a call is signed one second ahead instead (for a burst of one message, up to half the
+//! scheme's tolerance ahead, 150 s by default, so the verifier still accepts it).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -276,6 +276,10 @@ impl Scheme for Canonical {
         self.name.clone()
     }
 
+    fn timestamp_tolerance(&self) -> Option<u64> {
+        Some(self.window.tolerance_secs())
+    }
+
     fn sign(
         &self,
         key: &Secret,

@@ -204,6 +204,14 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
         request: &RequestParts<'_>,
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError>;
+
+    /// For a scheme that signs a timestamp of whole seconds: its window's tolerance in
+    /// seconds (how far from a verifier's clock a timestamp may be). `SignRequestLayer` signs
+    /// a repeat of one message within half of it ahead of its clock, so that no signature is
+    /// made twice. `None` (the default, and for schemes that sign no time): never ahead.
+    fn timestamp_tolerance(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
@@ -227,6 +235,10 @@ impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
         (**self).verify(keys, request, now_unix)
+    }
+
+    fn timestamp_tolerance(&self) -> Option<u64> {
+        (**self).timestamp_tolerance()
     }
 }
 

@@ -176,6 +176,10 @@ impl Scheme for StandardWebhooks {
         Cow::Borrowed("standard-webhooks")
     }
 
+    fn timestamp_tolerance(&self) -> Option<u64> {
+        Some(self.window.tolerance_secs())
+    }
+
     fn sign(
         &self,
         key: &Secret,

@@ -170,6 +170,10 @@ impl Scheme for Stripe {
         Cow::Borrowed("stripe")
     }
 
+    fn timestamp_tolerance(&self) -> Option<u64> {
+        Some(self.window.tolerance_secs())
+    }
+
     fn sign(
         &self,
         key: &Secret,
