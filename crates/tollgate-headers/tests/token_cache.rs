@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, HeaderName, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tollgate_core::{BoxError, Clock, ManualClock, Secret};
 use tollgate_headers::{
     ConfigError, HeaderError, SecretHeaderLayer, Token, TokenFetchError, TokenHeaderLayer,
@@ -474,4 +474,38 @@ async fn a_setter_on_a_shared_layer_gives_it_a_cache_of_its_own() {
     assert_eq!(send(&original).await, "t3");
     assert_eq!(send(&copy).await, "t2");
     assert_eq!(copy.header_name(), "access-token");
+}
+
+/// `invalidate_sent`: drops the cached token only if it is the one a call carried, and at
+/// most once in 10 seconds (a storm of 401s that are not about the token fetches once).
+#[tokio::test]
+async fn invalidate_sent_drops_only_the_token_sent_and_at_most_once_in_ten_seconds() {
+    let clock = ManualClock::new(1_000_000);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let provider = move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            Ok::<_, BoxError>(
+                Token::new(Secret::from_string(format!("t{n}"))).expires_at(2_000_000),
+            )
+        }
+    };
+    let layer = TokenHeaderLayer::access_token(provider, Upstream::transak()).clock(clock.clone());
+    let service = ServiceBuilder::new().layer(layer.clone()).service(echo());
+    let token =
+        || async { service.clone().oneshot(request()).await.unwrap()["access-token"].clone() };
+    assert_eq!(token().await, "t1");
+    layer.invalidate_sent(&HeaderValue::from_static("t1"));
+    assert_eq!(token().await, "t2");
+    // Within 10 s of the last drop: kept, and an older token never drops a newer one.
+    layer.invalidate_sent(&HeaderValue::from_static("t2"));
+    layer.invalidate_sent(&HeaderValue::from_static("t1"));
+    assert_eq!(token().await, "t2");
+    clock.advance(10);
+    layer.invalidate_sent(&HeaderValue::from_static("t1"));
+    assert_eq!(token().await, "t2");
+    layer.invalidate_sent(&HeaderValue::from_static("t2"));
+    assert_eq!(token().await, "t3");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
 }

@@ -74,7 +74,9 @@ mod client {
     /// one); HTTPS only, with timeouts, retries, limits and an audit event per attempt
     /// ([`client`](crate::client)). When the gateway answers 401, the access token that call
     /// carried is dropped and the next call fetches a new one: a token revoked before its
-    /// expiry (a partner key rotated after a leak) is not sent again. A token that has
+    /// expiry (a partner key rotated after a leak) is not sent again. At most one token is
+    /// dropped this way in 10 seconds, so 401s that are not about the token (a shopper's
+    /// request the gateway refuses) cause at most one fetch in that time. A token that has
     /// already expired when the provider returns it is never sent.
     ///
     /// ```no_run

@@ -71,7 +71,15 @@ pub(super) struct Shared {
     cache: Mutex<Option<Cached>>,
     /// The fetch under way, shared by every call that found the cache stale.
     flight: Mutex<Option<Arc<Flight>>>,
+    /// When [`invalidate_sent`](Self::invalidate_sent) last dropped a token (clock seconds).
+    last_dropped: Mutex<Option<u64>>,
 }
+
+/// [`TokenHeaderLayer::invalidate_sent`](crate::TokenHeaderLayer::invalidate_sent) drops a
+/// token at most once in this many seconds: 401s that are not about the token (a request
+/// the provider refuses for its own reasons, which a caller may provoke at will) cause at
+/// most one fetch in this time, not one per call.
+pub(super) const INVALIDATE_SENT_INTERVAL: u64 = 10;
 
 impl Clone for Shared {
     /// The state of a layer reconfigured while it was shared (`Arc::make_mut`): the same
@@ -83,6 +91,7 @@ impl Clone for Shared {
             id: next_id(),
             cache: Mutex::new(lock(&self.cache).clone()),
             flight: Mutex::new(None),
+            last_dropped: Mutex::new(*lock(&self.last_dropped)),
         }
     }
 }
@@ -101,6 +110,7 @@ impl Shared {
             id: next_id(),
             cache: Mutex::new(None),
             flight: Mutex::new(None),
+            last_dropped: Mutex::new(None),
         }
     }
 
@@ -302,14 +312,19 @@ impl Shared {
         flight.abort.abort();
     }
 
-    /// [`invalidate`](Self::invalidate) if the cached token is `sent`; else nothing (a newer
-    /// token, or a fetch of one, is already there).
+    /// [`invalidate`](Self::invalidate) if the cached token is `sent` and no such drop
+    /// happened in the last [`INVALIDATE_SENT_INTERVAL`] seconds; else nothing (a newer
+    /// token, or a fetch of one, is already there, or a storm of 401s is under way).
     pub(super) fn invalidate_sent(&self, sent: &HeaderValue) {
+        let now = self.config.clock.now_unix();
         let mut flight = lock(&self.flight);
         let mut cache = lock(&self.cache);
-        if cache.as_ref().is_some_and(|cached| cached.value == sent) {
+        let mut last = lock(&self.last_dropped);
+        let due = last.is_none_or(|at| now >= at.saturating_add(INVALIDATE_SENT_INTERVAL));
+        if due && cache.as_ref().is_some_and(|cached| cached.value == sent) {
             *cache = None;
             *flight = None;
+            *last = Some(now);
         }
     }
 

@@ -182,7 +182,9 @@ impl TokenHeaderLayer {
     /// Drops the cached token if it is `sent`, the value a call carried (read from that
     /// call's request): what to do when the provider answers that call 401. A newer token,
     /// cached by another call meanwhile, stays, so many calls refused at once cause one
-    /// fetch, not one each.
+    /// fetch, not one each; and a token is dropped this way at most once in 10 seconds, so
+    /// 401s that are not about the token (which a caller may provoke at will) cause at most
+    /// one fetch in that time. [`invalidate`](Self::invalidate) is not limited.
     ///
     /// ```
     /// use http::HeaderValue;
