@@ -174,7 +174,10 @@
 //!   signed id (Standard Webhooks' `webhook-id`) that comes again signed with a later
 //!   timestamp, as a sender's resend does, is refused and extends the claim to that later
 //!   signature's window ([`NonceStore::claim_extending`], atomic with the claim in both
-//!   stores): bytes once refused as a replay stay refused while they can verify.
+//!   stores): bytes once refused as a replay stay refused while they can verify (unless the
+//!   first handling fails and its claim is released for the retry). With
+//!   `wait_for_replicas`, `WAIT` confirms new claims, not extensions: a failover can lose an
+//!   extension, and then the later signature is accepted once after the first claim lapses.
 //!   `RedisNonceStore`'s TTLs
 //!   run on Redis's real time: a verifier clock stepped *back* by more than the minimum
 //!   retention minus twice the tolerance (300 s with the defaults) could re-open a captured
