@@ -232,6 +232,41 @@ async fn transak_client_drops_a_token_the_provider_refused() {
     );
 }
 
+/// The same through `build_reqwest()`: the tower layers run before the request is sent there,
+/// so the 401 is read by a middleware closest to the network (found by the docs review: the
+/// reqwest path kept sending the revoked token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transak_reqwest_client_drops_a_token_the_provider_refused() {
+    let pki = TestPki::generate();
+    let (server, log) = recording(&pki, |headers| {
+        if headers.get("access-token").is_some_and(|t| t == "token-1") {
+            401
+        } else {
+            200
+        }
+    })
+    .await;
+    let (fetched, provider) = counting_provider(NOW + 7 * 86_400);
+    let client = TransakClient::builder(&server.url(), Secret::from_string(API_KEY), provider)
+        .clock(ManualClock::new(NOW))
+        .configure(quick(&pki))
+        .build_reqwest()
+        .unwrap();
+    let url = format!("{}/api/v2/orders", server.url());
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let response = user().scope(client.get(&url).send()).await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        vec![401, 200, 200, 200],
+        "tokens sent: {:?} (fetches: {})",
+        access_tokens(&log),
+        fetched.load(Ordering::SeqCst)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Header hygiene: the end user's IP as the provider may read it.
 // ---------------------------------------------------------------------------------------------

@@ -108,13 +108,13 @@ impl ResolveClientIpLayer {
     /// peer is not the client either: an inner [`IpAllowlistLayer`](crate::IpAllowlistLayer)
     /// refuses such a request with the same 400 or 500 instead of judging the peer, and
     /// [`ForwardUserIpLayer`](crate::ForwardUserIpLayer) fails the outbound call with
-    /// [`MissingClientIp`](crate::MissingClientIp) (no task-local scope is opened). Handlers
+    /// [`MissingClientIp`](crate::MissingClientIp) (no scope holding a `ClientIp` is opened). Handlers
     /// that read the peer themselves must do the same.
     ///
     /// Under another `ResolveClientIpLayer` (one for the whole router, one with a proxy-aware
     /// source on a route), a failure here also takes away what the outer layer found: its
-    /// `ClientIp` extension is removed and its task-local scope is hidden
-    /// ([`ClientIp::current`](crate::ClientIp::current) is `None` inside), so the allowlist
+    /// `ClientIp` extension is removed and its task-local scope is hidden (`ClientIp::current()`
+    /// is `None` inside), so the allowlist
     /// and `x-user-ip` never fall back to it.
     pub fn continue_on_failure(mut self) -> Self {
         Arc::make_mut(&mut self.config).reject = false;

@@ -76,7 +76,8 @@
 //!   retried.
 //! - **A retry only happens when it is safe.** A request is sent again after a response
 //!   (`502`, `503`, `504`, `429`), an attempt timeout or a transport error only when its method
-//!   is idempotent or it carries the configured idempotency-key header; after a failure that
+//!   is idempotent or it carries one non-blank value of the configured idempotency-key
+//!   header; after a failure that
 //!   sent nothing (connection refused, connect timeout) for any method; never after a
 //!   certificate or TLS failure, and never after a refusal by one of the provider's layers
 //!   ([`CallError::Refused`]). See [`RetryPolicy`].

@@ -26,7 +26,7 @@ pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// | outcome of an attempt | retried for |
 /// | --- | --- |
 /// | the TCP connection was refused, reset or timed out while connecting (nothing sent) | any method |
-/// | `502`, `503`, `504`, `429` | idempotent methods (`GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE`, `TRACE`) and requests carrying the [idempotency key](RetryPolicy::idempotency_key) header |
+/// | `502`, `503`, `504`, `429` | idempotent methods (`GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE`, `TRACE`) and requests carrying one non-blank value of the [idempotency key](RetryPolicy::idempotency_key) header |
 /// | a transport error after connecting, or the attempt timeout | the same |
 /// | a refused certificate, a failed TLS handshake, a non-https URI | never |
 /// | a refusal by one of the provider's layers (signing, pinning, ...) | never |

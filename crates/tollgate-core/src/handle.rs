@@ -39,12 +39,15 @@ use crate::{KeyRing, SecretError};
 /// let handle = KeyRingHandle::new(KeyRing::new(Key::new("2026-08", Secret::from_string("old"))));
 /// let layer_side = handle.clone(); // what a layer holds
 ///
-/// // New key, deployed: it signs; the old one still verifies.
-/// handle.store(handle.load().as_ref().clone().rotate(Key::new("2026-11", Secret::from_string("new"))))?;
+/// // New key, deployed: it signs; the old one still verifies. (`update` reads and stores in
+/// // one step: a change made at the same time elsewhere is never lost.)
+/// handle.update(|ring| {
+///     Ok::<_, tollgate_core::SecretError>(ring.clone().rotate(Key::new("2026-11", Secret::from_string("new"))))
+/// })?;
 /// assert_eq!(layer_side.load().signing_key().id(), "2026-11");
 ///
 /// // Revoke the old key: the very next load no longer has it.
-/// handle.store(handle.load().without("2026-08").unwrap())?;
+/// handle.update(|ring| Ok::<_, tollgate_core::SecretError>(ring.without("2026-08").unwrap()))?;
 /// assert_eq!(layer_side.load().keys().len(), 1);
 ///
 /// // A blank signing key is refused; the ring in place stays.

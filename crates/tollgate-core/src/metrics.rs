@@ -245,7 +245,8 @@ pub enum TokenRefresh {
     Error,
     /// The provider did not answer within the fetch timeout: `timeout`.
     Timeout,
-    /// The provider answered a blank token or one that is no header value: `invalid`.
+    /// The provider answered a blank token, one that is no header value, or one that had
+    /// already expired: `invalid`.
     Invalid,
 }
 

@@ -49,6 +49,36 @@ pub fn client<L>(
 where
     TowerMiddleware<L>: reqwest_middleware::Middleware,
 {
+    build(settings, layers, None)
+}
+
+/// [`client`], with `network` run last, between the layers and the network: it sees each
+/// attempt as sent (the layers' headers in place) and its real response. What a layer needs
+/// to learn from a response (a 401 that should drop a cached token) goes here, because the
+/// layers themselves run before the request is sent.
+///
+/// # Errors
+///
+/// As [`client`].
+pub fn client_with<L>(
+    settings: tollgate_client::ClientBuilder,
+    layers: L,
+    network: impl reqwest_middleware::Middleware,
+) -> Result<ClientWithMiddleware, ConfigError>
+where
+    TowerMiddleware<L>: reqwest_middleware::Middleware,
+{
+    build(settings, layers, Some(std::sync::Arc::new(network)))
+}
+
+fn build<L>(
+    settings: tollgate_client::ClientBuilder,
+    layers: L,
+    network: Option<std::sync::Arc<dyn reqwest_middleware::Middleware>>,
+) -> Result<ClientWithMiddleware, ConfigError>
+where
+    TowerMiddleware<L>: reqwest_middleware::Middleware,
+{
     let upstream = settings.validate()?;
     let s = settings.settings();
     let client = reqwest::Client::builder()
@@ -79,10 +109,11 @@ where
     if let Some(upstream) = upstream {
         builder = builder.with(PinMiddleware::new(upstream));
     }
-    Ok(builder
-        .with(retry)
-        .with(TowerMiddleware::new(layers))
-        .build())
+    builder = builder.with(retry).with(TowerMiddleware::new(layers));
+    if let Some(network) = network {
+        builder = builder.with_arc(network);
+    }
+    Ok(builder.build())
 }
 
 /// Builds a `reqwest_middleware::ClientWithMiddleware` whose reqwest client tollgate made:

@@ -78,7 +78,7 @@ mod pin;
 mod retry;
 
 pub use adapter::{Capture, TowerMiddleware};
-pub use builder::{ClientBuilder, client};
+pub use builder::{ClientBuilder, client, client_with};
 pub use error::{ConfigError, Error, find_error};
 pub use pin::PinMiddleware;
 pub use reqwest_middleware;

@@ -17,7 +17,7 @@ use crate::adapter::{KeyProbe, without_url};
 
 /// Retries a request by [`RetryPolicy`]'s rules — the rules of tollgate's own provider
 /// clients, not a second implementation: `502`, `503`, `504` and `429` for idempotent methods
-/// and requests carrying the idempotency key, `Retry-After` honoured up to its limit, a
+/// and requests carrying one non-blank value of the idempotency-key header, `Retry-After` honoured up to its limit, a
 /// connection refused or reset while connecting for any method, a certificate or TLS failure
 /// and a tollgate layer's refusal never; capped exponential backoff with equal jitter.
 ///

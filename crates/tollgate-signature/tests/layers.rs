@@ -1021,7 +1021,8 @@ fn blank_keys_fail_when_the_layer_is_built() {
 }
 
 /// One message signed twice in one second (two separate calls, not a retry): the second is
-/// signed a second ahead, so no signature repeats; a burst stops 30 s ahead; a scheme that
+/// signed a second ahead, so no signature repeats; a burst stops half the tolerance (150 s of
+/// ±300 s) ahead; a scheme that
 /// signs no time signs the same every time. Clones share the memory.
 #[tokio::test]
 async fn no_signature_is_made_twice() {

@@ -158,7 +158,7 @@ mod client {
         /// A blank API key, a base URL that is not `https://host[:port][/base/path]`, or a
         /// call-stack setting that cannot work.
         pub fn build(self) -> Result<ProviderClient, ProviderConfigError> {
-            let (client, layers) = self.into_parts()?;
+            let (client, layers, _) = self.into_parts()?;
             Ok(client.build(layers)?)
         }
 
@@ -174,12 +174,20 @@ mod client {
             self,
         ) -> Result<crate::reqwest::reqwest_middleware::ClientWithMiddleware, ProviderConfigError>
         {
-            let (client, layers) = self.into_parts()?;
-            Ok(crate::reqwest::client(client, layers)?)
+            let (client, layers, token) = self.into_parts()?;
+            // The layers run before the request is sent: the 401 is seen closest to the
+            // network.
+            Ok(crate::reqwest::client_with(
+                client,
+                layers,
+                RefetchOnUnauthorizedMiddleware { token },
+            )?)
         }
 
         /// The call-stack settings and the provider's layers, checked.
-        fn into_parts(self) -> Result<(ClientBuilder, TransakLayers), ProviderConfigError> {
+        fn into_parts(
+            self,
+        ) -> Result<(ClientBuilder, TransakLayers, TokenHeaderLayer), ProviderConfigError> {
             let upstream = pinned_upstream(&self.client)?;
             let token = match self.clock {
                 Some(clock) => (self.access_token)(upstream.clone()).clock(clock),
@@ -189,10 +197,12 @@ mod client {
                 .layer(HeaderHygieneLayer::server_to_server())
                 .layer(SecretHeaderLayer::api_key(self.api_key, upstream)?)
                 .layer(token.clone())
-                .layer(RefetchOnUnauthorizedLayer { token })
+                .layer(RefetchOnUnauthorizedLayer {
+                    token: token.clone(),
+                })
                 .layer(ForwardUserIpLayer::new())
                 .into_inner();
-            Ok((self.client, layers))
+            Ok((self.client, layers, token))
         }
     }
 
@@ -223,6 +233,36 @@ mod client {
                 inner,
                 token: self.token.clone(),
             }
+        }
+    }
+
+    /// [`RefetchOnUnauthorizedLayer`] for reqwest: the tower layers run before the request
+    /// is sent there (they never see the response), so the 401 is read by a middleware
+    /// closest to the network, from the attempt as sent.
+    #[cfg(feature = "reqwest")]
+    struct RefetchOnUnauthorizedMiddleware {
+        token: TokenHeaderLayer,
+    }
+
+    #[cfg(feature = "reqwest")]
+    #[async_trait::async_trait]
+    impl crate::reqwest::reqwest_middleware::Middleware for RefetchOnUnauthorizedMiddleware {
+        async fn handle(
+            &self,
+            request: crate::reqwest::reqwest_middleware::reqwest::Request,
+            extensions: &mut http::Extensions,
+            next: crate::reqwest::reqwest_middleware::Next<'_>,
+        ) -> crate::reqwest::reqwest_middleware::Result<
+            crate::reqwest::reqwest_middleware::reqwest::Response,
+        > {
+            let sent = request.headers().get(self.token.header_name()).cloned();
+            let response = next.run(request, extensions).await?;
+            if response.status() == http::StatusCode::UNAUTHORIZED
+                && let Some(sent) = &sent
+            {
+                self.token.invalidate_sent(sent);
+            }
+            Ok(response)
         }
     }
 

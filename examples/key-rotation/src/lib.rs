@@ -26,8 +26,9 @@
 //! | `KEY_ROTATION_ORIGINS_FILE` | one allowed origin per line |
 //!
 //! Routes: `POST /webhooks` (verified with `X-Webhook-Signature` against the key ring, then
-//! each signed body accepted once for [`WEBHOOK_RETENTION`]: the scheme signs no time, so a
-//! captured delivery never expires; answers the key id that verified) and `GET /api/whoami` (origin allowlist, client IP
+//! each signed body accepted once for [`WEBHOOK_RETENTION`], in this process's memory
+//! (forgotten on restart; use `RedisNonceStore` for several instances): the scheme signs no
+//! time, so a captured delivery never expires; answers the key id that verified) and `GET /api/whoami` (origin allowlist, client IP
 //! behind the trusted proxies, IP allowlist; answers the client IP).
 #![forbid(unsafe_code)]
 

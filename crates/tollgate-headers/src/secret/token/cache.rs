@@ -114,9 +114,8 @@ impl Shared {
         }
     }
 
-    /// The cached value if it is still fresh: `now + refresh_margin < expires_at`, so a
-    /// token is refreshed from exactly `refresh_margin` seconds before its expiry on (or from
-    /// half its life, when that is shorter).
+    /// The cached value if it is still fresh: before its refresh point (`refresh_margin`
+    /// before its expiry, or half its life for a token living less than twice the margin).
     fn cached(&self) -> Option<HeaderValue> {
         let now = self.config.clock.now_unix();
         let cache = lock(&self.cache);
@@ -263,7 +262,10 @@ impl Shared {
         // `tollgate_token_refreshes_total{outcome}`: a bounded set, never the provider's text.
         metrics::token_refresh(match &outcome {
             Outcome::Value { .. } => TokenRefresh::Success,
-            Outcome::Invalid => TokenRefresh::Invalid,
+            // A token expired on arrival is as unusable as a blank one.
+            Outcome::Invalid | Outcome::Error(TokenFetchError::Expired { .. }) => {
+                TokenRefresh::Invalid
+            }
             Outcome::Failed { .. } => TokenRefresh::Error,
             Outcome::Error(_) => TokenRefresh::Timeout,
         });

@@ -12,9 +12,10 @@ use super::cache::{Config, Shared};
 use super::{DEFAULT_FETCH_TIMEOUT, DEFAULT_REFRESH_MARGIN, TokenHeader, TokenProvider};
 use crate::secret::ACCESS_TOKEN;
 
-/// Sets a header from a token that an async [`TokenProvider`] fetches, cached until
-/// `refresh_margin` seconds before its expiry (Transak's partner `access-token`, which is
-/// refreshed through an API call), and sent only to the configured [`Upstream`]s.
+/// Sets a header from a token that an async [`TokenProvider`] fetches, cached until its
+/// refresh point (`refresh_margin` seconds before its expiry, or half its life for a token
+/// living less than twice the margin; Transak's partner `access-token`, which is refreshed
+/// through an API call), and sent only to the configured [`Upstream`]s.
 ///
 /// Everything [`SecretHeaderLayer`](crate::SecretHeaderLayer) promises holds here: the header
 /// is inserted (replacing any caller value), marked sensitive, recorded in
@@ -26,9 +27,9 @@ use crate::secret::ACCESS_TOKEN;
 /// The cache is shared by every service made from one layer (and its clones). A setter called
 /// on a layer that is shared gives that layer a cache of its own (starting from the cached
 /// token). Time comes from a [`Clock`] ([`SystemClock`] unless set), so tests move it with a
-/// `ManualClock`. A token is used while `now + refresh_margin < expires_at` and refreshed
-/// from exactly `refresh_margin` seconds before its expiry on; for a token whose life (from
-/// its fetch) is shorter than twice the margin, from half its life on, so a short-lived token
+/// `ManualClock`. A token is used until its refresh point: `refresh_margin` seconds before its
+/// expiry, or, for a token whose life (from its fetch) is shorter than twice the margin, half
+/// its life, so a short-lived token
 /// is not fetched again for every call. A token that has already expired when it arrives is
 /// never sent: the call fails with [`TokenFetchError::Expired`](crate::TokenFetchError::Expired).
 ///
@@ -38,8 +39,10 @@ use crate::secret::ACCESS_TOKEN;
 /// [`TokenUnavailable`](crate::HeaderError::TokenUnavailable) source, the others an error
 /// with its message). A failure is not cached: the next call fetches again. When every
 /// waiting call has given up (dropped, e.g. by a timeout), the fetch is aborted and the next
-/// call starts a new one. Call [`invalidate`](TokenHeaderLayer::invalidate) after the
-/// provider answers 401 to force a refresh.
+/// call starts a new one. When the provider answers a call 401, call
+/// [`invalidate_sent`](TokenHeaderLayer::invalidate_sent) with the value that call carried
+/// (one drop in 10 s at most; the ready Transak client does it);
+/// [`invalidate`](TokenHeaderLayer::invalidate) drops the token unconditionally.
 ///
 /// # Security considerations
 ///
