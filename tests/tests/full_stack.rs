@@ -622,8 +622,10 @@ macro_rules! inbound_scenarios {
             let (server, clock, handler) = start().await;
             let api = Caller::new(&clock).client(server);
             assert_eq!(post(&api, server, BODY).await.status, StatusCode::OK);
-            // The same request in the same second carries the same signature: a replay.
-            let answer = post(&api, server, BODY).await;
+            // The same request in the same second from another signer (a signer never makes
+            // one signature twice itself) carries the same signature: a replay.
+            let other = Caller::new(&clock).client(server);
+            let answer = post(&other, server, BODY).await;
             assert_refused(
                 &answer,
                 StatusCode::UNAUTHORIZED,
