@@ -593,12 +593,16 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Default, Clone, Copy)]
 struct Seen {
     handled: Option<(u64, u64)>,
+    /// For a timestamped claim: the last second it holds (a refused replay with a later
+    /// timestamp extends it to that signature's window).
+    until: u64,
 }
 
 /// Runs `ops` against the real stack and the model; returns the first disagreement.
 ///
 /// `min_retention` is the store's minimum retention: a timestamped claim is held until the later
-/// of `timestamp + 300` and `claimed at + min_retention`; after that the window refuses the old
+/// of `timestamp + 300` and `claimed at + min_retention`, and a replay refused while it holds
+/// extends it the same way from its own timestamp and the time it was refused; after that the window refuses the old
 /// capture, and a fresh delivery reusing a Standard Webhooks id is a new message. `None`: the
 /// store's own time does not move with the test's clock (Redis counts TTLs down in real time,
 /// and a test lasts seconds), so a claim is held for the whole sequence.
@@ -695,9 +699,12 @@ async fn run_model(
         let claimed = match (seen.handled, kind.timestamped(), min_retention) {
             (None, _, _) => false,
             (Some(_), _, None) => true,
-            (Some((at, ts)), true, Some(min)) => now <= (ts + 300).max(at + min),
+            (Some(_), true, Some(_)) => now <= seen.until,
             (Some((at, _)), false, Some(_)) => now <= at + RETENTION,
         };
+        // A timestamped claim's hold: the later of its signature's window and the minimum
+        // retention from now.
+        let hold = |ts: u64| (ts + 300).max(now + min_retention.unwrap_or(0));
         // The canonical scheme signs `x-timestamp`: a second copy of it is ambiguous (400).
         let duplicated = kind == Kind::Canonical && fresh.is_some();
         // The verifier checks the signature, then the window; the guard then claims. So a
@@ -709,6 +716,12 @@ async fn run_model(
         } else if !in_window {
             (StatusCode::UNAUTHORIZED, "timestamp_out_of_window")
         } else if claimed {
+            // Refused as seen: a timestamped claim is kept through this signature's window.
+            if kind.timestamped()
+                && let Some(seen) = model.get_mut(&identity)
+            {
+                seen.until = seen.until.max(hold(captured.ts));
+            }
             (StatusCode::UNAUTHORIZED, "replayed")
         } else if fail {
             if !kind.releases_on_failure() {
@@ -716,6 +729,7 @@ async fn run_model(
                     identity.clone(),
                     Seen {
                         handled: Some((now, captured.ts)),
+                        until: hold(captured.ts),
                     },
                 );
             }
@@ -725,6 +739,7 @@ async fn run_model(
                 identity.clone(),
                 Seen {
                     handled: Some((now, captured.ts)),
+                    until: hold(captured.ts),
                 },
             );
             (StatusCode::OK, "")
