@@ -57,6 +57,32 @@ where
 /// to learn from a response (a 401 that should drop a cached token) goes here, because the
 /// layers themselves run before the request is sent.
 ///
+/// ```
+/// use tollgate_reqwest::reqwest_middleware::{Middleware, Next, Result};
+///
+/// /// Sees the status of every attempt as the network answered it.
+/// struct Status;
+///
+/// #[async_trait::async_trait]
+/// impl Middleware for Status {
+///     async fn handle(
+///         &self,
+///         request: reqwest::Request,
+///         extensions: &mut http::Extensions,
+///         next: Next<'_>,
+///     ) -> Result<reqwest::Response> {
+///         let response = next.run(request, extensions).await?;
+///         let _status = response.status(); // log it, count it, act on a 401 ...
+///         Ok(response)
+///     }
+/// }
+///
+/// let settings = tollgate_client::ClientBuilder::new("acme").base_url("https://api.acme.example");
+/// let client = tollgate_reqwest::client_with(settings, tower::layer::util::Identity::new(), Status)?;
+/// # let _ = client;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 ///
 /// As [`client`].

@@ -85,13 +85,15 @@ fn assert_nothing_of_the_provider(answer: &str, expected: &str, provider_words: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_access_token_is_not_described_to_the_browser() {
-    // Tokens that expire as they are issued: the session call is refused (401 1002).
+    // Tokens that expire as they are issued: the client never sends one (the provider would
+    // refuse it, 401 1002), so the call fails before Transak is asked, and the browser learns
+    // nothing of either.
     let addr = partner("secret", 0, "127.0.0.0/8", "secret").await;
     let answer = browser_call(addr).await;
     assert_nothing_of_the_provider(
         &answer,
-        EXPECTED,
-        &["Invalid or missing access-token", "1002"],
+        CALL_FAILED,
+        &["Invalid or missing access-token", "1002", "expired"],
     );
 }
 
