@@ -28,14 +28,14 @@ pub(crate) struct SignConfig {
     recent: Arc<Recent>,
 }
 
-/// The signatures a signer made for times not yet past, so that it never makes one twice: two
-/// calls of one message (method, path, body) in one second would carry the same timestamped
-/// signature, and a verifier's replay guard would refuse the second. The second is signed one
-/// second later instead, within half the scheme's tolerance ahead of the clock
-/// ([`Scheme::timestamp_tolerance`]; never ahead for a scheme that does not say).
-/// Signatures are told apart by a keyed hash of the headers the scheme added. An entry is
-/// dropped only once its time has passed; past [`Recent::KEPT`] live entries a new signature
-/// is not remembered (more than that many distinct signatures within a few seconds).
+/// The messages (method, URI, body) a signer signed for times not yet past, with the last
+/// time each was signed at, so that it never makes one signature twice: two calls of one
+/// message in one second would carry the same timestamped signature, and a verifier's replay
+/// guard would refuse the second. The second is signed one second after the last instead,
+/// within half the scheme's tolerance ahead of the clock ([`Scheme::timestamp_tolerance`];
+/// never ahead, and nothing remembered, for a scheme that does not say). Messages are told
+/// apart by a keyed hash; at most [`Recent::KEPT`] are remembered (a new one is not, past it).
+/// Only the choice of the time is made under the lock; signing is not.
 #[derive(Default)]
 struct Recent {
     hasher: std::collections::hash_map::RandomState,
@@ -44,23 +44,50 @@ struct Recent {
 
 #[derive(Default)]
 struct RecentState {
-    /// Hash of the signature headers → the time signed at.
+    /// Hash of the message → the last time it was signed at.
     made: std::collections::HashMap<u64, u64>,
-    /// The clock's second of the last sweep of past entries.
+    /// The clock's second of the last sweep of entries outside the signable range.
     swept: u64,
 }
 
 impl Recent {
     const KEPT: usize = 1 << 16;
 
-    fn hash(&self, headers: &[(http::HeaderName, http::HeaderValue)]) -> u64 {
-        use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
-        let mut hasher = self.hasher.build_hasher();
-        for (name, value) in headers {
-            name.as_str().hash(&mut hasher);
-            value.as_bytes().hash(&mut hasher);
+    /// The time to sign this message at: `now`, or one second after the last time it was
+    /// signed at, at most `ahead` seconds after `now`; remembered.
+    fn reserve(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        body: &[u8],
+        now: u64,
+        ahead: u64,
+    ) -> u64 {
+        use std::hash::BuildHasher as _;
+        let message = self
+            .hasher
+            .hash_one((method.as_str(), uri.to_string(), body));
+        let mut state = self
+            .made
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now != state.swept {
+            // Only times from now on matter (a time already past cannot be signed again at
+            // `now` or later); after the clock stepped back, times beyond the range go too.
+            let last_signable = now.saturating_add(ahead);
+            state
+                .made
+                .retain(|_, at| (now..=last_signable).contains(at));
+            state.swept = now;
         }
-        hasher.finish()
+        let at = match state.made.get(&message) {
+            Some(&last) => last.saturating_add(1).clamp(now, now.saturating_add(ahead)),
+            None => now,
+        };
+        if state.made.len() < Self::KEPT || state.made.contains_key(&message) {
+            state.made.insert(message, at);
+        }
+        at
     }
 }
 
@@ -122,36 +149,18 @@ impl SignConfig {
                 at,
             )
         };
-        let mut headers = sign(now)?;
         // How far ahead a repeat may be signed: half the scheme's tolerance, so a verifier
-        // whose clock is behind by as much still accepts it.
+        // whose clock is behind by as much still accepts it. A scheme that does not say (or
+        // signs no time) is never signed ahead, and nothing is remembered for it.
         let ahead = self.common.scheme.timestamp_tolerance().unwrap_or(0) / 2;
-        {
-            let mut state = self
-                .recent
-                .made
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if now > state.swept {
-                // Signed before this second: its time is not this one's, so never repeated.
-                state.made.retain(|_, at| *at >= now);
-                state.swept = now;
-            }
-            let mut hash = self.recent.hash(&headers);
-            let mut at = now;
-            while state.made.contains_key(&hash) && at < now + ahead {
-                let later = sign(at + 1)?;
-                let later_hash = self.recent.hash(&later);
-                if later_hash == hash {
-                    // The scheme signs no time: every signature of this message is the same.
-                    break;
-                }
-                (headers, hash, at) = (later, later_hash, at + 1);
-            }
-            if state.made.len() < Recent::KEPT {
-                state.made.insert(hash, at);
-            }
-        }
+        let at = if ahead == 0 {
+            now
+        } else {
+            self.recent
+                .reserve(&parts.method, &parts.uri, &bytes, now, ahead)
+        };
+        // Signed once, outside the lock.
+        let headers = sign(at)?;
         for (name, value) in headers {
             parts.headers.insert(name, value);
         }
@@ -216,8 +225,9 @@ impl fmt::Debug for SignConfig {
 /// **No signature is made twice.** A timestamped scheme without a nonce (the canonical
 /// layout, Stripe's) gives two calls of one message (method, path, body) in one second the
 /// same signature, and a verifier's replay guard accepts only the first. The layer (and its
-/// clones) remembers the signatures it made for times not yet past and signs such a repeat
-/// one second later, up to half the scheme's tolerance ahead of its clock (150 s with the
+/// clones) remembers the messages it signed for times not yet past (a keyed hash of method,
+/// URI and body, with the last time) and signs a repeat one second after the last, once, up
+/// to half the scheme's tolerance ahead of its clock (150 s with the
 /// default ±300 s; [`Scheme::timestamp_tolerance`]), so a verifier still accepts it; past
 /// that a burst of one message repeats a signature. Schemes that sign no time are
 /// unaffected. Separate layers (and processes) do not share this memory: give each message

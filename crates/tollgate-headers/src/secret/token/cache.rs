@@ -322,7 +322,10 @@ impl Shared {
         let mut flight = lock(&self.flight);
         let mut cache = lock(&self.cache);
         let mut last = lock(&self.last_dropped);
-        let due = last.is_none_or(|at| now >= at.saturating_add(INVALIDATE_SENT_INTERVAL));
+        // Also due when the clock stepped back past the last drop: a wall-clock step must not
+        // keep a revoked token in use until the clock catches up.
+        let due =
+            last.is_none_or(|at| now < at || now >= at.saturating_add(INVALIDATE_SENT_INTERVAL));
         if due && cache.as_ref().is_some_and(|cached| cached.value == sent) {
             *cache = None;
             *flight = None;
