@@ -24,7 +24,7 @@ pub(crate) struct SignConfig {
     keys: SignKeys,
     /// Never empty: [`SignRequestLayer::new`] takes the first one.
     upstreams: Vec<Upstream>,
-    /// The signatures made lately (shared by the layer's clones): see [`Recent`].
+    /// The messages signed lately (shared by the layer's clones): see [`Recent`].
     recent: Arc<Recent>,
 }
 
@@ -64,9 +64,14 @@ impl Recent {
         ahead: u64,
     ) -> u64 {
         use std::hash::BuildHasher as _;
-        let message = self
-            .hasher
-            .hash_one((method.as_str(), uri.to_string(), body));
+        // The URI's parts as they are, without formatting it into a new string.
+        let message = self.hasher.hash_one((
+            method.as_str(),
+            uri.scheme_str(),
+            uri.authority().map(http::uri::Authority::as_str),
+            uri.path_and_query().map(http::uri::PathAndQuery::as_str),
+            body,
+        ));
         let mut state = self
             .made
             .lock()
@@ -142,13 +147,6 @@ impl SignConfig {
         loaded: Option<&KeyRing>,
     ) -> Result<Request<BufferedBody>, SignError> {
         let key = self.signing_key(now, loaded)?;
-        let sign = |at: u64| {
-            self.common.scheme.sign(
-                key.secret(),
-                &RequestParts::new(&parts.method, &parts.uri, &parts.headers, &bytes),
-                at,
-            )
-        };
         // How far ahead a repeat may be signed: half the scheme's tolerance, so a verifier
         // whose clock is behind by as much still accepts it. A scheme that does not say (or
         // signs no time) is never signed ahead, and nothing is remembered for it.
@@ -160,7 +158,11 @@ impl SignConfig {
                 .reserve(&parts.method, &parts.uri, &bytes, now, ahead)
         };
         // Signed once, outside the lock.
-        let headers = sign(at)?;
+        let headers = self.common.scheme.sign(
+            key.secret(),
+            &RequestParts::new(&parts.method, &parts.uri, &parts.headers, &bytes),
+            at,
+        )?;
         for (name, value) in headers {
             parts.headers.insert(name, value);
         }
