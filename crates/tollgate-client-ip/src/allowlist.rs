@@ -195,7 +195,7 @@ impl Config {
             },
         };
         match ip {
-            Some(ip) if self.allowed.with(|allowed| allowed.contains(ip)) => Ok(()),
+            Some(ip) if self.allowed.trust(|allowed| allowed.contains(ip)) => Ok(()),
             Some(_) => Err(Rejection::from_code(code::IP_NOT_ALLOWED)),
             None => {
                 tracing::error!(

@@ -2,13 +2,15 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::net::IpAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 
 use crate::IpRanges;
+use crate::parse::canonical;
 
 /// A shared, swappable [`IpRanges`]: refresh Cloudflare's ranges, your proxies' addresses or
 /// an IP allowlist without rebuilding the service.
@@ -25,10 +27,14 @@ use crate::IpRanges;
 ///   with that one value: a list header walked right to left is judged against one set of
 ///   trusted proxies, never half the old and half the new. A [`store`](Self::store) is seen by
 ///   the next request.
-/// - **Cheap reads on the request path.** Each thread remembers the version it last read of
-///   a handle (a few handles per thread, with a stamp that every `store` changes), so a
-///   request reads one atomic stamp and no shared reference count. A thread may keep an old
-///   version's ranges alive until it reads that handle (or one sharing its slot) again.
+/// - **Cheap reads on the request path.** The handle keeps a copy of the current ranges in
+///   atomic words with a sequence number that every `store` changes (a sequence lock): a
+///   request's trust walk reads the words in place and checks afterwards that the sequence
+///   number did not move, so it used exactly one version; if a store ran meanwhile, the walk
+///   is done again on a version loaded whole. No shared write, no reference count. Sets of
+///   more ranges than the copy holds (at least 32 IPv4 and 16 IPv6 ranges, twice the first
+///   set's size if larger) are read through a per-thread cache of the last version read
+///   instead, which may keep an old version alive until that thread reads the handle again.
 /// - `Clone` shares the cell; `Debug` prints the current ranges.
 ///
 /// [`IpRanges`] is always valid once built (parsing fails with
@@ -51,6 +57,8 @@ pub struct IpRangesHandle {
 /// What the clones of one handle share.
 struct Cell {
     ranges: ArcSwap<IpRanges>,
+    /// The current ranges in atomic words, for reads without a load (see [`Mirror`]).
+    mirror: Mirror,
     /// A stamp no other handle or version ever had (from [`STAMPS`]): changed by every store,
     /// after the ranges, so a reader that sees a stamp sees at least that version.
     stamp: AtomicU64,
@@ -82,6 +90,7 @@ thread_local! {
 impl Cell {
     fn new(ranges: IpRanges) -> Self {
         Self {
+            mirror: Mirror::new(&ranges),
             ranges: ArcSwap::from_pointee(ranges),
             stamp: AtomicU64::new(STAMPS.fetch_add(1, Ordering::Relaxed)),
             slot: SLOTS.fetch_add(1, Ordering::Relaxed) % CACHE_SLOTS,
@@ -140,12 +149,187 @@ impl Cell {
         f(&ranges)
     }
 
+    /// Runs `f` with one version of the ranges, read in place from the mirror when it holds
+    /// them and no store ran during the read, else loaded whole. `f` may run twice (the first
+    /// answer, from a read a store overlapped, is dropped), so it must have no side effects.
+    #[inline]
+    fn trust<R>(&self, mut f: impl FnMut(Trusted<'_>) -> R) -> R {
+        let mirror = &self.mirror;
+        let before = mirror.seq.load(Ordering::Acquire);
+        if before & (WRITING | TOO_LARGE) == 0 {
+            let answer = f(Trusted::Mirror(mirror));
+            // Orders the words' reads before the second read of the number.
+            fence(Ordering::Acquire);
+            if mirror.seq.load(Ordering::Relaxed) == before {
+                return answer;
+            }
+        }
+        self.trust_loaded(f)
+    }
+
+    /// The slow path of [`trust`](Self::trust): the ranges loaded whole.
+    #[cold]
+    #[inline(never)]
+    fn trust_loaded<R>(&self, mut f: impl FnMut(Trusted<'_>) -> R) -> R {
+        self.with(|ranges| f(Trusted::Ranges(ranges)))
+    }
+
     fn swap(&self, ranges: IpRanges) -> Arc<IpRanges> {
         let _serialised = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        self.mirror.write(&ranges);
         let old = self.ranges.swap(Arc::new(ranges));
         self.stamp
             .store(STAMPS.fetch_add(1, Ordering::Relaxed), Ordering::Release);
         old
+    }
+}
+
+/// A copy of one version of a handle's ranges in atomic words, guarded by a sequence number
+/// (a sequence lock built from atomics only): a store sets [`WRITING`] in the number,
+/// rewrites the words and writes a new number without it, all under the cell's store lock.
+/// A reader reads the number (no flag set), reads the words it needs, and reads the number
+/// again: unchanged means no store overlapped, so every word it read belonged to one version.
+/// A reader may see a mix of two versions while a store runs (each word is atomic, so nothing
+/// undefined happens), but it then sees the number change and throws its answer away.
+pub(crate) struct Mirror {
+    /// A multiple of 4 that every store raises, with [`WRITING`] and [`TOO_LARGE`] as flags.
+    seq: AtomicU64,
+    any: AtomicBool,
+    v4_len: AtomicUsize,
+    /// `(network, netmask)` per IPv4 range.
+    v4: Box<[(AtomicU32, AtomicU32)]>,
+    v6_len: AtomicUsize,
+    /// The network's and the netmask's high and low halves per IPv6 range.
+    v6: Box<[[AtomicU64; 4]]>,
+}
+
+/// In [`Mirror::seq`]: a store is rewriting the words.
+const WRITING: u64 = 1;
+/// In [`Mirror::seq`]: the current version has more ranges than the words hold.
+const TOO_LARGE: u64 = 2;
+
+/// The least number of IPv4 ranges a mirror holds (Cloudflare publishes 15).
+const MIRROR_V4: usize = 32;
+/// The least number of IPv6 ranges a mirror holds (Cloudflare publishes 7).
+const MIRROR_V6: usize = 16;
+
+/// `x`'s high and low halves.
+fn halves(x: u128) -> (u64, u64) {
+    let bytes = x.to_be_bytes();
+    let (high, low) = bytes.split_at(8);
+    let half = |part: &[u8]| u64::from_be_bytes(part.try_into().unwrap_or_default());
+    (half(high), half(low))
+}
+
+fn whole(high: u64, low: u64) -> u128 {
+    (u128::from(high) << 64) | u128::from(low)
+}
+
+impl Mirror {
+    fn new(ranges: &IpRanges) -> Self {
+        let v4 = (0..MIRROR_V4.max(2 * ranges.v4_pairs().len()))
+            .map(|_| (AtomicU32::new(0), AtomicU32::new(0)))
+            .collect();
+        let v6 = (0..MIRROR_V6.max(2 * ranges.v6_pairs().len()))
+            .map(|_| [const { AtomicU64::new(0) }; 4])
+            .collect();
+        let mirror = Self {
+            seq: AtomicU64::new(0),
+            any: AtomicBool::new(false),
+            v4_len: AtomicUsize::new(0),
+            v4,
+            v6_len: AtomicUsize::new(0),
+            v6,
+        };
+        mirror.write(ranges);
+        mirror
+    }
+
+    /// Copies `ranges` in. Callers serialise writes (the cell's store lock).
+    fn write(&self, ranges: &IpRanges) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq | WRITING, Ordering::Relaxed);
+        // Orders the flag before the words: a reader that sees a new word sees the flag too.
+        fence(Ordering::Release);
+        let (v4, v6) = (ranges.v4_pairs(), ranges.v6_pairs());
+        let fits = v4.len() <= self.v4.len() && v6.len() <= self.v6.len();
+        if fits {
+            for (slot, &(network, netmask)) in self.v4.iter().zip(v4) {
+                slot.0.store(network, Ordering::Relaxed);
+                slot.1.store(netmask, Ordering::Relaxed);
+            }
+            self.v4_len.store(v4.len(), Ordering::Relaxed);
+            for (slot, &(network, netmask)) in self.v6.iter().zip(v6) {
+                let (network, netmask) = (halves(network), halves(netmask));
+                for (word, value) in slot
+                    .iter()
+                    .zip([network.0, network.1, netmask.0, netmask.1])
+                {
+                    word.store(value, Ordering::Relaxed);
+                }
+            }
+            self.v6_len.store(v6.len(), Ordering::Relaxed);
+            self.any.store(ranges.is_any(), Ordering::Relaxed);
+        }
+        let next = (seq & !(WRITING | TOO_LARGE)).wrapping_add(4);
+        let flags = if fits { 0 } else { TOO_LARGE };
+        self.seq.store(next | flags, Ordering::Release);
+    }
+
+    /// Whether the words hold the current version (when no store is running).
+    #[cfg(test)]
+    fn fits(&self) -> bool {
+        self.seq.load(Ordering::Acquire) & TOO_LARGE == 0
+    }
+
+    #[inline]
+    fn contains(&self, ip: IpAddr) -> bool {
+        match canonical(ip) {
+            IpAddr::V4(v4) => {
+                let ip = u32::from(v4);
+                // The length may be torn from the words during a store (then the answer is
+                // thrown away); it never reaches past the copy.
+                let len = self.v4_len.load(Ordering::Relaxed).min(self.v4.len());
+                self.v4[..len].iter().any(|(network, netmask)| {
+                    ip & netmask.load(Ordering::Relaxed) == network.load(Ordering::Relaxed)
+                })
+            }
+            IpAddr::V6(v6) => {
+                let ip = u128::from(v6);
+                let len = self.v6_len.load(Ordering::Relaxed).min(self.v6.len());
+                self.v6[..len].iter().any(|words| {
+                    let [nh, nl, mh, ml] = words.each_ref().map(|w| w.load(Ordering::Relaxed));
+                    ip & whole(mh, ml) == whole(nh, nl)
+                })
+            }
+        }
+    }
+}
+
+/// The trusted ranges one decision is made with: a set, or a handle's mirror read in place.
+#[derive(Clone, Copy)]
+pub(crate) enum Trusted<'a> {
+    Ranges(&'a IpRanges),
+    Mirror(&'a Mirror),
+}
+
+impl Trusted<'_> {
+    /// Whether `ip` (canonicalised) is inside one of the ranges.
+    #[inline]
+    pub(crate) fn contains(self, ip: IpAddr) -> bool {
+        match self {
+            Self::Ranges(ranges) => ranges.contains(ip),
+            Self::Mirror(mirror) => mirror.contains(ip),
+        }
+    }
+
+    /// Whether the ranges cover every address.
+    #[inline]
+    pub(crate) fn is_any(self) -> bool {
+        match self {
+            Self::Ranges(ranges) => ranges.is_any(),
+            Self::Mirror(mirror) => mirror.any.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -256,6 +440,16 @@ impl Ranges {
             Self::Live(handle) => handle.cell.with(f),
         }
     }
+
+    /// Runs `f` with one version of the ranges for a trust decision: a handle's mirror is
+    /// read in place. `f` may run twice and must have no side effects (see [`Cell::trust`]).
+    #[inline]
+    pub(crate) fn trust<R>(&self, mut f: impl FnMut(Trusted<'_>) -> R) -> R {
+        match self {
+            Self::Fixed(ranges) => f(Trusted::Ranges(ranges)),
+            Self::Live(handle) => handle.cell.trust(f),
+        }
+    }
 }
 
 /// The versions of the handles one request has loaded, so that every source of a chain that
@@ -265,16 +459,16 @@ impl Ranges {
 pub(crate) struct Pinned(Vec<(usize, arc_swap::Guard<Arc<IpRanges>>)>);
 
 impl Ranges {
-    /// [`with`](Self::with), loading a live handle at most once per `pinned` (once per
+    /// [`trust`](Self::trust), loading a live handle at most once per `pinned` (once per
     /// request when the request's sources share `pinned`).
-    pub(crate) fn with_in<R>(
+    pub(crate) fn trust_in<R>(
         &self,
         pinned: Option<&mut Pinned>,
-        mut f: impl FnMut(&IpRanges) -> R,
+        mut f: impl FnMut(Trusted<'_>) -> R,
     ) -> R {
         match (self, pinned) {
-            (Self::Fixed(ranges), _) => f(ranges),
-            (Self::Live(handle), None) => handle.cell.with(f),
+            (Self::Fixed(ranges), _) => f(Trusted::Ranges(ranges)),
+            (Self::Live(handle), None) => handle.cell.trust(f),
             (Self::Live(handle), Some(pinned)) => {
                 // The cell's address: the same for every clone of the handle while it lives.
                 let id = Arc::as_ptr(&handle.cell) as usize;
@@ -285,7 +479,7 @@ impl Ranges {
                         pinned.0.len() - 1
                     }
                 };
-                f(&pinned.0[at].1)
+                f(Trusted::Ranges(&pinned.0[at].1))
             }
         }
     }
@@ -404,6 +598,152 @@ mod tests {
         });
         assert!(both);
         assert!(!trusts(&outer, "10.1.0.1"));
+    }
+
+    fn trusted_by(ranges: &Ranges, ips: &[&str]) -> Vec<bool> {
+        let ips: Vec<IpAddr> = ips.iter().map(|ip| ip.parse().unwrap()).collect();
+        ranges.trust(|trusted| ips.iter().map(|&ip| trusted.contains(ip)).collect())
+    }
+
+    #[test]
+    fn a_trust_decision_never_mixes_two_versions_while_stores_run() {
+        // Two sets of different lengths whose first and last ranges differ: a read that mixed
+        // their lengths or words would trust some of one set's probes and not all of them.
+        let a: IpRanges = "10.0.0.0/8, 172.16.0.0/12, 2001:db8::/32, 198.18.0.0/15"
+            .parse()
+            .unwrap();
+        let b: IpRanges = "192.0.2.0/24, 203.0.113.0/24, 198.51.100.0/24, 2001:db9::/32, \
+                           100.64.0.0/10, 169.254.0.0/16"
+            .parse()
+            .unwrap();
+        let probes = [
+            "10.1.1.1",
+            "198.19.0.1",
+            "2001:db8::1",
+            "::ffff:172.16.0.1",
+            "192.0.2.1",
+            "169.254.0.1",
+            "2001:db9::1",
+            "::ffff:100.64.0.1",
+        ];
+        let (in_a, in_b) = ([true; 4], [false; 4]);
+        let handle = IpRangesHandle::new(a.clone());
+        let ranges = Ranges::new(handle.clone());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    scope.spawn(|| {
+                        for _ in 0..100_000 {
+                            let seen = trusted_by(&ranges, &probes);
+                            let (first, second) = seen.split_at(4);
+                            assert!(
+                                (first == in_a && second == in_b)
+                                    || (first == in_b && second == in_a),
+                                "a read mixed two versions: {seen:?}"
+                            );
+                        }
+                    })
+                })
+                .collect();
+            scope.spawn(|| {
+                let mut stores = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    handle.store(if stores & 1 == 0 {
+                        b.clone()
+                    } else {
+                        a.clone()
+                    });
+                    stores += 1;
+                }
+                assert!(stores > 0);
+            });
+            // Every reader joined before the writer is told to stop, even when one failed.
+            let results: Vec<_> = readers.into_iter().map(|reader| reader.join()).collect();
+            done.store(true, Ordering::Relaxed);
+            for result in results {
+                if let Err(failure) = result {
+                    std::panic::resume_unwind(failure);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn a_set_larger_than_the_mirror_is_read_whole_and_a_smaller_one_fits_again() {
+        let (handle, ranges) = live("192.0.2.1");
+        let many: IpRanges = (0..3 * MIRROR_V4)
+            .map(|i| format!("10.0.{i}.0/24"))
+            .collect::<Vec<_>>()
+            .join(", ")
+            .parse()
+            .unwrap();
+        handle.store(many);
+        let Ranges::Live(live) = &ranges else {
+            unreachable!()
+        };
+        assert!(!live.cell.mirror.fits());
+        let last = format!("10.0.{}.7", 3 * MIRROR_V4 - 1);
+        assert_eq!(
+            trusted_by(&ranges, &["10.0.0.1", &last, "10.0.200.1", "192.0.2.1"]),
+            [true, true, false, false]
+        );
+        handle.store("192.0.2.0/24".parse().unwrap());
+        assert!(live.cell.mirror.fits());
+        assert_eq!(
+            trusted_by(&ranges, &["10.0.0.1", "192.0.2.1"]),
+            [false, true]
+        );
+    }
+
+    #[test]
+    fn the_mirror_is_sized_for_the_first_set() {
+        let many: IpRanges = (0..100)
+            .map(|i| format!("10.{i}.0.0/16"))
+            .collect::<Vec<_>>()
+            .join(", ")
+            .parse()
+            .unwrap();
+        let mirror = Mirror::new(&many);
+        assert!(mirror.fits());
+        assert_eq!(mirror.v4.len(), 200);
+        assert_eq!(mirror.v6.len(), MIRROR_V6);
+        assert!(mirror.contains("10.99.1.1".parse().unwrap()));
+        assert!(!mirror.contains("10.100.1.1".parse().unwrap()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_mirror_agrees_with_the_ranges(
+            v4 in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u8..=32), 0..6),
+            v6 in proptest::collection::vec((proptest::prelude::any::<u128>(), 0u8..=128), 0..6),
+            probes in proptest::collection::vec(proptest::prelude::any::<u128>(), 1..16),
+        ) {
+            let nets: Vec<ipnet::IpNet> = v4
+                .iter()
+                .map(|&(addr, len)| ipnet::Ipv4Net::new(addr.into(), len).unwrap().into())
+                .chain(v6.iter().map(|&(addr, len)| {
+                    ipnet::Ipv6Net::new(addr.into(), len).unwrap().into()
+                }))
+                .collect();
+            let ranges = IpRanges::new(nets);
+            let mirror = Mirror::new(&ranges);
+            proptest::prop_assert_eq!(mirror.any.load(Ordering::Relaxed), ranges.is_any());
+            let mut addresses: Vec<IpAddr> = Vec::new();
+            for probe in probes {
+                let low = u32::try_from(probe & u128::from(u32::MAX)).unwrap();
+                addresses.push(IpAddr::V6(probe.into()));
+                addresses.push(IpAddr::V4(low.into()));
+                addresses.push(IpAddr::V6(std::net::Ipv4Addr::from(low).to_ipv6_mapped()));
+            }
+            for net in ranges.iter() {
+                addresses.push(net.network());
+                addresses.push(net.broadcast());
+            }
+            for ip in addresses {
+                proptest::prop_assert_eq!(mirror.contains(ip), ranges.contains(ip), "{}", ip);
+            }
+        }
     }
 
     #[test]

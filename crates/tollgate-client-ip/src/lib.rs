@@ -257,7 +257,11 @@
 //! **Ranges swapped while running** ([`IpRangesHandle`]: trusted proxies of a source, an
 //! allowlist) are loaded once per request: the peer check and the whole right-to-left walk
 //! use one version, never the old ranges for one hop and the new for the next, and a stored
-//! set applies from the next request on (tested in `tests/rotation.rs`: a loop swapping
+//! set applies from the next request on. The walk reads the handle's ranges in place, in
+//! atomic words checked by a sequence number before and after; a walk that a store
+//! overlapped is thrown away and done again on a version loaded whole, so its answer always
+//! comes from one version (tested in `src/handle.rs`, where three threads judge addresses
+//! while another stores two sets in a loop, and in `tests/rotation.rs`: a loop swapping
 //! between two versions while clients resolve never yields an address no single version
 //! gives, and loses no request). A chain of sources that share one handle (`header(..,
 //! h).or(rightmost_trusted_range(.., h))`) loads it once for the whole chain (tested in

@@ -197,6 +197,16 @@ impl IpRanges {
         }
     }
 
+    /// The IPv4 ranges as `(network, netmask)`.
+    pub(crate) fn v4_pairs(&self) -> &[(u32, u32)] {
+        &self.v4
+    }
+
+    /// The IPv6 ranges as `(network, netmask)`.
+    pub(crate) fn v6_pairs(&self) -> &[(u128, u128)] {
+        &self.v6
+    }
+
     /// Whether the set covers every IPv4 and IPv6 address.
     pub fn is_any(&self) -> bool {
         self.any

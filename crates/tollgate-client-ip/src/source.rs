@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::error::ExtractError;
-use crate::handle::{Pinned, Ranges};
+use crate::handle::{Pinned, Ranges, Trusted};
 use crate::parse::{ForwardedElements, canonical, forwarded_for, parse_node, parse_node_with_port};
 use crate::{ClientIp, IpOrigin, IpRanges, IpRangesHandle};
 
@@ -380,7 +380,7 @@ impl ClientIpSource {
                 name,
                 proxies,
                 with_port,
-            } => proxies.with_in(pinned, |proxies| {
+            } => proxies.trust_in(pinned, |proxies| {
                 if let Some(client) = untrusted_peer(peer, proxies)? {
                     return Ok(Resolved::Untrusted(client));
                 }
@@ -405,13 +405,14 @@ impl ClientIpSource {
                 }
             }),
             // One version of the trusted proxies for the peer check and the whole walk.
-            Kind::RightmostTrustedRange { list, proxies } => proxies.with_in(pinned, |proxies| {
+            Kind::RightmostTrustedRange { list, proxies } => proxies.trust_in(pinned, |proxies| {
                 if let Some(client) = untrusted_peer(peer, proxies)? {
                     return Ok(Resolved::Untrusted(client));
                 }
                 rightmost_outside(headers, *list, proxies).map(Resolved::Read)
             }),
             Kind::RightmostNonPrivate { list, private } => {
+                let private = Trusted::Ranges(private);
                 if let Some(client) = untrusted_peer(peer, private)? {
                     return Ok(Resolved::Untrusted(client));
                 }
@@ -422,6 +423,7 @@ impl ClientIpSource {
                 rightmost_count(headers, *list, *count).map(Resolved::Read)
             }
             Kind::LeftmostNonPrivate { list, private } => {
+                let private = Trusted::Ranges(private);
                 if let Some(client) = untrusted_peer(peer, private)? {
                     return Ok(Resolved::Untrusted(client));
                 }
@@ -549,7 +551,7 @@ fn peer_ip(peer: Option<IpAddr>) -> Result<IpAddr, ExtractError> {
 /// `Some(peer as client)` when the peer is not trusted; `None` when the header may be read.
 fn untrusted_peer(
     peer: Option<IpAddr>,
-    trusted: &IpRanges,
+    trusted: Trusted<'_>,
 ) -> Result<Option<ClientIp>, ExtractError> {
     if peer.is_none() && trusted.is_any() {
         return Ok(None);
@@ -565,7 +567,7 @@ fn untrusted_peer(
 fn rightmost_outside(
     headers: &HeaderMap,
     list: ListHeader,
-    trusted: &IpRanges,
+    trusted: Trusted<'_>,
 ) -> Result<ClientIp, ExtractError> {
     let walked = walk_right(headers, list, |hop, ip| match ip {
         None => ControlFlow::Break(Err(hop)),
@@ -578,7 +580,7 @@ fn rightmost_outside(
 fn leftmost_outside(
     headers: &HeaderMap,
     list: ListHeader,
-    private: &IpRanges,
+    private: Trusted<'_>,
 ) -> Result<ClientIp, ExtractError> {
     // Left to right: positions are only known from the right after counting.
     let total = match walk_right(headers, list, |_, _| ControlFlow::<()>::Continue(())) {
