@@ -266,8 +266,8 @@ impl Shared {
             Outcome::Invalid | Outcome::Error(TokenFetchError::Expired { .. }) => {
                 TokenRefresh::Invalid
             }
-            Outcome::Failed { .. } => TokenRefresh::Error,
-            Outcome::Error(_) => TokenRefresh::Timeout,
+            Outcome::Error(TokenFetchError::TimedOut { .. }) => TokenRefresh::Timeout,
+            Outcome::Failed { .. } | Outcome::Error(_) => TokenRefresh::Error,
         });
         outcome
     }
