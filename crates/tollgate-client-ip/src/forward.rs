@@ -21,7 +21,7 @@ pub const X_USER_IP: HeaderName = HeaderName::from_static("x-user-ip");
 /// The IP comes from the outbound request's extensions first, then (feature `task-local`, on
 /// by default) from the task-local scope the inbound
 /// [`ResolveClientIpLayer`](crate::ResolveClientIpLayer) opened around the handler
-/// ([`ClientIp::current`](crate::ClientIp::current); see there what does not propagate, such
+/// ([`ClientIp::current`]; see there what does not propagate, such
 /// as spawned tasks). Without feature `task-local`, put the inbound request's [`ClientIp`]
 /// into the outbound request's extensions. The header is *inserted*: any `x-user-ip` already
 /// on the request (for example copied from the browser's request) is replaced. When there is
@@ -52,6 +52,14 @@ pub const X_USER_IP: HeaderName = HeaderName::from_static("x-user-ip");
 /// assert!(err.downcast_ref::<MissingClientIp>().is_some());
 /// # });
 /// ```
+#[cfg_attr(
+    feature = "task-local",
+    doc = "[`ClientIp::current`]: crate::ClientIp::current"
+)]
+#[cfg_attr(
+    not(feature = "task-local"),
+    doc = "[`ClientIp::current`]: crate::ClientIp"
+)]
 #[derive(Clone)]
 #[must_use]
 pub struct ForwardUserIpLayer {

@@ -346,6 +346,11 @@
 //!   `ConnectInfo<SocketAddr>` as a peer source.
 //! - `tonic`: tonic's `TcpConnectInfo` and `TlsConnectInfo<TcpConnectInfo>` as peer sources.
 //! - `serde`: `Deserialize` for [`ClientIpSource`] and [`IpRanges`] from the grammar above.
+//!
+#![cfg_attr(
+    not(feature = "task-local"),
+    doc = "[`ClientIp::current`]: ClientIp\n[`ClientIp::scope`]: ClientIp"
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -24,7 +24,7 @@ struct Config {
 /// Derives the [`ClientIp`](crate::ClientIp) of each request with a [`ClientIpSource`] and
 /// inserts it into the request's extensions; with feature `task-local` (on by default) the
 /// inner service also runs inside a task-local scope holding it
-/// ([`ClientIp::current`](crate::ClientIp::current)).
+/// ([`ClientIp::current`]).
 ///
 /// The peer address comes from [`PeerAddr`], then axum's `ConnectInfo<SocketAddr>` (feature
 /// `axum`), then tonic's `TcpConnectInfo` (feature `tonic`).
@@ -69,6 +69,15 @@ struct Config {
 /// The source decides whom you trust; see the [deployment guide](crate#deployment-guide).
 /// Put this layer outside (before) anything that uses the client IP, such as
 /// [`IpAllowlistLayer`](crate::IpAllowlistLayer) or rate limits.
+///
+#[cfg_attr(
+    feature = "task-local",
+    doc = "[`ClientIp::current`]: crate::ClientIp::current"
+)]
+#[cfg_attr(
+    not(feature = "task-local"),
+    doc = "[`ClientIp::current`]: crate::ClientIp"
+)]
 #[derive(Clone)]
 #[must_use]
 pub struct ResolveClientIpLayer {
