@@ -247,14 +247,17 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
     for hops in [1, 5, 20] {
         let live = inputs.median(&format!("client_ip/tollgate-range-handle/{hops}"));
         let fixed = inputs.median(&format!("client_ip/tollgate-range/{hops}"));
+        // The side-by-side median of per-round ratios when the bench recorded it (a 2 %
+        // difference is finer than two criterion runs agree on); else the criterion ratio.
+        let side_by_side = inputs.result(&format!("client_ip.handle_vs_fixed.{hops}.median"));
         row(
             &mut out,
             &format!(
-                "2. client IP, trusted ranges read through an `IpRangesHandle` vs fixed, {hops} hop(s) (time ratio)"
+                "2. client IP, trusted ranges read through an `IpRangesHandle` vs fixed, {hops} hop(s) (time ratio; side by side)"
             ),
             &time(live),
             &time(fixed),
-            ratio(live, fixed),
+            side_by_side.or_else(|| ratio(live, fixed)),
             Target::AtMost(1.02),
         );
     }

@@ -33,8 +33,9 @@ use crate::parse::canonical;
 ///   number did not move, so it used exactly one version; if a store ran meanwhile, the walk
 ///   is done again on a version loaded whole. No shared write, no reference count. Sets of
 ///   more ranges than the copy holds (at least 32 IPv4 and 16 IPv6 ranges, twice the first
-///   set's size if larger) are read through a per-thread cache of the last version read
-///   instead, which may keep an old version alive until that thread reads the handle again.
+///   set's sizes if larger, at most 1,024 and 256) are read through a per-thread cache of the
+///   last version read instead, which may keep an old version alive until that thread reads
+///   the handle again.
 /// - `Clone` shares the cell; `Debug` prints the current ranges.
 ///
 /// [`IpRanges`] is always valid once built (parsing fails with
@@ -176,10 +177,13 @@ impl Cell {
 
     fn swap(&self, ranges: IpRanges) -> Arc<IpRanges> {
         let _serialised = self.store.lock().unwrap_or_else(PoisonError::into_inner);
-        self.mirror.write(&ranges);
-        let old = self.ranges.swap(Arc::new(ranges));
+        let new = Arc::new(ranges);
+        let old = self.ranges.swap(Arc::clone(&new));
         self.stamp
             .store(STAMPS.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+        // Last: a reader that sees the copy's new number also sees these ranges and stamp,
+        // and a reader that falls back while the copy is rewritten loads them.
+        self.mirror.write(&new);
         old
     }
 }
@@ -212,6 +216,10 @@ const TOO_LARGE: u64 = 2;
 const MIRROR_V4: usize = 32;
 /// The least number of IPv6 ranges a mirror holds (Cloudflare publishes 7).
 const MIRROR_V6: usize = 16;
+/// The most IPv4 ranges a mirror holds, whatever the first set's size (8 KiB of words).
+const MIRROR_V4_MAX: usize = 1024;
+/// The most IPv6 ranges a mirror holds (8 KiB of words).
+const MIRROR_V6_MAX: usize = 256;
 
 /// `x`'s high and low halves.
 fn halves(x: u128) -> (u64, u64) {
@@ -227,10 +235,14 @@ fn whole(high: u64, low: u64) -> u128 {
 
 impl Mirror {
     fn new(ranges: &IpRanges) -> Self {
-        let v4 = (0..MIRROR_V4.max(2 * ranges.v4_pairs().len()))
+        let v4 = (0..MIRROR_V4
+            .max(2 * ranges.v4_pairs().len())
+            .min(MIRROR_V4_MAX))
             .map(|_| (AtomicU32::new(0), AtomicU32::new(0)))
             .collect();
-        let v6 = (0..MIRROR_V6.max(2 * ranges.v6_pairs().len()))
+        let v6 = (0..MIRROR_V6
+            .max(2 * ranges.v6_pairs().len())
+            .min(MIRROR_V6_MAX))
             .map(|_| [const { AtomicU64::new(0) }; 4])
             .collect();
         let mirror = Self {
@@ -710,6 +722,26 @@ mod tests {
         assert_eq!(mirror.v6.len(), MIRROR_V6);
         assert!(mirror.contains("10.99.1.1".parse().unwrap()));
         assert!(!mirror.contains("10.100.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_huge_first_set_is_read_whole_and_its_mirror_stays_small() {
+        let huge = IpRanges::new((0..2000u32).map(|i| {
+            ipnet::IpNet::from(ipnet::Ipv4Net::new((0x0a00_0000 + (i << 8)).into(), 24).unwrap())
+        }));
+        let (handle, ranges) = live("192.0.2.1");
+        let Ranges::Live(live) = &ranges else {
+            unreachable!()
+        };
+        let mirror = Mirror::new(&huge);
+        assert_eq!(mirror.v4.len(), MIRROR_V4_MAX);
+        assert!(!mirror.fits());
+        handle.store(huge);
+        assert!(!live.cell.mirror.fits());
+        assert_eq!(
+            trusted_by(&ranges, &["10.0.0.1", "10.7.207.1", "10.7.208.1"]),
+            [true, true, false]
+        );
     }
 
     proptest::proptest! {
