@@ -380,9 +380,14 @@ impl ClientIpSource {
                 name,
                 proxies,
                 with_port,
-            } => proxies.trust_in(pinned, |proxies| {
-                if let Some(client) = untrusted_peer(peer, proxies)? {
-                    return Ok(Resolved::Untrusted(client));
+            } => {
+                // Only the peer's trust depends on the ranges: decided on one version, then
+                // the header is read.
+                if let Some(answer) = proxies
+                    .trust_in(pinned, |proxies| peer_trust(peer, proxies))
+                    .unless_trusted(peer)
+                {
+                    return answer;
                 }
                 let Some(value) = headers.get_all(name).iter().next_back() else {
                     return Err(ExtractError::MissingHeader {
@@ -403,14 +408,15 @@ impl ClientIpSource {
                         header: name.clone(),
                     }),
                 }
-            }),
-            // One version of the trusted proxies for the peer check and the whole walk.
-            Kind::RightmostTrustedRange { list, proxies } => proxies.trust_in(pinned, |proxies| {
-                if let Some(client) = untrusted_peer(peer, proxies)? {
-                    return Ok(Resolved::Untrusted(client));
-                }
-                rightmost_outside(headers, *list, proxies).map(Resolved::Read)
-            }),
+            }
+            // One version of the trusted proxies for the peer check and the whole walk. The
+            // walk decides; the answer is made after the read (a small decision is cheap to
+            // hand back from a read of a handle, and to throw away if a store overlapped it).
+            Kind::RightmostTrustedRange { list, proxies } => proxies
+                .trust_in(pinned, |proxies| {
+                    decide_range(headers, *list, peer, proxies)
+                })
+                .resolve(*list, peer),
             Kind::RightmostNonPrivate { list, private } => {
                 let private = Trusted::Ranges(private);
                 if let Some(client) = untrusted_peer(peer, private)? {
@@ -561,6 +567,82 @@ fn untrusted_peer(
         Ok(None)
     } else {
         Ok(Some(ClientIp::from_canonical(ip, IpOrigin::Peer)))
+    }
+}
+
+/// Whether the peer may forward a client's address, as [`untrusted_peer`] decides it, kept
+/// small: a read of a handle hands it back and may throw it away (see `Ranges::trust_in`),
+/// and the answer is made after the read.
+#[derive(Clone, Copy)]
+enum PeerTrust {
+    /// The peer is a trusted proxy (or there is none and every address is trusted).
+    Trusted,
+    /// The peer is not trusted: it is the client.
+    Untrusted,
+    /// No usable peer address (see [`peer_ip`]).
+    Missing,
+}
+
+fn peer_trust(peer: Option<IpAddr>, trusted: Trusted<'_>) -> PeerTrust {
+    if peer.is_none() && trusted.is_any() {
+        return PeerTrust::Trusted;
+    }
+    match peer_ip(peer) {
+        Err(_) => PeerTrust::Missing,
+        Ok(ip) if trusted.contains(ip) => PeerTrust::Trusted,
+        Ok(_) => PeerTrust::Untrusted,
+    }
+}
+
+impl PeerTrust {
+    /// The answer when the peer is not trusted (the peer itself, or no peer); `None` when
+    /// the header may be read. Same answers as [`untrusted_peer`].
+    fn unless_trusted(self, peer: Option<IpAddr>) -> Option<Result<Resolved, ExtractError>> {
+        match self {
+            Self::Trusted => None,
+            Self::Untrusted => Some(
+                peer_ip(peer)
+                    .map(|ip| Resolved::Untrusted(ClientIp::from_canonical(ip, IpOrigin::Peer))),
+            ),
+            Self::Missing => Some(Err(ExtractError::MissingPeer)),
+        }
+    }
+}
+
+/// What a trusted-range walk decided, before any [`ClientIp`] is made.
+enum RangeDecision {
+    /// The peer is not trusted, or missing.
+    Peer(PeerTrust),
+    /// The peer is trusted: the walk's outcome.
+    Walked(Walk<Result<(usize, IpAddr), usize>>),
+}
+
+/// [`untrusted_peer`] then [`rightmost_outside`], deciding only.
+fn decide_range(
+    headers: &HeaderMap,
+    list: ListHeader,
+    peer: Option<IpAddr>,
+    trusted: Trusted<'_>,
+) -> RangeDecision {
+    match peer_trust(peer, trusted) {
+        PeerTrust::Trusted => {}
+        other => return RangeDecision::Peer(other),
+    }
+    RangeDecision::Walked(walk_right(headers, list, |hop, ip| match ip {
+        None => ControlFlow::Break(Err(hop)),
+        Some(ip) if trusted.contains(ip) => ControlFlow::Continue(()),
+        Some(ip) => ControlFlow::Break(Ok((hop, ip))),
+    }))
+}
+
+impl RangeDecision {
+    fn resolve(self, list: ListHeader, peer: Option<IpAddr>) -> Result<Resolved, ExtractError> {
+        match self {
+            Self::Peer(trust) => trust
+                .unless_trusted(peer)
+                .unwrap_or(Err(ExtractError::MissingPeer)),
+            Self::Walked(walked) => finish(walked, list).map(Resolved::Read),
+        }
     }
 }
 
