@@ -182,6 +182,16 @@ async fn a_short_lived_token_is_not_fetched_again_for_every_call() {
     );
 }
 
+/// Transak after the partner secret was regenerated: 401 to the revoked `token-1`, 200 to
+/// any later token.
+fn refuses_token_1(headers: &HeaderMap) -> u16 {
+    if headers.get("access-token").is_some_and(|t| t == "token-1") {
+        401
+    } else {
+        200
+    }
+}
+
 /// Was a FINDING, fixed (the ready Transak client drops a token answered 401): `TokenHeaderLayer` says "call `invalidate` after the provider answers 401 to force
 /// a refresh", but `TransakClient` builds its `TokenHeaderLayer` privately and exposes no way
 /// to reach it, and nothing in the ready client reacts to a 401. After "Rotating keys" (the
@@ -193,15 +203,7 @@ async fn a_short_lived_token_is_not_fetched_again_for_every_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transak_client_drops_a_token_the_provider_refused() {
     let pki = TestPki::generate();
-    // Transak revoked `token-1`: it answers 401 to it, 200 to any later token.
-    let (server, log) = recording(&pki, |headers| {
-        if headers.get("access-token").is_some_and(|t| t == "token-1") {
-            401
-        } else {
-            200
-        }
-    })
-    .await;
+    let (server, log) = recording(&pki, refuses_token_1).await;
     let clock = ManualClock::new(NOW);
     let (fetched, provider) = counting_provider(NOW + 7 * 86_400);
     let client = TransakClient::builder(&server.url(), Secret::from_string(API_KEY), provider)
@@ -238,14 +240,7 @@ async fn transak_client_drops_a_token_the_provider_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transak_reqwest_client_drops_a_token_the_provider_refused() {
     let pki = TestPki::generate();
-    let (server, log) = recording(&pki, |headers| {
-        if headers.get("access-token").is_some_and(|t| t == "token-1") {
-            401
-        } else {
-            200
-        }
-    })
-    .await;
+    let (server, log) = recording(&pki, refuses_token_1).await;
     let (fetched, provider) = counting_provider(NOW + 7 * 86_400);
     let client = TransakClient::builder(&server.url(), Secret::from_string(API_KEY), provider)
         .clock(ManualClock::new(NOW))

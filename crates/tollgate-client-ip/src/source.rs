@@ -559,15 +559,7 @@ fn untrusted_peer(
     peer: Option<IpAddr>,
     trusted: Trusted<'_>,
 ) -> Result<Option<ClientIp>, ExtractError> {
-    if peer.is_none() && trusted.is_any() {
-        return Ok(None);
-    }
-    let ip = peer_ip(peer)?;
-    if trusted.contains(ip) {
-        Ok(None)
-    } else {
-        Ok(Some(ClientIp::from_canonical(ip, IpOrigin::Peer)))
-    }
+    peer_trust(peer, trusted).client(peer)
 }
 
 /// Whether the peer may forward a client's address, as [`untrusted_peer`] decides it, kept
@@ -595,17 +587,24 @@ fn peer_trust(peer: Option<IpAddr>, trusted: Trusted<'_>) -> PeerTrust {
 }
 
 impl PeerTrust {
-    /// The answer when the peer is not trusted (the peer itself, or no peer); `None` when
-    /// the header may be read. Same answers as [`untrusted_peer`].
-    fn unless_trusted(self, peer: Option<IpAddr>) -> Option<Result<Resolved, ExtractError>> {
+    /// `Some(peer as client)` when the peer is not trusted; `None` when the header may be
+    /// read; an error when there is no usable peer.
+    fn client(self, peer: Option<IpAddr>) -> Result<Option<ClientIp>, ExtractError> {
         match self {
-            Self::Trusted => None,
-            Self::Untrusted => Some(
-                peer_ip(peer)
-                    .map(|ip| Resolved::Untrusted(ClientIp::from_canonical(ip, IpOrigin::Peer))),
-            ),
-            Self::Missing => Some(Err(ExtractError::MissingPeer)),
+            Self::Trusted => Ok(None),
+            Self::Untrusted => {
+                peer_ip(peer).map(|ip| Some(ClientIp::from_canonical(ip, IpOrigin::Peer)))
+            }
+            Self::Missing => Err(ExtractError::MissingPeer),
         }
+    }
+
+    /// The answer when the peer is not trusted (the peer itself, or no peer); `None` when
+    /// the header may be read.
+    fn unless_trusted(self, peer: Option<IpAddr>) -> Option<Result<Resolved, ExtractError>> {
+        self.client(peer)
+            .transpose()
+            .map(|answer| answer.map(Resolved::Untrusted))
     }
 }
 
@@ -628,11 +627,7 @@ fn decide_range(
         PeerTrust::Trusted => {}
         other => return RangeDecision::Peer(other),
     }
-    RangeDecision::Walked(walk_right(headers, list, |hop, ip| match ip {
-        None => ControlFlow::Break(Err(hop)),
-        Some(ip) if trusted.contains(ip) => ControlFlow::Continue(()),
-        Some(ip) => ControlFlow::Break(Ok((hop, ip))),
-    }))
+    RangeDecision::Walked(walk_outside(headers, list, trusted))
 }
 
 impl RangeDecision {
@@ -651,12 +646,21 @@ fn rightmost_outside(
     list: ListHeader,
     trusted: Trusted<'_>,
 ) -> Result<ClientIp, ExtractError> {
-    let walked = walk_right(headers, list, |hop, ip| match ip {
+    finish(walk_outside(headers, list, trusted), list)
+}
+
+/// The rightmost hop outside `trusted` (or the first hop that is no address), walking right
+/// to left.
+fn walk_outside(
+    headers: &HeaderMap,
+    list: ListHeader,
+    trusted: Trusted<'_>,
+) -> Walk<Result<(usize, IpAddr), usize>> {
+    walk_right(headers, list, |hop, ip| match ip {
         None => ControlFlow::Break(Err(hop)),
         Some(ip) if trusted.contains(ip) => ControlFlow::Continue(()),
         Some(ip) => ControlFlow::Break(Ok((hop, ip))),
-    });
-    finish(walked, list)
+    })
 }
 
 fn leftmost_outside(
