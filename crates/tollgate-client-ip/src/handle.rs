@@ -152,7 +152,8 @@ impl Cell {
 
     /// Runs `f` with one version of the ranges, read in place from the mirror when it holds
     /// them and no store ran during the read, else loaded whole. `f` may run twice (the first
-    /// answer, from a read a store overlapped, is dropped), so it must have no side effects.
+    /// answer, from a read a store overlapped, is dropped), so its only side effect may be
+    /// to overwrite its own answer (the last run's counts).
     #[inline]
     fn trust<R>(&self, mut f: impl FnMut(Trusted<'_>) -> R) -> R {
         let mirror = &self.mirror;
@@ -454,7 +455,8 @@ impl Ranges {
     }
 
     /// Runs `f` with one version of the ranges for a trust decision: a handle's mirror is
-    /// read in place. `f` may run twice and must have no side effects (see [`Cell::trust`]).
+    /// read in place. `f` may run twice: its only side effect may be to overwrite its own
+    /// answer (see [`Cell::trust`]).
     #[inline]
     pub(crate) fn trust<R>(&self, mut f: impl FnMut(Trusted<'_>) -> R) -> R {
         match self {

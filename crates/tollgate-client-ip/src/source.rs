@@ -412,11 +412,16 @@ impl ClientIpSource {
             // One version of the trusted proxies for the peer check and the whole walk. The
             // walk decides; the answer is made after the read (a small decision is cheap to
             // hand back from a read of a handle, and to throw away if a store overlapped it).
-            Kind::RightmostTrustedRange { list, proxies } => proxies
-                .trust_in(pinned, |proxies| {
-                    decide_range(headers, *list, peer, proxies)
-                })
-                .resolve(*list, peer),
+            Kind::RightmostTrustedRange { list, proxies } => {
+                // The decision is written where it is read, not handed back through the read
+                // of a handle: copied out right after the walk wrote it, it cost more than the
+                // walk's last steps (the copy's wide loads wait for the walk's narrow stores).
+                let mut decision = RangeDecision::Peer(PeerTrust::Missing);
+                proxies.trust_in(pinned, |proxies| {
+                    decision = decide_range(headers, *list, peer, proxies);
+                });
+                decision.resolve(*list, peer)
+            }
             Kind::RightmostNonPrivate { list, private } => {
                 let private = Trusted::Ranges(private);
                 if let Some(client) = untrusted_peer(peer, private)? {
