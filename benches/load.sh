@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Whole-stack load test on loopback: a trivial axum handler, bare and behind the Transak
-# partner's inbound stack (origin allowlist + client IP + IP allowlist), over HTTP/1.1 (`wrk`)
-# and HTTP/2 with prior knowledge (`h2load`), on a server with 1 and with 4 worker threads.
+# Whole-stack load test on loopback: a trivial axum handler, bare, behind the Transak
+# partner's inbound stack (origin allowlist + client IP + IP allowlist), and behind the same
+# rules written by hand as one small service (`handwritten`: the floor to compare the stack
+# with), over HTTP/1.1 (`wrk`) and HTTP/2 with prior knowledge (`h2load`), on a server with 1
+# and with 4 worker threads.
 #
 #   bash benches/load.sh            # results printed; appended to $TOLLGATE_BENCH_RESULTS if set
 #
 # Settings (environment):
 #   LOAD_DURATION      per run, default 10s
-#   LOAD_ROUNDS        default 3; bare and stack alternate in every round, and which of the two
-#                      goes first flips from round to round, so drift hits both alike
+#   LOAD_ROUNDS        default 3; bare, stack and handwritten take turns in every round, and
+#                      which goes first rotates from round to round, so drift hits all alike
 #   LOAD_WORKERS       server worker threads to measure, default "1 4"
 #   LOAD_PROTOCOLS     default "h1 h2"
 #   LOAD_CONNECTIONS   HTTP/1.1 connections (one request in flight each), default 32
@@ -146,6 +148,7 @@ start() { # mode workers; records the port the server bound in port[mode.workers
 for workers in $workers_list; do
     start bare "$workers"
     start stack "$workers"
+    start handwritten "$workers"
 done
 
 allowed=(-H "Origin: https://app.example.com" -H "X-Forwarded-For: 203.0.113.7")
@@ -169,18 +172,20 @@ check() { # protocol expected-status url extra-curl-args...
 for workers in $workers_list; do
     for protocol in "${runnable[@]}"; do
         bare_url="http://127.0.0.1:${port[bare.$workers]}/api/ping"
-        stack_url="http://127.0.0.1:${port[stack.$workers]}/api/ping"
         check "$protocol" 200 "$bare_url" "${allowed[@]}"
-        check "$protocol" 200 "$stack_url" "${allowed[@]}"
-        check "$protocol" 403 "$stack_url" -H "Origin: https://evil.example" -H "X-Forwarded-For: 203.0.113.7"
-        check "$protocol" 403 "$stack_url" -H "Origin: https://app.example.com" -H "X-Forwarded-For: 198.51.100.9"
-        read -r flag _ <<<"$(curl_version "$protocol")"
-        acao="$(curl -s -D - -o /dev/null "$flag" "${allowed[@]}" "$stack_url" | tr -d '\r' | awk -F': ' 'tolower($1)=="access-control-allow-origin"{print $2}')"
-        if [[ "$acao" != "https://app.example.com" ]]; then
-            echo "the stack ($protocol, $workers worker(s)) did not answer with Access-Control-Allow-Origin (got '$acao')" >&2
-            exit 1
-        fi
-        echo "load: checked $protocol, $workers worker(s): the stack allows the load's request, refuses a foreign origin and a client outside the allowlist"
+        for mode in stack handwritten; do
+            url="http://127.0.0.1:${port[$mode.$workers]}/api/ping"
+            check "$protocol" 200 "$url" "${allowed[@]}"
+            check "$protocol" 403 "$url" -H "Origin: https://evil.example" -H "X-Forwarded-For: 203.0.113.7"
+            check "$protocol" 403 "$url" -H "Origin: https://app.example.com" -H "X-Forwarded-For: 198.51.100.9"
+            read -r flag _ <<<"$(curl_version "$protocol")"
+            acao="$(curl -s -D - -o /dev/null "$flag" "${allowed[@]}" "$url" | tr -d '\r' | awk -F': ' 'tolower($1)=="access-control-allow-origin"{print $2}')"
+            if [[ "$acao" != "https://app.example.com" ]]; then
+                echo "the $mode server ($protocol, $workers worker(s)) did not answer with Access-Control-Allow-Origin (got '$acao')" >&2
+                exit 1
+            fi
+        done
+        echo "load: checked $protocol, $workers worker(s): the stack and the hand-written rules allow the load's request, refuse a foreign origin and a client outside the allowlist"
     done
 done
 
@@ -242,8 +247,11 @@ run() { # protocol mode url
 
 declare -A total_requests total_seconds worst_p99 errors total_ticks
 for round in $(seq 1 "$rounds"); do
-    order=(bare stack)
-    if ((round % 2 == 0)); then order=(stack bare); fi
+    case $((round % 3)) in
+    1) order=(bare stack handwritten) ;;
+    2) order=(stack handwritten bare) ;;
+    *) order=(handwritten bare stack) ;;
+    esac
     for workers in $workers_list; do
         for protocol in "${runnable[@]}"; do
             for mode in "${order[@]}"; do
@@ -269,7 +277,7 @@ done
 
 for workers in $workers_list; do
     for protocol in "${runnable[@]}"; do
-        for mode in bare stack; do
+        for mode in bare stack handwritten; do
             key="$protocol.w$workers.$mode"
             rps="$(awk -v r="${total_requests[$key]}" -v s="${total_seconds[$key]}" 'BEGIN {printf "%.0f", r/s}')"
             record "load.$key.rps" "$rps"
@@ -287,7 +295,12 @@ for workers in $workers_list; do
             fi
         done
         key="$protocol.w$workers"
-        record "load.$key.ratio" "$(awk -v s="${total_requests[$key.stack]}" -v ss="${total_seconds[$key.stack]}" -v b="${total_requests[$key.bare]}" -v bs="${total_seconds[$key.bare]}" 'BEGIN {printf "%.3f", (s/ss)/(b/bs)}')"
+        ratio() { # numerator-mode denominator-mode
+            awk -v s="${total_requests[$key.$1]}" -v ss="${total_seconds[$key.$1]}" -v b="${total_requests[$key.$2]}" -v bs="${total_seconds[$key.$2]}" 'BEGIN {printf "%.3f", (s/ss)/(b/bs)}'
+        }
+        record "load.$key.ratio" "$(ratio stack bare)"
+        record "load.$key.handwritten_ratio" "$(ratio handwritten bare)"
+        record "load.$key.stack_vs_handwritten" "$(ratio stack handwritten)"
     done
 done
 record load.pinning "$pinning"
@@ -298,4 +311,4 @@ for protocol in "${runnable[@]}"; do
         record load.settings.h2 "h2load $( (h2load --version 2>&1 || true) | awk 'NR==1 {sub(/^nghttp2\//, "", $2); print $2}') -t$h2_threads -c$h2_connections -m$h2_streams -D$duration (HTTP/2 with prior knowledge)"
     fi
 done
-record load.settings "$rounds rounds of $duration per server and protocol, bare and stack alternating (the first of the two flips each round); server workers: $workers_list"
+record load.settings "$rounds rounds of $duration per server and protocol, bare, stack and handwritten taking turns (which goes first rotates each round); server workers: $workers_list"

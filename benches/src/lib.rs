@@ -8,4 +8,5 @@
 pub mod alloc;
 pub mod echo;
 pub mod exec;
+pub mod handwritten;
 pub mod results;

@@ -354,6 +354,32 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
             );
         }
     }
+    // The floor: the same rules written by hand as one small service.
+    for (protocol, tool) in [("h1", "HTTP/1.1, `wrk`"), ("h2", "HTTP/2, `h2load`")] {
+        for workers in [1, 4] {
+            let rps = |mode: &str| inputs.result(&format!("load.{protocol}.w{workers}.{mode}.rps"));
+            row(
+                &mut out,
+                &format!(
+                    "6. the same rules written by hand vs bare handler, {tool}, {workers} server worker(s) (throughput ratio)"
+                ),
+                &rate(rps("handwritten")),
+                &rate(rps("bare")),
+                ratio(rps("handwritten"), rps("bare")),
+                Target::None,
+            );
+            row(
+                &mut out,
+                &format!(
+                    "6. whole stack vs the same rules written by hand, {tool}, {workers} server worker(s) (throughput ratio)"
+                ),
+                &rate(rps("stack")),
+                &rate(rps("handwritten")),
+                ratio(rps("stack"), rps("handwritten")),
+                Target::None,
+            );
+        }
+    }
     // Time per call = 1 / requests per second with one call in flight.
     let per_call = |who: &str| {
         inputs
@@ -513,9 +539,14 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
          allowlist + client IP from `X-Forwarded-For` behind a loopback proxy + IP allowlist): \
          the `transak-partner` example's own `Config::inbound`, a \
          `tollgate::transak::TransakInbound` (`benches/src/bin/stack-server.rs`), on a Tokio \
-         runtime of 1 and of 4 worker threads. Before measuring, the script checks on every \
-         server and protocol that the stack allows the load's request and refuses a foreign \
-         origin and a client outside the allowlist. The server's CPU time per request (user + \
+         runtime of 1 and of 4 worker threads. *handwritten* is the floor: the same rules \
+         written by hand as one small tower service (`benches/src/handwritten.rs`: `Origin` \
+         compared with one value, the rightmost non-loopback `X-Forwarded-For` address \
+         checked against 203.0.113.0/24, the two CORS headers added; no `Sec-Fetch-Site`, \
+         preflight or `Forwarded` handling, no error bodies, metrics or tracing). Before \
+         measuring, the script checks on every server and protocol that the stack and the \
+         hand-written rules allow the load's request and refuse a foreign origin and a client \
+         outside the allowlist. The server's CPU time per request (user + \
          system over all its threads, from `/proc`) moves less with the load generator's share \
          of the cores than requests/s does. Settings: {}. HTTP/1.1: {}. HTTP/2: {}. \
          Pinning: {}.\n",
@@ -526,19 +557,21 @@ fn report(inputs: &Inputs, meta: &BTreeMap<String, String>, notes: &str) -> Stri
     );
     let _ = writeln!(
         out,
-        "| protocol | server workers | server | requests/s | p99 latency (worst round) | server CPU per request | stack / bare (requests/s) |\n|---|---|---|---|---|---|---|"
+        "| protocol | server workers | server | requests/s | p99 latency (worst round) | server CPU per request | / bare (requests/s) |\n|---|---|---|---|---|---|---|"
     );
     for (protocol, label) in [("h1", "HTTP/1.1"), ("h2", "HTTP/2")] {
         for workers in [1, 4] {
-            for mode in ["bare", "stack"] {
+            for mode in ["bare", "stack", "handwritten"] {
                 let key = format!("load.{protocol}.w{workers}.{mode}");
                 let p99 = inputs
                     .result(&format!("{key}.p99_us"))
                     .map_or_else(|| "n/a".to_owned(), |us| time(Some(us * 1e3)));
-                let share = if mode == "stack" {
-                    show(inputs.result(&format!("load.{protocol}.w{workers}.ratio")))
-                } else {
-                    String::new()
+                let share = match mode {
+                    "stack" => show(inputs.result(&format!("load.{protocol}.w{workers}.ratio"))),
+                    "handwritten" => show(
+                        inputs.result(&format!("load.{protocol}.w{workers}.handwritten_ratio")),
+                    ),
+                    _ => String::new(),
                 };
                 let cpu = inputs
                     .result(&format!("{key}.cpu_us"))

@@ -2,14 +2,16 @@
 //! a trivial axum handler, bare or behind the `transak-partner` example's inbound stack
 //! (origin allowlist, then client IP, then IP allowlist: `tollgate::transak::TransakInbound`).
 //!
-//! `stack-server <bare|stack> <port> [workers]` serves `GET`/`POST /api/ping` on
+//! `stack-server <bare|stack|handwritten> <port> [workers]` serves `GET`/`POST /api/ping` on
 //! `127.0.0.1:<port>` on a Tokio runtime of `workers` worker threads (1 when left out, at most
 //! 64) until killed; with port 0 it binds a free port. It prints the port it listens on as its
 //! first line. Each connection speaks HTTP/1.1 or HTTP/2 with prior knowledge (h2c), whichever
 //! the client opens with (`axum::serve` with its `http1` and `http2` features: hyper-util's
 //! auto builder). The stack trusts loopback as the proxy, reads the client from
 //! `X-Forwarded-For` and allows `203.0.113.0/24`; requests must come from
-//! `https://app.example.com`.
+//! `https://app.example.com`. `handwritten` puts the same rules, written by hand as one small
+//! service (`tollgate_benches::handwritten`), in front of the handler instead: the floor a
+//! stack's cost can be compared with.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -27,10 +29,22 @@ async fn ping() -> &'static str {
     "ok"
 }
 
-fn app(stacked: bool) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
+/// What stands in front of the handler.
+#[derive(Clone, Copy)]
+enum Mode {
+    Bare,
+    Stack,
+    Handwritten,
+}
+
+fn app(mode: Mode) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
     let router = Router::new().route("/api/ping", get(ping).post(ping));
-    if !stacked {
-        return Ok(router);
+    match mode {
+        Mode::Bare => return Ok(router),
+        Mode::Handwritten => {
+            return Ok(router.layer(tollgate_benches::handwritten::HandwrittenLayer));
+        }
+        Mode::Stack => {}
     }
     // The transak-partner example's own inbound stack (`Config::inbound`, a
     // `tollgate::transak::TransakInbound`), with settings for a deployment behind a loopback
@@ -48,11 +62,12 @@ fn app(stacked: bool) -> Result<Router, Box<dyn std::error::Error + Send + Sync>
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (stacked, port) = match (args.get(1).map(String::as_str), args.get(2), args.get(4)) {
-        (Some("bare"), Some(port), None) => (false, port.parse::<u16>()),
-        (Some("stack"), Some(port), None) => (true, port.parse::<u16>()),
+    let (mode, port) = match (args.get(1).map(String::as_str), args.get(2), args.get(4)) {
+        (Some("bare"), Some(port), None) => (Mode::Bare, port.parse::<u16>()),
+        (Some("stack"), Some(port), None) => (Mode::Stack, port.parse::<u16>()),
+        (Some("handwritten"), Some(port), None) => (Mode::Handwritten, port.parse::<u16>()),
         _ => {
-            eprintln!("usage: stack-server <bare|stack> <port> [workers]");
+            eprintln!("usage: stack-server <bare|stack|handwritten> <port> [workers]");
             return ExitCode::from(2);
         }
     };
@@ -68,7 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let app = match app(stacked) {
+    let app = match app(mode) {
         Ok(app) => app,
         Err(err) => {
             eprintln!("configuration: {err}");
