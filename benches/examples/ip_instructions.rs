@@ -4,7 +4,9 @@
 //!
 //! Cases: `count1`, `axum`, `range`, `range-handle` (one extraction on a prepared header
 //! map), `stack` and `bare` (a whole request through origin + client IP + IP allowlist over an
-//! echo service, or the echo service alone; the request is built in both).
+//! echo service, or the echo service alone; the request is built in both), `handwritten` (the
+//! same rules written by hand, `tollgate_benches::handwritten`) and `cip`, `origin`, `allow`
+//! (one layer of the stack alone).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
@@ -142,7 +144,7 @@ fn main() {
                 );
             }
         }
-        "stack" | "bare" | "cip" | "origin" | "allow" => {
+        "stack" | "bare" | "cip" | "origin" | "allow" | "handwritten" => {
             let origins = OriginAllowlistLayer::builder()
                 .allow_origins(["https://app.example.com".to_owned()])
                 .allow_methods([http::Method::POST])
@@ -173,6 +175,10 @@ fn main() {
                     let mut s = allow.layer(Echo);
                     Box::new(move |r| exec.block_on(s.call(r)).unwrap().status())
                 }
+                "handwritten" => {
+                    let mut s = tollgate_benches::handwritten::HandwrittenLayer.layer(Echo);
+                    Box::new(move |r| exec.block_on(s.call(r)).unwrap().status())
+                }
                 _ => {
                     let mut s = Echo;
                     Box::new(move |r| exec.block_on(s.call(r)).unwrap().status())
@@ -186,7 +192,13 @@ fn main() {
                     .header("x-forwarded-for", "203.0.113.9")
                     .body(())
                     .unwrap();
-                request.extensions_mut().insert(PeerAddr::new(addr));
+                if case == "handwritten" {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(addr));
+                } else {
+                    request.extensions_mut().insert(PeerAddr::new(addr));
+                }
                 assert_eq!(service(request), http::StatusCode::OK);
             }
         }
