@@ -299,15 +299,18 @@ fn error_kind(error: &reqwest_middleware::Error) -> &'static str {
     }
 }
 
-/// Whether the chain holds rustls's refusal of the server's certificate. An `io::Error`'s
+/// Whether the chain holds rustls's refusal of the server's certificate (an invalid one, or
+/// none at all), as tollgate-https's `ConnectError::Certificate` sorts it. An `io::Error`'s
 /// `source` skips the error it wraps, so the chain goes through `get_ref` there.
 fn certificate_failure(error: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(cause) = current {
-        if cause
-            .downcast_ref::<rustls::Error>()
-            .is_some_and(|error| matches!(error, rustls::Error::InvalidCertificate(_)))
-        {
+        if cause.downcast_ref::<rustls::Error>().is_some_and(|error| {
+            matches!(
+                error,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        }) {
             return true;
         }
         current = match cause.downcast_ref::<io::Error>() {
@@ -384,5 +387,46 @@ impl Middleware for RetryMiddleware {
             Ok(result) => result.map_err(without_url),
             Err(_elapsed) => Err(Error::DeadlineExceeded { after }.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chain tokio-rustls and hyper build: rustls's error inside an `io::Error` inside
+    /// another error.
+    #[derive(Debug)]
+    struct Outer(io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+
+    impl StdError for Outer {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn wrapped(error: rustls::Error) -> Outer {
+        Outer(io::Error::new(io::ErrorKind::InvalidData, error))
+    }
+
+    #[test]
+    fn a_refused_or_missing_certificate_is_a_certificate_failure() {
+        let expired = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        assert!(certificate_failure(&wrapped(expired)));
+        assert!(certificate_failure(&wrapped(
+            rustls::Error::NoCertificatesPresented
+        )));
+        assert!(!certificate_failure(&wrapped(
+            rustls::Error::HandshakeNotComplete
+        )));
+        assert!(!certificate_failure(&io::Error::from(
+            io::ErrorKind::ConnectionRefused
+        )));
     }
 }
