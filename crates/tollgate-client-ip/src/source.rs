@@ -410,12 +410,14 @@ impl ClientIpSource {
                 }
             }
             // One version of the trusted proxies for the peer check and the whole walk. The
-            // walk decides; the answer is made after the read (a small decision is cheap to
-            // hand back from a read of a handle, and to throw away if a store overlapped it).
+            // walk decides; the answer is made after the read.
             Kind::RightmostTrustedRange { list, proxies } => {
                 // The decision is written where it is read, not handed back through the read
                 // of a handle: copied out right after the walk wrote it, it cost more than the
                 // walk's last steps (the copy's wide loads wait for the walk's narrow stores).
+                // Every run of the closure overwrites the whole decision, so when a store
+                // overlapped the first run, the second run's decision is the one read
+                // (tests/tests/attack_review_18.rs races this).
                 let mut decision = RangeDecision::Peer(PeerTrust::Missing);
                 proxies.trust_in(pinned, |proxies| {
                     decision = decide_range(headers, *list, peer, proxies);
@@ -568,8 +570,8 @@ fn untrusted_peer(
 }
 
 /// Whether the peer may forward a client's address, as [`untrusted_peer`] decides it, kept
-/// small: a read of a handle hands it back and may throw it away (see `Ranges::trust_in`),
-/// and the answer is made after the read.
+/// small: the single-header source's read of a handle hands it back and may throw it away
+/// (see `Ranges::trust_in`), and the answer is made after the read.
 #[derive(Clone, Copy)]
 enum PeerTrust {
     /// The peer is a trusted proxy (or there is none and every address is trusted).
