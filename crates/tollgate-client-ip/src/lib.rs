@@ -263,7 +263,9 @@
 //! comes from one version (tested in `src/handle.rs`, where three threads judge addresses
 //! while another stores two sets in a loop, and in `tests/rotation.rs`: a loop swapping
 //! between two versions while clients resolve never yields an address no single version
-//! gives, and loses no request). A chain of sources that share one handle (`header(..,
+//! gives, and loses no request; `tests/tests/attack_review_16.rs` and `attack_review_18.rs`
+//! race IPv4, IPv6, peerless and `any` walks, and sets larger than the copy, against stores
+//! in a tight loop). A chain of sources that share one handle (`header(..,
 //! h).or(rightmost_trusted_range(.., h))`) loads it once for the whole chain (tested in
 //! `tests/tests/attack_review_9.rs`). Two *different* handles are two cells: a reload that
 //! stores the trusted proxies and then the allowlist lets a request in between resolve with
