@@ -89,7 +89,11 @@
 //!
 //! With no recorder installed, recording is a check of the global recorder and a call into
 //! the no-op one. The `layer`/`code` series are built once per process (a table of keys), so
-//! the per-request path allocates nothing. Feature `metrics` (on by default) brings the
+//! the per-request path allocates nothing. The verify histogram reads the clock only when a
+//! recorder can see it: each verification takes the histogram's handle from the current
+//! recorder and asks it to record a value zero times, which the facade hands on (and so
+//! tollgate notices) only when a real recorder is behind the handle; a recorder must treat a
+//! count of zero as nothing to record, as the `metrics` crate's own do. Feature `metrics` (on by default) brings the
 //! `metrics` crate, a small facade; without it the recording functions are empty.
 
 use std::fmt;
@@ -296,12 +300,28 @@ struct DecisionRecorded;
 #[doc(hidden)]
 pub fn allowed(layer: LayerName, extensions: &mut http::Extensions) {
     imp::allowed(layer);
-    let Some(span) = current_span() else {
-        return;
-    };
+    if let Some(span) = current_span() {
+        record_allowed(&span, extensions);
+    }
+}
+
+/// Records [`span_field::DECISION`] = `allowed` in `span`, unless a layer did for this request.
+fn record_allowed(span: &tracing::Span, extensions: &mut http::Extensions) {
     if extensions.get::<DecisionRecorded>().is_none() {
         extensions.insert(DecisionRecorded);
         span.record(span_field::DECISION, "allowed");
+    }
+}
+
+/// Records that `layer` verified the request whose extensions these are with the key
+/// `key_id` and lets it through: [`record_key_id`] then [`allowed`], looking the current span
+/// up once.
+#[doc(hidden)]
+pub fn allowed_verified(layer: LayerName, key_id: &str, extensions: &mut http::Extensions) {
+    imp::allowed(layer);
+    if let Some(span) = current_span() {
+        span.record(span_field::KEY_ID, key_id);
+        record_allowed(&span, extensions);
     }
 }
 
@@ -325,6 +345,36 @@ pub fn refused(layer: LayerName, code: &str) {
 #[doc(hidden)]
 pub fn verify_duration(layer: LayerName, elapsed: Duration) {
     imp::verify_duration(layer, elapsed);
+}
+
+/// Times one verification of `layer` for [`VERIFY_DURATION_SECONDS`]: start it before
+/// verifying, [`finish`](VerifyTimer::finish) it after, whatever the outcome.
+///
+/// The clock is read only when a recorder can see the histogram: the histogram's handle is
+/// taken from the current recorder (the thread's local one, else the global one) when the
+/// timer starts, so a recorder installed after earlier requests gets the next ones, and with
+/// no recorder neither the start nor the end is read.
+#[doc(hidden)]
+pub fn verify_timer(layer: LayerName) -> VerifyTimer {
+    VerifyTimer(imp::verify_timer(layer))
+}
+
+/// A running [`verify_timer`].
+#[doc(hidden)]
+#[must_use = "a timer records nothing until it is finished"]
+pub struct VerifyTimer(imp::VerifyTimer);
+
+impl fmt::Debug for VerifyTimer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyTimer").finish_non_exhaustive()
+    }
+}
+
+impl VerifyTimer {
+    /// Records the time since the timer started, when a recorder can see it.
+    pub fn finish(self) {
+        self.0.finish();
+    }
 }
 
 /// Records one nonce claim in `store` ([`NONCE_CLAIMS_TOTAL`],
@@ -385,10 +435,11 @@ pub fn record_verified(extensions: &http::Extensions) {
 
 #[cfg(feature = "metrics")]
 mod imp {
+    use std::cell::Cell;
     use std::sync::OnceLock;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
-    use metrics::{Key, Label, Level, Metadata};
+    use metrics::{Histogram, IntoF64, Key, Label, Level, Metadata};
 
     use super::{ClaimOutcome, LayerName, TokenRefresh, label};
     use crate::rejection;
@@ -454,6 +505,47 @@ mod imp {
             metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA))
                 .increment(1);
         }
+    }
+
+    /// A histogram handle and, when a recorder sees it, when the timing started.
+    pub(crate) struct VerifyTimer {
+        histogram: Histogram,
+        started: Option<Instant>,
+    }
+
+    impl VerifyTimer {
+        pub(super) fn finish(self) {
+            if let Some(started) = self.started {
+                self.histogram.record(started.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    /// Whether `histogram` reaches a recorder: the `metrics` facade answers a no-op handle
+    /// when no recorder is installed, and converts a value only for a handle that has one.
+    /// Recording a value zero times asks for that conversion and records nothing.
+    fn is_recorded(histogram: &Histogram) -> bool {
+        struct Probe<'a>(&'a Cell<bool>);
+        impl IntoF64 for Probe<'_> {
+            fn into_f64(self) -> f64 {
+                self.0.set(true);
+                0.0
+            }
+        }
+        let recorded = Cell::new(false);
+        histogram.record_many(Probe(&recorded), 0);
+        recorded.get()
+    }
+
+    pub(super) fn verify_timer(layer: LayerName) -> VerifyTimer {
+        let histogram = match keys().verify.get(layer.index()) {
+            Some(key) => {
+                metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA))
+            }
+            None => Histogram::noop(),
+        };
+        let started = is_recorded(&histogram).then(Instant::now);
+        VerifyTimer { histogram, started }
     }
 
     pub(super) fn verify_duration(layer: LayerName, elapsed: Duration) {
@@ -580,6 +672,16 @@ mod imp {
     pub(super) fn allowed(_: LayerName) {}
     pub(super) fn refused(_: LayerName, _: Option<usize>) {}
     pub(super) fn verify_duration(_: LayerName, _: Duration) {}
+
+    pub(crate) struct VerifyTimer;
+
+    impl VerifyTimer {
+        pub(super) fn finish(self) {}
+    }
+
+    pub(super) fn verify_timer(_: LayerName) -> VerifyTimer {
+        VerifyTimer
+    }
     pub(super) fn nonce_claim(_: &'static str, _: ClaimOutcome, _: Duration) {}
     pub(super) fn nonce_store_error(_: &'static str) {}
     pub(super) fn nonce_store_size(_: &'static str, _: f64, _: f64) {}
@@ -698,6 +800,41 @@ mod tests {
         for (index, layer) in LayerName::ALL.iter().enumerate() {
             assert_eq!(layer.index(), index);
         }
+    }
+
+    /// The verify timer records one sample per finished timer, into the recorder current
+    /// when it started (one installed after earlier requests gets the next ones), and its
+    /// probe for a recorder records nothing.
+    #[test]
+    fn verify_timer_records_once_where_a_recorder_sees_it() {
+        // No recorder: nothing to record, nothing fails.
+        verify_timer(LayerName::Signature).finish();
+        let lines = recorded(|| {
+            verify_timer(LayerName::Signature).finish();
+            verify_timer(LayerName::Signature).finish();
+            verify_timer(LayerName::Tranzila).finish();
+            // Started, never finished: no sample.
+            drop(verify_timer(LayerName::Tranzila));
+        });
+        assert_eq!(
+            lines,
+            [
+                "tollgate_verify_duration_seconds{layer=signature} 2 samples",
+                "tollgate_verify_duration_seconds{layer=tranzila} 1 samples",
+            ]
+        );
+        // Started with a recorder, finished after it is gone: recorded into the one it
+        // started with (the handle is kept).
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let timer = metrics::with_local_recorder(&recorder, || verify_timer(LayerName::Signature));
+        timer.finish();
+        let samples: Vec<_> = snapshotter.snapshot().into_vec();
+        assert_eq!(samples.len(), 1);
+        assert!(
+            matches!(&samples[0].3, DebugValue::Histogram(values) if values.len() == 1
+                && values[0].into_inner() >= 0.0)
+        );
     }
 
     #[test]

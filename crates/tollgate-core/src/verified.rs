@@ -157,6 +157,7 @@ impl VerifiedSignature {
     /// assert_eq!(inline.signature(), &Bytes::from(vec![7; 32]));
     /// assert_eq!(inline, VerifiedSignature::new("onekey", "k".into(), Bytes::from(vec![7; 32])));
     /// ```
+    #[inline]
     pub fn from_slice(
         scheme: impl Into<Cow<'static, str>>,
         key_id: Arc<str>,
@@ -185,6 +186,7 @@ impl VerifiedSignature {
     }
 
     /// Records the signed timestamp (Unix seconds).
+    #[inline]
     #[must_use]
     pub fn with_timestamp(mut self, timestamp: u64) -> Self {
         self.timestamp = Some(timestamp);
@@ -192,6 +194,7 @@ impl VerifiedSignature {
     }
 
     /// Records a signed message id or nonce (Standard Webhooks' `webhook-id`, Tranzila's nonce).
+    #[inline]
     #[must_use]
     pub fn with_message_id(mut self, message_id: Bytes) -> Self {
         self.message_id = Some(message_id);
@@ -218,6 +221,7 @@ impl VerifiedSignature {
     /// assert_eq!(old.replay_key(), new.replay_key());
     /// assert_eq!(old.replay_key().len(), 32);
     /// ```
+    #[inline]
     #[must_use]
     pub fn with_signed_content(mut self, head: Bytes, body: Bytes, tail: Bytes) -> Self {
         self.content = Some(SignedContent {
@@ -251,6 +255,7 @@ impl VerifiedSignature {
     /// assert!(verified.content_digest().is_some());
     /// assert!(!verified.covers_content());
     /// ```
+    #[inline]
     #[must_use]
     pub fn with_ambiguous_signed_content(self, head: Bytes, body: Bytes, tail: Bytes) -> Self {
         let mut verified = self.with_signed_content(head, body, tail);
