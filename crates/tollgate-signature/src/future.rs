@@ -11,14 +11,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tollgate_core::future::{InboundFuture, OutboundFuture};
-use tollgate_core::metrics::{self, LayerName};
+use tollgate_core::metrics::LayerName;
 use tollgate_core::{BoxError, BufferBody, BufferError, BufferedBody, KeyRing, ResponseBody};
 use tower_service::Service;
 
@@ -65,21 +65,33 @@ where
         }
     }
 
-    /// Polls the body until it is read, hands it with the request's parts and the ready
-    /// inner service to `then`, and polls the future `then` makes. After that future's
-    /// answer, `Poll::Pending`.
-    fn poll_step(
+    /// Polls the body until it is read, and hands what `check` makes of it (with the
+    /// request's parts, which `check` may change in place) to `then` with the parts and the
+    /// ready inner service; then polls the future `then` makes. After that future's answer,
+    /// `Poll::Pending`.
+    ///
+    /// `check` works on the parts where they are, so that they are moved once, into what
+    /// `then` makes of them.
+    fn poll_step<C>(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        then: impl FnOnce(http::request::Parts, Result<Bytes, BufferError>, S) -> F,
+        check: impl FnOnce(&mut http::request::Parts, Result<Bytes, BufferError>) -> C,
+        then: impl FnOnce(http::request::Parts, C, S) -> F,
     ) -> Poll<F::Output> {
         if let StepProj::Reading { body, parts, inner } = self.as_mut().project() {
             let read = ready!(body.poll(cx));
+            let checked = match parts.as_mut() {
+                Some(parts) => check(parts, read),
+                None => {
+                    self.set(Self::Done);
+                    return Poll::Pending;
+                }
+            };
             let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
                 self.set(Self::Done);
                 return Poll::Pending;
             };
-            let future = then(parts, read, inner);
+            let future = then(parts, checked, inner);
             self.set(Self::Then { future });
         }
         match self.as_mut().project() {
@@ -163,15 +175,19 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let (config, now, ring) = (&**this.config, *this.now, this.ring.as_deref());
-        this.step.poll_step(cx, |parts, read, mut inner| {
-            let signed = read
-                .map_err(SignError::Body)
-                .and_then(|bytes| config.sign(parts, bytes, now, ring));
-            match signed {
-                Ok(request) => OutboundFuture::inner(inner.call(request)),
-                Err(error) => OutboundFuture::refused(error),
-            }
-        })
+        this.step.poll_step(
+            cx,
+            |_, read| read,
+            |parts, read, mut inner| {
+                let signed = read
+                    .map_err(SignError::Body)
+                    .and_then(|bytes| config.sign(parts, bytes, now, ring));
+                match signed {
+                    Ok(request) => OutboundFuture::inner(inner.call(request)),
+                    Err(error) => OutboundFuture::refused(error),
+                }
+            },
+        )
     }
 }
 
@@ -240,31 +256,25 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let config: &VerifyConfig = this.config;
-        this.step.poll_step(cx, |parts, read, mut inner| {
-            let verified = read
-                .map_err(|error| {
-                    if let BufferError::Read(source) = &error {
-                        tracing::debug!(target: "tollgate", error = %source, "request body could not be read");
-                    }
-                    error.to_rejection()
-                })
-                .and_then(|bytes| {
-                    let started = Instant::now();
-                    let verified = config.verified_request(parts, bytes);
-                    metrics::verify_duration(LayerName::Signature, started.elapsed());
-                    verified
-                });
-            match verified {
-                Ok(mut request) => {
-                    metrics::record_verified(request.extensions());
-                    metrics::allowed(LayerName::Signature, request.extensions_mut());
-                    InboundFuture::inner(inner.call(request))
+        let verify = |parts: &mut http::request::Parts, read: Result<Bytes, BufferError>| {
+            let bytes = read.map_err(|error| {
+                if let BufferError::Read(source) = &error {
+                    tracing::debug!(target: "tollgate", error = %source, "request body could not be read");
                 }
-                Err(rejection) => {
-                    InboundFuture::rejected(config.responder.refuse(LayerName::Signature, rejection))
-                }
-            }
-        })
+                error.to_rejection()
+            })?;
+            config.verify(parts, &bytes)?;
+            Ok(bytes)
+        };
+        this.step
+            .poll_step(cx, verify, |parts, verified, mut inner| match verified {
+                Ok(bytes) => InboundFuture::inner(
+                    inner.call(Request::from_parts(parts, BufferedBody::new(bytes))),
+                ),
+                Err(rejection) => InboundFuture::rejected(
+                    config.responder.refuse(LayerName::Signature, rejection),
+                ),
+            })
     }
 }
 

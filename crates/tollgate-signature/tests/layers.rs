@@ -1120,3 +1120,85 @@ async fn no_signature_is_made_twice() {
     }
     assert_eq!(signatures[0], signatures[1]);
 }
+
+/// A clock that counts how often it is read.
+#[derive(Debug, Clone)]
+struct CountingClock {
+    clock: ManualClock,
+    reads: Arc<AtomicUsize>,
+}
+
+impl CountingClock {
+    fn new(now: u64) -> Self {
+        Self {
+            clock: ManualClock::new(now),
+            reads: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl tollgate_core::Clock for CountingClock {
+    fn now_unix(&self) -> u64 {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.clock.now_unix()
+    }
+}
+
+/// A body-only scheme checks no time, so the layer reads its clock only when a key of the
+/// ring expires; an expired key is still refused (the clock is read for it), and a scheme with
+/// a timestamp reads the clock for every request.
+#[tokio::test]
+async fn the_clock_is_read_only_when_the_answer_depends_on_it() {
+    let old = Key::new("2026-08", Secret::from_string("old-secret")).not_after(T);
+    let new = Key::new("2026-11", Secret::from_string("new-secret"));
+    let send = |addr, key: &Key| {
+        let signature = BodyHmac::onekey().compute(key.secret(), b"{}");
+        send_raw(signed_post(
+            addr,
+            ("payload-signature", signature),
+            full("{}"),
+        ))
+    };
+
+    // No key expires: three requests, no read.
+    let clock = CountingClock::new(T + 1);
+    let timeless = KeyRing::new(new.clone());
+    let layer = VerifySignatureLayer::new(BodyHmac::onekey(), timeless).unwrap();
+    let addr = serve(layer.clock(clock.clone())).await;
+    for _ in 0..3 {
+        assert_eq!(send(addr, &new).await.status, StatusCode::OK);
+    }
+    assert_eq!(clock.reads(), 0);
+
+    // A key expires: read per request, and the expired key fails past its not-after.
+    let clock = CountingClock::new(T + 1);
+    let expiring = KeyRing::new(old.clone()).rotate(new.clone());
+    let layer = VerifySignatureLayer::new(BodyHmac::onekey(), expiring).unwrap();
+    let addr = serve(layer.clock(clock.clone())).await;
+    let answer = send(addr, &old).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.body,
+        rejection_json("signature_invalid", "the signature does not match")
+    );
+    assert_eq!(send(addr, &new).await.status, StatusCode::OK);
+    assert_eq!(clock.reads(), 2);
+    clock.clock.set(T);
+    assert_eq!(send(addr, &old).await.status, StatusCode::OK);
+    assert_eq!(clock.reads(), 3);
+
+    // A timestamped scheme reads the clock for its window, expiring keys or not.
+    let clock = CountingClock::new(T);
+    let layer = VerifySignatureLayer::new(Canonical::new(), KeyRing::new(new.clone())).unwrap();
+    let addr = serve(layer.clock(clock.clone())).await;
+    let signer = SignRequestLayer::new(Canonical::new(), KeyRing::new(new), local(addr))
+        .unwrap()
+        .clock(ManualClock::new(T));
+    let answer = send_signed(signer, post(addr, "/").body(full("{}")).unwrap()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(clock.reads(), 1);
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Request, Response};
@@ -550,14 +550,18 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let started = Instant::now();
+        // Timed only when a recorder sees the histogram (no clock read otherwise).
+        let timer = metrics::verify_timer(LayerName::Tranzila);
         let checked = check(&self.config, request.headers());
-        metrics::verify_duration(LayerName::Tranzila, started.elapsed());
+        timer.finish();
         match checked {
             Ok(verified) => {
                 // The app key, once its token verified: found in the secrets, not a guess.
-                metrics::record_key_id(verified.key_id());
-                metrics::allowed(LayerName::Tranzila, request.extensions_mut());
+                metrics::allowed_verified(
+                    LayerName::Tranzila,
+                    verified.key_id(),
+                    request.extensions_mut(),
+                );
                 // The guard reads it (message id = the nonce, the signed time) and claims.
                 request.extensions_mut().insert(verified);
                 self.guard.call(request)

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue};
 use tollgate_core::header::single_value;
 use tollgate_core::{Secret, VerifiedSignature};
 
-use super::mac::{Encoding, mac_with, match_signature, signing_mac};
+use super::mac::{Encoding, MacBytes, Matched, mac_with, match_signature, signing_mac};
 use super::{
     ConfigError, PreparedKeys, RequestParts, Scheme, SignError, VerifyError, sensitive_value,
 };
@@ -143,19 +143,13 @@ impl BodyHmac {
         value: Option<&[u8]>,
         body: &[u8],
     ) -> Result<VerifiedSignature, VerifyError> {
-        self.match_value(keys, now_unix, value, body)
-            .map(|verified| signed_body(verified, Bytes::copy_from_slice(body)))
+        let received = self.received(value)?;
+        let matched = match_signature(keys, now_unix, &received, |mac| mac.update(body))?;
+        Ok(self.verified(matched, Bytes::copy_from_slice(body)))
     }
 
-    /// The key that produced `value` for `body` (the signed content is recorded by the
-    /// caller, who knows whether the body is shared).
-    fn match_value(
-        &self,
-        keys: &PreparedKeys,
-        now_unix: u64,
-        value: Option<&[u8]>,
-        body: &[u8],
-    ) -> Result<VerifiedSignature, VerifyError> {
+    /// The one MAC the header value `value` carries.
+    fn received(&self, value: Option<&[u8]>) -> Result<[MacBytes; 1], VerifyError> {
         let value = value.ok_or_else(|| VerifyError::Missing {
             header: self.header.clone(),
         })?;
@@ -170,15 +164,16 @@ impl BodyHmac {
             .ok_or(VerifyError::Malformed {
                 reason: "the signature is not one HMAC-SHA256 in the expected encoding",
             })?;
-        match_signature(keys, now_unix, self.name.clone(), &[received], |mac| {
-            mac.update(body);
-        })
+        Ok([received])
     }
-}
 
-/// A body-only signature covers the body and nothing else.
-fn signed_body(verified: VerifiedSignature, body: Bytes) -> VerifiedSignature {
-    verified.with_signed_content(Bytes::new(), body, Bytes::new())
+    /// The record of a match: a body-only signature covers the body and nothing else.
+    #[inline]
+    fn verified(&self, matched: Matched<'_>, body: Bytes) -> VerifiedSignature {
+        matched
+            .verified(self.name.clone())
+            .with_signed_content(Bytes::new(), body, Bytes::new())
+    }
 }
 
 impl Scheme for BodyHmac {
@@ -204,13 +199,16 @@ impl Scheme for BodyHmac {
         now_unix: u64,
     ) -> Result<VerifiedSignature, VerifyError> {
         let value = single_value(request.headers(), &self.header)?;
-        self.match_value(
-            keys,
-            now_unix,
-            value.map(HeaderValue::as_bytes),
-            request.body(),
-        )
-        .map(|verified| signed_body(verified, request.body_bytes()))
+        let received = self.received(value.map(HeaderValue::as_bytes))?;
+        let matched = match_signature(keys, now_unix, &received, |mac| {
+            mac.update(request.body());
+        })?;
+        Ok(self.verified(matched, request.body_bytes()))
+    }
+
+    /// A body-only signature signs no time: only the keys' expiry reads the clock.
+    fn verify_reads_clock(&self) -> bool {
+        false
     }
 }
 

@@ -313,9 +313,10 @@ impl Scheme for Canonical {
         let (timestamp_text, timestamp) = request.timestamp(&self.timestamp_header)?;
         let path = self.path_of(request.uri());
         let message = self.message(request.method().as_str(), &path, timestamp_text);
-        let verified = match_signature(keys, now_unix, self.name.clone(), &[received], |mac| {
+        let verified = match_signature(keys, now_unix, &[received], |mac| {
             message.feed(mac, request.body());
-        })?;
+        })?
+        .verified(self.name.clone());
         let Message { head, tail } = message;
         within_window(verified, &self.window, timestamp, now_unix).map(|verified| {
             let (head, body, tail) = (Bytes::from(head), request.body_bytes(), Bytes::from(tail));

@@ -212,6 +212,9 @@ pub struct PreparedKeys {
     ring: KeyRing,
     /// One entry per key of the ring, same order; `None` for blank keys (never verify).
     macs: Vec<Option<HmacSha256>>,
+    /// Whether a key of the ring has an expiry (else which keys are usable does not depend
+    /// on the time).
+    expiring: bool,
 }
 
 impl PreparedKeys {
@@ -230,12 +233,22 @@ impl PreparedKeys {
                 }
             })
             .collect();
-        Self { ring, macs }
+        let expiring = ring.keys().iter().any(|key| key.expires_at().is_some());
+        Self {
+            ring,
+            macs,
+            expiring,
+        }
     }
 
     /// The ring the state was computed from.
     pub fn ring(&self) -> &KeyRing {
         &self.ring
+    }
+
+    /// Whether a key of the ring has an expiry: which keys are usable depends on the time.
+    pub(crate) fn expiring(&self) -> bool {
+        self.expiring
     }
 
     /// Whether any key of the ring can verify (is not blank), whatever its expiry.
@@ -294,20 +307,36 @@ fn mac_words(mac: &MacBytes) -> [u64; MAC_LEN / 8] {
     words
 }
 
+/// A key of the ring whose MAC equals a signature the request carries: what
+/// [`match_signature`] finds, before it is recorded.
+pub(crate) struct Matched<'a> {
+    key: &'a Key,
+    signature: &'a MacBytes,
+}
+
+impl Matched<'_> {
+    /// The match recorded as a [`VerifiedSignature`] of `scheme` naming the key and the
+    /// signature. Inlined, so that a scheme's whole record is written once, where it is
+    /// returned, instead of being moved through every step that adds to it.
+    #[inline]
+    pub(crate) fn verified(self, scheme: Cow<'static, str>) -> VerifiedSignature {
+        VerifiedSignature::from_slice(scheme, self.key.shared_id(), self.signature)
+    }
+}
+
 /// The one check every scheme ends with: the first key of `keys` usable at `now_unix`
 /// (newest first) whose MAC over the message `feed` writes equals one of `candidates` (the
-/// signatures the request carries), recorded as a [`VerifiedSignature`] of `scheme` naming
-/// that key and that candidate. [`VerifyError::Invalid`] when no key matches any candidate.
+/// signatures the request carries), with that candidate ([`Matched::verified`] records it).
+/// [`VerifyError::Invalid`] when no key matches any candidate.
 ///
 /// The message is hashed once per key; every candidate is compared with it in constant time,
 /// whichever matched first. Blank keys are never tried ([`PreparedKeys`]).
-pub(crate) fn match_signature(
-    keys: &PreparedKeys,
+pub(crate) fn match_signature<'a>(
+    keys: &'a PreparedKeys,
     now_unix: u64,
-    scheme: Cow<'static, str>,
-    candidates: &[MacBytes],
+    candidates: &'a [MacBytes],
     feed: impl Fn(&mut HmacSha256),
-) -> Result<VerifiedSignature, VerifyError> {
+) -> Result<Matched<'a>, VerifyError> {
     if candidates.is_empty() {
         return Err(VerifyError::Invalid);
     }
@@ -321,12 +350,8 @@ pub(crate) fn match_signature(
                 found = Some(candidate);
             }
         }
-        if let Some(candidate) = found {
-            return Ok(VerifiedSignature::from_slice(
-                scheme,
-                key.shared_id(),
-                candidate,
-            ));
+        if let Some(signature) = found {
+            return Ok(Matched { key, signature });
         }
     }
     Err(VerifyError::Invalid)
@@ -411,22 +436,28 @@ mod tests {
         let keys = PreparedKeys::from(KeyRing::single(Secret::from_string("k")));
         let expected = mac_with(b"k", |mac| mac.update(b"body")).unwrap();
         let feed = |mac: &mut HmacSha256| mac.update(b"body");
-        let verified = match_signature(&keys, 0, "t".into(), &[expected], feed).unwrap();
+        let verified = match_signature(&keys, 0, &[expected], feed)
+            .unwrap()
+            .verified("t".into());
         assert_eq!(&verified.signature()[..], &expected[..]);
         for byte in 0..MAC_LEN {
             for bit in 0..8 {
                 let mut forged = expected;
                 forged[byte] ^= 1 << bit;
-                assert_eq!(
-                    match_signature(&keys, 0, "t".into(), &[forged], feed),
-                    Err(VerifyError::Invalid),
+                assert!(
+                    matches!(
+                        match_signature(&keys, 0, &[forged], feed),
+                        Err(VerifyError::Invalid)
+                    ),
                     "byte {byte} bit {bit}"
                 );
             }
         }
         let mut other = expected;
         other[31] ^= 1;
-        let verified = match_signature(&keys, 0, "t".into(), &[other, expected], feed).unwrap();
+        let verified = match_signature(&keys, 0, &[other, expected], feed)
+            .unwrap()
+            .verified("t".into());
         assert_eq!(&verified.signature()[..], &expected[..]);
     }
 

@@ -212,6 +212,17 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
     fn timestamp_tolerance(&self) -> Option<u64> {
         None
     }
+
+    /// Whether [`verify`](Self::verify) reads `now_unix` for anything but the keys' expiry
+    /// (which [`PreparedKeys`] checks): a timestamp window, a time of its own. `true` (the
+    /// default) for every scheme with a timestamp and for schemes of your own.
+    ///
+    /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) reads its clock for each request
+    /// unless this is `false` and no key of the ring has an expiry: then nothing depends on
+    /// the time and `verify` is handed a `now_unix` of 0. [`BodyHmac`] answers `false`.
+    fn verify_reads_clock(&self) -> bool {
+        true
+    }
 }
 
 impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
@@ -239,6 +250,10 @@ impl<T: Scheme + ?Sized> Scheme for std::sync::Arc<T> {
 
     fn timestamp_tolerance(&self) -> Option<u64> {
         (**self).timestamp_tolerance()
+    }
+
+    fn verify_reads_clock(&self) -> bool {
+        (**self).verify_reads_clock()
     }
 }
 

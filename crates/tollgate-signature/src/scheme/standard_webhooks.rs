@@ -216,9 +216,10 @@ impl Scheme for StandardWebhooks {
             })?
             .as_bytes();
         let (timestamp_text, timestamp) = request.timestamp(&WEBHOOK_TIMESTAMP)?;
-        let verified = match_signature(keys, now_unix, self.name(), &signatures, |mac| {
+        let verified = match_signature(keys, now_unix, &signatures, |mac| {
             feed(mac, id, timestamp_text, request.body());
-        })?;
+        })?
+        .verified(self.name());
         // The message id names the message; the signed content records that the signature
         // covers the body (a failed handling may then be retried: tollgate-replay).
         // One allocation: the id is the first bytes of the signed head.

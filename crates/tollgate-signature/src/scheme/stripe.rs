@@ -197,9 +197,10 @@ impl Scheme for Stripe {
         let value = request.signature_header(&self.header)?;
         let parsed = parse(value.as_bytes())?;
         let timestamp = parse_unix_seconds(parsed.timestamp)?;
-        let verified = match_signature(keys, now_unix, self.name(), &parsed.signatures, |mac| {
+        let verified = match_signature(keys, now_unix, &parsed.signatures, |mac| {
             feed(mac, parsed.timestamp, request.body());
-        })?;
+        })?
+        .verified(self.name());
         within_window(verified, &self.window, timestamp, now_unix).map(|verified| {
             // Exactly what was signed: the whole `t` text, `.`, the body.
             verified.with_signed_content(
