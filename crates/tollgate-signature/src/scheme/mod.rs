@@ -219,7 +219,10 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
     ///
     /// [`VerifySignatureLayer`](crate::VerifySignatureLayer) reads its clock for each request
     /// unless this is `false` and no key of the ring has an expiry: then nothing depends on
-    /// the time and `verify` is handed a `now_unix` of 0. [`BodyHmac`] answers `false`.
+    /// the time and `verify` is handed a `now_unix` of 0. [`BodyHmac`] answers `false`. A
+    /// scheme with a [`timestamp_tolerance`](Self::timestamp_tolerance) is always handed the
+    /// time, whatever this answers; a scheme of your own that checks a time without declaring
+    /// a tolerance must answer `true` (the default), or it would judge timestamps against 0.
     fn verify_reads_clock(&self) -> bool {
         true
     }
