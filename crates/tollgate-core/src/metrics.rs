@@ -341,12 +341,6 @@ pub fn refused(layer: LayerName, code: &str) {
     }
 }
 
-/// Records the time `layer` took to verify a request ([`VERIFY_DURATION_SECONDS`]).
-#[doc(hidden)]
-pub fn verify_duration(layer: LayerName, elapsed: Duration) {
-    imp::verify_duration(layer, elapsed);
-}
-
 /// Times one verification of `layer` for [`VERIFY_DURATION_SECONDS`]: start it before
 /// verifying, [`finish`](VerifyTimer::finish) it after, whatever the outcome.
 ///
@@ -418,18 +412,6 @@ pub fn record_client_ip(ip: &dyn fmt::Display) {
 pub fn record_key_id(key_id: &str) {
     if let Some(span) = current_span() {
         span.record(span_field::KEY_ID, key_id);
-    }
-}
-
-/// Records, in the current span, the key id of the [`VerifiedSignature`](crate::VerifiedSignature)
-/// a verifier put into these extensions ([`span_field::KEY_ID`]).
-#[doc(hidden)]
-pub fn record_verified(extensions: &http::Extensions) {
-    let Some(span) = current_span() else {
-        return;
-    };
-    if let Some(verified) = extensions.get::<crate::VerifiedSignature>() {
-        span.record(span_field::KEY_ID, verified.key_id());
     }
 }
 
@@ -548,13 +530,6 @@ mod imp {
         VerifyTimer { histogram, started }
     }
 
-    pub(super) fn verify_duration(layer: LayerName, elapsed: Duration) {
-        if let Some(key) = keys().verify.get(layer.index()) {
-            metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA))
-                .record(elapsed.as_secs_f64());
-        }
-    }
-
     /// The nonce-store series of one store kind, built once for the crate's own stores.
     struct StoreKeys {
         /// By `ClaimOutcome` index.
@@ -671,7 +646,6 @@ mod imp {
 
     pub(super) fn allowed(_: LayerName) {}
     pub(super) fn refused(_: LayerName, _: Option<usize>) {}
-    pub(super) fn verify_duration(_: LayerName, _: Duration) {}
 
     pub(crate) struct VerifyTimer;
 
@@ -782,7 +756,7 @@ mod tests {
         let lines = recorded(|| {
             for layer in LayerName::ALL {
                 allowed(layer, &mut http::Extensions::new());
-                verify_duration(layer, Duration::from_millis(1));
+                verify_timer(layer).finish();
                 for code in crate::rejection::all_codes() {
                     refused(layer, code);
                 }
