@@ -5,8 +5,9 @@
 //! Cases (the same request and services as `benches/signature.rs`): `layer` (built, then
 //! through `VerifySignatureLayer` over the echo service), `echo` (built, then through the echo
 //! service alone: what building and dropping the request costs), `raw` (raw `hmac` + `sha2`
-//! over the same body, as the bench's `raw-hmac`), and `allocs` (prints the layer's
-//! allocations per request, outside valgrind).
+//! over the same body, as the bench's `raw-hmac`), `handwritten` (the same check written by
+//! hand, `tollgate_benches::handwritten_verify`, over the echo service) and `allocs` (prints
+//! the layer's allocations per request, outside valgrind).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
@@ -19,6 +20,7 @@ use sha2::Sha256;
 use tollgate_benches::alloc::{CountingAlloc, allocations_per_call_with};
 use tollgate_benches::echo::Echo;
 use tollgate_benches::exec::Executor;
+use tollgate_benches::handwritten_verify::HandwrittenVerifyLayer;
 use tollgate_core::{Key, KeyRing, Secret};
 use tollgate_signature::{BodyHmac, VerifySignatureLayer};
 use tower_layer::Layer;
@@ -87,6 +89,28 @@ fn main() {
                 mac.update(black_box(&body));
                 assert!(mac.verify_slice(black_box(&tag)).is_ok());
             }
+        }
+        "handwritten" => {
+            let mut handwritten =
+                HandwrittenVerifyLayer::new(SECRET.as_bytes(), 2 << 20).layer(Echo);
+            for _ in 0..n {
+                let request = black_box(request());
+                exec.block_on(std::future::poll_fn(|cx| {
+                    Service::<Request<Full<Bytes>>>::poll_ready(&mut handwritten, cx)
+                }))
+                .unwrap();
+                let response = exec.block_on(handwritten.call(request)).unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        }
+        "size" => {
+            let f = verify.call(request());
+            println!("future {}", std::mem::size_of_val(&f));
+            println!("parts {}", std::mem::size_of::<http::request::Parts>());
+            println!(
+                "vs {}",
+                std::mem::size_of::<tollgate_core::VerifiedSignature>()
+            );
         }
         "allocs" => {
             // Once first: the metrics series are built on the first request of the process.

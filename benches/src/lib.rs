@@ -9,4 +9,5 @@ pub mod alloc;
 pub mod echo;
 pub mod exec;
 pub mod handwritten;
+pub mod handwritten_verify;
 pub mod results;
